@@ -2,12 +2,18 @@
 # 127.0.0.1 with free ports and a fresh temporary data folder, exports its connection string as
 # CLASSIFIER_TEST_STORAGE, and stops it and removes the folder when the calling script exits.
 
-azurite_start() {
+# Installs the committed npm tools (Azurite, the emoji images) when missing or out of date.
+node_tools_install() {
   local root="$1"
-  if [ ! -x "$root/node_modules/.bin/azurite" ]; then
-    echo "==> Installing Azurite (npm ci)"
+  if [ ! -f "$root/node_modules/.package-lock.json" ] || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+    echo "==> Installing npm tools (npm ci: Azurite, emoji-datasource-twitter)"
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   fi
+}
+
+azurite_start() {
+  local root="$1"
+  node_tools_install "$root"
   AZURITE_DATA="$(mktemp -d -t azurite-XXXXXX)"
   read -r BLOB_PORT QUEUE_PORT TABLE_PORT < <(node -e '
     const net = require("net");

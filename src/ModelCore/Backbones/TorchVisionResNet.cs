@@ -12,21 +12,52 @@ public enum ResNetBlockKind
     Bottleneck,
 }
 
-/// <summary>A torchvision ResNet architecture: block kind and blocks per stage.</summary>
-public sealed record ResNetArchitecture(string Name, ResNetBlockKind Block, IReadOnlyList<int> Layers)
+/// <summary>Where a strided convolution or pooling puts its padding.</summary>
+public enum PaddingStyle
+{
+    /// <summary>torchvision: kernel/2 on every side.</summary>
+    Symmetric,
+
+    /// <summary>
+    /// CNTK's "same" padding as in the ML.NET ResNet-18 ONNX export: a total of max(kernel - stride, 0)
+    /// pixels per axis, the larger half at the top/left (ONNX pads [3,3,2,2] for the 7x7 stem,
+    /// [1,1,0,0] for a 3x3 stride-2 convolution and the max-pool).
+    /// </summary>
+    TopLeft,
+}
+
+/// <summary>A ResNet architecture: block kind, blocks per stage, and padding convention.</summary>
+public sealed record ResNetArchitecture(string Name, ResNetBlockKind Block, IReadOnlyList<int> Layers, PaddingStyle Padding = PaddingStyle.Symmetric)
 {
     public static readonly ResNetArchitecture ResNet18 = new("resnet18", ResNetBlockKind.Basic, [2, 2, 2, 2]);
     public static readonly ResNetArchitecture ResNet34 = new("resnet34", ResNetBlockKind.Basic, [3, 4, 6, 3]);
     public static readonly ResNetArchitecture ResNet50 = new("resnet50", ResNetBlockKind.Bottleneck, [3, 4, 6, 3]);
 
-    public static IReadOnlyList<ResNetArchitecture> All { get; } = [ResNet18, ResNet34, ResNet50];
+    /// <summary>The ImageNet ResNet shipped as ONNX in Microsoft.ML.DnnImageFeaturizer.ResNet18 (a CNTK export): [2, 2, 2, 3] basic blocks, top/left padding.</summary>
+    public static readonly ResNetArchitecture OnnxResNet18 = new("onnx-resnet18", ResNetBlockKind.Basic, [2, 2, 2, 3], PaddingStyle.TopLeft);
+
+    public static IReadOnlyList<ResNetArchitecture> All { get; } = [ResNet18, ResNet34, ResNet50, OnnxResNet18];
 
     public int Expansion => Block == ResNetBlockKind.Basic ? 1 : 4;
+
+    /// <summary>Padding of a kernel x kernel window moved by stride, as (left, right, top, bottom).</summary>
+    public (int Left, int Right, int Top, int Bottom) PadsFor(int kernel, int stride)
+    {
+        if (Padding == PaddingStyle.Symmetric)
+        {
+            return (kernel / 2, kernel / 2, kernel / 2, kernel / 2);
+        }
+        var total = Math.Max(kernel - stride, 0);
+        var begin = (total + 1) / 2;
+        return (begin, total - begin, begin, total - begin);
+    }
 }
 
 /// <summary>
 /// torchvision's ResNet (v1.5: stride on the 3x3 convolution of a bottleneck) without its <c>fc</c>
-/// layer. Field names are torchvision's, so a torchvision <c>state_dict</c> loads by name.
+/// layer. Field names are torchvision's, so a torchvision <c>state_dict</c> loads by name. With
+/// <see cref="PaddingStyle.TopLeft"/> the same module reproduces the ONNX ResNet-18's asymmetric padding
+/// exactly: its convolutions then have no built-in padding and the input is padded explicitly.
 /// </summary>
 public sealed class TorchVisionResNet : Backbone
 {
@@ -43,10 +74,10 @@ public sealed class TorchVisionResNet : Backbone
     public TorchVisionResNet(ResNetArchitecture architecture) : base(architecture.Name)
     {
         Architecture = architecture;
-        conv1 = Conv2d(3, 64, kernel_size: 7, stride: 2, padding: 3, bias: false);
+        conv1 = PaddedConv.Create(architecture, 3, 64, kernel: 7, stride: 2);
         bn1 = BatchNorm2d(64);
         relu = ReLU(inplace: true);
-        maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
+        maxpool = MaxPool2d(kernel_size: 3, stride: 2, padding: architecture.Padding == PaddingStyle.Symmetric ? 1 : 0);
         var inPlanes = 64;
         layer1 = MakeStage(architecture, ref inPlanes, 64, architecture.Layers[0], stride: 1);
         layer2 = MakeStage(architecture, ref inPlanes, 128, architecture.Layers[1], stride: 2);
@@ -66,7 +97,9 @@ public sealed class TorchVisionResNet : Backbone
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var x = maxpool.call(relu.call(bn1.call(conv1.call(input))));
+        var x = relu.call(bn1.call(conv1.call(PaddedConv.Pad(Architecture, input, 7, 2))));
+        // After ReLU every value is >= 0, but pad with -inf anyway: ONNX MaxPool ignores padded cells.
+        x = maxpool.call(PaddedConv.Pad(Architecture, x, 3, 2, double.NegativeInfinity));
         x = layer4.call(layer3.call(layer2.call(layer1.call(x))));
         return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
     }
@@ -78,8 +111,8 @@ public sealed class TorchVisionResNet : Backbone
         {
             var blockStride = i == 0 ? stride : 1;
             Module<Tensor, Tensor> block = architecture.Block == ResNetBlockKind.Basic
-                ? new BasicBlock($"block{i}", inPlanes, planes, blockStride)
-                : new Bottleneck($"block{i}", inPlanes, planes, blockStride);
+                ? new BasicBlock($"block{i}", architecture, inPlanes, planes, blockStride)
+                : new Bottleneck($"block{i}", architecture, inPlanes, planes, blockStride);
             modules.Add((i.ToString(System.Globalization.CultureInfo.InvariantCulture), block));
             inPlanes = planes * architecture.Expansion;
         }
@@ -99,12 +132,16 @@ public sealed class TorchVisionResNet : Backbone
         private readonly Conv2d conv2;
         private readonly BatchNorm2d bn2;
         private readonly Sequential? downsample;
+        private readonly ResNetArchitecture architecture;
+        private readonly int stride;
 
-        public BasicBlock(string name, int inPlanes, int planes, int stride) : base(name)
+        public BasicBlock(string name, ResNetArchitecture architecture, int inPlanes, int planes, int stride) : base(name)
         {
-            conv1 = Conv2d(inPlanes, planes, kernel_size: 3, stride: stride, padding: 1, bias: false);
+            this.architecture = architecture;
+            this.stride = stride;
+            conv1 = PaddedConv.Create(architecture, inPlanes, planes, kernel: 3, stride: stride);
             bn1 = BatchNorm2d(planes);
-            conv2 = Conv2d(planes, planes, kernel_size: 3, stride: 1, padding: 1, bias: false);
+            conv2 = PaddedConv.Create(architecture, planes, planes, kernel: 3, stride: 1);
             bn2 = BatchNorm2d(planes);
             downsample = Downsample(inPlanes, planes, stride);
             RegisterComponents();
@@ -113,8 +150,8 @@ public sealed class TorchVisionResNet : Backbone
         public override Tensor forward(Tensor input)
         {
             using var scope = NewDisposeScope();
-            var x = functional.relu(bn1.call(conv1.call(input)));
-            x = bn2.call(conv2.call(x));
+            var x = functional.relu(bn1.call(conv1.call(PaddedConv.Pad(architecture, input, 3, stride))));
+            x = bn2.call(conv2.call(PaddedConv.Pad(architecture, x, 3, 1)));
             var identity = downsample is null ? input : downsample.call(input);
             return functional.relu(x.add_(identity)).MoveToOuterDisposeScope();
         }
@@ -129,12 +166,16 @@ public sealed class TorchVisionResNet : Backbone
         private readonly Conv2d conv3;
         private readonly BatchNorm2d bn3;
         private readonly Sequential? downsample;
+        private readonly ResNetArchitecture architecture;
+        private readonly int stride;
 
-        public Bottleneck(string name, int inPlanes, int planes, int stride) : base(name)
+        public Bottleneck(string name, ResNetArchitecture architecture, int inPlanes, int planes, int stride) : base(name)
         {
+            this.architecture = architecture;
+            this.stride = stride;
             conv1 = Conv2d(inPlanes, planes, kernel_size: 1, bias: false);
             bn1 = BatchNorm2d(planes);
-            conv2 = Conv2d(planes, planes, kernel_size: 3, stride: stride, padding: 1, bias: false);
+            conv2 = PaddedConv.Create(architecture, planes, planes, kernel: 3, stride: stride);
             bn2 = BatchNorm2d(planes);
             conv3 = Conv2d(planes, planes * 4, kernel_size: 1, bias: false);
             bn3 = BatchNorm2d(planes * 4);
@@ -146,10 +187,29 @@ public sealed class TorchVisionResNet : Backbone
         {
             using var scope = NewDisposeScope();
             var x = functional.relu(bn1.call(conv1.call(input)));
-            x = functional.relu(bn2.call(conv2.call(x)));
+            x = functional.relu(bn2.call(conv2.call(PaddedConv.Pad(architecture, x, 3, stride))));
             x = bn3.call(conv3.call(x));
             var identity = downsample is null ? input : downsample.call(input);
             return functional.relu(x.add_(identity)).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>Convolutions whose padding follows the architecture's <see cref="PaddingStyle"/>.</summary>
+    private static class PaddedConv
+    {
+        public static Conv2d Create(ResNetArchitecture architecture, int inChannels, int outChannels, int kernel, int stride) =>
+            Conv2d(inChannels, outChannels, kernel_size: kernel, stride: stride,
+                padding: architecture.Padding == PaddingStyle.Symmetric ? kernel / 2 : 0, bias: false);
+
+        /// <summary>Explicit padding for <see cref="PaddingStyle.TopLeft"/>; the input itself otherwise (the convolution pads).</summary>
+        public static Tensor Pad(ResNetArchitecture architecture, Tensor input, int kernel, int stride, double value = 0)
+        {
+            if (architecture.Padding == PaddingStyle.Symmetric)
+            {
+                return input;
+            }
+            var (left, right, top, bottom) = architecture.PadsFor(kernel, stride);
+            return functional.pad(input, [left, right, top, bottom], PaddingModes.Constant, value);
         }
     }
 }

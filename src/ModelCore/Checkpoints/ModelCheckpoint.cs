@@ -1,0 +1,94 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Models;
+using TorchSharp.PyBridge;
+
+namespace ServerlessClassifier.ModelCore.Checkpoints;
+
+/// <summary>A file to store beside the weights (e.g. the mean image or model.onnx).</summary>
+public sealed record ModelFileContent(string Role, string Name, ReadOnlyMemory<byte> Content);
+
+/// <summary>
+/// Writes and reads the checkpoint format: <c>manifest.json</c> plus <c>model.safetensors</c> (readable
+/// by PyTorch users with the safetensors package) and any extra files. The manifest is written last,
+/// so a folder with a manifest is complete.
+/// </summary>
+public static class ModelCheckpoint
+{
+    public const string WeightsFileName = "model.safetensors";
+
+    /// <summary>Saves weights and extra files, then the manifest with their sizes and hashes; returns that manifest.</summary>
+    public static ModelManifest Save(ImageClassifier model, ModelManifest manifest, string folder, IEnumerable<ModelFileContent>? extraFiles = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(manifest);
+        Directory.CreateDirectory(folder);
+        using var weights = new MemoryStream();
+        model.save_safetensors(weights, leaveOpen: true);
+        var files = new List<ModelFileContent> { new(ModelFileRoles.Weights, WeightsFileName, weights.ToArray()) };
+        files.AddRange(extraFiles ?? []);
+
+        var entries = new List<ModelFileEntry>();
+        foreach (var file in files)
+        {
+            if (!ModelManifest.IsPlainFileName(file.Name))
+            {
+                throw new ArgumentException($"{file.Name} is not a plain file name.", nameof(extraFiles));
+            }
+            WriteAtomically(Path.Combine(folder, file.Name), file.Content.Span);
+            entries.Add(new ModelFileEntry(file.Role, file.Name, file.Content.Length, Convert.ToHexStringLower(SHA256.HashData(file.Content.Span))));
+        }
+        var final = manifest with { Files = entries };
+        final.Validate(folder);
+        WriteAtomically(Path.Combine(folder, ModelManifest.FileName), System.Text.Encoding.UTF8.GetBytes(final.ToJson()));
+        return final;
+    }
+
+    /// <summary>Builds the TorchSharp classifier a verified package describes and loads its weights (CPU, eval mode).</summary>
+    public static ImageClassifier CreateTorchModel(ModelPackage package)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        var manifest = package.Manifest;
+        var model = new ImageClassifier(BackboneCatalog.Create(manifest.Backbone), manifest.Head);
+        using var weights = new MemoryStream(package.GetFile(ModelFileRoles.Weights).ToArray(), writable: false);
+        try
+        {
+            model.load_safetensors(weights, strict: true, leaveOpen: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException)
+        {
+            model.Dispose();
+            throw new ModelFormatException($"{package.Source}: the weights do not fit a {manifest.Backbone} with a {manifest.Head.Kind} head of {manifest.Head.NumClasses} classes ({e.Message}).", e);
+        }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>The mean image the preprocessing names, as floats; null when it uses mean/std.</summary>
+    public static float[]? ReadMeanImage(ModelPackage package)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        if (package.Manifest.Preprocessing.MeanImageFile is not { } name)
+        {
+            return null;
+        }
+        var bytes = package.GetFileByName(name).Span;
+        var size = package.Manifest.Preprocessing.InputSize;
+        if (bytes.Length != 3 * size * size * sizeof(float))
+        {
+            throw new ModelFormatException($"{package.Source}: mean image {name} is {bytes.Length} bytes; 3x{size}x{size} float32 is {3 * size * size * sizeof(float)}.");
+        }
+        return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+    }
+
+    /// <summary>The bytes of a float32 mean image as stored in a model folder (little-endian, CHW).</summary>
+    public static byte[] MeanImageBytes(float[] meanImage) => MemoryMarshal.AsBytes(meanImage.AsSpan()).ToArray();
+
+    private static void WriteAtomically(string path, ReadOnlySpan<byte> content)
+    {
+        var temporary = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        File.WriteAllBytes(temporary, content);
+        File.Move(temporary, path, overwrite: true);
+    }
+}

@@ -1,0 +1,200 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Imaging;
+
+namespace ServerlessClassifier.ModelCore.Checkpoints;
+
+/// <summary>The roles a file can play in a model folder.</summary>
+public static class ModelFileRoles
+{
+    /// <summary>All parameters and buffers, as safetensors with <c>backbone.*</c>/<c>head.*</c> names.</summary>
+    public const string Weights = "weights";
+
+    /// <summary>The exported, parity-checked ONNX graph that serving runs.</summary>
+    public const string Onnx = "onnx";
+
+    /// <summary>A float32 CHW mean image that preprocessing subtracts (the ONNX ResNet's).</summary>
+    public const string MeanImage = "meanImage";
+}
+
+/// <summary>One file of a model, with the size and hash it must have.</summary>
+public sealed record ModelFileEntry(string Role, string Name, long Bytes, string Sha256);
+
+/// <summary>How the model was trained; filled by the training job.</summary>
+public sealed record TrainingSummary
+{
+    public string? Mode { get; init; }
+    public int? Epochs { get; init; }
+    public int? BestEpoch { get; init; }
+    public int? BatchSize { get; init; }
+    public double? LearningRate { get; init; }
+    public int? Seed { get; init; }
+    public string? Device { get; init; }
+    public string? Optimizer { get; init; }
+    public IReadOnlyDictionary<string, int>? TrainCounts { get; init; }
+    public IReadOnlyDictionary<string, int>? ValidationCounts { get; init; }
+    public int? SkippedImages { get; init; }
+
+    /// <summary>SHA-256 over the sorted list of training files (name and size), to tell which data made the model.</summary>
+    public string? DataHash { get; init; }
+}
+
+/// <summary>Validation results recorded with the model.</summary>
+public sealed record ValidationMetrics
+{
+    public double? Accuracy { get; init; }
+    public double? Loss { get; init; }
+    public int? Samples { get; init; }
+}
+
+/// <summary>
+/// The one description of a model (DESIGN.md "Storage contract"): architecture, labels in output
+/// order, preprocessing, training settings and metrics, the default confidence threshold, and each
+/// file's name, size and SHA-256. Inference reads everything it needs from here.
+/// </summary>
+public sealed record ModelManifest
+{
+    /// <summary>The schema this code writes and the newest it reads.</summary>
+    public const int CurrentSchemaVersion = 1;
+
+    public const string FileName = "manifest.json";
+
+    public int SchemaVersion { get; init; } = CurrentSchemaVersion;
+
+    /// <summary>The published version id; null until the model is published.</summary>
+    public string? Version { get; init; }
+
+    public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Backbone id: <c>onnx-resnet18</c> (the default), <c>resnet18</c>, <c>resnet34</c> or <c>resnet50</c>.</summary>
+    public required string Backbone { get; init; }
+
+    /// <summary>Where the pretrained backbone weights came from, for people.</summary>
+    public string? BackboneSource { get; init; }
+
+    public required HeadSpec Head { get; init; }
+
+    /// <summary>Class labels in output order.</summary>
+    public required IReadOnlyList<string> Labels { get; init; }
+
+    public required PreprocessingConfig Preprocessing { get; init; }
+
+    /// <summary>Below this top-1 probability a prediction is reported as <c>unknown</c>; 0 disables.</summary>
+    public double ConfidenceThreshold { get; init; }
+
+    public TrainingSummary? Training { get; init; }
+
+    public ValidationMetrics? Metrics { get; init; }
+
+    public IReadOnlyList<ModelFileEntry> Files { get; init; } = [];
+
+    public ModelFileEntry? FindFile(string role) => Files.FirstOrDefault(f => f.Role == role);
+
+    public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Parses and validates a manifest; every problem is a <see cref="ModelFormatException"/> naming it.</summary>
+    public static ModelManifest Parse(ReadOnlySpan<byte> json, string source)
+    {
+        // Tolerate a UTF-8 byte order mark (editors on Windows add one).
+        if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        {
+            json = json[3..];
+        }
+        int schema;
+        try
+        {
+            using var document = JsonDocument.Parse(json.ToArray());
+            schema = document.RootElement.TryGetProperty("schemaVersion", out var s) && s.TryGetInt32(out var v) ? v : 0;
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{source}: manifest is not valid JSON ({e.Message}).", e);
+        }
+        if (schema < 1 || schema > CurrentSchemaVersion)
+        {
+            throw new ModelFormatException(
+                $"{source}: manifest schemaVersion {schema} is not supported; this build reads 1..{CurrentSchemaVersion}. " +
+                "A newer schema needs a newer build of ServerlessClassifier.");
+        }
+        ModelManifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<ModelManifest>(json, JsonOptions)
+                ?? throw new ModelFormatException($"{source}: manifest is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{source}: manifest does not match schema {schema} ({e.Message}).", e);
+        }
+        manifest.Validate(source);
+        return manifest;
+    }
+
+    /// <summary>Checks the invariants every reader relies on.</summary>
+    public void Validate(string source)
+    {
+        if (Labels.Count != Head.NumClasses)
+        {
+            throw new ModelFormatException($"{source}: {Labels.Count} labels but the head has {Head.NumClasses} outputs.");
+        }
+        foreach (var label in Labels)
+        {
+            if (string.IsNullOrWhiteSpace(label) || label.Length > 200 || label.Any(char.IsControl))
+            {
+                throw new ModelFormatException($"{source}: label {JsonSerializer.Serialize(label)} is empty, longer than 200 characters or contains control characters.");
+            }
+        }
+        var duplicate = Labels.GroupBy(l => l, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new ModelFormatException($"{source}: label \"{duplicate.Key}\" appears more than once.");
+        }
+        foreach (var file in Files)
+        {
+            if (!IsPlainFileName(file.Name))
+            {
+                throw new ModelFormatException($"{source}: file name {JsonSerializer.Serialize(file.Name)} is not a plain file name.");
+            }
+            if (file.Bytes < 0 || file.Sha256.Length != 64 || !file.Sha256.All(Uri.IsHexDigit))
+            {
+                throw new ModelFormatException($"{source}: file {file.Name} has an invalid size or SHA-256.");
+            }
+        }
+        if (FindFile(ModelFileRoles.Weights) is null && FindFile(ModelFileRoles.Onnx) is null)
+        {
+            throw new ModelFormatException($"{source}: the manifest lists neither weights nor an ONNX graph.");
+        }
+        if (Preprocessing.MeanImageFile is { } mean && Files.All(f => f.Name != mean))
+        {
+            throw new ModelFormatException($"{source}: preprocessing names mean image {mean}, which is not among the files.");
+        }
+        if (ConfidenceThreshold is < 0 or > 1 || double.IsNaN(ConfidenceThreshold))
+        {
+            throw new ModelFormatException($"{source}: confidenceThreshold {ConfidenceThreshold} is outside 0..1.");
+        }
+    }
+
+    /// <summary>A name that cannot leave its folder: no separators, no dot segments, no control characters.</summary>
+    public static bool IsPlainFileName(string name) =>
+        !string.IsNullOrWhiteSpace(name) && name.Length <= 255 && name is not "." and not ".."
+        && name.IndexOfAny(['/', '\\', ':']) < 0 && !name.Any(char.IsControl);
+}
+
+/// <summary>A model folder or manifest that cannot be used, with a message naming what is wrong.</summary>
+public sealed class ModelFormatException : Exception
+{
+    public ModelFormatException(string message) : base(message)
+    {
+    }
+
+    public ModelFormatException(string message, Exception inner) : base(message, inner)
+    {
+    }
+}

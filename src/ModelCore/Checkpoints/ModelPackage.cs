@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+
+namespace ServerlessClassifier.ModelCore.Checkpoints;
+
+/// <summary>Where a model's files are read from: a local folder, or blobs (see Storage).</summary>
+public interface IModelFileSource
+{
+    /// <summary>A description for error messages (a folder path or a blob URI).</summary>
+    string Description { get; }
+
+    /// <summary>Opens a file of the model by its plain name; throws <see cref="FileNotFoundException"/> if it is absent.</summary>
+    Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken);
+}
+
+/// <summary>A model folder on disk.</summary>
+public sealed class FolderModelFiles(string folder) : IModelFileSource
+{
+    public string Description => folder;
+
+    public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken)
+    {
+        if (!ModelManifest.IsPlainFileName(name))
+        {
+            throw new ModelFormatException($"{folder}: {name} is not a plain file name.");
+        }
+        var path = Path.Combine(folder, name);
+        return File.Exists(path)
+            ? Task.FromResult<Stream>(File.OpenRead(path))
+            : throw new FileNotFoundException($"{folder}: model file {name} is missing.", path);
+    }
+}
+
+/// <summary>
+/// A model whose files have all been read and checked against the manifest's sizes and SHA-256
+/// hashes. Nothing downstream (TorchSharp loading, ONNX Runtime sessions) sees a byte that was not
+/// verified: a model that fails the check is refused whole.
+/// </summary>
+public sealed class ModelPackage
+{
+    private readonly IReadOnlyDictionary<string, byte[]> files;
+
+    private ModelPackage(ModelManifest manifest, IReadOnlyDictionary<string, byte[]> files, string source)
+    {
+        Manifest = manifest;
+        this.files = files;
+        Source = source;
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public string Source { get; }
+
+    /// <summary>Total bytes of the verified files.</summary>
+    public long TotalBytes => files.Values.Sum(f => (long)f.Length);
+
+    /// <summary>The verified content of the file with this role, or null when the model has none.</summary>
+    public ReadOnlyMemory<byte>? FindFile(string role) =>
+        Manifest.FindFile(role) is { } entry ? files[entry.Name] : null;
+
+    public ReadOnlyMemory<byte> GetFile(string role) =>
+        FindFile(role) ?? throw new ModelFormatException($"{Source}: the model has no {role} file.");
+
+    /// <summary>The verified content of a file by name (e.g. the preprocessing's mean image).</summary>
+    public ReadOnlyMemory<byte> GetFileByName(string name) =>
+        files.TryGetValue(name, out var content) ? content : throw new ModelFormatException($"{Source}: the model has no file {name}.");
+
+    public static Task<ModelPackage> LoadAsync(string folder, CancellationToken cancellationToken = default) =>
+        LoadAsync(new FolderModelFiles(folder), cancellationToken);
+
+    /// <summary>Reads the manifest, then every file it lists, verifying each size and hash.</summary>
+    public static async Task<ModelPackage> LoadAsync(IModelFileSource source, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        byte[] manifestBytes;
+        await using (var stream = await source.OpenReadAsync(ModelManifest.FileName, cancellationToken))
+        {
+            manifestBytes = await ReadBoundedAsync(stream, 1024 * 1024, $"{source.Description}: {ModelManifest.FileName}", cancellationToken);
+        }
+        var manifest = ModelManifest.Parse(manifestBytes, source.Description);
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var entry in manifest.Files)
+        {
+            byte[] content;
+            await using (var stream = await source.OpenReadAsync(entry.Name, cancellationToken))
+            {
+                content = await ReadBoundedAsync(stream, entry.Bytes, $"{source.Description}: {entry.Name}", cancellationToken);
+            }
+            Verify(entry, content, source.Description);
+            files[entry.Name] = content;
+        }
+        return new ModelPackage(manifest, files, source.Description);
+    }
+
+    /// <summary>Refuses content whose size or SHA-256 differs from the manifest's entry.</summary>
+    public static void Verify(ModelFileEntry entry, ReadOnlySpan<byte> content, string source)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        if (content.Length != entry.Bytes)
+        {
+            throw new ModelIntegrityException($"{source}: {entry.Name} is {content.Length} bytes, the manifest says {entry.Bytes}.");
+        }
+        var actual = Convert.ToHexStringLower(SHA256.HashData(content));
+        if (!string.Equals(actual, entry.Sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ModelIntegrityException($"{source}: {entry.Name} has SHA-256 {actual}, the manifest says {entry.Sha256}.");
+        }
+    }
+
+    /// <summary>Reads a stream to its end but never more than <paramref name="limit"/> + 1 bytes.</summary>
+    private static async Task<byte[]> ReadBoundedAsync(Stream stream, long limit, string what, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream(stream.CanSeek ? (int)Math.Min(stream.Length, limit) : 0);
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > limit)
+            {
+                throw new ModelIntegrityException($"{what} is larger than the {limit} bytes the manifest allows.");
+            }
+        }
+        return buffer.ToArray();
+    }
+}
+
+/// <summary>A model file whose content does not match its manifest entry (size or SHA-256).</summary>
+public sealed class ModelIntegrityException(string message) : Exception(message);

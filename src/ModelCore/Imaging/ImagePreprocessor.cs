@@ -15,6 +15,13 @@ namespace ServerlessClassifier.ModelCore.Imaging;
 /// </summary>
 public sealed class ImagePreprocessor
 {
+    /// <summary>
+    /// Largest intermediate (resized, before the crop) image: 16 MP, 48 MB as RGB, a 250:1 panorama at 256.
+    /// Without it a 1 x 65535 JPEG (a 64 KB pixel count, well inside the decoder's limits) would be
+    /// resized to 256 x 16,776,960.
+    /// </summary>
+    public const long MaxResizedPixels = 16_000_000;
+
     private readonly float[]? _meanImage;
     private readonly float[] _mean;
     private readonly float[] _std;
@@ -103,9 +110,10 @@ public sealed class ImagePreprocessor
         // Integer division equals Python's int(size * long / short) here: the quotient's distance
         // from an integer is at least 1/short, far above double rounding error.
         int size = config.ResizeSize;
+        // Saturate rather than overflow; Preprocess refuses such sizes (MaxResizedPixels).
         return width <= height
-            ? (size, (int)((long)size * height / width))
-            : ((int)((long)size * width / height), size);
+            ? (size, (int)Math.Min(int.MaxValue, (long)size * height / width))
+            : ((int)Math.Min(int.MaxValue, (long)size * width / height), size);
     }
 
     /// <summary>Top-left corner of the centre crop in the resized image: torchvision's <c>int(round((h - crop) / 2.0))</c>, round half to even.</summary>
@@ -167,6 +175,13 @@ public sealed class ImagePreprocessor
     {
         int s = Config.InputSize;
         var (width, height) = ResizedSize(image.Width, image.Height, Config);
+        if ((long)width * height > MaxResizedPixels)
+        {
+            throw new ImageRejectedException(
+                ImageErrorCode.ExtremeAspectRatio,
+                $"image is {image.Width}x{image.Height}: resizing its shorter side to {Config.ResizeSize} would make it {width}x{height}, over {MaxResizedPixels} pixels");
+        }
+
         var (left, top) = CropOffset(width, height, s);
         var region = new Rectangle(left, top, s, s);
 

@@ -23,6 +23,12 @@ public enum ImageErrorCode
 
     /// <summary>A format we read, in a variant the decoder does not implement (e.g. an unusual TIFF compression).</summary>
     UnsupportedFeature = 6,
+
+    /// <summary>
+    /// So elongated (e.g. 2 x 20,000,000) that resizing its shorter side to the model's size would make a
+    /// huge image; refused by <see cref="ImagePreprocessor"/>.
+    /// </summary>
+    ExtremeAspectRatio = 7,
 }
 
 /// <summary>An input image refused by <see cref="ImageDecoder"/>, with a machine-readable <see cref="Code"/>.</summary>

@@ -241,8 +241,10 @@ public sealed class ImageDecoder
     }
 
     /// <summary>
-    /// ImageSharp 2.1 fills the missing rows of a truncated JPEG or PNG with grey or black instead of
-    /// failing; a classifier would then score half an image. So the end marker must be present.
+    /// ImageSharp 2.1 decodes a JPEG cut inside its scan data without an error, the missing rows black
+    /// (seen with 2.1.13), and a classifier would then score half an image; so a JPEG needs its end
+    /// marker. ImageSharp reports a PNG cut inside a data chunk, but one cut between IDAT chunks would
+    /// also lose rows, so a PNG must reach IEND.
     /// </summary>
     private static void EnsureComplete(string format, ReadOnlySpan<byte> data)
     {

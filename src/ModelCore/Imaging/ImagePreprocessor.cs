@@ -130,6 +130,7 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>Preprocesses one image into the first <see cref="InputLength"/> floats of <paramref name="destination"/>.</summary>
+    /// <exception cref="ImageRejectedException"><see cref="ImageErrorCode.ExtremeAspectRatio"/>: the resized image would exceed <see cref="MaxResizedPixels"/>.</exception>
     public void Preprocess(Image<Rgb24> image, Span<float> destination)
     {
         ArgumentNullException.ThrowIfNull(image);

@@ -220,6 +220,30 @@ public sealed class ImageDecoderTests
     }
 
     [Fact]
+    public void Decode_RejectsPngCutBetweenDataChunks()
+    {
+        using var source = Noise(160, 160); // incompressible: about 77 KB of IDAT data
+        var full = TestImages.Encode(source, new PngEncoder());
+        var idatEnds = new List<int>();
+        for (int pos = 8; pos + 12 <= full.Length;)
+        {
+            int end = pos + 12 + System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(full.AsSpan(pos));
+            if (full.AsSpan(pos + 4, 4).SequenceEqual("IDAT"u8))
+            {
+                idatEnds.Add(end);
+            }
+
+            pos = end;
+        }
+
+        Assert.True(idatEnds.Count >= 2, $"the encoder wrote {idatEnds.Count} IDAT chunk(s)");
+        var cut = full[..idatEnds[0]]; // whole chunks only: the file just stops after the first data chunk
+
+        var e = AssertRejected(ImageErrorCode.Corrupt, () => _decoder.Decode(cut));
+        Assert.Contains("PNG", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TryIdentify_TellsNotAnImageFromCorrupt()
     {
         var png = TestImages.Encode(TestImages.TwoColour(8, 8), new PngEncoder());

@@ -1,0 +1,380 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.Memory;
+using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace ServerlessClassifier.ModelCore.Imaging;
+
+/// <summary>What an image's header says, read without decoding its pixels.</summary>
+/// <param name="Format">ImageSharp's format name: JPEG, PNG, GIF, BMP, Webp or TIFF.</param>
+/// <param name="MimeType">The format's usual MIME type, e.g. image/jpeg.</param>
+/// <param name="Width">Width as stored in the file (before EXIF orientation).</param>
+/// <param name="Height">Height as stored in the file (before EXIF orientation).</param>
+/// <param name="Orientation">EXIF orientation (1..8), 1 when absent.</param>
+public sealed record ImageHeader(string Format, string MimeType, int Width, int Height, int Orientation)
+{
+    /// <summary>Width x height.</summary>
+    public long Pixels => (long)Width * Height;
+
+    /// <summary>Whether the EXIF orientation swaps width and height (orientations 5 to 8).</summary>
+    public bool SwapsAxes => Orientation is >= 5 and <= 8;
+
+    /// <summary>Width after applying the EXIF orientation, i.e. of the image <see cref="ImageDecoder.Decode(ReadOnlyMemory{byte})"/> returns.</summary>
+    public int OrientedWidth => SwapsAxes ? Height : Width;
+
+    /// <summary>Height after applying the EXIF orientation.</summary>
+    public int OrientedHeight => SwapsAxes ? Width : Height;
+}
+
+/// <summary>
+/// Decodes untrusted JPEG, PNG, GIF (first frame), BMP, WebP and TIFF input to upright RGB24,
+/// refusing anything over <see cref="ImageLimits"/> before its pixels are decoded. Create one and
+/// share it: it is immutable and thread-safe, and it owns a bounded ImageSharp configuration
+/// (its own allocator, pool and decoders; nothing global is changed).
+/// </summary>
+public sealed class ImageDecoder
+{
+    private const int ReadChunkBytes = 81920;
+
+    private readonly Configuration _configuration;
+
+    public ImageDecoder(ImageLimits? limits = null)
+        : this(limits ?? ImageLimits.Default, allocator: null)
+    {
+    }
+
+    /// <summary>For tests: the same decoder over a given allocator (e.g. one that counts bytes).</summary>
+    internal ImageDecoder(ImageLimits limits, MemoryAllocator? allocator)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        limits.Validate();
+        Limits = limits;
+
+        // Only the formats we promise (TGA's detector matches many random byte strings, PBM is not
+        // an upload format), each with its own decoder instance so that Configuration.Default stays untouched.
+        _configuration = new Configuration(
+            new JpegConfigurationModule(),
+            new PngConfigurationModule(),
+            new GifConfigurationModule(),
+            new BmpConfigurationModule(),
+            new WebpConfigurationModule(),
+            new TiffConfigurationModule())
+        {
+            MemoryAllocator = allocator ?? MemoryAllocator.Create(new MemoryAllocatorOptions
+            {
+                MaximumPoolSizeMegabytes = limits.MemoryPoolMegabytes,
+                AllocationLimitMegabytes = limits.AllocationLimitMegabytes,
+            }),
+        };
+
+        // First frame only: an animated GIF (or multi-page TIFF) costs one frame, not hundreds.
+        _configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First });
+        _configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First });
+    }
+
+    /// <summary>The limits this decoder enforces.</summary>
+    public ImageLimits Limits { get; }
+
+    /// <summary>
+    /// Reads a whole stream, enforcing <see cref="ImageLimits.MaxBytes"/> while reading: a body that never
+    /// ends is read up to MaxBytes + 1 bytes, then refused with <see cref="ImageErrorCode.TooLarge"/>.
+    /// </summary>
+    public ReadOnlyMemory<byte> ReadAllBytes(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var buffer = StartRead(stream);
+        var chunk = new byte[ReadChunkBytes];
+        while (true)
+        {
+            int read = stream.Read(chunk, 0, NextReadSize(buffer));
+            if (read == 0)
+            {
+                return FinishRead(buffer);
+            }
+
+            buffer.Write(chunk, 0, read);
+            ThrowIfOverByteLimit(buffer.Length, finished: false);
+        }
+    }
+
+    /// <inheritdoc cref="ReadAllBytes(Stream)"/>
+    public async ValueTask<ReadOnlyMemory<byte>> ReadAllBytesAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var buffer = StartRead(stream);
+        var chunk = new byte[ReadChunkBytes];
+        while (true)
+        {
+            int read = await stream.ReadAsync(chunk.AsMemory(0, NextReadSize(buffer)), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return FinishRead(buffer);
+            }
+
+            buffer.Write(chunk, 0, read);
+            ThrowIfOverByteLimit(buffer.Length, finished: false);
+        }
+    }
+
+    /// <summary>Reads the header only: format, size, orientation. Throws <see cref="ImageRejectedException"/> for bad input.</summary>
+    /// <remarks>Enforces the byte limit but not the pixel limit, so a caller can report an oversized image's size.</remarks>
+    public ImageHeader Identify(ReadOnlyMemory<byte> data)
+    {
+        ThrowIfEmptyOrOverByteLimit(data.Length);
+        using var stream = AsStream(data);
+        return IdentifyCore(stream, data.Span);
+    }
+
+    /// <summary>Like <see cref="Identify"/>, returning the refusal instead of throwing it.</summary>
+    public bool TryIdentify(ReadOnlyMemory<byte> data, [NotNullWhen(true)] out ImageHeader? header, [NotNullWhen(false)] out ImageRejectedException? error)
+    {
+        try
+        {
+            header = Identify(data);
+            error = null;
+            return true;
+        }
+        catch (ImageRejectedException e)
+        {
+            header = null;
+            error = e;
+            return false;
+        }
+    }
+
+    /// <summary>Decodes a stream read under the byte limit (see <see cref="ReadAllBytes"/>).</summary>
+    public Image<Rgb24> Decode(Stream stream) => Decode(ReadAllBytes(stream));
+
+    /// <inheritdoc cref="Decode(Stream)"/>
+    public async Task<Image<Rgb24>> DecodeAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        var data = await ReadAllBytesAsync(stream, cancellationToken).ConfigureAwait(false);
+        return Decode(data);
+    }
+
+    /// <summary>
+    /// Decodes to an upright (EXIF orientation applied), opaque (alpha laid over white) RGB24 image, the
+    /// first frame of animations. The caller disposes it. Throws <see cref="ImageRejectedException"/>
+    /// for anything empty, too big, not an image, damaged or truncated; never decodes past the limits.
+    /// </summary>
+    public Image<Rgb24> Decode(ReadOnlyMemory<byte> data)
+    {
+        ThrowIfEmptyOrOverByteLimit(data.Length);
+        using var stream = AsStream(data);
+        var header = IdentifyCore(stream, data.Span);
+        if (header.Pixels > Limits.MaxPixels)
+        {
+            throw new ImageRejectedException(
+                ImageErrorCode.TooManyPixels,
+                string.Create(CultureInfo.InvariantCulture, $"image is {header.Width}x{header.Height} = {Megapixels(header.Pixels)} MP, over the {Megapixels(Limits.MaxPixels)} MP limit"));
+        }
+
+        EnsureComplete(header.Format, data.Span);
+        stream.Position = 0;
+        try
+        {
+            // JPEG has no alpha: decode straight to RGB24 (half the memory of a detour through RGBA).
+            if (header.Format == JpegFormat.Instance.Name)
+            {
+                var rgb = Image.Load<Rgb24>(_configuration, stream);
+                return Orient(rgb);
+            }
+
+            using var rgba = Orient(Image.Load<Rgba32>(_configuration, stream));
+            return FlattenOntoWhite(rgba);
+        }
+        catch (Exception e) when (e is not ImageRejectedException)
+        {
+            throw Reject(e, header.Format);
+        }
+    }
+
+    private ImageHeader IdentifyCore(MemoryStream stream, ReadOnlySpan<byte> data)
+    {
+        var format = Image.DetectFormat(_configuration, data);
+        if (format is null)
+        {
+            throw new ImageRejectedException(
+                ImageErrorCode.UnsupportedFormat,
+                $"not a supported image (JPEG, PNG, GIF, BMP, WebP or TIFF): the data starts with {DescribeStart(data)}");
+        }
+
+        IImageInfo? info;
+        try
+        {
+            info = Image.Identify(_configuration, stream);
+        }
+        catch (Exception e)
+        {
+            throw Reject(e, format.Name);
+        }
+
+        if (info is null)
+        {
+            throw new ImageRejectedException(ImageErrorCode.Corrupt, $"{format.Name} header could not be read");
+        }
+
+        if (info.Width <= 0 || info.Height <= 0)
+        {
+            throw new ImageRejectedException(ImageErrorCode.Corrupt, $"{format.Name} header declares a {info.Width}x{info.Height} image");
+        }
+
+        return new ImageHeader(format.Name, format.DefaultMimeType, info.Width, info.Height, ReadOrientation(info.Metadata));
+    }
+
+    private static int ReadOrientation(ImageMetadata metadata)
+    {
+        var value = metadata.ExifProfile?.GetValue(ExifTag.Orientation);
+        return value is not null && value.Value is >= 1 and <= 8 ? value.Value : 1;
+    }
+
+    /// <summary>
+    /// ImageSharp 2.1 decodes a JPEG cut inside its scan data without an error, the missing rows black
+    /// (seen with 2.1.13), and a classifier would then score half an image; so a JPEG needs its end
+    /// marker. ImageSharp reports a PNG cut inside a data chunk, but one cut between IDAT chunks would
+    /// also lose rows, so a PNG must reach IEND.
+    /// </summary>
+    private static void EnsureComplete(string format, ReadOnlySpan<byte> data)
+    {
+        if (format == JpegFormat.Instance.Name && !JpegStructure.HasEndOfImageAfterScan(data))
+        {
+            throw new ImageRejectedException(ImageErrorCode.Corrupt, "JPEG is truncated: no end-of-image marker after the image data");
+        }
+
+        if (format == PngFormat.Instance.Name && !PngStructure.HasEndChunk(data))
+        {
+            throw new ImageRejectedException(ImageErrorCode.Corrupt, "PNG is truncated: its chunks end before IEND");
+        }
+    }
+
+    private static Image<TPixel> Orient<TPixel>(Image<TPixel> image)
+        where TPixel : unmanaged, IPixel<TPixel>
+    {
+        try
+        {
+            image.Mutate(x => x.AutoOrient());
+            return image;
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
+
+    private Image<Rgb24> FlattenOntoWhite(Image<Rgba32> source)
+    {
+        var result = new Image<Rgb24>(_configuration, source.Width, source.Height);
+        try
+        {
+            source.ProcessPixelRows(result, static (src, dst) =>
+            {
+                for (int y = 0; y < src.Height; y++)
+                {
+                    var from = src.GetRowSpan(y);
+                    var to = dst.GetRowSpan(y);
+                    for (int x = 0; x < from.Length; x++)
+                    {
+                        var p = from[x];
+                        int a = p.A;
+                        int white = 255 * (255 - a);
+                        to[x] = new Rgb24(
+                            (byte)(((p.R * a) + white + 127) / 255),
+                            (byte)(((p.G * a) + white + 127) / 255),
+                            (byte)(((p.B * a) + white + 127) / 255));
+                    }
+                }
+            });
+            return result;
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+    }
+
+    private static ImageRejectedException Reject(Exception e, string format) => e switch
+    {
+        ImageRejectedException rejected => rejected,
+        UnknownImageFormatException => new ImageRejectedException(ImageErrorCode.UnsupportedFormat, $"not a supported image: {e.Message}", e),
+        InvalidMemoryOperationException => new ImageRejectedException(
+            ImageErrorCode.Corrupt, $"{format} data asks for a buffer over the decoder's allocation limit (its frames disagree with its header): {e.Message}", e),
+        NotSupportedException => new ImageRejectedException(ImageErrorCode.UnsupportedFeature, $"{format} variant not supported: {e.Message}", e),
+        OperationCanceledException or OutOfMemoryException => throw e,
+
+        // A decoder meeting malformed data may throw anything (IndexOutOfRange, EndOfStream, ...):
+        // for an untrusted upload all of these mean the same thing.
+        _ => new ImageRejectedException(ImageErrorCode.Corrupt, $"{format} data is damaged: {e.Message}", e),
+    };
+
+    private static string Megapixels(long pixels) => (pixels / 1e6).ToString("0.#", CultureInfo.InvariantCulture);
+
+    private static string DescribeStart(ReadOnlySpan<byte> data)
+    {
+        var head = data[..Math.Min(8, data.Length)];
+        return $"0x{Convert.ToHexString(head)} ({data.Length} bytes)";
+    }
+
+    private void ThrowIfEmptyOrOverByteLimit(long length)
+    {
+        if (length == 0)
+        {
+            throw new ImageRejectedException(ImageErrorCode.Empty, "image is empty (0 bytes)");
+        }
+
+        ThrowIfOverByteLimit(length, finished: true);
+    }
+
+    private void ThrowIfOverByteLimit(long length, bool finished)
+    {
+        if (length > Limits.MaxBytes)
+        {
+            string size = finished ? $"is {length} bytes" : $"is over {Limits.MaxBytes} bytes (reading stopped at {length})";
+            throw new ImageRejectedException(ImageErrorCode.TooLarge, $"image {size}, over the {Limits.MaxBytes}-byte limit");
+        }
+    }
+
+    private MemoryStream StartRead(Stream stream)
+    {
+        if (stream.CanSeek)
+        {
+            long remaining = stream.Length - stream.Position;
+            ThrowIfOverByteLimit(remaining, finished: true);
+            return new MemoryStream((int)Math.Max(0, remaining));
+        }
+
+        return new MemoryStream();
+    }
+
+    // Never ask for more than one byte past the limit, so an endless body costs MaxBytes + 1.
+    private int NextReadSize(MemoryStream buffer) => (int)Math.Min(ReadChunkBytes, Limits.MaxBytes + 1 - buffer.Length);
+
+    private ReadOnlyMemory<byte> FinishRead(MemoryStream buffer)
+    {
+        ThrowIfEmptyOrOverByteLimit(buffer.Length);
+        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+    }
+
+    private static MemoryStream AsStream(ReadOnlyMemory<byte> data)
+    {
+        if (MemoryMarshal.TryGetArray(data, out var segment) && segment.Array is not null)
+        {
+            return new MemoryStream(segment.Array, segment.Offset, segment.Count, writable: false);
+        }
+
+        return new MemoryStream(data.ToArray(), writable: false);
+    }
+}

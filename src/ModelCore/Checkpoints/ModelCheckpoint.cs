@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using TorchSharp.PyBridge;
 
@@ -73,17 +73,24 @@ public static class ModelCheckpoint
         {
             return null;
         }
-        var bytes = package.GetFileByName(name).Span;
-        var size = package.Manifest.Preprocessing.InputSize;
-        if (bytes.Length != 3 * size * size * sizeof(float))
+        using var stream = new MemoryStream(package.GetFileByName(name).ToArray(), writable: false);
+        try
         {
-            throw new ModelFormatException($"{package.Source}: mean image {name} is {bytes.Length} bytes; 3x{size}x{size} float32 is {3 * size * size * sizeof(float)}.");
+            return MeanImage.Read(stream, package.Manifest.Preprocessing.InputSize);
         }
-        return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        {
+            throw new ModelFormatException($"{package.Source}: {name}: {e.Message}.", e);
+        }
     }
 
-    /// <summary>The bytes of a float32 mean image as stored in a model folder (little-endian, CHW).</summary>
-    public static byte[] MeanImageBytes(float[] meanImage) => MemoryMarshal.AsBytes(meanImage.AsSpan()).ToArray();
+    /// <summary>The bytes of a mean image as stored in a model folder (<see cref="MeanImage"/> format).</summary>
+    public static byte[] MeanImageBytes(float[] meanImage)
+    {
+        using var stream = new MemoryStream();
+        MeanImage.Write(stream, meanImage);
+        return stream.ToArray();
+    }
 
     private static void WriteAtomically(string path, ReadOnlySpan<byte> content)
     {

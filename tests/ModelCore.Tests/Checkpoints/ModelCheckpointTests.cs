@@ -146,7 +146,7 @@ public sealed class ModelCheckpointTests : IDisposable
             Backbone = backbone,
             Head = head,
             Labels = [.. SampleLabels.Take(head.NumClasses)],
-            Preprocessing = isDefault ? OnnxResNetImporter.Preprocessing : Imaging.PreprocessingConfig.TorchVision,
+            Preprocessing = isDefault ? OnnxResNetImporter.Preprocessing : ModelCore.Imaging.PreprocessingConfig.TorchVision,
             ConfidenceThreshold = 0.4,
         };
         return (model, manifest);

@@ -1,0 +1,87 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using ServerlessClassifier.ModelCore.Export;
+
+namespace ServerlessClassifier.ModelCore.Inference;
+
+/// <summary>ONNX Runtime thread settings.</summary>
+public sealed record OnnxEngineOptions
+{
+    /// <summary>
+    /// Threads one forward pass may use. The default, the machine's core count capped at 2, is right
+    /// for a Functions instance (Flex Consumption gives 1-2 vCPUs); more threads than cores only
+    /// adds contention when concurrent invocations run.
+    /// </summary>
+    public int IntraOpThreads { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 2);
+
+    /// <summary>Threads across independent graph branches; ResNets are a chain, so 1.</summary>
+    public int InterOpThreads { get; init; } = 1;
+
+    public static OnnxEngineOptions Default { get; } = new();
+}
+
+/// <summary>
+/// The serving engine: one ONNX Runtime <see cref="InferenceSession"/> per model, created once and
+/// shared by concurrent callers (Run is thread-safe). Runs the graph written by <see cref="OnnxExport"/>.
+/// </summary>
+public sealed class OnnxEngine : IClassifierEngine
+{
+    private readonly InferenceSession session;
+
+    public OnnxEngine(byte[] onnx, OnnxEngineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(onnx);
+        ArgumentNullException.ThrowIfNull(options);
+        using var sessionOptions = new SessionOptions
+        {
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = options.InterOpThreads,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        try
+        {
+            session = new InferenceSession(onnx, sessionOptions);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidDataException($"The ONNX graph could not be loaded: {e.Message}", e);
+        }
+        var input = session.InputMetadata.TryGetValue(OnnxExport.InputName, out var metadata)
+            ? metadata
+            : throw new InvalidDataException($"The ONNX graph has no input named {OnnxExport.InputName}.");
+        InputSize = input.Dimensions[^1];
+        NumClasses = session.OutputMetadata.TryGetValue(OnnxExport.ProbabilitiesName, out var output)
+            ? output.Dimensions[^1]
+            : throw new InvalidDataException($"The ONNX graph has no output named {OnnxExport.ProbabilitiesName}.");
+        NumFeatures = session.OutputMetadata.TryGetValue(OnnxExport.FeaturesName, out var features) ? features.Dimensions[^1] : 0;
+    }
+
+    public string Name => "onnxruntime";
+
+    public int NumClasses { get; }
+
+    public int InputSize { get; }
+
+    /// <summary>Width of the <c>features</c> output (the pooled backbone), 0 if the graph has none.</summary>
+    public int NumFeatures { get; }
+
+    public float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxExport.ProbabilitiesName);
+
+    /// <summary>The pooled backbone features for a batch (batchSize x NumFeatures), e.g. to train a head on a frozen backbone.</summary>
+    public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxExport.FeaturesName);
+
+    public void Dispose() => session.Dispose();
+
+    private float[] Run(ReadOnlySpan<float> input, int batchSize, string outputName)
+    {
+        var imageSize = 3 * InputSize * InputSize;
+        if (batchSize < 1 || input.Length != batchSize * imageSize)
+        {
+            throw new ArgumentException($"Expected {batchSize} x {imageSize} floats, got {input.Length}.", nameof(input));
+        }
+        var tensor = new DenseTensor<float>(input.ToArray(), [batchSize, 3, InputSize, InputSize]);
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.InputName, tensor)], [outputName]);
+        return results[0].AsTensor<float>().ToArray();
+    }
+}

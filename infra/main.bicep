@@ -78,6 +78,8 @@ param operatorPrincipalType string = 'User'
 param tags { *: string } = {}
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+// Lower case: Container Apps and several other resource names accept nothing else.
+var nameStem = toLower(environmentName)
 var allTags = union(tags, { 'azd-env-name': environmentName, application: 'serverless-classifier' })
 
 // Container names: the storage contract of DESIGN.md, plus the Flex Consumption package container.
@@ -89,9 +91,9 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 
 // Names are computed here, not taken from module outputs, so What-If can predict every resource.
 var storageAccountName = 'st${resourceToken}'
-var appInsightsName = 'appi-${environmentName}-${resourceToken}'
-var functionAppName = 'func-${environmentName}-${resourceToken}'
-var systemTopicName = 'evgt-${environmentName}-${resourceToken}'
+var appInsightsName = 'appi-${nameStem}-${resourceToken}'
+var functionAppName = 'func-${nameStem}-${resourceToken}'
+var systemTopicName = 'evgt-${nameStem}-${resourceToken}'
 var registryName = 'cr${resourceToken}'
 var trainJobImageRepository = 'serverless-classifier-trainjob'
 // Placeholder until the first `az acr build`: a small public sample image (never started by us).
@@ -102,7 +104,7 @@ module monitoring 'modules/monitoring.bicep' = {
   params: {
     location: location
     tags: allTags
-    logAnalyticsName: 'log-${environmentName}-${resourceToken}'
+    logAnalyticsName: 'log-${nameStem}-${resourceToken}'
     appInsightsName: appInsightsName
   }
 }
@@ -135,7 +137,7 @@ module functionApp 'modules/functionApp.bicep' = {
     location: location
     tags: union(allTags, { 'azd-service-name': 'functions' })
     name: functionAppName
-    planName: 'plan-${environmentName}-${resourceToken}'
+    planName: 'plan-${nameStem}-${resourceToken}'
     storageAccountName: storageAccountName
     deploymentContainerName: deploymentContainerName
     appInsightsName: appInsightsName
@@ -192,9 +194,9 @@ module trainJob 'modules/trainJob.bicep' = {
   params: {
     location: location
     tags: allTags
-    environmentName: 'cae-${environmentName}-${resourceToken}'
+    environmentName: 'cae-${nameStem}-${resourceToken}'
     jobName: take('caj-train-${resourceToken}', 32)
-    identityName: 'id-trainjob-${environmentName}-${resourceToken}'
+    identityName: 'id-trainjob-${nameStem}-${resourceToken}'
     registryName: registryName
     storageAccountName: storageAccountName
     logAnalyticsId: monitoring.outputs.logAnalyticsId

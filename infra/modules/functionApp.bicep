@@ -1,0 +1,193 @@
+// The Flex Consumption plan and the Functions app (isolated worker, .NET 10) with a system-assigned
+// identity, identity-based app settings only, and its least-privilege role assignments:
+//   Storage Blob Data Owner     on the storage account (AzureWebJobsStorage over identity needs
+//                               Owner for the host's blob leases and blob-trigger receipts; also
+//                               the deployment container, images, predictions and models)
+//   Storage Queue Data Contributor on the storage account (blob trigger poison/bookkeeping queues)
+//   Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID; local auth is off)
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource.')
+param tags { *: string }
+
+@description('Function app name (also its default host name prefix).')
+param name string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Name of the storage account the app and its host use.')
+param storageAccountName string
+
+@description('Blob container that holds the Flex Consumption deployment package.')
+param deploymentContainerName string
+
+@description('Name of the Application Insights component.')
+param appInsightsName string
+
+@description('Memory per instance in MB (Flex Consumption instance sizes).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Classifier container names the app reads and writes.')
+param imagesContainerName string
+param predictionsContainerName string
+param modelsContainerName string
+
+// Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+
+resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-11-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-11-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'dotnet-isolated'
+        version: '10.0'
+      }
+    }
+  }
+}
+
+// Identity-based settings only: no account keys, SAS or connection strings with secrets.
+// FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION are not allowed on Flex Consumption
+// (functionAppConfig.runtime says it).
+resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // The host's own storage (system-assigned identity: the account name is enough).
+    AzureWebJobsStorage__accountName: storage.name
+    // The classifier's storage connection ("ClassifierStorage"): blob trigger, model store, outputs.
+    ClassifierStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+    ClassifierStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+    ClassifierStorage__credential: 'managedidentity'
+    // The connection string names the component and its ingestion endpoint; Microsoft documents it
+    // as not a secret. With local auth off, ingestion needs the Entra ID token the next line asks for.
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+    Classifier__ImagesContainer: imagesContainerName
+    Classifier__PredictionsContainer: predictionsContainerName
+    Classifier__ModelsContainer: modelsContainerName
+    // Flex Consumption supports only the Event Grid source for blob triggers: the polling-source
+    // function (used locally with Azurite) stays off here; ClassifyUploadedImageEventGrid is live.
+    'AzureWebJobs.ClassifyUploadedImage.Disabled': 'true'
+  }
+}
+
+// No basic-auth publishing: deployments use Entra ID (az functionapp deploy).
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, site.id, storageBlobDataOwnerRoleId)
+  scope: storage
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
+    description: 'Functions app: host storage (AzureWebJobsStorage), deployment package, classifier containers.'
+  }
+}
+
+resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, site.id, storageQueueDataContributorRoleId)
+  scope: storage
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    description: 'Functions app: blob trigger poison and bookkeeping queues.'
+  }
+}
+
+resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, site.id, monitoringMetricsPublisherRoleId)
+  scope: appInsights
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    description: 'Functions app: send telemetry to Application Insights with Entra ID.'
+  }
+}
+
+output id string = site.id
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName
+output principalId string = site.identity.principalId
+output planName string = plan.name

@@ -1,0 +1,235 @@
+using System.Text.Json.Nodes;
+
+namespace ServerlessClassifier.Infra.Tests;
+
+/// <summary>
+/// What the compiled template promises: identity-based access only, least-privilege roles, the
+/// app-setting and environment contract the Functions app and TrainJob read, and no secrets out.
+/// </summary>
+public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : IClassFixture<CompiledTemplateFixture>
+{
+    // Built-in role definition ids.
+    private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+    private const string StorageBlobDataContributor = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+    private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
+    private const string MonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb";
+    private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+    private const string Owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+    private const string Contributor = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+    private const string UserAccessAdministrator = "18d7d88d-d35c-4d12-aa0b-e0cb1d0e8a4b";
+    private const string StorageAccountContributor = "17d1049b-9a84-46fb-8f53-869881c3d3ab";
+
+    private ArmTemplate Main => compiled.Main;
+
+    [Fact]
+    public void Storage_AllowsNeitherSharedKeysNorAnonymousAccess()
+    {
+        var account = Main.Module("storage").Template.Single("Microsoft.Storage/storageAccounts");
+        var properties = account["properties"]!;
+
+        Assert.Equal("StorageV2", (string?)account["kind"]);
+        Assert.False((bool?)properties["allowSharedKeyAccess"]);
+        Assert.False((bool?)properties["allowBlobPublicAccess"]);
+        Assert.Equal("TLS1_2", (string?)properties["minimumTlsVersion"]);
+        Assert.True((bool?)properties["supportsHttpsTrafficOnly"]);
+    }
+
+    [Fact]
+    public void Storage_CreatesTheClassifierContainersAndTheDeploymentContainer()
+    {
+        var containerNames = Main.Module("storage").Deployment["properties"]!["parameters"]!["containerNames"]!["value"]!
+            .AsArray().Select(name => Main.Resolve((string?)name)).ToList();
+
+        Assert.Contains("images", containerNames);
+        Assert.Contains("predictions", containerNames);
+        Assert.Contains("models", containerNames);
+        Assert.Contains("training", containerNames);
+        // The Flex Consumption package container is the one the app deploys from.
+        var appDeploymentContainer = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"];
+        Assert.Contains(Main.Resolve((string?)appDeploymentContainer), containerNames);
+        Assert.Equal(5, containerNames.Count);
+    }
+
+    [Fact]
+    public void FunctionApp_IsFlexConsumptionDotnetIsolated10WithSystemIdentity()
+    {
+        var module = Main.Module("functionApp").Template;
+        var plan = module.Single("Microsoft.Web/serverfarms");
+        var site = module.Single("Microsoft.Web/sites");
+        var config = site["properties"]!["functionAppConfig"]!;
+
+        Assert.Equal("FlexConsumption", (string?)plan["sku"]!["tier"]);
+        Assert.Equal("functionapp,linux", (string?)site["kind"]);
+        Assert.Equal("SystemAssigned", (string?)site["identity"]!["type"]);
+        Assert.True((bool?)site["properties"]!["httpsOnly"]);
+        Assert.Equal("dotnet-isolated", (string?)config["runtime"]!["name"]);
+        Assert.Equal("10.0", (string?)config["runtime"]!["version"]);
+        Assert.Equal("SystemAssignedIdentity", (string?)config["deployment"]!["storage"]!["authentication"]!["type"]);
+        Assert.Equal("[parameters('instanceMemoryMB')]", (string?)config["scaleAndConcurrency"]!["instanceMemoryMB"]);
+        Assert.Equal("[parameters('maximumInstanceCount')]", (string?)config["scaleAndConcurrency"]!["maximumInstanceCount"]);
+    }
+
+    [Fact]
+    public void FunctionApp_HasTheIdentityBasedSettingContractAndNoSecrets()
+    {
+        var settings = AppSettings();
+
+        string[] expected =
+        [
+            "AzureWebJobsStorage__accountName",
+            "ClassifierStorage__blobServiceUri",
+            "ClassifierStorage__queueServiceUri",
+            "ClassifierStorage__credential",
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+            "Classifier__ImagesContainer",
+            "Classifier__PredictionsContainer",
+            "Classifier__ModelsContainer",
+            "AzureWebJobs.ClassifyUploadedImage.Disabled",
+        ];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));
+        Assert.Equal("managedidentity", settings["ClassifierStorage__credential"]);
+        Assert.Equal("Authorization=AAD", settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]);
+        Assert.Equal("true", settings["AzureWebJobs.ClassifyUploadedImage.Disabled"]);
+        // No plain connection string for the host's storage: identity only.
+        Assert.DoesNotContain("AzureWebJobsStorage", settings.Keys);
+        foreach (var (name, value) in settings)
+        {
+            foreach (var secretMarker in new[] { "AccountKey", "SharedAccessSignature", "listKeys", "DefaultEndpointsProtocol", "sig=" })
+            {
+                Assert.DoesNotContain(secretMarker, name, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain(secretMarker, value, StringComparison.OrdinalIgnoreCase);
+            }
+        }
+    }
+
+    [Fact]
+    public void FunctionApp_HasOnlyItsThreeDataPlaneRoles()
+    {
+        Assert.Equal(
+            new HashSet<string> { StorageBlobDataOwner, StorageQueueDataContributor, MonitoringMetricsPublisher },
+            Main.Module("functionApp").Template.AssignedRoleIds());
+    }
+
+    [Fact]
+    public void TrainJob_IdentityHasOnlyAcrPullAndBlobDataContributor()
+    {
+        Assert.Equal(
+            new HashSet<string> { AcrPull, StorageBlobDataContributor },
+            Main.Module("trainJob").Template.AssignedRoleIds());
+    }
+
+    [Fact]
+    public void Storage_OptionalOperatorGetsOnlyBlobDataContributor()
+    {
+        var storage = Main.Module("storage").Template;
+        var operatorAssignment = storage.Single("Microsoft.Authorization/roleAssignments");
+
+        Assert.Equal(new HashSet<string> { StorageBlobDataContributor }, storage.AssignedRoleIds());
+        Assert.Equal("[not(empty(parameters('operatorPrincipalId')))]", (string?)operatorAssignment["condition"]);
+    }
+
+    [Fact]
+    public void Template_AssignsNoBroadRoles()
+    {
+        var allRoles = Main.SelfAndModules().SelectMany(template => template.AssignedRoleIds()).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        Assert.NotEmpty(allRoles);
+        foreach (var broad in new[] { Owner, Contributor, UserAccessAdministrator, StorageAccountContributor })
+        {
+            Assert.DoesNotContain(broad, allRoles);
+            Assert.DoesNotContain(broad, compiled.Json, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public void Registry_HasNoAdminUserOrAnonymousPull()
+    {
+        var registry = Main.Module("registry").Template.Single("Microsoft.ContainerRegistry/registries");
+
+        Assert.False((bool?)registry["properties"]!["adminUserEnabled"]);
+        Assert.False((bool?)registry["properties"]!["anonymousPullEnabled"]);
+    }
+
+    [Fact]
+    public void TrainJob_RunsOnTheGpuProfileAndPullsByIdentity()
+    {
+        var module = Main.Module("trainJob").Template;
+        var environment = module.Single("Microsoft.App/managedEnvironments");
+        var job = module.Single("Microsoft.App/jobs");
+        var configuration = job["properties"]!["configuration"]!;
+
+        var profiles = environment["properties"]!["workloadProfiles"]!.AsArray();
+        Assert.Contains(profiles, p => (string?)p!["workloadProfileType"] == "[parameters('gpuWorkloadProfileType')]");
+        Assert.Equal("[parameters('gpuWorkloadProfileName')]", (string?)job["properties"]!["workloadProfileName"]);
+        Assert.Equal("Manual", (string?)configuration["triggerType"]);
+        Assert.Equal("UserAssigned", (string?)job["identity"]!["type"]);
+
+        // The registry entry names the user-assigned identity; no password or secret anywhere.
+        var registries = (string?)configuration["registries"] ?? configuration["registries"]!.ToJsonString();
+        Assert.Contains("'identity', resourceId('Microsoft.ManagedIdentity/userAssignedIdentities'", registries, StringComparison.Ordinal);
+        Assert.DoesNotContain("passwordSecretRef", job.ToJsonString(), StringComparison.Ordinal);
+        Assert.Null(configuration["secrets"]);
+        // The job waits for its AcrPull role before it is created.
+        Assert.Contains(job["dependsOn"]!.AsArray(), d => (string?)d == "acrPull");
+    }
+
+    [Fact]
+    public void TrainJob_HasTheEnvironmentContractAndTrainArguments()
+    {
+        var container = Assert.Single(Main.Module("trainJob").Template.Single("Microsoft.App/jobs")["properties"]!["template"]!["containers"]!.AsArray())!;
+        var env = container["env"]!.AsArray().ToDictionary(e => (string)e!["name"]!, e => (string?)e!["value"]);
+
+        string[] expected = ["AZURE_CLIENT_ID", "ClassifierStorage__blobServiceUri", "ClassifierStorage__clientId", "ClassifierStorage__credential"];
+        Assert.Equal(expected, env.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("managedidentity", env["ClassifierStorage__credential"]);
+        Assert.Equal("[reference('identity').clientId]", env["AZURE_CLIENT_ID"]);
+        Assert.Equal(env["AZURE_CLIENT_ID"], env["ClassifierStorage__clientId"]);
+        Assert.All(container["env"]!.AsArray(), e => Assert.Null(e!["secretRef"]));
+
+        var defaultArgs = Main.Root["parameters"]!["trainJobArgs"]!["defaultValue"]!.AsArray().Select(a => (string?)a);
+        Assert.Equal(["train", "--data", "training", "--output", "/tmp/model", "--mode", "head", "--publish", "--device", "auto"], defaultArgs);
+    }
+
+    [Fact]
+    public void EventGridSubscription_IsOptionalAndTargetsTheEventGridBlobTrigger()
+    {
+        var (deployment, template) = Main.Module("eventGridSubscription");
+        var subscription = template.Single("Microsoft.EventGrid/systemTopics/eventSubscriptions")["properties"]!;
+
+        Assert.Equal("[parameters('deployEventGridSubscription')]", (string?)deployment["condition"]);
+        Assert.False((bool?)Main.Root["parameters"]!["deployEventGridSubscription"]!["defaultValue"]);
+        Assert.Equal("ClassifyUploadedImageEventGrid", (string?)deployment["properties"]!["parameters"]!["functionName"]!["value"]);
+        Assert.Equal(["Microsoft.Storage.BlobCreated"], subscription["filter"]!["includedEventTypes"]!.AsArray().Select(t => (string?)t));
+        Assert.Contains("/blobServices/default/containers/{0}/", (string?)subscription["filter"]!["subjectBeginsWith"], StringComparison.Ordinal);
+        var endpoint = (string?)subscription["destination"]!["properties"]!["endpointUrl"] ?? "";
+        Assert.Contains("/runtime/webhooks/blobs?functionName=Host.Functions.{1}&code={2}", endpoint, StringComparison.Ordinal);
+        Assert.Contains(".systemKeys.blobs_extension", endpoint, StringComparison.Ordinal);
+
+        var topic = Main.Module("eventGridTopic").Template.Single("Microsoft.EventGrid/systemTopics");
+        Assert.Equal("Microsoft.Storage.StorageAccounts", (string?)topic["properties"]!["topicType"]);
+    }
+
+    [Fact]
+    public void Outputs_CarryNoSecrets()
+    {
+        foreach (var template in Main.SelfAndModules())
+        {
+            foreach (var (name, output) in template.Root["outputs"]?.AsObject() ?? [])
+            {
+                var text = output!.ToJsonString();
+                Assert.DoesNotContain("listKeys", text, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain("ConnectionString", text, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain("secure", (string?)output["type"] ?? "", StringComparison.OrdinalIgnoreCase);
+                Assert.False(string.IsNullOrEmpty(name));
+            }
+        }
+    }
+
+    private Dictionary<string, string> AppSettings()
+    {
+        var config = Assert.Single(Main.Module("functionApp").Template.OfType("Microsoft.Web/sites/config"));
+        Assert.Contains("appsettings", (string?)config["name"], StringComparison.Ordinal);
+        return config["properties"]!.AsObject().ToDictionary(p => p.Key, p => p.Value is JsonValue v ? v.ToString() : p.Value!.ToJsonString());
+    }
+}

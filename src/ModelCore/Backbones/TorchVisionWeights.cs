@@ -124,7 +124,7 @@ public static partial class TorchVisionWeights
         var problems = new List<string>();
         var unexpected = new List<string>();
         var dropped = new List<string>();
-        var loaded = new HashSet<string>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, tensor) in source.OrderBy(pair => pair.Key, StringComparer.Ordinal))
         {
             var isHeadKey = key.StartsWith("fc.", StringComparison.Ordinal);
@@ -148,6 +148,8 @@ public static partial class TorchVisionWeights
                 continue;
             }
 
+            // Seen, loadable or not: a key with the wrong shape is reported as that, not also as missing.
+            seen.Add(ourName);
             if (!tensor.shape.SequenceEqual(ours.shape))
             {
                 problems.Add($"shape mismatch for '{key}': checkpoint {FormatShape(tensor.shape)}, model {FormatShape(ours.shape)}");
@@ -155,11 +157,11 @@ public static partial class TorchVisionWeights
             }
 
             copies.Add((ours, tensor));
-            loaded.Add(ourName);
         }
 
+        // In the model's own order (stem, then layer1.0, ...), so the first missing key named is the telling one.
         var missing = new List<string>();
-        foreach (var ourName in target.Keys.Where(name => !loaded.Contains(name)).Order(StringComparer.Ordinal))
+        foreach (var ourName in target.Keys.Where(name => !seen.Contains(name)))
         {
             var isHead = ourName.StartsWith(HeadPrefix, StringComparison.Ordinal);
             if (isHead || ourName.EndsWith(BatchCounter, StringComparison.Ordinal))
@@ -168,7 +170,7 @@ public static partial class TorchVisionWeights
             }
             else
             {
-                problems.Add($"missing key '{ourName[BackbonePrefix.Length..]}' (the model's '{ourName}')");
+                problems.Add($"missing key '{ourName[BackbonePrefix.Length..]}'");
             }
         }
 

@@ -118,6 +118,26 @@ public sealed class TorchVisionWeightsTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void SaveSafetensors_LoadsStrictlyIntoPyTorchsResNet18()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (model, _) = TorchVisionWeights.CreateClassifier(TorchVisionFixture.WeightsPath, HeadSpec.Linear(TorchVisionFixture.NumClasses));
+        using var _model = model;
+        var path = Path.Combine(Path.GetTempPath(), $"tv-pytorch-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            TorchVisionWeights.SaveSafetensors(model, path);
+            var diff = TorchVisionFixture.RunPython("check_torchvision_safetensors.py", path, TorchVisionFixture.Directory);
+            output.WriteLine($"PyTorch, our safetensors loaded with strict=True: max |logits - reference| = {diff}");
+            Assert.True(float.Parse(diff, System.Globalization.CultureInfo.InvariantCulture) < Tolerance, diff);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Theory]
     [InlineData(HeadKind.Linear, new[] { "head.fc.weight", "head.fc.bias" })]
     [InlineData(HeadKind.Mlp, new[] { "head.fc1.weight", "head.fc1.bias", "head.fc2.weight", "head.fc2.bias" })]

@@ -6,19 +6,36 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # Debian's python3-torch puts libtorch 1.13 into the system library path. The tests run with it
-# present to prove that TorchSharp never picks it up (it segfaults when it does).
-if [ -f /etc/debian_version ] && ! dpkg -s python3-torch >/dev/null 2>&1; then
+# present to prove that TorchSharp never picks it up (it segfaults when it does). python3-torchvision
+# makes the reference checkpoint and outputs for the torchvision weight-import tests (below).
+if [ -f /etc/debian_version ] && ! dpkg -s python3-torch python3-torchvision >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    echo "==> Installing python3-torch (a system libtorch for the loader test)"
+    echo "==> Installing python3-torch and python3-torchvision (a system libtorch for the loader test; torchvision reference files)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision >/dev/null
   else
-    echo "==> python3-torch is not installed and this is not root: the system-libtorch case is not exercised"
+    echo "==> python3-torch/python3-torchvision are not installed and this is not root: the system-libtorch case is not exercised"
   fi
 fi
 if [ -f /usr/lib/x86_64-linux-gnu/libtorch_cpu.so ]; then
   export CLASSIFIER_TEST_REQUIRE_SYSTEM_LIBTORCH=1
 fi
+
+# A torchvision resnet18 checkpoint and PyTorch's outputs on a fixed batch (about 45 MB, not
+# committed): made again only when missing or when the script that makes them changed.
+fixture_script="$root/tests/fixtures/make_torchvision_fixture.py"
+fixture_dir="$root/tests/fixtures/generated/torchvision"
+fixture_hash="$(sha256sum "$fixture_script" | cut -d' ' -f1)"
+if [ "$(cat "$fixture_dir/.script-sha256" 2>/dev/null)" != "$fixture_hash" ]; then
+  echo "==> Generating the torchvision fixture (tests/fixtures/make_torchvision_fixture.py)"
+  rm -rf "$fixture_dir"
+  if ! /usr/bin/python3 "$fixture_script" "$fixture_dir"; then
+    echo "The torchvision fixture needs Debian's python3-torch and python3-torchvision (/usr/bin/python3); run this script as root to install them." >&2
+    exit 1
+  fi
+  echo "$fixture_hash" >"$fixture_dir/.script-sha256"
+fi
+export CLASSIFIER_TEST_TORCHVISION_FIXTURE="$fixture_dir"
 
 # shellcheck source=scripts/azurite.sh
 source "$root/scripts/azurite.sh"

@@ -42,6 +42,8 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
     {
         var old = head;
         head = headSpec.Create(backbone.NumFeatures);
+        // register_module refuses a name that is taken, and Module has no public way to drop one.
+        _internal_submodules.Remove(nameof(head));
         register_module(nameof(head), head);
         HeadSpec = headSpec;
         old.Dispose();

@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using ServerlessClassifier.ModelCore.Checkpoints;
+
+namespace ServerlessClassifier.ModelCore.Storage;
+
+/// <summary>The live-version pointer, <c>models/current.json</c>.</summary>
+public sealed record CurrentModelPointer(string Version, DateTimeOffset PublishedUtc, string? Previous);
+
+/// <summary>The pointer as read, with the ETag that a conditional update must match.</summary>
+public sealed record CurrentModel(CurrentModelPointer State, ETag ETag);
+
+/// <summary>A published version as listed by <see cref="ModelStore.ListAsync"/>.</summary>
+public sealed record PublishedModel(string Version, ModelManifest? Manifest, string? Problem, bool IsCurrent);
+
+/// <summary>
+/// The blob-backed model store (DESIGN.md "Storage contract"): <c>&lt;version&gt;/...</c> is written once
+/// and never overwritten (files first, the manifest last), then <c>current.json</c> is moved with an
+/// ETag condition, so a reader either sees the previous complete model or the new complete model.
+/// </summary>
+public sealed class ModelStore(BlobContainerClient container)
+{
+    public const string PointerBlobName = "current.json";
+
+    private static readonly JsonSerializerOptions PointerJson = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public BlobContainerClient Container => container;
+
+    /// <summary>A new version id: UTC time to the second plus a short random suffix, so ids sort by time.</summary>
+    public static string NewVersionId() =>
+        $"{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
+
+    /// <summary>Whether a string can be a version id: a plain name usable as a blob prefix.</summary>
+    public static bool IsValidVersion(string version) =>
+        ModelManifest.IsPlainFileName(version) && version.Length <= 100 && version.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    /// <summary>
+    /// Uploads a verified model folder as a new immutable version and, unless <paramref name="makeCurrent"/>
+    /// is false, points <c>current.json</c> at it. Returns the version id.
+    /// </summary>
+    public async Task<string> PublishAsync(string folder, bool makeCurrent = true, string? version = null, CancellationToken cancellationToken = default)
+    {
+        var package = await ModelPackage.LoadAsync(folder, cancellationToken);
+        version ??= NewVersionId();
+        if (!IsValidVersion(version))
+        {
+            throw new ArgumentException($"\"{version}\" is not a valid version id (letters, digits, '-', '_', '.').", nameof(version));
+        }
+        await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        var immutable = new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } };
+        foreach (var entry in package.Manifest.Files)
+        {
+            await UploadAsync($"{version}/{entry.Name}", BinaryData.FromBytes(package.GetFileByName(entry.Name)), immutable, cancellationToken);
+        }
+        var manifest = package.Manifest with { Version = version };
+        await UploadAsync($"{version}/{ModelManifest.FileName}", BinaryData.FromString(manifest.ToJson()), immutable, cancellationToken);
+        if (makeCurrent)
+        {
+            await SetCurrentAsync(version, cancellationToken);
+        }
+        return version;
+    }
+
+    /// <summary>The pointer and its ETag, or null when nothing has been published.</summary>
+    public async Task<CurrentModel?> GetCurrentAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var response = await container.GetBlobClient(PointerBlobName).DownloadContentAsync(cancellationToken);
+            var pointer = JsonSerializer.Deserialize<CurrentModelPointer>(response.Value.Content.ToMemory().Span, PointerJson);
+            return pointer is { Version: { } v } && IsValidVersion(v)
+                ? new CurrentModel(pointer, response.Value.Details.ETag)
+                : throw new ModelFormatException($"{container.Uri}/{PointerBlobName} does not name a valid version.");
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{container.Uri}/{PointerBlobName} is not valid JSON ({e.Message}).", e);
+        }
+    }
+
+    /// <summary>The ETag of <c>current.json</c> without downloading it (a cheap change check), or null when absent.</summary>
+    public async Task<ETag?> GetCurrentETagAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return (await container.GetBlobClient(PointerBlobName).GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ETag;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Downloads a version and verifies every file against its manifest.</summary>
+    public Task<ModelPackage> LoadAsync(string version, CancellationToken cancellationToken = default)
+    {
+        if (!IsValidVersion(version))
+        {
+            throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
+        }
+        return ModelPackage.LoadAsync(new BlobModelFiles(container, version), cancellationToken);
+    }
+
+    /// <summary>
+    /// Points <c>current.json</c> at an existing version (publish or rollback) after downloading and
+    /// verifying it, with an ETag condition: if another writer moved the pointer meanwhile, this fails
+    /// rather than overwriting their change.
+    /// </summary>
+    public async Task<CurrentModelPointer> SetCurrentAsync(string version, CancellationToken cancellationToken = default)
+    {
+        await LoadAsync(version, cancellationToken);
+        var current = await GetCurrentAsync(cancellationToken);
+        var pointer = new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version);
+        var conditions = current is null
+            ? new BlobRequestConditions { IfNoneMatch = ETag.All }
+            : new BlobRequestConditions { IfMatch = current.ETag };
+        try
+        {
+            await container.GetBlobClient(PointerBlobName).UploadAsync(
+                BinaryData.FromString(JsonSerializer.Serialize(pointer, PointerJson)),
+                new BlobUploadOptions { Conditions = conditions, HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" } },
+                cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            throw new InvalidOperationException($"{PointerBlobName} was changed by another publisher while moving it to {version}; nothing was changed by this call. Retry.", e);
+        }
+        return pointer;
+    }
+
+    /// <summary>Every version in the store, newest first, with its manifest (or why it could not be read).</summary>
+    public async Task<IReadOnlyList<PublishedModel>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var current = await GetCurrentAsync(cancellationToken);
+        var versions = new List<string>();
+        await foreach (var item in container.GetBlobsByHierarchyAsync(BlobTraits.None, BlobStates.None, "/", prefix: null, cancellationToken))
+        {
+            if (item.IsPrefix)
+            {
+                versions.Add(item.Prefix.TrimEnd('/'));
+            }
+        }
+        var result = new List<PublishedModel>();
+        foreach (var version in versions.Where(IsValidVersion).OrderDescending(StringComparer.Ordinal))
+        {
+            ModelManifest? manifest = null;
+            string? problem = null;
+            try
+            {
+                var content = await container.GetBlobClient($"{version}/{ModelManifest.FileName}").DownloadContentAsync(cancellationToken);
+                manifest = ModelManifest.Parse(content.Value.Content.ToMemory().Span, $"{version}/{ModelManifest.FileName}");
+            }
+            catch (RequestFailedException e) when (e.Status == 404)
+            {
+                problem = "incomplete: no manifest";
+            }
+            catch (ModelFormatException e)
+            {
+                problem = e.Message;
+            }
+            result.Add(new PublishedModel(version, manifest, problem, current?.State.Version == version));
+        }
+        return result;
+    }
+
+    private async Task UploadAsync(string name, BinaryData content, BlobUploadOptions options, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await container.GetBlobClient(name).UploadAsync(content, options, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            throw new InvalidOperationException($"{container.Uri}/{name} already exists: published versions are immutable. Publish under a new version id.", e);
+        }
+    }
+}
+
+/// <summary>A model version's files in the models container.</summary>
+public sealed class BlobModelFiles(BlobContainerClient container, string version) : IModelFileSource
+{
+    public string Description => $"{container.Uri}/{version}";
+
+    public async Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken)
+    {
+        if (!ModelManifest.IsPlainFileName(name))
+        {
+            throw new ModelFormatException($"{Description}: {name} is not a plain file name.");
+        }
+        try
+        {
+            var response = await container.GetBlobClient($"{version}/{name}").DownloadStreamingAsync(cancellationToken: cancellationToken);
+            return response.Value.Content;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new FileNotFoundException($"{Description}: model file {name} is missing.", name, e);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using Azure.Core;
+using Azure.Identity;
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Configuration;
+
+namespace ServerlessClassifier.ModelCore.Storage;
+
+/// <summary>
+/// Builds the blob client from the configuration section that the Functions host also reads for its
+/// bindings (default name <see cref="DefaultConnectionName"/>), so the app, its triggers and the
+/// training job share one set of setting names:
+/// <list type="bullet">
+/// <item>locally, the section's value is a connection string (Azurite: <c>UseDevelopmentStorage=true</c> or a full one);</item>
+/// <item>in Azure, identity-based: <c>&lt;name&gt;__blobServiceUri</c> (or <c>__serviceUri</c>), with
+/// <c>__credential=managedidentity</c> and optionally <c>__clientId</c> for a user-assigned identity;
+/// otherwise DefaultAzureCredential. No account key is ever needed.</item>
+/// </list>
+/// </summary>
+public static class StorageClients
+{
+    public const string DefaultConnectionName = "ClassifierStorage";
+
+    public static BlobServiceClient CreateBlobServiceClient(IConfiguration configuration, string connectionName = DefaultConnectionName, BlobClientOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(connectionName);
+        if (!string.IsNullOrWhiteSpace(section.Value))
+        {
+            return new BlobServiceClient(section.Value, options);
+        }
+        var uri = section["blobServiceUri"] ?? section["serviceUri"];
+        if (string.IsNullOrWhiteSpace(uri))
+        {
+            throw new InvalidOperationException(
+                $"Storage is not configured: set {connectionName} to a connection string (e.g. UseDevelopmentStorage=true for Azurite), " +
+                $"or {connectionName}__blobServiceUri to https://<account>.blob.core.windows.net for an identity-based connection.");
+        }
+        if (!Uri.TryCreate(uri, UriKind.Absolute, out var serviceUri))
+        {
+            throw new InvalidOperationException($"{connectionName}__blobServiceUri is not an absolute URI.");
+        }
+        return new BlobServiceClient(serviceUri, CreateCredential(section), options);
+    }
+
+    private static TokenCredential CreateCredential(IConfigurationSection section)
+    {
+        var clientId = section["clientId"];
+        return string.Equals(section["credential"], "managedidentity", StringComparison.OrdinalIgnoreCase)
+            ? new ManagedIdentityCredential(string.IsNullOrWhiteSpace(clientId) ? ManagedIdentityId.SystemAssigned : ManagedIdentityId.FromUserAssignedClientId(clientId))
+            : new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = string.IsNullOrWhiteSpace(clientId) ? null : clientId });
+    }
+}

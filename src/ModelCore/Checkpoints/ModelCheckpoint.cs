@@ -17,6 +17,7 @@ public sealed record ModelFileContent(string Role, string Name, ReadOnlyMemory<b
 public static class ModelCheckpoint
 {
     public const string WeightsFileName = "model.safetensors";
+    public const string OnnxFileName = "model.onnx";
 
     /// <summary>Saves weights and extra files, then the manifest with their sizes and hashes; returns that manifest.</summary>
     public static ModelManifest Save(ImageClassifier model, ModelManifest manifest, string folder, IEnumerable<ModelFileContent>? extraFiles = null)
@@ -43,6 +44,25 @@ public static class ModelCheckpoint
         final.Validate(folder);
         WriteAtomically(Path.Combine(folder, ModelManifest.FileName), System.Text.Encoding.UTF8.GetBytes(final.ToJson()));
         return final;
+    }
+
+    /// <summary>
+    /// Saves a model ready to publish and serve: weights, the mean image if the preprocessing uses one,
+    /// and <c>model.onnx</c> exported from the model and verified against it on
+    /// <paramref name="verificationInputs"/> (preprocessed real images; a mismatch throws and nothing is
+    /// written). Returns the manifest as written.
+    /// </summary>
+    public static ModelManifest SaveForServing(ImageClassifier model, ModelManifest manifest, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        var export = Export.OnnxExport.ExportVerified(model, manifest.Preprocessing.InputSize, verificationInputs);
+        var extra = new List<ModelFileContent> { new(ModelFileRoles.Onnx, OnnxFileName, export.Onnx) };
+        if (manifest.Preprocessing.MeanImageFile is { } meanName)
+        {
+            extra.Add(new ModelFileContent(ModelFileRoles.MeanImage, meanName,
+                MeanImageBytes(meanImage ?? throw new ArgumentNullException(nameof(meanImage), "the preprocessing names a mean image"))));
+        }
+        return Save(model, manifest, folder, extra);
     }
 
     /// <summary>Builds the TorchSharp classifier a verified package describes and loads its weights (CPU, eval mode).</summary>

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Imaging;
+
+namespace ServerlessClassifier.ModelCore.Inference;
+
+/// <summary>Milliseconds spent in each step of one classification.</summary>
+public sealed record ClassificationTimings(double DecodeMs, double PreprocessMs, double InferenceMs)
+{
+    public double TotalMs => DecodeMs + PreprocessMs + InferenceMs;
+}
+
+/// <summary>
+/// The answer for one image: the top labels with probabilities, and the decision. Below the
+/// threshold the decision is <see cref="ClassificationPipeline.UnknownLabel"/> (as Custom Vision and
+/// Rekognition users expect) while <see cref="Top"/> still shows what the model thought.
+/// </summary>
+public sealed record Classification(string Label, double Confidence, bool IsUnknown, double Threshold, IReadOnlyList<LabelProbability> Top, ClassificationTimings Timings);
+
+/// <summary>An image decoded and preprocessed, ready to join a batch.</summary>
+public sealed record PreparedImage(float[] Input, double DecodeMs, double PreprocessMs);
+
+/// <summary>
+/// Bytes in, labels out: decoding (with the limits), preprocessing exactly as the manifest says,
+/// one engine call per batch, top-k and the confidence threshold. Thread-safe; one per model.
+/// </summary>
+public sealed class ClassificationPipeline : IDisposable
+{
+    public const string UnknownLabel = "unknown";
+
+    private readonly ImageDecoder decoder;
+    private readonly ImagePreprocessor preprocessor;
+
+    public ClassificationPipeline(ModelManifest manifest, IClassifierEngine engine, float[]? meanImage, ImageLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(engine);
+        if (engine.NumClasses != manifest.Labels.Count || engine.InputSize != manifest.Preprocessing.InputSize)
+        {
+            throw new ModelFormatException(
+                $"The {engine.Name} engine has {engine.NumClasses} outputs for {engine.InputSize}px input; the manifest has {manifest.Labels.Count} labels for {manifest.Preprocessing.InputSize}px.");
+        }
+        Manifest = manifest;
+        Engine = engine;
+        decoder = new ImageDecoder(limits);
+        preprocessor = new ImagePreprocessor(manifest.Preprocessing, meanImage);
+    }
+
+    /// <summary>The serving pipeline: ONNX Runtime over the package's verified model.onnx.</summary>
+    public static ClassificationPipeline CreateServing(ModelPackage package, OnnxEngineOptions? options = null, ImageLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        var engine = new OnnxEngine(package.GetFile(ModelFileRoles.Onnx).ToArray(), options ?? OnnxEngineOptions.Default);
+        try
+        {
+            return new ClassificationPipeline(package.Manifest, engine, ModelCheckpoint.ReadMeanImage(package), limits);
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public IClassifierEngine Engine { get; }
+
+    public ImageLimits Limits => decoder.Limits;
+
+    public ImageDecoder Decoder => decoder;
+
+    /// <summary>Decodes and preprocesses; throws <see cref="ImageRejectedException"/> for bad input.</summary>
+    public PreparedImage Prepare(ReadOnlyMemory<byte> image)
+    {
+        var clock = Stopwatch.StartNew();
+        using var decoded = decoder.Decode(image);
+        var decodeMs = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        var input = preprocessor.Preprocess(decoded);
+        return new PreparedImage(input, decodeMs, clock.Elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>Classifies one image; throws <see cref="ImageRejectedException"/> for bad input.</summary>
+    public Classification Classify(ReadOnlyMemory<byte> image, int top = 5, double? threshold = null) =>
+        ClassifyPrepared([Prepare(image)], top, threshold)[0];
+
+    /// <summary>One engine call for several prepared images; results in the same order.</summary>
+    public IReadOnlyList<Classification> ClassifyPrepared(IReadOnlyList<PreparedImage> images, int top = 5, double? threshold = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        if (images.Count == 0)
+        {
+            return [];
+        }
+        var length = preprocessor.InputLength;
+        var batch = new float[images.Count * length];
+        for (var i = 0; i < images.Count; i++)
+        {
+            images[i].Input.AsSpan().CopyTo(batch.AsSpan(i * length, length));
+        }
+        var clock = Stopwatch.StartNew();
+        var probabilities = Engine.PredictProbabilities(batch, images.Count);
+        // A batch shares one forward pass; each image is charged its share of it.
+        var inferenceMs = clock.Elapsed.TotalMilliseconds / images.Count;
+        var classes = Manifest.Labels.Count;
+        var cut = EffectiveThreshold(threshold);
+        var results = new Classification[images.Count];
+        for (var i = 0; i < images.Count; i++)
+        {
+            var ranked = TopK.Select(probabilities.AsSpan(i * classes, classes), Manifest.Labels, top);
+            var best = ranked[0];
+            var unknown = best.Probability < cut;
+            results[i] = new Classification(unknown ? UnknownLabel : best.Label, best.Probability, unknown, cut, ranked,
+                new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs));
+        }
+        return results;
+    }
+
+    /// <summary>The threshold for a request: the caller's, else the manifest's default. Must be within 0..1.</summary>
+    public double EffectiveThreshold(double? requested)
+    {
+        var value = requested ?? Manifest.ConfidenceThreshold;
+        return value is >= 0 and <= 1
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
+    }
+
+    public void Dispose() => Engine.Dispose();
+}

@@ -1,0 +1,174 @@
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.ModelCore.Tests.Storage;
+
+/// <summary>The model store against a real Azurite. One fixture model folder is shared (it takes a few seconds to build).</summary>
+[Collection(TorchTests.Collection)]
+public sealed class ModelStoreTests : IClassFixture<ModelStoreTests.Models>, IAsyncLifetime
+{
+    private readonly Models models;
+    private BlobContainerClient container = null!;
+
+    public ModelStoreTests(Models models) => this.models = models;
+
+    public sealed class Models : IDisposable
+    {
+        public string First { get; } = Path.Combine(Path.GetTempPath(), $"store-a-{Guid.NewGuid():N}");
+
+        public string Second { get; } = Path.Combine(Path.GetTempPath(), $"store-b-{Guid.NewGuid():N}");
+
+        public Models()
+        {
+            TestModels.SaveColourModel(First, seed: 1);
+            TestModels.SaveColourModel(Second, seed: 2);
+        }
+
+        public void Dispose()
+        {
+            Directory.Delete(First, recursive: true);
+            Directory.Delete(Second, recursive: true);
+        }
+    }
+
+    public async Task InitializeAsync() => container = await TestStorage.CreateContainerAsync("models");
+
+    public async Task DisposeAsync() => await container.DeleteAsync();
+
+    [Fact]
+    public async Task Publish_WritesFilesThenManifestThenPointer_AndLoadVerifiesThem()
+    {
+        var store = new ModelStore(container);
+        Assert.Null(await store.GetCurrentAsync());
+
+        var version = await store.PublishAsync(models.First);
+
+        var current = await store.GetCurrentAsync();
+        Assert.Equal(version, current!.State.Version);
+        Assert.Null(current.State.Previous);
+        var package = await store.LoadAsync(version);
+        Assert.Equal(version, package.Manifest.Version);
+        Assert.Equal(["red", "green", "blue"], package.Manifest.Labels);
+        Assert.NotNull(package.FindFile(ModelFileRoles.Onnx));
+        var names = new List<string>();
+        await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, $"{version}/", CancellationToken.None))
+        {
+            names.Add(blob.Name[(version.Length + 1)..]);
+        }
+        Assert.Equal(["manifest.json", "model.onnx", "model.safetensors"], names.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task Promote_RollsBackToAnEarlierVersion()
+    {
+        var store = new ModelStore(container);
+        var first = await store.PublishAsync(models.First, version: "v1");
+        var second = await store.PublishAsync(models.Second, version: "v2");
+        Assert.Equal(second, (await store.GetCurrentAsync())!.State.Version);
+
+        var pointer = await store.SetCurrentAsync(first);
+
+        Assert.Equal("v1", pointer.Version);
+        Assert.Equal("v2", pointer.Previous);
+        var listed = await store.ListAsync();
+        Assert.Equal(["v2", "v1"], listed.Select(m => m.Version));
+        Assert.True(listed.Single(m => m.Version == "v1").IsCurrent);
+        Assert.All(listed, m => Assert.Null(m.Problem));
+    }
+
+    [Fact]
+    public async Task Publish_RefusesToOverwriteAnExistingVersion()
+    {
+        var store = new ModelStore(container);
+        await store.PublishAsync(models.First, version: "v1");
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => store.PublishAsync(models.Second, version: "v1"));
+        Assert.Contains("immutable", error.Message, StringComparison.Ordinal);
+        var package = await store.LoadAsync("v1");
+        Assert.Equal((await ModelPackage.LoadAsync(models.First)).Manifest.Files, package.Manifest.Files);
+    }
+
+    [Fact]
+    public async Task InterruptedPublish_LeavesTheOldModelLive()
+    {
+        var store = new ModelStore(container);
+        await store.PublishAsync(models.First, version: "v1");
+        // A publish that died after uploading some files of v2 and before its manifest and pointer.
+        await container.GetBlobClient("v2/model.safetensors").UploadAsync(BinaryData.FromBytes(File.ReadAllBytes(Path.Combine(models.Second, "model.safetensors"))));
+
+        Assert.Equal("v1", (await store.GetCurrentAsync())!.State.Version);
+        var listed = await store.ListAsync();
+        Assert.Equal("incomplete: no manifest", listed.Single(m => m.Version == "v2").Problem);
+        await Assert.ThrowsAsync<FileNotFoundException>(() => store.SetCurrentAsync("v2"));
+        Assert.Equal("v1", (await store.GetCurrentAsync())!.State.Version);
+    }
+
+    [Fact]
+    public async Task Promote_RefusesATamperedVersion_AndKeepsThePointer()
+    {
+        var store = new ModelStore(container);
+        await store.PublishAsync(models.First, version: "v1");
+        await store.PublishAsync(models.Second, version: "v2", makeCurrent: false);
+        var weights = container.GetBlobClient("v2/model.onnx");
+        var bytes = (await weights.DownloadContentAsync()).Value.Content.ToArray();
+        bytes[^10] ^= 0xFF;
+        await weights.UploadAsync(BinaryData.FromBytes(bytes), overwrite: true);
+
+        var error = await Assert.ThrowsAsync<ModelIntegrityException>(() => store.SetCurrentAsync("v2"));
+        Assert.Contains("model.onnx", error.Message, StringComparison.Ordinal);
+        Assert.Equal("v1", (await store.GetCurrentAsync())!.State.Version);
+    }
+
+    [Fact]
+    public async Task PointerToAMissingVersion_IsAClearError()
+    {
+        var store = new ModelStore(container);
+        await container.GetBlobClient(ModelStore.PointerBlobName).UploadAsync(BinaryData.FromString("""{"version":"gone","publishedUtc":"2026-01-01T00:00:00Z"}"""));
+        var current = await store.GetCurrentAsync();
+        var error = await Assert.ThrowsAsync<FileNotFoundException>(() => store.LoadAsync(current!.State.Version));
+        Assert.Contains("manifest.json is missing", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ConcurrentPromotions_NeverLoseAnUpdate()
+    {
+        var store = new ModelStore(container);
+        await store.PublishAsync(models.First, version: "v0");
+        string[] versions = ["v1", "v2", "v3", "v4"];
+        foreach (var version in versions)
+        {
+            await store.PublishAsync(models.First, version: version, makeCurrent: false);
+        }
+
+        var attempts = await Task.WhenAll(versions.Select(async v =>
+        {
+            try
+            {
+                return (Pointer: (CurrentModelPointer?)await new ModelStore(container).SetCurrentAsync(v), Error: (Exception?)null);
+            }
+            catch (InvalidOperationException e)
+            {
+                return (Pointer: (CurrentModelPointer?)null, Error: (Exception?)e);
+            }
+        }));
+
+        // A promotion either wins or says it lost a race; none silently overwrites another.
+        Assert.All(attempts.Where(a => a.Error is not null), a => Assert.Contains("changed by another publisher", a.Error!.Message, StringComparison.Ordinal));
+        var wins = attempts.Where(a => a.Pointer is not null).Select(a => a.Pointer!).ToList();
+        Assert.NotEmpty(wins);
+        // The winners form one chain from v0: each one's Previous is the version live when it wrote.
+        var live = "v0";
+        var remaining = wins.ToList();
+        while (remaining.Count > 0)
+        {
+            var next = remaining.SingleOrDefault(w => w.Previous == live);
+            Assert.True(next is not null, $"no winner continues the chain from {live}: a write was lost");
+            live = next!.Version;
+            remaining.Remove(next);
+        }
+        Assert.Equal(live, (await store.GetCurrentAsync())!.State.Version);
+    }
+}

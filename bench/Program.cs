@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using ServerlessClassifier.Bench;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Models;
+using ServerlessClassifier.ModelCore.Runtime;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.PixelFormats;
+using static TorchSharp.torch;
+
+// The benchmark: every comparison is a ratio measured in this same run, so machine noise cancels.
+// Usage: dotnet run -c Release --project bench [-- --quick] [--output docs/benchmarks.md]
+var quick = args.Contains("--quick");
+var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(FindRepositoryRoot(), "docs", "benchmarks.md");
+var runs = quick ? 15 : 60;
+var warmup = quick ? 3 : 10;
+var rows = new List<ResultRow>();
+var threads = OnnxEngineOptions.Default.IntraOpThreads;
+
+TorchRuntime.EnsureInitialized();
+set_num_threads(threads);
+Console.WriteLine($"ServerlessClassifier benchmark: {runs} timed runs after {warmup} warm-up runs; {threads} intra-op threads for every engine.");
+
+// The serving model: the default backbone (ONNX ResNet-18 imported into TorchSharp) with a 5-class head, exported and verified.
+var pretrained = OnnxResNetImporter.DefaultDirectory;
+var originalOnnx = Path.Combine(pretrained, OnnxResNetImporter.ModelFileName);
+var meanImage = OnnxResNetImporter.LoadMeanImage(Path.Combine(pretrained, OnnxResNetImporter.PreprocessFileName));
+manual_seed(1);
+using var model = new ImageClassifier(OnnxResNetImporter.LoadBackbone(originalOnnx), HeadSpec.Linear(5));
+model.eval();
+var preprocessing = OnnxResNetImporter.Preprocessing;
+var preprocessor = new ImagePreprocessor(preprocessing, meanImage);
+var decoder = new ImageDecoder();
+var photo224 = MakePhotoJpeg(224, 224, seed: 1);
+var photo12MP = MakePhotoJpeg(4000, 3000, seed: 2);
+float[] input;
+using (var decoded = decoder.Decode(photo224))
+{
+    input = preprocessor.Preprocess(decoded);
+}
+var folder = Path.Combine(Path.GetTempPath(), $"bench-model-{Guid.NewGuid():N}");
+var manifest = ModelCheckpoint.SaveForServing(model, new ModelManifest
+{
+    Backbone = BackboneCatalog.DefaultId,
+    Head = HeadSpec.Linear(5),
+    Labels = ["a", "b", "c", "d", "e"],
+    Preprocessing = preprocessing,
+}, folder, [input], meanImage);
+var package = await ModelPackage.LoadAsync(folder);
+using var pipeline = ClassificationPipeline.CreateServing(package);
+
+// 1. Forward latency for one image.
+using var plainOptions = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+using var plain = new InferenceSession(originalOnnx, plainOptions);
+var plainInput = new DenseTensor<float>(input, [1, 3, 224, 224]);
+var plainTiming = Timing.Of(() =>
+{
+    using var _ = plain.Run([NamedOnnxValue.CreateFromTensor("Input247", plainInput)]);
+}, warmup, runs);
+var servingTiming = Timing.Of(() => pipeline.Engine.PredictProbabilities(input, 1), warmup, runs);
+using var torchEngine = new TorchSharpEngine(model, 224, ownsModel: false);
+var torchTiming = Timing.Of(() => torchEngine.PredictProbabilities(input, 1), Math.Max(2, warmup / 2), Math.Max(10, runs / 3));
+rows.Add(Row("1. forward, 1 image", "plain ONNX Runtime, original ResNet18.onnx (reference)", plainTiming, null, ""));
+rows.Add(Row("1. forward, 1 image", "serving engine (exported graph + head + softmax)", servingTiming, plainTiming, "<= 1.0x plain ORT", servingTiming.MedianMs <= plainTiming.MedianMs));
+rows.Add(Row("1. forward, 1 image", "TorchSharp eager, same model", torchTiming, plainTiming, "(reference)"));
+
+// 2. End to end: bytes in, top-k out.
+var e2e224 = Timing.Of(() => pipeline.Classify(photo224, top: 5), warmup, runs);
+var e2e12 = Timing.Of(() => pipeline.Classify(photo12MP, top: 5), Math.Max(1, warmup / 3), Math.Max(5, runs / 4));
+var decode12 = Timing.Of(() => { using var _ = decoder.Decode(photo12MP); }, Math.Max(1, warmup / 3), Math.Max(5, runs / 4));
+rows.Add(Row("2. end to end", $"224x224 JPEG ({photo224.Length / 1024} KB) -> top-5", e2e224, plainTiming, "<= 35 ms", e2e224.MedianMs <= 35));
+rows.Add(Row("2. end to end", $"4000x3000 JPEG ({photo12MP.Length / 1024} KB) -> top-5", e2e12, plainTiming, "<= 150 ms", e2e12.MedianMs <= 150));
+rows.Add(Row("2. end to end", "  of which: decode of the 12 MP JPEG (ImageSharp)", decode12, e2e12, ""));
+
+// 3. Batch throughput.
+double? singleRate = null;
+foreach (var batch in new[] { 1, 8, 32 })
+{
+    var batchInput = Enumerable.Repeat(input, batch).SelectMany(x => x).ToArray();
+    var timing = Timing.Of(() => pipeline.Engine.PredictProbabilities(batchInput, batch), Math.Max(1, warmup / 2), Math.Max(5, runs / (batch == 32 ? 6 : 3)));
+    var perSecond = batch * 1000 / timing.MedianMs;
+    singleRate ??= perSecond;
+    rows.Add(new ResultRow("3. batch throughput", $"serving engine, batch {batch}", $"{perSecond:F1} images/s (median {timing.MedianMs:F1} ms per batch)",
+        $"{singleRate:F1} images/s at batch 1", $"{perSecond / singleRate:F2}x", "", ""));
+}
+
+Directory.Delete(folder, recursive: true);
+PrintAndWrite(rows, outputPath, quick);
+return 0;
+
+static ResultRow Row(string group, string measurement, Timing timing, Timing? reference, string target, bool? met = null) =>
+    new(group, measurement, $"median {timing.MedianMs:F1} ms, p95 {timing.P95Ms:F1} ms",
+        reference is null ? "" : $"{reference.MedianMs:F1} ms",
+        reference is null ? "" : $"{timing.MedianMs / reference.MedianMs:F2}x",
+        target, met is null ? "" : met.Value ? "met" : "NOT met");
+
+// A photo-like JPEG: smooth gradients, a few shapes and sensor-like noise, quality 90.
+static byte[] MakePhotoJpeg(int width, int height, int seed)
+{
+    var random = new Random(seed);
+    using var image = new Image<Rgb24>(width, height);
+    image.ProcessPixelRows(rows =>
+    {
+        for (var y = 0; y < rows.Height; y++)
+        {
+            var row = rows.GetRowSpan(y);
+            for (var x = 0; x < row.Length; x++)
+            {
+                var fx = (double)x / width;
+                var fy = (double)y / height;
+                var inCircle = Math.Pow(fx - 0.6, 2) + Math.Pow(fy - 0.45, 2) < 0.04;
+                var r = inCircle ? 200 : 60 + (120 * fx);
+                var g = inCircle ? 80 : 90 + (100 * fy);
+                var b = inCircle ? 60 : 140 - (80 * fx * fy);
+                var noise = random.Next(-12, 13);
+                row[x] = new Rgb24(Clamp(r + noise), Clamp(g + noise), Clamp(b + noise));
+            }
+        }
+    });
+    using var stream = new MemoryStream();
+    image.SaveAsJpeg(stream, new JpegEncoder { Quality = 90 });
+    return stream.ToArray();
+
+    static byte Clamp(double v) => (byte)Math.Clamp(v, 0, 255);
+}
+
+static void PrintAndWrite(List<ResultRow> rows, string path, bool quick)
+{
+    var table = new StringBuilder();
+    table.AppendLine("| group | measurement | value | reference (same run) | ratio | target | verdict |");
+    table.AppendLine("|---|---|---|---|---|---|---|");
+    foreach (var r in rows)
+    {
+        table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Group} | {r.Measurement} | {r.Value} | {r.Reference} | {r.Ratio} | {r.Target} | {r.Verdict} |");
+    }
+    Console.WriteLine();
+    Console.WriteLine(table.ToString());
+
+    var document = new StringBuilder();
+    document.AppendLine("# Benchmarks");
+    document.AppendLine();
+    document.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {MachineDescription()}{(quick ? " (quick run: fewer repetitions)" : "")}.");
+    document.AppendLine();
+    document.AppendLine("Every ratio compares two figures taken in the same run, so the machine's noise mostly cancels. Timings are medians (and 95th percentiles) after warm-up.");
+    document.AppendLine();
+    document.Append(table);
+    document.AppendLine();
+    document.AppendLine("Rerun: `dotnet run -c Release --project bench` (about two minutes; `-- --quick` for a shorter run). It rewrites this file.");
+    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+    File.WriteAllText(path, document.ToString());
+    Console.WriteLine($"Wrote {path}");
+}
+
+static string MachineDescription()
+{
+    var cpu = File.Exists("/proc/cpuinfo")
+        ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+        : null;
+    var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024);
+    return $"{Environment.ProcessorCount} cores ({cpu ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString()}), {memory:F0} GiB RAM, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+}
+
+static string FindRepositoryRoot()
+{
+    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+    {
+        if (File.Exists(Path.Combine(directory.FullName, "ServerlessClassifier.sln")))
+        {
+            return directory.FullName;
+        }
+    }
+    return Directory.GetCurrentDirectory();
+}

@@ -169,7 +169,14 @@ public sealed class ImageDecoder
     /// first frame of animations. The caller disposes it. Throws <see cref="ImageRejectedException"/>
     /// for anything empty, too big, not an image, damaged or truncated; never decodes past the limits.
     /// </summary>
-    public Image<Rgb24> Decode(ReadOnlyMemory<byte> data)
+    public Image<Rgb24> Decode(ReadOnlyMemory<byte> data) => Decode(data, minShorterSide: 0);
+
+    /// <summary>
+    /// Like <see cref="Decode(ReadOnlyMemory{byte})"/>, but a JPEG much larger than needed may come back
+    /// decoded at reduced scale (1/2, 1/4 or 1/8, see <see cref="ScaledJpegDecoder"/>) with its shorter side
+    /// still at least <paramref name="minShorterSide"/> pixels. The limits and checks are the same.
+    /// </summary>
+    public Image<Rgb24> Decode(ReadOnlyMemory<byte> data, int minShorterSide)
     {
         ThrowIfEmptyOrOverByteLimit(data.Length);
         using var stream = AsStream(data);
@@ -188,6 +195,11 @@ public sealed class ImageDecoder
             // JPEG has no alpha: decode straight to RGB24 (half the memory of a detour through RGBA).
             if (header.Format == JpegFormat.Instance.Name)
             {
+                var scaled = ScaledJpegDecoder.TryDecode(data.Span, header, minShorterSide, _configuration);
+                if (scaled is not null)
+                {
+                    return scaled;
+                }
                 var rgb = Image.Load<Rgb24>(_configuration, stream);
                 return Orient(rgb);
             }

@@ -121,6 +121,21 @@ public sealed class ImagePreprocessor
         ((int)Math.Round((resizedWidth - cropSize) / 2.0, MidpointRounding.ToEven),
          (int)Math.Round((resizedHeight - cropSize) / 2.0, MidpointRounding.ToEven));
 
+    /// <summary>
+    /// The shorter side a decoder must keep for this preprocessing: twice the resize target, so that a
+    /// JPEG decoded at reduced scale (<see cref="ImageDecoder.Decode(ReadOnlyMemory{byte}, int)"/>) is still
+    /// downsampled by the same resampler afterwards, from at least 2x the final size.
+    /// </summary>
+    public int DecodeShorterSide => 2 * (Config.Resize == ResizeMode.Stretch ? Config.InputSize : Config.ResizeSize);
+
+    /// <summary>Decodes (at reduced scale where the format allows, see <see cref="DecodeShorterSide"/>) and preprocesses.</summary>
+    public float[] DecodeAndPreprocess(ImageDecoder decoder, ReadOnlyMemory<byte> data)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        using var image = decoder.Decode(data, DecodeShorterSide);
+        return Preprocess(image);
+    }
+
     /// <summary>Preprocesses one image into a new array of <see cref="InputLength"/> floats.</summary>
     public float[] Preprocess(Image<Rgb24> image)
     {

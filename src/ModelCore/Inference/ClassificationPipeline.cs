@@ -74,7 +74,7 @@ public sealed class ClassificationPipeline : IDisposable
     public PreparedImage Prepare(ReadOnlyMemory<byte> image)
     {
         var clock = Stopwatch.StartNew();
-        using var decoded = decoder.Decode(image);
+        using var decoded = decoder.Decode(image, preprocessor.DecodeShorterSide);
         var decodeMs = clock.Elapsed.TotalMilliseconds;
         clock.Restart();
         var input = preprocessor.Preprocess(decoded);

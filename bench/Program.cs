@@ -10,6 +10,7 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Storage;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.PixelFormats;
@@ -17,7 +18,13 @@ using static TorchSharp.torch;
 
 // The benchmark: every comparison is a ratio measured in this same run, so machine noise cancels.
 // Usage: dotnet run -c Release --project bench [-- --quick] [--output docs/benchmarks.md]
+if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount])
+{
+    return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture));
+}
+
 var quick = args.Contains("--quick");
+var storage = Environment.GetEnvironmentVariable("ClassifierStorage");
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(FindRepositoryRoot(), "docs", "benchmarks.md");
 var runs = quick ? 15 : 60;
 var warmup = quick ? 3 : 10;
@@ -91,6 +98,29 @@ foreach (var batch in new[] { 1, 8, 32 })
     singleRate ??= perSecond;
     rows.Add(new ResultRow("3. batch throughput", $"serving engine, batch {batch}", $"{perSecond:F1} images/s (median {timing.MedianMs:F1} ms per batch)",
         $"{singleRate:F1} images/s at batch 1", $"{perSecond / singleRate:F2}x", "", ""));
+}
+
+// 5. Cold start and 7. serving memory: a fresh process loads the published model from Azurite.
+if (string.IsNullOrEmpty(storage))
+{
+    Console.WriteLine("ClassifierStorage is not set: cold start and serving memory are skipped (run scripts/bench.sh, which starts Azurite).");
+}
+else
+{
+    var models = new Azure.Storage.Blobs.BlobContainerClient(storage, $"bench-models-{Guid.NewGuid():N}");
+    await models.CreateAsync();
+    await new ModelStore(models).PublishAsync(folder);
+    var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
+    await File.WriteAllBytesAsync(imagePath, photo12MP);
+    var cold = await ColdStart.MeasureAsync(storage, models.Name, imagePath, predictions: 50);
+    rows.Add(new ResultRow("5. cold start", "process start to first prediction (model in Azurite)", $"{cold["total"]:F0} ms", "", "", "<= 1.0 s", cold["total"] <= 1000 ? "met" : "NOT met"));
+    rows.Add(new ResultRow("5. cold start", "  runtime load (process start to Main)", $"{cold["runtime"]:F0} ms", "", "", "", ""));
+    rows.Add(new ResultRow("5. cold start", $"  model download and hash check ({cold["bytes"] / 1048576:F0} MB)", $"{cold["download"]:F0} ms", "", "", "", ""));
+    rows.Add(new ResultRow("5. cold start", "  ONNX Runtime session creation", $"{cold["session"]:F0} ms", "", "", "", ""));
+    rows.Add(new ResultRow("5. cold start", "  first prediction (12 MP JPEG)", $"{cold["first"]:F0} ms", "", "", "", ""));
+    rows.Add(new ResultRow("7. memory", "serving process peak RSS (after 50 predictions of the 12 MP photo)", $"{cold["peakMb"]:F0} MB", "", "", "<= 450 MB", cold["peakMb"] <= 450 ? "met" : "NOT met"));
+    File.Delete(imagePath);
+    await models.DeleteAsync();
 }
 
 Directory.Delete(folder, recursive: true);

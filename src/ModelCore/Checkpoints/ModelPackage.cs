@@ -55,20 +55,29 @@ public sealed class ModelPackage
 
     /// <summary>The verified content of the file with this role, or null when the model has none.</summary>
     public ReadOnlyMemory<byte>? FindFile(string role) =>
-        Manifest.FindFile(role) is { } entry ? files[entry.Name] : null;
+        Manifest.FindFile(role) is { } entry && files.TryGetValue(entry.Name, out var content) ? content : null;
 
     public ReadOnlyMemory<byte> GetFile(string role) =>
-        FindFile(role) ?? throw new ModelFormatException($"{Source}: the model has no {role} file.");
+        FindFile(role) ?? throw new ModelFormatException($"{Source}: the model has no {role} file (or it was not loaded).");
 
     /// <summary>The verified content of a file by name (e.g. the preprocessing's mean image).</summary>
     public ReadOnlyMemory<byte> GetFileByName(string name) =>
         files.TryGetValue(name, out var content) ? content : throw new ModelFormatException($"{Source}: the model has no file {name}.");
 
-    public static Task<ModelPackage> LoadAsync(string folder, CancellationToken cancellationToken = default) =>
-        LoadAsync(new FolderModelFiles(folder), cancellationToken);
+    /// <summary>The files serving needs: the ONNX graph and the mean image (not the training weights).</summary>
+    public static IReadOnlyList<string> ServingRoles { get; } = [ModelFileRoles.Onnx, ModelFileRoles.MeanImage];
 
-    /// <summary>Reads the manifest, then every file it lists, verifying each size and hash.</summary>
-    public static async Task<ModelPackage> LoadAsync(IModelFileSource source, CancellationToken cancellationToken = default)
+    public static Task<ModelPackage> LoadAsync(string folder, CancellationToken cancellationToken = default) =>
+        LoadAsync(new FolderModelFiles(folder), roles: null, cancellationToken);
+
+    public static Task<ModelPackage> LoadAsync(IModelFileSource source, CancellationToken cancellationToken = default) =>
+        LoadAsync(source, roles: null, cancellationToken);
+
+    /// <summary>
+    /// Reads the manifest, then the files it lists (all of them, or only those whose role is in
+    /// <paramref name="roles"/>, e.g. <see cref="ServingRoles"/>), verifying each size and hash.
+    /// </summary>
+    public static async Task<ModelPackage> LoadAsync(IModelFileSource source, IReadOnlyCollection<string>? roles, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         byte[] manifestBytes;
@@ -78,7 +87,7 @@ public sealed class ModelPackage
         }
         var manifest = ModelManifest.Parse(manifestBytes, source.Description);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var entry in manifest.Files)
+        foreach (var entry in manifest.Files.Where(f => roles is null || roles.Contains(f.Role)))
         {
             byte[] content;
             await using (var stream = await source.OpenReadAsync(entry.Name, cancellationToken))
@@ -106,21 +115,34 @@ public sealed class ModelPackage
         }
     }
 
-    /// <summary>Reads a stream to its end but never more than <paramref name="limit"/> + 1 bytes.</summary>
-    private static async Task<byte[]> ReadBoundedAsync(Stream stream, long limit, string what, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a stream that should hold exactly <paramref name="expected"/> bytes into one array of that
+    /// size (no growing buffers: a model is read once, not three times over), refusing a shorter or
+    /// longer stream.
+    /// </summary>
+    private static async Task<byte[]> ReadBoundedAsync(Stream stream, long expected, string what, CancellationToken cancellationToken)
     {
-        using var buffer = new MemoryStream(stream.CanSeek ? (int)Math.Min(stream.Length, limit) : 0);
-        var chunk = new byte[81920];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        if (expected > Array.MaxLength)
         {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length > limit)
-            {
-                throw new ModelIntegrityException($"{what} is larger than the {limit} bytes the manifest allows.");
-            }
+            throw new ModelIntegrityException($"{what}: {expected} bytes is larger than a model file can be.");
         }
-        return buffer.ToArray();
+        var buffer = new byte[expected];
+        var filled = 0;
+        int read;
+        while (filled < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken)) > 0)
+        {
+            filled += read;
+        }
+        if (filled < buffer.Length)
+        {
+            return buffer[..filled]; // the caller's size check names both sizes
+        }
+        var probe = new byte[1];
+        if (await stream.ReadAsync(probe, cancellationToken) > 0)
+        {
+            throw new ModelIntegrityException($"{what} is longer than the {expected} bytes expected.");
+        }
+        return buffer;
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
 
@@ -50,7 +51,10 @@ public sealed class ClassificationPipeline : IDisposable
     public static ClassificationPipeline CreateServing(ModelPackage package, OnnxEngineOptions? options = null, ImageLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(package);
-        var engine = new OnnxEngine(package.GetFile(ModelFileRoles.Onnx).ToArray(), options ?? OnnxEngineOptions.Default);
+        var onnx = package.GetFile(ModelFileRoles.Onnx);
+        // The package's verified array itself when it is one whole array (it is): a model is not copied.
+        var bytes = MemoryMarshal.TryGetArray(onnx, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length ? segment.Array : onnx.ToArray();
+        var engine = new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default);
         try
         {
             return new ClassificationPipeline(package.Manifest, engine, ModelCheckpoint.ReadMeanImage(package), limits);

@@ -99,14 +99,17 @@ public sealed class ModelStore(BlobContainerClient container)
         }
     }
 
-    /// <summary>Downloads a version and verifies every file against its manifest.</summary>
-    public Task<ModelPackage> LoadAsync(string version, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Downloads a version and verifies its files against its manifest: all of them, or only those
+    /// with the given roles (<see cref="ModelPackage.ServingRoles"/> for serving: no training weights).
+    /// </summary>
+    public Task<ModelPackage> LoadAsync(string version, IReadOnlyCollection<string>? roles = null, CancellationToken cancellationToken = default)
     {
         if (!IsValidVersion(version))
         {
             throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
         }
-        return ModelPackage.LoadAsync(new BlobModelFiles(container, version), cancellationToken);
+        return ModelPackage.LoadAsync(new BlobModelFiles(container, version), roles, cancellationToken);
     }
 
     /// <summary>
@@ -116,7 +119,7 @@ public sealed class ModelStore(BlobContainerClient container)
     /// </summary>
     public async Task<CurrentModelPointer> SetCurrentAsync(string version, CancellationToken cancellationToken = default)
     {
-        await LoadAsync(version, cancellationToken);
+        await LoadAsync(version, roles: null, cancellationToken);
         var current = await GetCurrentAsync(cancellationToken);
         var pointer = new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version);
         var conditions = current is null

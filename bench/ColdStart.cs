@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Globalization;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
+
+namespace ServerlessClassifier.Bench;
+
+/// <summary>
+/// Cold start of the serving path, measured in a fresh child process: process start to first
+/// prediction, with its parts. The child is this program run with <c>--cold-start</c>; it prints one
+/// line of figures that the parent parses.
+/// </summary>
+internal static class ColdStart
+{
+    public const string Flag = "--cold-start";
+
+    /// <summary>In the child: load the live model from the store, classify one image, report the figures and peak memory.</summary>
+    public static async Task<int> RunChildAsync(string connectionString, string container, string imagePath, int predictions)
+    {
+        var sinceProcessStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
+        var clock = Stopwatch.StartNew();
+        var store = new ModelStore(new BlobContainerClient(connectionString, container));
+        var current = await store.GetCurrentAsync() ?? throw new InvalidOperationException("no model published");
+        var package = await store.LoadAsync(current.State.Version, ModelPackage.ServingRoles);
+        var download = clock.Elapsed;
+        clock.Restart();
+        using var pipeline = ClassificationPipeline.CreateServing(package);
+        var session = clock.Elapsed;
+        var image = await File.ReadAllBytesAsync(imagePath);
+        clock.Restart();
+        pipeline.Classify(image);
+        var first = clock.Elapsed;
+        for (var i = 1; i < predictions; i++)
+        {
+            pipeline.Classify(image);
+        }
+        var peakMb = PeakResidentMb();
+        var libtorchMapped = File.ReadLines("/proc/self/maps").Any(l => l.Contains("libtorch_cpu", StringComparison.Ordinal));
+        Console.Error.WriteLine($"libtorch mapped in the serving process: {libtorchMapped}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"COLDSTART runtime={sinceProcessStart.TotalMilliseconds:F1} download={download.TotalMilliseconds:F1} session={session.TotalMilliseconds:F1} first={first.TotalMilliseconds:F1} peakMb={peakMb:F1} bytes={package.TotalBytes}"));
+        return 0;
+    }
+
+    /// <summary>In the parent: start the child and parse its figures.</summary>
+    public static async Task<Dictionary<string, double>> MeasureAsync(string connectionString, string container, string imagePath, int predictions)
+    {
+        var clock = Stopwatch.StartNew();
+        var start = new ProcessStartInfo("dotnet", [typeof(ColdStart).Assembly.Location, Flag, connectionString, container, imagePath, predictions.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the cold-start process");
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var errors = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Console.Write(errors);
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("COLDSTART", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"cold-start child failed ({process.ExitCode}): {errors}");
+        var figures = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(p => p.Split('='))
+            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+        figures["total"] = figures["runtime"] + figures["download"] + figures["session"] + figures["first"];
+        figures["wall"] = clock.Elapsed.TotalMilliseconds;
+        return figures;
+    }
+
+    /// <summary>Peak resident set size of this process (VmHWM), in MB.</summary>
+    public static double PeakResidentMb()
+    {
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? double.NaN : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+    }
+}

@@ -24,21 +24,44 @@ public sealed record ModelFileEntry(string Role, string Name, long Bytes, string
 /// <summary>How the model was trained; filled by the training job.</summary>
 public sealed record TrainingSummary
 {
+    /// <summary>Most skipped images listed in <see cref="Skipped"/> (the count is always complete).</summary>
+    public const int MaxSkippedListed = 100;
+
     public string? Mode { get; init; }
+
+    /// <summary>Epochs run (fewer than <see cref="MaxEpochs"/> after early stopping).</summary>
     public int? Epochs { get; init; }
+    public int? MaxEpochs { get; init; }
     public int? BestEpoch { get; init; }
+    public bool? StoppedEarly { get; init; }
     public int? BatchSize { get; init; }
     public double? LearningRate { get; init; }
+    public double? BackboneLrFactor { get; init; }
+    public int? UnfreezeStages { get; init; }
+    public double? WeightDecay { get; init; }
+    public int? Patience { get; init; }
+
+    /// <summary>Validation fraction of the seeded stratified split; null when train/ and val/ folders were used.</summary>
+    public double? ValidationSplit { get; init; }
     public int? Seed { get; init; }
     public string? Device { get; init; }
     public string? Optimizer { get; init; }
     public IReadOnlyDictionary<string, int>? TrainCounts { get; init; }
     public IReadOnlyDictionary<string, int>? ValidationCounts { get; init; }
+
+    /// <summary>Images of the largest class over images of the smallest.</summary>
+    public double? ClassImbalanceRatio { get; init; }
     public int? SkippedImages { get; init; }
+
+    /// <summary>The first <see cref="MaxSkippedListed"/> skipped images with the decoder's reason.</summary>
+    public IReadOnlyList<SkippedImageEntry>? Skipped { get; init; }
 
     /// <summary>SHA-256 over the sorted list of training files (name and size), to tell which data made the model.</summary>
     public string? DataHash { get; init; }
 }
+
+/// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name).</summary>
+public sealed record SkippedImageEntry(string Source, string Code, string Message);
 
 /// <summary>Validation results recorded with the model.</summary>
 public sealed record ValidationMetrics
@@ -46,6 +69,9 @@ public sealed record ValidationMetrics
     public double? Accuracy { get; init; }
     public double? Loss { get; init; }
     public int? Samples { get; init; }
+
+    /// <summary>Mean F1 over classes with validation images.</summary>
+    public double? MacroF1 { get; init; }
 }
 
 /// <summary>

@@ -1,0 +1,145 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Heads;
+
+namespace ServerlessClassifier.ModelCore.Training;
+
+/// <summary>What trains.</summary>
+public enum TrainingMode
+{
+    /// <summary>The backbone is frozen (weights and BatchNorm statistics); features are computed once and only the head trains.</summary>
+    Head,
+
+    /// <summary>The last <see cref="TrainingOptions.UnfreezeStages"/> stages and the head train; earlier stages stay frozen.</summary>
+    Finetune,
+
+    /// <summary>Everything trains, with learning rates that shrink towards the input (discriminative rates).</summary>
+    Full,
+}
+
+public enum OptimizerKind
+{
+    /// <summary>AdamW (decoupled weight decay).</summary>
+    AdamW,
+
+    /// <summary>SGD with momentum 0.9.</summary>
+    Sgd,
+}
+
+/// <summary>
+/// Settings of one training run. The defaults are the PyTorch transfer-learning recipe on a small
+/// data set: a frozen ImageNet backbone and a linear head trained with AdamW at 1e-3.
+/// </summary>
+public sealed record TrainingOptions
+{
+    public TrainingMode Mode { get; init; } = TrainingMode.Head;
+
+    /// <summary>Finetune only: how many stages, counted from the output side, train (1 = layer4; 2 = layer3 + layer4).</summary>
+    public int UnfreezeStages { get; init; } = 1;
+
+    /// <summary>
+    /// Upper bound on epochs; early stopping usually ends sooner. 10 is enough for a head on frozen
+    /// features (it converges in a few epochs) and a reasonable first fine-tuning run.
+    /// </summary>
+    public int Epochs { get; init; } = 10;
+
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>The head's learning rate (the peak of the cosine schedule).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>
+    /// Finetune: unfrozen stages learn at LearningRate x this. Full: layer4 learns at LearningRate x this,
+    /// each earlier stage (and the stem) at half the rate of the next.
+    /// </summary>
+    public double BackboneLrFactor { get; init; } = 0.1;
+
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
+    /// <summary>Decoupled weight decay for AdamW, L2 for SGD. 1e-4: light regularisation that suits small sets.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>Seeds torch (head initialisation, dropout) and every shuffle, split and augmentation.</summary>
+    public int Seed { get; init; } = 42;
+
+    /// <summary>Validation fraction for the stratified split (ignored with train/ and val/ folders); see <see cref="DatasetOptions.ValSplit"/>.</summary>
+    public double ValSplit { get; init; } = 0.2;
+
+    /// <summary>Stop after this many epochs without a lower validation loss; the best epoch's weights are kept. 0 disables early stopping.</summary>
+    public int Patience { get; init; } = 3;
+
+    /// <summary><c>auto</c> (CUDA when <c>torch.cuda.is_available()</c>, else CPU), <c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>
+    /// A backbone id (<c>onnx-resnet18</c>: the pretrained default; <c>resnet18|34|50</c>: random
+    /// initialisation, for tests) or the path of a torchvision ResNet <c>.pth</c>/<c>.safetensors</c> file.
+    /// </summary>
+    public string Backbone { get; init; } = BackboneCatalog.DefaultId;
+
+    /// <summary>Folder with ResNet18.onnx and ResNetPreprocess.onnx for <c>onnx-resnet18</c>; null: <see cref="OnnxResNetImporter.DefaultDirectory"/>.</summary>
+    [JsonIgnore]
+    public string? PretrainedDirectory { get; init; }
+
+    public HeadKind HeadKind { get; init; } = HeadKind.Linear;
+
+    /// <summary>Width of the MLP head's hidden layer.</summary>
+    public int HiddenSize { get; init; } = 512;
+
+    /// <summary>Dropout of the MLP head.</summary>
+    public double Dropout { get; init; } = 0.2;
+
+    /// <summary>Model input side; null: the backbone's (224). <c>onnx-resnet18</c> only takes 224 (its mean image is 224 x 224).</summary>
+    public int? InputSize { get; init; }
+
+    /// <summary>Finetune/full augmentation: the random crop keeps this fraction of the area, at least (up to all of it).</summary>
+    public double CropScaleMin { get; init; } = 0.6;
+
+    /// <summary>Images decoded and run through the frozen backbone at a time (head mode).</summary>
+    public int FeatureBatchSize { get; init; } = 32;
+
+    /// <summary>Checks the values; throws <see cref="ArgumentException"/> naming the first bad one.</summary>
+    public void Validate()
+    {
+        static void Require(bool ok, string name, object value, string rule)
+        {
+            if (!ok)
+            {
+                throw new ArgumentException($"Training option {name} = {value}: {rule}.", name);
+            }
+        }
+        Require(Enum.IsDefined(Mode), nameof(Mode), Mode, "unknown mode");
+        Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "unknown optimizer");
+        Require(UnfreezeStages is >= 1 and <= 4, nameof(UnfreezeStages), UnfreezeStages, "must be 1..4");
+        Require(Epochs >= 1, nameof(Epochs), Epochs, "must be at least 1");
+        Require(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive");
+        Require(BackboneLrFactor > 0 && double.IsFinite(BackboneLrFactor), nameof(BackboneLrFactor), BackboneLrFactor, "must be positive");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be 0 or more");
+        Require(ValSplit is > 0 and < 1, nameof(ValSplit), ValSplit, "must be between 0 and 1");
+        Require(Patience >= 0, nameof(Patience), Patience, "must be 0 or more");
+        Require(Device is "auto" or "cpu" or "cuda", nameof(Device), Device, "must be auto, cpu or cuda");
+        Require(!string.IsNullOrWhiteSpace(Backbone), nameof(Backbone), Backbone, "must name a backbone id or a weights file");
+        Require(HiddenSize >= 1, nameof(HiddenSize), HiddenSize, "must be at least 1");
+        Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "must be in [0, 1)");
+        Require(InputSize is null or >= 32, nameof(InputSize), InputSize!, "must be at least 32");
+        Require(CropScaleMin is > 0 and <= 1, nameof(CropScaleMin), CropScaleMin, "must be in (0, 1]");
+        Require(FeatureBatchSize >= 1, nameof(FeatureBatchSize), FeatureBatchSize, "must be at least 1");
+    }
+
+    /// <summary>The dataset settings these options imply (split fraction and seed).</summary>
+    public DatasetOptions ToDatasetOptions() => new() { ValSplit = ValSplit, Seed = Seed };
+
+    /// <summary>The head these options describe, for a given number of classes.</summary>
+    public HeadSpec HeadSpec(int numClasses) => new(HeadKind, numClasses, HiddenSize, Dropout);
+
+    /// <summary>SHA-256 of every setting that changes the result (all but <see cref="Device"/>), to refuse resuming with different settings.</summary>
+    public string Hash()
+    {
+        var json = JsonSerializer.Serialize(this with { Device = "" }, Checkpoints.ModelManifest.JsonOptions);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)));
+    }
+}

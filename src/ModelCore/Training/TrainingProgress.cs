@@ -1,0 +1,36 @@
+namespace ServerlessClassifier.ModelCore.Training;
+
+/// <summary>Where a run is.</summary>
+public enum TrainingPhase
+{
+    /// <summary>Reading and checking images (Current/Total: images).</summary>
+    Loading,
+
+    /// <summary>Head mode: running the frozen backbone once over every image (Current/Total: images).</summary>
+    Features,
+
+    /// <summary>Training batches of one epoch (Current/Total: batches; <see cref="TrainingProgress.Epoch"/> is 1-based).</summary>
+    Epoch,
+
+    /// <summary>An epoch finished (<see cref="TrainingProgress.Metrics"/> set; Current/Total: epochs).</summary>
+    EpochCompleted,
+
+    /// <summary>Anything else worth a line in a log (Message set).</summary>
+    Info,
+}
+
+/// <summary>
+/// A progress report: enough for a CLI to draw bars with an ETA (Current of Total in the phase) and
+/// to print each epoch's metrics.
+/// </summary>
+public sealed record TrainingProgress(TrainingPhase Phase, int Current, int Total, string? Message = null)
+{
+    /// <summary>1-based epoch for <see cref="TrainingPhase.Epoch"/> and <see cref="TrainingPhase.EpochCompleted"/>; 0 otherwise.</summary>
+    public int Epoch { get; init; }
+
+    /// <summary>Set on <see cref="TrainingPhase.EpochCompleted"/>.</summary>
+    public EpochMetrics? Metrics { get; init; }
+}
+
+/// <summary>One epoch's results. Epochs are 1-based.</summary>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate, double Seconds);

@@ -22,7 +22,7 @@ internal sealed record FeatureCache(float[] Train, int[] TrainLabels, float[] Va
     IReadOnlyList<float[]> VerificationInputs, double ParityRelativeDifference, double Seconds);
 
 /// <summary>Reads and decodes a dataset's images for training (decoding is parallel; results keep dataset order).</summary>
-internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder decoder, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
+internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder decoder, int decodeShorterSide, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
 {
     public const int VerificationImages = 8;
 
@@ -67,7 +67,7 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
                 }
                 try
                 {
-                    using var image = decoder.Decode(bytes[i]);
+                    using var image = decoder.Decode(bytes[i], decodeShorterSide);
                     results[i] = map(image);
                 }
                 catch (ImageRejectedException e)

@@ -73,8 +73,9 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
 
             var skipped = new List<SkippedImage>(dataset.Skipped);
             var decoder = new ImageDecoder(dataset.Options.Limits);
-            var loader = new TrainingData(dataset, decoder, skipped, progress);
             var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
+            // Decode as serving does (large JPEGs at reduced scale), so training sees what serving sees.
+            var loader = new TrainingData(dataset, decoder, preprocessor.DecodeShorterSide, skipped, progress);
             LogStart(options.Mode, dataset.Train.Count, dataset.Validation.Count, dataset.Labels.Count, device.type, setup.BackboneSource);
 
             TrainingResult result;

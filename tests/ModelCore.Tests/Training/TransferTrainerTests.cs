@@ -56,7 +56,7 @@ public sealed class TransferTrainerTests(ITestOutputHelper output) : IDisposable
         using var model = setup.Model;
         model.eval();
         var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
-        var loader = new TrainingData(dataset, new ImageDecoder(), [], null);
+        var loader = new TrainingData(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
         var cache = await loader.ExtractFeaturesAsync(model, preprocessor, batchSize: 4, default);
 
         var decoder = new ImageDecoder();

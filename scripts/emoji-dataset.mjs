@@ -3,7 +3,9 @@
 //   <out>/train/<label>/<file>.png    images to train (and validate) on
 //   <out>/holdout/<label>/<file>.png  images kept apart for `evaluate`
 // Deterministic: emoji are taken in the package's sort order, every 5th one held out.
-// Usage: node scripts/emoji-dataset.mjs <out> [--per-class N]
+// Usage: node scripts/emoji-dataset.mjs <out> [--per-class N] [--all]
+//   --all: every category (skin-tone variants included) instead of the four default ones; with
+//          --per-class 250 that is about 2,000 images (the benchmark's training set).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,17 +25,19 @@ if (!existsSync(packageDir)) {
   process.exit(1);
 }
 
+const all = args.includes("--all");
 // Four categories that look different from each other; folder names are the labels.
-const categories = {
-  "Smileys & Emotion": "smileys",
-  "Animals & Nature": "animals",
-  "Food & Drink": "food",
-  "Flags": "flags",
-};
+const categories = all
+  ? {
+      "Smileys & Emotion": "smileys", "People & Body": "people", "Animals & Nature": "animals", "Food & Drink": "food",
+      "Travel & Places": "travel", "Activities": "activities", "Objects": "objects", "Symbols": "symbols", "Flags": "flags",
+    }
+  : { "Smileys & Emotion": "smileys", "Animals & Nature": "animals", "Food & Drink": "food", "Flags": "flags" };
 
 const emoji = JSON.parse(readFileSync(join(packageDir, "emoji.json"), "utf8"))
   .filter((e) => e.has_img_twitter && categories[e.category])
-  .sort((a, b) => a.sort_order - b.sort_order);
+  .sort((a, b) => a.sort_order - b.sort_order)
+  .flatMap((e) => [e, ...(all ? Object.values(e.skin_variations ?? {}).filter((v) => v.has_img_twitter).map((v) => ({ ...e, image: v.image })) : [])]);
 
 rmSync(out, { recursive: true, force: true });
 const counts = {};

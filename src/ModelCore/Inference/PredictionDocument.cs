@@ -91,7 +91,7 @@ public sealed record PredictionDocument
     }
 
     /// <summary>An <c>ok</c> document from a classification.</summary>
-    public static PredictionDocument FromClassification(string image, Classification classification, string? modelVersion, string source, DateTimeOffset? classifiedUtc = null)
+    public static PredictionDocument FromClassification(string image, Classification classification, string? modelVersion, string? source, DateTimeOffset? classifiedUtc = null)
     {
         ArgumentNullException.ThrowIfNull(classification);
         return new PredictionDocument

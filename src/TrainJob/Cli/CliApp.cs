@@ -23,7 +23,17 @@ public static class CliApp
         {
             foreach (var parseError in parse.Errors)
             {
-                await error.WriteLineAsync($"error: {parseError.Message}");
+                // Name the option in every message (some of the library's messages only quote the value).
+                var option = parseError.SymbolResult switch
+                {
+                    OptionResult o => o.Option,
+                    ArgumentResult { Parent: OptionResult o } => o.Option,
+                    _ => null,
+                };
+                var message = option is not null && !parseError.Message.Contains(option.Name, StringComparison.Ordinal)
+                    ? $"{option.Name}: {parseError.Message}"
+                    : parseError.Message;
+                await error.WriteLineAsync($"error: {message}");
             }
             var names = new List<string>();
             for (SymbolResult? result = parse.CommandResult; result is CommandResult commandResult; result = commandResult.Parent)

@@ -66,7 +66,7 @@ public static class ProgressDisplay
     private sealed class PlainSink(CliContext context) : IProgressSink
     {
         private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
-        private readonly Dictionary<string, (Stopwatch Clock, TimeSpan LastPrinted, bool Done)> phases = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (Stopwatch Clock, TimeSpan? LastPrinted, bool Done)> phases = new(StringComparer.Ordinal);
         private readonly Lock gate = new();
 
         public void Report(string phase, double completed, double total)
@@ -75,12 +75,12 @@ public static class ProgressDisplay
             {
                 if (!phases.TryGetValue(phase, out var state))
                 {
-                    state = (Stopwatch.StartNew(), TimeSpan.MinValue, false);
+                    state = (Stopwatch.StartNew(), null, false);
                 }
                 var fraction = total <= 0 ? 1 : Math.Clamp(completed / total, 0, 1);
                 var done = fraction >= 1;
                 var elapsed = state.Clock.Elapsed;
-                if ((done && !state.Done) || (!done && elapsed - state.LastPrinted >= Interval))
+                if ((done && !state.Done) || (!done && (state.LastPrinted is not { } last || elapsed - last >= Interval)))
                 {
                     var eta = fraction > 0 && !done ? $", ETA {Format(elapsed * ((1 - fraction) / fraction))}" : "";
                     context.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{phase}: {fraction:P0} ({completed:0.##}/{total:0.##}), elapsed {Format(elapsed)}{eta}"));

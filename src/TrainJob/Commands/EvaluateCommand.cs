@@ -107,7 +107,7 @@ public static class EvaluateCommand
     private static void Print(CliContext context, LoadedModel model, ClassificationMetrics metrics, int belowThreshold, double threshold, List<SkippedImage> skipped)
     {
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Model {model.Description}: accuracy {metrics.Accuracy:P2} ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {threshold:0.###}; {skipped.Count} skipped"));
+            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {threshold:0.###}; {skipped.Count} skipped"));
         var perClass = new Table().AddColumns("label", "precision", "recall", "F1", "support");
         foreach (var c in metrics.PerClass)
         {

@@ -1,15 +1,19 @@
-using ServerlessClassifier.ModelCore.Runtime;
-using static TorchSharp.torch;
+using ServerlessClassifier.TrainJob.Cli;
 
-// The training CLI grows with the TrainJob issue; for now it reports how libtorch was loaded.
-if (args is ["info"])
+// Ctrl-C (and SIGTERM from a container runtime) cancel the running command instead of killing the
+// process, so training can leave its checkpoint and say how to resume; a second Ctrl-C kills.
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
 {
-    var runtime = TorchRuntime.EnsureInitialized();
-    Console.WriteLine($"TorchSharp natives: {runtime?.NativeDirectory ?? "(platform default)"}");
-    Console.WriteLine($"LibTorchSharp:      {runtime?.LibTorchSharpPath ?? "(platform default)"}");
-    Console.WriteLine($"Patched for libstdc++: {runtime?.Patched ?? false}");
-    Console.WriteLine($"CUDA available:     {cuda.is_available()}");
-    return 0;
-}
-Console.Error.WriteLine("usage: ServerlessClassifier.TrainJob info");
-return 2;
+    if (!cancellation.IsCancellationRequested)
+    {
+        e.Cancel = true;
+        cancellation.Cancel();
+    }
+};
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    cancellation.Cancel();
+});
+return await CliApp.RunAsync(args, Console.Out, Console.Error, cancellationToken: cancellation.Token);

@@ -1,0 +1,135 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ServerlessClassifier.ModelCore.Imaging;
+
+namespace ServerlessClassifier.ModelCore.Inference;
+
+/// <summary>Values of <see cref="PredictionDocument.Status"/>.</summary>
+public static class PredictionStatus
+{
+    /// <summary>The image was classified.</summary>
+    public const string Ok = "ok";
+
+    /// <summary>The image could not be used; <see cref="PredictionDocument.Error"/> says why.</summary>
+    public const string Rejected = "rejected";
+}
+
+/// <summary>Values of <see cref="PredictionDocument.Source"/>: what produced the prediction.</summary>
+public static class PredictionSource
+{
+    public const string BlobTrigger = "blobTrigger";
+    public const string EventGrid = "eventGrid";
+    public const string Sweep = "sweep";
+    public const string Backfill = "backfill";
+    public const string Http = "http";
+}
+
+/// <summary>Where the time of one classification went, in milliseconds.</summary>
+public sealed record PredictionTimings(double DecodeMs, double PreprocessMs, double InferenceMs);
+
+/// <summary>Why an image was rejected: a stable code (an <see cref="ImageErrorCode"/> name) and a message for people.</summary>
+public sealed record PredictionError(string Code, string Message);
+
+/// <summary>
+/// The prediction stored as <c>predictions/&lt;image name&gt;.json</c> for every image (by the Functions app's
+/// triggers and sweep, and by TrainJob's <c>classify --container</c> backfill), and returned by the HTTP API.
+/// One definition, so every writer and reader agrees on the shape (camelCase JSON):
+/// <code>
+/// { "status": "ok", "image": "cats/1.jpg", "modelVersion": "20250101-120000-ab12cd",
+///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5,
+///   "top": [{ "label": "cat", "probability": 0.97 }, ...],
+///   "timings": { "decodeMs": 3.1, "preprocessMs": 1.2, "inferenceMs": 28.0 },
+///   "classifiedUtc": "2025-01-01T12:00:00+00:00", "source": "blobTrigger" }
+/// </code>
+/// A rejected image has <c>"status": "rejected"</c>, <c>"error": { "code": "Corrupt", "message": "..." }</c>,
+/// no label, top or timings. Null members are omitted.
+/// </summary>
+public sealed record PredictionDocument
+{
+    /// <summary>Suffix appended to the image blob's name to name its prediction blob.</summary>
+    public const string BlobSuffix = ".json";
+
+    public required string Status { get; init; }
+
+    /// <summary>The image blob's name (relative to the images container).</summary>
+    public required string Image { get; init; }
+
+    /// <summary>The model version that classified it (null when no published version was involved, e.g. a local folder).</summary>
+    public string? ModelVersion { get; init; }
+
+    /// <summary>The decision: the top label, or <see cref="ClassificationPipeline.UnknownLabel"/> below the threshold.</summary>
+    public string? Label { get; init; }
+
+    /// <summary>The top-1 probability.</summary>
+    public double? Confidence { get; init; }
+
+    public bool? IsUnknown { get; init; }
+
+    public double? Threshold { get; init; }
+
+    public IReadOnlyList<LabelProbability>? Top { get; init; }
+
+    public PredictionTimings? Timings { get; init; }
+
+    public PredictionError? Error { get; init; }
+
+    public DateTimeOffset ClassifiedUtc { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>One of <see cref="PredictionSource"/>'s values.</summary>
+    public string? Source { get; init; }
+
+    public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>The prediction blob's name for an image blob: <c>&lt;image&gt;.json</c>.</summary>
+    public static string BlobNameFor(string imageBlobName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(imageBlobName);
+        return imageBlobName + BlobSuffix;
+    }
+
+    /// <summary>An <c>ok</c> document from a classification.</summary>
+    public static PredictionDocument FromClassification(string image, Classification classification, string? modelVersion, string? source, DateTimeOffset? classifiedUtc = null)
+    {
+        ArgumentNullException.ThrowIfNull(classification);
+        return new PredictionDocument
+        {
+            Status = PredictionStatus.Ok,
+            Image = image,
+            ModelVersion = modelVersion,
+            Label = classification.Label,
+            Confidence = classification.Confidence,
+            IsUnknown = classification.IsUnknown,
+            Threshold = classification.Threshold,
+            Top = classification.Top,
+            Timings = new PredictionTimings(classification.Timings.DecodeMs, classification.Timings.PreprocessMs, classification.Timings.InferenceMs),
+            ClassifiedUtc = classifiedUtc ?? DateTimeOffset.UtcNow,
+            Source = source,
+        };
+    }
+
+    /// <summary>A <c>rejected</c> document for an image the decoder or preprocessor refused.</summary>
+    public static PredictionDocument FromRejection(string image, ImageRejectedException rejection, string? modelVersion, string source, DateTimeOffset? classifiedUtc = null)
+    {
+        ArgumentNullException.ThrowIfNull(rejection);
+        return new PredictionDocument
+        {
+            Status = PredictionStatus.Rejected,
+            Image = image,
+            ModelVersion = modelVersion,
+            Error = new PredictionError(rejection.Code.ToString(), rejection.Message),
+            ClassifiedUtc = classifiedUtc ?? DateTimeOffset.UtcNow,
+            Source = source,
+        };
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public byte[] ToUtf8Bytes() => JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions);
+
+    /// <summary>Parses a stored prediction; throws <see cref="JsonException"/> when it is not one.</summary>
+    public static PredictionDocument Parse(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize<PredictionDocument>(json, JsonOptions) ?? throw new JsonException("The prediction document is empty.");
+}

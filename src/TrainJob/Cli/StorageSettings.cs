@@ -1,0 +1,60 @@
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Configuration;
+using ServerlessClassifier.ModelCore.Storage;
+
+namespace ServerlessClassifier.TrainJob.Cli;
+
+/// <summary>
+/// Storage settings under the names the Functions app and infra/ use: <c>ClassifierStorage</c> (a connection
+/// string) or <c>ClassifierStorage__blobServiceUri</c> (+ <c>__credential=managedidentity</c>, <c>__clientId</c>),
+/// and <c>Classifier__{Images,Predictions,Models,Training}Container</c>. Read from environment variables,
+/// with <c>--storage</c> overriding the connection.
+/// </summary>
+public sealed class StorageSettings
+{
+    public const string ImagesDefault = "images";
+    public const string PredictionsDefault = "predictions";
+    public const string ModelsDefault = "models";
+    public const string TrainingDefault = "training";
+
+    private readonly Lazy<BlobServiceClient> service;
+
+    public StorageSettings(IConfiguration configuration)
+    {
+        Configuration = configuration;
+        service = new Lazy<BlobServiceClient>(() => StorageClients.CreateBlobServiceClient(configuration));
+    }
+
+    public IConfiguration Configuration { get; }
+
+    public string ImagesContainer => Setting("ImagesContainer", ImagesDefault);
+
+    public string PredictionsContainer => Setting("PredictionsContainer", PredictionsDefault);
+
+    public string ModelsContainer => Setting("ModelsContainer", ModelsDefault);
+
+    public string TrainingContainer => Setting("TrainingContainer", TrainingDefault);
+
+    public BlobServiceClient Service => service.Value;
+
+    public BlobContainerClient Container(string name) => Service.GetBlobContainerClient(name);
+
+    public ModelStore ModelStore() => new(Container(ModelsContainer));
+
+    /// <summary>Values that must never be printed.</summary>
+    public IEnumerable<string?> Secrets => [Configuration[StorageClients.DefaultConnectionName]];
+
+    public static IConfiguration BuildConfiguration(string? storageOption, IReadOnlyDictionary<string, string?>? overrides)
+    {
+        var builder = new ConfigurationBuilder().AddEnvironmentVariables();
+        var values = new Dictionary<string, string?>(overrides ?? new Dictionary<string, string?>(), StringComparer.OrdinalIgnoreCase);
+        if (!string.IsNullOrWhiteSpace(storageOption))
+        {
+            values[StorageClients.DefaultConnectionName] = storageOption;
+        }
+        return builder.AddInMemoryCollection(values).Build();
+    }
+
+    private string Setting(string name, string fallback) =>
+        Configuration[$"Classifier:{name}"] is { Length: > 0 } value ? value : fallback;
+}

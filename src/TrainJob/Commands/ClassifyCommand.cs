@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Globalization;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.TrainJob.Cli;
+using Spectre.Console;
+
+namespace ServerlessClassifier.TrainJob.Commands;
+
+/// <summary>
+/// <c>classify</c>: local files and folders (a table, or one JSON prediction per line), or with
+/// <c>--container</c> a backfill that writes <c>predictions/&lt;name&gt;.json</c> for every image blob
+/// that has none (never replacing one). Exit code 3 when some local inputs were rejected.
+/// </summary>
+public static class ClassifyCommand
+{
+    public static Command Create(GlobalOptions global, CliHost host)
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "Image files and folders (folders are searched recursively for image files).", Arity = ArgumentArity.ZeroOrMore };
+        var model = new Option<string>("--model") { Description = "A model folder, or a published version id (current = the live one).", DefaultValueFactory = _ => ModelLoader.Current, HelpName = "folder | version" };
+        var top = new Option<int>("--top") { Description = "How many labels to show per image.", DefaultValueFactory = _ => 3 };
+        top.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--top must be >= 1."); } });
+        var json = new Option<bool>("--json") { Description = "Print one JSON prediction document per line instead of a table." };
+        var container = new Option<string?>("--container")
+        {
+            Description = "Backfill: classify every blob in this container (default: the images container) that has no prediction yet, " +
+                "writing predictions/<name>.json as the Functions app does. Existing predictions are never replaced.",
+            Arity = ArgumentArity.ZeroOrOne,
+            HelpName = "name",
+        };
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per inference call.", DefaultValueFactory = _ => 16 };
+        batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
+        var command = new Command("classify", "Classify local images with the serving (ONNX) pipeline, or backfill predictions for a blob container.")
+        {
+            inputs, model, top, json, container, batchSize,
+        };
+        CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
+        {
+            var paths = parse.GetValue(inputs) ?? [];
+            var backfill = parse.GetResult(container) is not null;
+            if (backfill && paths.Length > 0)
+            {
+                throw new UsageException("pass either files/folders or --container, not both.");
+            }
+            if (!backfill && paths.Length == 0)
+            {
+                throw new UsageException("nothing to classify: pass image files or folders, or --container to backfill a blob container.");
+            }
+            var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
+            using var pipeline = ModelLoader.CreatePipeline(loaded);
+            return backfill
+                ? await BackfillAsync(context, pipeline, loaded, parse.GetValue(container) ?? context.Storage.ImagesContainer, cancellationToken)
+                : await ClassifyLocalAsync(context, pipeline, loaded, paths, parse.GetValue(top), parse.GetValue(json), parse.GetValue(batchSize), cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> ClassifyLocalAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string[] paths, int top, bool json, int batchSize, CancellationToken cancellationToken)
+    {
+        var files = paths.SelectMany(p => Directory.Exists(p) ? ImageFiles.InFolder(p) : [p]).ToList();
+        var table = new Table().AddColumns("file", "label", "confidence", $"top {top}", "error");
+        var rejected = 0;
+        await ImageFiles.ClassifyAsync(pipeline, files, batchSize, top, outcome =>
+        {
+            if (!outcome.Ok)
+            {
+                rejected++;
+            }
+            if (json)
+            {
+                var document = outcome.Classification is { } c
+                    ? PredictionDocument.FromClassification(outcome.File, c, model.Version, source: null)
+                    : new PredictionDocument
+                    {
+                        Status = PredictionStatus.Rejected,
+                        Image = outcome.File,
+                        ModelVersion = model.Version,
+                        Error = new PredictionError(outcome.ErrorCode!, outcome.ErrorMessage!),
+                    };
+                context.Out.WriteLine(document.ToJson());
+            }
+            else if (outcome.Classification is { } c)
+            {
+                table.AddRow(new Text(outcome.File), new Text(c.Label), new Text(c.Confidence.ToString("0.000", CultureInfo.InvariantCulture)),
+                    new Text(string.Join(", ", c.Top.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Label} {t.Probability:0.000}")))), new Text(""));
+            }
+            else
+            {
+                table.AddRow(new Text(outcome.File), new Text("-"), new Text("-"), new Text("-"), new Text($"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
+            }
+        }, cancellationToken);
+        if (!json)
+        {
+            context.Console.Write(table);
+        }
+        if (rejected > 0)
+        {
+            context.Error($"{rejected} of {files.Count} inputs could not be classified (see the error column / status \"rejected\").");
+            return ExitCodes.SomeInputsRejected;
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> BackfillAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string imagesName, CancellationToken cancellationToken)
+    {
+        var images = context.Storage.Container(imagesName);
+        if (!(await images.ExistsAsync(cancellationToken)).Value)
+        {
+            throw new InvalidOperationException($"There is no container '{imagesName}' in the configured storage.");
+        }
+        var predictions = context.Storage.Container(context.Storage.PredictionsContainer);
+        await predictions.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var blob in predictions.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix: null, cancellationToken))
+        {
+            existing.Add(blob.Name);
+        }
+        var todo = new List<BlobItem>();
+        var total = 0;
+        await foreach (var blob in images.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix: null, cancellationToken))
+        {
+            total++;
+            if (!existing.Contains(PredictionDocument.BlobNameFor(blob.Name)))
+            {
+                todo.Add(blob);
+            }
+        }
+        context.WriteLine($"{total} blobs in '{imagesName}', {total - todo.Count} already have a prediction, {todo.Count} to classify with {model.Description}.");
+        var (ok, rejected, raced) = await ProgressDisplay.RunAsync(context, async sink =>
+        {
+            int okCount = 0, rejectedCount = 0, racedCount = 0, done = 0;
+            foreach (var blob in todo)
+            {
+                var document = await ClassifyBlobAsync(images.GetBlobClient(blob.Name), blob, pipeline, model.Version, cancellationToken);
+                if (await PredictionBlobs.TryWriteAsync(predictions, document, cancellationToken))
+                {
+                    _ = document.Status == PredictionStatus.Ok ? okCount++ : rejectedCount++;
+                }
+                else
+                {
+                    racedCount++;
+                }
+                sink.Report("backfill", ++done, todo.Count);
+            }
+            return (okCount, rejectedCount, racedCount);
+        });
+        context.WriteLine($"Wrote {ok + rejected} predictions to '{context.Storage.PredictionsContainer}' ({ok} ok, {rejected} rejected); {raced} appeared meanwhile and were left as they were.");
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<PredictionDocument> ClassifyBlobAsync(BlobClient blob, BlobItem item, ClassificationPipeline pipeline, string? version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (item.Properties.ContentLength is { } length && length > pipeline.Limits.MaxBytes)
+            {
+                throw new ImageRejectedException(ImageErrorCode.TooLarge, $"The image is {length} bytes; the limit is {pipeline.Limits.MaxBytes}.");
+            }
+            ReadOnlyMemory<byte> bytes;
+            await using (var stream = (await blob.DownloadStreamingAsync(cancellationToken: cancellationToken)).Value.Content)
+            {
+                bytes = await pipeline.Decoder.ReadAllBytesAsync(stream, cancellationToken);
+            }
+            var classification = pipeline.Classify(bytes);
+            return PredictionDocument.FromClassification(item.Name, classification, version, PredictionSource.Backfill);
+        }
+        catch (ImageRejectedException e)
+        {
+            return PredictionDocument.FromRejection(item.Name, e, version, PredictionSource.Backfill);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Reports;
+using Spectre.Console;
+
+namespace ServerlessClassifier.TrainJob.Commands;
+
+/// <summary>
+/// <c>evaluate</c>: runs the serving pipeline (ONNX Runtime, exactly what production serves) over a labelled
+/// folder and prints accuracy, per-class precision/recall/F1 and the confusion matrix. Accuracy is of the
+/// top-1 label; images below the model's confidence threshold are counted separately.
+/// </summary>
+public static class EvaluateCommand
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static Command Create(GlobalOptions global, CliHost host)
+    {
+        var model = new Option<string>("--model") { Description = "A model folder, or a published version id (current = the live one).", Required = true, HelpName = "folder | version" };
+        var data = new Option<string>("--data") { Description = "Labelled images: <folder>/<label>/<file>; label folders must be labels of the model.", Required = true, HelpName = "folder" };
+        var json = new Option<string?>("--json") { Description = "Also write the results as JSON (accuracy, perClass, confusion, ...) to this file.", HelpName = "file" };
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per inference call.", DefaultValueFactory = _ => 16 };
+        batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
+        var command = new Command("evaluate", "Measure a model on labelled images with the serving (ONNX) pipeline: accuracy, per-class precision/recall/F1, confusion matrix.")
+        {
+            model, data, json, batchSize,
+        };
+        CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
+        {
+            var folder = parse.GetRequiredValue(data);
+            if (!Directory.Exists(folder))
+            {
+                throw new UsageException($"--data {folder} is not a folder.");
+            }
+            var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
+            using var pipeline = ModelLoader.CreatePipeline(loaded);
+            var labels = pipeline.Manifest.Labels;
+            var index = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
+
+            var samples = new List<(string File, int Actual)>();
+            var ignored = new List<string>();
+            foreach (var labelFolder in Directory.GetDirectories(folder).Order(StringComparer.Ordinal))
+            {
+                var label = Path.GetFileName(labelFolder);
+                if (index.TryGetValue(label, out var actual))
+                {
+                    samples.AddRange(ImageFiles.InFolder(labelFolder).Select(f => (f, actual)));
+                }
+                else
+                {
+                    ignored.Add(label);
+                    context.Error($"warning: folder \"{label}\" is not a label of the model; its images are not evaluated.");
+                }
+            }
+            if (samples.Count == 0)
+            {
+                throw new UsageException($"--data {folder}: no images in folders named after the model's labels ({string.Join(", ", labels)}).");
+            }
+
+            var pairs = new List<(int Actual, int Predicted)>();
+            var skipped = new List<SkippedImage>();
+            var belowThreshold = 0;
+            await ProgressDisplay.RunAsync(context, async sink =>
+            {
+                var done = 0;
+                var actualByFile = samples.ToDictionary(s => s.File, s => s.Actual, StringComparer.Ordinal);
+                await ImageFiles.ClassifyAsync(pipeline, [.. samples.Select(s => s.File)], parse.GetValue(batchSize), 1, outcome =>
+                {
+                    if (outcome.Classification is { } c)
+                    {
+                        pairs.Add((actualByFile[outcome.File], index[c.Top[0].Label]));
+                        belowThreshold += c.IsUnknown ? 1 : 0;
+                    }
+                    else
+                    {
+                        skipped.Add(new SkippedImage(Path.GetRelativePath(folder, outcome.File), $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
+                    }
+                    sink.Report("evaluate", ++done, samples.Count);
+                }, cancellationToken);
+                return done;
+            });
+
+            var metrics = ClassificationMetrics.From(labels, pairs);
+            Print(context, loaded, metrics, belowThreshold, pipeline.Manifest.ConfidenceThreshold, skipped);
+            if (parse.GetValue(json) is { } jsonFile)
+            {
+                var document = MetricsJson.Create(metrics);
+                document["model"] = loaded.Description;
+                if (loaded.Version is { } v)
+                {
+                    document["modelVersion"] = v;
+                }
+                document["threshold"] = pipeline.Manifest.ConfidenceThreshold;
+                document["belowThreshold"] = belowThreshold;
+                document["skipped"] = skipped;
+                document["ignoredFolders"] = ignored;
+                await File.WriteAllTextAsync(jsonFile, JsonSerializer.Serialize(document, Json), cancellationToken);
+                context.WriteLine($"Wrote {jsonFile}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void Print(CliContext context, LoadedModel model, ClassificationMetrics metrics, int belowThreshold, double threshold, List<SkippedImage> skipped)
+    {
+        context.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {threshold:0.###}; {skipped.Count} skipped"));
+        var perClass = new Table().AddColumns("label", "precision", "recall", "F1", "support");
+        foreach (var c in metrics.PerClass)
+        {
+            perClass.AddRow(new Text(c.Label), Number(c.Precision), Number(c.Recall), Number(c.F1), new Text(c.Support.ToString(CultureInfo.InvariantCulture)));
+        }
+        context.Console.Write(perClass);
+        var confusion = new Table().AddColumn("true \\ predicted");
+        foreach (var label in metrics.Labels)
+        {
+            confusion.AddColumn(new TableColumn(new Text(label)).RightAligned());
+        }
+        for (var i = 0; i < metrics.Labels.Count; i++)
+        {
+            confusion.AddRow([new Text(metrics.Labels[i]), .. metrics.Confusion[i].Select(n => new Text(n.ToString(CultureInfo.InvariantCulture)))]);
+        }
+        context.Console.Write(confusion);
+        foreach (var s in skipped)
+        {
+            context.Error($"skipped {s.File}: {s.Reason}");
+        }
+    }
+
+    private static Text Number(double value) => new(value.ToString("0.000", CultureInfo.InvariantCulture));
+}

@@ -1,0 +1,204 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+
+namespace ServerlessClassifier.TrainJob.Reports;
+
+/// <summary>
+/// Renders a <see cref="TrainingReport"/> as one self-contained HTML page: inline CSS and SVG, no
+/// scripts, no external resources. Every piece of text that comes from data (labels are folder
+/// names, file names and messages come from users) is HTML-encoded: a label like
+/// <c>&lt;script&gt;</c> shows as text and never runs.
+/// </summary>
+public static class HtmlReport
+{
+    private const int ChartWidth = 520;
+    private const int ChartHeight = 260;
+    private const int Margin = 40;
+
+    public static string Render(TrainingReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var html = new StringBuilder();
+        html.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+            .Append("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n")
+            .Append("<title>").Append(E(report.Title)).Append("</title>\n<style>\n")
+            .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:0.5em 0 1.5em}")
+            .Append("td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}")
+            .Append(".charts{display:flex;flex-wrap:wrap;gap:1.5em}.note{color:#a33}svg text{font-size:11px;font-family:sans-serif}\n")
+            .Append("</style>\n</head>\n<body>\n");
+        html.Append("<h1>").Append(E(report.Title)).Append("</h1>\n<p>Created ")
+            .Append(E(report.CreatedUtc.ToString("u", CultureInfo.InvariantCulture))).Append("</p>\n");
+        foreach (var note in report.Notes)
+        {
+            html.Append("<p class=\"note\">").Append(E(note)).Append("</p>\n");
+        }
+
+        if (report.Validation is { } validation)
+        {
+            html.Append("<h2>Validation</h2>\n<p>Accuracy <b>").Append(Percent(validation.Accuracy)).Append("</b> on ")
+                .Append(validation.Samples).Append(" images");
+            if (report.BestEpoch is { } best)
+            {
+                html.Append(" (model from epoch ").Append(best).Append(')');
+            }
+            html.Append("; confidence threshold ").Append(F(report.ConfidenceThreshold)).Append(".</p>\n");
+        }
+
+        html.Append("<h2>Training curves</h2>\n<div class=\"charts\">\n");
+        AppendChart(html, "Loss", report.History, h => h.TrainLoss, h => h.ValidationLoss, isFraction: false);
+        AppendChart(html, "Accuracy", report.History, h => h.TrainAccuracy, h => h.ValidationAccuracy, isFraction: true);
+        html.Append("</div>\n");
+        AppendHistoryTable(html, report.History);
+
+        if (report.Validation is { } metrics)
+        {
+            html.Append("<h2>Confusion matrix (validation; rows: true label, columns: predicted)</h2>\n");
+            AppendHeatMap(html, metrics);
+            html.Append("<h2>Per class</h2>\n<table>\n<tr><th class=\"l\">Label</th><th>Precision</th><th>Recall</th><th>F1</th><th>Support</th></tr>\n");
+            foreach (var c in metrics.PerClass)
+            {
+                html.Append("<tr><td class=\"l\">").Append(E(c.Label)).Append("</td><td>").Append(F(c.Precision)).Append("</td><td>")
+                    .Append(F(c.Recall)).Append("</td><td>").Append(F(c.F1)).Append("</td><td>").Append(c.Support).Append("</td></tr>\n");
+            }
+            html.Append("</table>\n");
+        }
+
+        AppendData(html, report);
+        AppendSkipped(html, report.Skipped);
+
+        html.Append("<h2>Settings</h2>\n<table>\n");
+        foreach (var (name, value) in report.Settings)
+        {
+            html.Append("<tr><th class=\"l\">").Append(E(name)).Append("</th><td class=\"l\">").Append(E(value)).Append("</td></tr>\n");
+        }
+        html.Append("</table>\n</body>\n</html>\n");
+        return html.ToString();
+    }
+
+    private static void AppendData(StringBuilder html, TrainingReport report)
+    {
+        var data = report.Data;
+        html.Append("<h2>Data</h2>\n<p>").Append(data.TotalTrain).Append(" training and ").Append(data.TotalValidation)
+            .Append(" validation images in ").Append(report.Labels.Count).Append(" classes. Class imbalance (largest / smallest training class): ")
+            .Append(double.IsInfinity(data.ImbalanceRatio) ? "a class has no training images" : data.ImbalanceRatio.ToString("0.00", CultureInfo.InvariantCulture))
+            .Append(".</p>\n");
+        var max = Math.Max(1, data.Train.Values.DefaultIfEmpty(0).Max());
+        html.Append("<table>\n<tr><th class=\"l\">Label</th><th>Train</th><th>Validation</th><th class=\"l\">Share of the largest class</th></tr>\n");
+        foreach (var label in report.Labels)
+        {
+            var train = data.Train.GetValueOrDefault(label);
+            var width = (int)Math.Round(200.0 * train / max);
+            html.Append("<tr><td class=\"l\">").Append(E(label)).Append("</td><td>").Append(train).Append("</td><td>")
+                .Append(data.Validation.GetValueOrDefault(label)).Append("</td><td class=\"l\"><svg width=\"200\" height=\"10\" role=\"img\"><rect width=\"")
+                .Append(width).Append("\" height=\"10\" fill=\"#4c78a8\"/></svg></td></tr>\n");
+        }
+        html.Append("</table>\n");
+    }
+
+    private static void AppendSkipped(StringBuilder html, IReadOnlyList<SkippedImage> skipped)
+    {
+        html.Append("<h2>Skipped images (").Append(skipped.Count).Append(")</h2>\n");
+        if (skipped.Count == 0)
+        {
+            html.Append("<p>None.</p>\n");
+            return;
+        }
+        html.Append("<table>\n<tr><th class=\"l\">File</th><th class=\"l\">Reason</th></tr>\n");
+        foreach (var s in skipped)
+        {
+            html.Append("<tr><td class=\"l\">").Append(E(s.File)).Append("</td><td class=\"l\">").Append(E(s.Reason)).Append("</td></tr>\n");
+        }
+        html.Append("</table>\n");
+    }
+
+    private static void AppendHistoryTable(StringBuilder html, IReadOnlyList<EpochMetrics> history)
+    {
+        html.Append("<table>\n<tr><th>Epoch</th><th>Train loss</th><th>Train accuracy</th><th>Val loss</th><th>Val accuracy</th></tr>\n");
+        foreach (var h in history)
+        {
+            html.Append("<tr><td>").Append(h.Epoch).Append("</td><td>").Append(F(h.TrainLoss)).Append("</td><td>").Append(Percent(h.TrainAccuracy))
+                .Append("</td><td>").Append(h.ValidationLoss is { } vl ? F(vl) : "-").Append("</td><td>")
+                .Append(h.ValidationAccuracy is { } va ? Percent(va) : "-").Append("</td></tr>\n");
+        }
+        html.Append("</table>\n");
+    }
+
+    private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double?> validation, bool isFraction)
+    {
+        html.Append("<figure><figcaption>").Append(E(title)).Append(" per epoch (blue: train, orange: validation)</figcaption>\n")
+            .Append("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"").Append(ChartWidth).Append("\" height=\"").Append(ChartHeight)
+            .Append("\" role=\"img\" aria-label=\"").Append(E(title)).Append("\">\n");
+        var values = history.Select(train).Concat(history.Select(validation).OfType<double>()).Where(double.IsFinite).ToList();
+        var top = isFraction ? 1.0 : Math.Max(1e-9, values.DefaultIfEmpty(1).Max());
+        var plotWidth = ChartWidth - 2 * Margin;
+        var plotHeight = ChartHeight - 2 * Margin;
+        html.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Margin}\" y=\"{Margin}\" width=\"{plotWidth}\" height=\"{plotHeight}\" fill=\"none\" stroke=\"#999\"/>\n");
+        for (var i = 0; i <= 4; i++)
+        {
+            var v = top * i / 4;
+            var y = Margin + plotHeight - plotHeight * i / 4.0;
+            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin - 4}\" y=\"{y + 4:0.#}\" text-anchor=\"end\">{(isFraction ? Percent(v) : F(v))}</text>\n");
+        }
+        var epochs = history.Count;
+        double X(int index) => Margin + (epochs <= 1 ? plotWidth / 2.0 : plotWidth * index / (double)(epochs - 1));
+        double Y(double v) => Margin + plotHeight - plotHeight * Math.Clamp(v / top, 0, 1);
+        if (epochs > 0)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin}\" y=\"{ChartHeight - 12}\">epoch {history[0].Epoch}</text>\n");
+            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin + plotWidth}\" y=\"{ChartHeight - 12}\" text-anchor=\"end\">epoch {history[^1].Epoch}</text>\n");
+        }
+        AppendSeries(html, [.. history.Select((h, i) => (X(i), (double?)train(h)))], "#4c78a8", Y);
+        AppendSeries(html, [.. history.Select((h, i) => (X(i), validation(h)))], "#f58518", Y);
+        html.Append("</svg></figure>\n");
+    }
+
+    private static void AppendSeries(StringBuilder html, IReadOnlyList<(double X, double? Value)> points, string colour, Func<double, double> y)
+    {
+        var defined = points.Where(p => p.Value is { } v && double.IsFinite(v)).Select(p => (p.X, Y: y(p.Value!.Value))).ToList();
+        if (defined.Count == 0)
+        {
+            return;
+        }
+        html.Append("<polyline fill=\"none\" stroke=\"").Append(colour).Append("\" stroke-width=\"2\" points=\"")
+            .AppendJoin(' ', defined.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.X:0.#},{p.Y:0.#}"))).Append("\"/>\n");
+        foreach (var p in defined)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{p.X:0.#}\" cy=\"{p.Y:0.#}\" r=\"3\" fill=\"{colour}\"/>\n");
+        }
+    }
+
+    private static void AppendHeatMap(StringBuilder html, ClassificationMetrics metrics)
+    {
+        // A table whose cells are shaded by the row-normalised count: readable for any number of
+        // classes, copyable, and the colour needs no script.
+        html.Append("<table>\n<tr><th class=\"l\">true \\ predicted</th>");
+        foreach (var label in metrics.Labels)
+        {
+            html.Append("<th>").Append(E(label)).Append("</th>");
+        }
+        html.Append("</tr>\n");
+        for (var i = 0; i < metrics.Labels.Count; i++)
+        {
+            var row = metrics.Confusion[i];
+            var total = Math.Max(1, row.Sum());
+            html.Append("<tr><th class=\"l\">").Append(E(metrics.Labels[i])).Append("</th>");
+            for (var j = 0; j < row.Count; j++)
+            {
+                var share = (double)row[j] / total;
+                var alpha = share.ToString("0.00", CultureInfo.InvariantCulture);
+                var hue = i == j ? "76,120,168" : "228,87,86";
+                html.Append("<td style=\"background:rgba(").Append(hue).Append(',').Append(alpha).Append(");color:")
+                    .Append(share > 0.6 ? "#fff" : "#222").Append("\">").Append(row[j]).Append("</td>");
+            }
+            html.Append("</tr>\n");
+        }
+        html.Append("</table>\n");
+    }
+
+    private static string E(string text) => WebUtility.HtmlEncode(text);
+
+    private static string F(double value) => value.ToString("0.####", CultureInfo.InvariantCulture);
+
+    private static string Percent(double value) => value.ToString("0.0%", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,64 @@
+namespace ServerlessClassifier.TrainJob.Reports;
+
+/// <summary>One epoch of training: loss and accuracy on the training and validation sets.</summary>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy, double? LearningRate = null);
+
+/// <summary>An image that was left out, and why (a stable code such as <c>Corrupt</c>, or a message).</summary>
+public sealed record SkippedImage(string File, string Reason);
+
+/// <summary>Precision, recall and F1 of one class, and how many samples truly belong to it.</summary>
+public sealed record ClassMetrics(string Label, double Precision, double Recall, double F1, int Support);
+
+/// <summary>How many images (per label) went into the training and validation sets.</summary>
+public sealed record DataCounts(IReadOnlyDictionary<string, int> Train, IReadOnlyDictionary<string, int> Validation)
+{
+    public int TotalTrain => Train.Values.Sum();
+
+    public int TotalValidation => Validation.Values.Sum();
+
+    /// <summary>Largest class over smallest class in the training set (1 = balanced; infinite when a class is empty).</summary>
+    public double ImbalanceRatio
+    {
+        get
+        {
+            if (Train.Count == 0)
+            {
+                return 1;
+            }
+            var min = Train.Values.Min();
+            return min == 0 ? double.PositiveInfinity : (double)Train.Values.Max() / min;
+        }
+    }
+}
+
+/// <summary>
+/// Everything a training report shows, as plain data: no dependency on the training engine's types,
+/// so the report can be produced (and tested) from any source of these numbers.
+/// </summary>
+public sealed record TrainingReport
+{
+    public required string Title { get; init; }
+
+    public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The settings as shown to people, in order (name, value).</summary>
+    public required IReadOnlyList<KeyValuePair<string, string>> Settings { get; init; }
+
+    public required IReadOnlyList<string> Labels { get; init; }
+
+    public required DataCounts Data { get; init; }
+
+    public required IReadOnlyList<EpochMetrics> History { get; init; }
+
+    /// <summary>Validation results of the model that was kept (null without a validation set).</summary>
+    public ClassificationMetrics? Validation { get; init; }
+
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
+
+    public int? BestEpoch { get; init; }
+
+    public double ConfidenceThreshold { get; init; }
+
+    /// <summary>Notes for people (e.g. "stopped early at epoch 7").</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}

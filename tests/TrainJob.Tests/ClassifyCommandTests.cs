@@ -1,0 +1,123 @@
+using System.Text.Json;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.TrainJob.Cli;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+[Collection(TorchTests.Collection)]
+public sealed class ClassifyCommandTests(ModelFolders models) : IClassFixture<ModelFolders>, IDisposable
+{
+    private readonly Cli cli = new();
+    private readonly TempFolder temp = new();
+
+    [Fact]
+    public async Task Classify_ReportsACorruptFileWithItsCodeAndClassifiesTheOthers()
+    {
+        var emoji = TestAssets.SampleEmoji(2);
+        var corrupt = temp.Combine("broken.png");
+        await File.WriteAllBytesAsync(corrupt, [.. File.ReadAllBytes(emoji[0]).Take(60)]);
+
+        var run = await cli.RunAsync("classify", "--model", models.AlwaysGamma, emoji[0], corrupt, emoji[1]);
+
+        Assert.Equal(ExitCodes.SomeInputsRejected, run.ExitCode);
+        var rows = run.Out.Split('\n');
+        Assert.Contains(rows, r => r.Contains("broken.png", StringComparison.Ordinal) && r.Contains("Corrupt", StringComparison.Ordinal));
+        Assert.Equal(2, rows.Count(r => r.Contains("gamma", StringComparison.Ordinal)));
+        Assert.Contains("1 of 3", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ClassifyJson_PrintsOnePredictionDocumentPerInput()
+    {
+        var emoji = TestAssets.SampleEmoji(1)[0];
+        var missing = temp.Combine("missing.jpg");
+
+        var run = await cli.RunAsync("classify", "--model", models.AlwaysGamma, "--json", emoji, missing);
+
+        Assert.Equal(ExitCodes.SomeInputsRejected, run.ExitCode);
+        var documents = run.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => PredictionDocument.Parse(System.Text.Encoding.UTF8.GetBytes(l))).ToList();
+        Assert.Equal(2, documents.Count);
+        Assert.Equal(PredictionStatus.Ok, documents[0].Status);
+        Assert.Equal("gamma", documents[0].Label);
+        Assert.Equal(TestModels.WinnerProbability(3), documents[0].Confidence!.Value, 4);
+        Assert.Equal(PredictionStatus.Rejected, documents[1].Status);
+        Assert.Equal("NotFound", documents[1].Error!.Code);
+    }
+
+    [Fact]
+    public async Task ClassifyContainer_BackfillsOnlyImagesWithoutPredictionsAndIsIdempotent()
+    {
+        var service = TestStorage.CreateServiceClient();
+        var images = service.GetBlobContainerClient(cli.ImagesContainer);
+        var predictions = service.GetBlobContainerClient(cli.PredictionsContainer);
+        await images.CreateAsync();
+        await predictions.CreateAsync();
+        var emoji = TestAssets.SampleEmoji(3);
+        await images.UploadBlobAsync("a.png", BinaryData.FromBytes(File.ReadAllBytes(emoji[0])));
+        await images.UploadBlobAsync("folder/b.png", BinaryData.FromBytes(File.ReadAllBytes(emoji[1])));
+        await images.UploadBlobAsync("done.png", BinaryData.FromBytes(File.ReadAllBytes(emoji[2])));
+        await images.UploadBlobAsync("notes.txt", BinaryData.FromString("not an image"));
+        const string Existing = """{"status":"ok","image":"done.png","label":"written-by-the-function"}""";
+        await predictions.UploadBlobAsync("done.png.json", BinaryData.FromString(Existing));
+
+        var first = await cli.RunAsync("classify", "--model", models.AlwaysGamma, "--container");
+
+        Assert.True(first.ExitCode == ExitCodes.Ok, first.All);
+        Assert.Contains("Wrote 3 predictions", first.Out, StringComparison.Ordinal);
+        var a = await Read(predictions, "a.png.json");
+        Assert.Equal(PredictionStatus.Ok, a.Status);
+        Assert.Equal("a.png", a.Image);
+        Assert.Equal("gamma", a.Label);
+        Assert.Equal(PredictionSource.Backfill, a.Source);
+        Assert.Equal(3, a.Top!.Count);
+        Assert.Equal("gamma", (await Read(predictions, "folder/b.png.json")).Label);
+        var text = await Read(predictions, "notes.txt.json");
+        Assert.Equal(PredictionStatus.Rejected, text.Status);
+        Assert.Equal("UnsupportedFormat", text.Error!.Code);
+        Assert.Equal(Existing, (await predictions.GetBlobClient("done.png.json").DownloadContentAsync()).Value.Content.ToString());
+        var etags = await ETags(predictions);
+
+        var second = await cli.RunAsync("classify", "--model", models.AlwaysGamma, "--container", cli.ImagesContainer);
+
+        Assert.Equal(ExitCodes.Ok, second.ExitCode);
+        Assert.Contains("Wrote 0 predictions", second.Out, StringComparison.Ordinal);
+        Assert.Equal(etags, await ETags(predictions));
+    }
+
+    public void Dispose() => temp.Dispose();
+
+    private static async Task<PredictionDocument> Read(BlobContainerClient container, string name) =>
+        PredictionDocument.Parse((await container.GetBlobClient(name).DownloadContentAsync()).Value.Content.ToMemory().Span);
+
+    private static async Task<Dictionary<string, string>> ETags(BlobContainerClient container)
+    {
+        var result = new Dictionary<string, string>();
+        await foreach (var blob in container.GetBlobsAsync())
+        {
+            result[blob.Name] = blob.Properties.ETag!.Value.ToString();
+        }
+        return result;
+    }
+}
+
+public sealed class PredictionDocumentTests
+{
+    [Fact]
+    public void Json_UsesTheSharedCamelCaseShapeAndOmitsNulls()
+    {
+        var classification = new Classification("cat", 0.9, false, 0.5, [new LabelProbability("cat", 0.9), new LabelProbability("dog", 0.1)], new ClassificationTimings(1, 2, 3));
+
+        using var json = JsonDocument.Parse(PredictionDocument.FromClassification("x.jpg", classification, "v1", PredictionSource.BlobTrigger).ToJson());
+
+        var root = json.RootElement;
+        Assert.Equal("ok", root.GetProperty("status").GetString());
+        Assert.Equal("x.jpg", root.GetProperty("image").GetString());
+        Assert.Equal("v1", root.GetProperty("modelVersion").GetString());
+        Assert.Equal("dog", root.GetProperty("top")[1].GetProperty("label").GetString());
+        Assert.Equal(3, root.GetProperty("timings").GetProperty("inferenceMs").GetDouble());
+        Assert.Equal("blobTrigger", root.GetProperty("source").GetString());
+        Assert.False(root.TryGetProperty("error", out _));
+    }
+}

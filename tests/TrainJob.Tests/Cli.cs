@@ -1,0 +1,49 @@
+using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Commands;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+/// <summary>One CLI run's exit code and captured output.</summary>
+public sealed record CliRun(int ExitCode, string Out, string Err)
+{
+    public string All => Out + Err;
+}
+
+/// <summary>
+/// Runs the CLI in-process with redirected output against the test Azurite (passed as --storage) and
+/// containers private to one test.
+/// </summary>
+public sealed class Cli
+{
+    private readonly string suffix = Guid.NewGuid().ToString("N")[..12];
+
+    public string ModelsContainer => $"models-{suffix}";
+
+    public string ImagesContainer => $"images-{suffix}";
+
+    public string PredictionsContainer => $"predictions-{suffix}";
+
+    public ITrainingRunner? Runner { get; init; }
+
+    public async Task<CliRun> RunAsync(params string[] args) => await RunAsync(CancellationToken.None, args);
+
+    public async Task<CliRun> RunAsync(CancellationToken cancellationToken, params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var host = new CliHost
+        {
+            TrainingRunner = Runner,
+            Interactive = false,
+            Configuration = new Dictionary<string, string?>
+            {
+                ["Classifier:ModelsContainer"] = ModelsContainer,
+                ["Classifier:ImagesContainer"] = ImagesContainer,
+                ["Classifier:PredictionsContainer"] = PredictionsContainer,
+            },
+        };
+        var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);
+        return new CliRun(code, output.ToString(), error.ToString());
+    }
+}

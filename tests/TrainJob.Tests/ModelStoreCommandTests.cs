@@ -1,0 +1,71 @@
+using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.TrainJob.Cli;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+[Collection(TorchTests.Collection)]
+public sealed class ModelStoreCommandTests(ModelFolders models) : IClassFixture<ModelFolders>
+{
+    private readonly Cli cli = new();
+
+    [Fact]
+    public async Task PublishListPromote_RollsBackToTheFirstVersion()
+    {
+        var publish1 = await cli.RunAsync("publish", "--model", models.AlwaysGamma);
+        Assert.Equal(ExitCodes.Ok, publish1.ExitCode);
+        var v1 = publish1.Out.Trim();
+        var list1 = await cli.RunAsync("models", "list");
+        Assert.Equal(ExitCodes.Ok, list1.ExitCode);
+        Assert.Equal(v1, CurrentVersion(list1.Out));
+
+        // Versions are named by the second: wait so the ids sort by time.
+        await Task.Delay(1100);
+        var publish2 = await cli.RunAsync("publish", "--model", models.AlwaysAlpha);
+        var v2 = publish2.Out.Trim();
+        Assert.NotEqual(v1, v2);
+        Assert.Equal(v2, CurrentVersion((await cli.RunAsync("models", "list")).Out));
+        Assert.Contains("alpha", (await cli.RunAsync("classify", "--model", "current", Emoji())).Out, StringComparison.Ordinal);
+
+        var promote = await cli.RunAsync("models", "promote", v1);
+        Assert.Equal(ExitCodes.Ok, promote.ExitCode);
+        Assert.Contains($"(was {v2})", promote.Out, StringComparison.Ordinal);
+
+        var list = await cli.RunAsync("models", "list");
+        Assert.Equal(v1, CurrentVersion(list.Out));
+        Assert.Contains(v2, list.Out, StringComparison.Ordinal);
+        Assert.Contains("resnet18", list.Out, StringComparison.Ordinal);
+        var classify = await cli.RunAsync("classify", "--model", "current", Emoji());
+        Assert.Equal(ExitCodes.Ok, classify.ExitCode);
+        Assert.Contains("gamma", classify.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ClassifyByVersion_PrintsTheLabels()
+    {
+        var version = (await cli.RunAsync("publish", "--model", models.AlwaysGamma)).Out.Trim();
+
+        var run = await cli.RunAsync("classify", "--model", version, "--top", "2", Emoji(), Emoji(1));
+
+        Assert.Equal(ExitCodes.Ok, run.ExitCode);
+        Assert.Equal(2, run.Out.Split('\n').Count(l => l.Contains("gamma 0.9", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Promote_UnknownVersion_FailsInOneLine()
+    {
+        var run = await cli.RunAsync("models", "promote", "20000101-000000-abcdef");
+
+        Assert.Equal(ExitCodes.Failure, run.ExitCode);
+        Assert.Contains("20000101-000000-abcdef", run.Err, StringComparison.Ordinal);
+        Assert.Single(run.Err.Trim().Split('\n'));
+    }
+
+    private static string Emoji(int index = 0) => TestAssets.SampleEmoji(4)[index];
+
+    /// <summary>The version on the row marked current in the models list table.</summary>
+    private static string CurrentVersion(string table)
+    {
+        var row = Assert.Single(table.Split('\n'), l => l.Contains("│ *", StringComparison.Ordinal) || l.TrimStart().StartsWith("* ", StringComparison.Ordinal) || l.Contains("| *", StringComparison.Ordinal));
+        return row.Split(['│', '|', ' '], StringSplitOptions.RemoveEmptyEntries)[1];
+    }
+}

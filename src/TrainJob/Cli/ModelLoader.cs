@@ -39,7 +39,7 @@ public static class ModelLoader
         }
         try
         {
-            var package = await store.LoadAsync(version, cancellationToken);
+            var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken);
             return new LoadedModel(package, version, $"version {version}");
         }
         catch (FileNotFoundException e)

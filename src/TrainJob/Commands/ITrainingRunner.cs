@@ -116,12 +116,5 @@ public interface ITrainingRunner
 /// <summary>The runner <c>train</c> uses unless a host passes another. The one place the training engine is wired in.</summary>
 public static class TrainingRunners
 {
-    public static ITrainingRunner Default { get; } = new NotWiredTrainingRunner();
-
-    private sealed class NotWiredTrainingRunner : ITrainingRunner
-    {
-        public Task<TrainingRunResult> TrainAsync(TrainingRunRequest request, IProgress<TrainingRunProgress> progress, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException(
-                "The training engine (ModelCore/Training) is not wired into this build yet: see TrainingRunners in src/TrainJob/Commands/ITrainingRunner.cs.");
-    }
+    public static ITrainingRunner Default { get; } = new EngineTrainingRunner();
 }

@@ -189,8 +189,7 @@ public static class TrainCommand
             var path = Path.IsPathRooted(file) ? file : Path.Combine(dataFolder, file);
             try
             {
-                using var image = decoder.Decode(File.ReadAllBytes(path));
-                inputs.Add(preprocessor.Preprocess(image));
+                inputs.Add(preprocessor.DecodeAndPreprocess(decoder, File.ReadAllBytes(path)));
             }
             catch (Exception e) when (e is ImageRejectedException or IOException or UnauthorizedAccessException)
             {

@@ -1,0 +1,77 @@
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
+using Engine = ServerlessClassifier.ModelCore.Training;
+using Report = ServerlessClassifier.TrainJob.Reports;
+
+namespace ServerlessClassifier.TrainJob.Commands;
+
+/// <summary>The CLI's training seam wired to the engine: <see cref="TransferTrainer"/> in ModelCore.</summary>
+internal sealed class EngineTrainingRunner : ITrainingRunner
+{
+    public async Task<TrainingRunResult> TrainAsync(TrainingRunRequest request, IProgress<TrainingRunProgress> progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        TorchRuntime.EnsureInitialized();
+        var defaults = new TrainingOptions();
+        var options = defaults with
+        {
+            Mode = request.Mode switch
+            {
+                TrainingMode.Head => Engine.TrainingMode.Head,
+                TrainingMode.Finetune => Engine.TrainingMode.Finetune,
+                _ => Engine.TrainingMode.Full,
+            },
+            UnfreezeStages = request.UnfreezeStages.Count > 0 ? request.UnfreezeStages.Count : defaults.UnfreezeStages,
+            Epochs = request.Epochs,
+            BatchSize = request.BatchSize,
+            LearningRate = request.LearningRate ?? defaults.LearningRate,
+            Seed = request.Seed,
+            ValSplit = request.ValidationSplit,
+            Device = request.Device,
+            Backbone = request.Backbone.WeightsFile ?? request.Backbone.Id ?? defaults.Backbone,
+        };
+        options.Validate();
+        var epochs = options.Epochs;
+        var forward = new Progress<TrainingProgress>(p => progress.Report(p.Phase switch
+        {
+            TrainingPhase.Loading => new TrainingRunProgress("loading", 0, epochs, p.Current, p.Total) { Message = p.Message },
+            TrainingPhase.Features => new TrainingRunProgress("features", 0, epochs, p.Current, p.Total) { Message = p.Message },
+            TrainingPhase.Epoch => new TrainingRunProgress("train", p.Epoch, epochs, p.Current, p.Total),
+            TrainingPhase.EpochCompleted => new TrainingRunProgress("train", p.Epoch, epochs, p.Total, p.Total)
+            {
+                EpochDone = p.Metrics is { } m ? new Report.EpochMetrics(m.Epoch, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy, m.LearningRate) : null,
+            },
+            _ => new TrainingRunProgress("info", p.Epoch, epochs, p.Current, p.Total) { Message = p.Message },
+        }));
+
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(request.DataFolder, options.ToDatasetOptions(), forward, cancellationToken);
+        var result = await new TransferTrainer().TrainAsync(dataset, options, forward, request.CheckpointDirectory, request.Resume, cancellationToken);
+        var labels = dataset.Labels;
+        var notes = new List<string>(dataset.Warnings);
+        if (result.ResumedFromEpoch > 0)
+        {
+            notes.Add($"Resumed after epoch {result.ResumedFromEpoch}.");
+        }
+        if (result.StoppedEarly)
+        {
+            notes.Add($"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
+        }
+        if (result.FeatureParityRelativeDifference is { } parity)
+        {
+            notes.Add($"Frozen features from the serving engine matched TorchSharp within {parity:E1} (relative).");
+        }
+        return new TrainingRunResult
+        {
+            Model = result.Model,
+            Manifest = result.Manifest,
+            MeanImage = result.MeanImage,
+            History = [.. result.History.Select(m => new Report.EpochMetrics(m.Epoch, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy, m.LearningRate))],
+            ValidationPredictions = [.. result.ValidationPredictions.Select(p => new ValidationPrediction(p.Source, dataset.LabelIndex(p.Actual), Array.IndexOf([.. labels], p.Predicted), p.Confidence))],
+            ConfidenceThreshold = result.ConfidenceThreshold,
+            Data = new Report.DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
+            Skipped = [.. result.SkippedImages.Select(s => new Report.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
+            BestEpoch = result.BestEpoch,
+            Notes = notes,
+        };
+    }
+}

@@ -34,8 +34,9 @@ internal sealed class EngineTrainingRunner : ITrainingRunner
         var epochs = options.Epochs;
         var forward = new Progress<TrainingProgress>(p => progress.Report(p.Phase switch
         {
-            TrainingPhase.Loading => new TrainingRunProgress("loading", 0, epochs, p.Current, p.Total) { Message = p.Message },
-            TrainingPhase.Features => new TrainingRunProgress("features", 0, epochs, p.Current, p.Total) { Message = p.Message },
+            // Per-image "checking ..." messages would print a line per file: the bar says enough.
+            TrainingPhase.Loading => new TrainingRunProgress("loading", 0, epochs, p.Current, p.Total),
+            TrainingPhase.Features => new TrainingRunProgress("features", 0, epochs, p.Current, p.Total),
             TrainingPhase.Epoch => new TrainingRunProgress("train", p.Epoch, epochs, p.Current, p.Total),
             TrainingPhase.EpochCompleted => new TrainingRunProgress("train", p.Epoch, epochs, p.Total, p.Total)
             {

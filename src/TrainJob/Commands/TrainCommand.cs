@@ -377,7 +377,11 @@ public static class TrainCommand
     {
         public void Report(TrainingRunProgress value)
         {
-            if (value.Epochs > 0 && value.Epoch > 0)
+            if (value.Phase == "info")
+            {
+                // A message only; no bar.
+            }
+            else if (value.Epochs > 0 && value.Epoch > 0)
             {
                 var steps = Math.Max(1, value.Steps);
                 sink.Report(value.Phase, (value.Epoch - 1) + (double)Math.Min(value.Step, steps) / steps, value.Epochs);

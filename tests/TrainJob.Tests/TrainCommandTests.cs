@@ -111,12 +111,51 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Train_WithoutAWiredEngine_FailsWithAClearMessage()
+    public async Task Train_WithTheRealEngine_HeadMode_LearnsColoursThenClassifiesThem()
     {
-        var run = await new Cli().RunAsync("train", "--data", temp.Combine("data"), "--output", temp.Combine("o"), "--device", "cpu");
+        // Three visually distinct classes of real-looking images; the default pretrained backbone at 224 px.
+        var data = temp.Combine("colours");
+        var colours = new Dictionary<string, SixLabors.ImageSharp.PixelFormats.Rgb24>
+        {
+            ["red"] = new(220, 30, 30),
+            ["green"] = new(30, 200, 40),
+            ["blue"] = new(30, 40, 220),
+        };
+        var random = new Random(3);
+        foreach (var (label, colour) in colours)
+        {
+            Directory.CreateDirectory(Path.Combine(data, label));
+            for (var i = 0; i < 6; i++)
+            {
+                using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(40, 40);
+                for (var y = 0; y < 40; y++)
+                {
+                    for (var x = 0; x < 40; x++)
+                    {
+                        var noise = random.Next(-40, 41);
+                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
+                    }
+                }
+                await SixLabors.ImageSharp.ImageExtensions.SaveAsPngAsync(image, Path.Combine(data, label, $"{i}.png"));
+            }
+        }
+        var output = temp.Combine("real");
 
-        Assert.Equal(ExitCodes.Failure, run.ExitCode);
-        Assert.Contains("not wired", run.Err, StringComparison.Ordinal);
+        var train = await new Cli().RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu");
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        Assert.Contains("epoch 15/15", train.Out, StringComparison.Ordinal);
+        var package = await ModelPackage.LoadAsync(output);
+        Assert.Equal(["blue", "green", "red"], package.Manifest.Labels);
+        Assert.Equal("onnx-resnet18", package.Manifest.Backbone);
+        Assert.True(File.Exists(Path.Combine(output, TrainCommand.ReportHtml)));
+
+        var classify = await new Cli().RunAsync("classify", "--model", output, "--json", Path.Combine(data, "red", "5.png"), Path.Combine(data, "blue", "0.png"));
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        var labels = classify.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("top")[0].GetProperty("label").GetString())
+            .ToList();
+        Assert.Equal(["red", "blue"], labels);
     }
 
     [Fact]

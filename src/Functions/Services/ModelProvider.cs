@@ -126,6 +126,7 @@ public sealed class ModelProvider : IDisposable
     private string? unavailableReason;
     private int backgroundCheckRunning;
     private int loads;
+    private int refusals;
     private bool disposed;
 
     public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null)
@@ -150,6 +151,9 @@ public sealed class ModelProvider : IDisposable
 
     /// <summary>How many versions this instance has loaded (downloaded, verified, session created).</summary>
     public int LoadCount => Volatile.Read(ref loads);
+
+    /// <summary>How many published versions this instance refused (failed verification); a refused ETag is not downloaded again.</summary>
+    public int RefusedCount => Volatile.Read(ref refusals);
 
     /// <summary>The limits every pipeline of this provider enforces.</summary>
     public ImageLimits Limits => limits;
@@ -288,6 +292,7 @@ public sealed class ModelProvider : IDisposable
         catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException)
         {
             refusedETag = pointer.ETag;
+            Interlocked.Increment(ref refusals);
             if (live is null)
             {
                 unavailableReason = $"The published model {version} was refused: {e.Message}";

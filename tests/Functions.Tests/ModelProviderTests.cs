@@ -40,14 +40,16 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
         var versions = new System.Collections.Concurrent.ConcurrentBag<string>();
         var clients = Enumerable.Range(0, 24).Select(_ => Task.Run(async () =>
         {
-            var count = 0;
-            while (!stop.IsCancellationRequested || count < 2)
+            // Every client keeps going until it has made two requests after the swap.
+            var afterSwap = 0;
+            while (!stop.IsCancellationRequested || afterSwap < 2)
             {
+                var swapped = stop.IsCancellationRequested;
                 var prediction = await ClassifyAsync(function, red);
                 // v2 has the same weights with the labels reversed: red is "blue" there.
                 Assert.Equal(prediction.ModelVersion == "v1" ? "red" : "blue", prediction.Label);
                 versions.Add(prediction.ModelVersion!);
-                count++;
+                afterSwap += swapped ? 1 : 0;
             }
         })).ToList();
 
@@ -57,6 +59,8 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
         await Task.WhenAll(clients);
 
         output.WriteLine($"{versions.Count} requests during the swap: {versions.Count(v => v == "v1")} by v1, {versions.Count(v => v == "v2")} by v2");
+        Assert.Contains("v1", versions);
+        Assert.True(versions.Count(v => v == "v2") >= 48);
         var after = await ClassifyAsync(function, red);
         Assert.Equal("v2", after.ModelVersion);
         Assert.Equal("blue", after.Label);

@@ -130,6 +130,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     Classifier__ImagesContainer: imagesContainerName
     Classifier__PredictionsContainer: predictionsContainerName
     Classifier__ModelsContainer: modelsContainerName
+    // The host resolves the sweep timer's %Classifier:SweepSchedule% from app settings (no default there).
+    Classifier__SweepSchedule: '0 */5 * * * *'
     // Flex Consumption supports only the Event Grid source for blob triggers: the polling-source
     // function (used locally with Azurite) stays off here; ClassifyUploadedImageEventGrid is live.
     'AzureWebJobs.ClassifyUploadedImage.Disabled': 'true'

@@ -85,6 +85,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__ImagesContainer",
             "Classifier__PredictionsContainer",
             "Classifier__ModelsContainer",
+            "Classifier__SweepSchedule",
             "AzureWebJobs.ClassifyUploadedImage.Disabled",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));

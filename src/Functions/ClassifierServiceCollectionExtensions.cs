@@ -1,0 +1,48 @@
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Azure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ServerlessClassifier.Functions.Options;
+using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Storage;
+
+namespace ServerlessClassifier.Functions;
+
+public static class ClassifierServiceCollectionExtensions
+{
+    /// <summary>
+    /// Everything the functions use: validated options (<c>Classifier</c>, <c>Classifier:MicroBatching</c>), the
+    /// blob client for the <c>ClassifierStorage</c> connection (a connection string locally, managed identity in
+    /// Azure: <see cref="StorageClients"/>), and the singletons that hold the model and classify.
+    /// </summary>
+    public static IServiceCollection AddClassifierServices(this IServiceCollection services)
+    {
+        services.AddOptions<ClassifierOptions>().BindConfiguration(ClassifierOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<MicroBatchingOptions>().BindConfiguration(MicroBatchingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+
+        services.AddAzureClients(clients => clients.AddClient<BlobServiceClient, BlobClientOptions>((clientOptions, provider) =>
+            StorageClients.CreateBlobServiceClient(provider.GetRequiredService<IConfiguration>(), StorageClients.DefaultConnectionName, clientOptions)));
+        services.AddSingleton(provider =>
+        {
+            var blobs = provider.GetRequiredService<BlobServiceClient>();
+            var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
+            return new ClassifierContainers(
+                blobs.GetBlobContainerClient(options.ImagesContainer),
+                blobs.GetBlobContainerClient(options.PredictionsContainer),
+                blobs.GetBlobContainerClient(options.ModelsContainer));
+        });
+        services.AddSingleton(provider => new ModelStore(provider.GetRequiredService<ClassifierContainers>().Models));
+        // Reads request bodies and blobs within the same limits the model pipelines enforce.
+        services.AddSingleton(provider => new ImageDecoder(provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToImageLimits()));
+
+        services.AddSingleton<ModelProvider>();
+        services.AddSingleton<ClassificationBatcher>();
+        services.AddSingleton<ClassificationService>();
+        services.AddSingleton<ImageRequestReader>();
+        services.AddSingleton<UploadedImageHandler>();
+        services.AddSingleton<UnclassifiedImageSweeper>();
+        return services;
+    }
+}

@@ -1,0 +1,36 @@
+using Azure.Storage.Blobs;
+using Microsoft.Azure.Functions.Worker;
+using ServerlessClassifier.Functions.Contracts;
+using ServerlessClassifier.Functions.Services;
+
+namespace ServerlessClassifier.Functions.Functions;
+
+/// <summary>
+/// An image uploaded to <c>%Classifier:ImagesContainer%</c> gets <c>predictions/&lt;name&gt;.json</c>. Two entries,
+/// one handler: the polling source (Azurite, Premium, Dedicated) and the Event Grid source (Flex Consumption, where
+/// polling is not supported). Exactly one is switched on by app setting: in Azure
+/// <c>AzureWebJobs.ClassifyUploadedImage.Disabled=true</c> (infra sets it); locally
+/// <c>AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true</c> (local.settings.example.json), as Azurite
+/// sends no Event Grid events. The blob is bound as a <see cref="BlobClient"/> so its size is checked before a byte is read.
+/// </summary>
+public sealed class ClassifyUploadedImage(UploadedImageHandler handler)
+{
+    public const string EventGridFunctionName = nameof(ClassifyUploadedImage) + "EventGrid";
+
+    /// <summary>Blob path with the container from app settings.</summary>
+    public const string BlobPath = "%Classifier:ImagesContainer%/{name}";
+
+    [Function(nameof(ClassifyUploadedImage))]
+    public Task Run(
+        [BlobTrigger(BlobPath, Connection = "ClassifierStorage")] BlobClient image,
+        string name,
+        CancellationToken cancellationToken) =>
+        handler.HandleAsync(image, name, PredictionSources.BlobTrigger, cancellationToken);
+
+    [Function(EventGridFunctionName)]
+    public Task RunFromEventGrid(
+        [BlobTrigger(BlobPath, Source = BlobTriggerSource.EventGrid, Connection = "ClassifierStorage")] BlobClient image,
+        string name,
+        CancellationToken cancellationToken) =>
+        handler.HandleAsync(image, name, PredictionSources.EventGrid, cancellationToken);
+}

@@ -1,0 +1,84 @@
+using System.ComponentModel.DataAnnotations;
+using ServerlessClassifier.ModelCore.Imaging;
+
+namespace ServerlessClassifier.Functions.Options;
+
+/// <summary>
+/// The <c>Classifier</c> configuration section (app settings <c>Classifier__*</c>; README "Configuration"
+/// lists every key with its default). Limits are the app's: a request can narrow the answer (top, threshold)
+/// but never raise <see cref="MaxBytes"/> or <see cref="MaxPixels"/>.
+/// </summary>
+public sealed record ClassifierOptions
+{
+    public const string SectionName = "Classifier";
+
+    /// <summary>Uploads to classify; the blob trigger's path is <c>%Classifier:ImagesContainer%/{name}</c>.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string ImagesContainer { get; init; } = "images";
+
+    /// <summary>One <c>&lt;name&gt;.json</c> per image.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string PredictionsContainer { get; init; } = "predictions";
+
+    /// <summary>The model store (<c>&lt;version&gt;/...</c> and <c>current.json</c>).</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string ModelsContainer { get; init; } = "models";
+
+    /// <summary>Largest image accepted, in bytes (HTTP body or blob).</summary>
+    [Range(typeof(long), "1", "2147483591")] // Array.MaxLength: the bytes are held in one array
+    public long MaxBytes { get; init; } = ImageLimits.DefaultMaxBytes;
+
+    /// <summary>Largest width x height accepted, read from the image header before decoding.</summary>
+    [Range(typeof(long), "1", "9223372036854775807")]
+    public long MaxPixels { get; init; } = ImageLimits.DefaultMaxPixels;
+
+    /// <summary>How often an instance checks <c>models/current.json</c>'s ETag for a newly published model.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan ModelRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// NCRONTAB schedule of <c>SweepUnclassifiedImages</c>. The Functions host reads this setting itself
+    /// (the trigger names <c>%Classifier:SweepSchedule%</c>); it is bound here so that it is documented and visible.
+    /// </summary>
+    [Required]
+    public string SweepSchedule { get; init; } = "0 */5 * * * *";
+
+    /// <summary>Most images one sweep classifies; the rest wait for the next run.</summary>
+    [Range(1, 10_000)]
+    public int SweepMaxImagesPerRun { get; init; } = 100;
+
+    /// <summary>The sweep leaves younger images to the blob trigger, which is probably handling them right now.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan SweepMinImageAge { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>ONNX Runtime threads per forward pass; unset means ModelCore's default (cores, at most 2).</summary>
+    [Range(1, 64)]
+    public int? IntraOpThreads { get; init; }
+
+    /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
+    [Range(1, 64)]
+    public int InterOpThreads { get; init; } = 1;
+
+    /// <summary>Container names as Azure Storage allows them.</summary>
+    private const string ContainerNamePattern = "^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$";
+
+    public ImageLimits ToImageLimits() => new() { MaxBytes = MaxBytes, MaxPixels = MaxPixels };
+}
+
+/// <summary>
+/// The <c>Classifier:MicroBatching</c> section: concurrent classifications that arrive within
+/// <see cref="MaxWaitMilliseconds"/> of each other share one forward pass, up to <see cref="MaxBatchSize"/> images.
+/// </summary>
+public sealed record MicroBatchingOptions
+{
+    public const string SectionName = "Classifier:MicroBatching";
+
+    public bool Enabled { get; init; } = true;
+
+    [Range(1, 256)]
+    public int MaxBatchSize { get; init; } = 8;
+
+    /// <summary>How long the first image of a batch waits for company; 0 batches only what is already queued.</summary>
+    [Range(0, 1000)]
+    public int MaxWaitMilliseconds { get; init; } = 5;
+}

@@ -1,0 +1,103 @@
+using System.Reflection;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ServerlessClassifier.Functions.Options;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.Functions.Tests;
+
+/// <summary>What the Functions host sees (functions.metadata) and what the app ships (no libtorch), from the real build output.</summary>
+public sealed class AppShapeTests
+{
+    private static string BuildOutput => Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "bin",
+        typeof(AppShapeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration, "net10.0");
+
+    [Fact]
+    public void FunctionsMetadata_DeclaresTheTriggersPathsConnectionsAndAuthLevels()
+    {
+        var functions = JsonNode.Parse(File.ReadAllText(Path.Combine(BuildOutput, "functions.metadata")))!.AsArray()
+            .ToDictionary(f => (string)f!["name"]!, f => f!["bindings"]!.AsArray()[0]!);
+
+        Assert.Equal(["ClassifyImage", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "SweepUnclassifiedImages"],
+            functions.Keys.Order(StringComparer.Ordinal));
+        foreach (var name in new[] { "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid" })
+        {
+            var trigger = functions[name];
+            Assert.Equal("blobTrigger", (string?)trigger["type"]);
+            Assert.Equal("%Classifier:ImagesContainer%/{name}", (string?)trigger["path"]);
+            Assert.Equal("ClassifierStorage", (string?)trigger["connection"]);
+        }
+        Assert.Null(functions["ClassifyUploadedImage"]["source"]);
+        Assert.Equal("EventGrid", (string?)functions["ClassifyUploadedImageEventGrid"]["source"]);
+
+        AssertHttp(functions["ClassifyImage"], "Function", "post", "classify");
+        AssertHttp(functions["GetModel"], "Function", "get", "model");
+        AssertHttp(functions["Health"], "Anonymous", "get", "health");
+
+        var timer = functions["SweepUnclassifiedImages"];
+        Assert.Equal("timerTrigger", (string?)timer["type"]);
+        Assert.Equal("%Classifier:SweepSchedule%", (string?)timer["schedule"]);
+        Assert.False((bool)timer["runOnStartup"]!);
+    }
+
+    [Fact]
+    public void BuildOutput_HasNoLibTorch()
+    {
+        var natives = Directory.EnumerateFiles(BuildOutput, "*", SearchOption.AllDirectories)
+            .Select(Path.GetFileName)
+            .Where(f => f!.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase)
+                || f.Contains("LibTorchSharp", StringComparison.OrdinalIgnoreCase) || f.StartsWith("torch_cpu", StringComparison.OrdinalIgnoreCase)
+                || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase))
+            .ToList();
+        Assert.True(File.Exists(Path.Combine(BuildOutput, "ServerlessClassifier.Functions.dll")), BuildOutput);
+        Assert.Empty(natives);
+    }
+
+    [Fact]
+    public void LocalSettingsExample_RunsThePollingTriggerAgainstAzurite()
+    {
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "local.settings.example.json")))!["Values"]!;
+        Assert.Equal("dotnet-isolated", (string?)values["FUNCTIONS_WORKER_RUNTIME"]);
+        Assert.Equal("UseDevelopmentStorage=true", (string?)values["AzureWebJobsStorage"]);
+        Assert.Equal("UseDevelopmentStorage=true", (string?)values["ClassifierStorage"]);
+        Assert.Equal("true", (string?)values["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"]);
+        Assert.Equal("0 */5 * * * *", (string?)values["Classifier__SweepSchedule"]);
+    }
+
+    [Theory]
+    [InlineData("Classifier:MicroBatching:MaxBatchSize", "0")]
+    [InlineData("Classifier:SweepMaxImagesPerRun", "0")]
+    [InlineData("Classifier:ImagesContainer", "Not_A_Container")]
+    [InlineData("Classifier:MaxBytes", "0")]
+    public void InvalidSettings_FailValidation(string key, string value)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging().AddClassifierServices().BuildServiceProvider();
+        var error = Assert.Throws<OptionsValidationException>(() =>
+        {
+            _ = services.GetRequiredService<IOptions<ClassifierOptions>>().Value;
+            _ = services.GetRequiredService<IOptions<MicroBatchingOptions>>().Value;
+        });
+        Assert.Contains(key.Split(':')[^1], error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Defaults_AreTheDocumentedOnes()
+    {
+        var options = new ClassifierOptions();
+        Assert.Equal(("images", "predictions", "models"), (options.ImagesContainer, options.PredictionsContainer, options.ModelsContainer));
+        Assert.Equal(TimeSpan.FromSeconds(30), options.ModelRefreshInterval);
+        Assert.Equal(100, options.SweepMaxImagesPerRun);
+        Assert.Equal((true, 8, 5), (new MicroBatchingOptions().Enabled, new MicroBatchingOptions().MaxBatchSize, new MicroBatchingOptions().MaxWaitMilliseconds));
+    }
+
+    private static void AssertHttp(JsonNode trigger, string authLevel, string method, string route)
+    {
+        Assert.Equal("httpTrigger", (string?)trigger["type"]);
+        Assert.Equal(authLevel, (string?)trigger["authLevel"]);
+        Assert.Equal([method], trigger["methods"]!.AsArray().Select(m => (string?)m));
+        Assert.Equal(route, (string?)trigger["route"]);
+    }
+}

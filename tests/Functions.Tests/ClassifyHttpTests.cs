@@ -1,0 +1,219 @@
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Infrastructure;
+using ServerlessClassifier.Functions.Contracts;
+using ServerlessClassifier.Functions.Functions;
+
+namespace ServerlessClassifier.Functions.Tests;
+
+[Collection(FunctionsTests.Collection)]
+public sealed class ClassifyHttpTests(ServingModelFixture model)
+{
+    [Fact]
+    public async Task Classify_RawBody_Returns200WithTheLabelAndTopK()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var context = TestHost.HttpContext(ServingModelFixture.Image("green", seed: 21), query: "?top=2");
+        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+
+        var prediction = Assert.IsType<PredictionResult>(Assert.IsType<OkObjectResult>(result).Value);
+        Assert.Equal("ok", prediction.Status);
+        Assert.Equal("green", prediction.Label);
+        Assert.Equal("v1", prediction.ModelVersion);
+        Assert.Equal(2, prediction.Top!.Count);
+        Assert.Equal(0.5, prediction.Threshold);
+        Assert.Null(prediction.Image);
+        Assert.Null(prediction.Source);
+    }
+
+    [Fact]
+    public async Task Classify_ThresholdAboveTheConfidence_AnswersUnknown()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var context = TestHost.HttpContext(ServingModelFixture.Image("red", seed: 22), contentType: "application/octet-stream", query: "?threshold=1");
+        var prediction = (PredictionResult)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+        Assert.Equal("unknown", prediction.Label);
+        Assert.True(prediction.IsUnknown);
+        Assert.Equal("red", prediction.Top![0].Label);
+    }
+
+    [Fact]
+    public async Task Classify_MultipartFormWithOneFile_Returns200()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        using var form = new MultipartFormDataContent { { new StringContent("a note"), "comment" } };
+        var file = new ByteArrayContent(ServingModelFixture.Image("blue", seed: 23));
+        file.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        form.Add(file, "file", "blue.png");
+        var body = await form.ReadAsByteArrayAsync();
+        var context = TestHost.HttpContext(body, contentType: form.Headers.ContentType!.ToString());
+
+        var prediction = (PredictionResult)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+        Assert.Equal("blue", prediction.Label);
+    }
+
+    public static TheoryData<string, int, string> BadRequests => new()
+    {
+        { "corrupt", 400, "Corrupt" },
+        { "empty", 400, "Empty" },
+        { "extreme-aspect-ratio", 400, "ExtremeAspectRatio" },
+        { "top-zero", 400, "InvalidTop" },
+        { "top-above-labels", 400, "InvalidTop" },
+        { "top-not-a-number", 400, "InvalidTop" },
+        { "threshold-above-one", 400, "InvalidThreshold" },
+        { "multipart-without-file", 400, "NoFile" },
+        { "content-length-over-limit", 413, "TooLarge" },
+        { "too-many-pixels", 413, "TooManyPixels" },
+        { "text-bytes-as-image", 415, "UnsupportedFormat" },
+        { "json-content-type", 415, "UnsupportedMediaType" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task Classify_AnswersBadInputWithItsStatusAndCode(string @case, int status, string code)
+    {
+        await using var host = await TestHost.StartAsync(new Dictionary<string, string?> { ["Classifier:MaxPixels"] = "100000" }, await model.SharedModelsAsync());
+        var png = ServingModelFixture.Image("red", seed: 24);
+        var context = @case switch
+        {
+            "corrupt" => TestHost.HttpContext(png[..(png.Length / 2)]),
+            "empty" => TestHost.HttpContext([]),
+            "extreme-aspect-ratio" => TestHost.HttpContext(ServingModelFixture.Image("red", seed: 25, width: 1, height: 60_000)),
+            "top-zero" => TestHost.HttpContext(png, query: "?top=0"),
+            "top-above-labels" => TestHost.HttpContext(png, query: "?top=4"),
+            "top-not-a-number" => TestHost.HttpContext(png, query: "?top=many"),
+            "threshold-above-one" => TestHost.HttpContext(png, query: "?threshold=1.5"),
+            "multipart-without-file" => MultipartWithoutFile(),
+            "content-length-over-limit" => WithContentLength(TestHost.HttpContext(png), 30L * 1024 * 1024),
+            "too-many-pixels" => TestHost.HttpContext(ServingModelFixture.Image("red", seed: 26, width: 400, height: 300)),
+            "text-bytes-as-image" => TestHost.HttpContext("hello, not an image"u8.ToArray()),
+            "json-content-type" => TestHost.HttpContext("{}"u8.ToArray(), contentType: "application/json"),
+            _ => throw new ArgumentOutOfRangeException(nameof(@case)),
+        };
+
+        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+
+        AssertProblem(result, status, code);
+    }
+
+    [Fact]
+    public async Task Classify_EndlessBodyWithoutContentLength_Is413AfterReadingOneBytePastTheLimit()
+    {
+        const int maxBytes = 256 * 1024;
+        await using var host = await TestHost.StartAsync(new Dictionary<string, string?> { ["Classifier:MaxBytes"] = $"{maxBytes}" }, await model.SharedModelsAsync());
+        var body = new CountingStream(1L << 30);
+        var context = TestHost.HttpContext(contentType: "application/octet-stream");
+        context.Request.Body = body;
+
+        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+
+        AssertProblem(result, 413, "TooLarge");
+        Assert.Equal(maxBytes + 1, body.BytesRead);
+    }
+
+    [Fact]
+    public async Task Classify_DeclaredContentLengthOverTheLimit_Is413WithoutReadingTheBody()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var body = new CountingStream(1L << 30);
+        var context = TestHost.HttpContext(contentType: "image/jpeg");
+        context.Request.Body = body;
+        context.Request.ContentLength = 1L << 30;
+
+        AssertProblem(await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None), 413, "TooLarge");
+        Assert.Equal(0, body.BytesRead);
+    }
+
+    [Fact]
+    public async Task ClassifyAndModel_BeforeAnyModelIsPublished_Are503WithRetryAfter()
+    {
+        await using var host = await TestHost.StartAsync();
+        var context = TestHost.HttpContext(ServingModelFixture.Image("red", seed: 27));
+        AssertProblem(await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None), 503, "NoModel");
+        Assert.Equal("30", context.Response.Headers.RetryAfter.ToString());
+
+        var modelContext = new DefaultHttpContext();
+        AssertProblem(await host.Function<GetModel>().Run(modelContext.Request, CancellationToken.None), 503, "NoModel");
+        Assert.Equal("30", modelContext.Response.Headers.RetryAfter.ToString());
+    }
+
+    [Fact]
+    public async Task Model_DescribesTheLiveVersion()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var result = await host.Function<GetModel>().Run(new DefaultHttpContext().Request, CancellationToken.None);
+        var summary = Assert.IsType<ModelSummary>(Assert.IsType<OkObjectResult>(result).Value);
+        Assert.Equal("v1", summary.Version);
+        Assert.Equal(ServingModelFixture.Labels, summary.Labels);
+        Assert.Equal("resnet18", summary.Backbone);
+        Assert.Equal(0.5, summary.Threshold);
+        Assert.Equal(1, summary.Metrics!.Accuracy);
+        Assert.Equal(64, summary.InputSize);
+    }
+
+    [Fact]
+    public void Health_IsOk()
+    {
+        var result = new Health().Run(new DefaultHttpContext().Request);
+        Assert.Equal(200, Assert.IsType<OkObjectResult>(result).StatusCode);
+    }
+
+    private static void AssertProblem(IActionResult result, int status, string code)
+    {
+        var objectResult = Assert.IsType<ObjectResult>(result);
+        Assert.Equal(status, ((IStatusCodeActionResult)objectResult).StatusCode);
+        var problem = Assert.IsType<ProblemDetails>(objectResult.Value);
+        Assert.Equal(status, problem.Status);
+        Assert.Equal(code, problem.Extensions[Problems.CodeExtension]);
+        Assert.False(string.IsNullOrWhiteSpace(problem.Detail));
+        Assert.Contains("application/problem+json", objectResult.ContentTypes);
+    }
+
+    private static DefaultHttpContext WithContentLength(DefaultHttpContext context, long length)
+    {
+        context.Request.ContentLength = length;
+        return context;
+    }
+
+    private static DefaultHttpContext MultipartWithoutFile()
+    {
+        using var form = new MultipartFormDataContent { { new StringContent("no file here"), "comment" } };
+        var body = form.ReadAsByteArrayAsync().GetAwaiter().GetResult();
+        return TestHost.HttpContext(body, contentType: form.Headers.ContentType!.ToString());
+    }
+
+    /// <summary>A body of <paramref name="length"/> zero bytes that is produced as it is read, counting what was read.</summary>
+    private sealed class CountingStream(long length) : Stream
+    {
+        public long BytesRead { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = (int)Math.Min(count, length - BytesRead);
+            Array.Clear(buffer, offset, n);
+            BytesRead += n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,107 @@
+using Azure.Storage.Blobs;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.Functions.Tests;
+
+/// <summary>
+/// The app's real service registrations (<see cref="ClassifierServiceCollectionExtensions.AddClassifierServices"/>)
+/// over the test Azurite (<c>ClassifierStorage</c> = CLASSIFIER_TEST_STORAGE) with containers of its own, and the
+/// function classes created as the worker creates them (constructor injection).
+/// </summary>
+public sealed class TestHost : IAsyncDisposable
+{
+    private readonly ServiceProvider services;
+    private readonly List<BlobContainerClient> owned = [];
+
+    private TestHost(ServiceProvider services, BlobContainerClient images, BlobContainerClient predictions, BlobContainerClient models)
+    {
+        this.services = services;
+        Images = images;
+        Predictions = predictions;
+        Models = models;
+    }
+
+    public BlobContainerClient Images { get; }
+
+    public BlobContainerClient Predictions { get; }
+
+    public BlobContainerClient Models { get; }
+
+    public IServiceProvider Services => services;
+
+    public ModelProvider ModelProvider => services.GetRequiredService<ModelProvider>();
+
+    public ModelStore Store => new(Models);
+
+    /// <summary>A host with fresh containers; <paramref name="models"/> may be shared (read-only use of an already published model).</summary>
+    public static async Task<TestHost> StartAsync(IDictionary<string, string?>? settings = null, BlobContainerClient? models = null)
+    {
+        var images = await TestStorage.CreateContainerAsync("images");
+        var predictions = TestStorage.CreateServiceClient().GetBlobContainerClient($"predictions-{Guid.NewGuid():N}");
+        models ??= await TestStorage.CreateContainerAsync("models");
+        var values = new Dictionary<string, string?>
+        {
+            ["ClassifierStorage"] = TestStorage.ConnectionString,
+            ["Classifier:ImagesContainer"] = images.Name,
+            ["Classifier:PredictionsContainer"] = predictions.Name,
+            ["Classifier:ModelsContainer"] = models.Name,
+            ["Classifier:SweepMinImageAge"] = "00:00:00",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            values[key] = value;
+        }
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var collection = new ServiceCollection()
+            .AddSingleton<IConfiguration>(configuration)
+            .AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        collection.AddClassifierServices();
+        var host = new TestHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true }), images, predictions, models);
+        host.owned.Add(images);
+        host.owned.Add(predictions);
+        return host;
+    }
+
+    /// <summary>A function class, created the way the worker creates it.</summary>
+    public T Function<T>() where T : class => ActivatorUtilities.CreateInstance<T>(services);
+
+    public T Get<T>() where T : notnull => services.GetRequiredService<T>();
+
+    public async Task<string> UploadAsync(string name, byte[] content)
+    {
+        await Images.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(content), overwrite: true);
+        return name;
+    }
+
+    public static DefaultHttpContext HttpContext(byte[]? body = null, string? contentType = "image/png", string? query = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.ContentType = contentType;
+        if (body is not null)
+        {
+            context.Request.Body = new MemoryStream(body);
+            context.Request.ContentLength = body.Length;
+        }
+        if (query is not null)
+        {
+            context.Request.QueryString = new QueryString(query);
+        }
+        return context;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await services.DisposeAsync();
+        foreach (var container in owned)
+        {
+            await container.DeleteIfExistsAsync();
+        }
+    }
+}

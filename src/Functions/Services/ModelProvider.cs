@@ -286,7 +286,7 @@ public sealed class ModelProvider : IDisposable
         ClassificationPipeline pipeline;
         try
         {
-            var package = await store.LoadAsync(version, cancellationToken).ConfigureAwait(false);
+            var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
             pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits);
         }
         catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException)

@@ -1,9 +1,12 @@
 using System.Text.Json;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands;
 using ServerlessClassifier.TrainJob.Reports;
+using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
@@ -168,9 +171,9 @@ public sealed class TrainCommandTests : IDisposable
             Settings = [new("data", "<b>folder</b>")],
             Labels = labels,
             Data = new DataCounts(labels.ToDictionary(l => l, _ => 3), labels.ToDictionary(l => l, _ => 1)),
-            History = [new EpochMetrics(1, 1.0, 0.5, 1.1, 0.4), new EpochMetrics(2, 0.7, 0.7, 0.9, 0.6)],
-            Validation = ClassificationMetrics.From(labels, [(0, 0), (1, 2), (2, 1)]),
-            Skipped = [new SkippedImage("<script>x</script>.png", "Corrupt: <b>bad</b>")],
+            History = [new EpochMetrics(1, 1.0, 0.5, 1.1, 0.4, 1e-3, 1), new EpochMetrics(2, 0.7, 0.7, 0.9, 0.6, 1e-3, 1)],
+            Validation = Evaluation.Compute(labels, [(labels[0], labels[0]), (labels[1], labels[2]), (labels[2], labels[1])]),
+            Skipped = [new ReportSkippedImage("<script>x</script>.png", "Corrupt: <b>bad</b>")],
         };
 
         var html = HtmlReport.Render(report);
@@ -201,7 +204,7 @@ public sealed class TrainCommandTests : IDisposable
             var history = new List<EpochMetrics>();
             for (var epoch = 1; epoch <= request.Epochs; epoch++)
             {
-                var metrics = new EpochMetrics(epoch, 1.0 / epoch, 0.5, 1.2 / epoch, 0.5);
+                var metrics = new EpochMetrics(epoch, 1.0 / epoch, 0.5, 1.2 / epoch, 0.5, 1e-3, 1);
                 history.Add(metrics);
                 progress.Report(new TrainingRunProgress("train", epoch, request.Epochs, 2, 2) { EpochDone = metrics });
             }
@@ -214,8 +217,12 @@ public sealed class TrainCommandTests : IDisposable
                 History = history,
                 ConfidenceThreshold = 0.25,
                 Data = new DataCounts(new Dictionary<string, int> { ["cats"] = 2, [HostileLabel] = 2 }, new Dictionary<string, int> { ["cats"] = 1, [HostileLabel] = 1 }),
-                ValidationPredictions = [new ValidationPrediction(Path.Combine(request.DataFolder, "cats", "x.png"), 0, 1, 0.9), new ValidationPrediction("y.png", 1, 1, 0.9)],
-                Skipped = [new SkippedImage("bad<file>.png", "Corrupt")],
+                ValidationPredictions =
+                [
+                    new ValidationPrediction(Path.Combine(request.DataFolder, "cats", "x.png"), labels[0], labels[1], 0.9, [0.1f, 0.9f]),
+                    new ValidationPrediction("y.png", labels[1], labels[1], 0.9, [0.1f, 0.9f]),
+                ],
+                Skipped = [new ModelCore.Training.SkippedImage("bad<file>.png", ImageErrorCode.Corrupt, "could not be read")],
                 BestEpoch = request.Epochs,
             });
         }

@@ -14,6 +14,9 @@ public sealed record ClassMetrics(string Label, double Precision, double Recall,
 public sealed record EvaluationReport(
     IReadOnlyList<string> Labels, int Samples, double Accuracy, double MacroF1, IReadOnlyList<ClassMetrics> PerClass, IReadOnlyList<IReadOnlyList<int>> ConfusionMatrix)
 {
+    /// <summary>Samples whose predicted label is their true label (the diagonal of <see cref="ConfusionMatrix"/>).</summary>
+    public int Correct => Enumerable.Range(0, ConfusionMatrix.Count).Sum(c => ConfusionMatrix[c][c]);
+
     /// <summary>The confusion matrix as aligned text, one row per true label.</summary>
     public string FormatConfusionMatrix()
     {

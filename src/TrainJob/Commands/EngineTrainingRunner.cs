@@ -1,7 +1,6 @@
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Training;
-using Engine = ServerlessClassifier.ModelCore.Training;
-using Report = ServerlessClassifier.TrainJob.Reports;
+using ServerlessClassifier.TrainJob.Reports;
 
 namespace ServerlessClassifier.TrainJob.Commands;
 
@@ -15,12 +14,7 @@ internal sealed class EngineTrainingRunner : ITrainingRunner
         var defaults = new TrainingOptions();
         var options = defaults with
         {
-            Mode = request.Mode switch
-            {
-                TrainingMode.Head => Engine.TrainingMode.Head,
-                TrainingMode.Finetune => Engine.TrainingMode.Finetune,
-                _ => Engine.TrainingMode.Full,
-            },
+            Mode = request.Mode,
             UnfreezeStages = request.UnfreezeStages.Count > 0 ? request.UnfreezeStages.Count : defaults.UnfreezeStages,
             Epochs = request.Epochs,
             BatchSize = request.BatchSize,
@@ -40,14 +34,13 @@ internal sealed class EngineTrainingRunner : ITrainingRunner
             TrainingPhase.Epoch => new TrainingRunProgress("train", p.Epoch, epochs, p.Current, p.Total),
             TrainingPhase.EpochCompleted => new TrainingRunProgress("train", p.Epoch, epochs, p.Total, p.Total)
             {
-                EpochDone = p.Metrics is { } m ? new Report.EpochMetrics(m.Epoch, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy, m.LearningRate) : null,
+                EpochDone = p.Metrics,
             },
             _ => new TrainingRunProgress("info", p.Epoch, epochs, p.Current, p.Total) { Message = p.Message },
         }));
 
         var dataset = await ImageFolderDataset.FromDirectoryAsync(request.DataFolder, options.ToDatasetOptions(), forward, cancellationToken);
         var result = await new TransferTrainer().TrainAsync(dataset, options, forward, request.CheckpointDirectory, request.Resume, cancellationToken);
-        var labels = dataset.Labels;
         var notes = new List<string>(dataset.Warnings);
         if (result.ResumedFromEpoch > 0)
         {
@@ -66,11 +59,11 @@ internal sealed class EngineTrainingRunner : ITrainingRunner
             Model = result.Model,
             Manifest = result.Manifest,
             MeanImage = result.MeanImage,
-            History = [.. result.History.Select(m => new Report.EpochMetrics(m.Epoch, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss, m.ValidationAccuracy, m.LearningRate))],
-            ValidationPredictions = [.. result.ValidationPredictions.Select(p => new ValidationPrediction(p.Source, dataset.LabelIndex(p.Actual), Array.IndexOf([.. labels], p.Predicted), p.Confidence))],
+            History = result.History,
+            ValidationPredictions = result.ValidationPredictions,
             ConfidenceThreshold = result.ConfidenceThreshold,
-            Data = new Report.DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
-            Skipped = [.. result.SkippedImages.Select(s => new Report.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
+            Data = new DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
+            Skipped = result.SkippedImages,
             BestEpoch = result.BestEpoch,
             Notes = notes,
         };

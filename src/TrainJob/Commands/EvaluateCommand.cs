@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Reports;
 using Spectre.Console;
@@ -37,16 +38,16 @@ public static class EvaluateCommand
             var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
             using var pipeline = ModelLoader.CreatePipeline(loaded);
             var labels = pipeline.Manifest.Labels;
-            var index = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
+            var known = labels.ToHashSet(StringComparer.Ordinal);
 
-            var samples = new List<(string File, int Actual)>();
+            var samples = new List<(string File, string Actual)>();
             var ignored = new List<string>();
             foreach (var labelFolder in Directory.GetDirectories(folder).Order(StringComparer.Ordinal))
             {
                 var label = Path.GetFileName(labelFolder);
-                if (index.TryGetValue(label, out var actual))
+                if (known.Contains(label))
                 {
-                    samples.AddRange(ImageFiles.InFolder(labelFolder).Select(f => (f, actual)));
+                    samples.AddRange(ImageFiles.InFolder(labelFolder).Select(f => (f, label)));
                 }
                 else
                 {
@@ -59,8 +60,9 @@ public static class EvaluateCommand
                 throw new UsageException($"--data {folder}: no images in folders named after the model's labels ({string.Join(", ", labels)}).");
             }
 
-            var pairs = new List<(int Actual, int Predicted)>();
-            var skipped = new List<SkippedImage>();
+            // The top-1 label, never "unknown": the matrix has exactly the model's labels as columns.
+            var pairs = new List<(string Actual, string Predicted)>();
+            var skipped = new List<Reports.SkippedImage>();
             var belowThreshold = 0;
             await ProgressDisplay.RunAsync(context, async sink =>
             {
@@ -70,19 +72,19 @@ public static class EvaluateCommand
                 {
                     if (outcome.Classification is { } c)
                     {
-                        pairs.Add((actualByFile[outcome.File], index[c.Top[0].Label]));
+                        pairs.Add((actualByFile[outcome.File], c.Top[0].Label));
                         belowThreshold += c.IsUnknown ? 1 : 0;
                     }
                     else
                     {
-                        skipped.Add(new SkippedImage(Path.GetRelativePath(folder, outcome.File), $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
+                        skipped.Add(new Reports.SkippedImage(Path.GetRelativePath(folder, outcome.File), $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
                     }
                     sink.Report("evaluate", ++done, samples.Count);
                 }, cancellationToken);
                 return done;
             });
 
-            var metrics = ClassificationMetrics.From(labels, pairs);
+            var metrics = Evaluation.Compute(labels, pairs);
             Print(context, loaded, metrics, belowThreshold, pipeline.Manifest.ConfidenceThreshold, skipped);
             if (parse.GetValue(json) is { } jsonFile)
             {
@@ -104,7 +106,7 @@ public static class EvaluateCommand
         return command;
     }
 
-    private static void Print(CliContext context, LoadedModel model, ClassificationMetrics metrics, int belowThreshold, double threshold, List<SkippedImage> skipped)
+    private static void Print(CliContext context, LoadedModel model, EvaluationReport metrics, int belowThreshold, double threshold, List<Reports.SkippedImage> skipped)
     {
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {threshold:0.###}; {skipped.Count} skipped"));
@@ -119,9 +121,9 @@ public static class EvaluateCommand
         {
             confusion.AddColumn(new TableColumn(new Text(label)).RightAligned());
         }
-        for (var i = 0; i < metrics.Labels.Count; i++)
+        for (var i = 0; i < metrics.ConfusionMatrix.Count; i++)
         {
-            confusion.AddRow([new Text(metrics.Labels[i]), .. metrics.Confusion[i].Select(n => new Text(n.ToString(CultureInfo.InvariantCulture)))]);
+            confusion.AddRow([new Text(metrics.Labels[i]), .. metrics.ConfusionMatrix[i].Select(n => new Text(n.ToString(CultureInfo.InvariantCulture)))]);
         }
         context.Console.Write(confusion);
         foreach (var s in skipped)

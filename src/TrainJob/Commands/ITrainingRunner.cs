@@ -1,21 +1,10 @@
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Models;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Reports;
+using SkippedImage = ServerlessClassifier.ModelCore.Training.SkippedImage;
 
 namespace ServerlessClassifier.TrainJob.Commands;
-
-/// <summary>How much of the network trains (<c>--mode</c>).</summary>
-public enum TrainingMode
-{
-    /// <summary>Backbone frozen (BatchNorm statistics too); only the new head trains.</summary>
-    Head,
-
-    /// <summary>The head plus the last backbone stages (<c>--unfreeze</c>) train, the stages with a smaller learning rate.</summary>
-    Finetune,
-
-    /// <summary>Everything trains.</summary>
-    Full,
-}
 
 /// <summary>The pretrained backbone: a catalog id (e.g. <c>onnx-resnet18</c>), or a torchvision weights file (.pth/.safetensors) whose architecture the engine detects.</summary>
 public sealed record BackboneChoice(string? Id, string? WeightsFile)
@@ -69,9 +58,6 @@ public sealed record TrainingRunProgress(string Phase, int Epoch, int Epochs, in
 
     public string? Message { get; init; }
 }
-
-/// <summary>One validation image: its true and predicted class indices (manifest label order).</summary>
-public sealed record ValidationPrediction(string File, int Actual, int Predicted, double Confidence);
 
 /// <summary>What a finished run hands back to the CLI, which saves, reports and publishes it.</summary>
 public sealed record TrainingRunResult : IDisposable

@@ -8,6 +8,7 @@ using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Reports;
 using static TorchSharp.torch;
@@ -132,8 +133,9 @@ public static class TrainCommand
     {
         var labels = result.Manifest.Labels;
         var validation = result.ValidationPredictions.Count > 0
-            ? ClassificationMetrics.From(labels, result.ValidationPredictions.Select(p => (p.Actual, p.Predicted)))
+            ? Evaluation.Compute(labels, result.ValidationPredictions.Select(p => (p.Actual, p.Predicted)))
             : null;
+        List<Reports.SkippedImage> skipped = [.. result.Skipped.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))];
         var draft = result.Manifest with
         {
             ConfidenceThreshold = result.ConfidenceThreshold,
@@ -162,16 +164,16 @@ public static class TrainCommand
             Data = result.Data,
             History = result.History,
             Validation = validation,
-            Skipped = result.Skipped,
+            Skipped = skipped,
             BestEpoch = result.BestEpoch,
             ConfidenceThreshold = result.ConfidenceThreshold,
             Notes = result.Notes,
         };
         await File.WriteAllTextAsync(Path.Combine(settings.Output, ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
         await File.WriteAllTextAsync(Path.Combine(settings.Output, ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);
-        if (result.Skipped.Count > 0)
+        if (skipped.Count > 0)
         {
-            context.WriteLine($"{result.Skipped.Count} images were skipped (listed in the report).");
+            context.WriteLine($"{skipped.Count} images were skipped (listed in the report).");
         }
         return manifest;
     }
@@ -181,7 +183,7 @@ public static class TrainCommand
     {
         var preprocessor = new ImagePreprocessor(preprocessing, result.MeanImage);
         var decoder = new ImageDecoder();
-        var candidates = result.ValidationPredictions.Select(p => p.File)
+        var candidates = result.ValidationPredictions.Select(p => p.Source)
             .Concat(Directory.EnumerateFiles(dataFolder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
         var inputs = new List<float[]>();
         foreach (var file in candidates)
@@ -429,10 +431,10 @@ public static class ReportJsonWriter
     }
 }
 
-/// <summary>The JSON shape of <see cref="ClassificationMetrics"/> (shared by report.json and <c>evaluate --json</c>).</summary>
+/// <summary>The JSON shape of an <see cref="EvaluationReport"/> (shared by report.json and <c>evaluate --json</c>).</summary>
 public static class MetricsJson
 {
-    public static Dictionary<string, object> Create(ClassificationMetrics metrics)
+    public static Dictionary<string, object> Create(EvaluationReport metrics)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         return new Dictionary<string, object>(StringComparer.Ordinal)
@@ -441,7 +443,7 @@ public static class MetricsJson
             ["samples"] = metrics.Samples,
             ["labels"] = metrics.Labels,
             ["perClass"] = metrics.PerClass.ToDictionary(c => c.Label, c => new { c.Precision, c.Recall, c.F1, c.Support }, StringComparer.Ordinal),
-            ["confusion"] = metrics.Confusion,
+            ["confusion"] = metrics.ConfusionMatrix,
         };
     }
 }

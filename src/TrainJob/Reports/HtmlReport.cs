@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using ServerlessClassifier.ModelCore.Training;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 
@@ -118,18 +119,18 @@ public static class HtmlReport
         foreach (var h in history)
         {
             html.Append("<tr><td>").Append(h.Epoch).Append("</td><td>").Append(F(h.TrainLoss)).Append("</td><td>").Append(Percent(h.TrainAccuracy))
-                .Append("</td><td>").Append(h.ValidationLoss is { } vl ? F(vl) : "-").Append("</td><td>")
-                .Append(h.ValidationAccuracy is { } va ? Percent(va) : "-").Append("</td></tr>\n");
+                .Append("</td><td>").Append(double.IsFinite(h.ValidationLoss) ? F(h.ValidationLoss) : "-").Append("</td><td>")
+                .Append(double.IsFinite(h.ValidationAccuracy) ? Percent(h.ValidationAccuracy) : "-").Append("</td></tr>\n");
         }
         html.Append("</table>\n");
     }
 
-    private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double?> validation, bool isFraction)
+    private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double> validation, bool isFraction)
     {
         html.Append("<figure><figcaption>").Append(E(title)).Append(" per epoch (blue: train, orange: validation)</figcaption>\n")
             .Append("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"").Append(ChartWidth).Append("\" height=\"").Append(ChartHeight)
             .Append("\" role=\"img\" aria-label=\"").Append(E(title)).Append("\">\n");
-        var values = history.Select(train).Concat(history.Select(validation).OfType<double>()).Where(double.IsFinite).ToList();
+        var values = history.Select(train).Concat(history.Select(validation)).Where(double.IsFinite).ToList();
         var top = isFraction ? 1.0 : Math.Max(1e-9, values.DefaultIfEmpty(1).Max());
         var plotWidth = ChartWidth - 2 * Margin;
         var plotHeight = ChartHeight - 2 * Margin;
@@ -148,14 +149,14 @@ public static class HtmlReport
             html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin}\" y=\"{ChartHeight - 12}\">epoch {history[0].Epoch}</text>\n");
             html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin + plotWidth}\" y=\"{ChartHeight - 12}\" text-anchor=\"end\">epoch {history[^1].Epoch}</text>\n");
         }
-        AppendSeries(html, [.. history.Select((h, i) => (X(i), (double?)train(h)))], "#4c78a8", Y);
+        AppendSeries(html, [.. history.Select((h, i) => (X(i), train(h)))], "#4c78a8", Y);
         AppendSeries(html, [.. history.Select((h, i) => (X(i), validation(h)))], "#f58518", Y);
         html.Append("</svg></figure>\n");
     }
 
-    private static void AppendSeries(StringBuilder html, IReadOnlyList<(double X, double? Value)> points, string colour, Func<double, double> y)
+    private static void AppendSeries(StringBuilder html, IReadOnlyList<(double X, double Value)> points, string colour, Func<double, double> y)
     {
-        var defined = points.Where(p => p.Value is { } v && double.IsFinite(v)).Select(p => (p.X, Y: y(p.Value!.Value))).ToList();
+        var defined = points.Where(p => double.IsFinite(p.Value)).Select(p => (p.X, Y: y(p.Value))).ToList();
         if (defined.Count == 0)
         {
             return;
@@ -168,7 +169,7 @@ public static class HtmlReport
         }
     }
 
-    private static void AppendHeatMap(StringBuilder html, ClassificationMetrics metrics)
+    private static void AppendHeatMap(StringBuilder html, EvaluationReport metrics)
     {
         // A table whose cells are shaded by the row-normalised count: readable for any number of
         // classes, copyable, and the colour needs no script.
@@ -178,9 +179,9 @@ public static class HtmlReport
             html.Append("<th>").Append(E(label)).Append("</th>");
         }
         html.Append("</tr>\n");
-        for (var i = 0; i < metrics.Labels.Count; i++)
+        for (var i = 0; i < metrics.ConfusionMatrix.Count; i++)
         {
-            var row = metrics.Confusion[i];
+            var row = metrics.ConfusionMatrix[i];
             var total = Math.Max(1, row.Sum());
             html.Append("<tr><th class=\"l\">").Append(E(metrics.Labels[i])).Append("</th>");
             for (var j = 0; j < row.Count; j++)

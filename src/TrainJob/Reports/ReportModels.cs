@@ -1,13 +1,10 @@
+using ServerlessClassifier.ModelCore.Training;
+
 namespace ServerlessClassifier.TrainJob.Reports;
 
-/// <summary>One epoch of training: loss and accuracy on the training and validation sets.</summary>
-public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy, double? LearningRate = null);
-
+// Not the engine's SkippedImage: the CLI also skips for reasons outside ImageErrorCode (NotFound, Unreadable), and its JSON shows one "reason".
 /// <summary>An image that was left out, and why (a stable code such as <c>Corrupt</c>, or a message).</summary>
 public sealed record SkippedImage(string File, string Reason);
-
-/// <summary>Precision, recall and F1 of one class, and how many samples truly belong to it.</summary>
-public sealed record ClassMetrics(string Label, double Precision, double Recall, double F1, int Support);
 
 /// <summary>How many images (per label) went into the training and validation sets.</summary>
 public sealed record DataCounts(IReadOnlyDictionary<string, int> Train, IReadOnlyDictionary<string, int> Validation)
@@ -32,8 +29,8 @@ public sealed record DataCounts(IReadOnlyDictionary<string, int> Train, IReadOnl
 }
 
 /// <summary>
-/// Everything a training report shows, as plain data: no dependency on the training engine's types,
-/// so the report can be produced (and tested) from any source of these numbers.
+/// Everything a training report shows, as plain data (the engine's metric records, no model or
+/// tensors), so the report can be produced (and tested) from any source of these numbers.
 /// </summary>
 public sealed record TrainingReport
 {
@@ -51,7 +48,7 @@ public sealed record TrainingReport
     public required IReadOnlyList<EpochMetrics> History { get; init; }
 
     /// <summary>Validation results of the model that was kept (null without a validation set).</summary>
-    public ClassificationMetrics? Validation { get; init; }
+    public EvaluationReport? Validation { get; init; }
 
     public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
 

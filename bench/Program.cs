@@ -124,8 +124,30 @@ else
     rows.Add(new ResultRow("5. cold start", "  ONNX Runtime session creation", $"{cold["session"]:F0} ms", "", "", "", ""));
     rows.Add(new ResultRow("5. cold start", "  first prediction (12 MP JPEG)", $"{cold["first"]:F0} ms", "", "", "", ""));
     rows.Add(new ResultRow("7. memory", "serving process peak RSS (after 50 predictions of the 12 MP photo)", $"{cold["peakMb"]:F0} MB", "", "", "<= 450 MB", cold["peakMb"] <= 450 ? "met" : "NOT met"));
+    // 4. Concurrent throughput through the Functions app's service, micro-batching off vs on.
+    foreach (var callers in new[] { 1, 4, 16 })
+    {
+        var perCaller = quick ? 4 : Math.Max(4, 64 / callers);
+        var off = await ConcurrencyBench.ImagesPerSecondAsync(storage, models.Name, microBatching: false, callers, perCaller, photo224);
+        var on = await ConcurrencyBench.ImagesPerSecondAsync(storage, models.Name, microBatching: true, callers, perCaller, photo224);
+        rows.Add(new ResultRow("4. concurrency", $"{callers} concurrent callers, 224px JPEG, micro-batching on (off: reference)", $"{on:F1} images/s", $"{off:F1} images/s", $"{on / off:F2}x",
+            callers == 16 ? ">= 1.5x with 16 callers" : "", callers == 16 ? (on / off >= 1.5 ? "met" : "NOT met") : ""));
+    }
     File.Delete(imagePath);
     await models.DeleteAsync();
+}
+
+// 7. Size of the published Functions app.
+var publishDir = Path.Combine(Path.GetTempPath(), $"bench-publish-{Guid.NewGuid():N}");
+var publish = System.Diagnostics.Process.Start("dotnet", ["publish", Path.Combine(FindRepositoryRoot(), "src", "Functions"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-o", publishDir, "-nologo", "-v", "q"]);
+await publish.WaitForExitAsync();
+if (publish.ExitCode == 0)
+{
+    var files = Directory.GetFiles(publishDir, "*", SearchOption.AllDirectories);
+    var megabytes = files.Sum(f => new FileInfo(f).Length) / 1048576.0;
+    var torch = files.Count(f => Path.GetFileName(f).StartsWith("libtorch", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("libc10", StringComparison.Ordinal));
+    rows.Add(new ResultRow("7. size", $"published Functions app (linux-x64, framework-dependent; {files.Length} files, {torch} libtorch files)", $"{megabytes:F0} MB", "", "", "<= 150 MB", megabytes <= 150 ? "met" : "NOT met"));
+    Directory.Delete(publishDir, recursive: true);
 }
 
 // 6. Training: head mode on ~2,000 real images x 10 epochs vs the seed recipe vs one feature pass.

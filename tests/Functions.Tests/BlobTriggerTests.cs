@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Azure.Storage.Blobs;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -20,11 +20,11 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
             await function.Run(host.Images.GetBlobClient(name), name, CancellationToken.None);
 
             var prediction = await ReadPredictionAsync(host.Predictions, name);
-            Assert.Equal(PredictionResult.StatusOk, prediction.Status);
+            Assert.Equal(PredictionStatus.Ok, prediction.Status);
             Assert.Equal(label, prediction.Label);
             Assert.Equal("v1", prediction.ModelVersion);
             Assert.Equal(name, prediction.Image);
-            Assert.Equal(PredictionSources.BlobTrigger, prediction.Source);
+            Assert.Equal(PredictionSource.BlobTrigger, prediction.Source);
             Assert.Equal(3, prediction.Top!.Count);
             Assert.Equal(label, prediction.Top[0].Label);
             Assert.NotNull(prediction.Timings);
@@ -41,7 +41,7 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
 
         var prediction = await ReadPredictionAsync(host.Predictions, name);
         Assert.Equal("blue", prediction.Label);
-        Assert.Equal(PredictionSources.EventGrid, prediction.Source);
+        Assert.Equal(PredictionSource.EventGrid, prediction.Source);
     }
 
     [Fact]
@@ -50,11 +50,11 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
         var handler = host.Get<UploadedImageHandler>();
         var name = await host.UploadAsync("green.png", ServingModelFixture.Image("green", seed: 9));
-        Assert.Equal(UploadOutcome.Classified, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSources.BlobTrigger, CancellationToken.None));
+        Assert.Equal(UploadOutcome.Classified, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
         var first = (await host.Predictions.GetBlobClient(name + ".json").GetPropertiesAsync()).Value;
 
-        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSources.BlobTrigger, CancellationToken.None));
-        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSources.EventGrid, CancellationToken.None));
+        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
+        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.EventGrid, CancellationToken.None));
 
         var after = (await host.Predictions.GetBlobClient(name + ".json").GetPropertiesAsync()).Value;
         Assert.Equal(first.ETag, after.ETag);
@@ -67,7 +67,7 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         var handler = host.Get<UploadedImageHandler>();
         var name = await host.UploadAsync("red.png", ServingModelFixture.Image("red", seed: 10));
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
-            Task.Run(() => handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSources.BlobTrigger, CancellationToken.None))));
+            Task.Run(() => handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None))));
         Assert.Equal(1, outcomes.Count(o => o == UploadOutcome.Classified));
         Assert.Equal(3, outcomes.Count(o => o == UploadOutcome.AlreadyDone));
     }
@@ -90,7 +90,7 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         await host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(name), name, CancellationToken.None);
 
         var prediction = await ReadPredictionAsync(host.Predictions, name);
-        Assert.Equal(PredictionResult.StatusRejected, prediction.Status);
+        Assert.Equal(PredictionStatus.Rejected, prediction.Status);
         Assert.Equal(code, prediction.Error!.Code);
         Assert.False(string.IsNullOrWhiteSpace(prediction.Error.Message));
         Assert.Equal("v1", prediction.ModelVersion);
@@ -123,11 +123,11 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
     public async Task DeletedBeforeItWasRead_IsIgnored()
     {
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
-        var outcome = await host.Get<UploadedImageHandler>().HandleAsync(host.Images.GetBlobClient("gone.png"), "gone.png", PredictionSources.BlobTrigger, CancellationToken.None);
+        var outcome = await host.Get<UploadedImageHandler>().HandleAsync(host.Images.GetBlobClient("gone.png"), "gone.png", PredictionSource.BlobTrigger, CancellationToken.None);
         Assert.Equal(UploadOutcome.ImageGone, outcome);
     }
 
-    internal static async Task<PredictionResult> ReadPredictionAsync(BlobContainerClient predictions, string image)
+    internal static async Task<PredictionDocument> ReadPredictionAsync(BlobContainerClient predictions, string image)
     {
         var content = await predictions.GetBlobClient(image + ".json").DownloadContentAsync();
         Assert.Equal("application/json", content.Value.Details.ContentType);
@@ -136,6 +136,6 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         Assert.True(document.RootElement.TryGetProperty("status", out _));
         Assert.True(document.RootElement.TryGetProperty("classifiedUtc", out _));
         Assert.True(document.RootElement.TryGetProperty("modelVersion", out _));
-        return content.Value.Content.ToObjectFromJson<PredictionResult>(PredictionResult.JsonOptions)!;
+        return content.Value.Content.ToObjectFromJson<PredictionDocument>(PredictionDocument.JsonOptions)!;
     }
 }

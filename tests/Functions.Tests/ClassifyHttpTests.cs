@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Infrastructure;
 using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -17,7 +18,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         var context = TestHost.HttpContext(ServingModelFixture.Image("green", seed: 21), query: "?top=2");
         var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
 
-        var prediction = Assert.IsType<PredictionResult>(Assert.IsType<OkObjectResult>(result).Value);
+        var prediction = Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value);
         Assert.Equal("ok", prediction.Status);
         Assert.Equal("green", prediction.Label);
         Assert.Equal("v1", prediction.ModelVersion);
@@ -32,7 +33,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
     {
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
         var context = TestHost.HttpContext(ServingModelFixture.Image("red", seed: 22), contentType: "application/octet-stream", query: "?threshold=1");
-        var prediction = (PredictionResult)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+        var prediction = (PredictionDocument)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
         Assert.Equal("unknown", prediction.Label);
         Assert.True(prediction.IsUnknown);
         Assert.Equal("red", prediction.Top![0].Label);
@@ -49,7 +50,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         var body = await form.ReadAsByteArrayAsync();
         var context = TestHost.HttpContext(body, contentType: form.Headers.ContentType!.ToString());
 
-        var prediction = (PredictionResult)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+        var prediction = (PredictionDocument)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
         Assert.Equal("blue", prediction.Label);
     }
 

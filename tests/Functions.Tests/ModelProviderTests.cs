@@ -1,8 +1,8 @@
 using Microsoft.AspNetCore.Mvc;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Inference;
 using Xunit.Abstractions;
 
 namespace ServerlessClassifier.Functions.Tests;
@@ -108,9 +108,9 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
         Assert.Contains("v1 was refused", error.Message, StringComparison.Ordinal);
     }
 
-    private static async Task<PredictionResult> ClassifyAsync(ClassifyImage function, byte[] image)
+    private static async Task<PredictionDocument> ClassifyAsync(ClassifyImage function, byte[] image)
     {
         var result = await function.Run(TestHost.HttpContext(image).Request, CancellationToken.None);
-        return Assert.IsType<PredictionResult>(Assert.IsType<OkObjectResult>(result).Value);
+        return Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value);
     }
 }

@@ -1,6 +1,6 @@
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -35,7 +35,7 @@ public sealed class SweepTests(ServingModelFixture model)
         {
             var prediction = await BlobTriggerTests.ReadPredictionAsync(host.Predictions, names[i]);
             Assert.Equal(ServingModelFixture.Labels[i % 3], prediction.Label);
-            Assert.Equal(i is 0 or 3 ? PredictionSources.BlobTrigger : PredictionSources.Sweep, prediction.Source);
+            Assert.Equal(i is 0 or 3 ? PredictionSource.BlobTrigger : PredictionSource.Sweep, prediction.Source);
         }
     }
 

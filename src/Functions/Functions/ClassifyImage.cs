@@ -4,6 +4,7 @@ using Microsoft.Azure.Functions.Worker;
 using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Functions;
 
@@ -27,7 +28,7 @@ public sealed class ClassifyImage(ModelProvider models, ImageRequestReader reade
             using var lease = await models.AcquireAsync(cancellationToken);
             var image = await reader.ReadAsync(request, cancellationToken);
             var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
-            return new OkObjectResult(PredictionResult.Ok(result.Classification, result.ModelVersion));
+            return new OkObjectResult(PredictionDocument.ForResponse(result.Classification, result.ModelVersion));
         }
         catch (InvalidRequestException e)
         {

@@ -1,7 +1,7 @@
 using Azure.Storage.Blobs;
 using Microsoft.Azure.Functions.Worker;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Functions;
 
@@ -25,12 +25,12 @@ public sealed class ClassifyUploadedImage(UploadedImageHandler handler)
         [BlobTrigger(BlobPath, Connection = "ClassifierStorage")] BlobClient image,
         string name,
         CancellationToken cancellationToken) =>
-        handler.HandleAsync(image, name, PredictionSources.BlobTrigger, cancellationToken);
+        handler.HandleAsync(image, name, PredictionSource.BlobTrigger, cancellationToken);
 
     [Function(EventGridFunctionName)]
     public Task RunFromEventGrid(
         [BlobTrigger(BlobPath, Source = BlobTriggerSource.EventGrid, Connection = "ClassifierStorage")] BlobClient image,
         string name,
         CancellationToken cancellationToken) =>
-        handler.HandleAsync(image, name, PredictionSources.EventGrid, cancellationToken);
+        handler.HandleAsync(image, name, PredictionSource.EventGrid, cancellationToken);
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Options;
 
@@ -10,19 +11,19 @@ namespace ServerlessClassifier.Functions.Options;
 /// </summary>
 public sealed record ClassifierOptions
 {
-    public const string SectionName = "Classifier";
+    public const string SectionName = ContainerDefaults.SectionName;
 
     /// <summary>Uploads to classify; the blob trigger's path is <c>%Classifier:ImagesContainer%/{name}</c>.</summary>
     [Required, RegularExpression(ContainerNamePattern)]
-    public string ImagesContainer { get; init; } = "images";
+    public string ImagesContainer { get; init; } = ContainerDefaults.Images;
 
     /// <summary>One <c>&lt;name&gt;.json</c> per image.</summary>
     [Required, RegularExpression(ContainerNamePattern)]
-    public string PredictionsContainer { get; init; } = "predictions";
+    public string PredictionsContainer { get; init; } = ContainerDefaults.Predictions;
 
     /// <summary>The model store (<c>&lt;version&gt;/...</c> and <c>current.json</c>).</summary>
     [Required, RegularExpression(ContainerNamePattern)]
-    public string ModelsContainer { get; init; } = "models";
+    public string ModelsContainer { get; init; } = ContainerDefaults.Models;
 
     /// <summary>Largest image accepted, in bytes (HTTP body or blob).</summary>
     [Range(typeof(long), "1", "2147483591")] // Array.MaxLength: the bytes are held in one array

@@ -2,8 +2,8 @@ using Azure;
 using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Options;
+using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.Functions.Services;
 
@@ -73,7 +73,7 @@ public sealed class UnclassifiedImageSweeper(
         {
             try
             {
-                var outcome = await handler.HandleAsync(containers.Images.GetBlobClient(name), name, PredictionSources.Sweep, token).ConfigureAwait(false);
+                var outcome = await handler.HandleAsync(containers.Images.GetBlobClient(name), name, PredictionSource.Sweep, token).ConfigureAwait(false);
                 Interlocked.Increment(ref outcomes[(int)outcome]);
             }
             catch (RequestFailedException)
@@ -96,9 +96,9 @@ public sealed class UnclassifiedImageSweeper(
         {
             await foreach (var blob in containers.Predictions.GetBlobsAsync(cancellationToken: cancellationToken).ConfigureAwait(false))
             {
-                if (blob.Name.EndsWith(UploadedImageHandler.PredictionSuffix, StringComparison.Ordinal))
+                if (blob.Name.EndsWith(PredictionDocument.BlobSuffix, StringComparison.Ordinal))
                 {
-                    names.Add(blob.Name[..^UploadedImageHandler.PredictionSuffix.Length]);
+                    names.Add(blob.Name[..^PredictionDocument.BlobSuffix.Length]);
                 }
             }
         }

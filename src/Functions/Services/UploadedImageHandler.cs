@@ -2,8 +2,9 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
 
@@ -48,14 +49,10 @@ public sealed class UploadedImageHandler(
     ImageDecoder reader,
     ILogger<UploadedImageHandler> logger)
 {
-    public const string PredictionSuffix = ".json";
-
-    public static string PredictionName(string imageName) => imageName + PredictionSuffix;
-
     public async Task<UploadOutcome> HandleAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var target = containers.Predictions.GetBlobClient(PredictionName(name));
+        var target = containers.Predictions.GetBlobClient(PredictionDocument.BlobNameFor(name));
         try
         {
             return await HandleCoreAsync(image, name, source, target, cancellationToken).ConfigureAwait(false);
@@ -86,17 +83,17 @@ public sealed class UploadedImageHandler(
             return UploadOutcome.NoModel;
         }
 
-        PredictionResult result;
+        PredictionDocument result;
         try
         {
-            var bytes = await ReadAsync(image, cancellationToken).ConfigureAwait(false);
+            var bytes = await ImageBlobs.ReadAsync(image, reader, cancellationToken).ConfigureAwait(false);
             var classified = await classifier.ClassifyAsync(bytes, top: null, threshold: null, cancellationToken).ConfigureAwait(false);
-            result = PredictionResult.Ok(classified.Classification, classified.ModelVersion);
+            result = PredictionDocument.FromClassification(name, classified.Classification, classified.ModelVersion, source);
         }
         catch (ImageRejectedException e)
         {
             logger.ImageRejected(name, e.Code, e.Message);
-            result = PredictionResult.Rejected(e, version);
+            result = PredictionDocument.FromRejection(name, e, version, source);
         }
         catch (RequestFailedException e) when (e.Status == 404 && e.ErrorCode == BlobErrorCode.BlobNotFound)
         {
@@ -109,31 +106,13 @@ public sealed class UploadedImageHandler(
             return UploadOutcome.NoModel;
         }
 
-        result = result with { Image = name, Source = source, ClassifiedUtc = DateTimeOffset.UtcNow };
-        if (!await WriteOnceAsync(target, result, cancellationToken).ConfigureAwait(false))
+        if (!await PredictionBlobs.TryWriteAsync(containers.Predictions, result, cancellationToken).ConfigureAwait(false))
         {
             logger.ImageRaceLost(name);
             return UploadOutcome.AlreadyDone;
         }
         logger.ImageClassified(name, result.Status, result.Label ?? result.Error?.Code, result.ModelVersion, source);
-        return result.Status == PredictionResult.StatusOk ? UploadOutcome.Classified : UploadOutcome.Rejected;
-    }
-
-    /// <summary>The blob's bytes; its size is checked from its properties first, and the read stops one byte past the limit regardless.</summary>
-    private async Task<ReadOnlyMemory<byte>> ReadAsync(BlobClient image, CancellationToken cancellationToken)
-    {
-        var properties = await image.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (properties.Value.ContentLength > reader.Limits.MaxBytes)
-        {
-            throw new ImageRejectedException(ImageErrorCode.TooLarge,
-                $"image is {properties.Value.ContentLength} bytes, over the limit of {reader.Limits.MaxBytes}");
-        }
-        // Pin the version whose size was checked: a blob overwritten meanwhile fails with 412 (and is retried).
-        var download = await image.DownloadStreamingAsync(
-            new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = properties.Value.ETag } },
-            cancellationToken).ConfigureAwait(false);
-        await using var stream = download.Value.Content;
-        return await reader.ReadAllBytesAsync(stream, cancellationToken).ConfigureAwait(false);
+        return result.Status == PredictionStatus.Ok ? UploadOutcome.Classified : UploadOutcome.Rejected;
     }
 
     private static async Task<bool> ExistsAsync(BlobClient blob, CancellationToken cancellationToken)
@@ -145,33 +124,6 @@ public sealed class UploadedImageHandler(
         catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
         {
             return false;
-        }
-    }
-
-    /// <summary>Writes the prediction unless one exists; false when another writer was first.</summary>
-    private async Task<bool> WriteOnceAsync(BlobClient target, PredictionResult result, CancellationToken cancellationToken)
-    {
-        var content = BinaryData.FromObjectAsJson(result, PredictionResult.JsonOptions);
-        var options = new BlobUploadOptions
-        {
-            Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
-            HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" },
-        };
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                await target.UploadAsync(content, options, cancellationToken).ConfigureAwait(false);
-                return true;
-            }
-            catch (RequestFailedException e) when (e.Status is 409 or 412 && e.ErrorCode != BlobErrorCode.ContainerNotFound)
-            {
-                return false;
-            }
-            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound && attempt == 0)
-            {
-                await containers.Predictions.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
         }
     }
 }

@@ -25,10 +25,15 @@ public static class PredictionSource
 }
 
 /// <summary>Where the time of one classification went, in milliseconds.</summary>
-public sealed record PredictionTimings(double DecodeMs, double PreprocessMs, double InferenceMs);
+public sealed record PredictionTimings(
+    [property: JsonPropertyName("decodeMs")] double DecodeMs,
+    [property: JsonPropertyName("preprocessMs")] double PreprocessMs,
+    [property: JsonPropertyName("inferenceMs")] double InferenceMs);
 
 /// <summary>Why an image was rejected: a stable code (an <see cref="ImageErrorCode"/> name) and a message for people.</summary>
-public sealed record PredictionError(string Code, string Message);
+public sealed record PredictionError(
+    [property: JsonPropertyName("code")] string Code,
+    [property: JsonPropertyName("message")] string Message);
 
 /// <summary>
 /// The prediction stored as <c>predictions/&lt;image name&gt;.json</c> for every image (by the Functions app's
@@ -42,40 +47,54 @@ public sealed record PredictionError(string Code, string Message);
 ///   "classifiedUtc": "2025-01-01T12:00:00+00:00", "source": "blobTrigger" }
 /// </code>
 /// A rejected image has <c>"status": "rejected"</c>, <c>"error": { "code": "Corrupt", "message": "..." }</c>,
-/// no label, top or timings. Null members are omitted.
+/// no label, top or timings. Null members are omitted. The body of a successful <c>POST /api/classify</c> is the
+/// same document without the blob fields <c>image</c> and <c>source</c> (<see cref="ForResponse"/>). The names and
+/// null handling are on the members, so any serializer (e.g. the Functions app's MVC formatter) writes this shape.
 /// </summary>
 public sealed record PredictionDocument
 {
     /// <summary>Suffix appended to the image blob's name to name its prediction blob.</summary>
     public const string BlobSuffix = ".json";
 
+    [JsonPropertyName("status")]
     public required string Status { get; init; }
 
-    /// <summary>The image blob's name (relative to the images container).</summary>
-    public required string Image { get; init; }
+    /// <summary>The image blob's name (relative to the images container); null in an HTTP response.</summary>
+    [JsonPropertyName("image"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public required string? Image { get; init; }
 
     /// <summary>The model version that classified it (null when no published version was involved, e.g. a local folder).</summary>
+    [JsonPropertyName("modelVersion")]
     public string? ModelVersion { get; init; }
 
     /// <summary>The decision: the top label, or <see cref="ClassificationPipeline.UnknownLabel"/> below the threshold.</summary>
+    [JsonPropertyName("label"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Label { get; init; }
 
     /// <summary>The top-1 probability.</summary>
+    [JsonPropertyName("confidence"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Confidence { get; init; }
 
+    [JsonPropertyName("isUnknown"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public bool? IsUnknown { get; init; }
 
+    [JsonPropertyName("threshold"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Threshold { get; init; }
 
+    [JsonPropertyName("top"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<LabelProbability>? Top { get; init; }
 
+    [JsonPropertyName("timings"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public PredictionTimings? Timings { get; init; }
 
+    [JsonPropertyName("error"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public PredictionError? Error { get; init; }
 
+    [JsonPropertyName("classifiedUtc")]
     public DateTimeOffset ClassifiedUtc { get; init; } = DateTimeOffset.UtcNow;
 
-    /// <summary>One of <see cref="PredictionSource"/>'s values.</summary>
+    /// <summary>One of <see cref="PredictionSource"/>'s values; null in an HTTP response.</summary>
+    [JsonPropertyName("source"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Source { get; init; }
 
     public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web)
@@ -91,7 +110,7 @@ public sealed record PredictionDocument
     }
 
     /// <summary>An <c>ok</c> document from a classification.</summary>
-    public static PredictionDocument FromClassification(string image, Classification classification, string? modelVersion, string? source, DateTimeOffset? classifiedUtc = null)
+    public static PredictionDocument FromClassification(string? image, Classification classification, string? modelVersion, string? source, DateTimeOffset? classifiedUtc = null)
     {
         ArgumentNullException.ThrowIfNull(classification);
         return new PredictionDocument
@@ -110,8 +129,12 @@ public sealed record PredictionDocument
         };
     }
 
+    /// <summary>The body of a successful HTTP classification: an <c>ok</c> document without the blob fields <c>image</c> and <c>source</c>.</summary>
+    public static PredictionDocument ForResponse(Classification classification, string? modelVersion) =>
+        FromClassification(image: null, classification, modelVersion, source: null);
+
     /// <summary>A <c>rejected</c> document for an image the decoder or preprocessor refused.</summary>
-    public static PredictionDocument FromRejection(string image, ImageRejectedException rejection, string? modelVersion, string source, DateTimeOffset? classifiedUtc = null)
+    public static PredictionDocument FromRejection(string? image, ImageRejectedException rejection, string? modelVersion, string source, DateTimeOffset? classifiedUtc = null)
     {
         ArgumentNullException.ThrowIfNull(rejection);
         return new PredictionDocument

@@ -12,10 +12,10 @@ namespace ServerlessClassifier.TrainJob.Cli;
 /// </summary>
 public sealed class StorageSettings
 {
-    public const string ImagesDefault = "images";
-    public const string PredictionsDefault = "predictions";
-    public const string ModelsDefault = "models";
-    public const string TrainingDefault = "training";
+    public const string ImagesDefault = ContainerDefaults.Images;
+    public const string PredictionsDefault = ContainerDefaults.Predictions;
+    public const string ModelsDefault = ContainerDefaults.Models;
+    public const string TrainingDefault = ContainerDefaults.Training;
 
     private readonly Lazy<BlobServiceClient> service;
 
@@ -56,5 +56,5 @@ public sealed class StorageSettings
     }
 
     private string Setting(string name, string fallback) =>
-        Configuration[$"Classifier:{name}"] is { Length: > 0 } value ? value : fallback;
+        Configuration[$"{ContainerDefaults.SectionName}:{name}"] is { Length: > 0 } value ? value : fallback;
 }

@@ -155,15 +155,7 @@ public static class ClassifyCommand
     {
         try
         {
-            if (item.Properties.ContentLength is { } length && length > pipeline.Limits.MaxBytes)
-            {
-                throw new ImageRejectedException(ImageErrorCode.TooLarge, $"The image is {length} bytes; the limit is {pipeline.Limits.MaxBytes}.");
-            }
-            ReadOnlyMemory<byte> bytes;
-            await using (var stream = (await blob.DownloadStreamingAsync(cancellationToken: cancellationToken)).Value.Content)
-            {
-                bytes = await pipeline.Decoder.ReadAllBytesAsync(stream, cancellationToken);
-            }
+            var bytes = await ImageBlobs.ReadAsync(blob, pipeline.Decoder, cancellationToken);
             var classification = pipeline.Classify(bytes);
             return PredictionDocument.FromClassification(item.Name, classification, version, PredictionSource.Backfill);
         }

@@ -101,8 +101,9 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
     {
         await using var host = await TestHost.StartAsync();
         await host.Store.PublishAsync(model.Folder, version: "v1");
-        var weights = host.Models.GetBlobClient($"v1/{ModelCheckpoint.WeightsFileName}");
-        await weights.UploadAsync(BinaryData.FromString("not the weights"), overwrite: true);
+        // Serving reads the ONNX graph (not the training weights): tamper with that.
+        var graph = host.Models.GetBlobClient($"v1/{ModelCheckpoint.OnnxFileName}");
+        await graph.UploadAsync(BinaryData.FromString("not the graph"), overwrite: true);
 
         var error = await Assert.ThrowsAsync<ModelUnavailableException>(() => host.ModelProvider.AcquireAsync());
         Assert.Contains("v1 was refused", error.Message, StringComparison.Ordinal);

@@ -42,13 +42,15 @@ public sealed class TestHost : IAsyncDisposable
     /// <summary>
     /// A host with fresh containers; <paramref name="models"/> may be shared (read-only use of an already published model).
     /// <paramref name="connectionString"/> points it at another storage account than the test Azurite (a private
-    /// Azurite of a fault test); <paramref name="logging"/> adds logging providers (a capturing one).
+    /// Azurite of a fault test); <paramref name="logging"/> adds logging providers (a capturing one);
+    /// <paramref name="configure"/> changes registrations after the app's own (the storage SDK's retry options).
     /// </summary>
     public static async Task<TestHost> StartAsync(
         IDictionary<string, string?>? settings = null,
         BlobContainerClient? models = null,
         string? connectionString = null,
-        Action<ILoggingBuilder>? logging = null)
+        Action<ILoggingBuilder>? logging = null,
+        Action<IServiceCollection>? configure = null)
     {
         connectionString ??= TestStorage.ConnectionString;
         var account = new BlobServiceClient(connectionString);
@@ -81,6 +83,7 @@ public sealed class TestHost : IAsyncDisposable
                 logging?.Invoke(builder);
             });
         collection.AddClassifierServices();
+        configure?.Invoke(collection);
         var host = new TestHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true }), images, predictions, models);
         host.owned.Add(images);
         host.owned.Add(predictions);

@@ -1,4 +1,7 @@
+using Azure;
+using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Azure.Storage.Blobs.Specialized;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Infrastructure;
 using ServerlessClassifier.Functions.Contracts;
@@ -13,9 +16,6 @@ public sealed class HostileInputTests(ServingModelFixture model)
 {
     public static TheoryData<string> HostileNames => new()
     {
-        "../escape.png",
-        "photos/../../escape.png",
-        "./dot/./segment.png",
         "日本/猫 ü.png",
         "with spaces/a  b c .png",
         "percent%2F..%2Fencoded.png",
@@ -43,6 +43,53 @@ public sealed class HostileInputTests(ServingModelFixture model)
         Assert.Equal([name], await ListAsync(host.Images));
     }
 
+    /// <summary>
+    /// Dot segments never reach storage as such: the client folds them as any URL path (<c>photos/../a.png</c> is
+    /// stored as <c>a.png</c>), so the trigger reports the folded name and the prediction follows it.
+    /// </summary>
+    [Theory]
+    [InlineData("./dot/./segment.png", "dot/segment.png")]
+    [InlineData("photos/../folded.png", "folded.png")]
+    public async Task DotSegmentName_IsStoredFolded_AndThePredictionFollowsTheStoredName(string name, string stored)
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        await host.UploadAsync(name, ServingModelFixture.Image("blue", seed: 704, width: 48, height: 48));
+        Assert.Equal([stored], await ListAsync(host.Images));
+
+        await host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(stored), stored, CancellationToken.None);
+
+        var (written, prediction) = Assert.Single(await Predictions.ReadAllAsync(host.Predictions));
+        Assert.Equal(stored + ".json", written);
+        Assert.Equal("blue", prediction.Label());
+    }
+
+    /// <summary>
+    /// A name that climbs out of the container cannot be uploaded (storage answers 400 InvalidResourceName), and an
+    /// invocation handed such a name anyway writes nothing anywhere: it fails (the host retries, then the poison queue).
+    /// </summary>
+    [Theory]
+    [InlineData("../escape.png")]
+    [InlineData("photos/../../escape.png")]
+    [InlineData("../../devstoreaccount1/escape.png")]
+    public async Task NameClimbingOutOfTheContainer_IsRefusedAndWritesNothing(string name)
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var image = ServingModelFixture.Image("blue", seed: 705, width: 48, height: 48);
+        var upload = await Assert.ThrowsAsync<RequestFailedException>(() => host.UploadAsync(name, image));
+        Assert.Equal(400, upload.Status);
+
+        await Assert.ThrowsAnyAsync<RequestFailedException>(() =>
+            host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(name), name, CancellationToken.None));
+
+        Assert.Empty(await Predictions.ReadAllAsync(host.Predictions));
+        Assert.Empty(await ListAsync(host.Images));
+        var account = host.Images.GetParentBlobServiceClient();
+        await foreach (var container in account.GetBlobContainersAsync(prefix: "escape"))
+        {
+            Assert.Fail($"container {container.Name} was created");
+        }
+    }
+
     [Fact]
     public async Task ThousandCharacterName_GetsItsPrediction()
     {
@@ -67,7 +114,7 @@ public sealed class HostileInputTests(ServingModelFixture model)
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
         var bytes = name.StartsWith("png", StringComparison.Ordinal)
             ? ServingModelFixture.Image("red", seed: 702, width: 48, height: 48)
-            : "GIF89a? no: plain text pretending"u8.ToArray();
+            : "plain text pretending to be an image"u8.ToArray();
         await host.Images.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(bytes), new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = contentType } });
 
         await host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(name), name, CancellationToken.None);
@@ -108,7 +155,7 @@ public sealed class HostileInputTests(ServingModelFixture model)
         }
     }
 
-    private static async Task<List<string>> ListAsync(Azure.Storage.Blobs.BlobContainerClient container)
+    private static async Task<List<string>> ListAsync(BlobContainerClient container)
     {
         var names = new List<string>();
         await foreach (var blob in container.GetBlobsAsync())

@@ -101,6 +101,9 @@ public sealed class PrivateAzurite : IAsyncDisposable
         Directory.Delete(Location, recursive: true);
     }
 
+    /// <summary>Whether the blob port takes connections now.</summary>
+    public Task<bool> AcceptsBlobAsync() => AcceptsAsync(ports[0]);
+
     private static async Task<bool> AcceptsAsync(int port)
     {
         using var client = new TcpClient();

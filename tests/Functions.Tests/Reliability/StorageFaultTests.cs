@@ -49,17 +49,14 @@ public sealed class StorageFaultTests(ServingModelFixture model, ITestOutputHelp
                 await Task.Delay(10);
             }
             azurite.Kill();
+            output.WriteLine($"killed after {Volatile.Read(ref completed)} invocations; blob port accepts: {await azurite.AcceptsBlobAsync()}");
             killed.SetResult();
             await Task.Delay(TimeSpan.FromSeconds(4));
             await azurite.StartAgainAsync();
         });
         var names = expected.Keys.ToList();
-        await Parallel.ForEachAsync(Enumerable.Range(0, names.Count), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (i, token) =>
+        async ValueTask InvokeAsync(int i, CancellationToken token)
         {
-            if (i >= 12)
-            {
-                await killed.Task; // the rest of the run meets the outage
-            }
             try
             {
                 await function.Run(host.Images.GetBlobClient(names[i]), names[i], token);
@@ -69,7 +66,15 @@ public sealed class StorageFaultTests(ServingModelFixture model, ITestOutputHelp
                 failed.Add(names[i]); // the host would retry this invocation
             }
             Interlocked.Increment(ref completed);
-        });
+        }
+        var options = new ParallelOptions { MaxDegreeOfParallelism = 4 };
+        // Invocations 0-11 run first (the kill lands while 8-11 are in flight; those may hang until storage is back),
+        // invocations 12-29 start on their own lanes as soon as storage is gone.
+        var beforeKill = Parallel.ForEachAsync(Enumerable.Range(0, 12), options, InvokeAsync);
+        await Task.WhenAny(killed.Task, fault);
+        Assert.True(killed.Task.IsCompleted, $"Azurite was not killed: {fault.Exception}");
+        var duringOutage = Parallel.ForEachAsync(Enumerable.Range(12, names.Count - 12), options, InvokeAsync);
+        await Task.WhenAll(beforeKill, duringOutage);
         await fault;
         output.WriteLine($"{failed.Count} of {names.Count} invocations failed while storage was down");
         Assert.NotEmpty(failed);

@@ -15,9 +15,8 @@ public sealed class StorageFaultTests(ServingModelFixture model, ITestOutputHelp
     public async Task StorageKilledMidRun_EveryImageEndsWithExactlyOneCompletePrediction()
     {
         await using var azurite = await PrivateAzurite.StartAsync();
-        // The storage SDK's own retries (exponential from 0.8 s) ride out a short outage: measured, 0 of 30
-        // invocations failed with Azurite down for 8 s. One quick retry here makes the outage reach the function
-        // (the failure path under test: the host's retry, then the sweep).
+        // One quick SDK retry (default: 3, exponential from 0.8 s) so that the outage reaches the function within
+        // seconds: the failure path under test is the host's retry, then the sweep.
         await using var host = await TestHost.StartAsync(connectionString: azurite.ConnectionString, configure: services =>
             services.AddAzureClients(clients => clients.ConfigureDefaults(options =>
             {

@@ -39,15 +39,32 @@ public sealed class TestHost : IAsyncDisposable
 
     public ModelStore Store => new(Models);
 
-    /// <summary>A host with fresh containers; <paramref name="models"/> may be shared (read-only use of an already published model).</summary>
-    public static async Task<TestHost> StartAsync(IDictionary<string, string?>? settings = null, BlobContainerClient? models = null)
+    /// <summary>
+    /// A host with fresh containers; <paramref name="models"/> may be shared (read-only use of an already published model).
+    /// <paramref name="connectionString"/> points it at another storage account than the test Azurite (a private
+    /// Azurite of a fault test); <paramref name="logging"/> adds logging providers (a capturing one);
+    /// <paramref name="configure"/> changes registrations after the app's own (the storage SDK's retry options).
+    /// </summary>
+    public static async Task<TestHost> StartAsync(
+        IDictionary<string, string?>? settings = null,
+        BlobContainerClient? models = null,
+        string? connectionString = null,
+        Action<ILoggingBuilder>? logging = null,
+        Action<IServiceCollection>? configure = null)
     {
-        var images = await TestStorage.CreateContainerAsync("images");
-        var predictions = TestStorage.CreateServiceClient().GetBlobContainerClient($"predictions-{Guid.NewGuid():N}");
-        models ??= await TestStorage.CreateContainerAsync("models");
+        connectionString ??= TestStorage.ConnectionString;
+        var account = new BlobServiceClient(connectionString);
+        var images = account.GetBlobContainerClient($"images-{Guid.NewGuid():N}");
+        await images.CreateAsync();
+        var predictions = account.GetBlobContainerClient($"predictions-{Guid.NewGuid():N}");
+        if (models is null)
+        {
+            models = account.GetBlobContainerClient($"models-{Guid.NewGuid():N}");
+            await models.CreateAsync();
+        }
         var values = new Dictionary<string, string?>
         {
-            ["ClassifierStorage"] = TestStorage.ConnectionString,
+            ["ClassifierStorage"] = connectionString,
             ["Classifier:ImagesContainer"] = images.Name,
             ["Classifier:PredictionsContainer"] = predictions.Name,
             ["Classifier:ModelsContainer"] = models.Name,
@@ -60,8 +77,13 @@ public sealed class TestHost : IAsyncDisposable
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
         var collection = new ServiceCollection()
             .AddSingleton<IConfiguration>(configuration)
-            .AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+            .AddLogging(builder =>
+            {
+                builder.SetMinimumLevel(LogLevel.Warning);
+                logging?.Invoke(builder);
+            });
         collection.AddClassifierServices();
+        configure?.Invoke(collection);
         var host = new TestHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true }), images, predictions, models);
         host.owned.Add(images);
         host.owned.Add(predictions);

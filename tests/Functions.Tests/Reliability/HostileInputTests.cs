@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Inference;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -119,7 +120,7 @@ public sealed class HostileInputTests(ServingModelFixture model)
 
         await host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(name), name, CancellationToken.None);
 
-        var prediction = await Predictions.ReadAsync(host.Predictions, UploadedImageHandler.PredictionName(name));
+        var prediction = await Predictions.ReadAsync(host.Predictions, PredictionDocument.BlobNameFor(name));
         Assert.Equal(status, prediction.Status());
         Assert.Equal(labelOrCode, status == "ok" ? prediction.Label() : prediction.ErrorCode());
     }

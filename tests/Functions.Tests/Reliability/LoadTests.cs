@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Inference;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -69,8 +70,8 @@ public sealed class LoadTests(ServingModelFixture model, ITestOutputHelper outpu
         Assert.Equal(Bursts * BurstSize * 11 / 10, invocations);
         var predictions = await Predictions.ReadAllAsync(host.Predictions);
         Assert.Equal(Bursts * BurstSize, predictions.Count);
-        Assert.Equal(expected.Keys.Select(UploadedImageHandler.PredictionName).Order(StringComparer.Ordinal), predictions.Keys.Order(StringComparer.Ordinal));
-        var wrong = expected.Count(e => predictions[UploadedImageHandler.PredictionName(e.Key)].Label() != e.Value);
+        Assert.Equal(expected.Keys.Select(PredictionDocument.BlobNameFor).Order(StringComparer.Ordinal), predictions.Keys.Order(StringComparer.Ordinal));
+        var wrong = expected.Count(e => predictions[PredictionDocument.BlobNameFor(e.Key)].Label() != e.Value);
         Assert.Equal(0, wrong);
         output.WriteLine($"{Bursts * BurstSize} images ({invocations} deliveries, {Concurrency} concurrent) uploaded and classified in {clock.Elapsed.TotalSeconds:F1} s: " +
             $"{Bursts * BurstSize / clock.Elapsed.TotalSeconds:F1} images/s (upload + classify + write, {Environment.ProcessorCount} cores)");

@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Inference;
 using System.Collections.Concurrent;
 using Azure;
 using Microsoft.Extensions.Azure;
@@ -95,10 +96,10 @@ public sealed class StorageFaultTests(ServingModelFixture model, ITestOutputHelp
         output.WriteLine($"retries failing again: {retriedFailures}; sweep found {sweep.Found} image(s) without a prediction, classified {sweep.Classified}, rejected {sweep.Rejected}");
 
         var predictions = await Predictions.ReadAllAsync(host.Predictions);
-        Assert.Equal(expected.Keys.Select(UploadedImageHandler.PredictionName).Order(StringComparer.Ordinal), predictions.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(expected.Keys.Select(PredictionDocument.BlobNameFor).Order(StringComparer.Ordinal), predictions.Keys.Order(StringComparer.Ordinal));
         foreach (var (name, outcome) in expected)
         {
-            var prediction = predictions[UploadedImageHandler.PredictionName(name)];
+            var prediction = predictions[PredictionDocument.BlobNameFor(name)];
             if (outcome == "rejected")
             {
                 Assert.Equal(("rejected", "UnsupportedFormat"), (prediction.Status(), prediction.ErrorCode()));
@@ -125,7 +126,7 @@ public sealed class StorageFaultTests(ServingModelFixture model, ITestOutputHelp
         Assert.Equal(1, provider.LoadCount);
         var name = await host.UploadAsync("after-interrupted-publish.png", ServingModelFixture.Image("red", seed: 601, width: 48, height: 48));
         await host.Function<ClassifyUploadedImage>().Run(host.Images.GetBlobClient(name), name, CancellationToken.None);
-        var prediction = await Predictions.ReadAsync(host.Predictions, UploadedImageHandler.PredictionName(name));
+        var prediction = await Predictions.ReadAsync(host.Predictions, PredictionDocument.BlobNameFor(name));
         Assert.Equal(("red", "v1"), (prediction.Label(), prediction.GetProperty("modelVersion").GetString()));
     }
 }

@@ -152,7 +152,7 @@ if (publish.ExitCode == 0)
 
 // 6. Training: head mode on ~2,000 real images x 10 epochs vs the seed recipe vs one feature pass.
 var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
-var node = System.Diagnostics.Process.Start("node", [Path.Combine(FindRepositoryRoot(), "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "400"]);
+var node = System.Diagnostics.Process.Start("node", [Path.Combine(FindRepositoryRoot(), "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]);
 await node.WaitForExitAsync();
 var trainingRoot = TrainingBench.PrepareData(emoji, quick ? 500 : 2000);
 var training = await TrainingBench.MeasureAsync(trainingRoot, seedRecipeSample: quick ? 64 : 256);
@@ -229,7 +229,13 @@ static void PrintAndWrite(List<ResultRow> rows, string path, bool quick)
     document.AppendLine();
     document.Append(table);
     document.AppendLine();
-    document.AppendLine("Rerun: `dotnet run -c Release --project bench` (about two minutes; `-- --quick` for a shorter run). It rewrites this file.");
+    document.AppendLine("Rerun: `bash scripts/bench.sh` (about four minutes; it starts a private Azurite for the cold-start and concurrency figures; `bash scripts/bench.sh --quick` for a shorter run). It rewrites this file.");
+    var notes = Path.Combine(FindRepositoryRoot(), "bench", "NOTES.md");
+    if (File.Exists(notes))
+    {
+        document.AppendLine();
+        document.Append(File.ReadAllText(notes));
+    }
     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
     File.WriteAllText(path, document.ToString());
     Console.WriteLine($"Wrote {path}");

@@ -13,13 +13,14 @@ namespace ServerlessClassifier.Bench;
 /// </summary>
 internal static class ConcurrencyBench
 {
-    public static async Task<double> ImagesPerSecondAsync(string connectionString, string modelsContainer, bool microBatching, int callers, int imagesPerCaller, byte[] image)
+    public static async Task<double> ImagesPerSecondAsync(string connectionString, string modelsContainer, bool microBatching, int callers, int imagesPerCaller, byte[] image, int maxWaitMilliseconds = 5)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ClassifierStorage"] = connectionString,
             ["Classifier:ModelsContainer"] = modelsContainer,
             ["Classifier:MicroBatching:Enabled"] = microBatching ? "true" : "false",
+            ["Classifier:MicroBatching:MaxWaitMilliseconds"] = maxWaitMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }).Build();
         var services = new ServiceCollection()
             .AddSingleton<IConfiguration>(configuration)

@@ -130,8 +130,10 @@ else
         var perCaller = quick ? 4 : Math.Max(4, 64 / callers);
         var off = await ConcurrencyBench.ImagesPerSecondAsync(storage, models.Name, microBatching: false, callers, perCaller, photo224);
         var on = await ConcurrencyBench.ImagesPerSecondAsync(storage, models.Name, microBatching: true, callers, perCaller, photo224);
-        rows.Add(new ResultRow("4. concurrency", $"{callers} concurrent callers, 224px JPEG, micro-batching on (off: reference)", $"{on:F1} images/s", $"{off:F1} images/s", $"{on / off:F2}x",
+        var queued = await ConcurrencyBench.ImagesPerSecondAsync(storage, models.Name, microBatching: true, callers, perCaller, photo224, maxWaitMilliseconds: 0);
+        rows.Add(new ResultRow("4. concurrency", $"{callers} concurrent callers, 224px JPEG, micro-batching on, wait up to 5 ms (off: reference)", $"{on:F1} images/s", $"{off:F1} images/s", $"{on / off:F2}x",
             callers == 16 ? ">= 1.5x with 16 callers" : "", callers == 16 ? (on / off >= 1.5 ? "met" : "NOT met") : ""));
+        rows.Add(new ResultRow("4. concurrency", $"{callers} concurrent callers, micro-batching on, no wait (batches only what is queued)", $"{queued:F1} images/s", $"{off:F1} images/s", $"{queued / off:F2}x", "", ""));
     }
     File.Delete(imagePath);
     await models.DeleteAsync();

@@ -90,7 +90,7 @@ public sealed class AppShapeTests
         Assert.Equal(("images", "predictions", "models"), (options.ImagesContainer, options.PredictionsContainer, options.ModelsContainer));
         Assert.Equal(TimeSpan.FromSeconds(30), options.ModelRefreshInterval);
         Assert.Equal(100, options.SweepMaxImagesPerRun);
-        Assert.Equal((true, 8, 5), (new MicroBatchingOptions().Enabled, new MicroBatchingOptions().MaxBatchSize, new MicroBatchingOptions().MaxWaitMilliseconds));
+        Assert.Equal((true, 8, 0), (new MicroBatchingOptions().Enabled, new MicroBatchingOptions().MaxBatchSize, new MicroBatchingOptions().MaxWaitMilliseconds));
     }
 
     private static void AssertHttp(JsonNode trigger, string authLevel, string method, string route)

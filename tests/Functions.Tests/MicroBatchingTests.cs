@@ -45,6 +45,25 @@ public sealed class MicroBatchingTests(ServingModelFixture model, ITestOutputHel
     }
 
     [Fact]
+    public async Task DefaultNoWait_StillSharesForwardPassesUnderConcurrency()
+    {
+        // The default batches only what queued up while the previous pass ran: under concurrent load
+        // requests still share passes, and a lone request never waits.
+        var images = Enumerable.Range(0, Requests).Select(i => ServingModelFixture.Image(ServingModelFixture.Labels[i % 3], seed: 70 + i)).ToList();
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        await host.ModelProvider.RefreshAsync();
+        var service = host.Get<ClassificationService>();
+
+        var results = await Task.WhenAll(images.Select(image => Task.Run(() => service.ClassifyAsync(image, top: 1, threshold: null, CancellationToken.None))));
+
+        var batcher = host.Get<ClassificationBatcher>();
+        output.WriteLine($"{Requests} concurrent requests without waiting: {batcher.Batches} forward passes, largest batch {batcher.LargestBatch}");
+        Assert.Equal(Requests, batcher.Images);
+        Assert.True(batcher.Batches < Requests, $"{batcher.Batches} forward passes for {Requests} requests");
+        Assert.Equal(images.Select((_, i) => ServingModelFixture.Labels[i % 3]), results.Select(r => r.Classification.Label));
+    }
+
+    [Fact]
     public async Task BadImageInABatch_FailsOnlyItsOwnRequest()
     {
         await using var host = await TestHost.StartAsync(new Dictionary<string, string?> { ["Classifier:MicroBatching:MaxWaitMilliseconds"] = "100" }, await model.SharedModelsAsync());

@@ -79,7 +79,11 @@ public sealed record MicroBatchingOptions
     [Range(1, 256)]
     public int MaxBatchSize { get; init; } = 8;
 
-    /// <summary>How long the first image of a batch waits for company; 0 batches only what is already queued.</summary>
+    /// <summary>
+    /// How long the first image of a batch waits for company; 0 (the default) batches only what is already
+    /// queued: requests that arrive while a forward pass runs share the next one. Measured on 2 cores
+    /// (docs/benchmarks.md): waiting 5 ms lost throughput at 1, 4 and 16 callers; not waiting gained 1.1-1.2x.
+    /// </summary>
     [Range(0, 1000)]
-    public int MaxWaitMilliseconds { get; init; } = 5;
+    public int MaxWaitMilliseconds { get; init; }
 }

@@ -98,6 +98,19 @@ public sealed record TrainingOptions
     /// <summary>Finetune/full augmentation: the random crop keeps this fraction of the area, at least (up to all of it).</summary>
     public double CropScaleMin { get; init; } = 0.6;
 
+    /// <summary>
+    /// Head mode with a linear head: fit the head as a linear probe (standardised features, L-BFGS logistic
+    /// regression, L2 chosen by stratified cross-validation, temperature scaling, refit on every image).
+    /// False: the epoch loop with <see cref="Optimizer"/> on the training split, as in finetune mode.
+    /// </summary>
+    public bool LinearProbe { get; init; } = true;
+
+    /// <summary>Folds of the linear probe's cross-validation.</summary>
+    public int ProbeFolds { get; init; } = 5;
+
+    /// <summary>Linear probe: add the features of each horizontally flipped image as a training row (off for data where mirroring changes the label).</summary>
+    public bool FlipFeatures { get; init; } = true;
+
     /// <summary>Images decoded and run through the frozen backbone at a time (head mode).</summary>
     public int FeatureBatchSize { get; init; } = 32;
 
@@ -127,6 +140,7 @@ public sealed record TrainingOptions
         Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "must be in [0, 1)");
         Require(InputSize is null or >= 32, nameof(InputSize), InputSize!, "must be at least 32");
         Require(CropScaleMin is > 0 and <= 1, nameof(CropScaleMin), CropScaleMin, "must be in (0, 1]");
+        Require(ProbeFolds >= 2, nameof(ProbeFolds), ProbeFolds, "must be at least 2");
         Require(FeatureBatchSize >= 1, nameof(FeatureBatchSize), FeatureBatchSize, "must be at least 1");
     }
 

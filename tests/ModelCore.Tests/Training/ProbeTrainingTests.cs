@@ -1,4 +1,9 @@
+using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Models;
+using TorchSharp;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Training;
@@ -60,6 +65,30 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PooledStages_AreTheLastStagePooled_ThenTheStageBeforeItPooled()
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(3);
+        using var model = new ImageClassifier(BackboneCatalog.Create("resnet18"), HeadSpec.Linear(3) with { PooledStages = 2 });
+        model.eval();
+        using var mode = inference_mode();
+        using var scope = NewDisposeScope();
+        var images = randn(2, 3, 64, 64);
+        var both = model.Backbone.call(images);
+        // By hand, from the backbone's named stages (not through the code under test's forward).
+        var children = model.Backbone.named_children().ToDictionary(c => c.name, c => (nn.Module<Tensor, Tensor>)c.module);
+        var x = children["maxpool"].call(children["relu"].call(children["bn1"].call(children["conv1"].call(images))));
+        var layer3 = children["layer3"].call(children["layer2"].call(children["layer1"].call(x)));
+        var layer4 = children["layer4"].call(layer3);
+        var expected = cat([layer4.mean([2, 3]), layer3.mean([2, 3])], 1);
+
+        Assert.Equal([2L, 768L], both.shape);
+        var worst = both.sub(expected).abs().max().item<float>();
+        output.WriteLine($"max |difference| {worst:E2}");
+        Assert.True(worst < 1e-5, $"{worst}");
+    }
+
+    [Fact]
     public async Task HeadMode_FitsTheProbeOnEveryImage_AndTheExportStillMatchesTorchSharp()
     {
         using var shapes = new SyntheticShapes(perClass: 8, size: 64);
@@ -77,7 +106,13 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
         Assert.True(probe.EceAfter <= probe.EceBefore + 1e-9, $"{probe.EceBefore} -> {probe.EceAfter}");
         Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
 
+        Assert.Equal(2, result.Manifest.Head.PooledStages); // layer4 and layer3 by default in head mode
+        Assert.Equal(512 + 256, result.Model.Backbone.NumFeatures);
         var verified = OnnxExport.ExportVerified(result.Model, 64, result.VerificationInputs);
+        using (var engine = new OnnxEngine(verified.Onnx, OnnxEngineOptions.Default))
+        {
+            Assert.Equal(512 + 256, engine.NumFeatures);
+        }
         output.WriteLine($"export: max |dp| {verified.MaxAbsDifference:E2} over {verified.Samples} inputs");
         Assert.True(verified.MaxAbsDifference <= OnnxExport.DefaultTolerance);
     }

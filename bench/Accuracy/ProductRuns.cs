@@ -74,7 +74,9 @@ internal static class ProductRuns
         using (var scope = NewDisposeScope())
         {
             var first = tensor(train.Inputs.AsSpan(0, 4 * train.InputLength).ToArray(), [4, 3, size, size]);
-            WriteFloats(Path.Combine(work, "parity.f32"), result.Model.Backbone.call(first).data<float>().ToArray());
+            // The last stage's pooled features come first, whatever PooledStages is: the script computes those.
+            var lastStage = 512 * ((ServerlessClassifier.ModelCore.Backbones.TorchVisionResNet)result.Model.Backbone).Architecture.Expansion;
+            WriteFloats(Path.Combine(work, "parity.f32"), result.Model.Backbone.call(first).narrow(1, 0, lastStage).contiguous().data<float>().ToArray());
         }
         File.WriteAllText(Path.Combine(work, "meta.json"),
             $"{{\"inputSize\": {size}, \"classes\": {test.Labels.Count}, \"threads\": {OnnxEngineOptions.Default.IntraOpThreads}}}");

@@ -68,6 +68,9 @@ internal static class LinearProbe
 {
     public const double ImbalanceRatioForWeights = 3;
 
+    /// <summary>The sweep stops after this many consecutive grid points whose out-of-fold loss is above the best so far.</summary>
+    public const int StopAfterWorse = 2;
+
     /// <summary>The L2 grid: 10^-5 .. 10^0 in half decades (11 values), strongest first (warm starts run weak-ward).</summary>
     public static IReadOnlyList<double> DefaultGrid { get; } = [.. Enumerable.Range(0, 11).Select(i => Math.Pow(10, -(i * 0.5)))];
 
@@ -87,34 +90,54 @@ internal static class LinearProbe
         var foldOf = StratifiedFolds.Assign(labels, Math.Min(folds, n), seed);
         var k = foldOf.Max() + 1;
 
-        var oofLogits = lambdas.Select(_ => new double[n * classes]).ToArray();
+        // Folds first (their standardised design matrices live for the whole sweep), then the sweep from
+        // the strongest penalty to the weakest, each fold warm-started from its previous fit. The sweep
+        // stops once the out-of-fold loss has risen for StopAfterWorse points in a row past its minimum:
+        // the weak-penalty fits are the slow ones (on nearly separable data they run to the iteration cap)
+        // and, past the minimum, are not chosen.
+        using var sweep = NewDisposeScope();
+        var foldData = new List<(Tensor X, Tensor Held, long[] Y, double[]? Weights, List<int> HeldOut)>();
         for (var fold = 0; fold < k; fold++)
         {
             var trainImages = Enumerable.Range(0, n).Where(i => foldOf[i] != fold).ToList();
             var heldOut = Enumerable.Range(0, n).Where(i => foldOf[i] == fold).ToList();
             var rows = Rows(trainImages, n, flipped is not null);
             var standardizer = FeatureStandardizer.Compute(all, d, rows);
-            using var scope = NewDisposeScope();
-            var x = tensor(standardizer.Apply(all, rows), [rows.Count, d], float64);
-            var xHeld = tensor(standardizer.Apply(features, heldOut), [heldOut.Count, d], float64);
             var y = rows.Select(r => (long)rowLabels[r]).ToArray();
-            double[]? start = null;
-            for (var g = 0; g < lambdas.Count; g++)
+            foldData.Add((tensor(standardizer.Apply(all, rows), [rows.Count, d], float64), tensor(standardizer.Apply(features, heldOut), [heldOut.Count, d], float64),
+                y, Weights(y, classes, classWeighted), heldOut));
+        }
+        var starts = new double[]?[k];
+        var oofLogits = new List<double[]>();
+        var points = new List<ProbeGridPoint>();
+        var worse = 0;
+        foreach (var lambda in lambdas)
+        {
+            var logitsAtLambda = new double[n * classes];
+            for (var fold = 0; fold < k; fold++)
             {
-                var model = SoftmaxRegression.Fit(x, y, classes, lambdas[g], Weights(y, classes, classWeighted), start);
-                start = model.Parameters;
-                var logits = model.Logits(xHeld).data<double>().ToArray();
+                var (x, held, y, weights, heldOut) = foldData[fold];
+                var model = SoftmaxRegression.Fit(x, y, classes, lambda, weights, starts[fold]);
+                starts[fold] = model.Parameters;
+                using var logits = model.Logits(held);
+                var values = logits.data<double>().ToArray();
                 for (var i = 0; i < heldOut.Count; i++)
                 {
-                    Array.Copy(logits, i * classes, oofLogits[g], heldOut[i] * classes, classes);
+                    Array.Copy(values, i * classes, logitsAtLambda, heldOut[i] * classes, classes);
                 }
             }
+            oofLogits.Add(logitsAtLambda);
+            var point = new ProbeGridPoint(
+                lambda,
+                Calibration.TopOne(Calibration.Softmax(logitsAtLambda, classes), labels, classes).Count(p => p.Correct) / (double)n,
+                Calibration.NegativeLogLikelihood(logitsAtLambda, labels, classes));
+            worse = points.Count > 0 && point.Loss > points.Min(p => p.Loss) ? worse + 1 : 0;
+            points.Add(point);
+            if (worse >= StopAfterWorse)
+            {
+                break;
+            }
         }
-
-        var points = lambdas.Select((lambda, g) => new ProbeGridPoint(
-            lambda,
-            Calibration.TopOne(Calibration.Softmax(oofLogits[g], classes), labels, classes).Count(p => p.Correct) / (double)n,
-            Calibration.NegativeLogLikelihood(oofLogits[g], labels, classes))).ToList();
         // Lowest out-of-fold log-loss: a proper, smooth score; accuracy on a few hundred images moves in
         // steps of one image and often ties across half the grid (seen on noisy synthetic sets).
         var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;

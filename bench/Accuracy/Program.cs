@@ -33,14 +33,14 @@ foreach (var set in sets)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"   {score.Contender,-34} acc {score.Accuracy:P1}  macro-F1 {score.MacroF1:P1}  ECE {score.Ece:P1}  train {score.TrainSeconds,6:F1} s  {score.Note}"));
     }
 
-    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, flip, layer3+4)", set.Train, new TrainingOptions(), Test);
+    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new TrainingOptions(), Test);
     Add(probe);
     ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);
     result.Dispose();
-    var (noFlip, noFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: probe, layer3+4, no flip", set.Train, new TrainingOptions { FlipFeatures = false }, Test);
-    noFlipResult.Dispose();
-    Add(noFlip);
-    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: probe + flip, layer4 only", set.Train, new TrainingOptions { PooledStages = 1 }, Test);
+    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: default + flip", set.Train, new TrainingOptions { FlipFeatures = true }, Test);
+    withFlipResult.Dispose();
+    Add(withFlip);
+    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: default, layer4 only", set.Train, new TrainingOptions { PooledStages = 1 }, Test);
     lastStageResult.Dispose();
     Add(lastStage);
     var (loop, loopResult) = await ProductRuns.TrainAndScoreAsync("product head before (AdamW epochs)", set.Train, new TrainingOptions { LinearProbe = false, PooledStages = 1 }, Test);

@@ -93,14 +93,14 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     {
         using var shapes = new SyntheticShapes(perClass: 8, size: 64);
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, Small.ToDatasetOptions());
-        using var result = await new TransferTrainer().TrainAsync(dataset, Small, null, null);
+        using var result = await new TransferTrainer().TrainAsync(dataset, Small with { FlipFeatures = true }, null, null);
 
         var probe = result.Manifest.Training!.Probe;
         Assert.NotNull(probe);
         output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {probe.Temperature:F3}, ECE {probe.EceBefore:F3} -> {probe.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
         var images = dataset.Train.Count + dataset.Validation.Count;
         Assert.Equal(images, probe.Images);
-        Assert.Equal(2 * images, probe.Rows); // flipped copies by default
+        Assert.Equal(2 * images, probe.Rows); // with flipped copies
         Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
         Assert.Equal(images, result.Manifest.Metrics!.Samples);
         Assert.True(probe.EceAfter <= probe.EceBefore + 1e-9, $"{probe.EceBefore} -> {probe.EceAfter}");

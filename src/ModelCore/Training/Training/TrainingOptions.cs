@@ -108,8 +108,13 @@ public sealed record TrainingOptions
     /// <summary>Folds of the linear probe's cross-validation.</summary>
     public int ProbeFolds { get; init; } = 5;
 
-    /// <summary>Linear probe: add the features of each horizontally flipped image as a training row (off for data where mirroring changes the label).</summary>
-    public bool FlipFeatures { get; init; } = true;
+    /// <summary>
+    /// Linear probe: add the features of each horizontally flipped image as a training row (one more
+    /// backbone pass). Off by default: on the accuracy benchmark's three sets it moved accuracy by +1.1,
+    /// -0.4 and -1.1 points (docs/benchmarks-accuracy.md) while doubling the feature time. Never for data
+    /// where mirroring changes the label (text, arrows).
+    /// </summary>
+    public bool FlipFeatures { get; init; }
 
     /// <summary>
     /// Head mode: the head reads the pooled outputs of the last this-many backbone stages, concatenated

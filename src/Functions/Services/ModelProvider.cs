@@ -101,7 +101,7 @@ public sealed class ModelLease : IDisposable
 }
 
 /// <summary>
-/// The live model of this instance (DESIGN.md "Functions"): loaded from the <see cref="ModelStore"/> on first
+/// The live model of this instance (docs/architecture.md, "Serving"): loaded from the <see cref="ModelStore"/> on first
 /// use (concurrent first requests wait for ONE load), then <c>current.json</c>'s ETag is checked at most once
 /// per <see cref="ClassifierOptions.ModelRefreshInterval"/> (a HEAD request, in the background of the request
 /// that finds it due). A new version is loaded and verified beside the old one, then swapped in with one

@@ -32,6 +32,13 @@ public sealed class FlexPackage : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        // When the solution is already built (scripts/test.sh builds it first), publish only the Functions project, so
+        // that this build never writes ModelCore.Serving's output while another test project runs from or publishes it.
+        var serving = Path.Combine(BicepCli.RepositoryRoot, "src", "ModelCore", "Serving", "bin", "Release", "net10.0", "ServerlessClassifier.ModelCore.Serving.dll");
+        if (File.Exists(serving))
+        {
+            start.ArgumentList.Add("--no-dependencies");
+        }
         using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet publish did not start");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

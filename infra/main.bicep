@@ -217,6 +217,7 @@ output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsId
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
 output IMAGES_CONTAINER_NAME string = imagesContainerName
+output PREDICTIONS_CONTAINER_NAME string = predictionsContainerName
 output CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output CONTAINER_REGISTRY_LOGIN_SERVER string = registry.outputs.loginServer
 output CONTAINER_REGISTRY_SKU string = containerRegistrySku

@@ -43,7 +43,7 @@ if command -v func >/dev/null 2>&1; then
   echo "Azure Functions Core Tools found: starting the Functions host (func start) against this Azurite."
   dotnet build src/Functions -c Release -nologo -v q
   # The host resolves the blob trigger's and the sweep's settings itself (no defaults): set them here too.
-  (cd src/Functions && AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
+  (cd src/Functions && env AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
     "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
     "Classifier__SweepSchedule=0 */5 * * * *" func start --port 7071 >"$out/func.log" 2>&1) &
   func_pid=$!

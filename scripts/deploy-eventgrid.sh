@@ -6,13 +6,15 @@
 #   3. deploys infra/eventgrid.bicep, retrying: Event Grid validates the webhook when the subscription is
 #      created, and a cold or restarting app can miss that handshake.
 # Usage: scripts/deploy-eventgrid.sh <resource group> [deployment name of infra/main.bicep, default: classifier]
-# Environment: DEPLOY_WAIT_SECONDS (per wait, default 600), DEPLOY_ATTEMPTS (default 5).
+# Environment: DEPLOY_WAIT_SECONDS (per wait, default 600), DEPLOY_ATTEMPTS (default 5),
+#              DEPLOY_RETRY_SECONDS (pause after the first failed attempt, growing linearly; default 30).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 <resource group> [main deployment name]" >&2; exit 2; }
 rg="$1"
 deployment="${2:-classifier}"
 wait_seconds="${DEPLOY_WAIT_SECONDS:-600}"
 attempts="${DEPLOY_ATTEMPTS:-5}"
+retry_seconds="${DEPLOY_RETRY_SECONDS:-30}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 out() { az deployment group show -g "$rg" -n "$deployment" --query "properties.outputs.$1.value" -o tsv; }
@@ -45,7 +47,7 @@ for attempt in $(seq 1 "$attempts"); do
     echo "Event Grid subscription created: new blobs in '$images' now reach ClassifyUploadedImageEventGrid."
     exit 0
   fi
-  [ "$attempt" -lt "$attempts" ] && sleep $((attempt * 30))
+  if [ "$attempt" -lt "$attempts" ]; then sleep $((attempt * retry_seconds)); fi
 done
 echo "the Event Grid subscription could not be created after $attempts attempts (see the errors above)" >&2
 exit 1

@@ -65,66 +65,34 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         Assert.DoesNotContain("failed indexing", host.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("cannot start", host.Output, StringComparison.Ordinal);
 
-        // scripts/deploy-smoke.sh against this host, with a stand-in `az` that answers the deployment's outputs and
-        // the function key: health, the key on /api/model and /api/classify, and, with no model published, the
+        // The deployment scripts against this host, with a stand-in `az` (StandInAzureCli) for what needs Azure.
+        using var az = new StandInAzureCli(host.BaseAddress, FunctionKey);
+
+        // deploy-smoke.sh: health, the key on /api/model and /api/classify and, with no model published, the
         // documented stop (exit 3, 503 NoModel) before the upload step.
-        var (exitCode, output) = await RunSmokeScriptAsync(host.BaseAddress);
-        Assert.True(exitCode == 3, $"exit {exitCode}:\n{output}");
+        var (exitCode, output) = await az.RunScriptAsync("deploy-smoke.sh", new Dictionary<string, string> { ["SMOKE_WAIT_SECONDS"] = "60" }, "rg-local", az.WriteImage());
+        Assert.True(exitCode == 3, $"deploy-smoke.sh exit {exitCode}:\n{output}");
         Assert.Contains("health: 200", output, StringComparison.Ordinal);
         Assert.Contains("model: HTTP 503", output, StringComparison.Ordinal);
         Assert.Contains("classify: HTTP 503", output, StringComparison.Ordinal);
         Assert.Contains("NoModel", output, StringComparison.Ordinal);
         Assert.DoesNotContain(FunctionKey, output, StringComparison.Ordinal);
+
+        // deploy-eventgrid.sh: waits for health and the key, then deploys infra/eventgrid.bicep with the main
+        // deployment's outputs, and retries when the first attempt fails.
+        (exitCode, output) = await az.RunScriptAsync("deploy-eventgrid.sh",
+            new Dictionary<string, string> { ["DEPLOY_WAIT_SECONDS"] = "60", ["DEPLOY_RETRY_SECONDS"] = "1", ["DEPLOY_ATTEMPTS"] = "3" }, "rg-local");
+        Assert.True(exitCode == 0, $"deploy-eventgrid.sh exit {exitCode}:\n{output}");
+        var deployments = az.Deployments.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, deployments.Length);
+        Assert.All(deployments, call =>
+        {
+            Assert.Contains("-g rg-local -n classifier-eventgrid --template-file infra/eventgrid.bicep", call, StringComparison.Ordinal);
+            Assert.Contains("functionAppName=func-local systemTopicName=evgt-local imagesContainerName=images", call, StringComparison.Ordinal);
+        });
     }
 
     private const string FunctionKey = "smoke-test-function-key-000000000000000000000";
-
-    private static async Task<(int ExitCode, string Output)> RunSmokeScriptAsync(Uri app)
-    {
-        var bin = Directory.CreateTempSubdirectory("fake-az-");
-        try
-        {
-            var az = Path.Combine(bin.FullName, "az");
-            await File.WriteAllTextAsync(az, $$"""
-                #!/usr/bin/env bash
-                # Stand-in for the Azure CLI: the outputs of infra/main.bicep and the function key, nothing else.
-                query=""; prev=""
-                for arg in "$@"; do [ "$prev" = --query ] && query="$arg"; prev="$arg"; done
-                case "$1 $2 $3 $query" in
-                  "deployment group show properties.outputs.FUNCTION_APP_NAME.value") echo func-smoke ;;
-                  "deployment group show properties.outputs.FUNCTION_APP_URL.value") echo "{{app.ToString().TrimEnd('/')}}" ;;
-                  "deployment group show properties.outputs.STORAGE_ACCOUNT_NAME.value") echo stsmoke ;;
-                  "deployment group show properties.outputs.IMAGES_CONTAINER_NAME.value") echo images ;;
-                  "deployment group show properties.outputs.PREDICTIONS_CONTAINER_NAME.value") echo predictions ;;
-                  "functionapp function keys default") echo "{{FunctionKey}}" ;;
-                  *) echo "stand-in az: not expected here: $*" >&2; exit 1 ;;
-                esac
-                """.Replace("\r\n", "\n", StringComparison.Ordinal));
-            File.SetUnixFileMode(az, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var image = Path.Combine(bin.FullName, "smoke.png");
-            await File.WriteAllBytesAsync(image, Convert.FromBase64String(
-                "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="));
-
-            var start = new System.Diagnostics.ProcessStartInfo("bash")
-            {
-                ArgumentList = { Path.Combine(BicepCli.RepositoryRoot, "scripts", "deploy-smoke.sh"), "rg-smoke", image },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            start.Environment["PATH"] = bin.FullName + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH");
-            start.Environment["SMOKE_WAIT_SECONDS"] = "60";
-            using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("bash did not start");
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
-            return (process.ExitCode, await stdout + await stderr);
-        }
-        finally
-        {
-            bin.Delete(recursive: true);
-        }
-    }
 
     /// <summary>The two storage connections, as connection strings to the test Azurite, on a host that believes it is on Flex.</summary>
     private static Dictionary<string, string> StorageSettings()

@@ -42,8 +42,10 @@ demo="$root/samples/LocalDemo/bin/Release/net10.0/ServerlessClassifier.LocalDemo
 if command -v func >/dev/null 2>&1; then
   echo "Azure Functions Core Tools found: starting the Functions host (func start) against this Azurite."
   dotnet build src/Functions -c Release -nologo -v q
-  (cd src/Functions && AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
-    "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" func start --port 7071 >"$out/func.log" 2>&1) &
+  # The host resolves the blob trigger's and the sweep's settings itself (no defaults): set them here too.
+  (cd src/Functions && env AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
+    "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
+    "Classifier__SweepSchedule=0 */5 * * * *" func start --port 7071 >"$out/func.log" 2>&1) &
   func_pid=$!
   trap 'kill $func_pid 2>/dev/null || true; azurite_stop' EXIT
   for _ in $(seq 1 60); do curl -fs http://localhost:7071/api/health >/dev/null && break; sleep 2; done

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using ServerlessClassifier.Functions;
 
 var builder = FunctionsApplication.CreateBuilder(args);
+StartupChecks.Run(builder.Configuration);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddClassifierServices();
 builder.Build().Run();

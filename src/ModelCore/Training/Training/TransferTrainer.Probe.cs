@@ -8,7 +8,7 @@ namespace ServerlessClassifier.ModelCore.Training;
 public sealed partial class TransferTrainer
 {
     /// <summary>True when head mode fits the linear probe instead of running the epoch loop.</summary>
-    internal static bool UsesLinearProbe(TrainingOptions options) =>
+    public static bool UsesLinearProbe(TrainingOptions options) =>
         options.Mode == TrainingMode.Head && options.LinearProbe && options.HeadKind == HeadKind.Linear;
 
     /// <summary>

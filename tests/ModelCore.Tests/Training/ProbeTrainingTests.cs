@@ -16,7 +16,7 @@ namespace ServerlessClassifier.ModelCore.Tests.Training;
 [Collection(TorchTests.Collection)]
 public sealed class ProbeTrainingTests(ITestOutputHelper output)
 {
-    private static readonly TrainingOptions Small = new() { Backbone = "resnet18", InputSize = 64 };
+    private static readonly TrainingOptions Small = new() { Backbone = TransferTrainer.RandomBackbonePrefix + "resnet18", InputSize = 64 };
 
     [Fact]
     public async Task FlipFeatures_AreTheFeaturesOfTheMirroredImage()

@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Models;
 using TorchSharp.PyBridge;

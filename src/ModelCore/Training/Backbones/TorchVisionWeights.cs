@@ -1,9 +1,7 @@
-using System.Collections;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Models;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace ServerlessClassifier.ModelCore.Backbones;

@@ -82,7 +82,7 @@ var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, 
 var nameStem = toLower(environmentName)
 var allTags = union(tags, { 'azd-env-name': environmentName, application: 'serverless-classifier' })
 
-// Container names: the storage contract of DESIGN.md, plus the Flex Consumption package container.
+// Container names: the storage contract of docs/architecture.md, plus the Flex Consumption package container.
 var imagesContainerName = 'images'
 var predictionsContainerName = 'predictions'
 var modelsContainerName = 'models'

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Reflection;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Configuration;
@@ -8,7 +9,7 @@ using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.Functions.Tests;
 
-/// <summary>What the Functions host sees (functions.metadata) and what the app ships (no libtorch), from the real build output.</summary>
+/// <summary>What the Functions host sees (functions.metadata) and what the app ships (no TorchSharp, no libtorch), from the real build and publish output.</summary>
 public sealed class AppShapeTests
 {
     private static string BuildOutput => Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "bin",
@@ -43,16 +44,37 @@ public sealed class AppShapeTests
     }
 
     [Fact]
-    public void BuildOutput_HasNoLibTorch()
+    public void PublishedApp_HasNoTorchSharpAndNoLibTorch()
     {
-        var natives = Directory.EnumerateFiles(BuildOutput, "*", SearchOption.AllDirectories)
-            .Select(Path.GetFileName)
-            .Where(f => f!.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase)
-                || f.Contains("LibTorchSharp", StringComparison.OrdinalIgnoreCase) || f.StartsWith("torch_cpu", StringComparison.OrdinalIgnoreCase)
-                || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase))
-            .ToList();
-        Assert.True(File.Exists(Path.Combine(BuildOutput, "ServerlessClassifier.Functions.dll")), BuildOutput);
-        Assert.Empty(natives);
+        // Publish the already-built app as a deployment would (no rebuild), into a fresh folder.
+        var configuration = typeof(AppShapeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;
+        var output = Directory.CreateTempSubdirectory("published-app-").FullName;
+        try
+        {
+            var publish = Process.Start(new ProcessStartInfo("dotnet",
+                ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), "-c", configuration, "--no-build", "-nologo", "-o", output])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            var log = publish.StandardOutput.ReadToEnd() + publish.StandardError.ReadToEnd();
+            publish.WaitForExit();
+            Assert.True(publish.ExitCode == 0, log);
+
+            var files = Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+            Assert.Contains("ServerlessClassifier.Functions.dll", files);
+            Assert.Contains("ServerlessClassifier.ModelCore.Serving.dll", files);
+            Assert.Contains("Microsoft.ML.OnnxRuntime.dll", files);
+            var torch = files.Where(f => f!.Contains("torch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase)
+                || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase) || f.Contains("ModelCore.Training", StringComparison.Ordinal)).ToList();
+            Assert.Empty(torch);
+            var deps = File.ReadAllText(Path.Combine(output, "ServerlessClassifier.Functions.deps.json"));
+            Assert.DoesNotContain("TorchSharp", deps, StringComparison.OrdinalIgnoreCase);
+        }
+        finally
+        {
+            Directory.Delete(output, recursive: true);
+        }
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 namespace ServerlessClassifier.ModelCore.Tests;
 
-/// <summary>Tests that touch libtorch state run one at a time (STYLE.md): libtorch's global state and thread pools are shared.</summary>
+/// <summary>Tests that touch libtorch state run one at a time: libtorch's global state and thread pools are shared.</summary>
 [CollectionDefinition(Collection, DisableParallelization = true)]
 public sealed class TorchTests
 {

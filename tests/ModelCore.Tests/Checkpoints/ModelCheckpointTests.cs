@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
@@ -32,7 +33,7 @@ public sealed class ModelCheckpointTests : IDisposable
 
         Assert.Equal(saved.ToJson(), package.Manifest.ToJson());
         Assert.Equal(["cat", "dog", "fox"], package.Manifest.Labels);
-        Assert.Equal(OnnxResNetImporter.LoadMeanImage(PreprocessPath), ModelCheckpoint.ReadMeanImage(package));
+        Assert.Equal(OnnxResNetImporter.LoadMeanImage(PreprocessPath), package.ReadMeanImage());
         manual_seed(7);
         using var input = randn(2, 3, 224, 224) * 50;
         using var mode = inference_mode();
@@ -131,7 +132,7 @@ public sealed class ModelCheckpointTests : IDisposable
     private static string PreprocessPath => Path.Combine(OnnxResNetImporter.DefaultDirectory, OnnxResNetImporter.PreprocessFileName);
 
     private static ModelFileContent MeanImageFile() =>
-        new(ModelFileRoles.MeanImage, OnnxResNetImporter.MeanImageFileName, ModelCheckpoint.MeanImageBytes(OnnxResNetImporter.LoadMeanImage(PreprocessPath)));
+        new(ModelFileRoles.MeanImage, OnnxResNetImporter.MeanImageFileName, MeanImage.ToBytes(OnnxResNetImporter.LoadMeanImage(PreprocessPath)));
 
     private static (ImageClassifier Model, ModelManifest Manifest) CreateDefaultModel(HeadSpec head, string backbone = "onnx-resnet18")
     {

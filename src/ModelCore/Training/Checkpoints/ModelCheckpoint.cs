@@ -60,7 +60,7 @@ public static class ModelCheckpoint
         if (manifest.Preprocessing.MeanImageFile is { } meanName)
         {
             extra.Add(new ModelFileContent(ModelFileRoles.MeanImage, meanName,
-                MeanImageBytes(meanImage ?? throw new ArgumentNullException(nameof(meanImage), "the preprocessing names a mean image"))));
+                MeanImage.ToBytes(meanImage ?? throw new ArgumentNullException(nameof(meanImage), "the preprocessing names a mean image"))));
         }
         return Save(model, manifest, folder, extra);
     }
@@ -83,33 +83,6 @@ public static class ModelCheckpoint
         }
         model.eval();
         return model;
-    }
-
-    /// <summary>The mean image the preprocessing names, as floats; null when it uses mean/std.</summary>
-    public static float[]? ReadMeanImage(ModelPackage package)
-    {
-        ArgumentNullException.ThrowIfNull(package);
-        if (package.Manifest.Preprocessing.MeanImageFile is not { } name)
-        {
-            return null;
-        }
-        using var stream = new MemoryStream(package.GetFileByName(name).ToArray(), writable: false);
-        try
-        {
-            return MeanImage.Read(stream, package.Manifest.Preprocessing.InputSize);
-        }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
-        {
-            throw new ModelFormatException($"{package.Source}: {name}: {e.Message}.", e);
-        }
-    }
-
-    /// <summary>The bytes of a mean image as stored in a model folder (<see cref="MeanImage"/> format).</summary>
-    public static byte[] MeanImageBytes(float[] meanImage)
-    {
-        using var stream = new MemoryStream();
-        MeanImage.Write(stream, meanImage);
-        return stream.ToArray();
     }
 
     private static void WriteAtomically(string path, ReadOnlySpan<byte> content)

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using ServerlessClassifier.ModelCore.Imaging;
 
 namespace ServerlessClassifier.ModelCore.Checkpoints;
 
@@ -66,6 +67,24 @@ public sealed class ModelPackage
 
     /// <summary>The files serving needs: the ONNX graph and the mean image (not the training weights).</summary>
     public static IReadOnlyList<string> ServingRoles { get; } = [ModelFileRoles.Onnx, ModelFileRoles.MeanImage];
+
+    /// <summary>The mean image the preprocessing names, as floats; null when it uses mean/std.</summary>
+    public float[]? ReadMeanImage()
+    {
+        if (Manifest.Preprocessing.MeanImageFile is not { } name)
+        {
+            return null;
+        }
+        using var stream = new MemoryStream(GetFileByName(name).ToArray(), writable: false);
+        try
+        {
+            return MeanImage.Read(stream, Manifest.Preprocessing.InputSize);
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        {
+            throw new ModelFormatException($"{Source}: {name}: {e.Message}.", e);
+        }
+    }
 
     public static Task<ModelPackage> LoadAsync(string folder, CancellationToken cancellationToken = default) =>
         LoadAsync(new FolderModelFiles(folder), roles: null, cancellationToken);

@@ -10,7 +10,7 @@ public enum ResizeMode
     ShorterSideThenCenterCrop,
 }
 
-/// <summary>The resampling filter; training and serving must use the same one (DESIGN.md: bilinear vs bicubic features differ).</summary>
+/// <summary>The resampling filter; training and serving must use the same one (docs/architecture.md, "Model format": bilinear and bicubic resizes give measurably different features).</summary>
 public enum Interpolation
 {
     Bilinear,

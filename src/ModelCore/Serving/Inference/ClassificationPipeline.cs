@@ -57,7 +57,7 @@ public sealed class ClassificationPipeline : IDisposable
         var engine = new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default);
         try
         {
-            return new ClassificationPipeline(package.Manifest, engine, ModelCheckpoint.ReadMeanImage(package), limits);
+            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits);
         }
         catch
         {

@@ -18,7 +18,7 @@ public sealed record CurrentModel(CurrentModelPointer State, ETag ETag);
 public sealed record PublishedModel(string Version, ModelManifest? Manifest, string? Problem, bool IsCurrent);
 
 /// <summary>
-/// The blob-backed model store (DESIGN.md "Storage contract"): <c>&lt;version&gt;/...</c> is written once
+/// The blob-backed model store (docs/architecture.md, "Storage contract"): <c>&lt;version&gt;/...</c> is written once
 /// and never overwritten (files first, the manifest last), then <c>current.json</c> is moved with an
 /// ETag condition, so a reader either sees the previous complete model or the new complete model.
 /// </summary>

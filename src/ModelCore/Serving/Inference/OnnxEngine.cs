@@ -1,6 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using ServerlessClassifier.ModelCore.Export;
 
 namespace ServerlessClassifier.ModelCore.Inference;
 
@@ -22,11 +21,12 @@ public sealed record OnnxEngineOptions
 
 /// <summary>
 /// The serving engine: one ONNX Runtime <see cref="InferenceSession"/> per model, created once and
-/// shared by concurrent callers (Run is thread-safe). Runs the graph written by <see cref="OnnxExport"/>.
+/// shared by concurrent callers (Run is thread-safe). Runs graphs with the names in <see cref="OnnxGraphNames"/>.
 /// </summary>
 public sealed class OnnxEngine : IClassifierEngine
 {
     private readonly InferenceSession session;
+    private readonly RunOptions runOptions = new();
 
     public OnnxEngine(byte[] onnx, OnnxEngineOptions options)
     {
@@ -47,14 +47,14 @@ public sealed class OnnxEngine : IClassifierEngine
         {
             throw new InvalidDataException($"The ONNX graph could not be loaded: {e.Message}", e);
         }
-        var input = session.InputMetadata.TryGetValue(OnnxExport.InputName, out var metadata)
+        var input = session.InputMetadata.TryGetValue(OnnxGraphNames.Input, out var metadata)
             ? metadata
-            : throw new InvalidDataException($"The ONNX graph has no input named {OnnxExport.InputName}.");
+            : throw new InvalidDataException($"The ONNX graph has no input named {OnnxGraphNames.Input}.");
         InputSize = input.Dimensions[^1];
-        NumClasses = session.OutputMetadata.TryGetValue(OnnxExport.ProbabilitiesName, out var output)
+        NumClasses = session.OutputMetadata.TryGetValue(OnnxGraphNames.Probabilities, out var output)
             ? output.Dimensions[^1]
-            : throw new InvalidDataException($"The ONNX graph has no output named {OnnxExport.ProbabilitiesName}.");
-        NumFeatures = session.OutputMetadata.TryGetValue(OnnxExport.FeaturesName, out var features) ? features.Dimensions[^1] : 0;
+            : throw new InvalidDataException($"The ONNX graph has no output named {OnnxGraphNames.Probabilities}.");
+        NumFeatures = session.OutputMetadata.TryGetValue(OnnxGraphNames.Features, out var features) ? features.Dimensions[^1] : 0;
     }
 
     public string Name => "onnxruntime";
@@ -66,12 +66,16 @@ public sealed class OnnxEngine : IClassifierEngine
     /// <summary>Width of the <c>features</c> output (the pooled backbone), 0 if the graph has none.</summary>
     public int NumFeatures { get; }
 
-    public float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxExport.ProbabilitiesName);
+    public float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Probabilities);
 
     /// <summary>The pooled backbone features for a batch (batchSize x NumFeatures), e.g. to train a head on a frozen backbone.</summary>
-    public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxExport.FeaturesName);
+    public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Features);
 
-    public void Dispose() => session.Dispose();
+    public void Dispose()
+    {
+        session.Dispose();
+        runOptions.Dispose();
+    }
 
     private float[] Run(ReadOnlySpan<float> input, int batchSize, string outputName)
     {
@@ -80,8 +84,18 @@ public sealed class OnnxEngine : IClassifierEngine
         {
             throw new ArgumentException($"Expected {batchSize} x {imageSize} floats, got {input.Length}.", nameof(input));
         }
-        var tensor = new DenseTensor<float>(input.ToArray(), [batchSize, 3, InputSize, InputSize]);
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.InputName, tensor)], [outputName]);
-        return results[0].AsTensor<float>().ToArray();
+        // OrtValue over the caller's memory, pinned for the call: no copy of the batch, and the
+        // output is copied once, out of ONNX Runtime's buffer.
+        long[] shape = [batchSize, 3, InputSize, InputSize];
+        unsafe
+        {
+            fixed (float* data = input)
+            {
+                using var value = OrtValue.CreateTensorValueWithData(
+                    OrtMemoryInfo.DefaultInstance, TensorElementType.Float, shape, (IntPtr)data, (long)input.Length * sizeof(float));
+                using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], [outputName]);
+                return results[0].GetTensorDataAsSpan<float>().ToArray();
+            }
+        }
     }
 }

@@ -75,7 +75,7 @@ public sealed record ValidationMetrics
 }
 
 /// <summary>
-/// The one description of a model (DESIGN.md "Storage contract"): architecture, labels in output
+/// The one description of a model (docs/architecture.md, "Storage contract"): architecture, labels in output
 /// order, preprocessing, training settings and metrics, the default confidence threshold, and each
 /// file's name, size and SHA-256. Inference reads everything it needs from here.
 /// </summary>

@@ -11,6 +11,14 @@ public static class MeanImage
     /// <summary>Number of floats in a mean image for a square input of the given side.</summary>
     public static int Length(int inputSize) => checked(3 * inputSize * inputSize);
 
+    /// <summary>The bytes of a mean image as stored in a model folder.</summary>
+    public static byte[] ToBytes(float[] meanImage)
+    {
+        using var stream = new MemoryStream();
+        Write(stream, meanImage);
+        return stream.ToArray();
+    }
+
     /// <summary>Reads a mean image, checking that the stream holds exactly <see cref="Length"/> floats.</summary>
     public static float[] Read(Stream stream, int inputSize)
     {

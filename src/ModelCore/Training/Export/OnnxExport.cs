@@ -24,9 +24,9 @@ public sealed class OnnxExportException(string message) : Exception(message);
 /// </summary>
 public static class OnnxExport
 {
-    public const string InputName = "input";
-    public const string ProbabilitiesName = "probabilities";
-    public const string FeaturesName = "features";
+    public const string InputName = OnnxGraphNames.Input;
+    public const string ProbabilitiesName = OnnxGraphNames.Probabilities;
+    public const string FeaturesName = OnnxGraphNames.Features;
     public const double DefaultTolerance = 1e-4;
 
     /// <summary>Builds the graph from the module structure and its current weights.</summary>

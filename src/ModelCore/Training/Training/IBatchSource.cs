@@ -1,0 +1,28 @@
+using System.Diagnostics;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Models;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Training;
+
+/// <summary>Where training batches come from: cached features (head mode) or augmented images.</summary>
+internal interface IBatchSource : IDisposable
+{
+    int[] TrainLabels { get; }
+
+    int[] ValidationLabels { get; }
+
+    IReadOnlyList<string> ValidationSources { get; }
+
+    /// <summary>Inputs and targets of one training batch, on the device, in the caller's dispose scope.</summary>
+    (Tensor Inputs, Tensor Targets) TrainBatch(int[] indices, Random random);
+
+    /// <summary>Validation inputs [start, start + count), on the device, in the caller's dispose scope.</summary>
+    Tensor ValidationBatch(int start, int count);
+}

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Models;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Training;
+
+/// <summary>What trains at which rate, what stays frozen, and weight snapshots for the best epoch.</summary>
+public sealed partial class TransferTrainer
+{
+    /// <summary>
+    /// Train mode for what trains; eval mode for every frozen part, so frozen BatchNorm layers keep
+    /// using (and never update) their running statistics.
+    /// </summary>
+    private static void SetTrainMode(ImageClassifier model, nn.Module net, IReadOnlyList<nn.Module> frozen)
+    {
+        model.eval();
+        net.train();
+        foreach (var module in frozen)
+        {
+            module.eval();
+        }
+    }
+
+    private sealed record Group(IReadOnlyList<Parameter> Parameters, double LearningRate);
+
+    /// <summary>
+    /// Head: the head at LearningRate. Finetune: plus the last UnfreezeStages stages at LearningRate x
+    /// BackboneLrFactor. Full: layer4 at LearningRate x BackboneLrFactor, each earlier stage at half the
+    /// next one's rate, the stem (conv1, bn1) at half of layer1's. Returns the frozen backbone children too.
+    /// </summary>
+    private static (List<Group> Groups, List<nn.Module> Frozen) ParameterGroups(ImageClassifier model, TrainingOptions options)
+    {
+        var groups = new List<Group> { new([.. model.Head.parameters()], options.LearningRate) };
+        var children = model.Backbone.named_children().ToList();
+        var stages = model.Backbone.StageNames;
+        var trainable = new HashSet<string>(StringComparer.Ordinal);
+        var backboneRate = options.LearningRate * options.BackboneLrFactor;
+        if (options.Mode == TrainingMode.Finetune)
+        {
+            foreach (var stage in stages.TakeLast(options.UnfreezeStages))
+            {
+                trainable.Add(stage);
+            }
+        }
+        else if (options.Mode == TrainingMode.Full)
+        {
+            trainable.UnionWith(children.Select(c => c.name));
+        }
+        var rate = backboneRate;
+        foreach (var stage in stages.Reverse().Where(trainable.Contains))
+        {
+            groups.Add(new Group([.. children.Single(c => c.name == stage).module.parameters()], options.Mode == TrainingMode.Full ? rate : backboneRate));
+            rate /= 2;
+        }
+        if (options.Mode == TrainingMode.Full)
+        {
+            var stem = children.Where(c => !stages.Contains(c.name)).SelectMany(c => c.module.parameters()).ToList();
+            if (stem.Count > 0)
+            {
+                groups.Add(new Group(stem, rate));
+            }
+        }
+        var frozen = children.Where(c => !trainable.Contains(c.name)).Select(c => (nn.Module)c.module).ToList();
+        return (groups, frozen);
+    }
+
+    private static optim.Optimizer CreateOptimizer(List<Group> groups, TrainingOptions options) => options.Optimizer switch
+    {
+        OptimizerKind.AdamW => optim.AdamW(
+            groups.Select(g => new AdamW.ParamGroup(g.Parameters, new AdamW.Options { LearningRate = g.LearningRate, weight_decay = options.WeightDecay })),
+            options.LearningRate, weight_decay: options.WeightDecay),
+        OptimizerKind.Sgd => optim.SGD(
+            groups.Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options { LearningRate = g.LearningRate, momentum = 0.9, weight_decay = options.WeightDecay })),
+            options.LearningRate, momentum: 0.9, weight_decay: options.WeightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(options), options.Optimizer, "Unknown optimizer."),
+    };
+
+    private static Dictionary<string, Tensor> Snapshot(nn.Module module) =>
+        module.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().clone(), StringComparer.Ordinal);
+
+    private static void Replace(ref Dictionary<string, Tensor> current, Dictionary<string, Tensor> next)
+    {
+        foreach (var tensor in current.Values)
+        {
+            tensor.Dispose();
+        }
+        current = next;
+    }
+
+    private static void Restore(nn.Module module, Dictionary<string, Tensor> weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, tensor) in module.state_dict())
+        {
+            tensor.copy_(weights[name]);
+        }
+    }
+}

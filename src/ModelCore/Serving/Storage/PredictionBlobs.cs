@@ -32,17 +32,25 @@ public static class PredictionBlobs
     /// <summary>The stored form of an image blob's ETag (without the quotes).</summary>
     public static string VersionOf(ETag imageETag) => imageETag.ToString().Trim('"');
 
-    /// <summary>The prediction stored for an image, or null when there is none (or no predictions container yet).</summary>
+    /// <summary>
+    /// The prediction stored for an image, or null when there is none (or no predictions container yet). Read with a
+    /// one-entry listing rather than a HEAD request: a missing prediction is the normal case for a new image, and a
+    /// 404 would be logged by the Azure SDK as a warning with all its headers.
+    /// </summary>
     public static async Task<StoredPrediction?> GetAsync(BlobContainerClient predictions, string imageName, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(predictions);
+        var name = PredictionDocument.BlobNameFor(imageName);
         try
         {
-            var properties = await predictions.GetBlobClient(PredictionDocument.BlobNameFor(imageName))
-                .GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-            return From(properties.Value.ETag, properties.Value.Metadata, properties.Value.LastModified);
+            // The exact name sorts first among the names it prefixes.
+            await foreach (var page in predictions.GetBlobsAsync(BlobTraits.Metadata, BlobStates.None, name, cancellationToken).AsPages(pageSizeHint: 1).ConfigureAwait(false))
+            {
+                return page.Values.FirstOrDefault(b => b.Name == name) is { } item ? From(item) : null;
+            }
+            return null;
         }
-        catch (RequestFailedException e) when (e.Status == 404)
+        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
         {
             return null;
         }

@@ -2,6 +2,9 @@
 //   storage (identity only) ── Functions app on Flex Consumption (serves the model; blob trigger via Event Grid)
 //                          └── Container Apps job on a serverless GPU (TrainJob: trains and publishes models)
 //   Application Insights + Log Analytics, a container registry for the TrainJob image.
+// The Event Grid subscription that feeds the blob trigger is a separate template (infra/eventgrid.bicep),
+// deployed once the app's code is published and answering: this deployment rewrites the site and its
+// app settings (the app restarts), and Event Grid's validation handshake against a restarting app fails.
 // Deploy: docs/deploy.md. Validated with `bicep build` and `bicep lint` (tests/Infra.Tests).
 targetScope = 'resourceGroup'
 
@@ -26,15 +29,20 @@ param functionInstanceMemoryMB int = 2048
 @maxValue(1000)
 param functionMaximumInstanceCount int = 40
 
-@description('Create the Event Grid subscription that feeds the blob trigger. Needs the app\'s code deployed first (its blobs_extension key exists only then): false on the first deployment, true on the second.')
-param deployEventGridSubscription bool = false
-
 @description('Serverless GPU workload profile type for training.')
 @allowed([
   'Consumption-GPU-NC8as-T4'
   'Consumption-GPU-NC24-A100'
 ])
 param gpuWorkloadProfileType string = 'Consumption-GPU-NC8as-T4'
+
+@description('Container registry tier. Basic: cheapest; every training run pulls the whole CUDA image (several GB) before it starts. Premium: about ten times the daily charge, and artifact streaming (enabled per repository after the first push, docs/deploy.md), which starts the job while the image streams in.')
+@allowed([
+  'Basic'
+  'Standard'
+  'Premium'
+])
+param containerRegistrySku string = 'Basic'
 
 @description('vCPUs for the training container (T4 profile: up to 8).')
 param trainJobCpu int = 8
@@ -162,27 +170,13 @@ module eventGridTopic 'modules/eventGridTopic.bicep' = {
   }
 }
 
-module eventGridSubscription 'modules/eventGridSubscription.bicep' = if (deployEventGridSubscription) {
-  name: 'eventGridSubscription'
-  dependsOn: [
-    eventGridTopic
-    functionApp
-  ]
-  params: {
-    systemTopicName: systemTopicName
-    name: 'classify-uploaded-images'
-    functionAppName: functionAppName
-    functionName: 'ClassifyUploadedImageEventGrid'
-    imagesContainerName: imagesContainerName
-  }
-}
-
 module registry 'modules/registry.bicep' = {
   name: 'registry'
   params: {
     location: location
     tags: allTags
     name: registryName
+    skuName: containerRegistrySku
   }
 }
 
@@ -222,9 +216,11 @@ output FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
 output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsId
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
-output EVENT_GRID_SUBSCRIPTION_DEPLOYED bool = deployEventGridSubscription
+output IMAGES_CONTAINER_NAME string = imagesContainerName
+output PREDICTIONS_CONTAINER_NAME string = predictionsContainerName
 output CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output CONTAINER_REGISTRY_LOGIN_SERVER string = registry.outputs.loginServer
+output CONTAINER_REGISTRY_SKU string = containerRegistrySku
 output TRAINJOB_IMAGE_REPOSITORY string = trainJobImageRepository
 output CONTAINER_APPS_ENVIRONMENT_NAME string = trainJob.outputs.environmentName
 output TRAINJOB_NAME string = trainJob.outputs.jobName

@@ -52,14 +52,16 @@ if [ -n "$host_kind" ]; then
     # The host wants a language-workers folder beside itself; the app's own worker.config.json is all it needs.
     mkdir -p "$out/workers"
     env AzureWebJobsStorage="$ClassifierStorage" ClassifierStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
-      "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__SweepSchedule="0 */5 * * * *" \
-      languageWorkers__workersDirectory="$out/workers" FUNCTIONS_HOST_FUNCTION_KEY="$key" \
+      "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
+      "Classifier__SweepSchedule=0 */5 * * * *" languageWorkers__workersDirectory="$out/workers" FUNCTIONS_HOST_FUNCTION_KEY="$key" \
       bash "$FUNCTIONS_HOST_DIR/run.sh" "$out/app" 7071 >"$out/func.log" 2>&1 &
   else
     echo "Azure Functions Core Tools found: starting the Functions host (func start) against this Azurite."
     dotnet build src/Functions -c Release -nologo -v q
-    (cd src/Functions && AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
-      "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__SweepSchedule="0 */5 * * * *" func start --port 7071 >"$out/func.log" 2>&1) &
+    # The host resolves the blob trigger's and the sweep's settings itself (no defaults): set them here too.
+    (cd src/Functions && env AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
+      "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
+      "Classifier__SweepSchedule=0 */5 * * * *" func start --port 7071 >"$out/func.log" 2>&1) &
   fi
   func_pid=$!
   trap 'kill $func_pid 2>/dev/null || true; azurite_stop' EXIT

@@ -1,9 +1,10 @@
 // Delivers BlobCreated events for the images container to the Functions blob extension's webhook,
 // which runs ClassifyUploadedImageEventGrid (the Event Grid-source blob trigger; the only kind
-// Flex Consumption supports). The webhook needs the host's blobs_extension system key, which the
-// Functions runtime creates when it first starts with the code deployed: deploy this module on a
-// second run (deployEventGridSubscription=true). The key is read with listKeys and goes only into
-// the subscription's endpoint, never into an output.
+// Flex Consumption supports). Deployed by infra/eventgrid.bicep, on its own, after the code is
+// published and the app answers: the webhook needs the host's blobs_extension system key, which the
+// Functions runtime creates when it first starts with the code deployed, and Event Grid validates the
+// endpoint when the subscription is created. The key is read with listKeys and goes only into the
+// subscription's endpoint, never into an output. Nothing here changes the site.
 
 @description('System topic name (from eventGridTopic.bicep).')
 param systemTopicName string

@@ -130,15 +130,15 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     Classifier__ImagesContainer: imagesContainerName
     Classifier__PredictionsContainer: predictionsContainerName
     Classifier__ModelsContainer: modelsContainerName
-    // The host resolves the sweep timer's %Classifier:SweepSchedule% from app settings (no default there).
+    // The host resolves the sweep timer's %Classifier:SweepSchedule% (like the blob trigger's
+    // %Classifier:ImagesContainer%) from app settings, with no default there; the app refuses to start without it.
     Classifier__SweepSchedule: '0 */5 * * * *'
-    // Flex Consumption supports only the Event Grid source for blob triggers: the polling-source
-    // function (used locally with Azurite) stays off here; ClassifyUploadedImageEventGrid is live.
-    'AzureWebJobs.ClassifyUploadedImage.Disabled': 'true'
+    // No polling-source blob trigger here: the package published to Flex Consumption is built without it
+    // (dotnet publish -p:FlexConsumption=true), as Flex supports only Event Grid-source blob triggers.
   }
 }
 
-// No basic-auth publishing: deployments use Entra ID (az functionapp deploy).
+// No basic-auth publishing: deployments use Entra ID (az functionapp deployment source config-zip).
 resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
   parent: site
   name: 'scm'

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using ServerlessClassifier.Functions;
 
 var builder = FunctionsApplication.CreateBuilder(args);
+StartupChecks.Run(builder.Configuration);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddApplicationInsightsTelemetryWorkerService().ConfigureFunctionsApplicationInsights();
 builder.Services.AddClassifierServices();

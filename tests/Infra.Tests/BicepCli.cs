@@ -12,6 +12,9 @@ internal static class BicepCli
 
     public static string MainParameters { get; } = Path.Combine(RepositoryRoot, "infra", "main.bicepparam");
 
+    /// <summary>The Event Grid subscription, deployed on its own after the code (docs/deploy.md).</summary>
+    public static string EventGridTemplate { get; } = Path.Combine(RepositoryRoot, "infra", "eventgrid.bicep");
+
     private static readonly Lazy<string> Executable = new(FindExecutable);
 
     public sealed record Result(int ExitCode, string StandardOutput, string StandardError)

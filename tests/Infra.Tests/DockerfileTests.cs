@@ -16,20 +16,37 @@ public sealed class DockerfileTests
         var dockerfile = Read(name);
 
         Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("dotnet publish src/TrainJob -c Release -o /app", dockerfile, StringComparison.Ordinal);
+        Assert.Matches(@"dotnet publish src/TrainJob -c Release (-r linux-x64 --self-contained false )?-o /app", dockerfile);
         Assert.EndsWith("ENTRYPOINT [\"dotnet\", \"/app/ServerlessClassifier.TrainJob.dll\"]", dockerfile.TrimEnd(), StringComparison.Ordinal);
         Assert.Contains("\nUSER ", dockerfile, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void GpuDockerfile_BuildsAgainstTheCudaNatives()
+    public void GpuDockerfile_BuildsAgainstTheCudaNativesForLinuxX64Only()
     {
         var dockerfile = Read("Dockerfile.gpu");
 
-        Assert.Contains("dotnet restore src/TrainJob/TrainJob.csproj -p:TorchDevice=cuda", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("-o /app --no-restore -p:TorchDevice=cuda", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("ARG CUDA_IMAGE=nvidia/cuda:", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("FROM ${CUDA_IMAGE} AS runtime", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("dotnet restore src/TrainJob/TrainJob.csproj -r linux-x64 -p:TorchDevice=cuda", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("dotnet publish src/TrainJob -c Release -r linux-x64 --self-contained false -o /app --no-restore -p:TorchDevice=cuda", dockerfile, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GpuDockerfile_RuntimeIsThePlainDotnetImageWithTheNvidiaVariables()
+    {
+        var instructions = Read("Dockerfile.gpu").Split('\n').Where(line => !line.TrimStart().StartsWith('#')).ToList();
+        var from = instructions.Where(line => line.StartsWith("FROM ", StringComparison.Ordinal)).ToList();
+
+        // TorchSharp-cuda-linux carries the CUDA runtime, cuBLAS and cuDNN: no CUDA base image under it
+        // (a second copy of the same libraries, and NVIDIA_REQUIRE_CUDA refusing older drivers).
+        Assert.Equal("FROM mcr.microsoft.com/dotnet/runtime:10.0 AS runtime", from[^1]);
+        Assert.DoesNotContain(instructions, line => line.Contains("nvidia/cuda", StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(instructions, line => line.Contains("NVIDIA_REQUIRE_CUDA", StringComparison.Ordinal));
+        var code = string.Join('\n', instructions);
+        Assert.Contains("NVIDIA_VISIBLE_DEVICES=all", code, StringComparison.Ordinal);
+        Assert.Contains("NVIDIA_DRIVER_CAPABILITIES=compute,utility", code, StringComparison.Ordinal);
+        // Nothing downloaded into the runtime stage (no package installs, no install scripts).
+        Assert.DoesNotContain(instructions.SkipWhile(line => !line.StartsWith("FROM mcr.microsoft.com/dotnet/runtime", StringComparison.Ordinal)),
+            line => line.Contains("apt-get", StringComparison.Ordinal) || line.Contains("curl", StringComparison.Ordinal));
     }
 
     [Fact]

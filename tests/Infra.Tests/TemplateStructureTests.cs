@@ -86,12 +86,13 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__PredictionsContainer",
             "Classifier__ModelsContainer",
             "Classifier__SweepSchedule",
-            "AzureWebJobs.ClassifyUploadedImage.Disabled",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));
         Assert.Equal("managedidentity", settings["ClassifierStorage__credential"]);
         Assert.Equal("Authorization=AAD", settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]);
-        Assert.Equal("true", settings["AzureWebJobs.ClassifyUploadedImage.Disabled"]);
+        // The settings the host resolves itself (binding expressions) and the app requires.
+        Assert.Equal("0 */5 * * * *", settings["Classifier__SweepSchedule"]);
+        Assert.Equal("[parameters('imagesContainerName')]", settings["Classifier__ImagesContainer"]);
         // No plain connection string for the host's storage: identity only.
         Assert.DoesNotContain("AzureWebJobsStorage", settings.Keys);
         foreach (var (name, value) in settings)
@@ -193,22 +194,45 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     }
 
     [Fact]
-    public void EventGridSubscription_IsOptionalAndTargetsTheEventGridBlobTrigger()
+    public void EventGridSubscription_IsItsOwnDeploymentThatLeavesTheSiteAlone()
     {
-        var (deployment, template) = Main.Module("eventGridSubscription");
-        var subscription = template.Single("Microsoft.EventGrid/systemTopics/eventSubscriptions")["properties"]!;
+        // Not in the deployment that rewrites the site and its settings (the app restarts under the handshake).
+        Assert.DoesNotContain("Microsoft.EventGrid/systemTopics/eventSubscriptions", compiled.Json, StringComparison.Ordinal);
+        Assert.DoesNotContain("deployEventGridSubscription", compiled.Json, StringComparison.Ordinal);
 
-        Assert.Equal("[parameters('deployEventGridSubscription')]", (string?)deployment["condition"]);
-        Assert.False((bool?)Main.Root["parameters"]!["deployEventGridSubscription"]!["defaultValue"]);
+        var (deployment, template) = compiled.EventGrid.Module("eventGridSubscription");
+        var subscription = template.Single("Microsoft.EventGrid/systemTopics/eventSubscriptions")["properties"]!;
+        // It writes the subscription and nothing else: the site and the topic are existing references.
+        Assert.Equal(["Microsoft.EventGrid/systemTopics/eventSubscriptions"], template.Resources.Select(r => (string?)r["type"]));
+        Assert.DoesNotContain(compiled.EventGrid.Resources, r => (string?)r["type"] != "Microsoft.Resources/deployments");
+
         Assert.Equal("ClassifyUploadedImageEventGrid", (string?)deployment["properties"]!["parameters"]!["functionName"]!["value"]);
         Assert.Equal(["Microsoft.Storage.BlobCreated"], subscription["filter"]!["includedEventTypes"]!.AsArray().Select(t => (string?)t));
         Assert.Contains("/blobServices/default/containers/{0}/", (string?)subscription["filter"]!["subjectBeginsWith"], StringComparison.Ordinal);
         var endpoint = (string?)subscription["destination"]!["properties"]!["endpointUrl"] ?? "";
         Assert.Contains("/runtime/webhooks/blobs?functionName=Host.Functions.{1}&code={2}", endpoint, StringComparison.Ordinal);
         Assert.Contains(".systemKeys.blobs_extension", endpoint, StringComparison.Ordinal);
+        foreach (var output in compiled.EventGrid.Root["outputs"]!.AsObject())
+        {
+            Assert.DoesNotContain("listKeys", output.Value!.ToJsonString(), StringComparison.OrdinalIgnoreCase);
+        }
 
+        // The main deployment hands the step what it needs.
+        foreach (var name in new[] { "FUNCTION_APP_NAME", "EVENT_GRID_SYSTEM_TOPIC_NAME", "IMAGES_CONTAINER_NAME" })
+        {
+            Assert.NotNull(Main.Root["outputs"]![name]);
+        }
         var topic = Main.Module("eventGridTopic").Template.Single("Microsoft.EventGrid/systemTopics");
         Assert.Equal("Microsoft.Storage.StorageAccounts", (string?)topic["properties"]!["topicType"]);
+    }
+
+    [Fact]
+    public void Registry_TierIsAParameterThatDefaultsToBasic()
+    {
+        var parameter = Main.Root["parameters"]!["containerRegistrySku"]!;
+        Assert.Equal("Basic", (string?)parameter["defaultValue"]);
+        Assert.Contains("Premium", parameter["allowedValues"]!.AsArray().Select(v => (string?)v));
+        Assert.Equal("[parameters('containerRegistrySku')]", (string?)Main.Module("registry").Deployment["properties"]!["parameters"]!["skuName"]!["value"]);
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using ServerlessClassifier.TrainJob.Cli;
-using ServerlessClassifier.TrainJob.Commands;
 using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.TrainJob.Tests;
@@ -24,17 +23,17 @@ public sealed class Cli
 
     public string PredictionsContainer => $"predictions-{suffix}";
 
-    public ITrainingRunner? Runner { get; init; }
+    /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
+    public Action<string>? OnOutputLine { get; init; }
 
     public async Task<CliRun> RunAsync(params string[] args) => await RunAsync(CancellationToken.None, args);
 
     public async Task<CliRun> RunAsync(CancellationToken cancellationToken, params string[] args)
     {
-        using var output = new StringWriter();
+        using var output = new LineWatchingWriter(OnOutputLine);
         using var error = new StringWriter();
         var host = new CliHost
         {
-            TrainingRunner = Runner,
             Interactive = false,
             Configuration = new Dictionary<string, string?>
             {
@@ -45,5 +44,15 @@ public sealed class Cli
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);
         return new CliRun(code, output.ToString(), error.ToString());
+    }
+}
+
+/// <summary>A <see cref="StringWriter"/> that hands each written line to a callback.</summary>
+internal sealed class LineWatchingWriter(Action<string>? onLine) : StringWriter
+{
+    public override void WriteLine(string? value)
+    {
+        base.WriteLine(value);
+        onLine?.Invoke(value ?? "");
     }
 }

@@ -1,18 +1,22 @@
 using System.Text.Json;
+using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
-using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
-using ServerlessClassifier.TrainJob.Commands;
+using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using static TorchSharp.torch;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
 /// <summary>
-/// The train command around a stand-in engine (the real one plugs into the same <see cref="ITrainingRunner"/>
-/// seam): option handling, output layout, reports, publishing, interruption.
+/// The train command on the real engine (TorchSharp, the default ImageNet backbone) and tiny sets of
+/// generated colour images: option handling, output layout, reports, publishing, stage names,
+/// interruption and resume.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class TrainCommandTests : IDisposable
@@ -20,58 +24,122 @@ public sealed class TrainCommandTests : IDisposable
     private const string HostileLabel = "<img src=x onerror=alert(1)>";
     private readonly TempFolder temp = new();
 
-    public TrainCommandTests()
-    {
-        var emoji = TestAssets.SampleEmoji(4);
-        foreach (var (label, files) in new[] { ("cats", emoji.Take(2)), ("dogs", emoji.Skip(2)) })
-        {
-            Directory.CreateDirectory(temp.Combine("data", label));
-            foreach (var file in files)
-            {
-                File.Copy(file, temp.Combine("data", label, Path.GetFileName(file)));
-            }
-        }
-    }
-
     [Fact]
-    public async Task Train_WritesModelAndReportsAndPublishes()
+    public async Task Train_HeadMode_WritesModelAndReports_Publishes_ThenClassifies()
     {
-        var runner = new FakeRunner();
-        var cli = new Cli { Runner = runner };
-        var output = temp.Combine("out");
+        var data = Colours("colours", ("red", new Rgb24(220, 30, 30)), ("green", new Rgb24(30, 200, 40)), (HostileLabel, new Rgb24(30, 40, 220)));
+        var output = temp.Combine("real");
+        var cli = new Cli();
 
-        var run = await cli.RunAsync("train", "--data", temp.Combine("data"), "--output", output, "--mode", "finetune", "--unfreeze", "2",
-            "--epochs", "3", "--device", "cpu", "--seed", "7", "--publish");
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu", "--publish");
 
-        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
-        var request = runner.Request!;
-        Assert.Equal(TrainingMode.Finetune, request.Mode);
-        Assert.Equal(["layer3", "layer4"], request.UnfreezeStages);
-        Assert.Equal(3, request.Epochs);
-        Assert.Equal(7, request.Seed);
-        Assert.Equal("cpu", request.Device);
-        Assert.Equal(Path.Combine(output, TrainCommand.CheckpointsFolder), request.CheckpointDirectory);
-        Assert.True(Directory.Exists(request.CheckpointDirectory));
-        Assert.Contains("epoch 2/3", run.Out, StringComparison.Ordinal);
-
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        Assert.Contains("epoch 15/15", train.Out, StringComparison.Ordinal);
         var package = await ModelPackage.LoadAsync(output);
-        Assert.Equal(0.25, package.Manifest.ConfidenceThreshold);
-        Assert.Equal(0.5, package.Manifest.Metrics!.Accuracy);
-        Assert.Equal("finetune", package.Manifest.Training!.Mode);
+        Assert.Equal([HostileLabel, "green", "red"], package.Manifest.Labels);
+        Assert.Equal("onnx-resnet18", package.Manifest.Backbone);
+        Assert.Equal(new TrainingOptions().LearningRate, package.Manifest.Training!.LearningRate); // the one documented default
         Assert.NotNull(package.FindFile(ModelFileRoles.Onnx));
 
         var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
         Assert.DoesNotContain(HostileLabel, html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", html, StringComparison.Ordinal);
-        Assert.Contains("<svg", html, StringComparison.Ordinal);
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
-        Assert.Equal(0.5, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
-        Assert.Equal(3, json.RootElement.GetProperty("history").GetArrayLength());
+        Assert.Equal(15, json.RootElement.GetProperty("history").GetArrayLength());
+        Assert.Equal(package.Manifest.Metrics!.Accuracy, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
 
-        var version = run.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];
+        var version = train.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];
         var list = await cli.RunAsync("models", "list");
         Assert.Contains(version, list.Out, StringComparison.Ordinal);
+
+        var classify = await cli.RunAsync("classify", "--model", output, "--json", Path.Combine(data, "red", "5.png"), Path.Combine(data, HostileLabel, "0.png"));
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        var labels = classify.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("top")[0].GetProperty("label").GetString())
+            .ToList();
+        Assert.Equal(["red", HostileLabel], labels);
+    }
+
+    [Fact]
+    public async Task Train_FinetuneUnfreezeLayer1_TrainsLayer1AndLeavesTheOtherStagesAsPretrained()
+    {
+        var data = Colours("stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var output = temp.Combine("layer1");
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", output, "--mode", "finetune", "--unfreeze", "layer1", "--epochs", "1", "--device", "cpu");
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("unfreeze layer1", run.Out, StringComparison.Ordinal);
+        var package = await ModelPackage.LoadAsync(output);
+        Assert.Equal(["layer1"], package.Manifest.Training!.UnfreezeStages);
+        using var trained = ModelCheckpoint.CreateTorchModel(package);
+        using var pretrained = OnnxResNetImporter.LoadBackbone(Path.Combine(OnnxResNetImporter.DefaultDirectory, OnnxResNetImporter.ModelFileName));
+        var original = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var changed = trained.Backbone.named_parameters()
+            .Where(p => !p.parameter.allclose(original[p.name], rtol: 0, atol: 0))
+            .Select(p => p.name.Split('.')[0])
+            .Distinct()
+            .ToList();
+        Assert.Equal(["layer1"], changed);
+    }
+
+    [Fact]
+    public async Task Train_InterruptedFinetune_ResumesFromOutputAlone_WithTheSavedNonDefaultSettings()
+    {
+        var data = Colours("resume", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var output = temp.Combine("interrupted");
+        using var cancellation = new CancellationTokenSource();
+        var cli = new Cli { OnOutputLine = line => { if (line.StartsWith("epoch 1/3", StringComparison.Ordinal)) { cancellation.Cancel(); } } };
+
+        var first = await cli.RunAsync(cancellation.Token, "train", "--data", data, "--output", output, "--mode", "finetune", "--unfreeze", "layer3,layer4",
+            "--epochs", "3", "--batch-size", "5", "--lr", "0.003", "--seed", "11", "--val-split", "0.25", "--device", "cpu");
+
+        Assert.True(first.ExitCode == ExitCodes.Cancelled, first.All);
+        Assert.Contains($"train --output {output} --resume", first.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(output, ModelManifest.FileName)));
+
+        var conflicting = await new Cli().RunAsync("train", "--output", output, "--resume", "--batch-size", "6");
+        Assert.Equal(ExitCodes.Usage, conflicting.ExitCode);
+        Assert.Contains("--batch-size was 5, not 6", conflicting.Err, StringComparison.Ordinal);
+
+        var resumed = await new Cli().RunAsync("train", "--output", output, "--resume");
+
+        Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
+        Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
+        var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
+        Assert.Equal(["layer3", "layer4"], training.UnfreezeStages);
+        Assert.Equal((5, 0.003, 11, 0.25), (training.BatchSize, training.LearningRate, training.Seed, training.ValidationSplit));
+        Assert.Equal(3, training.Epochs);
+    }
+
+    [Theory]
+    [InlineData("resnet18")]
+    [InlineData("resnet50")]
+    public async Task Train_ArchitectureIdWithoutWeights_IsRefused_AndNamesTheWayToAskForRandomWeights(string id)
+    {
+        var data = Colours("refused", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine($"refused-{id}"), "--backbone", id, "--device", "cpu");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains($"random:{id}", run.Err, StringComparison.Ordinal);
+        Assert.Contains("pretrained", run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine($"refused-{id}")));
+    }
+
+    [Fact]
+    public async Task Train_RandomBackboneAskedForExplicitly_TrainsAndWarnsOnStderr()
+    {
+        var data = Colours("random", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("random-out"), "--backbone", "random:resnet18", "--epochs", "2", "--device", "cpu");
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("warning: Backbone resnet18 has no pretrained weights", run.Err, StringComparison.Ordinal);
+        Assert.Equal("resnet18", (await ModelPackage.LoadAsync(temp.Combine("random-out"))).Manifest.Backbone);
     }
 
     [Fact]
@@ -81,84 +149,11 @@ public sealed class TrainCommandTests : IDisposable
         Directory.CreateDirectory(output);
         await File.WriteAllTextAsync(Path.Combine(output, "something.txt"), "x");
 
-        var run = await new Cli { Runner = new FakeRunner() }.RunAsync("train", "--data", temp.Combine("data"), "--output", output);
+        var run = await new Cli().RunAsync("train", "--data", temp.Path, "--output", output);
 
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.Contains("--output", run.Err, StringComparison.Ordinal);
         Assert.Contains("--resume", run.Err, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Train_Interrupted_KeepsTheCheckpointAndSaysHowToResume()
-    {
-        using var cancellation = new CancellationTokenSource();
-        var runner = new FakeRunner { OnTrain = request =>
-        {
-            File.WriteAllText(Path.Combine(request.CheckpointDirectory, "last.ckpt"), "state");
-            cancellation.Cancel();
-        } };
-        var output = temp.Combine("interrupted");
-        var cli = new Cli { Runner = runner };
-
-        var run = await cli.RunAsync(cancellation.Token, "train", "--data", temp.Combine("data"), "--output", output, "--device", "cpu");
-
-        Assert.Equal(ExitCodes.Cancelled, run.ExitCode);
-        Assert.Contains("--resume", run.Err, StringComparison.Ordinal);
-        Assert.True(File.Exists(Path.Combine(output, TrainCommand.CheckpointsFolder, "last.ckpt")));
-        Assert.False(File.Exists(Path.Combine(output, ModelManifest.FileName)));
-
-        runner.OnTrain = null;
-        var resumed = await cli.RunAsync("train", "--data", temp.Combine("data"), "--output", output, "--device", "cpu", "--resume");
-        Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
-        Assert.True(runner.Request!.Resume);
-    }
-
-    [Fact]
-    public async Task Train_WithTheRealEngine_HeadMode_LearnsColoursThenClassifiesThem()
-    {
-        // Three visually distinct classes of real-looking images; the default pretrained backbone at 224 px.
-        var data = temp.Combine("colours");
-        var colours = new Dictionary<string, SixLabors.ImageSharp.PixelFormats.Rgb24>
-        {
-            ["red"] = new(220, 30, 30),
-            ["green"] = new(30, 200, 40),
-            ["blue"] = new(30, 40, 220),
-        };
-        var random = new Random(3);
-        foreach (var (label, colour) in colours)
-        {
-            Directory.CreateDirectory(Path.Combine(data, label));
-            for (var i = 0; i < 6; i++)
-            {
-                using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(40, 40);
-                for (var y = 0; y < 40; y++)
-                {
-                    for (var x = 0; x < 40; x++)
-                    {
-                        var noise = random.Next(-40, 41);
-                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
-                    }
-                }
-                await SixLabors.ImageSharp.ImageExtensions.SaveAsPngAsync(image, Path.Combine(data, label, $"{i}.png"));
-            }
-        }
-        var output = temp.Combine("real");
-
-        var train = await new Cli().RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu");
-
-        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
-        Assert.Contains("epoch 15/15", train.Out, StringComparison.Ordinal);
-        var package = await ModelPackage.LoadAsync(output);
-        Assert.Equal(["blue", "green", "red"], package.Manifest.Labels);
-        Assert.Equal("onnx-resnet18", package.Manifest.Backbone);
-        Assert.True(File.Exists(Path.Combine(output, TrainCommand.ReportHtml)));
-
-        var classify = await new Cli().RunAsync("classify", "--model", output, "--json", Path.Combine(data, "red", "5.png"), Path.Combine(data, "blue", "0.png"));
-        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
-        var labels = classify.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("top")[0].GetProperty("label").GetString())
-            .ToList();
-        Assert.Equal(["red", "blue"], labels);
     }
 
     [Fact]
@@ -184,47 +179,32 @@ public sealed class TrainCommandTests : IDisposable
         Assert.DoesNotContain("<b>bad</b>", html, StringComparison.Ordinal);
         Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", html, StringComparison.Ordinal);
         Assert.Contains("&lt;script&gt;x&lt;/script&gt;.png", html, StringComparison.Ordinal);
-        Assert.Equal(4, html.Split("<polyline").Length - 1); // train and validation in each of the two charts
     }
 
     public void Dispose() => temp.Dispose();
 
-    /// <summary>Stands in for the training engine: returns a fixed-bias model with a hostile label, after reporting three epochs.</summary>
-    private sealed class FakeRunner : ITrainingRunner
+    /// <summary>Six noisy 40 px images per class, one flat colour each: easy for a pretrained backbone.</summary>
+    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes)
     {
-        public TrainingRunRequest? Request { get; private set; }
-
-        public Action<TrainingRunRequest>? OnTrain { get; set; }
-
-        public Task<TrainingRunResult> TrainAsync(TrainingRunRequest request, IProgress<TrainingRunProgress> progress, CancellationToken cancellationToken)
+        var root = temp.Combine(name);
+        var random = new Random(3);
+        foreach (var (label, colour) in classes)
         {
-            Request = request;
-            OnTrain?.Invoke(request);
-            cancellationToken.ThrowIfCancellationRequested();
-            var history = new List<EpochMetrics>();
-            for (var epoch = 1; epoch <= request.Epochs; epoch++)
+            Directory.CreateDirectory(Path.Combine(root, label));
+            for (var i = 0; i < 6; i++)
             {
-                var metrics = new EpochMetrics(epoch, 1.0 / epoch, 0.5, 1.2 / epoch, 0.5, 1e-3, 1);
-                history.Add(metrics);
-                progress.Report(new TrainingRunProgress("train", epoch, request.Epochs, 2, 2) { EpochDone = metrics });
+                using var image = new Image<Rgb24>(40, 40);
+                for (var y = 0; y < 40; y++)
+                {
+                    for (var x = 0; x < 40; x++)
+                    {
+                        var noise = random.Next(-40, 41);
+                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
+                    }
+                }
+                image.SaveAsPng(Path.Combine(root, label, $"{i}.png"));
             }
-            string[] labels = ["cats", HostileLabel];
-            var (model, manifest) = TestModels.Create(1, labels);
-            return Task.FromResult(new TrainingRunResult
-            {
-                Model = model,
-                Manifest = manifest,
-                History = history,
-                ConfidenceThreshold = 0.25,
-                Data = new DataCounts(new Dictionary<string, int> { ["cats"] = 2, [HostileLabel] = 2 }, new Dictionary<string, int> { ["cats"] = 1, [HostileLabel] = 1 }),
-                ValidationPredictions =
-                [
-                    new ValidationPrediction(Path.Combine(request.DataFolder, "cats", "x.png"), labels[0], labels[1], 0.9, [0.1f, 0.9f]),
-                    new ValidationPrediction("y.png", labels[1], labels[1], 0.9, [0.1f, 0.9f]),
-                ],
-                Skipped = [new ModelCore.Training.SkippedImage("bad<file>.png", ImageErrorCode.Corrupt, "could not be read")],
-                BestEpoch = request.Epochs,
-            });
         }
+        return root;
     }
 }

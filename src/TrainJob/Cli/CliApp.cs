@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using ServerlessClassifier.TrainJob.Commands;
+using ServerlessClassifier.TrainJob.Commands.Train;
 
 namespace ServerlessClassifier.TrainJob.Cli;
 

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Azure;
-using ServerlessClassifier.TrainJob.Commands;
 using Spectre.Console;
 
 namespace ServerlessClassifier.TrainJob.Cli;
@@ -8,9 +7,6 @@ namespace ServerlessClassifier.TrainJob.Cli;
 /// <summary>What an in-process caller (tests, or another host) can change about a run.</summary>
 public sealed record CliHost
 {
-    /// <summary>The training engine; null uses <see cref="TrainingRunners.Default"/>.</summary>
-    public ITrainingRunner? TrainingRunner { get; init; }
-
     /// <summary>Configuration values applied over the environment (keys like <c>Classifier:ModelsContainer</c>).</summary>
     public IReadOnlyDictionary<string, string?>? Configuration { get; init; }
 
@@ -21,14 +17,13 @@ public sealed record CliHost
 /// <summary>The output, settings and services one command invocation uses.</summary>
 public sealed class CliContext
 {
-    private CliContext(TextWriter output, TextWriter error, bool interactive, bool verbose, StorageSettings storage, ITrainingRunner runner)
+    private CliContext(TextWriter output, TextWriter error, bool interactive, bool verbose, StorageSettings storage)
     {
         Out = output;
         Err = error;
         Interactive = interactive;
         Verbose = verbose;
         Storage = storage;
-        TrainingRunner = runner;
         Console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
@@ -57,8 +52,6 @@ public sealed class CliContext
 
     public StorageSettings Storage { get; }
 
-    public ITrainingRunner TrainingRunner { get; }
-
     public static CliContext Create(ParseResult parse, GlobalOptions global, CliHost host)
     {
         ArgumentNullException.ThrowIfNull(parse);
@@ -69,8 +62,7 @@ public sealed class CliContext
         var interactive = host.Interactive
             ?? (ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null);
         var configuration = StorageSettings.BuildConfiguration(parse.GetValue(global.Storage), host.Configuration);
-        return new CliContext(output, error, interactive, parse.GetValue(global.Verbose), new StorageSettings(configuration),
-            host.TrainingRunner ?? TrainingRunners.Default);
+        return new CliContext(output, error, interactive, parse.GetValue(global.Verbose), new StorageSettings(configuration));
     }
 
     /// <summary>Writes a line to stdout with any secret masked.</summary>

@@ -13,10 +13,6 @@ namespace ServerlessClassifier.TrainJob.Reports;
 /// </summary>
 public static class HtmlReport
 {
-    private const int ChartWidth = 520;
-    private const int ChartHeight = 260;
-    private const int Margin = 40;
-
     public static string Render(TrainingReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
@@ -125,49 +121,9 @@ public static class HtmlReport
         html.Append("</table>\n");
     }
 
-    private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double> validation, bool isFraction)
-    {
-        html.Append("<figure><figcaption>").Append(E(title)).Append(" per epoch (blue: train, orange: validation)</figcaption>\n")
-            .Append("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"").Append(ChartWidth).Append("\" height=\"").Append(ChartHeight)
-            .Append("\" role=\"img\" aria-label=\"").Append(E(title)).Append("\">\n");
-        var values = history.Select(train).Concat(history.Select(validation)).Where(double.IsFinite).ToList();
-        var top = isFraction ? 1.0 : Math.Max(1e-9, values.DefaultIfEmpty(1).Max());
-        var plotWidth = ChartWidth - 2 * Margin;
-        var plotHeight = ChartHeight - 2 * Margin;
-        html.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Margin}\" y=\"{Margin}\" width=\"{plotWidth}\" height=\"{plotHeight}\" fill=\"none\" stroke=\"#999\"/>\n");
-        for (var i = 0; i <= 4; i++)
-        {
-            var v = top * i / 4;
-            var y = Margin + plotHeight - plotHeight * i / 4.0;
-            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin - 4}\" y=\"{y + 4:0.#}\" text-anchor=\"end\">{(isFraction ? Percent(v) : F(v))}</text>\n");
-        }
-        var epochs = history.Count;
-        double X(int index) => Margin + (epochs <= 1 ? plotWidth / 2.0 : plotWidth * index / (double)(epochs - 1));
-        double Y(double v) => Margin + plotHeight - plotHeight * Math.Clamp(v / top, 0, 1);
-        if (epochs > 0)
-        {
-            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin}\" y=\"{ChartHeight - 12}\">epoch {history[0].Epoch}</text>\n");
-            html.Append(CultureInfo.InvariantCulture, $"<text x=\"{Margin + plotWidth}\" y=\"{ChartHeight - 12}\" text-anchor=\"end\">epoch {history[^1].Epoch}</text>\n");
-        }
-        AppendSeries(html, [.. history.Select((h, i) => (X(i), train(h)))], "#4c78a8", Y);
-        AppendSeries(html, [.. history.Select((h, i) => (X(i), validation(h)))], "#f58518", Y);
-        html.Append("</svg></figure>\n");
-    }
-
-    private static void AppendSeries(StringBuilder html, IReadOnlyList<(double X, double Value)> points, string colour, Func<double, double> y)
-    {
-        var defined = points.Where(p => double.IsFinite(p.Value)).Select(p => (p.X, Y: y(p.Value))).ToList();
-        if (defined.Count == 0)
-        {
-            return;
-        }
-        html.Append("<polyline fill=\"none\" stroke=\"").Append(colour).Append("\" stroke-width=\"2\" points=\"")
-            .AppendJoin(' ', defined.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.X:0.#},{p.Y:0.#}"))).Append("\"/>\n");
-        foreach (var p in defined)
-        {
-            html.Append(CultureInfo.InvariantCulture, $"<circle cx=\"{p.X:0.#}\" cy=\"{p.Y:0.#}\" r=\"3\" fill=\"{colour}\"/>\n");
-        }
-    }
+    private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double> validation, bool isFraction) =>
+        html.Append("<figure role=\"img\" aria-label=\"").Append(E(title)).Append(" per epoch\">")
+            .Append(ReportCharts.EpochChart(title, history, train, validation, isFraction)).Append("</figure>\n");
 
     private static void AppendHeatMap(StringBuilder html, EvaluationReport metrics)
     {

@@ -14,7 +14,7 @@ public sealed class TransferTrainerTests(ITestOutputHelper output) : IDisposable
     /// <summary>A random-init torchvision ResNet-18 at 64 px: fast, and enough to prove the loop learns.</summary>
     private static readonly TrainingOptions Small = new()
     {
-        Backbone = "resnet18",
+        Backbone = "random:resnet18",
         InputSize = 64,
         BatchSize = 8,
         Epochs = 6,

@@ -37,7 +37,7 @@ public sealed record TrainingSummary
     public int? BatchSize { get; init; }
     public double? LearningRate { get; init; }
     public double? BackboneLrFactor { get; init; }
-    public int? UnfreezeStages { get; init; }
+    public IReadOnlyList<string>? UnfreezeStages { get; init; }
     public double? WeightDecay { get; init; }
     public int? Patience { get; init; }
 

@@ -37,12 +37,12 @@ public static class ModelCheckpoint
             {
                 throw new ArgumentException($"{file.Name} is not a plain file name.", nameof(extraFiles));
             }
-            WriteAtomically(Path.Combine(folder, file.Name), file.Content.Span);
+            AtomicFile.WriteAllBytes(Path.Combine(folder, file.Name), file.Content);
             entries.Add(new ModelFileEntry(file.Role, file.Name, file.Content.Length, Convert.ToHexStringLower(SHA256.HashData(file.Content.Span))));
         }
         var final = manifest with { Files = entries };
         final.Validate(folder);
-        WriteAtomically(Path.Combine(folder, ModelManifest.FileName), System.Text.Encoding.UTF8.GetBytes(final.ToJson()));
+        AtomicFile.WriteAllText(Path.Combine(folder, ModelManifest.FileName), final.ToJson());
         return final;
     }
 
@@ -83,12 +83,5 @@ public static class ModelCheckpoint
         }
         model.eval();
         return model;
-    }
-
-    private static void WriteAtomically(string path, ReadOnlySpan<byte> content)
-    {
-        var temporary = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllBytes(temporary, content);
-        File.Move(temporary, path, overwrite: true);
     }
 }

@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Checkpoints;
 using System.Text.Json;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -70,14 +71,14 @@ internal static class ResumeCheckpoint
             BestWeightsFile = $"{prefix}-best.safetensors",
             OptimizerFile = $"{prefix}-optimizer.bin",
         };
-        WriteAtomically(Path.Combine(folder, state.WeightsFile), s => trainable.save_safetensors(s, leaveOpen: true));
-        WriteAtomically(Path.Combine(folder, state.BestWeightsFile), s => Safetensors.SaveStateDict(s, best.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
-        WriteAtomically(Path.Combine(folder, state.OptimizerFile), s =>
+        AtomicFile.Write(Path.Combine(folder, state.WeightsFile), s => trainable.save_safetensors(s, leaveOpen: true));
+        AtomicFile.Write(Path.Combine(folder, state.BestWeightsFile), s => Safetensors.SaveStateDict(s, best.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
+        AtomicFile.Write(Path.Combine(folder, state.OptimizerFile), s =>
         {
             using var writer = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
             ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(writer);
         });
-        WriteAtomically(Path.Combine(folder, StateFileName), s => JsonSerializer.Serialize(s, state, Checkpoints.ModelManifest.JsonOptions));
+        AtomicFile.Write(Path.Combine(folder, StateFileName), s => JsonSerializer.Serialize(s, state, Checkpoints.ModelManifest.JsonOptions));
         var keep = new HashSet<string>([state.WeightsFile, state.BestWeightsFile, state.OptimizerFile], StringComparer.Ordinal);
         foreach (var old in Directory.EnumerateFiles(folder, "resume-e*"))
         {
@@ -106,16 +107,5 @@ internal static class ResumeCheckpoint
         using var stream = File.OpenRead(Path.Combine(folder, state.OptimizerFile));
         using var reader = new BinaryReader(stream);
         ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(reader);
-    }
-
-    private static void WriteAtomically(string path, Action<Stream> write)
-    {
-        var temporary = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
-        {
-            write(stream);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, path, overwrite: true);
     }
 }

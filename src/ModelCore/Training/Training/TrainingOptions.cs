@@ -13,7 +13,7 @@ public enum TrainingMode
     /// <summary>The backbone is frozen (weights and BatchNorm statistics); features are computed once and only the head trains.</summary>
     Head,
 
-    /// <summary>The last <see cref="TrainingOptions.UnfreezeStages"/> stages and the head train; earlier stages stay frozen.</summary>
+    /// <summary>The stages named in <see cref="TrainingOptions.UnfreezeStages"/> and the head train; the other stages stay frozen.</summary>
     Finetune,
 
     /// <summary>Everything trains, with learning rates that shrink towards the input (discriminative rates).</summary>
@@ -37,8 +37,11 @@ public sealed record TrainingOptions
 {
     public TrainingMode Mode { get; init; } = TrainingMode.Head;
 
-    /// <summary>Finetune only: how many stages, counted from the output side, train (1 = layer4; 2 = layer3 + layer4).</summary>
-    public int UnfreezeStages { get; init; } = 1;
+    /// <summary>
+    /// Finetune only: the backbone stages that train, by name (ResNet: <c>layer1</c>..<c>layer4</c>); every
+    /// other stage stays frozen. <see cref="LastStages"/> turns "the last N stages" into names.
+    /// </summary>
+    public IReadOnlyList<string> UnfreezeStages { get; init; } = ["layer4"];
 
     /// <summary>
     /// Upper bound on epochs; early stopping usually ends sooner. 10 is enough for a head on frozen
@@ -48,7 +51,10 @@ public sealed record TrainingOptions
 
     public int BatchSize { get; init; } = 32;
 
-    /// <summary>The head's learning rate (the peak of the cosine schedule).</summary>
+    /// <summary>
+    /// The head's learning rate (the peak of the cosine schedule), 1e-3 in every mode; unfrozen backbone
+    /// stages learn at <see cref="BackboneLrFactor"/> times it.
+    /// </summary>
     public double LearningRate { get; init; } = 1e-3;
 
     /// <summary>
@@ -75,8 +81,9 @@ public sealed record TrainingOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>
-    /// A backbone id (<c>onnx-resnet18</c>: the pretrained default; <c>resnet18|34|50</c>: random
-    /// initialisation, for tests) or the path of a torchvision ResNet <c>.pth</c>/<c>.safetensors</c> file.
+    /// <c>onnx-resnet18</c> (the pretrained ImageNet default), the path of a torchvision ResNet
+    /// <c>.pth</c>/<c>.safetensors</c> file, or <c>random:resnet18|34|50</c> for an architecture with random
+    /// weights (tests only: a plain architecture id is refused, so nobody trains on random weights by accident).
     /// </summary>
     public string Backbone { get; init; } = BackboneCatalog.DefaultId;
 
@@ -113,7 +120,8 @@ public sealed record TrainingOptions
         }
         Require(Enum.IsDefined(Mode), nameof(Mode), Mode, "unknown mode");
         Require(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "unknown optimizer");
-        Require(UnfreezeStages is >= 1 and <= 4, nameof(UnfreezeStages), UnfreezeStages, "must be 1..4");
+        Require(Mode != TrainingMode.Finetune || UnfreezeStages.Count > 0, nameof(UnfreezeStages), "(none)", "finetune needs at least one stage to unfreeze");
+        Require(UnfreezeStages.Distinct(StringComparer.Ordinal).Count() == UnfreezeStages.Count, nameof(UnfreezeStages), string.Join(",", UnfreezeStages), "names a stage twice");
         Require(Epochs >= 1, nameof(Epochs), Epochs, "must be at least 1");
         Require(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive");
@@ -128,6 +136,15 @@ public sealed record TrainingOptions
         Require(InputSize is null or >= 32, nameof(InputSize), InputSize!, "must be at least 32");
         Require(CropScaleMin is > 0 and <= 1, nameof(CropScaleMin), CropScaleMin, "must be in (0, 1]");
         Require(FeatureBatchSize >= 1, nameof(FeatureBatchSize), FeatureBatchSize, "must be at least 1");
+    }
+
+    /// <summary>The last <paramref name="count"/> of <paramref name="stages"/> (in input-to-output order).</summary>
+    public static IReadOnlyList<string> LastStages(IReadOnlyList<string> stages, int count)
+    {
+        ArgumentNullException.ThrowIfNull(stages);
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, stages.Count);
+        return [.. stages.Skip(stages.Count - count)];
     }
 
     /// <summary>The dataset settings these options imply (split fraction and seed).</summary>

@@ -39,7 +39,8 @@ public sealed partial class TransferTrainer
         }
         net.to(device);
         using var optimizer = CreateOptimizer(groups, options);
-        var baseRates = groups.Select(g => g.LearningRate).ToArray();
+        // Every group's rate follows one cosine from its own peak down to 0 over the epochs, stepped once per epoch.
+        var schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, options.Epochs);
 
         var history = new List<EpochMetrics>();
         var bestLoss = double.PositiveInfinity;
@@ -54,6 +55,11 @@ public sealed partial class TransferTrainer
             {
                 ResumeCheckpoint.LoadWeights(checkpointDirectory!, state, net);
                 Replace(ref best, ResumeCheckpoint.LoadBest(checkpointDirectory!, state));
+                // Replay the schedule to where the run stopped, then restore the optimizer (whose saved rates are the same).
+                for (var e = 0; e < state.CompletedEpochs; e++)
+                {
+                    schedule.step();
+                }
                 ResumeCheckpoint.LoadOptimizer(checkpointDirectory!, state, optimizer);
                 history.AddRange(state.History);
                 (bestLoss, bestEpoch, sinceBest, stoppedEarly, start) = (state.BestValidationLoss, state.BestEpoch, state.EpochsWithoutImprovement, state.StoppedEarly, state.CompletedEpochs);
@@ -66,11 +72,7 @@ public sealed partial class TransferTrainer
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var watch = Stopwatch.StartNew();
-                var factor = 0.5 * (1 + Math.Cos(Math.PI * epoch / options.Epochs));
-                foreach (var (group, rate) in optimizer.ParamGroups.Zip(baseRates))
-                {
-                    group.LearningRate = rate * factor;
-                }
+                var headRate = optimizer.ParamGroups.First().LearningRate;
                 var epochSeed = EpochSeed(options.Seed, epoch);
                 manual_seed(epochSeed);
                 var random = new Random(epochSeed);
@@ -96,8 +98,9 @@ public sealed partial class TransferTrainer
                     }
                     progress?.Report(new TrainingProgress(TrainingPhase.Epoch, b + 1, batches) { Epoch = epoch + 1 });
                 }
+                schedule.step();
                 var (valLoss, valAccuracy, _) = Evaluate(model, net, data);
-                var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, baseRates[0] * factor, watch.Elapsed.TotalSeconds);
+                var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds);
                 history.Add(metrics);
                 if (valLoss < bestLoss)
                 {

@@ -31,7 +31,7 @@ public sealed partial class TransferTrainer
     private sealed record Group(IReadOnlyList<Parameter> Parameters, double LearningRate);
 
     /// <summary>
-    /// Head: the head at LearningRate. Finetune: plus the last UnfreezeStages stages at LearningRate x
+    /// Head: the head at LearningRate. Finetune: plus the stages named in UnfreezeStages at LearningRate x
     /// BackboneLrFactor. Full: layer4 at LearningRate x BackboneLrFactor, each earlier stage at half the
     /// next one's rate, the stem (conv1, bn1) at half of layer1's. Returns the frozen backbone children too.
     /// </summary>
@@ -44,10 +44,12 @@ public sealed partial class TransferTrainer
         var backboneRate = options.LearningRate * options.BackboneLrFactor;
         if (options.Mode == TrainingMode.Finetune)
         {
-            foreach (var stage in stages.TakeLast(options.UnfreezeStages))
+            var unknown = options.UnfreezeStages.FirstOrDefault(s => !stages.Contains(s, StringComparer.Ordinal));
+            if (unknown is not null)
             {
-                trainable.Add(stage);
+                throw new ArgumentException($"Unfreeze stage \"{unknown}\" is not a stage of this backbone; its stages are {string.Join(", ", stages)}.", nameof(options));
             }
+            trainable.UnionWith(options.UnfreezeStages);
         }
         else if (options.Mode == TrainingMode.Full)
         {

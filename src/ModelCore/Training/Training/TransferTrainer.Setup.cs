@@ -18,6 +18,11 @@ internal sealed record ModelSetup(ImageClassifier Model, PreprocessingConfig Pre
 /// <summary>Builds the model to train: the backbone with its pretrained weights, a new head, and its preprocessing.</summary>
 public sealed partial class TransferTrainer
 {
+    /// <summary>Prefix of a backbone id that asks for random weights (<c>random:resnet18</c>): for tests, never by accident.</summary>
+    public const string RandomBackbonePrefix = "random:";
+
+    private static IEnumerable<string> RandomArchitectures => BackboneCatalog.Ids.Where(id => id != BackboneCatalog.DefaultId);
+
     internal ModelSetup CreateModel(TrainingOptions options, int numClasses)
     {
         var head = options.HeadSpec(numClasses);
@@ -37,10 +42,21 @@ public sealed partial class TransferTrainer
                 "Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 (ResNet18.onnx, ImageNet)");
         }
         var preprocessing = TorchVisionPreprocessing(options.InputSize ?? 224);
+        if (options.Backbone.StartsWith(RandomBackbonePrefix, StringComparison.Ordinal))
+        {
+            var architecture = options.Backbone[RandomBackbonePrefix.Length..];
+            if (!BackboneCatalog.Ids.Contains(architecture) || architecture == BackboneCatalog.DefaultId)
+            {
+                throw new ArgumentException($"Backbone \"{options.Backbone}\": random initialisation takes one of {string.Join(", ", RandomArchitectures.Select(a => RandomBackbonePrefix + a))}.", nameof(options));
+            }
+            LogRandomBackbone(architecture);
+            return new ModelSetup(new ImageClassifier(BackboneCatalog.Create(architecture), head), preprocessing, null, architecture, "random initialisation (no pretrained weights)");
+        }
         if (BackboneCatalog.Ids.Contains(options.Backbone))
         {
-            LogRandomBackbone(options.Backbone);
-            return new ModelSetup(new ImageClassifier(BackboneCatalog.Create(options.Backbone), head), preprocessing, null, options.Backbone, "random initialisation (no pretrained weights)");
+            throw new ArgumentException(
+                $"Backbone \"{options.Backbone}\" names an architecture, not pretrained weights: pass {BackboneCatalog.DefaultId} (the ImageNet default) or the path of a torchvision " +
+                $"{options.Backbone} weights file (.pth or .safetensors); {RandomBackbonePrefix}{options.Backbone} trains on random weights (for tests only).", nameof(options));
         }
         if (File.Exists(options.Backbone))
         {
@@ -48,7 +64,7 @@ public sealed partial class TransferTrainer
             var id = ((TorchVisionResNet)loaded.Model.Backbone).Architecture.Name;
             return new ModelSetup(loaded.Model, preprocessing, null, id, $"torchvision weights {Path.GetFileName(options.Backbone)}");
         }
-        throw new ArgumentException($"Backbone \"{options.Backbone}\" is neither a known id ({string.Join(", ", BackboneCatalog.Ids)}) nor an existing weights file.", nameof(options));
+        throw new ArgumentException($"Backbone \"{options.Backbone}\" is neither {BackboneCatalog.DefaultId} nor an existing weights file (.pth or .safetensors).", nameof(options));
     }
 
     /// <summary>torchvision's evaluation transform for a given input size: shorter side to size / 0.875, centre crop, ImageNet mean/std.</summary>

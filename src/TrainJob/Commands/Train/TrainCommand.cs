@@ -1,0 +1,160 @@
+using System.CommandLine;
+using System.Globalization;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.TrainJob.Cli;
+
+namespace ServerlessClassifier.TrainJob.Commands.Train;
+
+/// <summary>
+/// <c>train</c>: parses the options into the engine's own <see cref="TrainingOptions"/> (or, with
+/// <c>--resume</c>, reads those the run was started with), then hands over to <see cref="TrainRun"/>.
+/// </summary>
+public static class TrainCommand
+{
+    public const string CheckpointsFolder = "checkpoints";
+    public const string ReportHtml = "report.html";
+    public const string ReportJson = "report.json";
+
+    /// <summary>The stages of every backbone this product trains (ResNet), input side first.</summary>
+    private static readonly string[] StageNames = ["layer1", "layer2", "layer3", "layer4"];
+
+    public static Command Create(GlobalOptions global, CliHost host)
+    {
+        var defaults = new TrainingOptions();
+        var data = new Option<string?>("--data") { Description = "Labelled images: a local folder <root>/<label>/<file>, or container[/prefix] in the configured storage. Required unless --resume.", HelpName = "folder | container[/prefix]" };
+        var output = new Option<string>("--output") { Description = "Folder for the model, report.html, report.json and checkpoints/.", Required = true, HelpName = "folder" };
+        var mode = new Option<string>("--mode") { Description = "head: train only a new head on the frozen backbone; finetune: also the stages named by --unfreeze; full: everything.", DefaultValueFactory = _ => "head" };
+        mode.AcceptOnlyFromAmong("head", "finetune", "full");
+        var unfreeze = new Option<string?>("--unfreeze") { Description = "With --mode finetune: the stages to train, by name (layer3,layer4: exactly those) or as a count of last stages (2 = layer3,layer4). Default: layer4.", HelpName = "stages" };
+        var epochs = new Option<int>("--epochs") { Description = "Number of epochs (at least 1); early stopping may end sooner.", DefaultValueFactory = _ => defaults.Epochs };
+        epochs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--epochs must be >= 1."); } });
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per training step.", DefaultValueFactory = _ => defaults.BatchSize };
+        batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
+        var lr = new Option<double>("--lr") { Description = $"Peak learning rate of the head, in every mode (cosine schedule to 0); unfrozen backbone stages learn at {defaults.BackboneLrFactor.ToString(CultureInfo.InvariantCulture)} x this.", DefaultValueFactory = _ => defaults.LearningRate };
+        lr.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 10)) { r.AddError("--lr must be > 0 (and below 10)."); } });
+        var seed = new Option<int>("--seed") { Description = "Random seed (data split, initialisation, shuffling, augmentation).", DefaultValueFactory = _ => defaults.Seed };
+        var valSplit = new Option<double>("--val-split") { Description = "Fraction of each class held out for validation, between 0 and 1 (exclusive).", DefaultValueFactory = _ => defaults.ValSplit };
+        valSplit.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 1)) { r.AddError("--val-split must be between 0 and 1 (exclusive)."); } });
+        var device = new Option<string>("--device") { Description = "auto: CUDA when available, else CPU.", DefaultValueFactory = _ => defaults.Device };
+        device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
+        var backbone = new Option<string?>("--backbone") { Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision ResNet-18/34/50 weights file (.pth or .safetensors). {TransferTrainer.RandomBackbonePrefix}resnet18|34|50 trains on random weights (tests only).", HelpName = "id | weights file" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the settings it was started with (saved in <output>/checkpoints)." };
+        var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
+
+        var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
+        {
+            data, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, resume, publish,
+        };
+        CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
+        {
+            var folder = Path.GetFullPath(parse.GetRequiredValue(output));
+            var checkpoints = Path.Combine(folder, CheckpointsFolder);
+            SavedRun run;
+            if (parse.GetValue(resume))
+            {
+                var saved = SavedRun.Read(checkpoints)
+                    ?? throw new UsageException($"--resume: there is no interrupted run in {folder} (no {Path.Combine(CheckpointsFolder, SavedRun.FileName)}).");
+                // Options given again must agree with the run; only --device may change (it changes no result).
+                RequireSame(parse, data, saved.Data, v => v is not null && Directory.Exists(v) ? Path.GetFullPath(v) : v);
+                RequireSame(parse, mode, Name(saved.Options.Mode));
+                RequireSame(parse, unfreeze, string.Join(",", saved.Options.UnfreezeStages), v => string.Join(",", ResolveStages(saved.Options.Mode, v)));
+                RequireSame(parse, epochs, saved.Options.Epochs);
+                RequireSame(parse, batchSize, saved.Options.BatchSize);
+                RequireSame(parse, lr, saved.Options.LearningRate);
+                RequireSame(parse, seed, saved.Options.Seed);
+                RequireSame(parse, valSplit, saved.Options.ValSplit);
+                RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
+                run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
+            }
+            else
+            {
+                var trainingMode = Enum.Parse<TrainingMode>(parse.GetRequiredValue(mode), ignoreCase: true);
+                run = new SavedRun(
+                    parse.GetValue(data) ?? throw new UsageException("--data is required (the labelled images), unless --resume continues a run."),
+                    defaults with
+                    {
+                        Mode = trainingMode,
+                        UnfreezeStages = ResolveStages(trainingMode, parse.GetValue(unfreeze)),
+                        Epochs = parse.GetValue(epochs),
+                        BatchSize = parse.GetValue(batchSize),
+                        LearningRate = parse.GetValue(lr),
+                        Seed = parse.GetValue(seed),
+                        ValSplit = parse.GetValue(valSplit),
+                        Device = parse.GetRequiredValue(device),
+                        Backbone = ResolveBackbone(parse.GetValue(backbone)),
+                    });
+                run = Directory.Exists(run.Data) ? run with { Data = Path.GetFullPath(run.Data) } : run;
+            }
+            return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken);
+        });
+        return command;
+    }
+
+    internal static string Name(TrainingMode mode) => mode.ToString().ToLowerInvariant();
+
+    private static bool IsExplicit(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
+    private static void RequireSame<T>(ParseResult parse, Option<T> option, object saved, Func<T, object?>? resolve = null)
+    {
+        if (!IsExplicit(parse, option))
+        {
+            return;
+        }
+        var given = parse.GetValue(option);
+        var value = resolve is null ? given : resolve(given!);
+        if (!Equals(Convert.ToString(value, CultureInfo.InvariantCulture), Convert.ToString(saved, CultureInfo.InvariantCulture)))
+        {
+            throw new UsageException(
+                $"--resume continues the run with the settings it was started with: {option.Name} was {Convert.ToString(saved, CultureInfo.InvariantCulture)}, not {given}. " +
+                $"Leave {option.Name} out, or start a new run in another --output.");
+        }
+    }
+
+    /// <summary>Stage names as given (in network order), or a count of last stages turned into names.</summary>
+    private static string[] ResolveStages(TrainingMode mode, string? unfreeze)
+    {
+        if (mode != TrainingMode.Finetune)
+        {
+            return unfreeze is null ? [] : throw new UsageException("--unfreeze applies only to --mode finetune (head trains no stage, full trains them all).");
+        }
+        if (string.IsNullOrWhiteSpace(unfreeze))
+        {
+            return [.. new TrainingOptions().UnfreezeStages];
+        }
+        if (int.TryParse(unfreeze, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
+        {
+            return count is >= 1 and <= 4
+                ? [.. TrainingOptions.LastStages(StageNames, count)]
+                : throw new UsageException($"--unfreeze {unfreeze}: a count of last stages must be 1..{StageNames.Length}.");
+        }
+        var stages = unfreeze.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var unknown = stages.FirstOrDefault(s => !StageNames.Contains(s, StringComparer.Ordinal));
+        return unknown is null
+            ? [.. StageNames.Where(stages.Contains)]
+            : throw new UsageException($"--unfreeze: unknown stage \"{unknown}\"; the stages are {string.Join(", ", StageNames)} (or a count of last stages, 1..{StageNames.Length}).");
+    }
+
+    private static string ResolveBackbone(string? backbone)
+    {
+        if (string.IsNullOrWhiteSpace(backbone) || backbone == BackboneCatalog.DefaultId)
+        {
+            return BackboneCatalog.DefaultId;
+        }
+        if (backbone.StartsWith(TransferTrainer.RandomBackbonePrefix, StringComparison.Ordinal))
+        {
+            return backbone; // the engine checks the architecture
+        }
+        if (File.Exists(backbone))
+        {
+            return Path.GetFullPath(backbone);
+        }
+        if (BackboneCatalog.Ids.Contains(backbone, StringComparer.Ordinal))
+        {
+            throw new UsageException(
+                $"--backbone {backbone} names an architecture without pretrained weights. Pass {BackboneCatalog.DefaultId} (ImageNet, the default) or the path of a torchvision {backbone} " +
+                $"weights file (.pth or .safetensors); {TransferTrainer.RandomBackbonePrefix}{backbone} trains on random weights (tests only).");
+        }
+        throw new UsageException($"--backbone: \"{backbone}\" is neither {BackboneCatalog.DefaultId} nor an existing weights file (.pth or .safetensors).");
+    }
+}

@@ -1,0 +1,103 @@
+using System.Globalization;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.TrainJob.Cli;
+
+namespace ServerlessClassifier.TrainJob.Commands.Train;
+
+/// <summary>
+/// One <c>train</c> run: prepares the output folder, loads the data set (a local folder or a blob
+/// container/prefix, through the engine's <see cref="ImageFolderDataset"/>), runs
+/// <see cref="TransferTrainer"/> with progress, then writes the model and reports
+/// (<see cref="TrainingOutput"/>) and publishes with <c>--publish</c>. Ctrl-C keeps <c>checkpoints/</c>
+/// and prints the one command that continues.
+/// </summary>
+internal static class TrainRun
+{
+    public static async Task<int> RunAsync(SavedRun run, string output, bool resume, bool publish, CliContext context, CancellationToken cancellationToken)
+    {
+        var checkpoints = Path.Combine(output, TrainCommand.CheckpointsFolder);
+        PrepareOutput(output, checkpoints, resume);
+        var options = run.Options;
+        options.Validate();
+        var device = TransferTrainer.ResolveDevice(options.Device).type.ToString().ToLowerInvariant();
+        if (!resume)
+        {
+            run.Write(checkpoints);
+        }
+        var unfreeze = options.Mode == TrainingMode.Finetune ? $", unfreeze {string.Join(",", options.UnfreezeStages)}" : "";
+        context.WriteLine($"Training {TrainCommand.Name(options.Mode)}{unfreeze} on {run.Data} ({device}, backbone {options.Backbone}, up to {options.Epochs} epochs) into {output}");
+        ImageFolderDataset dataset;
+        TrainingResult result;
+        try
+        {
+            (dataset, result) = await ProgressDisplay.RunAsync(context, async sink =>
+            {
+                var progress = new TrainingProgressView(sink, options.Epochs);
+                var loaded = await LoadDatasetAsync(run.Data, options, context, progress, cancellationToken);
+                var trained = await new TransferTrainer(new CliLogger<TransferTrainer>(context))
+                    .TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
+                return (loaded, trained);
+            });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            context.Error($"Training was interrupted. The checkpoint in {checkpoints} is kept; continue with:");
+            context.Error($"  train --output {Quote(output)} --resume");
+            return ExitCodes.Cancelled;
+        }
+        using (result)
+        {
+            var manifest = await TrainingOutput.SaveAsync(result, dataset, run, output, context);
+            if (publish)
+            {
+                var version = await context.Storage.ModelStore().PublishAsync(output, cancellationToken: cancellationToken);
+                context.WriteLine($"Published version {version} (now current).");
+            }
+            var accuracy = manifest.Metrics?.Accuracy is { } a ? a.ToString("P1", CultureInfo.InvariantCulture) : "n/a";
+            context.WriteLine($"Model: {output} ({manifest.Labels.Count} classes; validation accuracy {accuracy}); report: {Path.Combine(output, TrainCommand.ReportHtml)}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static void PrepareOutput(string output, string checkpoints, bool resume)
+    {
+        if (File.Exists(output))
+        {
+            throw new UsageException($"--output {output} is a file; pass a folder.");
+        }
+        if (resume)
+        {
+            return; // the saved run was found in checkpoints/
+        }
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        {
+            throw new UsageException($"--output {output} is not empty: choose an empty or new folder, or pass --resume to continue the run whose checkpoint is in {checkpoints}.");
+        }
+        Directory.CreateDirectory(checkpoints);
+    }
+
+    /// <summary>A local folder, else <c>container[/prefix]</c> in the configured storage (read blob by blob, nothing copied to disk).</summary>
+    private static async Task<ImageFolderDataset> LoadDatasetAsync(string data, TrainingOptions options, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(data))
+        {
+            return await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions(), progress, cancellationToken);
+        }
+        var slash = data.IndexOf('/', StringComparison.Ordinal);
+        var containerName = slash < 0 ? data : data[..slash];
+        var prefix = slash < 0 ? "" : data[(slash + 1)..].TrimEnd('/');
+        if (containerName.Length is < 3 or > 63 || !containerName.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+        {
+            throw new UsageException($"--data {data} is neither an existing folder nor container[/prefix] (container names are 3-63 lower-case letters, digits and '-').");
+        }
+        var container = context.Storage.Container(containerName);
+        if (!(await container.ExistsAsync(cancellationToken)).Value)
+        {
+            throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
+        }
+        return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, options.ToDatasetOptions(), progress, cancellationToken);
+    }
+
+    private static string Quote(string value) => value.Contains(' ', StringComparison.Ordinal) ? $"\"{value}\"" : value;
+}

@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Text;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Reports;
+
+namespace ServerlessClassifier.TrainJob.Commands.Train;
+
+/// <summary>Writes what a run produced: the servable model (parity-checked ONNX included), report.html and report.json.</summary>
+internal static class TrainingOutput
+{
+    public static async Task<ModelManifest> SaveAsync(TrainingResult result, ImageFolderDataset dataset, SavedRun run, string output, CliContext context)
+    {
+        var manifest = ModelCheckpoint.SaveForServing(result.Model, result.Manifest, output, result.VerificationInputs, result.MeanImage);
+        var labels = manifest.Labels;
+        var report = new TrainingReport
+        {
+            Title = $"Training report: {string.Join(", ", labels.Take(8))}{(labels.Count > 8 ? ", ..." : "")}",
+            Settings = DescribeSettings(run, result.Device),
+            Labels = labels,
+            Data = new DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
+            History = result.History,
+            Validation = result.Validation,
+            Skipped = [.. result.SkippedImages.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
+            BestEpoch = result.BestEpoch,
+            ConfidenceThreshold = result.ConfidenceThreshold,
+            Notes = Notes(result, dataset),
+        };
+        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
+        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);
+        if (report.Skipped.Count > 0)
+        {
+            context.WriteLine($"{report.Skipped.Count} images were skipped (listed in the report).");
+        }
+        return manifest;
+    }
+
+    private static List<string> Notes(TrainingResult result, ImageFolderDataset dataset)
+    {
+        var notes = new List<string>(dataset.Warnings);
+        if (result.ResumedFromEpoch > 0)
+        {
+            notes.Add($"Resumed after epoch {result.ResumedFromEpoch}.");
+        }
+        if (result.StoppedEarly)
+        {
+            notes.Add($"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
+        }
+        if (result.FeatureParityRelativeDifference is { } parity)
+        {
+            notes.Add(string.Create(CultureInfo.InvariantCulture, $"Frozen features from the serving engine matched TorchSharp within {parity:E1} (relative)."));
+        }
+        return notes;
+    }
+
+    private static List<KeyValuePair<string, string>> DescribeSettings(SavedRun run, string device)
+    {
+        var o = run.Options;
+        return
+        [
+            new("data", run.Data),
+            new("mode", TrainCommand.Name(o.Mode)),
+            new("unfreeze", o.Mode == TrainingMode.Finetune ? string.Join(",", o.UnfreezeStages) : "-"),
+            new("epochs", o.Epochs.ToString(CultureInfo.InvariantCulture)),
+            new("batch size", o.BatchSize.ToString(CultureInfo.InvariantCulture)),
+            new("learning rate", o.LearningRate.ToString(CultureInfo.InvariantCulture)),
+            new("backbone learning rate factor", o.Mode == TrainingMode.Head ? "-" : o.BackboneLrFactor.ToString(CultureInfo.InvariantCulture)),
+            new("seed", o.Seed.ToString(CultureInfo.InvariantCulture)),
+            new("validation split", o.ValSplit.ToString(CultureInfo.InvariantCulture)),
+            new("device", device),
+            new("backbone", o.Backbone),
+        ];
+    }
+}

@@ -12,7 +12,8 @@ internal sealed record ResolvedImage(string Key, string Source, long Bytes, Func
 /// scheme (<c>gs://</c>, <c>s3://</c>, <c>azureml://</c>) is an error saying how to copy and rewrite; an
 /// absolute path is a local file; a relative path is a local file beside the manifest when one exists,
 /// else a blob name in the training container. Sources are named as a folder or container listing names
-/// them (relative path, or blob name), so the same images give the same data set and model either way.
+/// them (the path relative to the manifest, the blob name in the training container, or after a rewrite
+/// the rest of the reference after its FROM), so the same images give the same data set and model either way.
 /// </summary>
 internal sealed partial class ImageReferenceResolver(string manifestPath, ManifestSources sources)
 {
@@ -48,18 +49,19 @@ internal sealed partial class ImageReferenceResolver(string manifestPath, Manife
 
     private ResolvedImage? ResolveTarget(string to, string rest, int line)
     {
+        var source = rest.TrimStart('/');
         if (SchemePattern().IsMatch(to))
         {
-            return FromUrl(to + rest, line);
+            return FromUrl(to + rest, line) with { Source = source };
         }
         if (Path.IsPathRooted(to) || to.StartsWith("./", StringComparison.Ordinal) || to.StartsWith("../", StringComparison.Ordinal))
         {
-            return Local(Path.GetFullPath(Path.Combine(directory, to + rest)));
+            return Local(Path.GetFullPath(Path.Combine(directory, to + rest))) is { } local ? local with { Source = source } : null;
         }
         var slash = to.IndexOf('/', StringComparison.Ordinal);
         var container = slash < 0 ? to : to[..slash];
         var name = (slash < 0 ? "" : to[(slash + 1)..]) + rest;
-        return Blob(container, name.TrimStart('/'));
+        return Blob(container, name.TrimStart('/')) with { Source = source };
     }
 
     private ResolvedImage FromUrl(string url, int line)

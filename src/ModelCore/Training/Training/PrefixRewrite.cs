@@ -4,7 +4,8 @@ namespace ServerlessClassifier.ModelCore.Training;
 /// Replaces the start of a manifest's image references: <c>gs://bucket/=training/</c> reads
 /// <c>gs://bucket/cat/1.jpg</c> as the blob <c>cat/1.jpg</c> of the container <c>training</c>. The target is
 /// <c>container/[prefix]</c> in the configured storage account, an http(s) URL in that account, or a local
-/// folder (an absolute path, or one starting with <c>./</c> or <c>../</c>, relative to the manifest).
+/// folder (an absolute path, or one starting with <c>./</c> or <c>../</c>, relative to the manifest). The
+/// image is then named by the rest of its reference (<c>cat/1.jpg</c>), as a listing of that folder or prefix names it.
 /// </summary>
 public sealed record PrefixRewrite(string From, string To)
 {

@@ -6,7 +6,6 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ServerlessClassifier.Bench;

@@ -2,13 +2,11 @@ using System.Text.Json;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
-using static TorchSharp.torch;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
 namespace ServerlessClassifier.TrainJob.Tests;

@@ -53,17 +53,6 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
     /// The caller's view of a full ranking: the first <paramref name="top"/> labels, and the decision under the
     /// caller's threshold, exactly as <see cref="ClassificationPipeline.ClassifyPrepared"/> decides it.
     /// </summary>
-    internal static Classification Narrow(Classification full, int top, double threshold)
-    {
-        var best = full.Top[0];
-        var unknown = best.Probability < threshold;
-        return full with
-        {
-            Label = unknown ? ClassificationPipeline.UnknownLabel : best.Label,
-            Confidence = best.Probability,
-            IsUnknown = unknown,
-            Threshold = threshold,
-            Top = [.. full.Top.Take(top)],
-        };
-    }
+    internal static Classification Narrow(Classification full, int top, double threshold) =>
+        Classification.Decide([.. full.Top.Take(top)], threshold, full.Timings);
 }

@@ -7,7 +7,6 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Infrastructure;
 using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
-using ServerlessClassifier.Functions.Services;
 
 namespace ServerlessClassifier.Functions.Tests.Reliability;
 

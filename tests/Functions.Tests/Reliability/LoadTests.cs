@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using ServerlessClassifier.Functions.Functions;
-using ServerlessClassifier.Functions.Services;
 using Xunit.Abstractions;
 
 namespace ServerlessClassifier.Functions.Tests.Reliability;

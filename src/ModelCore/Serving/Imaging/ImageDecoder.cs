@@ -1,8 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
@@ -17,34 +15,13 @@ using SixLabors.ImageSharp.Processing;
 
 namespace ServerlessClassifier.ModelCore.Imaging;
 
-/// <summary>What an image's header says, read without decoding its pixels.</summary>
-/// <param name="Format">ImageSharp's format name: JPEG, PNG, GIF, BMP, Webp or TIFF.</param>
-/// <param name="MimeType">The format's usual MIME type, e.g. image/jpeg.</param>
-/// <param name="Width">Width as stored in the file (before EXIF orientation).</param>
-/// <param name="Height">Height as stored in the file (before EXIF orientation).</param>
-/// <param name="Orientation">EXIF orientation (1..8), 1 when absent.</param>
-public sealed record ImageHeader(string Format, string MimeType, int Width, int Height, int Orientation)
-{
-    /// <summary>Width x height.</summary>
-    public long Pixels => (long)Width * Height;
-
-    /// <summary>Whether the EXIF orientation swaps width and height (orientations 5 to 8).</summary>
-    public bool SwapsAxes => Orientation is >= 5 and <= 8;
-
-    /// <summary>Width after applying the EXIF orientation, i.e. of the image <see cref="ImageDecoder.Decode(ReadOnlyMemory{byte})"/> returns.</summary>
-    public int OrientedWidth => SwapsAxes ? Height : Width;
-
-    /// <summary>Height after applying the EXIF orientation.</summary>
-    public int OrientedHeight => SwapsAxes ? Width : Height;
-}
-
 /// <summary>
 /// Decodes untrusted JPEG, PNG, GIF (first frame), BMP, WebP and TIFF input to upright RGB24,
 /// refusing anything over <see cref="ImageLimits"/> before its pixels are decoded. Create one and
 /// share it: it is immutable and thread-safe, and it owns a bounded ImageSharp configuration
 /// (its own allocator, pool and decoders; nothing global is changed).
 /// </summary>
-public sealed class ImageDecoder
+public sealed partial class ImageDecoder
 {
     private const int ReadChunkBytes = 81920;
 
@@ -86,47 +63,6 @@ public sealed class ImageDecoder
 
     /// <summary>The limits this decoder enforces.</summary>
     public ImageLimits Limits { get; }
-
-    /// <summary>
-    /// Reads a whole stream, enforcing <see cref="ImageLimits.MaxBytes"/> while reading: a body that never
-    /// ends is read up to MaxBytes + 1 bytes, then refused with <see cref="ImageErrorCode.TooLarge"/>.
-    /// </summary>
-    public ReadOnlyMemory<byte> ReadAllBytes(Stream stream)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        using var buffer = StartRead(stream);
-        var chunk = new byte[ReadChunkBytes];
-        while (true)
-        {
-            int read = stream.Read(chunk, 0, NextReadSize(buffer));
-            if (read == 0)
-            {
-                return FinishRead(buffer);
-            }
-
-            buffer.Write(chunk, 0, read);
-            ThrowIfOverByteLimit(buffer.Length, finished: false);
-        }
-    }
-
-    /// <inheritdoc cref="ReadAllBytes(Stream)"/>
-    public async ValueTask<ReadOnlyMemory<byte>> ReadAllBytesAsync(Stream stream, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(stream);
-        using var buffer = StartRead(stream);
-        var chunk = new byte[ReadChunkBytes];
-        while (true)
-        {
-            int read = await stream.ReadAsync(chunk.AsMemory(0, NextReadSize(buffer)), cancellationToken).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return FinishRead(buffer);
-            }
-
-            buffer.Write(chunk, 0, read);
-            ThrowIfOverByteLimit(buffer.Length, finished: false);
-        }
-    }
 
     /// <summary>Reads the header only: format, size, orientation. Throws <see cref="ImageRejectedException"/> for bad input.</summary>
     /// <remarks>Enforces the byte limit but not the pixel limit, so a caller can report an oversized image's size.</remarks>
@@ -340,53 +276,4 @@ public sealed class ImageDecoder
         return $"0x{Convert.ToHexString(head)} ({data.Length} bytes)";
     }
 
-    private void ThrowIfEmptyOrOverByteLimit(long length)
-    {
-        if (length == 0)
-        {
-            throw new ImageRejectedException(ImageErrorCode.Empty, "image is empty (0 bytes)");
-        }
-
-        ThrowIfOverByteLimit(length, finished: true);
-    }
-
-    private void ThrowIfOverByteLimit(long length, bool finished)
-    {
-        if (length > Limits.MaxBytes)
-        {
-            string size = finished ? $"is {length} bytes" : $"is over {Limits.MaxBytes} bytes (reading stopped at {length})";
-            throw new ImageRejectedException(ImageErrorCode.TooLarge, $"image {size}, over the {Limits.MaxBytes}-byte limit");
-        }
-    }
-
-    private MemoryStream StartRead(Stream stream)
-    {
-        if (stream.CanSeek)
-        {
-            long remaining = stream.Length - stream.Position;
-            ThrowIfOverByteLimit(remaining, finished: true);
-            return new MemoryStream((int)Math.Max(0, remaining));
-        }
-
-        return new MemoryStream();
-    }
-
-    // Never ask for more than one byte past the limit, so an endless body costs MaxBytes + 1.
-    private int NextReadSize(MemoryStream buffer) => (int)Math.Min(ReadChunkBytes, Limits.MaxBytes + 1 - buffer.Length);
-
-    private ReadOnlyMemory<byte> FinishRead(MemoryStream buffer)
-    {
-        ThrowIfEmptyOrOverByteLimit(buffer.Length);
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
-    }
-
-    private static MemoryStream AsStream(ReadOnlyMemory<byte> data)
-    {
-        if (MemoryMarshal.TryGetArray(data, out var segment) && segment.Array is not null)
-        {
-            return new MemoryStream(segment.Array, segment.Offset, segment.Count, writable: false);
-        }
-
-        return new MemoryStream(data.ToArray(), writable: false);
-    }
 }

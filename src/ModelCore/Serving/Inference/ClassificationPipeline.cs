@@ -16,7 +16,20 @@ public sealed record ClassificationTimings(double DecodeMs, double PreprocessMs,
 /// threshold the decision is <see cref="ClassificationPipeline.UnknownLabel"/> (as Custom Vision and
 /// Rekognition users expect) while <see cref="Top"/> still shows what the model thought.
 /// </summary>
-public sealed record Classification(string Label, double Confidence, bool IsUnknown, double Threshold, IReadOnlyList<LabelProbability> Top, ClassificationTimings Timings);
+public sealed record Classification(string Label, double Confidence, bool IsUnknown, double Threshold, IReadOnlyList<LabelProbability> Top, ClassificationTimings Timings)
+{
+    /// <summary>
+    /// The one rule for the decision: the most probable label, or <see cref="ClassificationPipeline.UnknownLabel"/>
+    /// when its probability is below <paramref name="threshold"/>. <paramref name="ranked"/> is most probable first.
+    /// </summary>
+    public static Classification Decide(IReadOnlyList<LabelProbability> ranked, double threshold, ClassificationTimings timings)
+    {
+        ArgumentNullException.ThrowIfNull(ranked);
+        var best = ranked[0];
+        var unknown = best.Probability < threshold;
+        return new Classification(unknown ? ClassificationPipeline.UnknownLabel : best.Label, best.Probability, unknown, threshold, ranked, timings);
+    }
+}
 
 /// <summary>An image decoded and preprocessed, ready to join a batch.</summary>
 public sealed record PreparedImage(float[] Input, double DecodeMs, double PreprocessMs);
@@ -113,10 +126,7 @@ public sealed class ClassificationPipeline : IDisposable
         for (var i = 0; i < images.Count; i++)
         {
             var ranked = TopK.Select(probabilities.AsSpan(i * classes, classes), Manifest.Labels, top);
-            var best = ranked[0];
-            var unknown = best.Probability < cut;
-            results[i] = new Classification(unknown ? UnknownLabel : best.Label, best.Probability, unknown, cut, ranked,
-                new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs));
+            results[i] = Classification.Decide(ranked, cut, new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs));
         }
         return results;
     }

@@ -1,6 +1,5 @@
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Heads;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ServerlessClassifier.ModelCore.Models;

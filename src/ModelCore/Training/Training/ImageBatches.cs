@@ -1,12 +1,5 @@
-using System.Diagnostics;
-using ServerlessClassifier.ModelCore.Backbones;
-using ServerlessClassifier.ModelCore.Checkpoints;
-using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.ModelCore.Models;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
-using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ServerlessClassifier.ModelCore.Training;

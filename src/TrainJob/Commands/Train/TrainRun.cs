@@ -1,5 +1,4 @@
 using System.Globalization;
-using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 

@@ -58,6 +58,9 @@ public sealed record TrainingSummary
 
     /// <summary>SHA-256 over the sorted list of training files (name and size), to tell which data made the model.</summary>
     public string? DataHash { get; init; }
+
+    /// <summary>Head mode's linear probe (cross-validation, calibration); null for epoch-trained heads.</summary>
+    public ProbeSummary? Probe { get; init; }
 }
 
 /// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name, or Missing, Duplicate or Unlabelled for a manifest row).</summary>
@@ -72,6 +75,9 @@ public sealed record ValidationMetrics
 
     /// <summary>Mean F1 over classes with validation images.</summary>
     public double? MacroF1 { get; init; }
+
+    /// <summary>Expected calibration error (15 bins) of the served (calibrated) probabilities on these samples.</summary>
+    public double? ExpectedCalibrationError { get; init; }
 }
 
 /// <summary>

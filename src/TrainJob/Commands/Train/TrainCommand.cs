@@ -51,11 +51,12 @@ public static class TrainCommand
         device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
         var backbone = new Option<string?>("--backbone") { Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision ResNet-18/34/50 weights file (.pth or .safetensors). {TransferTrainer.RandomBackbonePrefix}resnet18|34|50 trains on random weights (tests only).", HelpName = "id | weights file" };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the settings it was started with (saved in <output>/checkpoints)." };
+        var flip = new Option<bool>("--flip") { Description = "Head mode: also fit the linear probe on each image's mirror image (one more backbone pass). Off by default; never for data where mirroring changes the label (text, arrows)." };
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -77,6 +78,7 @@ public static class TrainCommand
                 RequireSame(parse, seed, saved.Options.Seed);
                 RequireSame(parse, valSplit, saved.Options.ValSplit);
                 RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
+                RequireSame(parse, flip, saved.Options.FlipFeatures);
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
@@ -95,6 +97,7 @@ public static class TrainCommand
                         ValSplit = parse.GetValue(valSplit),
                         Device = parse.GetRequiredValue(device),
                         Backbone = ResolveBackbone(parse.GetValue(backbone)),
+                        FlipFeatures = parse.GetValue(flip),
                     },
                     parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null);
                 run = run with { Data = FullPathIfLocal(run.Data)! };

@@ -245,7 +245,7 @@ static void PrintAndWrite(List<ResultRow> rows, string path, bool quick)
     document.AppendLine();
     document.Append(table);
     document.AppendLine();
-    document.AppendLine("Rerun: `bash scripts/bench.sh` (about four minutes; it starts a private Azurite for the cold-start and concurrency figures; `bash scripts/bench.sh --quick` for a shorter run). It rewrites this file.");
+    document.AppendLine("Rerun: `bash scripts/bench.sh` (about four minutes; it starts a private Azurite for the cold-start and concurrency figures; `bash scripts/bench.sh --quick` for a shorter run; with `FUNCTIONS_HOST_DIR` naming an Azure Functions host folder with `run.sh`, it also times the cold start under that host). It rewrites this file.");
     var notes = Path.Combine(FindRepositoryRoot(), "bench", "NOTES.md");
     if (File.Exists(notes))
     {

@@ -32,11 +32,13 @@ public sealed class TrainCommandTests : IDisposable
         var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
-        Assert.Contains("epoch 15/15", train.Out, StringComparison.Ordinal);
+        // Head mode with the default linear head fits the cross-validated linear probe: no epochs.
+        Assert.Contains("Linear probe: 5-fold cross-validation chose L2", train.Out, StringComparison.Ordinal);
         var package = await ModelPackage.LoadAsync(output);
+        Assert.Equal(18, package.Manifest.Training!.Probe!.Images); // refitted on every image
+        Assert.Equal(2, package.Manifest.Head.PooledStages);
         Assert.Equal([HostileLabel, "green", "red"], package.Manifest.Labels);
         Assert.Equal("onnx-resnet18", package.Manifest.Backbone);
-        Assert.Equal(new TrainingOptions().LearningRate, package.Manifest.Training!.LearningRate); // the one documented default
         Assert.NotNull(package.FindFile(ModelFileRoles.Onnx));
 
         var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
@@ -44,7 +46,10 @@ public sealed class TrainCommandTests : IDisposable
         Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", html, StringComparison.Ordinal);
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
-        Assert.Equal(15, json.RootElement.GetProperty("history").GetArrayLength());
+        Assert.Equal(1, json.RootElement.GetProperty("history").GetArrayLength()); // one fit, no epochs
+        var probe = json.RootElement.GetProperty("probe");
+        Assert.InRange(probe.GetProperty("eceAfter").GetDouble(), 0, 1);
+        Assert.Equal(package.Manifest.Training.Probe.Temperature, probe.GetProperty("temperature").GetDouble());
         Assert.Equal(package.Manifest.Metrics!.Accuracy, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
 
         var version = train.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];

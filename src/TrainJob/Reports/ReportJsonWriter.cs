@@ -24,6 +24,7 @@ public static class ReportJsonWriter
             Validation = report.Validation is { } v ? MetricsJson.Create(v) : null,
             report.Skipped,
             report.Notes,
+            report.Probe,
         }, Options);
     }
 }

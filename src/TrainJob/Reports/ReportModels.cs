@@ -56,6 +56,9 @@ public sealed record TrainingReport
 
     public double ConfidenceThreshold { get; init; }
 
+    /// <summary>Head mode's linear probe: cross-validation, temperature, calibration error before and after (null for epoch-trained models).</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary? Probe { get; init; }
+
     /// <summary>Notes for people (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 }

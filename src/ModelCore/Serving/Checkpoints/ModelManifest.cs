@@ -53,14 +53,17 @@ public sealed record TrainingSummary
     public double? ClassImbalanceRatio { get; init; }
     public int? SkippedImages { get; init; }
 
-    /// <summary>The first <see cref="MaxSkippedListed"/> skipped images with the decoder's reason.</summary>
+    /// <summary>The first <see cref="MaxSkippedListed"/> skipped images with the reason.</summary>
     public IReadOnlyList<SkippedImageEntry>? Skipped { get; init; }
 
     /// <summary>SHA-256 over the sorted list of training files (name and size), to tell which data made the model.</summary>
     public string? DataHash { get; init; }
+
+    /// <summary>Head mode's linear probe (cross-validation, calibration); null for epoch-trained heads.</summary>
+    public ProbeSummary? Probe { get; init; }
 }
 
-/// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name).</summary>
+/// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name, or Missing, Duplicate or Unlabelled for a manifest row).</summary>
 public sealed record SkippedImageEntry(string Source, string Code, string Message);
 
 /// <summary>Validation results recorded with the model.</summary>
@@ -72,6 +75,9 @@ public sealed record ValidationMetrics
 
     /// <summary>Mean F1 over classes with validation images.</summary>
     public double? MacroF1 { get; init; }
+
+    /// <summary>Expected calibration error (15 bins) of the served (calibrated) probabilities on these samples.</summary>
+    public double? ExpectedCalibrationError { get; init; }
 }
 
 /// <summary>

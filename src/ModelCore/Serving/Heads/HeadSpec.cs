@@ -16,5 +16,13 @@ public enum HeadKind
 /// </summary>
 public sealed record HeadSpec(HeadKind Kind, int NumClasses, int HiddenSize = 512, double Dropout = 0.2)
 {
+    /// <summary>
+    /// Which backbone features the head reads: the global-average-pooled outputs of the last this-many
+    /// stages, concatenated last stage first (1: the usual pooled features; 2: ResNet-18's 512 from
+    /// layer4 then 256 from layer3). The exported graph computes the same and its <c>features</c>
+    /// output has that width. Absent in older manifests, which means 1.
+    /// </summary>
+    public int PooledStages { get; init; } = 1;
+
     public static HeadSpec Linear(int numClasses) => new(HeadKind.Linear, numClasses);
 }

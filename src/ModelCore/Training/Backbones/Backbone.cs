@@ -9,8 +9,22 @@ namespace ServerlessClassifier.ModelCore.Backbones;
 /// </summary>
 public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
 {
-    /// <summary>Width of the pooled feature vector.</summary>
+    /// <summary>Width of the pooled feature vector (of all <see cref="PooledStages"/> stages).</summary>
     public abstract int NumFeatures { get; }
+
+    /// <summary>
+    /// Pool the outputs of the last this-many stages and concatenate them, last stage first (1: only the
+    /// last stage). Set by <see cref="Models.ImageClassifier"/> from its head's <c>HeadSpec.PooledStages</c>.
+    /// </summary>
+    public int PooledStages
+    {
+        get => pooledStages;
+        internal set => pooledStages = value >= 1 && value <= StageNames.Count
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, $"PooledStages must be 1..{StageNames.Count}.");
+    }
+
+    private int pooledStages = 1;
 
     /// <summary>Names of the stages that can be unfrozen for fine-tuning, from the input side to the output side.</summary>
     public abstract IReadOnlyList<string> StageNames { get; }

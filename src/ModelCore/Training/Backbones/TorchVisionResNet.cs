@@ -84,13 +84,15 @@ public sealed class TorchVisionResNet : Backbone
         layer3 = MakeStage(architecture, ref inPlanes, 256, architecture.Layers[2], stride: 2);
         layer4 = MakeStage(architecture, ref inPlanes, 512, architecture.Layers[3], stride: 2);
         avgpool = AdaptiveAvgPool2d(1);
-        NumFeatures = 512 * architecture.Expansion;
+        stageWidths = [64 * architecture.Expansion, 128 * architecture.Expansion, 256 * architecture.Expansion, 512 * architecture.Expansion];
         RegisterComponents();
     }
 
     public ResNetArchitecture Architecture { get; }
 
-    public override int NumFeatures { get; }
+    public override int NumFeatures => stageWidths.TakeLast(PooledStages).Sum();
+
+    private readonly int[] stageWidths;
 
     public override IReadOnlyList<string> StageNames { get; } = ["layer1", "layer2", "layer3", "layer4"];
 
@@ -100,6 +102,16 @@ public sealed class TorchVisionResNet : Backbone
         var x = relu.call(bn1.call(conv1.call(PaddedConv.Pad(Architecture, input, 7, 2))));
         // After ReLU every value is >= 0, but pad with -inf anyway: ONNX MaxPool ignores padded cells.
         x = maxpool.call(PaddedConv.Pad(Architecture, x, 3, 2, double.NegativeInfinity));
+        if (PooledStages > 1)
+        {
+            // The pooled outputs of the last PooledStages stages, last stage first.
+            Tensor[] stages = [layer1.call(x), null!, null!, null!];
+            stages[1] = layer2.call(stages[0]);
+            stages[2] = layer3.call(stages[1]);
+            stages[3] = layer4.call(stages[2]);
+            var pooled = Enumerable.Reverse(stages).Take(PooledStages).Select(s => avgpool.call(s).flatten(1)).ToArray();
+            return cat(pooled, 1).MoveToOuterDisposeScope();
+        }
         x = layer4.call(layer3.call(layer2.call(layer1.call(x))));
         return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
     }

@@ -43,6 +43,7 @@ public static class OnnxExport
 
         var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(InputName, "backbone.conv1", 2, Pads(architecture, 7, 2)), "backbone.bn1"));
         x = graph.MaxPool(x, 3, 2, Pads(architecture, 3, 2));
+        var stageOutputs = new List<string>();
         for (var stage = 1; stage <= architecture.Layers.Count; stage++)
         {
             for (var block = 0; block < architecture.Layers[stage - 1]; block++)
@@ -50,8 +51,12 @@ public static class OnnxExport
                 var stride = stage > 1 && block == 0 ? 2 : 1;
                 x = Block(graph, x, $"backbone.layer{stage}.{block}", architecture, stride, state.ContainsKey($"backbone.layer{stage}.{block}.downsample.0.weight"));
             }
+            stageOutputs.Add(x);
         }
-        var features = graph.Unary("Flatten", graph.Unary("GlobalAveragePool", x), OnnxGraphBuilder.Int("axis", 1));
+        // The pooled outputs of the last PooledStages stages, last stage first (the head reads them all).
+        var pooled = stageOutputs.AsEnumerable().Reverse().Take(model.Backbone.PooledStages)
+            .Select(s => graph.Unary("Flatten", graph.Unary("GlobalAveragePool", s), OnnxGraphBuilder.Int("axis", 1))).ToList();
+        var features = graph.Concat(pooled, axis: 1);
         var logits = model.HeadSpec.Kind switch
         {
             HeadKind.Linear => graph.Linear(features, "head.fc"),

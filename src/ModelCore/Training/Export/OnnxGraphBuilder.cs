@@ -41,6 +41,8 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
 
     public string Add(string a, string b) => Node("Add", [a, b]);
 
+    public string Concat(IReadOnlyList<string> inputs, int axis) => inputs.Count == 1 ? inputs[0] : Node("Concat", [.. inputs], Int("axis", axis));
+
     public static AttributeProto Ints(string name, params long[] values)
     {
         var attribute = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };

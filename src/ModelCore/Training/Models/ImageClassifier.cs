@@ -18,6 +18,7 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
     {
         this.backbone = backbone;
         HeadSpec = headSpec;
+        backbone.PooledStages = headSpec.PooledStages;
         head = headSpec.Create(backbone.NumFeatures);
         RegisterComponents();
     }
@@ -40,6 +41,7 @@ public sealed class ImageClassifier : nn.Module<Tensor, Tensor>
     public void ResetHead(HeadSpec headSpec)
     {
         var old = head;
+        backbone.PooledStages = headSpec.PooledStages;
         head = headSpec.Create(backbone.NumFeatures);
         // register_module refuses a name that is taken, and Module has no public way to drop one.
         _internal_submodules.Remove(nameof(head));

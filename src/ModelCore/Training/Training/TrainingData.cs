@@ -5,6 +5,7 @@ using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Models;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 using static TorchSharp.torch;
 
 namespace ServerlessClassifier.ModelCore.Training;
@@ -19,7 +20,16 @@ internal sealed class LoadedSplit<T>
 
 /// <summary>Head mode's cache: pooled backbone features of every image, computed once.</summary>
 internal sealed record FeatureCache(float[] Train, int[] TrainLabels, float[] Validation, int[] ValidationLabels, IReadOnlyList<string> ValidationSources, int NumFeatures,
-    IReadOnlyList<float[]> VerificationInputs, double ParityRelativeDifference, double Seconds);
+    IReadOnlyList<float[]> VerificationInputs, double ParityRelativeDifference, double Seconds)
+{
+    public IReadOnlyList<string> TrainSources { get; init; } = [];
+
+    /// <summary>Features of the horizontally flipped training images, in the same order; null when not extracted.</summary>
+    public float[]? TrainFlipped { get; init; }
+
+    /// <summary>Features of the horizontally flipped validation images, in the same order; null when not extracted.</summary>
+    public float[]? ValidationFlipped { get; init; }
+}
 
 /// <summary>Reads and decodes a dataset's images for training (decoding is parallel; results keep dataset order).</summary>
 internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder decoder, int decodeShorterSide, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
@@ -99,7 +109,8 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
     /// backbone + current head) and caches the pooled features. Before that, the engine's features on the
     /// first images are compared with TorchSharp's; a relative difference above 1e-4 stops the run.
     /// </summary>
-    public async Task<FeatureCache> ExtractFeaturesAsync(ImageClassifier model, ImagePreprocessor preprocessor, int batchSize, CancellationToken cancellationToken)
+    /// <param name="flip">Also extract the features of every image flipped horizontally (one more backbone pass).</param>
+    public async Task<FeatureCache> ExtractFeaturesAsync(ImageClassifier model, ImagePreprocessor preprocessor, int batchSize, CancellationToken cancellationToken, bool flip = false)
     {
         var watch = Stopwatch.StartNew();
         var inputSize = preprocessor.Config.InputSize;
@@ -110,11 +121,15 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
         var verification = new List<float[]>();
         var total = dataset.Train.Count + dataset.Validation.Count;
 
-        async Task<(float[] Features, LoadedSplit<float[]> Split)> RunAsync(IReadOnlyList<LabeledImage> images, int offset, bool keepVerification)
+        // With flip, each item holds the preprocessed image followed by the preprocessed mirror image.
+        Func<Image<Rgb24>, float[]> map = flip ? image => [.. preprocessor.Preprocess(image), .. FlippedInput(preprocessor, image)] : preprocessor.Preprocess;
+
+        async Task<(float[] Features, float[]? Flipped, LoadedSplit<float[]> Split)> RunAsync(IReadOnlyList<LabeledImage> images, int offset, bool keepVerification)
         {
             var features = new List<float>();
+            var flippedFeatures = new List<float>();
             var split = new LoadedSplit<float[]>();
-            await LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, preprocessor.Preprocess, (s, first) =>
+            await LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, map, (s, first) =>
             {
                 var count = s.Items.Count - first;
                 if (count == 0)
@@ -122,28 +137,49 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
                     return;
                 }
                 var buffer = new float[count * length];
+                var mirrored = flip ? new float[count * length] : null;
                 for (var i = 0; i < count; i++)
                 {
-                    s.Items[first + i].CopyTo(buffer, i * length);
+                    Array.Copy(s.Items[first + i], 0, buffer, i * length, length);
+                    if (mirrored is not null)
+                    {
+                        Array.Copy(s.Items[first + i], length, mirrored, i * length, length);
+                    }
                 }
                 var batchFeatures = engine.ExtractFeatures(buffer, count);
+                if (mirrored is not null)
+                {
+                    flippedFeatures.AddRange(engine.ExtractFeatures(mirrored, count));
+                }
                 parity ??= CheckParity(model, buffer, batchFeatures, Math.Min(ParityImages, count), inputSize, numFeatures);
                 features.AddRange(batchFeatures);
                 for (var i = 0; i < count; i++)
                 {
                     if (keepVerification && verification.Count < VerificationImages)
                     {
-                        verification.Add(s.Items[first + i]);
+                        verification.Add(s.Items[first + i].AsSpan(0, length).ToArray());
                     }
                     s.Items[first + i] = []; // the features are kept; the pixels are not
                 }
             }, split, cancellationToken).ConfigureAwait(false);
-            return ([.. features], split);
+            return ([.. features], flip ? [.. flippedFeatures] : null, split);
         }
 
-        var (train, trainSplit) = await RunAsync(dataset.Train, 0, keepVerification: false).ConfigureAwait(false);
-        var (val, valSplit) = await RunAsync(dataset.Validation, dataset.Train.Count, keepVerification: true).ConfigureAwait(false);
-        return new FeatureCache(train, [.. trainSplit.Labels], val, [.. valSplit.Labels], valSplit.Sources, numFeatures, verification, parity ?? 0, watch.Elapsed.TotalSeconds);
+        var (train, trainFlipped, trainSplit) = await RunAsync(dataset.Train, 0, keepVerification: false).ConfigureAwait(false);
+        var (val, valFlipped, valSplit) = await RunAsync(dataset.Validation, dataset.Train.Count, keepVerification: true).ConfigureAwait(false);
+        return new FeatureCache(train, [.. trainSplit.Labels], val, [.. valSplit.Labels], valSplit.Sources, numFeatures, verification, parity ?? 0, watch.Elapsed.TotalSeconds)
+        {
+            TrainSources = trainSplit.Sources,
+            TrainFlipped = trainFlipped,
+            ValidationFlipped = valFlipped,
+        };
+    }
+
+    /// <summary>The preprocessed input of the image mirrored left to right.</summary>
+    internal static float[] FlippedInput(ImagePreprocessor preprocessor, Image<Rgb24> image)
+    {
+        using var mirror = image.Clone(x => x.Flip(FlipMode.Horizontal));
+        return preprocessor.Preprocess(mirror);
     }
 
     private static double CheckParity(ImageClassifier model, float[] inputs, float[] onnxFeatures, int count, int inputSize, int numFeatures)

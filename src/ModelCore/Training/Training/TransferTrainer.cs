@@ -80,11 +80,16 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 // Frozen means frozen: no gradients AND eval mode, so BatchNorm uses (and never updates)
                 // its running statistics; the cached features are exactly what the model computes.
                 model.eval();
-                var cache = await loader.ExtractFeaturesAsync(model, preprocessor, options.FeatureBatchSize, cancellationToken).ConfigureAwait(false);
+                var probe = UsesLinearProbe(options);
+                var cache = await loader.ExtractFeaturesAsync(model, preprocessor, options.FeatureBatchSize, cancellationToken, flip: probe && options.FlipFeatures).ConfigureAwait(false);
                 var imagesPerSecond = (cache.TrainLabels.Length + cache.ValidationLabels.Length) / Math.Max(cache.Seconds, 1e-9);
                 LogFeatures(cache.TrainLabels.Length + cache.ValidationLabels.Length, cache.Seconds, imagesPerSecond, cache.ParityRelativeDifference);
                 Report(progress, $"Features of {cache.TrainLabels.Length + cache.ValidationLabels.Length} images in {cache.Seconds:F1} s ({imagesPerSecond:F1} images/s); ONNX vs TorchSharp relative difference {cache.ParityRelativeDifference:E1}. Backbone frozen (eval mode: BatchNorm statistics frozen); no augmentation in head mode.");
                 CheckClasses(dataset, cache.TrainLabels);
+                if (probe)
+                {
+                    return FitProbe(dataset, options, setup, cache, skipped, progress);
+                }
                 var data = new FeatureBatches(cache, device);
                 result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
                 result = With(result, cache);

@@ -17,7 +17,7 @@ internal static class TrainingOutput
         var report = new TrainingReport
         {
             Title = $"Training report: {string.Join(", ", labels.Take(8))}{(labels.Count > 8 ? ", ..." : "")}",
-            Settings = DescribeSettings(run, result.Device),
+            Settings = DescribeSettings(run, dataset.Manifest, result.Device),
             Labels = labels,
             Data = new DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
             History = result.History,
@@ -26,6 +26,7 @@ internal static class TrainingOutput
             BestEpoch = result.BestEpoch,
             ConfidenceThreshold = result.ConfidenceThreshold,
             Notes = Notes(result, dataset),
+            Probe = result.Manifest.Training?.Probe,
         };
         await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
         await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);
@@ -47,6 +48,12 @@ internal static class TrainingOutput
         {
             notes.Add($"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
         }
+        if (result.Manifest.Training?.Probe is { } probe)
+        {
+            notes.Add(string.Create(CultureInfo.InvariantCulture,
+                $"Linear probe: {probe.Folds}-fold cross-validation chose L2 {probe.Lambda:G3}; the head was then refitted on all {probe.Images} images ({probe.Rows} rows{(probe.FlipFeatures ? " with mirror images" : "")}), so the validation figures are out-of-fold (every image scored by a model that had not seen it). " +
+                $"Temperature {probe.Temperature:F3}: expected calibration error {probe.EceBefore:P1} before, {probe.EceAfter:P1} after.{(probe.ClassWeighted ? " Class-weighted loss (the largest class has over 3x the images of the smallest)." : "")}"));
+        }
         if (result.FeatureParityRelativeDifference is { } parity)
         {
             notes.Add(string.Create(CultureInfo.InvariantCulture, $"Frozen features from the serving engine matched TorchSharp within {parity:E1} (relative)."));
@@ -54,12 +61,33 @@ internal static class TrainingOutput
         return notes;
     }
 
-    private static List<KeyValuePair<string, string>> DescribeSettings(SavedRun run, string device)
+    private static List<KeyValuePair<string, string>> DescribeSettings(SavedRun run, DataManifestInfo? manifest, string device)
     {
         var o = run.Options;
+        List<KeyValuePair<string, string>> data = manifest is null
+            ? [new("data", run.Data)]
+            : [new("data (manifest)", manifest.Path), new("manifest format", manifest.FormatName), new("manifest SHA-256", manifest.Sha256), new("manifest rows", manifest.Rows.ToString(CultureInfo.InvariantCulture))];
+        if (run.RewritePrefixes is { Count: > 0 } rewrites)
+        {
+            data.Add(new("rewrite prefix", string.Join(" ", rewrites)));
+        }
+        if (TransferTrainer.UsesLinearProbe(o))
+        {
+            return
+            [
+                .. data,
+                new("mode", "head (linear probe: L-BFGS logistic regression, L2 by cross-validation, temperature scaling)"),
+                new("cross-validation folds", o.ProbeFolds.ToString(CultureInfo.InvariantCulture)),
+                new("pooled stages", o.PooledStages.ToString(CultureInfo.InvariantCulture)),
+                new("mirror images", o.FlipFeatures ? "yes" : "no"),
+                new("seed", o.Seed.ToString(CultureInfo.InvariantCulture)),
+                new("device", device),
+                new("backbone", o.Backbone),
+            ];
+        }
         return
         [
-            new("data", run.Data),
+            .. data,
             new("mode", TrainCommand.Name(o.Mode)),
             new("unfreeze", o.Mode == TrainingMode.Finetune ? string.Join(",", o.UnfreezeStages) : "-"),
             new("epochs", o.Epochs.ToString(CultureInfo.InvariantCulture)),

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using TorchSharp.PyBridge;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Training;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.Bench.Accuracy;
+
+/// <summary>Preprocessed held-out images of a set (the product's decoder and preprocessing) and their label indices.</summary>
+internal sealed record TestImages(IReadOnlyList<string> Labels, float[] Inputs, int[] Truth, int InputLength)
+{
+    public static TestImages Load(string folder, IReadOnlyList<string> labels, ImagePreprocessor preprocessor)
+    {
+        var decoder = new ImageDecoder();
+        var inputs = new List<float>();
+        var truth = new List<int>();
+        foreach (var (label, index) in labels.Select((l, i) => (l, i)))
+        {
+            foreach (var file in Directory.GetFiles(Path.Combine(folder, label)).Order(StringComparer.Ordinal))
+            {
+                inputs.AddRange(preprocessor.DecodeAndPreprocess(decoder, File.ReadAllBytes(file)));
+                truth.Add(index);
+            }
+        }
+        return new TestImages(labels, [.. inputs], [.. truth], preprocessor.InputLength);
+    }
+}
+
+/// <summary>The product's head mode as a user runs it (TransferTrainer on the training folder), scored on the test images through the exported ONNX graph that serving runs.</summary>
+internal static class ProductRuns
+{
+    public static async Task<(Score Score, TrainingResult Result)> TrainAndScoreAsync(string contender, string trainFolder, TrainingOptions options, Func<TrainingResult, TestImages> test)
+    {
+        var clock = Stopwatch.StartNew();
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, options.ToDatasetOptions());
+        var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var images = test(result);
+        using var engine = new OnnxEngine(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), OnnxEngineOptions.Default);
+        var probabilities = new List<float>();
+        const int batch = 16;
+        var count = images.Truth.Length;
+        for (var start = 0; start < count; start += batch)
+        {
+            var n = Math.Min(batch, count - start);
+            probabilities.AddRange(engine.PredictProbabilities(images.Inputs.AsSpan(start * images.InputLength, n * images.InputLength), n));
+        }
+        var probe = result.Manifest.Training?.Probe;
+        var note = probe is null
+            ? $"{result.History.Count} epochs"
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+        return (Score.Of(contender, images.Labels, [.. probabilities], images.Truth, seconds, note), result);
+    }
+
+    /// <summary>
+    /// Files for the PyTorch peer: the imported backbone's weights (safetensors, TorchSharp names), the
+    /// preprocessed inputs of every training and test image (float32, N x 3 x 224 x 224) with their
+    /// labels, and the product's TorchSharp features of the first training images for a parity check.
+    /// </summary>
+    public static void WritePeerInputs(string work, TrainingResult result, string trainFolder, TestImages test)
+    {
+        Directory.CreateDirectory(work);
+        result.Model.Backbone.save_safetensors(Path.Combine(work, "backbone.safetensors"));
+        var preprocessor = new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage);
+        var train = TestImages.Load(trainFolder, test.Labels, preprocessor);
+        WriteFloats(Path.Combine(work, "train.f32"), train.Inputs);
+        File.WriteAllText(Path.Combine(work, "train.labels"), string.Join(' ', train.Truth));
+        WriteFloats(Path.Combine(work, "test.f32"), test.Inputs);
+        File.WriteAllText(Path.Combine(work, "test.labels"), string.Join(' ', test.Truth));
+        var size = result.Manifest.Preprocessing.InputSize;
+        using (inference_mode())
+        using (var scope = NewDisposeScope())
+        {
+            var first = tensor(train.Inputs.AsSpan(0, 4 * train.InputLength).ToArray(), [4, 3, size, size]);
+            // The last stage's pooled features come first, whatever PooledStages is: the script computes those.
+            var lastStage = 512 * ((ServerlessClassifier.ModelCore.Backbones.TorchVisionResNet)result.Model.Backbone).Architecture.Expansion;
+            WriteFloats(Path.Combine(work, "parity.f32"), result.Model.Backbone.call(first).narrow(1, 0, lastStage).contiguous().data<float>().ToArray());
+        }
+        File.WriteAllText(Path.Combine(work, "meta.json"),
+            $"{{\"inputSize\": {size}, \"classes\": {test.Labels.Count}, \"threads\": {OnnxEngineOptions.Default.IntraOpThreads}}}");
+    }
+
+    private static void WriteFloats(string path, float[] values)
+    {
+        using var file = File.Create(path);
+        file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+    }
+}

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ServerlessClassifier.Bench.Accuracy;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
+
+// The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
+// flipped features, and the epoch loop it replaced) against the plain PyTorch script and ML.NET, all on
+// the same frozen ResNet-18, scored on held-out test images. One run, one table.
+// Usage: dotnet run -c Release --project bench/Accuracy [-- --output docs/benchmarks-accuracy.md] [--sets a,b] [--no-mlnet]
+var repository = FindRepositoryRoot();
+var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
+var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
+var work = Path.Combine(Path.GetTempPath(), "accuracy-bench");
+TorchRuntime.EnsureInitialized();
+var cpuFlags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ').Where(f => f.Contains("avx", StringComparison.Ordinal) || f.Contains("vnni", StringComparison.Ordinal)) ?? [];
+Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; flags: {string.Join(' ', cpuFlags)}");
+
+var sets = EmojiSets.Build(repository, Path.Combine(work, "sets")).Where(s => only is null || only.Contains(s.Name)).ToList();
+var mlnet = Path.Combine(repository, "bench", "MlNetPeer", "bin", "Release", "net10.0", "ServerlessClassifier.Bench.MlNetPeer.dll");
+var rows = new List<(LabelledSet Set, Score Score)>();
+foreach (var set in sets)
+{
+    Console.WriteLine($"== {set.Name}: {set.TrainImages} training, {set.TestImages} test images; {set.Description}");
+    TestImages? test = null;
+    TestImages Test(TrainingResult result) => test ??= TestImages.Load(set.Test, result.Manifest.Labels, new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage));
+    void Add(Score score)
+    {
+        rows.Add((set, score));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"   {score.Contender,-34} acc {score.Accuracy:P1}  macro-F1 {score.MacroF1:P1}  ECE {score.Ece:P1}  train {score.TrainSeconds,6:F1} s  {score.Note}"));
+    }
+
+    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new TrainingOptions(), Test);
+    Add(probe);
+    ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);
+    result.Dispose();
+    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: default + flip", set.Train, new TrainingOptions { FlipFeatures = true }, Test);
+    withFlipResult.Dispose();
+    Add(withFlip);
+    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: default, layer4 only", set.Train, new TrainingOptions { PooledStages = 1 }, Test);
+    lastStageResult.Dispose();
+    Add(lastStage);
+    var (loop, loopResult) = await ProductRuns.TrainAndScoreAsync("product head before (AdamW epochs)", set.Train, new TrainingOptions { LinearProbe = false, PooledStages = 1 }, Test);
+    loopResult.Dispose();
+    Add(loop);
+
+    var script = Path.Combine(AppContext.BaseDirectory, "peers", "pytorch_linear.py");
+    var python = await PeerProcesses.RunAsync("/usr/bin/python3", [script, Path.Combine(work, "peer")]);
+    Add(new Score("PyTorch script (Linear, Adam, 10 ep)", python.GetProperty("accuracy").GetDouble(), python.GetProperty("macroF1").GetDouble(), python.GetProperty("ece").GetDouble(),
+        python.GetProperty("trainSeconds").GetDouble(), string.Create(CultureInfo.InvariantCulture, $"features vs product's: {python.GetProperty("parity").GetDouble():E1}; time excludes decoding")));
+    if (File.Exists(mlnet) && !args.Contains("--no-mlnet"))
+    {
+        var ml = await PeerProcesses.RunAsync("dotnet", [mlnet, set.Train, set.Test]);
+        Add(new Score("ML.NET (DnnImageFeaturizer + L-BFGS)", ml.GetProperty("accuracy").GetDouble(), ml.GetProperty("macroF1").GetDouble(), ml.GetProperty("ece").GetDouble(), ml.GetProperty("trainSeconds").GetDouble()));
+    }
+}
+
+var table = new StringBuilder();
+table.AppendLine("| Set | Contender | Accuracy | Macro-F1 | ECE | Train s | Accuracy vs best peer | Notes |");
+table.AppendLine("|---|---|---:|---:|---:|---:|---:|---|");
+foreach (var group in rows.GroupBy(r => r.Set.Name))
+{
+    var peers = group.Where(r => !r.Score.Contender.StartsWith("product", StringComparison.Ordinal)).ToList();
+    var best = peers.Count == 0 ? double.NaN : peers.Max(p => p.Score.Accuracy);
+    foreach (var (set, s) in group)
+    {
+        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {set.Name} ({set.TrainImages}/{set.TestImages}) | {s.Contender} | {s.Accuracy:P1} | {s.MacroF1:P1} | {s.Ece:P1} | {s.TrainSeconds:F1} | {(s.Accuracy - best) * 100:+0.0;-0.0;0.0} pt ({s.Accuracy / best:F3}x) | {s.Note} |"));
+    }
+}
+Console.WriteLine();
+Console.WriteLine(table);
+if (outputPath is not null)
+{
+    var text = new StringBuilder();
+    text.AppendLine(CultureInfo.InvariantCulture, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, CPU flags: {string.Join(' ', cpuFlags)}");
+    text.AppendLine();
+    foreach (var set in sets)
+    {
+        text.AppendLine(CultureInfo.InvariantCulture, $"- **{set.Name}**: {set.Description}; {set.TrainImages} training / {set.TestImages} test images, training imbalance {set.TrainImbalance:F1}:1.");
+    }
+    text.AppendLine();
+    text.Append(table);
+    File.WriteAllText(outputPath, text.ToString());
+    Console.WriteLine($"Wrote {outputPath}");
+}
+return 0;
+
+static string FindRepositoryRoot()
+{
+    var directory = new DirectoryInfo(AppContext.BaseDirectory);
+    while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "package.json")))
+    {
+        directory = directory.Parent;
+    }
+    return directory?.FullName ?? throw new InvalidOperationException("Run from inside the repository (package.json not found above the binary).");
+}

@@ -1,0 +1,52 @@
+namespace ServerlessClassifier.ModelCore.Checkpoints;
+
+/// <summary>
+/// How head mode's linear probe was fitted (manifest <c>training.probe</c>): the cross-validated L2
+/// strength, the temperature folded into the head, calibration before and after, and what the final
+/// model was fitted on. The validation metrics of such a model are out-of-fold: every image was
+/// scored by a model that had not seen it, and the final model was then refitted on all of them.
+/// </summary>
+public sealed record ProbeSummary
+{
+    /// <summary>Stratified folds of the cross-validation.</summary>
+    public int Folds { get; init; }
+
+    /// <summary>The chosen L2 strength.</summary>
+    public double Lambda { get; init; }
+
+    /// <summary>The sweep: out-of-fold accuracy and loss per L2 strength.</summary>
+    public IReadOnlyList<ProbeGridPoint> Grid { get; init; } = [];
+
+    /// <summary>Temperature fitted on the out-of-fold logits; the head's weights and bias are divided by it.</summary>
+    public double Temperature { get; init; }
+
+    /// <summary>Expected calibration error (15 bins) of the out-of-fold predictions before temperature scaling.</summary>
+    public double EceBefore { get; init; }
+
+    /// <summary>The same after temperature scaling.</summary>
+    public double EceAfter { get; init; }
+
+    public double NllBefore { get; init; }
+
+    public double NllAfter { get; init; }
+
+    /// <summary>True when the loss was class-weighted (the largest class has over 3x the images of the smallest).</summary>
+    public bool ClassWeighted { get; init; }
+
+    /// <summary>True when the features of horizontally flipped images were added as training rows.</summary>
+    public bool FlipFeatures { get; init; }
+
+    /// <summary>Images the final model was fitted on (every labelled image that decoded).</summary>
+    public int Images { get; init; }
+
+    /// <summary>Feature rows of the final fit (images, twice with flipped copies).</summary>
+    public int Rows { get; init; }
+
+    /// <summary>L-BFGS iterations of the final fit and whether it converged.</summary>
+    public int Iterations { get; init; }
+
+    public bool Converged { get; init; }
+
+    /// <summary>Seconds of the cross-validation, temperature fit and refit (features excluded).</summary>
+    public double Seconds { get; init; }
+}

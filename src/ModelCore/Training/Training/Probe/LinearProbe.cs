@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Training.Probe;
+
+/// <summary>
+/// What the linear probe produced: the head's weights on RAW backbone features (standardisation and
+/// temperature folded in), the out-of-fold evidence the metrics come from, and the choices made.
+/// </summary>
+internal sealed record ProbeFit
+{
+    /// <summary>Classes x features, row-major: the exported Linear head's weight.</summary>
+    public required float[] Weight { get; init; }
+
+    public required float[] Bias { get; init; }
+
+    public required double Lambda { get; init; }
+
+    public required double Temperature { get; init; }
+
+    public required int Folds { get; init; }
+
+    public required IReadOnlyList<ProbeGridPoint> Grid { get; init; }
+
+    /// <summary>Uncalibrated out-of-fold logits of every original (unflipped) image at the chosen lambda, n x classes.</summary>
+    public required double[] OutOfFoldLogits { get; init; }
+
+    /// <summary>Out-of-fold probabilities after temperature scaling, n x classes.</summary>
+    public required double[] OutOfFoldProbabilities { get; init; }
+
+    public required double EceBefore { get; init; }
+
+    public required double EceAfter { get; init; }
+
+    public required double NllBefore { get; init; }
+
+    public required double NllAfter { get; init; }
+
+    /// <summary>True when the loss was class-weighted (largest class over 3x the smallest).</summary>
+    public required bool ClassWeighted { get; init; }
+
+    /// <summary>Rows the final model was fitted on (every image, plus its flipped copy when given).</summary>
+    public required int FinalRows { get; init; }
+
+    /// <summary>Accuracy of the final model on its own training rows (for information only).</summary>
+    public required double FinalTrainAccuracy { get; init; }
+
+    /// <summary>Mean cross-entropy of the final model on its own training rows (unregularised, uncalibrated).</summary>
+    public required double FinalTrainLoss { get; init; }
+
+    /// <summary>L-BFGS iterations of the final fit, and whether it converged.</summary>
+    public required LbfgsOutcome FinalOutcome { get; init; }
+
+    public required double Seconds { get; init; }
+}
+
+/// <summary>
+/// The linear-probe protocol on cached features: standardise; multinomial logistic regression fitted
+/// to convergence (full-batch L-BFGS); the L2 strength chosen by stratified k-fold cross-validation
+/// over a log grid (lowest out-of-fold log-loss); temperature
+/// scaling fitted on the out-of-fold logits; then a refit on every image at the chosen strength.
+/// Flipped images' features, when given, are extra training rows that stay in their image's fold
+/// and are never scored. The loss is class-weighted (n / (classes n_c)) when the largest class has
+/// over <see cref="ImbalanceRatioForWeights"/> times the images of the smallest.
+/// </summary>
+internal static class LinearProbe
+{
+    public const double ImbalanceRatioForWeights = 3;
+
+    /// <summary>The sweep stops after this many consecutive grid points whose out-of-fold loss is above the best so far.</summary>
+    public const int StopAfterWorse = 2;
+
+    /// <summary>The L2 grid: 10^-5 .. 10^0 in half decades (11 values), strongest first (warm starts run weak-ward).</summary>
+    public static IReadOnlyList<double> DefaultGrid { get; } = [.. Enumerable.Range(0, 11).Select(i => Math.Pow(10, -(i * 0.5)))];
+
+    /// <param name="features">n x d features of the images.</param>
+    /// <param name="flipped">n x d features of the same images flipped horizontally, or null.</param>
+    public static ProbeFit Fit(float[] features, int[] labels, int classes, float[]? flipped, int folds, int seed, IReadOnlyList<double>? grid = null)
+    {
+        var watch = Stopwatch.StartNew();
+        var n = labels.Length;
+        var d = features.Length / n;
+        grid ??= DefaultGrid;
+        var lambdas = grid.OrderByDescending(l => l).ToList();
+        var counts = Enumerable.Range(0, classes).Select(c => labels.Count(l => l == c)).ToArray();
+        var classWeighted = counts.Min() > 0 && counts.Max() > ImbalanceRatioForWeights * counts.Min();
+        var all = flipped is null ? features : [.. features, .. flipped];
+        var rowLabels = flipped is null ? labels : [.. labels, .. labels];
+        var foldOf = StratifiedFolds.Assign(labels, Math.Min(folds, n), seed);
+        var k = foldOf.Max() + 1;
+
+        // Folds first (their standardised design matrices live for the whole sweep), then the sweep from
+        // the strongest penalty to the weakest, each fold warm-started from its previous fit. The sweep
+        // stops once the out-of-fold loss has risen for StopAfterWorse points in a row past its minimum:
+        // the weak-penalty fits are the slow ones (on nearly separable data they run to the iteration cap)
+        // and, past the minimum, are not chosen.
+        using var sweep = NewDisposeScope();
+        var foldData = new List<(Tensor X, Tensor Held, long[] Y, double[]? Weights, List<int> HeldOut)>();
+        for (var fold = 0; fold < k; fold++)
+        {
+            var trainImages = Enumerable.Range(0, n).Where(i => foldOf[i] != fold).ToList();
+            var heldOut = Enumerable.Range(0, n).Where(i => foldOf[i] == fold).ToList();
+            var rows = Rows(trainImages, n, flipped is not null);
+            var standardizer = FeatureStandardizer.Compute(all, d, rows);
+            var y = rows.Select(r => (long)rowLabels[r]).ToArray();
+            foldData.Add((tensor(standardizer.Apply(all, rows), [rows.Count, d], float64), tensor(standardizer.Apply(features, heldOut), [heldOut.Count, d], float64),
+                y, Weights(y, classes, classWeighted), heldOut));
+        }
+        var starts = new double[]?[k];
+        var oofLogits = new List<double[]>();
+        var points = new List<ProbeGridPoint>();
+        var worse = 0;
+        foreach (var lambda in lambdas)
+        {
+            var logitsAtLambda = new double[n * classes];
+            for (var fold = 0; fold < k; fold++)
+            {
+                var (x, held, y, weights, heldOut) = foldData[fold];
+                var model = SoftmaxRegression.Fit(x, y, classes, lambda, weights, starts[fold]);
+                starts[fold] = model.Parameters;
+                using var logits = model.Logits(held);
+                var values = logits.data<double>().ToArray();
+                for (var i = 0; i < heldOut.Count; i++)
+                {
+                    Array.Copy(values, i * classes, logitsAtLambda, heldOut[i] * classes, classes);
+                }
+            }
+            oofLogits.Add(logitsAtLambda);
+            var point = new ProbeGridPoint(
+                lambda,
+                Calibration.TopOne(Calibration.Softmax(logitsAtLambda, classes), labels, classes).Count(p => p.Correct) / (double)n,
+                Calibration.NegativeLogLikelihood(logitsAtLambda, labels, classes));
+            worse = points.Count > 0 && point.Loss > points.Min(p => p.Loss) ? worse + 1 : 0;
+            points.Add(point);
+            if (worse >= StopAfterWorse)
+            {
+                break;
+            }
+        }
+        // Lowest out-of-fold log-loss: a proper, smooth score; accuracy on a few hundred images moves in
+        // steps of one image and often ties across half the grid (seen on noisy synthetic sets).
+        var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
+        var chosen = oofLogits[best];
+        var temperature = Calibration.FitTemperature(chosen, labels, classes);
+        var before = Calibration.Softmax(chosen, classes);
+        var after = Calibration.Softmax(chosen, classes, temperature);
+
+        var allRows = Rows([.. Enumerable.Range(0, n)], n, flipped is not null);
+        var final = FeatureStandardizer.Compute(all, d, allRows);
+        SoftmaxRegression fit;
+        double trainAccuracy, trainLoss;
+        using (var scope = NewDisposeScope())
+        {
+            var x = tensor(final.Apply(all, allRows), [allRows.Count, d], float64);
+            var y = allRows.Select(r => (long)rowLabels[r]).ToArray();
+            // Warm-started along the same path as the folds, so the final fit reaches the same optimum they did.
+            double[]? start = null;
+            fit = null!;
+            foreach (var lambda in lambdas.Take(best + 1))
+            {
+                fit = SoftmaxRegression.Fit(x, y, classes, lambda, Weights(y, classes, classWeighted), start);
+                start = fit.Parameters;
+            }
+            var logits = fit.Logits(x).data<double>().ToArray();
+            var rowLabelList = allRows.Select(r => rowLabels[r]).ToList();
+            trainAccuracy = Calibration.TopOne(Calibration.Softmax(logits, classes), rowLabelList, classes).Count(p => p.Correct) / (double)allRows.Count;
+            trainLoss = Calibration.NegativeLogLikelihood(logits, rowLabelList, classes);
+        }
+        var (weight, bias) = final.Fold(fit.Weight(), fit.Bias(), temperature);
+        return new ProbeFit
+        {
+            Weight = weight,
+            Bias = bias,
+            Lambda = lambdas[best],
+            Temperature = temperature,
+            Folds = k,
+            Grid = points,
+            OutOfFoldLogits = chosen,
+            OutOfFoldProbabilities = after,
+            EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, labels, classes)),
+            EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, labels, classes)),
+            NllBefore = Calibration.NegativeLogLikelihood(chosen, labels, classes),
+            NllAfter = Calibration.NegativeLogLikelihood(chosen, labels, classes, temperature),
+            ClassWeighted = classWeighted,
+            FinalRows = allRows.Count,
+            FinalTrainAccuracy = trainAccuracy,
+            FinalTrainLoss = trainLoss,
+            FinalOutcome = fit.Outcome!,
+            Seconds = watch.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>Row indices into the stacked [features; flipped] matrix for the given images.</summary>
+    private static List<int> Rows(List<int> images, int n, bool withFlipped) =>
+        withFlipped ? [.. images, .. images.Select(i => i + n)] : images;
+
+    /// <summary>Balanced class weights n / (classes n_c) per row when weighting, else null (all 1).</summary>
+    private static double[]? Weights(long[] y, int classes, bool weighted)
+    {
+        if (!weighted)
+        {
+            return null;
+        }
+        var counts = new int[classes];
+        foreach (var label in y)
+        {
+            counts[label]++;
+        }
+        return [.. y.Select(label => y.Length / (double)(classes * Math.Max(1, counts[label])))];
+    }
+}

@@ -1,0 +1,124 @@
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Training.Probe;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Training;
+
+public sealed partial class TransferTrainer
+{
+    /// <summary>True when head mode fits the linear probe instead of running the epoch loop.</summary>
+    public static bool UsesLinearProbe(TrainingOptions options) =>
+        options.Mode == TrainingMode.Head && options.LinearProbe && options.HeadKind == HeadKind.Linear;
+
+    /// <summary>
+    /// Head mode's linear probe (see <see cref="LinearProbe"/>): the training and validation images are
+    /// pooled, every image is scored out-of-fold (those predictions give the validation metrics, the
+    /// confusion matrix and the confidence threshold), and the head is refitted on all of them with
+    /// the standardisation and the temperature folded into its weights. Takes seconds, so there is no
+    /// resume checkpoint: a resumed run simply fits again.
+    /// </summary>
+    private TrainingResult FitProbe(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, FeatureCache cache, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
+    {
+        var classes = dataset.Labels.Count;
+        float[] features = [.. cache.Train, .. cache.Validation];
+        int[] labels = [.. cache.TrainLabels, .. cache.ValidationLabels];
+        string[] sources = [.. cache.TrainSources, .. cache.ValidationSources];
+        float[]? flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? [.. tf, .. vf] : null;
+        var fit = LinearProbe.Fit(features, labels, classes, flipped, options.ProbeFolds, options.Seed);
+        LogProbe(fit.Folds, fit.Lambda, fit.Temperature, fit.EceBefore, fit.EceAfter, fit.ClassWeighted, fit.FinalRows, fit.Seconds);
+        Report(progress, $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; temperature {fit.Temperature:F3} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
+            $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(flipped is null ? "" : " with flipped copies")}) in {fit.Seconds:F1} s.");
+
+        using (no_grad())
+        {
+            var state = setup.Model.Head.state_dict();
+            state["fc.weight"].copy_(tensor(fit.Weight, [classes, cache.NumFeatures]));
+            state["fc.bias"].copy_(tensor(fit.Bias));
+        }
+        setup.Model.eval();
+
+        var predictions = new List<ValidationPrediction>(labels.Length);
+        for (var i = 0; i < labels.Length; i++)
+        {
+            var row = fit.OutOfFoldProbabilities.AsSpan(i * classes, classes).ToArray().Select(p => (float)p).ToArray();
+            var top = Array.IndexOf(row, row.Max());
+            predictions.Add(new ValidationPrediction(sources[i], dataset.Labels[labels[i]], dataset.Labels[top], row[top], row));
+        }
+        var report = Evaluation.Compute(dataset.Labels, predictions.Select(p => (p.Actual, p.Predicted)));
+        var threshold = Evaluation.ChooseConfidenceThreshold(predictions.Select(p => (p.Correct, p.Confidence)));
+        var counts = dataset.Labels.Select((l, c) => (l, c)).ToDictionary(x => x.l, x => labels.Count(y => y == x.c), StringComparer.Ordinal);
+        var summary = new ProbeSummary
+        {
+            Folds = fit.Folds,
+            Lambda = fit.Lambda,
+            Grid = fit.Grid,
+            Temperature = fit.Temperature,
+            EceBefore = fit.EceBefore,
+            EceAfter = fit.EceAfter,
+            NllBefore = fit.NllBefore,
+            NllAfter = fit.NllAfter,
+            ClassWeighted = fit.ClassWeighted,
+            FlipFeatures = flipped is not null,
+            Images = labels.Length,
+            Rows = fit.FinalRows,
+            Iterations = fit.FinalOutcome.Iterations,
+            Converged = fit.FinalOutcome.Converged,
+            Seconds = fit.Seconds,
+        };
+        var manifest = new ModelManifest
+        {
+            Backbone = setup.BackboneId,
+            BackboneSource = setup.BackboneSource,
+            Head = setup.Model.HeadSpec,
+            Labels = dataset.Labels,
+            Preprocessing = setup.Preprocessing,
+            ConfidenceThreshold = threshold,
+            Training = new TrainingSummary
+            {
+                Mode = "head",
+                Epochs = 0,
+                MaxEpochs = 0,
+                ValidationSplit = null,
+                Seed = options.Seed,
+                Device = "cpu",
+                Optimizer = "lbfgs",
+                WeightDecay = fit.Lambda,
+                TrainCounts = counts,
+                ValidationCounts = counts,
+                ClassImbalanceRatio = dataset.Balance.MaxMinRatio,
+                SkippedImages = skipped.Count,
+                Skipped = [.. skipped.Take(TrainingSummary.MaxSkippedListed).Select(s => new SkippedImageEntry(s.Source, s.Code.ToString(), s.Message))],
+                DataHash = dataset.DataHash,
+                Probe = summary,
+            },
+            Metrics = new ValidationMetrics
+            {
+                Accuracy = report.Accuracy,
+                Loss = fit.NllAfter,
+                Samples = labels.Length,
+                MacroF1 = report.MacroF1,
+                ExpectedCalibrationError = fit.EceAfter,
+            },
+        };
+        return new TrainingResult(setup.Model, manifest)
+        {
+            History = [new EpochMetrics(1, fit.FinalTrainLoss, fit.FinalTrainAccuracy, fit.NllAfter, report.Accuracy, 0, fit.Seconds)],
+            BestEpoch = 1,
+            StoppedEarly = false,
+            ResumedFromEpoch = 0,
+            ValidationPredictions = predictions,
+            Validation = report,
+            ConfidenceThreshold = threshold,
+            SkippedImages = skipped,
+            MeanImage = setup.MeanImage,
+            VerificationInputs = cache.VerificationInputs,
+            Device = "cpu",
+            FeatureParityRelativeDifference = cache.ParityRelativeDifference,
+            FeatureSeconds = cache.Seconds,
+        };
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Linear probe: {Folds}-fold CV chose L2 {Lambda:G3}, temperature {Temperature:F3} (ECE {EceBefore:P1} -> {EceAfter:P1}), class-weighted {Weighted}; refitted on {Rows} rows in {Seconds:F1} s")]
+    private partial void LogProbe(int folds, double lambda, double temperature, double eceBefore, double eceAfter, bool weighted, int rows, double seconds);
+}

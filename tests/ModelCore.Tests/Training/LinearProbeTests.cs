@@ -1,0 +1,206 @@
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training.Probe;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Tests.Training;
+
+/// <summary>The linear probe's parts on tiny synthetic feature sets (no images, no backbone): each test checks a property that a wrong implementation breaks.</summary>
+[Collection(TorchTests.Collection)]
+public sealed class LinearProbeTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Lbfgs_FindsTheMinimumOfAnIllConditionedQuadratic()
+    {
+        // f(x) = sum_i c_i (x_i - i)^2 / 2, condition number 1e4.
+        var c = new[] { 1e-2, 1, 10, 100 };
+        var x = new double[4];
+        var outcome = Lbfgs.Minimize((p, g) =>
+        {
+            double f = 0;
+            for (var i = 0; i < 4; i++)
+            {
+                g[i] = c[i] * (p[i] - i);
+                f += c[i] * (p[i] - i) * (p[i] - i) / 2;
+            }
+            return f;
+        }, x, gradientTolerance: 1e-10);
+
+        Assert.True(outcome.Converged, $"{outcome}");
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal(i, x[i], 4);
+        }
+    }
+
+    [Fact]
+    public void CrossValidation_ChoosesAStrongerPenaltyOnNoisyDataThanOnSeparableData()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (clean, cleanLabels) = Blobs(perClass: 30, features: 10, separation: 8, labelNoise: 0, seed: 1);
+        var (noisy, noisyLabels) = Blobs(perClass: 30, features: 40, separation: 0.6, labelNoise: 0.3, seed: 1);
+
+        var separable = LinearProbe.Fit(clean, cleanLabels, 3, flipped: null, folds: 5, seed: 1);
+        var hard = LinearProbe.Fit(noisy, noisyLabels, 3, flipped: null, folds: 5, seed: 1);
+
+        output.WriteLine($"separable: L2 {separable.Lambda:G3}, {string.Join(" ", separable.Grid.Select(g => $"{g.Lambda:G2}:{g.Accuracy:F2}/{g.Loss:F2}"))}");
+        output.WriteLine($"noisy:     L2 {hard.Lambda:G3}, {string.Join(" ", hard.Grid.Select(g => $"{g.Lambda:G2}:{g.Accuracy:F2}/{g.Loss:F2}"))}");
+        Assert.True(hard.Lambda >= 100 * separable.Lambda, $"noisy {hard.Lambda} vs separable {separable.Lambda}");
+        Assert.Equal(LinearProbe.DefaultGrid.Count, separable.Grid.Count);
+    }
+
+    [Fact]
+    public void Refit_UsesEveryImage_AndFlippedRows()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (x, y) = Blobs(perClass: 20, features: 10, separation: 1, labelNoise: 0.1, seed: 2);
+        var fit = LinearProbe.Fit(x, y, 3, flipped: null, folds: 4, seed: 3, grid: [1e-1]);
+        Assert.Equal(60, fit.FinalRows);
+        Assert.Equal(60 * 3, fit.OutOfFoldLogits.Length);
+
+        // The refit equals an independent fit on ALL images (standardised, then folded), and differs
+        // from a fit that leaves one fold out: it is the model of every image, not of a fold.
+        var everything = Enumerable.Range(0, 60).ToList();
+        var withoutFold = everything.Where(i => i % 4 != 0).ToList();
+        float[] Independent(List<int> rows)
+        {
+            var standardizer = FeatureStandardizer.Compute(x, 10, rows);
+            using var design = tensor(standardizer.Apply(x, rows), [rows.Count, 10], float64);
+            var model = SoftmaxRegression.Fit(design, [.. rows.Select(r => (long)y[r])], 3, 1e-1);
+            return standardizer.Fold(model.Weight(), model.Bias(), fit.Temperature).Weight;
+        }
+        var all = Independent(everything);
+        var part = Independent(withoutFold);
+        var toAll = fit.Weight.Zip(all, (a, b) => Math.Abs(a - b)).Max();
+        var toPart = fit.Weight.Zip(part, (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"max |W - W_all| {toAll:E2}, max |W - W_without_a_fold| {toPart:E2}");
+        Assert.True(toAll < 1e-4, $"{toAll}");
+        Assert.True(toPart > 100 * toAll, $"{toPart} vs {toAll}");
+
+        var flipped = x.Select(v => v + 0.01f).ToArray();
+        var withFlips = LinearProbe.Fit(x, y, 3, flipped, folds: 4, seed: 3, grid: [1e-1]);
+        Assert.Equal(120, withFlips.FinalRows);
+        Assert.Equal(60 * 3, withFlips.OutOfFoldLogits.Length); // flipped rows are trained on, never scored
+    }
+
+    [Fact]
+    public void Temperature_LowersNllAndEce_OfAnOverconfidentModel()
+    {
+        // Labels drawn from softmax(z); the model reports softmax(4 z): over-confident by a factor 4.
+        var random = new Random(5);
+        const int n = 2000, classes = 4;
+        var logits = new double[n * classes];
+        var labels = new int[n];
+        for (var i = 0; i < n; i++)
+        {
+            for (var c = 0; c < classes; c++)
+            {
+                logits[(i * classes) + c] = random.NextDouble() * 3;
+            }
+            var p = Calibration.Softmax(logits.AsSpan(i * classes, classes), classes);
+            var u = random.NextDouble();
+            labels[i] = classes - 1;
+            for (var c = 0; c < classes; c++)
+            {
+                u -= p[c];
+                if (u < 0)
+                {
+                    labels[i] = c;
+                    break;
+                }
+            }
+        }
+        var overconfident = logits.Select(z => z * 4).ToArray();
+
+        var t = Calibration.FitTemperature(overconfident, labels, classes);
+        var nllBefore = Calibration.NegativeLogLikelihood(overconfident, labels, classes);
+        var nllAfter = Calibration.NegativeLogLikelihood(overconfident, labels, classes, t);
+        var eceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(Calibration.Softmax(overconfident, classes), labels, classes));
+        var eceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(Calibration.Softmax(overconfident, classes, t), labels, classes));
+        output.WriteLine($"T {t:F3}; NLL {nllBefore:F3} -> {nllAfter:F3}; ECE {eceBefore:F3} -> {eceAfter:F3}");
+        Assert.InRange(t, 3.4, 4.6);
+        Assert.True(nllAfter < nllBefore - 0.1, $"{nllBefore} -> {nllAfter}");
+        Assert.True(eceAfter < eceBefore / 3, $"{eceBefore} -> {eceAfter}");
+    }
+
+    [Fact]
+    public void Ece_IsZeroWhenConfidenceMatchesAccuracy_AndLargeWhenItDoesNot()
+    {
+        var calibrated = Enumerable.Range(0, 100).Select(i => (i < 70, 0.7)).ToList();
+        var overconfident = Enumerable.Range(0, 100).Select(i => (i < 70, 0.99)).ToList();
+        Assert.Equal(0, Calibration.ExpectedCalibrationError(calibrated), 9);
+        Assert.Equal(0.29, Calibration.ExpectedCalibrationError(overconfident), 9);
+    }
+
+    [Fact]
+    public void FoldedStandardisation_GivesTheLogitsOfStandardiseThenHead()
+    {
+        var random = new Random(7);
+        const int d = 16, classes = 3;
+        var features = Enumerable.Range(0, 50 * d).Select(_ => (float)((random.NextDouble() * 5) + 2)).ToArray();
+        var rows = Enumerable.Range(0, 50).ToList();
+        var standardizer = FeatureStandardizer.Compute(features, d, rows);
+        var weight = new double[classes, d];
+        var bias = new double[classes];
+        for (var c = 0; c < classes; c++)
+        {
+            bias[c] = random.NextDouble() - 0.5;
+            for (var f = 0; f < d; f++)
+            {
+                weight[c, f] = random.NextDouble() - 0.5;
+            }
+        }
+        const double temperature = 1.7;
+        var (folded, foldedBias) = standardizer.Fold(weight, bias, temperature);
+        var standardised = standardizer.Apply(features, rows);
+        var worst = 0.0;
+        for (var i = 0; i < 50; i++)
+        {
+            for (var c = 0; c < classes; c++)
+            {
+                double expected = bias[c], actual = foldedBias[c];
+                for (var f = 0; f < d; f++)
+                {
+                    expected += weight[c, f] * standardised[(i * d) + f];
+                    actual += folded[(c * d) + f] * features[(i * d) + f];
+                }
+                worst = Math.Max(worst, Math.Abs((expected / temperature) - actual));
+            }
+        }
+        output.WriteLine($"max |logit difference| {worst:E2}");
+        Assert.True(worst < 1e-4, $"{worst}");
+        Assert.Contains(standardised.Take(d), v => Math.Abs(v) > 0.1); // not a trivial standardisation
+    }
+
+    [Fact]
+    public void ClassWeights_AreUsedOnlyBeyondThreeToOne()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (x, y) = Blobs(perClass: 20, features: 6, separation: 2, labelNoise: 0, seed: 4);
+        var balanced = LinearProbe.Fit(x, y, 3, null, folds: 3, seed: 1, grid: [1e-2]);
+        // Keep 5 of the 20 images of class 2: 20 / 5 = 4 > 3.
+        var keep = Enumerable.Range(0, y.Length).Where(i => y[i] != 2 || i % 20 < 5).ToList();
+        var imbalanced = LinearProbe.Fit([.. keep.SelectMany(i => x.AsSpan(i * 6, 6).ToArray())], [.. keep.Select(i => y[i])], 3, null, folds: 3, seed: 1, grid: [1e-2]);
+        Assert.False(balanced.ClassWeighted);
+        Assert.True(imbalanced.ClassWeighted);
+    }
+
+    /// <summary>Three Gaussian blobs (unit variance) whose means are <paramref name="separation"/> apart on the first features, with a fraction of labels replaced at random.</summary>
+    private static (float[] Features, int[] Labels) Blobs(int perClass, int features, double separation, double labelNoise, int seed)
+    {
+        var random = new Random(seed);
+        var x = new float[3 * perClass * features];
+        var y = new int[3 * perClass];
+        for (var i = 0; i < y.Length; i++)
+        {
+            var c = i / perClass;
+            for (var f = 0; f < features; f++)
+            {
+                var gaussian = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+                x[(i * features) + f] = (float)(gaussian + (f == c ? separation : 0));
+            }
+            y[i] = random.NextDouble() < labelNoise ? random.Next(3) : c;
+        }
+        return (x, y);
+    }
+}

@@ -1,0 +1,119 @@
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Models;
+using TorchSharp;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Tests.Training;
+
+/// <summary>Head mode's linear probe end to end on synthetic shapes (random-init ResNet-18 at 64 px: fast).</summary>
+[Collection(TorchTests.Collection)]
+public sealed class ProbeTrainingTests(ITestOutputHelper output)
+{
+    private static readonly TrainingOptions Small = new() { Backbone = TransferTrainer.RandomBackbonePrefix + "resnet18", InputSize = 64 };
+
+    [Fact]
+    public async Task FlipFeatures_AreTheFeaturesOfTheMirroredImage()
+    {
+        TorchRuntime.EnsureInitialized();
+        using var shapes = new SyntheticShapes(perClass: 2, size: 64);
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root);
+        var setup = new TransferTrainer().CreateModel(Small, dataset.Labels.Count);
+        using var model = setup.Model;
+        model.eval();
+        var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
+        var loader = new TrainingData(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
+        var cache = await loader.ExtractFeaturesAsync(model, preprocessor, batchSize: 3, default, flip: true);
+
+        Assert.NotNull(cache.TrainFlipped);
+        Assert.Equal(cache.Train.Length, cache.TrainFlipped.Length);
+        Assert.Equal(cache.Validation.Length, cache.ValidationFlipped!.Length);
+        var decoder = new ImageDecoder();
+        double worst = 0, unlike = 0;
+        for (var i = 0; i < dataset.Train.Count; i++)
+        {
+            using var image = decoder.Decode(await dataset.Train[i].ReadAsync(default));
+            // Mirror the pixels by hand (not through the code under test).
+            using var mirror = image.Clone();
+            for (var y = 0; y < image.Height; y++)
+            {
+                for (var x = 0; x < image.Width; x++)
+                {
+                    mirror[x, y] = image[image.Width - 1 - x, y];
+                }
+            }
+            using var mode = inference_mode();
+            using var features = model.Backbone.call(tensor(preprocessor.Preprocess(mirror), [1, 3, 64, 64]));
+            var expected = features.data<float>().ToArray();
+            var scale = expected.Max(Math.Abs);
+            for (var f = 0; f < cache.NumFeatures; f++)
+            {
+                var index = (i * cache.NumFeatures) + f;
+                worst = Math.Max(worst, Math.Abs(expected[f] - cache.TrainFlipped[index]) / scale);
+                unlike = Math.Max(unlike, Math.Abs(cache.Train[index] - cache.TrainFlipped[index]) / scale);
+            }
+        }
+        output.WriteLine($"flipped features vs the mirror image's: {worst:E2}; vs the unflipped image's: {unlike:E2}");
+        Assert.True(worst <= 1e-4, $"{worst}");
+        Assert.True(unlike > 1e-2, $"{unlike}"); // the shapes sit off-centre: mirroring changes the features
+    }
+
+    [Fact]
+    public void PooledStages_AreTheLastStagePooled_ThenTheStageBeforeItPooled()
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(3);
+        using var model = new ImageClassifier(BackboneCatalog.Create("resnet18"), HeadSpec.Linear(3) with { PooledStages = 2 });
+        model.eval();
+        using var mode = inference_mode();
+        using var scope = NewDisposeScope();
+        var images = randn(2, 3, 64, 64);
+        var both = model.Backbone.call(images);
+        // By hand, from the backbone's named stages (not through the code under test's forward).
+        var children = model.Backbone.named_children().ToDictionary(c => c.name, c => (nn.Module<Tensor, Tensor>)c.module);
+        var x = children["maxpool"].call(children["relu"].call(children["bn1"].call(children["conv1"].call(images))));
+        var layer3 = children["layer3"].call(children["layer2"].call(children["layer1"].call(x)));
+        var layer4 = children["layer4"].call(layer3);
+        var expected = cat([layer4.mean([2, 3]), layer3.mean([2, 3])], 1);
+
+        Assert.Equal([2L, 768L], both.shape);
+        var worst = both.sub(expected).abs().max().item<float>();
+        output.WriteLine($"max |difference| {worst:E2}");
+        Assert.True(worst < 1e-5, $"{worst}");
+    }
+
+    [Fact]
+    public async Task HeadMode_FitsTheProbeOnEveryImage_AndTheExportStillMatchesTorchSharp()
+    {
+        using var shapes = new SyntheticShapes(perClass: 8, size: 64);
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, Small.ToDatasetOptions());
+        using var result = await new TransferTrainer().TrainAsync(dataset, Small with { FlipFeatures = true }, null, null);
+
+        var probe = result.Manifest.Training!.Probe;
+        Assert.NotNull(probe);
+        output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {probe.Temperature:F3}, ECE {probe.EceBefore:F3} -> {probe.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
+        var images = dataset.Train.Count + dataset.Validation.Count;
+        Assert.Equal(images, probe.Images);
+        Assert.Equal(2 * images, probe.Rows); // with flipped copies
+        Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
+        Assert.Equal(images, result.Manifest.Metrics!.Samples);
+        Assert.True(probe.EceAfter <= probe.EceBefore + 1e-9, $"{probe.EceBefore} -> {probe.EceAfter}");
+        Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
+
+        Assert.Equal(2, result.Manifest.Head.PooledStages); // layer4 and layer3 by default in head mode
+        Assert.Equal(512 + 256, result.Model.Backbone.NumFeatures);
+        var verified = OnnxExport.ExportVerified(result.Model, 64, result.VerificationInputs);
+        using (var engine = new OnnxEngine(verified.Onnx, OnnxEngineOptions.Default))
+        {
+            Assert.Equal(512 + 256, engine.NumFeatures);
+        }
+        output.WriteLine($"export: max |dp| {verified.MaxAbsDifference:E2} over {verified.Samples} inputs");
+        Assert.True(verified.MaxAbsDifference <= OnnxExport.DefaultTolerance);
+    }
+}

@@ -185,7 +185,7 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
     }
 
     [HostFact]
-    public async Task HostLog_HasNoStorageRequestLines_AndAtMostThreeLinesPerRequest()
+    public async Task HostLog_HasNoStorageRequestLines_AndTwoEntriesPerClassification()
     {
         await host.EnsureStartedAsync(model);
         var before = host.Log.Count;

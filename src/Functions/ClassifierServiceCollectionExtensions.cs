@@ -15,7 +15,7 @@ public static class ClassifierServiceCollectionExtensions
     /// <summary>
     /// Everything the functions use: validated options (<c>Classifier</c>, <c>Classifier:MicroBatching</c>), the
     /// blob client for the <c>ClassifierStorage</c> connection (a connection string locally, managed identity in
-    /// Azure: <see cref="StorageClients"/>), and the singletons that hold the model and classify.
+    /// Azure: <see cref="StorageClients"/>), and the singletons that hold the model and classify, and the background service that keeps the model current.
     /// </summary>
     public static IServiceCollection AddClassifierServices(this IServiceCollection services)
     {
@@ -43,6 +43,7 @@ public static class ClassifierServiceCollectionExtensions
         services.AddSingleton<ImageRequestReader>();
         services.AddSingleton<UploadedImageHandler>();
         services.AddSingleton<UnclassifiedImageSweeper>();
+        services.AddHostedService<ModelRefreshService>();
         return services;
     }
 }

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -50,11 +51,11 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
         var handler = host.Get<UploadedImageHandler>();
         var name = await host.UploadAsync("green.png", ServingModelFixture.Image("green", seed: 9));
-        Assert.Equal(UploadOutcome.Classified, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
+        Assert.Equal(PredictionOutcome.Classified, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
         var first = (await host.Predictions.GetBlobClient(name + ".json").GetPropertiesAsync()).Value;
 
-        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
-        Assert.Equal(UploadOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.EventGrid, CancellationToken.None));
+        Assert.Equal(PredictionOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
+        Assert.Equal(PredictionOutcome.AlreadyDone, await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.EventGrid, CancellationToken.None));
 
         var after = (await host.Predictions.GetBlobClient(name + ".json").GetPropertiesAsync()).Value;
         Assert.Equal(first.ETag, after.ETag);
@@ -68,8 +69,8 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
         var name = await host.UploadAsync("red.png", ServingModelFixture.Image("red", seed: 10));
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
             Task.Run(() => handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None))));
-        Assert.Equal(1, outcomes.Count(o => o == UploadOutcome.Classified));
-        Assert.Equal(3, outcomes.Count(o => o == UploadOutcome.AlreadyDone));
+        Assert.Equal(1, outcomes.Count(o => o == PredictionOutcome.Classified));
+        Assert.Equal(3, outcomes.Count(o => o == PredictionOutcome.AlreadyDone));
     }
 
     [Theory]
@@ -124,7 +125,7 @@ public sealed class BlobTriggerTests(ServingModelFixture model)
     {
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
         var outcome = await host.Get<UploadedImageHandler>().HandleAsync(host.Images.GetBlobClient("gone.png"), "gone.png", PredictionSource.BlobTrigger, CancellationToken.None);
-        Assert.Equal(UploadOutcome.ImageGone, outcome);
+        Assert.Equal(PredictionOutcome.ImageGone, outcome);
     }
 
     internal static async Task<PredictionDocument> ReadPredictionAsync(BlobContainerClient predictions, string image)

@@ -2,11 +2,11 @@ using System.Diagnostics;
 
 namespace ServerlessClassifier.Infra.Tests;
 
-/// <summary>The deployment scripts parse, and pass shellcheck where it is installed (Debian: apt-get install shellcheck).</summary>
+/// <summary>The deployment and export scripts parse, and pass shellcheck where it is installed (Debian: apt-get install shellcheck).</summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class ScriptTests
 {
-    public static TheoryData<string> Scripts => new() { "deploy-eventgrid.sh", "deploy-smoke.sh" };
+    public static TheoryData<string> Scripts => new() { "deploy-eventgrid.sh", "deploy-smoke.sh", "export-customvision.sh" };
 
     [Theory]
     [MemberData(nameof(Scripts))]

@@ -23,6 +23,8 @@ public sealed class Cli
 
     public string PredictionsContainer => $"predictions-{suffix}";
 
+    public string TrainingContainer => $"training-{suffix}";
+
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
@@ -40,6 +42,7 @@ public sealed class Cli
                 ["Classifier:ModelsContainer"] = ModelsContainer,
                 ["Classifier:ImagesContainer"] = ImagesContainer,
                 ["Classifier:PredictionsContainer"] = PredictionsContainer,
+                ["Classifier:TrainingContainer"] = TrainingContainer,
             },
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);

@@ -41,6 +41,7 @@ public sealed partial class ReadmeCommandTests
     [InlineData("scripts/demo.sh")]
     [InlineData("scripts/test.sh")]
     [InlineData("scripts/bench.sh")]
+    [InlineData("scripts/export-customvision.sh")]
     public void ReadmeScripts_Exist(string script)
     {
         Assert.Contains($"bash {script}", Readme, StringComparison.Ordinal);

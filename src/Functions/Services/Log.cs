@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
 
@@ -15,33 +15,27 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Warning, "Checking for a new model failed; {Live} stays live")]
     public static partial void ModelCheckFailed(this ILogger logger, Exception error, string live);
 
+    [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
+    public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
+
     [LoggerMessage(10, LogLevel.Error, "A batch of {Count} images failed on model {Version}")]
     public static partial void BatchFailed(this ILogger logger, Exception error, int count, string version);
 
     [LoggerMessage(20, LogLevel.Warning, "Storage failed while classifying {Image} from {Source} (HTTP {Status}, {ErrorCode}); the host retries it, and after poisonBlobThreshold failures moves it to the webjobs-blobtrigger-poison queue")]
     public static partial void ImageStorageFailed(this ILogger logger, Exception error, string image, string source, int status, string? errorCode);
 
-    [LoggerMessage(21, LogLevel.Information, "{Image} already has a prediction; nothing to do")]
-    public static partial void ImageAlreadyDone(this ILogger logger, string image);
-
     [LoggerMessage(22, LogLevel.Warning, "{Image} is left for the sweep: {Reason}")]
     public static partial void ImageLeftForSweep(this ILogger logger, string image, string reason);
 
-    [LoggerMessage(23, LogLevel.Information, "{Image} was rejected ({Code}): {Reason}")]
-    public static partial void ImageRejected(this ILogger logger, string image, ImageErrorCode code, string reason);
-
-    [LoggerMessage(24, LogLevel.Information, "{Image} was deleted before it could be classified")]
-    public static partial void ImageGone(this ILogger logger, string image);
-
-    [LoggerMessage(25, LogLevel.Information, "{Image} got a prediction from another delivery meanwhile; this one is dropped")]
-    public static partial void ImageRaceLost(this ILogger logger, string image);
-
-    [LoggerMessage(26, LogLevel.Information, "{Image}: {Status} {Label} by model {Version} via {Source}")]
-    public static partial void ImageClassified(this ILogger logger, string image, string status, string? label, string? version, string source);
+    [LoggerMessage(26, LogLevel.Information, "{Image}: {Outcome} via {Source}")]
+    public static partial void ImageHandled(this ILogger logger, string image, PredictionOutcome outcome, string source);
 
     [LoggerMessage(30, LogLevel.Information, "Sweep skipped: no model is live yet")]
     public static partial void SweepSkipped(this ILogger logger);
 
-    [LoggerMessage(31, LogLevel.Information, "Sweep: {Found} images lacked a prediction (more remain: {LimitReached}); {Classified} classified, {Rejected} rejected, {AlreadyDone} already done, {Failed} failed")]
-    public static partial void SweepDone(this ILogger logger, int found, bool limitReached, int classified, int rejected, int alreadyDone, int failed);
+    [LoggerMessage(31, LogLevel.Information, "Sweep: {Found} images lacked a current prediction or predictions their image (more remain: {LimitReached}); {Classified} classified, {Rejected} rejected, {AlreadyDone} already done, {Removed} removed, {Failed} failed")]
+    public static partial void SweepDone(this ILogger logger, int found, bool limitReached, int classified, int rejected, int alreadyDone, int removed, int failed);
+
+    [LoggerMessage(32, LogLevel.Warning, "Sweep: {Image} failed; the next sweep tries it again")]
+    public static partial void SweepItemFailed(this ILogger logger, Exception error, string image);
 }

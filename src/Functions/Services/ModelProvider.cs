@@ -9,105 +9,18 @@ using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
 
-/// <summary>No model can be served: none is published yet, or the published one was refused. HTTP 503.</summary>
-public sealed class ModelUnavailableException(string message, TimeSpan retryAfter) : Exception(message)
-{
-    /// <summary>When asking again may help (the refresh interval).</summary>
-    public TimeSpan RetryAfter { get; } = retryAfter;
-}
-
 /// <summary>
-/// One loaded model version: its pipeline and a reference count. The provider holds one reference while
-/// the version is live; every user holds one through a <see cref="ModelLease"/>. The pipeline (the ONNX
-/// Runtime session) is disposed when the count reaches zero, i.e. after the version was replaced AND the
-/// last request using it finished, never under a running forward pass.
-/// </summary>
-public sealed class LoadedModel
-{
-    private int references = 1;
-
-    internal LoadedModel(string version, ClassificationPipeline pipeline, DateTimeOffset loadedUtc)
-    {
-        Version = version;
-        Pipeline = pipeline;
-        LoadedUtc = loadedUtc;
-    }
-
-    public string Version { get; }
-
-    public ClassificationPipeline Pipeline { get; }
-
-    public ModelManifest Manifest => Pipeline.Manifest;
-
-    public DateTimeOffset LoadedUtc { get; }
-
-    /// <summary>True once the pipeline has been disposed (for tests and diagnostics).</summary>
-    public bool IsDisposed => Volatile.Read(ref references) == 0;
-
-    /// <summary>Takes a reference unless the count already reached zero (the pipeline is gone).</summary>
-    internal bool TryAddReference()
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref references);
-            if (current == 0)
-            {
-                return false;
-            }
-            if (Interlocked.CompareExchange(ref references, current + 1, current) == current)
-            {
-                return true;
-            }
-        }
-    }
-
-    /// <summary>Takes a reference when the caller already holds one (so the count cannot be zero).</summary>
-    internal void AddReference()
-    {
-        if (!TryAddReference())
-        {
-            throw new InvalidOperationException($"Model {Version} was used after it was released.");
-        }
-    }
-
-    internal void Release()
-    {
-        var left = Interlocked.Decrement(ref references);
-        if (left == 0)
-        {
-            Pipeline.Dispose();
-        }
-        else if (left < 0)
-        {
-            throw new InvalidOperationException($"Model {Version} was released more often than acquired.");
-        }
-    }
-}
-
-/// <summary>A request's hold on a model version; dispose it when the request no longer needs the model.</summary>
-public sealed class ModelLease : IDisposable
-{
-    private LoadedModel? model;
-
-    internal ModelLease(LoadedModel model) => this.model = model;
-
-    public LoadedModel Model => model ?? throw new ObjectDisposedException(nameof(ModelLease));
-
-    public string Version => Model.Version;
-
-    public ClassificationPipeline Pipeline => Model.Pipeline;
-
-    public void Dispose() => Interlocked.Exchange(ref model, null)?.Release();
-}
-
-/// <summary>
-/// The live model of this instance (docs/architecture.md, "Serving"): loaded from the <see cref="ModelStore"/> on first
-/// use (concurrent first requests wait for ONE load), then <c>current.json</c>'s ETag is checked at most once
-/// per <see cref="ClassifierOptions.ModelRefreshInterval"/> (a HEAD request, in the background of the request
-/// that finds it due). A new version is loaded and verified beside the old one, then swapped in with one
-/// <see cref="Interlocked.Exchange{T}(ref T, T)"/>; the old one is disposed by reference counting once its
-/// last request ends. A version that fails verification is refused, the old one stays live, and the refused
-/// ETag is remembered so that the same bad version is not downloaded again at every check.
+/// The live model of this instance. <see cref="ModelRefreshService"/> loads it at startup and checks
+/// <c>current.json</c>'s ETag every <see cref="ClassifierOptions.ModelRefreshInterval"/> (a HEAD request); a request
+/// that finds no model yet loads it on demand, and concurrent first requests share ONE load, which runs on this
+/// provider's own lifetime (a caller that disconnects stops waiting, the load goes on for the others). A new
+/// version is loaded and verified beside the old one, then swapped in with one
+/// <see cref="Interlocked.Exchange{T}(ref T, T)"/>; the old one is disposed by reference counting once its last
+/// request ends. A version that fails verification, or a <c>current.json</c> that is not a valid pointer, is
+/// refused: the old one stays live, and the refused ETag is remembered so that it is not downloaded again at every
+/// check. A load that failed for another reason (storage unreachable) is remembered for
+/// <see cref="FailureBackoff"/>: callers meanwhile get <see cref="ModelUnavailableException"/> at once instead of
+/// queueing for one failing load after another. Answers never say where the storage is; the logs do.
 /// </summary>
 public sealed class ModelProvider : IDisposable
 {
@@ -118,15 +31,19 @@ public sealed class ModelProvider : IDisposable
     private readonly OnnxEngineOptions engineOptions;
     private readonly ImageLimits limits;
     private readonly SemaphoreSlim checkLock = new(1, 1);
+    private readonly CancellationTokenSource lifetime = new();
+    private readonly Lock gate = new();
 
     private LoadedModel? current;
+    private Task? sharedCheck;
     private long lastCheckTicks = long.MinValue;
+    private long failedTicks = long.MinValue;
     private ETag? liveETag;
     private ETag? refusedETag;
     private string? unavailableReason;
-    private int backgroundCheckRunning;
     private int loads;
     private int refusals;
+    private int checks;
     private bool disposed;
 
     public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null)
@@ -155,12 +72,22 @@ public sealed class ModelProvider : IDisposable
     /// <summary>How many published versions this instance refused (failed verification); a refused ETag is not downloaded again.</summary>
     public int RefusedCount => Volatile.Read(ref refusals);
 
+    /// <summary>How many times <c>current.json</c> was checked (each is one HEAD request, plus a load when it changed).</summary>
+    public int CheckCount => Volatile.Read(ref checks);
+
     /// <summary>The limits every pipeline of this provider enforces.</summary>
     public ImageLimits Limits => limits;
 
+    /// <summary>How often <see cref="ModelRefreshService"/> checks; also the 503 <c>Retry-After</c>.</summary>
+    public TimeSpan RefreshInterval => refreshInterval;
+
+    /// <summary>How long a failed load (other than a refusal) is answered from memory.</summary>
+    public TimeSpan FailureBackoff => TimeSpan.FromSeconds(Math.Clamp(refreshInterval.TotalSeconds, 1, 5));
+
     /// <summary>
-    /// A lease on the live model. Loads it on first use; afterwards returns at once and, when a check is
-    /// due, starts one in the background. Throws <see cref="ModelUnavailableException"/> when nothing can be served.
+    /// A lease on the live model. When none is loaded yet, waits for the one shared load (or answers from memory
+    /// that nothing is published, until the next check is due). Throws <see cref="ModelUnavailableException"/>
+    /// when nothing can be served.
     /// </summary>
     public async Task<ModelLease> AcquireAsync(CancellationToken cancellationToken = default)
     {
@@ -170,13 +97,12 @@ public sealed class ModelProvider : IDisposable
             var model = Volatile.Read(ref current);
             if (model is null)
             {
-                await CheckAsync(force: false, cancellationToken).ConfigureAwait(false);
-                model = Volatile.Read(ref current)
-                    ?? throw new ModelUnavailableException(unavailableReason ?? "No model is published yet.", RetryAfter);
-            }
-            else if (IsCheckDue())
-            {
-                StartBackgroundCheck();
+                if (Since(Interlocked.Read(ref failedTicks)) < FailureBackoff)
+                {
+                    throw Unavailable();
+                }
+                await SharedCheckAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+                model = Volatile.Read(ref current) ?? throw Unavailable();
             }
             // A version replaced and drained between the read and here has a count of zero: read again.
             if (model.TryAddReference())
@@ -186,10 +112,14 @@ public sealed class ModelProvider : IDisposable
         }
     }
 
-    /// <summary>Checks <c>current.json</c> now (tests, and the sweep before it lists anything); returns the live model.</summary>
+    /// <summary>
+    /// Checks <c>current.json</c> now (the refresh service, the sweep before it lists anything, tests) and returns the
+    /// live model. Storage errors propagate to the caller (the model in memory stays live).
+    /// </summary>
     public async Task<LoadedModel?> RefreshAsync(CancellationToken cancellationToken = default)
     {
-        await CheckAsync(force: true, cancellationToken).ConfigureAwait(false);
+        ObjectDisposedException.ThrowIf(disposed, this);
+        await CheckAsync(force: true).WaitAsync(cancellationToken).ConfigureAwait(false);
         return Current;
     }
 
@@ -200,53 +130,63 @@ public sealed class ModelProvider : IDisposable
             return;
         }
         disposed = true;
+        lifetime.Cancel();
         Interlocked.Exchange(ref current, null)?.Release();
-        checkLock.Dispose();
     }
+
+    private ModelUnavailableException Unavailable() => new(unavailableReason ?? "No model is published yet.", RetryAfter);
 
     private TimeSpan RetryAfter => refreshInterval > TimeSpan.FromSeconds(1) ? refreshInterval : TimeSpan.FromSeconds(1);
 
-    private bool IsCheckDue() => time.GetTimestamp() - Interlocked.Read(ref lastCheckTicks) >= refreshInterval.TotalSeconds * time.TimestampFrequency
-        || Interlocked.Read(ref lastCheckTicks) == long.MinValue;
+    private TimeSpan Since(long ticks) => ticks == long.MinValue ? TimeSpan.MaxValue : time.GetElapsedTime(ticks);
 
-    private void StartBackgroundCheck()
+    /// <summary>The check that waiting callers share: one at a time, on the provider's lifetime, never a caller's token.</summary>
+    private Task SharedCheckAsync()
     {
-        if (Interlocked.CompareExchange(ref backgroundCheckRunning, 1, 0) != 0)
+        lock (gate)
         {
-            return;
+            if (sharedCheck is not { IsCompleted: false })
+            {
+                sharedCheck = CheckAsync(force: false);
+            }
+            return sharedCheck;
         }
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                await CheckAsync(force: false, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is RequestFailedException or IOException or OperationCanceledException or ObjectDisposedException)
-            {
-                logger.ModelCheckFailed(e, Current?.Version ?? "no model");
-            }
-            finally
-            {
-                Volatile.Write(ref backgroundCheckRunning, 0);
-            }
-        });
     }
 
     /// <summary>
-    /// One check at a time. Without <paramref name="force"/>, a check is skipped when another finished within
-    /// the refresh interval (so the first requests of a cold instance wait for one load, then all use it, and
-    /// "nothing published" is answered from memory until the next check is due).
+    /// One check at a time. Without <paramref name="force"/>, a check is skipped when another finished within the
+    /// refresh interval ("nothing published" is answered from memory until the next check is due).
     /// </summary>
-    private async Task CheckAsync(bool force, CancellationToken cancellationToken)
+    private async Task CheckAsync(bool force)
     {
+        var cancellationToken = lifetime.Token;
         await checkLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!force && !IsCheckDue())
+            if (!force && Since(Interlocked.Read(ref lastCheckTicks)) < refreshInterval)
             {
                 return;
             }
-            await CheckCoreAsync(cancellationToken).ConfigureAwait(false);
+            Interlocked.Increment(ref checks);
+            try
+            {
+                await CheckCoreAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RequestFailedException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                Interlocked.Exchange(ref failedTicks, time.GetTimestamp());
+                logger.ModelCheckFailed(e, Current?.Version ?? "no model");
+                if (Current is null)
+                {
+                    unavailableReason = "The model store could not be read; try again later.";
+                }
+                if (force)
+                {
+                    throw;
+                }
+                return;
+            }
+            Interlocked.Exchange(ref failedTicks, long.MinValue);
             Interlocked.Exchange(ref lastCheckTicks, time.GetTimestamp());
         }
         finally
@@ -263,7 +203,7 @@ public sealed class ModelProvider : IDisposable
         {
             if (live is null)
             {
-                unavailableReason = $"No model is published yet: {store.Container.Uri}/{ModelStore.PointerBlobName} does not exist.";
+                unavailableReason = "No model is published yet.";
             }
             return;
         }
@@ -271,37 +211,39 @@ public sealed class ModelProvider : IDisposable
         {
             return;
         }
-        var pointer = await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
-        if (pointer is null)
-        {
-            return;
-        }
-        var version = pointer.State.Version;
-        if (live is not null && live.Version == version)
-        {
-            // The pointer was rewritten to the version already live: keep it, remember the new ETag.
-            liveETag = pointer.ETag;
-            return;
-        }
+        string version = "(unreadable current.json)";
         ClassificationPipeline pipeline;
         try
         {
+            var pointer = await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
+            if (pointer is null)
+            {
+                return;
+            }
+            version = pointer.State.Version;
+            etag = pointer.ETag;
+            if (live is not null && live.Version == version)
+            {
+                // The pointer was rewritten to the version already live: keep it, remember the new ETag.
+                liveETag = etag;
+                return;
+            }
             var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
             pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits);
         }
-        catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException)
+        catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException or ArgumentException)
         {
-            refusedETag = pointer.ETag;
+            refusedETag = etag;
             Interlocked.Increment(ref refusals);
             if (live is null)
             {
-                unavailableReason = $"The published model {version} was refused: {e.Message}";
+                unavailableReason = $"The published model {version} was refused (it failed verification); a corrected version must be published.";
             }
             logger.ModelRefused(e, version, e.Message, live?.Version ?? "no model");
             return;
         }
         Interlocked.Increment(ref loads);
-        liveETag = pointer.ETag;
+        liveETag = etag;
         refusedETag = null;
         Swap(new LoadedModel(version, pipeline, time.GetUtcNow()));
         logger.ModelLive(version, live?.Version ?? "none", pipeline.Manifest.Labels.Count, pipeline.Manifest.Backbone);

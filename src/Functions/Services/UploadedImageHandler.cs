@@ -1,40 +1,23 @@
 using Azure;
 using Azure.Storage.Blobs;
-using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
 using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
 
-/// <summary>What became of one uploaded image.</summary>
-public enum UploadOutcome
-{
-    /// <summary>A prediction with status <c>ok</c> was written.</summary>
-    Classified,
-
-    /// <summary>A prediction with status <c>rejected</c> and the reason was written.</summary>
-    Rejected,
-
-    /// <summary>The image already had a prediction (a re-delivery, or the sweep and the trigger raced): nothing written.</summary>
-    AlreadyDone,
-
-    /// <summary>No model is live: nothing written; the sweep classifies the image once a model is published.</summary>
-    NoModel,
-
-    /// <summary>The image was deleted before it could be read: nothing to do.</summary>
-    ImageGone,
-}
-
 /// <summary>
-/// Classifies one blob of the images container into <c>predictions/&lt;name&gt;.json</c>; the one handler behind
-/// both blob-trigger functions (polling and Event Grid) and the sweep.
+/// Brings <c>predictions/&lt;name&gt;.json</c> up to date with one blob of the images container; the one handler
+/// behind both blob-trigger functions (polling and Event Grid) and the sweep. The rule is ModelCore's
+/// <see cref="PredictionUpdater"/> (shared with TrainJob's backfill):
 /// <list type="bullet">
-/// <item>Idempotent: an existing prediction means done; the write is conditional (If-None-Match: *), so of two
-/// concurrent deliveries exactly one writes and the other counts as done.</item>
+/// <item>A prediction records the image version (ETag) it describes: a re-delivery of the same version writes
+/// nothing; an image uploaded again under the same name is classified again and its prediction replaced. Writes
+/// are conditional, so of concurrent deliveries exactly one writes.</item>
+/// <item>A deleted image's prediction is removed (here when a delivery finds the image gone, and by the sweep).</item>
 /// <item>Bad input is answered with a <c>rejected</c> prediction and a normal return, so the host does not retry it.
 /// A blob over <see cref="ImageLimits.MaxBytes"/> is rejected from its properties, without downloading it.</item>
+/// <item>One model lease per image: the version that classified it (or refused it) is the one the prediction names.</item>
 /// <item>No model yet: nothing is written and no exception is thrown. Throwing would make the host retry
 /// <c>poisonBlobThreshold</c> times within seconds and then park the blob in the poison queue; instead
 /// <c>SweepUnclassifiedImages</c> finds every image without a prediction once a model is live.</item>
@@ -49,13 +32,14 @@ public sealed class UploadedImageHandler(
     ImageDecoder reader,
     ILogger<UploadedImageHandler> logger)
 {
-    public async Task<UploadOutcome> HandleAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
+    public async Task<PredictionOutcome> HandleAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var target = containers.Predictions.GetBlobClient(PredictionDocument.BlobNameFor(name));
         try
         {
-            return await HandleCoreAsync(image, name, source, target, cancellationToken).ConfigureAwait(false);
+            var outcome = await HandleCoreAsync(image, name, source, cancellationToken).ConfigureAwait(false);
+            logger.ImageHandled(name, outcome, source);
+            return outcome;
         }
         catch (RequestFailedException e)
         {
@@ -64,66 +48,32 @@ public sealed class UploadedImageHandler(
         }
     }
 
-    private async Task<UploadOutcome> HandleCoreAsync(BlobClient image, string name, string source, BlobClient target, CancellationToken cancellationToken)
+    private async Task<PredictionOutcome> HandleCoreAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
     {
-        if (await ExistsAsync(target, cancellationToken).ConfigureAwait(false))
+        var check = await PredictionUpdater.CheckAsync(image, name, containers.Predictions, cancellationToken).ConfigureAwait(false);
+        if (!check.Exists)
         {
-            logger.ImageAlreadyDone(name);
-            return UploadOutcome.AlreadyDone;
+            return await PredictionUpdater.RemoveAsync(containers.Predictions, check, cancellationToken).ConfigureAwait(false);
         }
-        string version;
+        if (check.IsCurrent)
+        {
+            return PredictionOutcome.AlreadyDone;
+        }
+        ModelLease lease;
         try
         {
-            using var lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
-            version = lease.Version;
+            lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (ModelUnavailableException e)
         {
             logger.ImageLeftForSweep(name, e.Message);
-            return UploadOutcome.NoModel;
+            return PredictionOutcome.NoModel;
         }
-
-        PredictionDocument result;
-        try
+        using (lease)
         {
-            var bytes = await ImageBlobs.ReadAsync(image, reader, cancellationToken).ConfigureAwait(false);
-            var classified = await classifier.ClassifyAsync(bytes, top: null, threshold: null, cancellationToken).ConfigureAwait(false);
-            result = PredictionDocument.FromClassification(name, classified.Classification, classified.ModelVersion, source);
-        }
-        catch (ImageRejectedException e)
-        {
-            logger.ImageRejected(name, e.Code, e.Message);
-            result = PredictionDocument.FromRejection(name, e, version, source);
-        }
-        catch (RequestFailedException e) when (e.Status == 404 && e.ErrorCode == BlobErrorCode.BlobNotFound)
-        {
-            logger.ImageGone(name);
-            return UploadOutcome.ImageGone;
-        }
-        catch (ModelUnavailableException e)
-        {
-            logger.ImageLeftForSweep(name, e.Message);
-            return UploadOutcome.NoModel;
-        }
-
-        if (!await PredictionBlobs.TryWriteAsync(containers.Predictions, result, cancellationToken).ConfigureAwait(false))
-        {
-            logger.ImageRaceLost(name);
-            return UploadOutcome.AlreadyDone;
-        }
-        logger.ImageClassified(name, result.Status, result.Label ?? result.Error?.Code, result.ModelVersion, source);
-        return result.Status == PredictionStatus.Ok ? UploadOutcome.Classified : UploadOutcome.Rejected;
-    }
-
-    private static async Task<bool> ExistsAsync(BlobClient blob, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return (await blob.ExistsAsync(cancellationToken).ConfigureAwait(false)).Value;
-        }
-        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
-        {
-            return false;
+            var withLease = new PredictionClassifier(lease.Version, reader, async (bytes, token) =>
+                (await classifier.ClassifyAsync(lease, bytes, top: null, threshold: null, token).ConfigureAwait(false)).Classification);
+            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, cancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -104,6 +104,11 @@ public static class ClassifyCommand
         return ExitCodes.Ok;
     }
 
+    /// <summary>
+    /// The backfill is ModelCore's <see cref="PredictionBackfill"/> with <see cref="PredictionUpdater"/>'s rule, the code
+    /// the Functions app's sweep runs: images without a prediction, or whose prediction describes an older version of
+    /// the image, are classified; predictions whose image is gone are removed; current predictions are left alone.
+    /// </summary>
     private static async Task<int> BackfillAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string imagesName, CancellationToken cancellationToken)
     {
         var images = context.Storage.Container(imagesName);
@@ -113,55 +118,24 @@ public static class ClassifyCommand
         }
         var predictions = context.Storage.Container(context.Storage.PredictionsContainer);
         await predictions.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-        var existing = new HashSet<string>(StringComparer.Ordinal);
-        await foreach (var blob in predictions.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix: null, cancellationToken))
+        var classifier = new PredictionClassifier(model.Version, pipeline.Decoder, (bytes, _) => Task.FromResult(pipeline.Classify(bytes)));
+        var failures = new List<string>();
+        var report = await ProgressDisplay.RunAsync(context, sink =>
         {
-            existing.Add(blob.Name);
-        }
-        var todo = new List<BlobItem>();
-        var total = 0;
-        await foreach (var blob in images.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix: null, cancellationToken))
-        {
-            total++;
-            if (!existing.Contains(PredictionDocument.BlobNameFor(blob.Name)))
-            {
-                todo.Add(blob);
-            }
-        }
-        context.WriteLine($"{total} blobs in '{imagesName}', {total - todo.Count} already have a prediction, {todo.Count} to classify with {model.Description}.");
-        var (ok, rejected, raced) = await ProgressDisplay.RunAsync(context, async sink =>
-        {
-            int okCount = 0, rejectedCount = 0, racedCount = 0, done = 0;
-            foreach (var blob in todo)
-            {
-                var document = await ClassifyBlobAsync(images.GetBlobClient(blob.Name), blob, pipeline, model.Version, cancellationToken);
-                if (await PredictionBlobs.TryWriteAsync(predictions, document, cancellationToken))
-                {
-                    _ = document.Status == PredictionStatus.Ok ? okCount++ : rejectedCount++;
-                }
-                else
-                {
-                    racedCount++;
-                }
-                sink.Report("backfill", ++done, todo.Count);
-            }
-            return (okCount, rejectedCount, racedCount);
+            var done = 0;
+            return new PredictionBackfill(images, predictions).RunAsync(
+                (name, token) => PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, classifier, PredictionSource.Backfill, token),
+                failed: (name, error) => failures.Add($"{name}: {error.Message}"),
+                done: (_, _) => sink.Report("backfill", ++done, done),
+                cancellationToken: cancellationToken);
         });
-        context.WriteLine($"Wrote {ok + rejected} predictions to '{context.Storage.PredictionsContainer}' ({ok} ok, {rejected} rejected); {raced} appeared meanwhile and were left as they were.");
-        return ExitCodes.Ok;
-    }
-
-    private static async Task<PredictionDocument> ClassifyBlobAsync(BlobClient blob, BlobItem item, ClassificationPipeline pipeline, string? version, CancellationToken cancellationToken)
-    {
-        try
+        context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
+            $"{report.Rejected} rejected) with {model.Description}; {report.Removed} predictions of deleted images removed; " +
+            $"{report.AlreadyDone} were current already.");
+        foreach (var failure in failures)
         {
-            var bytes = await ImageBlobs.ReadAsync(blob, pipeline.Decoder, cancellationToken);
-            var classification = pipeline.Classify(bytes);
-            return PredictionDocument.FromClassification(item.Name, classification, version, PredictionSource.Backfill);
+            context.Error(failure);
         }
-        catch (ImageRejectedException e)
-        {
-            return PredictionDocument.FromRejection(item.Name, e, version, PredictionSource.Backfill);
-        }
+        return failures.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure;
     }
 }

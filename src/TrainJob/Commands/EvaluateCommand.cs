@@ -20,55 +20,46 @@ public static class EvaluateCommand
     public static Command Create(GlobalOptions global, CliHost host)
     {
         var model = new Option<string>("--model") { Description = "A model folder, or a published version id (current = the live one).", Required = true, HelpName = "folder | version" };
-        var data = new Option<string>("--data") { Description = "Labelled images: <folder>/<label>/<file>; label folders must be labels of the model.", Required = true, HelpName = "folder" };
+        var data = new Option<string>("--data")
+        {
+            Description = "Labelled images: <folder>/<label>/<file>, or a manifest file as train reads (with TEST rows, only those are measured); labels must be labels of the model.",
+            Required = true,
+            HelpName = "folder | manifest",
+        };
+        var rewritePrefix = new Option<string[]>("--rewrite-prefix") { Description = "With a manifest: read references starting with FROM as TO + the rest (as in train). Repeatable.", HelpName = "FROM=TO" };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON (accuracy, perClass, confusion, ...) to this file.", HelpName = "file" };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per inference call.", DefaultValueFactory = _ => 16 };
         batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
         var command = new Command("evaluate", "Measure a model on labelled images with the serving (ONNX) pipeline: accuracy, per-class precision/recall/F1, confusion matrix.")
         {
-            model, data, json, batchSize,
+            model, data, rewritePrefix, json, batchSize,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
             var folder = parse.GetRequiredValue(data);
-            if (!Directory.Exists(folder))
+            if (!Directory.Exists(folder) && !File.Exists(folder))
             {
-                throw new UsageException($"--data {folder} is not a folder.");
+                throw new UsageException($"--data {folder} is neither a folder nor a manifest file.");
             }
             var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
             using var pipeline = ModelLoader.CreatePipeline(loaded);
             var labels = pipeline.Manifest.Labels;
-            var known = labels.ToHashSet(StringComparer.Ordinal);
-
-            var samples = new List<(string File, string Actual)>();
             var ignored = new List<string>();
-            foreach (var labelFolder in Directory.GetDirectories(folder).Order(StringComparer.Ordinal))
-            {
-                var label = Path.GetFileName(labelFolder);
-                if (known.Contains(label))
-                {
-                    samples.AddRange(ImageFiles.InFolder(labelFolder).Select(f => (f, label)));
-                }
-                else
-                {
-                    ignored.Add(label);
-                    context.Error($"warning: folder \"{label}\" is not a label of the model; its images are not evaluated.");
-                }
-            }
+            var skipped = new List<Reports.SkippedImage>();
+            var samples = await EvaluationSamples.LoadAsync(folder, parse.GetValue(rewritePrefix), labels, ignored, skipped, context, cancellationToken);
             if (samples.Count == 0)
             {
-                throw new UsageException($"--data {folder}: no images in folders named after the model's labels ({string.Join(", ", labels)}).");
+                throw new UsageException($"--data {folder}: no images labelled with the model's labels ({string.Join(", ", labels)}).");
             }
 
             // The top-1 label, never "unknown": the matrix has exactly the model's labels as columns.
             var pairs = new List<(string Actual, string Predicted)>();
-            var skipped = new List<Reports.SkippedImage>();
             var belowThreshold = 0;
             await ProgressDisplay.RunAsync(context, async sink =>
             {
                 var done = 0;
-                var actualByFile = samples.ToDictionary(s => s.File, s => s.Actual, StringComparer.Ordinal);
-                await ImageFiles.ClassifyAsync(pipeline, [.. samples.Select(s => s.File)], parse.GetValue(batchSize), 1, outcome =>
+                var actualByFile = samples.ToDictionary(s => s.Input.Name, s => s.Actual, StringComparer.Ordinal);
+                await ImageFiles.ClassifyAsync(pipeline, [.. samples.Select(s => s.Input)], parse.GetValue(batchSize), 1, outcome =>
                 {
                     if (outcome.Classification is { } c)
                     {
@@ -77,7 +68,7 @@ public static class EvaluateCommand
                     }
                     else
                     {
-                        skipped.Add(new Reports.SkippedImage(Path.GetRelativePath(folder, outcome.File), $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
+                        skipped.Add(new Reports.SkippedImage(outcome.File, $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
                     }
                     sink.Report("evaluate", ++done, samples.Count);
                 }, cancellationToken);
@@ -97,7 +88,7 @@ public static class EvaluateCommand
                 document["threshold"] = pipeline.Manifest.ConfidenceThreshold;
                 document["belowThreshold"] = belowThreshold;
                 document["skipped"] = skipped;
-                document["ignoredFolders"] = ignored;
+                document["ignoredFolders"] = ignored; // labels of the data the model lacks (folder names, or a manifest's labels)
                 await File.WriteAllTextAsync(jsonFile, JsonSerializer.Serialize(document, Json), cancellationToken);
                 context.WriteLine($"Wrote {jsonFile}");
             }

@@ -1,3 +1,4 @@
+using Azure;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 
@@ -28,33 +29,39 @@ public static class ImageFiles
             .Order(StringComparer.Ordinal);
 
     /// <summary>Classifies files in batches; reports each outcome (in input order) as soon as its batch is done.</summary>
-    public static async Task ClassifyAsync(ClassificationPipeline pipeline, IReadOnlyList<string> files, int batchSize, int top, Action<FileOutcome> onOutcome, CancellationToken cancellationToken)
+    public static Task ClassifyAsync(ClassificationPipeline pipeline, IReadOnlyList<string> files, int batchSize, int top, Action<FileOutcome> onOutcome, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        return ClassifyAsync(pipeline, [.. files.Select(ImageInput.FromFile)], batchSize, top, onOutcome, cancellationToken);
+    }
+
+    /// <summary>Classifies images (files or blobs) in batches; reports each outcome (in input order, by <see cref="ImageInput.Name"/>) as soon as its batch is done.</summary>
+    public static async Task ClassifyAsync(ClassificationPipeline pipeline, IReadOnlyList<ImageInput> inputs, int batchSize, int top, Action<FileOutcome> onOutcome, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(onOutcome);
-        for (var start = 0; start < files.Count; start += batchSize)
+        for (var start = 0; start < inputs.Count; start += batchSize)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var chunk = files.Skip(start).Take(batchSize).ToList();
+            var chunk = inputs.Skip(start).Take(batchSize).ToList();
             var outcomes = new FileOutcome?[chunk.Count];
             var prepared = new List<(int Index, PreparedImage Image)>();
             for (var i = 0; i < chunk.Count; i++)
             {
-                var file = chunk[i];
-                if (!File.Exists(file))
-                {
-                    outcomes[i] = new FileOutcome(file, null, NotFound, "no such file");
-                    continue;
-                }
+                var file = chunk[i].Name;
                 try
                 {
                     ReadOnlyMemory<byte> bytes;
-                    await using (var stream = File.OpenRead(file))
+                    await using (var stream = await chunk[i].OpenAsync(cancellationToken))
                     {
                         bytes = await pipeline.Decoder.ReadAllBytesAsync(stream, cancellationToken);
                     }
                     prepared.Add((i, pipeline.Prepare(bytes)));
+                }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException || e is RequestFailedException { Status: 404 })
+                {
+                    outcomes[i] = new FileOutcome(file, null, NotFound, "no such file");
                 }
                 catch (ImageRejectedException e)
                 {
@@ -68,7 +75,7 @@ public static class ImageFiles
             var results = pipeline.ClassifyPrepared([.. prepared.Select(p => p.Image)], top);
             for (var j = 0; j < prepared.Count; j++)
             {
-                outcomes[prepared[j].Index] = new FileOutcome(chunk[prepared[j].Index], results[j], null, null);
+                outcomes[prepared[j].Index] = new FileOutcome(chunk[prepared[j].Index].Name, results[j], null, null);
             }
             foreach (var outcome in outcomes)
             {

@@ -100,8 +100,8 @@ public sealed class DatasetTests
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root);
 
         Assert.Equal(2, dataset.Skipped.Count);
-        Assert.Contains(dataset.Skipped, s => s.Source == "circle/notes.png" && s.Code == ImageErrorCode.UnsupportedFormat && s.Message.Length > 0);
-        Assert.Contains(dataset.Skipped, s => s.Source == "square/empty.jpg" && s.Code == ImageErrorCode.Empty);
+        Assert.Contains(dataset.Skipped, s => s.Source == "circle/notes.png" && s.Code == nameof(ImageErrorCode.UnsupportedFormat) && s.Message.Length > 0);
+        Assert.Contains(dataset.Skipped, s => s.Source == "square/empty.jpg" && s.Code == nameof(ImageErrorCode.Empty));
         Assert.Equal(12, dataset.Train.Count + dataset.Validation.Count);
     }
 

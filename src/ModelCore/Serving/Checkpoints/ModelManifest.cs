@@ -53,7 +53,7 @@ public sealed record TrainingSummary
     public double? ClassImbalanceRatio { get; init; }
     public int? SkippedImages { get; init; }
 
-    /// <summary>The first <see cref="MaxSkippedListed"/> skipped images with the decoder's reason.</summary>
+    /// <summary>The first <see cref="MaxSkippedListed"/> skipped images with the reason.</summary>
     public IReadOnlyList<SkippedImageEntry>? Skipped { get; init; }
 
     /// <summary>SHA-256 over the sorted list of training files (name and size), to tell which data made the model.</summary>
@@ -63,7 +63,7 @@ public sealed record TrainingSummary
     public ProbeSummary? Probe { get; init; }
 }
 
-/// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name).</summary>
+/// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name, or Missing, Duplicate or Unlabelled for a manifest row).</summary>
 public sealed record SkippedImageEntry(string Source, string Code, string Message);
 
 /// <summary>Validation results recorded with the model.</summary>

@@ -40,7 +40,7 @@ public sealed record PredictionError(
 /// triggers and sweep, and by TrainJob's <c>classify --container</c> backfill), and returned by the HTTP API.
 /// One definition, so every writer and reader agrees on the shape (camelCase JSON):
 /// <code>
-/// { "status": "ok", "image": "cats/1.jpg", "modelVersion": "20250101-120000-ab12cd",
+/// { "status": "ok", "image": "cats/1.jpg", "imageVersion": "0x8DC1A2B3C4D5E6F", "modelVersion": "20250101-120000-ab12cd",
 ///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5,
 ///   "top": [{ "label": "cat", "probability": 0.97 }, ...],
 ///   "timings": { "decodeMs": 3.1, "preprocessMs": 1.2, "inferenceMs": 28.0 },
@@ -62,6 +62,14 @@ public sealed record PredictionDocument
     /// <summary>The image blob's name (relative to the images container); null in an HTTP response.</summary>
     [JsonPropertyName("image"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public required string? Image { get; init; }
+
+    /// <summary>
+    /// The version of the image blob this prediction describes (its ETag when it was read); null in an HTTP
+    /// response and in predictions written before versions were recorded. A blob whose ETag differs was
+    /// replaced after it was classified, so it is classified again (<c>PredictionUpdater</c>).
+    /// </summary>
+    [JsonPropertyName("imageVersion"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? ImageVersion { get; init; }
 
     /// <summary>The model version that classified it (null when no published version was involved, e.g. a local folder).</summary>
     [JsonPropertyName("modelVersion")]

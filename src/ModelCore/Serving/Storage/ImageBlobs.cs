@@ -1,3 +1,4 @@
+using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Imaging;
@@ -18,13 +19,25 @@ public static class ImageBlobs
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(decoder);
         var properties = await image.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (properties.Value.ContentLength > decoder.Limits.MaxBytes)
+        return await ReadAsync(image, properties.Value.ETag, properties.Value.ContentLength, decoder, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The bytes of the image version <paramref name="version"/> whose size is <paramref name="length"/> (from
+    /// properties the caller already read): over the limit it is rejected without a download; a blob overwritten
+    /// since fails with 412 (ConditionNotMet).
+    /// </summary>
+    public static async Task<ReadOnlyMemory<byte>> ReadAsync(BlobClient image, ETag version, long length, ImageDecoder decoder, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(decoder);
+        if (length > decoder.Limits.MaxBytes)
         {
             throw new ImageRejectedException(ImageErrorCode.TooLarge,
-                $"image is {properties.Value.ContentLength} bytes, over the limit of {decoder.Limits.MaxBytes}");
+                $"image is {length} bytes, over the limit of {decoder.Limits.MaxBytes}");
         }
         var download = await image.DownloadStreamingAsync(
-            new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = properties.Value.ETag } },
+            new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = version } },
             cancellationToken).ConfigureAwait(false);
         await using var stream = download.Value.Content;
         return await decoder.ReadAllBytesAsync(stream, cancellationToken).ConfigureAwait(false);

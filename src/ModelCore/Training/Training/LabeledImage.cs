@@ -11,11 +11,18 @@ namespace ServerlessClassifier.ModelCore.Training;
 /// <param name="ReadAsync">Reads its bytes (the file or the blob), or returns them from memory.</param>
 public sealed record LabeledImage(string Source, string Label, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync);
 
-/// <summary>An image left out of training, with the decoder's reason. Never aborts a run.</summary>
-/// <param name="Source">The image's relative path.</param>
-/// <param name="Code">The decoder's stable reason.</param>
-/// <param name="Message">What the decoder said.</param>
-public sealed record SkippedImage(string Source, ImageErrorCode Code, string Message);
+/// <summary>An image left out of training, with the reason. Never aborts a run.</summary>
+/// <param name="Source">The image's relative path (or its reference in a manifest).</param>
+/// <param name="Code">A stable reason: the decoder's <see cref="ImageErrorCode"/> name, or one of <see cref="SkipCodes"/>.</param>
+/// <param name="Message">What was wrong.</param>
+public sealed record SkippedImage(string Source, string Code, string Message)
+{
+    /// <summary>An image the decoder refused.</summary>
+    public SkippedImage(string source, ImageErrorCode code, string message)
+        : this(source, code.ToString(), message)
+    {
+    }
+}
 
 /// <summary>Images per class and the largest/smallest ratio; a ratio well above 1 means the classes are imbalanced.</summary>
 public sealed record ClassBalance(IReadOnlyDictionary<string, int> Counts, double MaxMinRatio);

@@ -7,8 +7,9 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// <summary>
 /// What a run was started with (the data source and the engine's resolved options), saved beside its
 /// checkpoint as <c>checkpoints/run.json</c> so that <c>train --output X --resume</c> alone continues it.
+/// <see cref="RewritePrefixes"/> are a manifest's <c>--rewrite-prefix FROM=TO</c> options, as given.
 /// </summary>
-public sealed record SavedRun(string Data, TrainingOptions Options)
+public sealed record SavedRun(string Data, TrainingOptions Options, IReadOnlyList<string>? RewritePrefixes = null)
 {
     public const string FileName = "run.json";
 

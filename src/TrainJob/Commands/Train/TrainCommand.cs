@@ -22,7 +22,18 @@ public static class TrainCommand
     public static Command Create(GlobalOptions global, CliHost host)
     {
         var defaults = new TrainingOptions();
-        var data = new Option<string?>("--data") { Description = "Labelled images: a local folder <root>/<label>/<file>, or container[/prefix] in the configured storage. Required unless --resume.", HelpName = "folder | container[/prefix]" };
+        var data = new Option<string?>("--data")
+        {
+            Description = "Labelled images: a local folder <root>/<label>/<file>, container[/prefix] in the configured storage, or a manifest file (CSV image,label; " +
+                "Azure ML JSONL; Vertex AI CSV; SageMaker Ground Truth / Rekognition manifest). Required unless --resume.",
+            HelpName = "folder | container[/prefix] | manifest",
+        };
+        var rewritePrefix = new Option<string[]>("--rewrite-prefix")
+        {
+            Description = "With a manifest: read image references starting with FROM as TO + the rest, TO being container/[prefix] in the configured storage " +
+                "(gs://bucket/=training/ reads gs://bucket/cat/1.jpg as the blob cat/1.jpg of the container training). Repeatable.",
+            HelpName = "FROM=TO",
+        };
         var output = new Option<string>("--output") { Description = "Folder for the model, report.html, report.json and checkpoints/.", Required = true, HelpName = "folder" };
         var mode = new Option<string>("--mode") { Description = "head: train only a new head on the frozen backbone; finetune: also the stages named by --unfreeze; full: everything.", DefaultValueFactory = _ => "head" };
         mode.AcceptOnlyFromAmong("head", "finetune", "full");
@@ -45,7 +56,7 @@ public static class TrainCommand
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -57,7 +68,8 @@ public static class TrainCommand
                 var saved = SavedRun.Read(checkpoints)
                     ?? throw new UsageException($"--resume: there is no interrupted run in {folder} (no {Path.Combine(CheckpointsFolder, SavedRun.FileName)}).");
                 // Options given again must agree with the run; only --device may change (it changes no result).
-                RequireSame(parse, data, saved.Data, v => v is not null && Directory.Exists(v) ? Path.GetFullPath(v) : v);
+                RequireSame(parse, data, saved.Data, FullPathIfLocal);
+                RequireSame(parse, rewritePrefix, string.Join(" ", saved.RewritePrefixes ?? []), v => string.Join(" ", v ?? []));
                 RequireSame(parse, mode, Name(saved.Options.Mode));
                 RequireSame(parse, unfreeze, string.Join(",", saved.Options.UnfreezeStages), v => string.Join(",", ResolveStages(saved.Options.Mode, v)));
                 RequireSame(parse, epochs, saved.Options.Epochs);
@@ -86,13 +98,17 @@ public static class TrainCommand
                         Device = parse.GetRequiredValue(device),
                         Backbone = ResolveBackbone(parse.GetValue(backbone)),
                         FlipFeatures = parse.GetValue(flip),
-                    });
-                run = Directory.Exists(run.Data) ? run with { Data = Path.GetFullPath(run.Data) } : run;
+                    },
+                    parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null);
+                run = run with { Data = FullPathIfLocal(run.Data)! };
             }
             return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken);
         });
         return command;
     }
+
+    /// <summary>A folder or manifest file as a full path (so --resume finds it from anywhere); container[/prefix] as given.</summary>
+    private static string? FullPathIfLocal(string? data) => data is not null && (Directory.Exists(data) || File.Exists(data)) ? Path.GetFullPath(data) : data;
 
     internal static string Name(TrainingMode mode) => mode.ToString().ToLowerInvariant();
 

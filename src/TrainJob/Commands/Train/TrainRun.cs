@@ -33,7 +33,7 @@ internal static class TrainRun
             (dataset, result) = await ProgressDisplay.RunAsync(context, async sink =>
             {
                 var progress = new TrainingProgressView(sink, options.Epochs);
-                var loaded = await LoadDatasetAsync(run.Data, options, context, progress, cancellationToken);
+                var loaded = await LoadDatasetAsync(run, options, context, progress, cancellationToken);
                 var trained = await new TransferTrainer(new CliLogger<TransferTrainer>(context))
                     .TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
                 return (loaded, trained);
@@ -76,12 +76,27 @@ internal static class TrainRun
         Directory.CreateDirectory(checkpoints);
     }
 
-    /// <summary>A local folder, else <c>container[/prefix]</c> in the configured storage (read blob by blob, nothing copied to disk).</summary>
-    private static async Task<ImageFolderDataset> LoadDatasetAsync(string data, TrainingOptions options, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// A local folder, a manifest file (its format stated in the output), else <c>container[/prefix]</c> in the
+    /// configured storage (read blob by blob, nothing copied to disk).
+    /// </summary>
+    private static async Task<ImageFolderDataset> LoadDatasetAsync(SavedRun run, TrainingOptions options, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
     {
+        var data = run.Data;
         if (Directory.Exists(data))
         {
             return await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions(), progress, cancellationToken);
+        }
+        if (File.Exists(data))
+        {
+            var dataset = await ImageFolderDataset.FromManifestAsync(data, ManifestSourcesFor(context, run.RewritePrefixes), options.ToDatasetOptions(), progress, cancellationToken);
+            var manifest = dataset.Manifest!;
+            context.WriteLine($"Manifest {manifest.Path}: {manifest.FormatName}, {manifest.Rows} rows, SHA-256 {manifest.Sha256}");
+            return dataset;
+        }
+        if (run.RewritePrefixes is { Count: > 0 })
+        {
+            throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
         }
         var slash = data.IndexOf('/', StringComparison.Ordinal);
         var containerName = slash < 0 ? data : data[..slash];
@@ -96,6 +111,24 @@ internal static class TrainRun
             throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
         }
         return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, options.ToDatasetOptions(), progress, cancellationToken);
+    }
+
+    /// <summary>Where a manifest's references point: the configured account (created on first use) and its training container.</summary>
+    internal static ManifestSources ManifestSourcesFor(CliContext context, IReadOnlyList<string>? rewrites)
+    {
+        try
+        {
+            return new ManifestSources
+            {
+                Account = () => context.Storage.Service,
+                TrainingContainer = context.Storage.TrainingContainer,
+                Rewrites = [.. (rewrites ?? []).Select(PrefixRewrite.Parse)],
+            };
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--rewrite-prefix: {e.Message}");
+        }
     }
 
     private static string Quote(string value) => value.Contains(' ', StringComparison.Ordinal) ? $"\"{value}\"" : value;

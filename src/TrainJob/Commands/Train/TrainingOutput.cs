@@ -17,7 +17,7 @@ internal static class TrainingOutput
         var report = new TrainingReport
         {
             Title = $"Training report: {string.Join(", ", labels.Take(8))}{(labels.Count > 8 ? ", ..." : "")}",
-            Settings = DescribeSettings(run, result.Device),
+            Settings = DescribeSettings(run, dataset.Manifest, result.Device),
             Labels = labels,
             Data = new DataCounts(dataset.TrainCounts, dataset.ValidationCounts),
             History = result.History,
@@ -61,14 +61,21 @@ internal static class TrainingOutput
         return notes;
     }
 
-    private static List<KeyValuePair<string, string>> DescribeSettings(SavedRun run, string device)
+    private static List<KeyValuePair<string, string>> DescribeSettings(SavedRun run, DataManifestInfo? manifest, string device)
     {
         var o = run.Options;
+        List<KeyValuePair<string, string>> data = manifest is null
+            ? [new("data", run.Data)]
+            : [new("data (manifest)", manifest.Path), new("manifest format", manifest.FormatName), new("manifest SHA-256", manifest.Sha256), new("manifest rows", manifest.Rows.ToString(CultureInfo.InvariantCulture))];
+        if (run.RewritePrefixes is { Count: > 0 } rewrites)
+        {
+            data.Add(new("rewrite prefix", string.Join(" ", rewrites)));
+        }
         if (TransferTrainer.UsesLinearProbe(o))
         {
             return
             [
-                new("data", run.Data),
+                .. data,
                 new("mode", "head (linear probe: L-BFGS logistic regression, L2 by cross-validation, temperature scaling)"),
                 new("cross-validation folds", o.ProbeFolds.ToString(CultureInfo.InvariantCulture)),
                 new("pooled stages", o.PooledStages.ToString(CultureInfo.InvariantCulture)),
@@ -80,7 +87,7 @@ internal static class TrainingOutput
         }
         return
         [
-            new("data", run.Data),
+            .. data,
             new("mode", TrainCommand.Name(o.Mode)),
             new("unfreeze", o.Mode == TrainingMode.Finetune ? string.Join(",", o.UnfreezeStages) : "-"),
             new("epochs", o.Epochs.ToString(CultureInfo.InvariantCulture)),

@@ -1,0 +1,40 @@
+using Azure;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ServerlessClassifier.Functions.Services;
+
+/// <summary>
+/// Keeps <see cref="ModelProvider"/> current in the background of the worker: loads the live model at startup (so the
+/// first request finds it ready, or in flight), then checks <c>current.json</c> every
+/// <see cref="ModelProvider.RefreshInterval"/> (a HEAD request; a download only when its ETag changed). Swaps and
+/// refusals are logged here, outside any request, so they reach the host's log and Application Insights.
+/// </summary>
+public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null) : BackgroundService
+{
+    /// <summary>The shortest pause between checks, whatever the setting (0 means "check on every request" in tests).</summary>
+    public static readonly TimeSpan MinimumInterval = TimeSpan.FromSeconds(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = models.RefreshInterval < MinimumInterval ? MinimumInterval : models.RefreshInterval;
+        logger.RefreshStarted(interval);
+        using var timer = new PeriodicTimer(interval, time ?? TimeProvider.System);
+        do
+        {
+            try
+            {
+                await models.RefreshAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RequestFailedException or IOException)
+            {
+                // Logged by the provider; the live model (if any) stays, the next tick tries again.
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+}

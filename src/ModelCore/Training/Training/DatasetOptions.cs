@@ -1,0 +1,32 @@
+using ServerlessClassifier.ModelCore.Imaging;
+
+namespace ServerlessClassifier.ModelCore.Training;
+
+/// <summary>How a data set is checked and split.</summary>
+public sealed record DatasetOptions
+{
+    /// <summary>Fraction of each class held out for validation when there are no <c>train/</c> and <c>val/</c> folders.</summary>
+    public double ValSplit { get; init; } = 0.2;
+
+    /// <summary>Seeds the stratified split (the same seed and files give the same split).</summary>
+    public int Seed { get; init; } = 42;
+
+    /// <summary>
+    /// Fewest images a class may have. 2 is the least that gives a class one training and one
+    /// validation image; anything less cannot be learnt and measured at once. Classes with fewer
+    /// than <see cref="FewImagesWarning"/> are accepted with a warning.
+    /// </summary>
+    public int MinImagesPerClass { get; init; } = 2;
+
+    /// <summary>Classes with fewer images than this get a warning (results on them are noisy).</summary>
+    public int FewImagesWarning { get; init; } = 10;
+
+    /// <summary>
+    /// Keep each image's bytes in memory after the check, so training does not read them again.
+    /// Null: yes for blob sources (no second download), no for folders (a second local read is cheap).
+    /// </summary>
+    public bool? KeepBytesInMemory { get; init; }
+
+    /// <summary>Decoder limits applied to every image.</summary>
+    public ImageLimits? Limits { get; init; }
+}

@@ -1,0 +1,237 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.Functions.Tests.EndToEnd;
+
+/// <summary>
+/// One Functions host for all end-to-end tests: the app published once (<c>dotnet publish src/Functions -c Release</c>),
+/// run by <c>run.sh</c> (or <c>func start</c>) against the test Azurite with containers of its own and the test model
+/// published as <c>v1</c> before the host starts. Its standard output is kept (for the log checks), and the time from
+/// starting the host to its first answer is measured.
+/// </summary>
+public sealed class FunctionsHostFixture : IAsyncLifetime
+{
+    public const string FunctionKey = "e2e-function-key-000000000000000000000000000";
+    public const string MasterKey = "e2e-master-key-00000000000000000000000000000";
+    public const string BlobsExtensionKey = "e2e-blobs-extension-key-00000000000000000000";
+
+    /// <summary>Bytes over which an image is refused (HTTP 413, prediction TooLarge); small, so that "huge" is cheap to upload.</summary>
+    public const int MaxBytes = 300_000;
+
+    private readonly ConcurrentQueue<string> output = new();
+    private readonly Lock gate = new();
+    private Task? started;
+    private Process? host;
+    private string? root;
+
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
+
+    public BlobContainerClient Images { get; private set; } = null!;
+
+    public BlobContainerClient Predictions { get; private set; } = null!;
+
+    public ModelStore Store { get; private set; } = null!;
+
+    /// <summary>Host process start to <c>/api/health</c> answering 200.</summary>
+    public TimeSpan ToFirstHealth { get; private set; }
+
+    /// <summary>Host process start to the first 200 of <c>POST /api/classify</c> (the model loaded).</summary>
+    public TimeSpan ToFirstClassification { get; private set; }
+
+    public DateTime StartedUtc { get; private set; }
+
+    /// <summary>How many log lines the host had written when it first answered a classification (its start-up dump).</summary>
+    public int StartupLogLines { get; private set; }
+
+    /// <summary>When the host first answered a classification.</summary>
+    public DateTime ReadyUtc { get; private set; }
+
+    /// <summary>The host's standard output so far (its log, with the worker's).</summary>
+    public IReadOnlyList<string> Log => [.. output];
+
+    /// <summary>Publishes the app and starts the host, once; later calls wait for the same start.</summary>
+    public Task EnsureStartedAsync(ServingModelFixture model)
+    {
+        lock (gate)
+        {
+            return started ??= StartAsync(model);
+        }
+    }
+
+    public Uri Url(string pathAndQuery) => new(Http.BaseAddress!, pathAndQuery);
+
+    private async Task StartAsync(ServingModelFixture model)
+    {
+        var location = FunctionsHostLocation.Find() ?? throw new InvalidOperationException(FunctionsHostLocation.MissingMessage);
+        root = Directory.CreateTempSubdirectory("functions-e2e-").FullName;
+        var app = Path.Combine(root, "app");
+        await RunAsync("dotnet", ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions"), "-c", "Release", "-o", app, "-nologo", "-v", "q"], TimeSpan.FromMinutes(8));
+
+        var suffix = Guid.NewGuid().ToString("N")[..12];
+        var account = TestStorage.CreateServiceClient();
+        Images = account.GetBlobContainerClient($"e2e-images-{suffix}");
+        Predictions = account.GetBlobContainerClient($"e2e-predictions-{suffix}");
+        var models = account.GetBlobContainerClient($"e2e-models-{suffix}");
+        await Images.CreateAsync();
+        await Predictions.CreateAsync();
+        await models.CreateAsync();
+        Store = new ModelStore(models);
+        await Store.PublishAsync(model.Folder, version: "v1");
+        await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
+
+        var port = FreePort();
+        Http.BaseAddress = new Uri($"http://127.0.0.1:{port}/");
+        var start = location.RunScript is { } script
+            ? new ProcessStartInfo("bash", [script, app, port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+            : new ProcessStartInfo(location.Func!, ["start", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { WorkingDirectory = app };
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        var workers = Directory.CreateDirectory(Path.Combine(root, "workers")).FullName;
+        var settings = new Dictionary<string, string>
+        {
+            // The host looks for language-worker folders beside its own folder and fails to start when there is none
+            // (seen with ../shared/functions-host); the app's own worker.config.json is all a .NET app needs.
+            ["languageWorkers__workersDirectory"] = workers,
+            ["AzureWebJobsStorage"] = TestStorage.ConnectionString,
+            ["ClassifierStorage"] = TestStorage.ConnectionString,
+            ["FUNCTIONS_WORKER_RUNTIME"] = "dotnet-isolated",
+            ["Classifier__ImagesContainer"] = Images.Name,
+            ["Classifier__PredictionsContainer"] = Predictions.Name,
+            ["Classifier__ModelsContainer"] = models.Name,
+            // The sweep runs when a test asks for it (the admin API); its schedule is once a year.
+            ["Classifier__SweepSchedule"] = "0 0 0 1 1 *",
+            ["Classifier__SweepMinImageAge"] = "00:00:00",
+            ["Classifier__ModelRefreshInterval"] = "00:00:02",
+            ["Classifier__MaxBytes"] = MaxBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            // Event Grid deliveries go through the host's blob-trigger queue, which otherwise backs off to a minute when idle.
+            ["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = "00:00:02",
+            ["FUNCTIONS_HOST_FUNCTION_KEY"] = FunctionKey,
+            ["FUNCTIONS_HOST_MASTER_KEY"] = MasterKey,
+            ["FUNCTIONS_HOST_BLOBS_EXTENSION_KEY"] = BlobsExtensionKey,
+        };
+        foreach (var (key, value) in settings)
+        {
+            start.Environment[key] = value;
+        }
+        File.Delete(LastLogFile);
+        var clock = Stopwatch.StartNew();
+        StartedUtc = DateTime.UtcNow;
+        host = Process.Start(start) ?? throw new InvalidOperationException("The Functions host did not start.");
+        host.OutputDataReceived += (_, e) => Keep(e.Data);
+        host.ErrorDataReceived += (_, e) => Keep(e.Data);
+        host.BeginOutputReadLine();
+        host.BeginErrorReadLine();
+
+        ToFirstHealth = await WaitForAsync(clock, async () => (await Http.GetAsync(Url("api/health"))).StatusCode == HttpStatusCode.OK);
+        ToFirstClassification = await WaitForAsync(clock, async () =>
+        {
+            using var request = Classify(ServingModelFixture.Image("red", seed: 900));
+            return (await Http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
+        });
+        StartupLogLines = output.Count;
+        ReadyUtc = DateTime.UtcNow;
+    }
+
+    /// <summary><c>POST /api/classify</c> with the function key (unless <paramref name="withKey"/> is false).</summary>
+    public HttpRequestMessage Classify(byte[] body, string contentType = "image/png", string query = "", bool withKey = true)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, Url("api/classify" + query)) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        if (withKey)
+        {
+            request.Headers.Add("x-functions-key", FunctionKey);
+        }
+        return request;
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (host is { HasExited: false })
+        {
+            host.Kill(entireProcessTree: true);
+            await host.WaitForExitAsync();
+        }
+        host?.Dispose();
+        Http.Dispose();
+        if (Images is not null)
+        {
+            await Images.DeleteIfExistsAsync();
+            await Predictions.DeleteIfExistsAsync();
+            await Store.Container.DeleteIfExistsAsync();
+        }
+        if (root is not null)
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>The host's log of the last run is kept here for a look after a failure.</summary>
+    public static string LastLogFile => Path.Combine(Path.GetTempPath(), "functions-e2e-host.log");
+
+    private void Keep(string? line)
+    {
+        if (line is not null)
+        {
+            output.Enqueue(line);
+            lock (output)
+            {
+                File.AppendAllText(LastLogFile, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
+            }
+        }
+    }
+
+    private async Task<TimeSpan> WaitForAsync(Stopwatch clock, Func<Task<bool>> ready)
+    {
+        var deadline = clock.Elapsed + TimeSpan.FromMinutes(3);
+        while (true)
+        {
+            if (host!.HasExited)
+            {
+                throw new InvalidOperationException($"The Functions host exited ({host.ExitCode}):\n{string.Join('\n', output.TakeLast(60))}");
+            }
+            try
+            {
+                if (await ready())
+                {
+                    return clock.Elapsed;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            if (clock.Elapsed > deadline)
+            {
+                throw new TimeoutException($"The Functions host did not answer in time:\n{string.Join('\n', output.TakeLast(60))}");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task RunAsync(string file, string[] arguments, TimeSpan timeout)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(timeout);
+        await process.WaitForExitAsync(cancel.Token);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await stdout}\n{await stderr}");
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -10,7 +10,7 @@ using ServerlessClassifier.ModelCore.Training;
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) against the plain PyTorch script and ML.NET, all on
 // the same frozen ResNet-18, scored on held-out test images. One run, one table.
-// Usage: dotnet run -c Release --project bench/Accuracy [-- --output docs/benchmarks-accuracy.md] [--sets a,b] [--no-mlnet]
+// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -33,6 +33,21 @@ foreach (var set in sets)
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"   {score.Contender,-34} acc {score.Accuracy:P1}  macro-F1 {score.MacroF1:P1}  ECE {score.Ece:P1}  train {score.TrainSeconds,6:F1} s  {score.Note}"));
     }
 
+    if (args.Contains("--finetune"))
+    {
+        // Finetune (layer4 unfrozen, 10 epochs, early stopping) from the probe (LP-FT, the default) and from a random head.
+        foreach (var (name, options) in new[]
+        {
+            ("product finetune: LP-FT (default)", new TrainingOptions { Mode = TrainingMode.Finetune }),
+            ("product finetune: random head init", new TrainingOptions { Mode = TrainingMode.Finetune, ProbeInitialisation = false }),
+        })
+        {
+            var (score, run) = await ProductRuns.TrainAndScoreAsync(name, set.Train, options, Test);
+            run.Dispose();
+            Add(score);
+        }
+        continue;
+    }
     var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new TrainingOptions(), Test);
     Add(probe);
     ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);

@@ -89,6 +89,22 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Finetune_StartsFromTheProbe_NotFromARandomHead()
+    {
+        // A learning rate of 1e-9: the one epoch changes nothing, so its validation figures are those of the starting head.
+        using var shapes = new SyntheticShapes(perClass: 10, size: 64);
+        var options = new TrainingOptions { Mode = TrainingMode.Finetune, Epochs = 1, LearningRate = 1e-9, Patience = 0 };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
+        using var fromProbe = await new TransferTrainer().TrainAsync(dataset, options, null, null);
+        using var fromRandom = await new TransferTrainer().TrainAsync(dataset, options with { ProbeInitialisation = false }, null, null);
+
+        var (probe, random) = (fromProbe.History[0], fromRandom.History[0]);
+        output.WriteLine($"from the probe: val loss {probe.ValidationLoss:F3} acc {probe.ValidationAccuracy:P0}; from a random head: val loss {random.ValidationLoss:F3} acc {random.ValidationAccuracy:P0}");
+        Assert.True(probe.ValidationAccuracy >= 0.8, $"{probe.ValidationAccuracy}");
+        Assert.True(random.ValidationLoss > probe.ValidationLoss + 0.3, $"{random.ValidationLoss} vs {probe.ValidationLoss}");
+    }
+
+    [Fact]
     public async Task HeadMode_FitsTheProbeOnEveryImage_AndTheExportStillMatchesTorchSharp()
     {
         using var shapes = new SyntheticShapes(perClass: 8, size: 64);

@@ -130,6 +130,17 @@ public sealed record TrainingOptions
     /// </summary>
     public int PooledStages { get; init; } = 2;
 
+    /// <summary>
+    /// Finetune and full with a linear head: before unfreezing, initialise the head from a linear probe
+    /// fitted on the training split's features of the pretrained backbone (LP-FT, Kumar et al. 2022:
+    /// a random head's first gradients distort the pretrained features; a fitted one does not). Costs
+    /// one extra inference pass over the images and the probe's fit.
+    /// </summary>
+    public bool ProbeInitialisation { get; init; } = true;
+
+    /// <summary>Finetune and full: label smoothing of the training loss (the validation loss stays plain cross-entropy).</summary>
+    public double LabelSmoothing { get; init; } = 0.1;
+
     /// <summary>Images decoded and run through the frozen backbone at a time (head mode).</summary>
     public int FeatureBatchSize { get; init; } = 32;
 
@@ -161,6 +172,7 @@ public sealed record TrainingOptions
         Require(InputSize is null or >= 32, nameof(InputSize), InputSize!, "must be at least 32");
         Require(CropScaleMin is > 0 and <= 1, nameof(CropScaleMin), CropScaleMin, "must be in (0, 1]");
         Require(PooledStages is >= 1 and <= 4, nameof(PooledStages), PooledStages, "must be 1..4");
+        Require(LabelSmoothing is >= 0 and < 1, nameof(LabelSmoothing), LabelSmoothing, "must be in [0, 1)");
         Require(ProbeFolds >= 2, nameof(ProbeFolds), ProbeFolds, "must be at least 2");
         Require(FeatureBatchSize >= 1, nameof(FeatureBatchSize), FeatureBatchSize, "must be at least 1");
     }

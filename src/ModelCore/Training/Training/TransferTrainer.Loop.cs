@@ -87,7 +87,8 @@ public sealed partial class TransferTrainer
                         var (inputs, targets) = data.TrainBatch(indices, random);
                         optimizer.zero_grad();
                         var logits = net.call(inputs);
-                        var loss = nn.functional.cross_entropy(logits, targets);
+                        // Label smoothing in the training loss only; validation loss (early stopping) stays plain cross-entropy.
+                        var loss = nn.functional.cross_entropy(logits, targets, label_smoothing: options.Mode == TrainingMode.Head ? 0 : options.LabelSmoothing);
                         loss.backward();
                         optimizer.step();
                         lossSum += loss.item<float>() * indices.Length;

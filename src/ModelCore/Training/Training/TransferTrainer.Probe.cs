@@ -1,5 +1,6 @@
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Training.Probe;
 using static TorchSharp.torch;
 
@@ -10,6 +11,35 @@ public sealed partial class TransferTrainer
     /// <summary>True when head mode fits the linear probe instead of running the epoch loop.</summary>
     public static bool UsesLinearProbe(TrainingOptions options) =>
         options.Mode == TrainingMode.Head && options.LinearProbe && options.HeadKind == HeadKind.Linear;
+
+    /// <summary>True when finetune/full starts from a head fitted as a linear probe (LP-FT).</summary>
+    public static bool UsesProbeInitialisation(TrainingOptions options) =>
+        options.Mode != TrainingMode.Head && options.ProbeInitialisation && options.HeadKind == HeadKind.Linear;
+
+    /// <summary>
+    /// LP-FT: the pretrained backbone's pooled features of the TRAINING split (on the serving engine,
+    /// parity-checked), a linear probe fitted on them (the validation split stays unseen: it drives
+    /// early stopping), and the head set to the probe's weights before any stage is unfrozen.
+    /// </summary>
+    private static async Task InitialiseHeadFromProbeAsync(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, ImageDecoder decoder, ImagePreprocessor preprocessor,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        setup.Model.eval();
+        // Its own skipped list: the training pass that follows reports the images that do not decode.
+        var loader = new TrainingData(dataset, decoder, preprocessor.DecodeShorterSide, [], progress);
+        var cache = await loader.ExtractFeaturesAsync(setup.Model, preprocessor, options.FeatureBatchSize, cancellationToken).ConfigureAwait(false);
+        var classes = dataset.Labels.Count;
+        CheckClasses(dataset, cache.TrainLabels);
+        var fit = LinearProbe.Fit(cache.Train, cache.TrainLabels, classes, null, options.ProbeFolds, options.Seed);
+        using (no_grad())
+        {
+            var state = setup.Model.Head.state_dict();
+            state["fc.weight"].copy_(tensor(fit.Weight, [classes, cache.NumFeatures]));
+            state["fc.bias"].copy_(tensor(fit.Bias));
+        }
+        Report(progress, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Head initialised from a linear probe on the {cache.TrainLabels.Length} training images' frozen features (L2 {fit.Lambda:G3}, out-of-fold accuracy {fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy:P1}; {cache.Seconds + fit.Seconds:F1} s), then fine-tuning."));
+    }
 
     /// <summary>
     /// Head mode's linear probe (see <see cref="LinearProbe"/>): the training and validation images are

@@ -96,6 +96,10 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
             }
             else
             {
+                if (state is null && UsesProbeInitialisation(options))
+                {
+                    await InitialiseHeadFromProbeAsync(dataset, options, setup, decoder, preprocessor, progress, cancellationToken).ConfigureAwait(false);
+                }
                 var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, options.CropScaleMin);
                 var train = new LoadedSplit<Image<Rgb24>>();
                 var val = new LoadedSplit<float[]>();

@@ -135,6 +135,18 @@ public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<M
         Assert.Contains("is not FROM=TO (e.g. gs://bucket/=training/)", malformed.Err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void SavedRun_KeepsTheRewritePrefixes_SoResumeReadsTheManifestTheSameWay()
+    {
+        var run = new SavedRun("/data/vertex.csv", new ModelCore.Training.TrainingOptions(), ["gs://b/=training/", "s3://c/=training/s3/"]);
+
+        run.Write(temp.Combine("checkpoints"));
+        var read = SavedRun.Read(temp.Combine("checkpoints"))!;
+
+        Assert.Equal(run.RewritePrefixes, read.RewritePrefixes);
+        Assert.Equal(run.Data, read.Data);
+    }
+
     public void Dispose() => temp.Dispose();
 
     private async Task<(CliRun Run, ModelManifest Manifest)> TrainAsync(Cli cli, string name, string data, params string[] extra)

@@ -6,7 +6,7 @@
 #      publishes it to the local model store;
 #   4. evaluates it on held-out images;
 #   5. uploads sample images to the images container and shows the predictions the blob trigger writes
-#      (under the real Functions host when FUNCTIONS_HOST_DIR names one, e.g. ../shared/functions-host, or
+#      (under the real Functions host when FUNCTIONS_HOST_DIR names a folder with its run.sh, or
 #      when `func` is installed; otherwise the same function classes run in-process), then answers one
 #      HTTP classification.
 # Outputs stay in out/demo/ (model, report.html, evaluation.json). Azurite is stopped at the end.

@@ -7,14 +7,15 @@ cd "$root"
 
 # Debian's python3-torch puts libtorch 1.13 into the system library path. The tests run with it
 # present to prove that TorchSharp never picks it up (it segfaults when it does). python3-torchvision
-# makes the reference checkpoint and outputs for the torchvision weight-import tests (below).
-if [ -f /etc/debian_version ] && ! dpkg -s python3-torch python3-torchvision >/dev/null 2>&1; then
+# makes the reference checkpoint and outputs for the torchvision weight-import tests (below). jq and
+# curl run the Custom Vision export script in its test; shellcheck checks the scripts.
+if [ -f /etc/debian_version ] && ! dpkg -s python3-torch python3-torchvision jq curl shellcheck >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    echo "==> Installing python3-torch and python3-torchvision (a system libtorch for the loader test; torchvision reference files)"
+    echo "==> Installing python3-torch, python3-torchvision, jq, curl and shellcheck with apt"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision jq curl shellcheck >/dev/null
   else
-    echo "==> python3-torch/python3-torchvision are not installed and this is not root: the system-libtorch case is not exercised"
+    echo "==> Some of python3-torch, python3-torchvision, jq, curl, shellcheck are not installed and this is not root: the tests that need them fail or check less"
   fi
 fi
 if [ -f /usr/lib/x86_64-linux-gnu/libtorch_cpu.so ]; then

@@ -33,8 +33,8 @@ internal static class ReportCharts
         {
             plot.Axes.SetLimitsX(epochs[0] - 1, epochs[0] + 1);
         }
-        plot.Legend.IsVisible = true;
-        plot.Legend.Alignment = Alignment.UpperRight;
+        // Beside the plot, never over the curves.
+        plot.ShowLegend(Edge.Right);
         return plot.GetSvgXml(Width, Height);
     }
 

@@ -100,7 +100,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         var settings = new Dictionary<string, string>
         {
             // The host looks for language-worker folders beside its own folder and fails to start when there is none
-            // (seen with ../shared/functions-host); the app's own worker.config.json is all a .NET app needs.
+            // (seen with a host built from source); the app's own worker.config.json is all a .NET app needs.
             ["languageWorkers__workersDirectory"] = workers,
             ["AzureWebJobsStorage"] = TestStorage.ConnectionString,
             ["ClassifierStorage"] = TestStorage.ConnectionString,

@@ -1,8 +1,8 @@
 namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 
 /// <summary>
-/// Where the Azure Functions host is: <c>FUNCTIONS_HOST_DIR</c> (a folder with <c>run.sh</c>, as
-/// <c>../shared/functions-host</c>; CI sets it) or Azure Functions Core Tools (<c>func</c> on PATH). The end-to-end
+/// Where the Azure Functions host is: <c>FUNCTIONS_HOST_DIR</c> (a folder with the host and its
+/// <c>run.sh</c>; CI sets it) or Azure Functions Core Tools (<c>func</c> on PATH). The end-to-end
 /// tests need one. When <c>FUNCTIONS_HOST_DIR</c> or <c>CI=true</c> is set, a missing host is a failure; on a
 /// machine with neither, the tests are skipped and say why.
 /// </summary>
@@ -29,7 +29,7 @@ internal sealed record FunctionsHostLocation(string? RunScript, string? Func)
 
     /// <summary>Why the end-to-end tests cannot run here, or null when they can (or must, and then fail).</summary>
     public static string? SkipReason => Find() is null && !Required
-        ? $"No Azure Functions host: set {DirectoryVariable} to a folder with run.sh (e.g. ../shared/functions-host) or install Core Tools (func)."
+        ? $"No Azure Functions host: set {DirectoryVariable} to a folder with run.sh or install Core Tools (func)."
         : null;
 
     public static string MissingMessage => Environment.GetEnvironmentVariable(DirectoryVariable) is { Length: > 0 } directory

@@ -118,6 +118,35 @@ public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<M
         Assert.Equal("alpha/missing.png", skipped.GetProperty("file").GetString());
     }
 
+    [Fact]
+    public async Task RewritePrefix_WithoutAManifest_IsAUsageError_AndABadOneNamesTheForm()
+    {
+        var cli = new Cli();
+        var data = temp.Combine("folder");
+        WriteImages(data, "", ["blue", "red"], perClass: 2);
+        var manifest = Write(temp.Combine("m.csv"), null, ["blue/0.png,blue"]);
+
+        var folder = await cli.RunAsync("train", "--data", data, "--output", temp.Combine("o1"), "--rewrite-prefix", "gs://b/=training/");
+        var malformed = await cli.RunAsync("evaluate", "--model", models.AlwaysGamma, "--data", manifest, "--rewrite-prefix", "gs://b/");
+
+        Assert.Equal(ExitCodes.Usage, folder.ExitCode);
+        Assert.Contains("--rewrite-prefix applies to a manifest file", folder.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, malformed.ExitCode);
+        Assert.Contains("is not FROM=TO (e.g. gs://bucket/=training/)", malformed.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SavedRun_KeepsTheRewritePrefixes_SoResumeReadsTheManifestTheSameWay()
+    {
+        var run = new SavedRun("/data/vertex.csv", new ModelCore.Training.TrainingOptions(), ["gs://b/=training/", "s3://c/=training/s3/"]);
+
+        run.Write(temp.Combine("checkpoints"));
+        var read = SavedRun.Read(temp.Combine("checkpoints"))!;
+
+        Assert.Equal(run.RewritePrefixes, read.RewritePrefixes);
+        Assert.Equal(run.Data, read.Data);
+    }
+
     public void Dispose() => temp.Dispose();
 
     private async Task<(CliRun Run, ModelManifest Manifest)> TrainAsync(Cli cli, string name, string data, params string[] extra)

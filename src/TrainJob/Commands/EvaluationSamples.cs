@@ -18,6 +18,10 @@ internal static class EvaluationSamples
         var samples = new List<(ImageInput Input, string Actual)>();
         if (Directory.Exists(data))
         {
+            if (rewrites is { Count: > 0 })
+            {
+                throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
+            }
             foreach (var labelFolder in Directory.GetDirectories(data).Order(StringComparer.Ordinal))
             {
                 var label = Path.GetFileName(labelFolder);

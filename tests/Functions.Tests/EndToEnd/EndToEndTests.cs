@@ -117,15 +117,10 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
         Assert.Equal(HttpStatusCode.Accepted, delivered.StatusCode);
         Assert.Equal("blue", (await WaitForPredictionAsync(host.Predictions, Name)).Label);
         Assert.Equal(1, await CountAsync(host.Predictions, "eventgrid/", [Name + ".json"]));
-        // Which delivery classified it is a race between the event and the polling scan (both are on here). Seen with
-        // ../shared/functions-host and Azurite: the polling scan, and no run of the Event Grid function within 30 s.
-        var eventRan = false;
-        for (var i = 0; i < 60 && !eventRan; i++)
-        {
-            eventRan = host.Log.Any(l => l.Contains("Executed 'Functions.ClassifyUploadedImageEventGrid'", StringComparison.Ordinal));
-            await Task.Delay(500);
-        }
-        output.WriteLine($"ClassifyUploadedImageEventGrid ran: {eventRan}");
+        // The event goes through the host's blob-trigger queue to the Event Grid function, whichever delivery wrote the
+        // prediction (the polling scan is on here too; the later one finds the prediction current and writes nothing).
+        await WaitForAsync(() => host.Log.Any(l => l.Contains("Executed 'Functions.ClassifyUploadedImageEventGrid' (Succeeded", StringComparison.Ordinal)),
+            "a run of ClassifyUploadedImageEventGrid");
     }
 
     [HostFact]
@@ -190,7 +185,7 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
     }
 
     [HostFact]
-    public async Task HostLog_HasNoStorageRequestLines_AndAtMostThreeLinesPerRequest()
+    public async Task HostLog_HasNoStorageRequestLines_AndTwoEntriesPerClassification()
     {
         await host.EnsureStartedAsync(model);
         var before = host.Log.Count;

@@ -34,7 +34,8 @@ internal static class EventGridEvents
             {
                 ["api"] = "PutBlob",
                 ["requestId"] = Guid.NewGuid().ToString(),
-                ["eTag"] = properties.ETag.ToString(),
+                // As Azure sends it: without the quotes (the extension adds them; a quoted one never matches the blob).
+                ["eTag"] = properties.ETag.ToString().Trim('"'),
                 ["contentType"] = properties.ContentType,
                 ["contentLength"] = properties.ContentLength,
                 ["blobType"] = "BlockBlob",

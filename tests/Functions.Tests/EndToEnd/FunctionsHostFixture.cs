@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Reflection;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
@@ -9,7 +10,7 @@ using ServerlessClassifier.Tests.Common;
 namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 
 /// <summary>
-/// One Functions host for all end-to-end tests: the app published once (<c>dotnet publish src/Functions -c Release</c>),
+/// One Functions host for all end-to-end tests: the app published once (<c>dotnet publish src/Functions --no-build</c>),
 /// run by <c>run.sh</c> (or <c>func start</c>) against the test Azurite with containers of its own and the test model
 /// published as <c>v1</c> before the host starts. Its standard output is kept (for the log checks), and the time from
 /// starting the host to its first answer is measured.
@@ -70,7 +71,11 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         var location = FunctionsHostLocation.Find() ?? throw new InvalidOperationException(FunctionsHostLocation.MissingMessage);
         root = Directory.CreateTempSubdirectory("functions-e2e-").FullName;
         var app = Path.Combine(root, "app");
-        await RunAsync("dotnet", ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions"), "-c", "Release", "-o", app, "-nologo", "-v", "q"], TimeSpan.FromMinutes(8));
+        // --no-build: the app was built with the tests (their project reference), in their configuration; building it
+        // here again could race other test projects that build it (the Flex package test) in the same obj folders.
+        var configuration = typeof(FunctionsHostFixture).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;
+        await RunAsync("dotnet", ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), "-c", configuration, "--no-build", "-o", app, "-nologo", "-v", "q"],
+            TimeSpan.FromMinutes(8));
 
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var account = TestStorage.CreateServiceClient();

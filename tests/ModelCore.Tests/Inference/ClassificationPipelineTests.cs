@@ -87,8 +87,8 @@ public sealed class ClassificationPipelineTests : IDisposable
     }
 
     /// <summary>
-    /// 2,000 TorchSharp predictions from 4 threads. Bound: the process may grow by at most 64 MB after
-    /// warm-up. A leak of only the 48 KB input tensor per call would add about 96 MB over 2,000 calls
+    /// Two rounds of 2,000 TorchSharp predictions from 4 threads. Bound: in at least one round the process
+    /// grows by at most 64 MB after warm-up. A leak of only the 48 KB input tensor per call would add about 96 MB in every round of 2,000 calls
     /// (and leaking activations, many MB per call, would be far worse), while allocator caching and
     /// thread arenas account for well under 64 MB, so the bound catches any per-call native leak.
     /// </summary>
@@ -107,15 +107,22 @@ public sealed class ClassificationPipelineTests : IDisposable
         });
 
         Run(200);
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        var before = Process.GetCurrentProcess().WorkingSet64;
-        Run(2000);
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        var after = Process.GetCurrentProcess().WorkingSet64;
-        var growthMb = (after - before) / (1024.0 * 1024.0);
-        output.WriteLine($"working set: {before / 1048576.0:F0} MB -> {after / 1048576.0:F0} MB after 2,000 predictions (growth {growthMb:F1} MB)");
+        // Two rounds: a per-call native leak grows the process in both, while allocator warm-up and
+        // whatever else the test process does meanwhile (it is process-wide) rarely hits both.
+        var growths = new double[2];
+        for (var round = 0; round < growths.Length; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            var before = Process.GetCurrentProcess().WorkingSet64;
+            Run(2000);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            var after = Process.GetCurrentProcess().WorkingSet64;
+            growths[round] = (after - before) / (1024.0 * 1024.0);
+            output.WriteLine($"round {round + 1}: working set {before / 1048576.0:F0} MB -> {after / 1048576.0:F0} MB after 2,000 predictions (growth {growths[round]:F1} MB)");
+        }
+        var growthMb = growths.Min();
         Assert.True(growthMb < 64, $"working set grew by {growthMb:F1} MB over 2,000 predictions");
     }
 }

@@ -45,7 +45,8 @@ public sealed class DataManifest
         var resolver = new ImageReferenceResolver(full, sources);
         var images = new List<ManifestImage>();
         var skipped = new List<SkippedImage>();
-        var seen = new Dictionary<string, (int Line, string Label)>(StringComparer.Ordinal);
+        var seen = new Dictionary<(string Container, string Path), (int Line, string Label)>();
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal); // one string per label, not per row
         ManifestFormat? format = null;
         var rows = 0;
         var number = 0;
@@ -74,7 +75,11 @@ public sealed class DataManifest
                 skipped.Add(new SkippedImage(row.Image, SkipCodes.Unlabelled, $"line {number} has no label"));
                 continue;
             }
-            var label = ImageFolderDataset.ValidateLabel(row.Label, $"{full} line {number}", "fix it in the manifest");
+            if (!labels.TryGetValue(row.Label, out var label))
+            {
+                label = ImageFolderDataset.ValidateLabel(row.Label, $"{full} line {number}", "fix it in the manifest");
+                labels.Add(label, label);
+            }
             if (resolver.Resolve(row.Image, number) is not { } image)
             {
                 skipped.Add(new SkippedImage(row.Image, SkipCodes.Missing, $"line {number}: no such file"));

@@ -3,8 +3,12 @@ using Azure.Storage.Blobs;
 
 namespace ServerlessClassifier.ModelCore.Training;
 
-/// <summary>An image reference resolved: an identity for finding duplicates, the source name used everywhere else, and how to read it.</summary>
-internal sealed record ResolvedImage(string Key, string Source, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync);
+/// <summary>
+/// An image reference resolved: an identity for finding duplicates (a local file's full path, or a blob's
+/// container and name; the strings are shared with the rest, so a key costs no text of its own), the source
+/// name used everywhere else, and how to read it.
+/// </summary>
+internal sealed record ResolvedImage((string Container, string Path) Key, string Source, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync);
 
 /// <summary>
 /// Resolves a manifest's image references. In order: a <see cref="PrefixRewrite"/> that matches; an http(s)
@@ -18,6 +22,7 @@ internal sealed record ResolvedImage(string Key, string Source, long Bytes, Func
 internal sealed partial class ImageReferenceResolver(string manifestPath, ManifestSources sources)
 {
     private readonly string directory = Path.GetDirectoryName(manifestPath)!;
+    private readonly Dictionary<string, BlobContainerClient> containers = new(StringComparer.Ordinal);
     private BlobServiceClient? account;
 
     private BlobServiceClient Account => account ??= (sources.Account ?? throw new DatasetException(
@@ -99,14 +104,19 @@ internal sealed partial class ImageReferenceResolver(string manifestPath, Manife
             return null;
         }
         var source = Path.GetRelativePath(directory, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
-        return new ResolvedImage("file:" + file.FullName, source, file.Length, ct => File.ReadAllBytesAsync(file.FullName, ct));
+        var full = file.FullName;
+        return new ResolvedImage(("", full), source, file.Length, ct => File.ReadAllBytesAsync(full, ct));
     }
 
     private ResolvedImage Blob(string container, string name)
     {
         var source = container == sources.TrainingContainer ? name : $"{container}/{name}";
-        var blob = Account.GetBlobContainerClient(container).GetBlobClient(name);
-        return new ResolvedImage($"blob:{container}/{name}", source, 0, BlobListing.Read(blob));
+        if (!containers.TryGetValue(container, out var client))
+        {
+            containers.Add(container, client = Account.GetBlobContainerClient(container));
+        }
+        // The blob client is made when the image is read: a million rows keep a name each, not a client each.
+        return new ResolvedImage((container, name), source, 0, ct => BlobListing.Read(client.GetBlobClient(name))(ct));
     }
 
     [GeneratedRegex("^([A-Za-z][A-Za-z0-9+.-]*)://")]

@@ -83,6 +83,10 @@ internal static class TrainRun
     private static async Task<ImageFolderDataset> LoadDatasetAsync(SavedRun run, TrainingOptions options, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
     {
         var data = run.Data;
+        if (run.RewritePrefixes is { Count: > 0 } && !File.Exists(data))
+        {
+            throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
+        }
         if (Directory.Exists(data))
         {
             return await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions(), progress, cancellationToken);
@@ -93,10 +97,6 @@ internal static class TrainRun
             var manifest = dataset.Manifest!;
             context.WriteLine($"Manifest {manifest.Path}: {manifest.FormatName}, {manifest.Rows} rows, SHA-256 {manifest.Sha256}");
             return dataset;
-        }
-        if (run.RewritePrefixes is { Count: > 0 })
-        {
-            throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
         }
         var slash = data.IndexOf('/', StringComparison.Ordinal);
         var containerName = slash < 0 ? data : data[..slash];

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Azure.Storage.Blobs;
+
+namespace ServerlessClassifier.Bench;
+
+/// <summary>
+/// Cold start under the Azure Functions host: the published app started by <c>$FUNCTIONS_HOST_DIR/run.sh</c> against
+/// the benchmark's Azurite and model, timed from starting the host process to <c>/api/health</c> answering 200 and to
+/// the first 200 of <c>POST /api/classify</c> (the worker process started and the model loaded). Each run is a fresh
+/// host. Skipped when <c>FUNCTIONS_HOST_DIR</c> is not set.
+/// </summary>
+internal static class HostColdStart
+{
+    private const string FunctionKey = "bench-function-key-0000000000000000000000000";
+
+    /// <summary>The host's <c>run.sh</c>, or null when none is named.</summary>
+    public static string? Find() =>
+        Environment.GetEnvironmentVariable("FUNCTIONS_HOST_DIR") is { Length: > 0 } directory && File.Exists(Path.Combine(directory, "run.sh"))
+            ? Path.Combine(directory, "run.sh")
+            : null;
+
+    /// <summary>Publishes the app once, then starts the host <paramref name="runs"/> times: (to health, to first classification) per run.</summary>
+    public static async Task<List<(double HealthMs, double FirstMs)>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, int runs)
+    {
+        var root = Directory.CreateTempSubdirectory("bench-host-").FullName;
+        try
+        {
+            var app = Path.Combine(root, "app");
+            using (var publish = Process.Start("dotnet", ["publish", Path.Combine(repositoryRoot, "src", "Functions"), "-c", "Release", "-o", app, "-nologo", "-v", "q"]))
+            {
+                await publish.WaitForExitAsync();
+                if (publish.ExitCode != 0)
+                {
+                    throw new InvalidOperationException("dotnet publish src/Functions failed");
+                }
+            }
+            var workers = Directory.CreateDirectory(Path.Combine(root, "workers")).FullName;
+            var results = new List<(double, double)>();
+            for (var run = 0; run < runs; run++)
+            {
+                results.Add(await OneAsync(runScript, app, workers, storage, modelsContainer, image));
+            }
+            return results;
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static async Task<(double, double)> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image)
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..12];
+        var port = FreePort();
+        var start = new ProcessStartInfo("bash", [runScript, app, port.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["AzureWebJobsStorage"] = storage;
+        start.Environment["ClassifierStorage"] = storage;
+        start.Environment["Classifier__ImagesContainer"] = $"bench-images-{suffix}";
+        start.Environment["Classifier__PredictionsContainer"] = $"bench-predictions-{suffix}";
+        start.Environment["Classifier__ModelsContainer"] = modelsContainer;
+        start.Environment["Classifier__SweepSchedule"] = "0 0 0 1 1 *";
+        start.Environment["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"] = "true";
+        start.Environment["languageWorkers__workersDirectory"] = workers;
+        start.Environment["FUNCTIONS_HOST_FUNCTION_KEY"] = FunctionKey;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(60) };
+        var clock = Stopwatch.StartNew();
+        using var host = Process.Start(start) ?? throw new InvalidOperationException("the Functions host did not start");
+        host.OutputDataReceived += (_, _) => { };
+        host.ErrorDataReceived += (_, _) => { };
+        host.BeginOutputReadLine();
+        host.BeginErrorReadLine();
+        try
+        {
+            var health = await UntilAsync(clock, host, async () => (await http.GetAsync(new Uri("api/health", UriKind.Relative))).StatusCode == HttpStatusCode.OK);
+            var first = await UntilAsync(clock, host, async () =>
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("api/classify", UriKind.Relative)) { Content = new ByteArrayContent(image) };
+                request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/jpeg");
+                request.Headers.Add("x-functions-key", FunctionKey);
+                return (await http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
+            });
+            return (health, first);
+        }
+        finally
+        {
+            host.Kill(entireProcessTree: true);
+            await host.WaitForExitAsync();
+            var account = new BlobServiceClient(storage);
+            await account.GetBlobContainerClient($"bench-images-{suffix}").DeleteIfExistsAsync();
+            await account.GetBlobContainerClient($"bench-predictions-{suffix}").DeleteIfExistsAsync();
+        }
+    }
+
+    private static async Task<double> UntilAsync(Stopwatch clock, Process host, Func<Task<bool>> ready)
+    {
+        while (clock.Elapsed < TimeSpan.FromMinutes(3))
+        {
+            if (host.HasExited)
+            {
+                throw new InvalidOperationException($"the Functions host exited ({host.ExitCode})");
+            }
+            try
+            {
+                if (await ready())
+                {
+                    return clock.Elapsed.TotalMilliseconds;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            await Task.Delay(50);
+        }
+        throw new TimeoutException("the Functions host did not answer within 3 minutes");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -35,11 +35,11 @@ foreach (var set in sets)
 
     if (args.Contains("--finetune"))
     {
-        // Finetune (layer4 unfrozen, 10 epochs, early stopping) from the probe (LP-FT, the default) and from a random head.
+        // Finetune (layer4 unfrozen, 10 epochs, early stopping) from the probe (LP-FT) and from a random head (the default).
         foreach (var (name, options) in new[]
         {
-            ("product finetune: LP-FT (default)", new TrainingOptions { Mode = TrainingMode.Finetune }),
-            ("product finetune: random head init", new TrainingOptions { Mode = TrainingMode.Finetune, ProbeInitialisation = false }),
+            ("product finetune: LP-FT", new TrainingOptions { Mode = TrainingMode.Finetune, ProbeInitialisation = true }),
+            ("product finetune: random head (default)", new TrainingOptions { Mode = TrainingMode.Finetune }),
         })
         {
             var (score, run) = await ProductRuns.TrainAndScoreAsync(name, set.Train, options, Test);

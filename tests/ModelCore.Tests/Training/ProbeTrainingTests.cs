@@ -93,7 +93,7 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     {
         // A learning rate of 1e-9: the one epoch changes nothing, so its validation figures are those of the starting head.
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
-        var options = new TrainingOptions { Mode = TrainingMode.Finetune, Epochs = 1, LearningRate = 1e-9, Patience = 0 };
+        var options = new TrainingOptions { Mode = TrainingMode.Finetune, Epochs = 1, LearningRate = 1e-9, Patience = 0, ProbeInitialisation = true };
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
         using var fromProbe = await new TransferTrainer().TrainAsync(dataset, options, null, null);
         using var fromRandom = await new TransferTrainer().TrainAsync(dataset, options with { ProbeInitialisation = false }, null, null);

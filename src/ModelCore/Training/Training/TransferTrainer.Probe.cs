@@ -68,16 +68,10 @@ public sealed partial class TransferTrainer
         }
         setup.Model.eval();
 
-        var predictions = new List<ValidationPrediction>(labels.Length);
-        for (var i = 0; i < labels.Length; i++)
-        {
-            var row = fit.OutOfFoldProbabilities.AsSpan(i * classes, classes).ToArray().Select(p => (float)p).ToArray();
-            var top = Array.IndexOf(row, row.Max());
-            predictions.Add(new ValidationPrediction(sources[i], dataset.Labels[labels[i]], dataset.Labels[top], row[top], row));
-        }
+        var predictions = Predictions(dataset, sources, labels, i => [.. fit.OutOfFoldProbabilities.AsSpan(i * classes, classes).ToArray().Select(p => (float)p)]);
         var report = Evaluation.Compute(dataset.Labels, predictions.Select(p => (p.Actual, p.Predicted)));
         var threshold = Evaluation.ChooseConfidenceThreshold(predictions.Select(p => (p.Correct, p.Confidence)));
-        var counts = dataset.Labels.Select((l, c) => (l, c)).ToDictionary(x => x.l, x => labels.Count(y => y == x.c), StringComparer.Ordinal);
+        var counts = Counts(dataset, labels);
         var summary = new ProbeSummary
         {
             Folds = fit.Folds,
@@ -96,15 +90,8 @@ public sealed partial class TransferTrainer
             Converged = fit.FinalOutcome.Converged,
             Seconds = fit.Seconds,
         };
-        var manifest = new ModelManifest
-        {
-            Backbone = setup.BackboneId,
-            BackboneSource = setup.BackboneSource,
-            Head = setup.Model.HeadSpec,
-            Labels = dataset.Labels,
-            Preprocessing = setup.Preprocessing,
-            ConfidenceThreshold = threshold,
-            Training = new TrainingSummary
+        var manifest = Draft(dataset, setup, threshold, skipped,
+            new TrainingSummary
             {
                 Mode = "head",
                 Epochs = 0,
@@ -116,21 +103,16 @@ public sealed partial class TransferTrainer
                 WeightDecay = fit.Lambda,
                 TrainCounts = counts,
                 ValidationCounts = counts,
-                ClassImbalanceRatio = dataset.Balance.MaxMinRatio,
-                SkippedImages = skipped.Count,
-                Skipped = [.. skipped.Take(TrainingSummary.MaxSkippedListed).Select(s => new SkippedImageEntry(s.Source, s.Code.ToString(), s.Message))],
-                DataHash = dataset.DataHash,
                 Probe = summary,
             },
-            Metrics = new ValidationMetrics
+            new ValidationMetrics
             {
                 Accuracy = report.Accuracy,
                 Loss = fit.NllAfter,
                 Samples = labels.Length,
                 MacroF1 = report.MacroF1,
                 ExpectedCalibrationError = fit.EceAfter,
-            },
-        };
+            });
         return new TrainingResult(setup.Model, manifest)
         {
             History = [new EpochMetrics(1, fit.FinalTrainLoss, fit.FinalTrainAccuracy, fit.NllAfter, report.Accuracy, 0, fit.Seconds)],

@@ -16,25 +16,11 @@ public sealed partial class TransferTrainer
         int resumedFrom, double loss, double accuracy, float[] probabilities, List<SkippedImage> skipped)
     {
         var classes = dataset.Labels.Count;
-        var predictions = new List<ValidationPrediction>();
-        for (var i = 0; i < data.ValidationLabels.Length; i++)
-        {
-            var row = probabilities.AsSpan(i * classes, classes).ToArray();
-            var top = Array.IndexOf(row, row.Max());
-            predictions.Add(new ValidationPrediction(data.ValidationSources[i], dataset.Labels[data.ValidationLabels[i]], dataset.Labels[top], row[top], row));
-        }
+        var predictions = Predictions(dataset, data.ValidationSources, data.ValidationLabels, i => probabilities.AsSpan(i * classes, classes).ToArray());
         var report = Evaluation.Compute(dataset.Labels, predictions.Select(p => (p.Actual, p.Predicted)));
         var threshold = Evaluation.ChooseConfidenceThreshold(predictions.Select(p => (p.Correct, p.Confidence)));
-        var counts = (int[] labels) => dataset.Labels.Select((l, c) => (l, c)).ToDictionary(x => x.l, x => labels.Count(y => y == x.c), StringComparer.Ordinal);
-        var manifest = new ModelManifest
-        {
-            Backbone = setup.BackboneId,
-            BackboneSource = setup.BackboneSource,
-            Head = setup.Model.HeadSpec,
-            Labels = dataset.Labels,
-            Preprocessing = setup.Preprocessing,
-            ConfidenceThreshold = threshold,
-            Training = new TrainingSummary
+        var manifest = Draft(dataset, setup, threshold, skipped,
+            new TrainingSummary
             {
                 Mode = options.Mode.ToString().ToLowerInvariant(),
                 Epochs = history.Count,
@@ -51,21 +37,16 @@ public sealed partial class TransferTrainer
                 Seed = options.Seed,
                 Device = device.type == DeviceType.CUDA ? "cuda" : "cpu",
                 Optimizer = options.Optimizer.ToString().ToLowerInvariant(),
-                TrainCounts = counts(data.TrainLabels),
-                ValidationCounts = counts(data.ValidationLabels),
-                ClassImbalanceRatio = dataset.Balance.MaxMinRatio,
-                SkippedImages = skipped.Count,
-                Skipped = [.. skipped.Take(TrainingSummary.MaxSkippedListed).Select(s => new SkippedImageEntry(s.Source, s.Code.ToString(), s.Message))],
-                DataHash = dataset.DataHash,
+                TrainCounts = Counts(dataset, data.TrainLabels),
+                ValidationCounts = Counts(dataset, data.ValidationLabels),
             },
-            Metrics = new ValidationMetrics
+            new ValidationMetrics
             {
                 Accuracy = accuracy,
                 Loss = loss,
                 Samples = data.ValidationLabels.Length,
                 MacroF1 = report.MacroF1,
-            },
-        };
+            });
         return new TrainingResult(setup.Model, manifest)
         {
             History = history,
@@ -82,4 +63,39 @@ public sealed partial class TransferTrainer
         };
     }
 
+    /// <summary>Each image's answer from its row of class probabilities (image order).</summary>
+    private static List<ValidationPrediction> Predictions(ImageFolderDataset dataset, IReadOnlyList<string> sources, int[] labels, Func<int, float[]> probabilities)
+    {
+        var predictions = new List<ValidationPrediction>(labels.Length);
+        for (var i = 0; i < labels.Length; i++)
+        {
+            var row = probabilities(i);
+            var top = Array.IndexOf(row, row.Max());
+            predictions.Add(new ValidationPrediction(sources[i], dataset.Labels[labels[i]], dataset.Labels[top], row[top], row));
+        }
+        return predictions;
+    }
+
+    /// <summary>Images per label among <paramref name="labels"/> (class indices).</summary>
+    private static Dictionary<string, int> Counts(ImageFolderDataset dataset, int[] labels) =>
+        dataset.Labels.Select((l, c) => (l, c)).ToDictionary(x => x.l, x => labels.Count(y => y == x.c), StringComparer.Ordinal);
+
+    /// <summary>The manifest draft every mode writes: the model's description, plus what the data set says about the run.</summary>
+    private static ModelManifest Draft(ImageFolderDataset dataset, ModelSetup setup, double threshold, List<SkippedImage> skipped, TrainingSummary training, ValidationMetrics metrics) => new()
+    {
+        Backbone = setup.BackboneId,
+        BackboneSource = setup.BackboneSource,
+        Head = setup.Model.HeadSpec,
+        Labels = dataset.Labels,
+        Preprocessing = setup.Preprocessing,
+        ConfidenceThreshold = threshold,
+        Training = training with
+        {
+            ClassImbalanceRatio = dataset.Balance.MaxMinRatio,
+            SkippedImages = skipped.Count,
+            Skipped = [.. skipped.Take(TrainingSummary.MaxSkippedListed).Select(s => new SkippedImageEntry(s.Source, s.Code.ToString(), s.Message))],
+            DataHash = dataset.DataHash,
+        },
+        Metrics = metrics,
+    };
 }

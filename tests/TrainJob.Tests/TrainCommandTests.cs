@@ -45,6 +45,9 @@ public sealed class TrainCommandTests : IDisposable
         Assert.DoesNotContain(HostileLabel, html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", html, StringComparison.Ordinal);
+        Assert.Contains("<h2>Calibration</h2>", html, StringComparison.Ordinal);
+        Assert.Contains("aria-label=\"Reliability diagram\"><svg", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<?xml", html, StringComparison.Ordinal);
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
         Assert.Equal(1, json.RootElement.GetProperty("history").GetArrayLength()); // one fit, no epochs
         var probe = json.RootElement.GetProperty("probe");

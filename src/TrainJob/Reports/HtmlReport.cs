@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Training.Probe;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 
@@ -47,6 +48,8 @@ public static class HtmlReport
         AppendChart(html, "Accuracy", report.History, h => h.TrainAccuracy, h => h.ValidationAccuracy, isFraction: true);
         html.Append("</div>\n");
         AppendHistoryTable(html, report.History);
+
+        AppendCalibration(html, report);
 
         if (report.Validation is { } metrics)
         {
@@ -119,6 +122,23 @@ public static class HtmlReport
                 .Append(double.IsFinite(h.ValidationAccuracy) ? Percent(h.ValidationAccuracy) : "-").Append("</td></tr>\n");
         }
         html.Append("</table>\n");
+    }
+
+    private static void AppendCalibration(StringBuilder html, TrainingReport report)
+    {
+        if (report.Predictions.Count == 0)
+        {
+            return;
+        }
+        var ece = Calibration.ExpectedCalibrationError([.. report.Predictions.Select(p => (p.Correct, p.Confidence))]);
+        html.Append("<h2>Calibration</h2>\n<p>Expected calibration error of these predictions ").Append(Percent(ece));
+        if (report.Probe is { } probe)
+        {
+            html.Append(" (out of fold; before temperature scaling ").Append(Percent(probe.EceBefore)).Append(", after ")
+                .Append(Percent(probe.EceAfter)).Append(" with temperature ").Append(F(probe.Temperature)).Append(')');
+        }
+        html.Append(". A bar below the diagonal means the model was more confident than right in that bin.</p>\n")
+            .Append("<figure role=\"img\" aria-label=\"Reliability diagram\">").Append(ReportCharts.Reliability(report.Predictions)).Append("</figure>\n");
     }
 
     private static void AppendChart(StringBuilder html, string title, IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> train, Func<EpochMetrics, double> validation, bool isFraction) =>

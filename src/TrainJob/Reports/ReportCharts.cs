@@ -1,6 +1,7 @@
 using System.Globalization;
 using ScottPlot;
 using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Training.Probe;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 
@@ -35,7 +36,7 @@ internal static class ReportCharts
         }
         // Beside the plot, never over the curves.
         plot.ShowLegend(Edge.Right);
-        return plot.GetSvgXml(Width, Height);
+        return Svg(plot, Width, Height);
     }
 
     private static void AddSeries(Plot plot, double[] epochs, double[] values, string label, Color colour)
@@ -49,5 +50,57 @@ internal static class ReportCharts
         series.LegendText = label;
         series.LineWidth = 2;
         series.MarkerSize = 6;
+    }
+
+    /// <summary>Equal-width confidence bins of the reliability diagram: the same bins as the expected calibration error.</summary>
+    public const int ReliabilityBins = Calibration.Bins;
+
+    /// <summary>
+    /// Reliability diagram: for each confidence bin with predictions, the share that were right (bars) beside the
+    /// diagonal a perfectly calibrated model follows; the bar's label is the bin's count.
+    /// </summary>
+    public static string Reliability(IReadOnlyList<ValidationPrediction> predictions)
+    {
+        var plot = new Plot();
+        var bars = new List<Bar>();
+        for (var bin = 0; bin < ReliabilityBins; bin++)
+        {
+            var low = (double)bin / ReliabilityBins;
+            var high = (double)(bin + 1) / ReliabilityBins;
+            var inBin = predictions.Where(p => (p.Confidence > low && p.Confidence <= high) || (bin == 0 && p.Confidence <= 0)).ToList();
+            if (inBin.Count == 0)
+            {
+                continue;
+            }
+            bars.Add(new Bar
+            {
+                Position = (low + high) / 2,
+                Value = (double)inBin.Count(p => p.Correct) / inBin.Count,
+                Size = 0.9 / ReliabilityBins,
+                FillColor = Colors.C0.WithAlpha(0.8),
+                Label = inBin.Count.ToString(CultureInfo.InvariantCulture),
+            });
+        }
+        var barPlot = plot.Add.Bars(bars);
+        barPlot.LegendText = "share correct (count above the bar)";
+        barPlot.ValueLabelStyle.FontSize = 10;
+        var diagonal = plot.Add.Line(0, 0, 1, 1);
+        diagonal.LineColor = Colors.C1;
+        diagonal.LinePattern = LinePattern.Dashed;
+        diagonal.LegendText = "perfectly calibrated";
+        plot.Title("Reliability");
+        plot.XLabel("confidence of the top label");
+        plot.YLabel("share correct");
+        plot.Axes.SetLimits(0, 1, 0, 1.15);
+        plot.ShowLegend(Edge.Bottom);
+        return Svg(plot, Width, Height + 40);
+    }
+
+    /// <summary>The plot as an <c>svg</c> element to place inside HTML (without the XML declaration a standalone file has).</summary>
+    private static string Svg(Plot plot, int width, int height)
+    {
+        var svg = plot.GetSvgXml(width, height);
+        var start = svg.IndexOf("<svg", StringComparison.Ordinal);
+        return start > 0 ? svg[start..] : svg;
     }
 }

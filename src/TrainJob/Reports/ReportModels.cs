@@ -59,6 +59,12 @@ public sealed record TrainingReport
     /// <summary>Head mode's linear probe: cross-validation, temperature, calibration error before and after (null for epoch-trained models).</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary? Probe { get; init; }
 
+    /// <summary>
+    /// The predictions the validation metrics come from (out-of-fold and temperature-scaled for the linear
+    /// probe; the kept epoch's on the validation split otherwise): the reliability diagram is drawn from them.
+    /// </summary>
+    public IReadOnlyList<ValidationPrediction> Predictions { get; init; } = [];
+
     /// <summary>Notes for people (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 }

@@ -27,6 +27,7 @@ internal static class TrainingOutput
             ConfidenceThreshold = result.ConfidenceThreshold,
             Notes = Notes(result, dataset),
             Probe = result.Manifest.Training?.Probe,
+            Predictions = result.ValidationPredictions,
         };
         await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
         await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);

@@ -33,7 +33,7 @@ public sealed record TorchRuntimeInfo(string NativeDirectory, string LibTorchSha
 /// </list>
 /// On Windows and macOS it does nothing; TorchSharp's own loading applies.
 /// </remarks>
-public static class TorchRuntime
+public static partial class TorchRuntime
 {
     private const string LibTorchSharpFile = "libLibTorchSharp.so";
 
@@ -43,6 +43,15 @@ public static class TorchRuntime
     private static readonly Lock Gate = new();
     private static readonly Dictionary<string, IntPtr> Handles = new(StringComparer.Ordinal);
     private static TorchRuntimeInfo? info;
+
+    /// <summary>
+    /// Intel MKL's conditional numerical reproducibility mode, set for the process before libtorch loads
+    /// unless the environment already sets it. Without it MKL picks its kernels by the alignment of the
+    /// operands, so two runs on the same data can differ in the last bits (measured: the linear probe's
+    /// float64 matrix products gave different weights from run to run on an AVX2 machine); AUTO keeps the
+    /// fastest code path for the CPU and makes results repeat on the same machine and thread count.
+    /// </summary>
+    public const string MklReproducibilityVariable = "MKL_CBWR";
 
     /// <summary>Where a patched LibTorchSharp copy is written; overridable for read-only homes.</summary>
     public const string CacheDirectoryVariable = "SERVERLESSCLASSIFIER_NATIVE_CACHE";
@@ -74,6 +83,11 @@ public static class TorchRuntime
             var patched = missing.Count > 0;
             var libTorchSharp = patched ? WritePatchedCopy(original) : original;
 
+            // The native environment, not .NET's copy of it: MKL (inside libtorch_cpu) reads it with getenv.
+            if (SetEnvironment(MklReproducibilityVariable, "AUTO", overwrite: 0) != 0)
+            {
+                throw new InvalidOperationException($"setenv({MklReproducibilityVariable}) failed: error {Marshal.GetLastPInvokeError()}.");
+            }
             foreach (var file in LibTorchFiles)
             {
                 Handles[Path.GetFileNameWithoutExtension(file)] = NativeLibrary.Load(Path.Combine(nativeDirectory, file));
@@ -84,6 +98,9 @@ public static class TorchRuntime
             return info;
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int SetEnvironment(string name, string value, int overwrite);
 
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
     {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.Infra.Tests.Host;
 
@@ -23,7 +24,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         Assert.Equal(["ClassifyImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "SweepUnclassifiedImages"], names);
     }
 
-    [FunctionsHostFact]
+    [HostFact]
     public async Task OnlyStorageSettings_TheAppStopsNamingTheMissingSettings()
     {
         using var host = FunctionsHost.Start(package.Directory, StorageSettings());
@@ -35,7 +36,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         Assert.NotEqual(HttpStatusCode.OK, await host.HealthAsync());
     }
 
-    [FunctionsHostFact]
+    [HostFact]
     public async Task TheTemplatesAppSettings_IndexEveryFunctionAndAnswerHealth()
     {
         var settings = new Dictionary<string, string>(StorageSettings());

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using ServerlessClassifier.Functions.Options;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions;
@@ -31,7 +32,15 @@ public static class ClassifierServiceCollectionExtensions
             return new ClassifierContainers(
                 blobs.GetBlobContainerClient(options.ImagesContainer),
                 blobs.GetBlobContainerClient(options.PredictionsContainer),
-                blobs.GetBlobContainerClient(options.ModelsContainer));
+                blobs.GetBlobContainerClient(options.ModelsContainer))
+            {
+                Training = blobs.GetBlobContainerClient(options.TrainingContainer),
+            };
+        });
+        services.AddSingleton(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
+            return new ReviewQueue(provider.GetRequiredService<BlobServiceClient>().GetBlobContainerClient(options.ReviewContainer), options.ToReviewSettings());
         });
         services.AddSingleton(provider => new ModelStore(provider.GetRequiredService<ClassifierContainers>().Models));
         // Reads request bodies and blobs within the same limits the model pipelines enforce.

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Options;
@@ -24,6 +25,22 @@ public sealed record ClassifierOptions
     /// <summary>The model store (<c>&lt;version&gt;/...</c> and <c>current.json</c>).</summary>
     [Required, RegularExpression(ContainerNamePattern)]
     public string ModelsContainer { get; init; } = ContainerDefaults.Models;
+
+    /// <summary>The labelled training data (<c>&lt;label&gt;/&lt;file&gt;</c>) that the review page adds confirmed uploads to.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string TrainingContainer { get; init; } = ContainerDefaults.Training;
+
+    /// <summary>The review queue: <c>items/&lt;image&gt;.json</c> per listed upload, <c>days/&lt;date&gt;.json</c> counters.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string ReviewContainer { get; init; } = ReviewSettings.DefaultContainer;
+
+    /// <summary>Most uploads listed for review per UTC day; 0 turns the queue off.</summary>
+    [Range(0, 1_000_000)]
+    public int ReviewMaxPerDay { get; init; } = ReviewSettings.DefaultMaxPerDay;
+
+    /// <summary>An upload whose top two probabilities differ by less than this is listed for review.</summary>
+    [Range(0.0, 1.0)]
+    public double ReviewMarginBelow { get; init; } = ReviewSettings.DefaultMarginBelow;
 
     /// <summary>Largest image accepted, in bytes (HTTP body or blob).</summary>
     [Range(typeof(long), "1", "2147483591")] // Array.MaxLength: the bytes are held in one array
@@ -64,6 +81,8 @@ public sealed record ClassifierOptions
     private const string ContainerNamePattern = "^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$";
 
     public ImageLimits ToImageLimits() => new() { MaxBytes = MaxBytes, MaxPixels = MaxPixels };
+
+    public ReviewSettings ToReviewSettings() => new() { Container = ReviewContainer, MaxPerDay = ReviewMaxPerDay, MarginBelow = ReviewMarginBelow };
 }
 
 /// <summary>

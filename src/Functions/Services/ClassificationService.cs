@@ -51,8 +51,9 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
 
     /// <summary>
     /// The caller's view of a full ranking: the first <paramref name="top"/> labels, and the decision under the
-    /// caller's threshold, exactly as <see cref="ClassificationPipeline.ClassifyPrepared"/> decides it.
+    /// caller's threshold (and the model's out-of-distribution score), exactly as
+    /// <see cref="ClassificationPipeline.ClassifyPrepared"/> decides it.
     /// </summary>
     internal static Classification Narrow(Classification full, int top, double threshold) =>
-        Classification.Decide([.. full.Top.Take(top)], threshold, full.Timings);
+        Classification.Decide([.. full.Top.Take(top)], threshold, full.Timings, full.OutOfDistribution);
 }

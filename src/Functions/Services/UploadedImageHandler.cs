@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.Logging;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
@@ -17,6 +18,7 @@ namespace ServerlessClassifier.Functions.Services;
 /// <item>A deleted image's prediction is removed (here when a delivery finds the image gone, and by the sweep).</item>
 /// <item>Bad input is answered with a <c>rejected</c> prediction and a normal return, so the host does not retry it.
 /// A blob over <see cref="ImageLimits.MaxBytes"/> is rejected from its properties, without downloading it.</item>
+/// <item>An uncertain prediction (unknown, low margin, out of distribution) is offered to the <see cref="ReviewQueue"/>.</item>
 /// <item>One model lease per image: the version that classified it (or refused it) is the one the prediction names.</item>
 /// <item>No model yet: nothing is written and no exception is thrown. Throwing would make the host retry
 /// <c>poisonBlobThreshold</c> times within seconds and then park the blob in the poison queue; instead
@@ -30,7 +32,8 @@ public sealed class UploadedImageHandler(
     ModelProvider models,
     ClassificationService classifier,
     ImageDecoder reader,
-    ILogger<UploadedImageHandler> logger)
+    ILogger<UploadedImageHandler> logger,
+    ReviewQueue? review = null)
 {
     public async Task<PredictionOutcome> HandleAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
     {
@@ -73,7 +76,7 @@ public sealed class UploadedImageHandler(
         {
             var withLease = new PredictionClassifier(lease.Version, reader, async (bytes, token) =>
                 (await classifier.ClassifyAsync(lease, bytes, top: null, threshold: null, token).ConfigureAwait(false)).Classification);
-            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, cancellationToken).ConfigureAwait(false);
+            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, review, cancellationToken).ConfigureAwait(false);
         }
     }
 }

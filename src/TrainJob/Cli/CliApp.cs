@@ -7,8 +7,8 @@ using ServerlessClassifier.TrainJob.Commands.Train;
 namespace ServerlessClassifier.TrainJob.Cli;
 
 /// <summary>
-/// The command line: <c>train</c>, <c>evaluate</c>, <c>classify</c>, <c>publish</c>, <c>models list|promote</c>
-/// and <c>info</c>. Exit codes: <see cref="ExitCodes"/>.
+/// The command line: <c>train</c>, <c>evaluate</c>, <c>classify</c>, <c>publish</c>, <c>models list|promote</c>,
+/// <c>review export|import</c>, <c>monitor</c> and <c>info</c>. Exit codes: <see cref="ExitCodes"/>.
 /// </summary>
 public static class CliApp
 {
@@ -70,6 +70,7 @@ public static class CliApp
             ClassifyCommand.Create(global, host),
             ModelCommands.CreatePublish(global, host),
             ModelCommands.CreateModels(global, host),
+            Commands.Review.ReviewCommands.Create(global, host),
             InfoCommand.Create(global, host),
         };
         root.Options.Add(global.Storage);

@@ -1,5 +1,7 @@
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.Configuration;
+using System.Globalization;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.TrainJob.Cli;
@@ -34,6 +36,16 @@ public sealed class StorageSettings
     public string ModelsContainer => Setting("ModelsContainer", ModelsDefault);
 
     public string TrainingContainer => Setting("TrainingContainer", TrainingDefault);
+
+    /// <summary>The review queue's settings: <c>Classifier__ReviewContainer</c>, <c>__ReviewMaxPerDay</c>, <c>__ReviewMarginBelow</c> (the Functions app's names).</summary>
+    public ReviewSettings Review => new()
+    {
+        Container = Setting("ReviewContainer", ReviewSettings.DefaultContainer),
+        MaxPerDay = int.TryParse(Setting("ReviewMaxPerDay", ""), NumberStyles.Integer, CultureInfo.InvariantCulture, out var max) && max >= 0 ? max : ReviewSettings.DefaultMaxPerDay,
+        MarginBelow = double.TryParse(Setting("ReviewMarginBelow", ""), NumberStyles.Float, CultureInfo.InvariantCulture, out var margin) && margin is >= 0 and <= 1 ? margin : ReviewSettings.DefaultMarginBelow,
+    };
+
+    public ReviewQueue ReviewQueue() => new(Container(Review.Container), Review);
 
     public BlobServiceClient Service => service.Value;
 

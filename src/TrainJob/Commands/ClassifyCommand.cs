@@ -13,7 +13,7 @@ namespace ServerlessClassifier.TrainJob.Commands;
 /// <summary>
 /// <c>classify</c>: local files and folders (a table, or one JSON prediction per line), or with
 /// <c>--container</c> a backfill that writes <c>predictions/&lt;name&gt;.json</c> for every image blob
-/// that has none (never replacing one). Exit code 3 when some local inputs were rejected.
+/// that has none (never replacing one), offering uncertain ones to the review queue as the Functions app does. Exit code 3 when some local inputs were rejected.
 /// </summary>
 public static class ClassifyCommand
 {
@@ -119,12 +119,13 @@ public static class ClassifyCommand
         var predictions = context.Storage.Container(context.Storage.PredictionsContainer);
         await predictions.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var classifier = new PredictionClassifier(model.Version, pipeline.Decoder, (bytes, _) => Task.FromResult(pipeline.Classify(bytes)));
+        var review = context.Storage.ReviewQueue();
         var failures = new List<string>();
         var report = await ProgressDisplay.RunAsync(context, sink =>
         {
             var done = 0;
             return new PredictionBackfill(images, predictions).RunAsync(
-                (name, token) => PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, classifier, PredictionSource.Backfill, token),
+                (name, token) => PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, classifier, PredictionSource.Backfill, review, token),
                 failed: (name, error) => failures.Add($"{name}: {error.Message}"),
                 done: (_, _) => sink.Report("backfill", ++done, done),
                 cancellationToken: cancellationToken);

@@ -16,6 +16,9 @@ public static class ModelFileRoles
 
     /// <summary>A float32 CHW mean image that preprocessing subtracts (the ONNX ResNet's).</summary>
     public const string MeanImage = "meanImage";
+
+    /// <summary>The float32 statistics of the training features that the out-of-distribution score reads (<see cref="OutOfDistributionSpec"/>).</summary>
+    public const string OutOfDistribution = "outOfDistribution";
 }
 
 /// <summary>One file of a model, with the size and hash it must have.</summary>
@@ -78,6 +81,9 @@ public sealed record ValidationMetrics
 
     /// <summary>Expected calibration error (15 bins) of the served (calibrated) probabilities on these samples.</summary>
     public double? ExpectedCalibrationError { get; init; }
+
+    /// <summary>The top-1 confidence of these samples at 0, 5, ..., 100 % (21 values), for <c>trainjob monitor</c>.</summary>
+    public IReadOnlyList<double>? ConfidenceQuantiles { get; init; }
 }
 
 /// <summary>
@@ -118,6 +124,9 @@ public sealed record ModelManifest
     public TrainingSummary? Training { get; init; }
 
     public ValidationMetrics? Metrics { get; init; }
+
+    /// <summary>The out-of-distribution statistics and their calibration; null in models trained before they were recorded (no score then).</summary>
+    public OutOfDistributionSpec? OutOfDistribution { get; init; }
 
     public IReadOnlyList<ModelFileEntry> Files { get; init; } = [];
 
@@ -206,6 +215,11 @@ public sealed record ModelManifest
         if (Preprocessing.MeanImageFile is { } mean && Files.All(f => f.Name != mean))
         {
             throw new ModelFormatException($"{source}: preprocessing names mean image {mean}, which is not among the files.");
+        }
+        if (OutOfDistribution is { } ood && (FindFile(ModelFileRoles.OutOfDistribution)?.Name != ood.File || ood.Method != OutOfDistributionSpec.MahalanobisLowRank
+            || ood.Features < 1 || ood.Components < 0 || ood.Components > ood.Features || !(ood.ResidualVariance > 0) || !(ood.Cutoff > 0)))
+        {
+            throw new ModelFormatException($"{source}: outOfDistribution is not a {OutOfDistributionSpec.MahalanobisLowRank} section with positive figures whose file {ood.File} is listed with role {ModelFileRoles.OutOfDistribution}.");
         }
         if (ConfidenceThreshold is < 0 or > 1 || double.IsNaN(ConfidenceThreshold))
         {

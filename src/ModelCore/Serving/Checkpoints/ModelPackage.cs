@@ -65,8 +65,13 @@ public sealed class ModelPackage
     public ReadOnlyMemory<byte> GetFileByName(string name) =>
         files.TryGetValue(name, out var content) ? content : throw new ModelFormatException($"{Source}: the model has no file {name}.");
 
-    /// <summary>The files serving needs: the ONNX graph and the mean image (not the training weights).</summary>
-    public static IReadOnlyList<string> ServingRoles { get; } = [ModelFileRoles.Onnx, ModelFileRoles.MeanImage];
+    /// <summary>The files serving needs: the ONNX graph, the mean image and the out-of-distribution statistics (not the training weights).</summary>
+    public static IReadOnlyList<string> ServingRoles { get; } = [ModelFileRoles.Onnx, ModelFileRoles.MeanImage, ModelFileRoles.OutOfDistribution];
+
+    /// <summary>The out-of-distribution statistics the manifest describes; null for a model without them.</summary>
+    public Ood.FeatureStatistics? ReadOutOfDistribution() => Manifest.OutOfDistribution is { } spec
+        ? Ood.FeatureStatistics.Read(GetFileByName(spec.File).Span, spec, Manifest.Labels.Count, Source)
+        : null;
 
     /// <summary>The mean image the preprocessing names, as floats; null when it uses mean/std.</summary>
     public float[]? ReadMeanImage()

@@ -13,22 +13,59 @@ public sealed record ClassificationTimings(double DecodeMs, double PreprocessMs,
 
 /// <summary>
 /// The answer for one image: the top labels with probabilities, and the decision. Below the
-/// threshold the decision is <see cref="ClassificationPipeline.UnknownLabel"/> (as Custom Vision and
-/// Rekognition users expect) while <see cref="Top"/> still shows what the model thought.
+/// threshold, or far from every class the model was trained on, the decision is
+/// <see cref="ClassificationPipeline.UnknownLabel"/> (as Custom Vision and Rekognition users expect) while
+/// <see cref="Top"/> still shows what the model thought; <see cref="UnknownReason"/> says which rule said so.
 /// </summary>
 public sealed record Classification(string Label, double Confidence, bool IsUnknown, double Threshold, IReadOnlyList<LabelProbability> Top, ClassificationTimings Timings)
 {
     /// <summary>
-    /// The one rule for the decision: the most probable label, or <see cref="ClassificationPipeline.UnknownLabel"/>
-    /// when its probability is below <paramref name="threshold"/>. <paramref name="ranked"/> is most probable first.
+    /// The out-of-distribution score (<see cref="Ood.FeatureStatistics.Score"/>: the Mahalanobis distance of the
+    /// image's features to the nearest class over the manifest's cut-off; above 1 is out of distribution); null
+    /// when the model has no statistics.
     /// </summary>
-    public static Classification Decide(IReadOnlyList<LabelProbability> ranked, double threshold, ClassificationTimings timings)
+    public double? OutOfDistribution { get; init; }
+
+    /// <summary>Why the decision is unknown (<see cref="UnknownReasons"/>); null when it is not.</summary>
+    public string? UnknownReason { get; init; }
+
+    /// <summary>
+    /// The one rule for the decision: the most probable label, or <see cref="ClassificationPipeline.UnknownLabel"/>
+    /// when its probability is below <paramref name="threshold"/> or the out-of-distribution score is above 1.
+    /// <paramref name="ranked"/> is most probable first.
+    /// </summary>
+    public static Classification Decide(IReadOnlyList<LabelProbability> ranked, double threshold, ClassificationTimings timings, double? outOfDistribution = null)
     {
         ArgumentNullException.ThrowIfNull(ranked);
         var best = ranked[0];
-        var unknown = best.Probability < threshold;
-        return new Classification(unknown ? ClassificationPipeline.UnknownLabel : best.Label, best.Probability, unknown, threshold, ranked, timings);
+        var lowConfidence = best.Probability < threshold;
+        var far = outOfDistribution > 1;
+        var unknown = lowConfidence || far;
+        return new Classification(unknown ? ClassificationPipeline.UnknownLabel : best.Label, best.Probability, unknown, threshold, ranked, timings)
+        {
+            OutOfDistribution = outOfDistribution,
+            UnknownReason = (lowConfidence, far) switch
+            {
+                (true, true) => UnknownReasons.Both,
+                (true, false) => UnknownReasons.LowConfidence,
+                (false, true) => UnknownReasons.OutOfDistribution,
+                _ => null,
+            },
+        };
     }
+}
+
+/// <summary>Values of <see cref="Classification.UnknownReason"/>.</summary>
+public static class UnknownReasons
+{
+    /// <summary>The top probability is below the threshold.</summary>
+    public const string LowConfidence = "lowConfidence";
+
+    /// <summary>The out-of-distribution score is above 1: the image is far from every class.</summary>
+    public const string OutOfDistribution = "outOfDistribution";
+
+    /// <summary>Both.</summary>
+    public const string Both = "lowConfidenceAndOutOfDistribution";
 }
 
 /// <summary>An image decoded and preprocessed, ready to join a batch.</summary>
@@ -36,7 +73,8 @@ public sealed record PreparedImage(float[] Input, double DecodeMs, double Prepro
 
 /// <summary>
 /// Bytes in, labels out: decoding (with the limits), preprocessing exactly as the manifest says,
-/// one engine call per batch, top-k and the confidence threshold. Thread-safe; one per model.
+/// one engine call per batch, top-k, the confidence threshold and, for a model with feature statistics,
+/// the out-of-distribution score from the same forward pass. Thread-safe; one per model.
 /// </summary>
 public sealed class ClassificationPipeline : IDisposable
 {
@@ -45,7 +83,7 @@ public sealed class ClassificationPipeline : IDisposable
     private readonly ImageDecoder decoder;
     private readonly ImagePreprocessor preprocessor;
 
-    public ClassificationPipeline(ModelManifest manifest, IClassifierEngine engine, float[]? meanImage, ImageLimits? limits = null)
+    public ClassificationPipeline(ModelManifest manifest, IClassifierEngine engine, float[]? meanImage, ImageLimits? limits = null, Ood.FeatureStatistics? outOfDistribution = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ArgumentNullException.ThrowIfNull(engine);
@@ -56,6 +94,7 @@ public sealed class ClassificationPipeline : IDisposable
         }
         Manifest = manifest;
         Engine = engine;
+        OutOfDistribution = outOfDistribution;
         decoder = new ImageDecoder(limits);
         preprocessor = new ImagePreprocessor(manifest.Preprocessing, meanImage);
     }
@@ -70,7 +109,7 @@ public sealed class ClassificationPipeline : IDisposable
         var engine = new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default);
         try
         {
-            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits);
+            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution());
         }
         catch
         {
@@ -82,6 +121,9 @@ public sealed class ClassificationPipeline : IDisposable
     public ModelManifest Manifest { get; }
 
     public IClassifierEngine Engine { get; }
+
+    /// <summary>The statistics behind the out-of-distribution score; null: no score.</summary>
+    public Ood.FeatureStatistics? OutOfDistribution { get; }
 
     public ImageLimits Limits => decoder.Limits;
 
@@ -117,7 +159,7 @@ public sealed class ClassificationPipeline : IDisposable
             images[i].Input.AsSpan().CopyTo(batch.AsSpan(i * length, length));
         }
         var clock = Stopwatch.StartNew();
-        var probabilities = Engine.PredictProbabilities(batch, images.Count);
+        var (probabilities, features) = Engine.Predict(batch, images.Count, withFeatures: OutOfDistribution is not null);
         // A batch shares one forward pass; each image is charged its share of it.
         var inferenceMs = clock.Elapsed.TotalMilliseconds / images.Count;
         var classes = Manifest.Labels.Count;
@@ -126,7 +168,10 @@ public sealed class ClassificationPipeline : IDisposable
         for (var i = 0; i < images.Count; i++)
         {
             var ranked = TopK.Select(probabilities.AsSpan(i * classes, classes), Manifest.Labels, top);
-            results[i] = Classification.Decide(ranked, cut, new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs));
+            double? score = features is not null && OutOfDistribution is { } ood && features.Length == images.Count * ood.Features
+                ? ood.Score(features.AsSpan(i * ood.Features, ood.Features))
+                : null;
+            results[i] = Classification.Decide(ranked, cut, new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs), score);
         }
         return results;
     }

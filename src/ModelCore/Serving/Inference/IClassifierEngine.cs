@@ -21,6 +21,13 @@ public interface IClassifierEngine : IDisposable
     /// batchSize x NumClasses probabilities, row by row.
     /// </summary>
     float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize);
+
+    /// <summary>
+    /// The probabilities and, when <paramref name="withFeatures"/> and the engine can, the features the head
+    /// read (batchSize x feature width, row by row) from the same forward pass; null features otherwise.
+    /// </summary>
+    (float[] Probabilities, float[]? Features) Predict(ReadOnlySpan<float> input, int batchSize, bool withFeatures) =>
+        (PredictProbabilities(input, batchSize), null);
 }
 
 /// <summary>A label and its probability.</summary>

@@ -66,10 +66,21 @@ public sealed class OnnxEngine : IClassifierEngine
     /// <summary>Width of the <c>features</c> output (the pooled backbone), 0 if the graph has none.</summary>
     public int NumFeatures { get; }
 
-    public float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Probabilities);
+    public float[] PredictProbabilities(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Probabilities)[0];
+
+    /// <summary>Probabilities and, when asked and the graph has them, the features, from one forward pass.</summary>
+    public (float[] Probabilities, float[]? Features) Predict(ReadOnlySpan<float> input, int batchSize, bool withFeatures)
+    {
+        if (!withFeatures || NumFeatures == 0)
+        {
+            return (PredictProbabilities(input, batchSize), null);
+        }
+        var outputs = Run(input, batchSize, OnnxGraphNames.Probabilities, OnnxGraphNames.Features);
+        return (outputs[0], outputs[1]);
+    }
 
     /// <summary>The pooled backbone features for a batch (batchSize x NumFeatures), e.g. to train a head on a frozen backbone.</summary>
-    public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Features);
+    public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Features)[0];
 
     public void Dispose()
     {
@@ -77,7 +88,7 @@ public sealed class OnnxEngine : IClassifierEngine
         runOptions.Dispose();
     }
 
-    private float[] Run(ReadOnlySpan<float> input, int batchSize, string outputName)
+    private float[][] Run(ReadOnlySpan<float> input, int batchSize, params string[] outputNames)
     {
         var imageSize = 3 * InputSize * InputSize;
         if (batchSize < 1 || input.Length != batchSize * imageSize)
@@ -93,8 +104,8 @@ public sealed class OnnxEngine : IClassifierEngine
             {
                 using var value = OrtValue.CreateTensorValueWithData(
                     OrtMemoryInfo.DefaultInstance, TensorElementType.Float, shape, (IntPtr)data, (long)input.Length * sizeof(float));
-                using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], [outputName]);
-                return results[0].GetTensorDataAsSpan<float>().ToArray();
+                using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], outputNames);
+                return [.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())];
             }
         }
     }

@@ -41,13 +41,15 @@ public sealed record PredictionError(
 /// One definition, so every writer and reader agrees on the shape (camelCase JSON):
 /// <code>
 /// { "status": "ok", "image": "cats/1.jpg", "imageVersion": "0x8DC1A2B3C4D5E6F", "modelVersion": "20250101-120000-ab12cd",
-///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5,
+///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5, "outOfDistribution": 0.62,
 ///   "top": [{ "label": "cat", "probability": 0.97 }, ...],
 ///   "timings": { "decodeMs": 3.1, "preprocessMs": 1.2, "inferenceMs": 28.0 },
 ///   "classifiedUtc": "2025-01-01T12:00:00+00:00", "source": "blobTrigger" }
 /// </code>
 /// A rejected image has <c>"status": "rejected"</c>, <c>"error": { "code": "Corrupt", "message": "..." }</c>,
-/// no label, top or timings. Null members are omitted. The body of a successful <c>POST /api/classify</c> is the
+/// no label, top or timings. An unknown decision says why in <c>unknownReason</c> (<see cref="UnknownReasons"/>).
+/// <c>outOfDistribution</c> is absent for models without feature statistics (and in older documents, which stay
+/// readable). Null members are omitted. The body of a successful <c>POST /api/classify</c> is the
 /// same document without the blob fields <c>image</c> and <c>source</c> (<see cref="ForResponse"/>). The names and
 /// null handling are on the members, so any serializer (e.g. the Functions app's MVC formatter) writes this shape.
 /// </summary>
@@ -88,6 +90,14 @@ public sealed record PredictionDocument
 
     [JsonPropertyName("threshold"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Threshold { get; init; }
+
+    /// <summary>The out-of-distribution score: distance to the nearest training class over the model's cut-off (above 1: out of distribution).</summary>
+    [JsonPropertyName("outOfDistribution"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? OutOfDistribution { get; init; }
+
+    /// <summary>Why <see cref="IsUnknown"/> is true: one of <see cref="UnknownReasons"/>; null otherwise.</summary>
+    [JsonPropertyName("unknownReason"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? UnknownReason { get; init; }
 
     [JsonPropertyName("top"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<LabelProbability>? Top { get; init; }
@@ -130,6 +140,8 @@ public sealed record PredictionDocument
             Confidence = classification.Confidence,
             IsUnknown = classification.IsUnknown,
             Threshold = classification.Threshold,
+            OutOfDistribution = classification.OutOfDistribution is { } ood ? Math.Round(ood, 4) : null,
+            UnknownReason = classification.UnknownReason,
             Top = classification.Top,
             Timings = new PredictionTimings(classification.Timings.DecodeMs, classification.Timings.PreprocessMs, classification.Timings.InferenceMs),
             ClassifiedUtc = classifiedUtc ?? DateTimeOffset.UtcNow,

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Review;
 
 namespace ServerlessClassifier.ModelCore.Storage;
 
@@ -16,7 +17,10 @@ namespace ServerlessClassifier.ModelCore.Storage;
 /// again under the same name), is read at exactly the version that was checked and classified; the prediction
 /// is written conditionally (new: If-None-Match *, replacement: If-Match on the old prediction), so of two
 /// writers exactly one wins;</item>
-/// <item>a deleted image's prediction is removed (deleted, conditionally on the ETag that was seen).</item>
+/// <item>a deleted image's prediction is removed (deleted, conditionally on the ETag that was seen);</item>
+/// <item>with a review queue, an <c>ok</c> prediction that is unknown, low-margin or out of distribution is offered to
+/// it before the prediction is written, so a failure there is retried with the write (the queue lists an image
+/// version once, however often it is offered).</item>
 /// </list>
 /// Bad input becomes a <c>rejected</c> prediction; storage failures propagate.
 /// </summary>
@@ -40,7 +44,7 @@ public static class PredictionUpdater
 
     /// <summary>Checks, then classifies and writes when needed; a prediction of a deleted image is removed.</summary>
     public static async Task<PredictionOutcome> UpdateAsync(
-        BlobClient image, string name, BlobContainerClient predictions, PredictionClassifier classifier, string source, CancellationToken cancellationToken = default)
+        BlobClient image, string name, BlobContainerClient predictions, PredictionClassifier classifier, string source, ReviewQueue? review = null, CancellationToken cancellationToken = default)
     {
         var check = await CheckAsync(image, name, predictions, cancellationToken).ConfigureAwait(false);
         if (!check.Exists)
@@ -49,7 +53,7 @@ public static class PredictionUpdater
         }
         return check.IsCurrent
             ? PredictionOutcome.AlreadyDone
-            : await ClassifyAndWriteAsync(image, check, predictions, classifier, source, cancellationToken).ConfigureAwait(false);
+            : await ClassifyAndWriteAsync(image, check, predictions, classifier, source, review, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -59,7 +63,8 @@ public static class PredictionUpdater
     /// <see cref="PredictionOutcome.AlreadyDone"/> when another writer got there first.
     /// </summary>
     public static async Task<PredictionOutcome> ClassifyAndWriteAsync(
-        BlobClient image, ImageCheck check, BlobContainerClient predictions, PredictionClassifier classifier, string source, CancellationToken cancellationToken = default)
+        BlobClient image, ImageCheck check, BlobContainerClient predictions, PredictionClassifier classifier, string source, ReviewQueue? review = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(check);
         ArgumentNullException.ThrowIfNull(classifier);
@@ -87,6 +92,10 @@ public static class PredictionUpdater
             return PredictionOutcome.Superseded;
         }
         document = document with { ImageVersion = check.Version };
+        if (review is not null && document.Status == PredictionStatus.Ok)
+        {
+            await review.OfferAsync(document, cancellationToken).ConfigureAwait(false);
+        }
         if (!await PredictionBlobs.TryWriteAsync(predictions, document, check.Existing?.ETag, cancellationToken).ConfigureAwait(false))
         {
             return PredictionOutcome.AlreadyDone;

@@ -50,9 +50,11 @@ public static class ModelCheckpoint
     /// Saves a model ready to publish and serve: weights, the mean image if the preprocessing uses one,
     /// and <c>model.onnx</c> exported from the model and verified against it on
     /// <paramref name="verificationInputs"/> (preprocessed real images; a mismatch throws and nothing is
-    /// written). Returns the manifest as written.
+    /// written), and the out-of-distribution statistics the manifest's <c>outOfDistribution</c> section names.
+    /// Returns the manifest as written.
     /// </summary>
-    public static ModelManifest SaveForServing(ImageClassifier model, ModelManifest manifest, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage)
+    public static ModelManifest SaveForServing(ImageClassifier model, ModelManifest manifest, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage,
+        Ood.FeatureStatistics? outOfDistribution = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         var export = Export.OnnxExport.ExportVerified(model, manifest.Preprocessing.InputSize, verificationInputs);
@@ -61,6 +63,11 @@ public static class ModelCheckpoint
         {
             extra.Add(new ModelFileContent(ModelFileRoles.MeanImage, meanName,
                 MeanImage.ToBytes(meanImage ?? throw new ArgumentNullException(nameof(meanImage), "the preprocessing names a mean image"))));
+        }
+        if (manifest.OutOfDistribution is { } ood)
+        {
+            extra.Add(new ModelFileContent(ModelFileRoles.OutOfDistribution, ood.File,
+                (outOfDistribution ?? throw new ArgumentNullException(nameof(outOfDistribution), "the manifest names out-of-distribution statistics")).ToBytes()));
         }
         return Save(model, manifest, folder, extra);
     }

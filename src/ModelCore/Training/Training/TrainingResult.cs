@@ -28,7 +28,13 @@ public sealed class TrainingResult : IDisposable
     /// The manifest draft: backbone, head, labels, preprocessing, confidence threshold, training summary and
     /// validation metrics. Its file list is empty until <see cref="ModelCheckpoint.SaveForServing"/> writes the files.
     /// </summary>
-    public ModelManifest Manifest { get; }
+    public ModelManifest Manifest { get; internal set; }
+
+    /// <summary>
+    /// The training features' statistics behind the out-of-distribution score (the manifest's
+    /// <c>outOfDistribution</c> section describes them); saved as their own file by <see cref="ModelCheckpoint.SaveForServing"/>.
+    /// </summary>
+    public Ood.FeatureStatistics? OutOfDistribution { get; internal set; }
 
     /// <summary>Every completed epoch, including those before a resume.</summary>
     public required IReadOnlyList<EpochMetrics> History { get; init; }

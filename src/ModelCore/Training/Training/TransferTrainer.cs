@@ -88,11 +88,11 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 CheckClasses(dataset, cache.TrainLabels);
                 if (probe)
                 {
-                    return FitProbe(dataset, options, setup, cache, skipped, progress);
+                    return WithOutOfDistribution(FitProbe(dataset, options, setup, cache, skipped, progress), cache, dataset.Labels.Count, options.Seed, progress);
                 }
                 var data = new FeatureBatches(cache, device);
                 result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
-                result = With(result, cache);
+                result = WithOutOfDistribution(With(result, cache), cache, dataset.Labels.Count, options.Seed, progress);
             }
             else
             {
@@ -116,6 +116,7 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 {
                     train.Items.ForEach(i => i.Dispose());
                 }
+                result = await WithOutOfDistributionAsync(result, dataset, options, decoder, preprocessor, progress, cancellationToken).ConfigureAwait(false);
             }
             return result;
         }

@@ -12,7 +12,7 @@ internal static class TrainingOutput
 {
     public static async Task<ModelManifest> SaveAsync(TrainingResult result, ImageFolderDataset dataset, SavedRun run, string output, CliContext context)
     {
-        var manifest = ModelCheckpoint.SaveForServing(result.Model, result.Manifest, output, result.VerificationInputs, result.MeanImage);
+        var manifest = ModelCheckpoint.SaveForServing(result.Model, result.Manifest, output, result.VerificationInputs, result.MeanImage, result.OutOfDistribution);
         var labels = manifest.Labels;
         var report = new TrainingReport
         {

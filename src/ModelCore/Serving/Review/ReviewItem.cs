@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ServerlessClassifier.ModelCore.Inference;
+
+namespace ServerlessClassifier.ModelCore.Review;
+
+/// <summary>Values of <see cref="ReviewItem.Reasons"/>: why an upload was listed for review.</summary>
+public static class ReviewReasons
+{
+    /// <summary>The decision was <c>unknown</c> (low confidence, out of distribution, or both: the prediction's <c>unknownReason</c>).</summary>
+    public const string Unknown = "unknown";
+
+    /// <summary>The top two probabilities are closer than the review margin.</summary>
+    public const string LowMargin = "lowMargin";
+
+    /// <summary>The out-of-distribution score is above 1.</summary>
+    public const string OutOfDistribution = "outOfDistribution";
+
+    /// <summary>The reasons an <c>ok</c> prediction is listed for (empty: it is not): unknown, out of distribution, top-2 margin below <paramref name="marginBelow"/>.</summary>
+    public static IReadOnlyList<string> For(PredictionDocument prediction, double marginBelow)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        if (prediction.Status != PredictionStatus.Ok || prediction.Top is not { Count: > 0 } top)
+        {
+            return [];
+        }
+        var reasons = new List<string>();
+        if (prediction.IsUnknown == true)
+        {
+            reasons.Add(Unknown);
+        }
+        if (prediction.OutOfDistribution > 1)
+        {
+            reasons.Add(OutOfDistribution);
+        }
+        if (top.Count > 1 && top[0].Probability - top[1].Probability < marginBelow)
+        {
+            reasons.Add(LowMargin);
+        }
+        return reasons;
+    }
+}
+
+/// <summary>
+/// One upload listed for review, stored as <c>review/items/&lt;image name&gt;.json</c>: which image version, what the
+/// model said (the suggested label is the top label even when the decision was <c>unknown</c>), the scores and why
+/// it was listed. camelCase JSON, null members omitted.
+/// </summary>
+public sealed record ReviewItem
+{
+    [JsonPropertyName("image")]
+    public required string Image { get; init; }
+
+    [JsonPropertyName("imageVersion")]
+    public required string ImageVersion { get; init; }
+
+    [JsonPropertyName("modelVersion")]
+    public string? ModelVersion { get; init; }
+
+    /// <summary>The model's top label: what a person confirms or corrects.</summary>
+    [JsonPropertyName("suggestedLabel")]
+    public required string SuggestedLabel { get; init; }
+
+    /// <summary>The decision (the suggested label, or <c>unknown</c>).</summary>
+    [JsonPropertyName("label")]
+    public string? Label { get; init; }
+
+    [JsonPropertyName("confidence")]
+    public double Confidence { get; init; }
+
+    /// <summary>Top-1 minus top-2 probability (1 for a one-label answer).</summary>
+    [JsonPropertyName("margin")]
+    public double Margin { get; init; }
+
+    [JsonPropertyName("outOfDistribution"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? OutOfDistribution { get; init; }
+
+    [JsonPropertyName("unknownReason"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? UnknownReason { get; init; }
+
+    /// <summary><see cref="ReviewReasons"/> values.</summary>
+    [JsonPropertyName("reasons")]
+    public IReadOnlyList<string> Reasons { get; init; } = [];
+
+    [JsonPropertyName("top")]
+    public IReadOnlyList<LabelProbability> Top { get; init; } = [];
+
+    [JsonPropertyName("queuedUtc")]
+    public DateTimeOffset QueuedUtc { get; init; }
+
+    public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>The item for a stored prediction (which names its image and version) listed for <paramref name="reasons"/>.</summary>
+    public static ReviewItem From(PredictionDocument prediction, IReadOnlyList<string> reasons, DateTimeOffset queuedUtc)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        var top = prediction.Top ?? throw new ArgumentException("An ok prediction has a ranking.", nameof(prediction));
+        return new ReviewItem
+        {
+            Image = prediction.Image ?? throw new ArgumentException("A stored prediction names its image.", nameof(prediction)),
+            ImageVersion = prediction.ImageVersion ?? throw new ArgumentException("A stored prediction names its image version.", nameof(prediction)),
+            ModelVersion = prediction.ModelVersion,
+            SuggestedLabel = top[0].Label,
+            Label = prediction.Label,
+            Confidence = top[0].Probability,
+            Margin = top.Count > 1 ? top[0].Probability - top[1].Probability : 1,
+            OutOfDistribution = prediction.OutOfDistribution,
+            UnknownReason = prediction.UnknownReason,
+            Reasons = reasons,
+            Top = top,
+            QueuedUtc = queuedUtc,
+        };
+    }
+
+    public byte[] ToUtf8Bytes() => JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions);
+
+    public static ReviewItem Parse(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize<ReviewItem>(json, JsonOptions) ?? throw new JsonException("The review item is empty.");
+}

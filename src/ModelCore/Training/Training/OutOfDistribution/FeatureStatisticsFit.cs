@@ -1,0 +1,176 @@
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Ood;
+using ServerlessClassifier.ModelCore.Training.Probe;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Training.OutOfDistribution;
+
+/// <summary>The statistics to serve and the manifest section that describes them.</summary>
+public sealed record FittedFeatureStatistics(FeatureStatistics Statistics, OutOfDistributionSpec Spec);
+
+/// <summary>
+/// Fits the out-of-distribution statistics (<see cref="FeatureStatistics"/>) to the training images' features:
+/// features scaled to unit length, class means, then a singular value decomposition of the features centred on their class means gives the
+/// shared within-class covariance's leading eigenvectors (at most <see cref="MaxComponents"/>, and at most half
+/// the degrees of freedom, images minus classes) and the average variance of the rest. The cut-off is calibrated
+/// out-of-fold: with 5 stratified folds, each image is scored by statistics fitted on the other folds, and the
+/// cut-off is the distance that <see cref="OutOfDistributionSpec.ExceedShare"/> of those scores exceed (scoring the
+/// images with statistics that include them would make the cut-off too tight for new images). The served
+/// statistics are then fitted on every image.
+/// </summary>
+public static class FeatureStatisticsFit
+{
+    public const int MaxComponents = 32;
+
+    public const int Folds = 5;
+
+    /// <summary>Fewer images than this are scored in-sample (no folds): the cut-off is then optimistic, and the manifest says so (folds 0).</summary>
+    public const int MinImagesForFolds = 20;
+
+    public const string FileName = "ood.bin";
+
+    public static FittedFeatureStatistics Fit(ReadOnlySpan<float> features, IReadOnlyList<int> labels, int classes, int width, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        var n = labels.Count;
+        if (n == 0 || features.Length != n * width)
+        {
+            throw new ArgumentException($"{features.Length} feature values for {n} images of {width} features.", nameof(features));
+        }
+        var rows = features.ToArray();
+        // Unit-length features: the distance then measures direction, not the activation's overall strength,
+        // which makes Mahalanobis scores of pooled CNN features markedly better at telling unseen content apart.
+        for (var i = 0; i < n; i++)
+        {
+            var row = rows.AsSpan(i * width, width);
+            double sum = 0;
+            foreach (var v in row)
+            {
+                sum += (double)v * v;
+            }
+            var length = Math.Sqrt(sum);
+            if (length > 0)
+            {
+                for (var f = 0; f < width; f++)
+                {
+                    row[f] = (float)(row[f] / length);
+                }
+            }
+        }
+        var distances = new double[n];
+        var everyClassTwice = Enumerable.Range(0, classes).All(c => labels.Count(l => l == c) >= 2);
+        var folds = n >= MinImagesForFolds && everyClassTwice ? Folds : 0;
+        if (folds > 0)
+        {
+            var assignment = StratifiedFolds.Assign(labels, folds, seed);
+            for (var fold = 0; fold < folds; fold++)
+            {
+                var held = Enumerable.Range(0, n).Where(i => assignment[i] == fold).ToArray();
+                var statistics = Compute(rows, labels, [.. Enumerable.Range(0, n).Where(i => assignment[i] != fold)], classes, width, cutoff: 1);
+                foreach (var i in held)
+                {
+                    distances[i] = statistics.Distance(rows.AsSpan(i * width, width));
+                }
+            }
+        }
+        var all = Compute(rows, labels, [.. Enumerable.Range(0, n)], classes, width, cutoff: 1);
+        if (folds == 0)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                distances[i] = all.Distance(rows.AsSpan(i * width, width));
+            }
+        }
+        var cutoff = Math.Max(Quantile(distances, 1 - OutOfDistributionSpec.DefaultExceedShare), 1e-9);
+        var final = Compute(rows, labels, [.. Enumerable.Range(0, n)], classes, width, cutoff);
+        if (final.Classes != classes)
+        {
+            throw new ArgumentException($"Every one of the {classes} classes needs at least one image.", nameof(labels));
+        }
+        var spec = new OutOfDistributionSpec
+        {
+            File = FileName,
+            Normalization = OutOfDistributionSpec.UnitLength,
+            Features = width,
+            Components = final.Components,
+            ResidualVariance = final.ResidualVariance,
+            Cutoff = cutoff,
+            Images = n,
+            Folds = folds,
+            ScoreQuantiles = [.. Enumerable.Range(0, 21).Select(q => Math.Round(Quantile(distances, q / 20.0) / cutoff, 4))],
+        };
+        return new FittedFeatureStatistics(final, spec);
+    }
+
+    /// <summary>The value below which a share <paramref name="q"/> of <paramref name="values"/> lie (linear interpolation).</summary>
+    public static double Quantile(IReadOnlyList<double> values, double q)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0)
+        {
+            return double.NaN;
+        }
+        var position = Math.Clamp(q, 0, 1) * (sorted.Length - 1);
+        var low = (int)Math.Floor(position);
+        var high = Math.Min(low + 1, sorted.Length - 1);
+        return sorted[low] + (position - low) * (sorted[high] - sorted[low]);
+    }
+
+    private static FeatureStatistics Compute(float[] rows, IReadOnlyList<int> labels, int[] indices, int classes, int width, double cutoff)
+    {
+        // Class means over the chosen images; a class absent from them (a fold without it) gets no mean.
+        var present = Enumerable.Range(0, classes).Where(c => indices.Any(i => labels[i] == c)).ToArray();
+        var means = new double[present.Length * width];
+        var slot = new int[classes];
+        Array.Fill(slot, -1);
+        for (var p = 0; p < present.Length; p++)
+        {
+            slot[present[p]] = p;
+        }
+        var counts = new int[present.Length];
+        foreach (var i in indices)
+        {
+            var s = slot[labels[i]];
+            counts[s]++;
+            for (var f = 0; f < width; f++)
+            {
+                means[s * width + f] += rows[i * width + f];
+            }
+        }
+        for (var s = 0; s < present.Length; s++)
+        {
+            for (var f = 0; f < width; f++)
+            {
+                means[s * width + f] /= counts[s];
+            }
+        }
+        var centred = new double[indices.Length * width];
+        for (var r = 0; r < indices.Length; r++)
+        {
+            var i = indices[r];
+            var s = slot[labels[i]];
+            for (var f = 0; f < width; f++)
+            {
+                centred[r * width + f] = rows[i * width + f] - means[s * width + f];
+            }
+        }
+        var k = Math.Min(Math.Min(MaxComponents, width - 1), Math.Max(0, (indices.Length - present.Length) / 2));
+        double[] variances;
+        float[] components;
+        double total;
+        using (var scope = NewDisposeScope())
+        {
+            var matrix = tensor(centred, [indices.Length, width], ScalarType.Float64);
+            var (_, singular, vh) = linalg.svd(matrix, fullMatrices: false);
+            var eigen = (singular * singular / indices.Length).data<double>().ToArray();
+            total = eigen.Sum();
+            variances = [.. eigen.Take(k)];
+            components = k == 0 ? [] : [.. vh.narrow(0, 0, k).to_type(ScalarType.Float32).contiguous().data<float>().ToArray()];
+        }
+        // Directions beyond the decomposition's rank have no variance in the sample; they share the residual average.
+        var residual = Math.Max((total - variances.Sum()) / (width - k), Math.Max(1e-6 * total / width, 1e-12));
+        var eigenvalues = variances.Select(v => Math.Max(v, residual)).ToArray();
+        return new FeatureStatistics(present.Length, width, [.. means.Select(m => (float)m)], components, eigenvalues, residual, cutoff, normalize: true);
+    }
+}

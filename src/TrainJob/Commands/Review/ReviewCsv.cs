@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Text;
+
+namespace ServerlessClassifier.TrainJob.Commands.Review;
+
+/// <summary>One row of <c>review.csv</c>: an exported image file and what the model said about it.</summary>
+internal sealed record ReviewCsvRow(string File, string Label, string Image, string ImageVersion, string? ModelVersion, double Confidence, double Margin,
+    double? OutOfDistribution, string Reasons, DateTimeOffset QueuedUtc);
+
+/// <summary>
+/// <c>review.csv</c> (RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled): the header
+/// <c>file,label,image,imageVersion,modelVersion,confidence,margin,outOfDistribution,reasons,queuedUtc</c>, one row
+/// per exported image; <c>file</c> is the path under the export folder as written (<c>&lt;label&gt;/&lt;name&gt;</c>).
+/// </summary>
+internal static class ReviewCsv
+{
+    public const string FileName = "review.csv";
+
+    private static readonly string[] Header = ["file", "label", "image", "imageVersion", "modelVersion", "confidence", "margin", "outOfDistribution", "reasons", "queuedUtc"];
+
+    public static void Write(string path, IEnumerable<ReviewCsvRow> rows)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(string.Join(',', Header));
+        foreach (var r in rows)
+        {
+            string[] fields =
+            [
+                r.File, r.Label, r.Image, r.ImageVersion, r.ModelVersion ?? "",
+                r.Confidence.ToString("0.0000", CultureInfo.InvariantCulture), r.Margin.ToString("0.0000", CultureInfo.InvariantCulture),
+                r.OutOfDistribution?.ToString("0.0000", CultureInfo.InvariantCulture) ?? "", r.Reasons, r.QueuedUtc.ToString("O", CultureInfo.InvariantCulture),
+            ];
+            text.AppendLine(string.Join(',', fields.Select(Quote)));
+        }
+        File.WriteAllText(path, text.ToString(), new UTF8Encoding(false));
+    }
+
+    /// <summary>The rows of a <c>review.csv</c>; a malformed file is an error naming the line.</summary>
+    public static List<ReviewCsvRow> Read(string path)
+    {
+        var records = Parse(File.ReadAllText(path));
+        if (records.Count == 0 || !records[0].SequenceEqual(Header))
+        {
+            throw new InvalidDataException($"{path} does not start with the header {string.Join(',', Header)} (is it a review export's review.csv?).");
+        }
+        var rows = new List<ReviewCsvRow>();
+        for (var i = 1; i < records.Count; i++)
+        {
+            var f = records[i];
+            if (f.Count != Header.Length)
+            {
+                throw new InvalidDataException($"{path} record {i + 1} has {f.Count} fields, not {Header.Length}.");
+            }
+            rows.Add(new ReviewCsvRow(f[0], f[1], f[2], f[3], f[4].Length == 0 ? null : f[4],
+                double.Parse(f[5], CultureInfo.InvariantCulture), double.Parse(f[6], CultureInfo.InvariantCulture),
+                f[7].Length == 0 ? null : double.Parse(f[7], CultureInfo.InvariantCulture), f[8], DateTimeOffset.Parse(f[9], CultureInfo.InvariantCulture)));
+        }
+        return rows;
+    }
+
+    private static string Quote(string field) =>
+        field.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? $"\"{field.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : field;
+
+    private static List<List<string>> Parse(string text)
+    {
+        var records = new List<List<string>>();
+        var record = new List<string>();
+        var field = new StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < text.Length && text[i + 1] == '"')
+                {
+                    field.Append('"');
+                    i++;
+                }
+                else if (c == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    field.Append(c);
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = true;
+            }
+            else if (c == ',')
+            {
+                record.Add(field.ToString());
+                field.Clear();
+            }
+            else if (c is '\n' or '\r')
+            {
+                if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n')
+                {
+                    i++;
+                }
+                record.Add(field.ToString());
+                field.Clear();
+                records.Add(record);
+                record = [];
+            }
+            else
+            {
+                field.Append(c);
+            }
+        }
+        if (field.Length > 0 || record.Count > 0)
+        {
+            record.Add(field.ToString());
+            records.Add(record);
+        }
+        return records;
+    }
+}

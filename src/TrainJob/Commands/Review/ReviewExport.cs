@@ -1,0 +1,78 @@
+using System.Globalization;
+using Azure;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.TrainJob.Cli;
+
+namespace ServerlessClassifier.TrainJob.Commands.Review;
+
+/// <summary>
+/// <c>review export</c>: every queued upload whose image still has the listed version is written to
+/// <c>&lt;folder&gt;/&lt;suggested label&gt;/&lt;file&gt;</c> (file: the blob name with '/' as '_', unique in the export)
+/// and described in <c>review.csv</c>. Items whose image was deleted or uploaded again since can never be
+/// labelled as listed; they are removed from the queue and counted.
+/// </summary>
+internal static class ReviewExport
+{
+    public static async Task<int> RunAsync(CliContext context, string folder, CancellationToken cancellationToken)
+    {
+        if (File.Exists(folder) || Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+        {
+            throw new UsageException($"--to {folder} exists and is not an empty folder; export into a new or empty one.");
+        }
+        var queue = context.Storage.ReviewQueue();
+        var images = context.Storage.Container(context.Storage.ImagesContainer);
+        var decoder = new ImageDecoder();
+        var rows = new List<ReviewCsvRow>();
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var stale = 0;
+        Directory.CreateDirectory(Path.Combine(folder, ReviewCommands.DiscardFolder));
+        await foreach (var (item, etag) in queue.ListAsync(cancellationToken))
+        {
+            ReadOnlyMemory<byte> bytes;
+            try
+            {
+                var blob = images.GetBlobClient(item.Image);
+                var properties = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken)).Value;
+                if (PredictionBlobs.VersionOf(properties.ETag) != item.ImageVersion)
+                {
+                    throw new RequestFailedException(412, "replaced since it was listed");
+                }
+                bytes = await ImageBlobs.ReadAsync(blob, properties.ETag, properties.ContentLength, decoder, cancellationToken);
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                stale += await queue.RemoveAsync(item.Image, etag, cancellationToken) ? 1 : 0;
+                continue;
+            }
+            var label = TrainingImages.CheckLabel(item.SuggestedLabel) is null ? item.SuggestedLabel : "_unsorted";
+            var file = Unique(ReviewLabeling.FileNameFor(item.Image), names);
+            var relative = $"{label}/{file}";
+            Directory.CreateDirectory(Path.Combine(folder, label));
+            await File.WriteAllBytesAsync(Path.Combine(folder, label, file), bytes.ToArray(), cancellationToken);
+            rows.Add(new ReviewCsvRow(relative, item.SuggestedLabel, item.Image, item.ImageVersion, item.ModelVersion, item.Confidence, item.Margin,
+                item.OutOfDistribution, string.Join(' ', item.Reasons), item.QueuedUtc));
+        }
+        ReviewCsv.Write(Path.Combine(folder, ReviewCsv.FileName), rows);
+        var byLabel = string.Join(", ", rows.GroupBy(r => r.Label, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));
+        context.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Exported {rows.Count} queued images to {folder} ({(rows.Count == 0 ? "the queue is empty" : byLabel)}), with {ReviewCsv.FileName}; " +
+            $"{stale} items removed from the queue (the image was deleted or uploaded again since)."));
+        if (rows.Count > 0)
+        {
+            context.WriteLine($"Move the wrongly suggested ones into the right label's folder (a new folder is a new label) or into {ReviewCommands.DiscardFolder}/, then: review import {folder}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static string Unique(string file, HashSet<string> names)
+    {
+        var candidate = file;
+        for (var n = 2; !names.Add(candidate); n++)
+        {
+            candidate = $"{Path.GetFileNameWithoutExtension(file)}-{n}{Path.GetExtension(file)}";
+        }
+        return candidate;
+    }
+}

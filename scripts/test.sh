@@ -8,14 +8,16 @@ cd "$root"
 # Debian's python3-torch puts libtorch 1.13 into the system library path. The tests run with it
 # present to prove that TorchSharp never picks it up (it segfaults when it does). python3-torchvision
 # makes the reference checkpoint and outputs for the torchvision weight-import tests (below). jq and
-# curl run the Custom Vision export script in its test; shellcheck checks the scripts.
-if [ -f /etc/debian_version ] && ! dpkg -s python3-torch python3-torchvision jq curl shellcheck >/dev/null 2>&1; then
+# curl run the Custom Vision export script in its test; shellcheck checks the scripts. Headless chromium (with
+# its WebDriver, chromium-driver, and a font) drives the app's page and renders the monitor report in their tests.
+packages=(python3-torch python3-torchvision jq curl shellcheck chromium chromium-driver fonts-liberation)
+if [ -f /etc/debian_version ] && ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    echo "==> Installing python3-torch, python3-torchvision, jq, curl and shellcheck with apt"
+    echo "==> Installing ${packages[*]} with apt"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch python3-torchvision jq curl shellcheck >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   else
-    echo "==> Some of python3-torch, python3-torchvision, jq, curl, shellcheck are not installed and this is not root: the tests that need them fail or check less"
+    echo "==> Some of ${packages[*]} are not installed and this is not root: the tests that need them fail or check less"
   fi
 fi
 if [ -f /usr/lib/x86_64-linux-gnu/libtorch_cpu.so ]; then

@@ -10,7 +10,7 @@ using ServerlessClassifier.ModelCore.Training;
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) against the plain PyTorch script and ML.NET, all on
 // the same frozen ResNet-18, scored on held-out test images. One run, one table.
-// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)]
+// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)] [--ood (out-of-class rows only)]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -18,6 +18,18 @@ var work = Path.Combine(Path.GetTempPath(), "accuracy-bench");
 TorchRuntime.EnsureInitialized();
 var cpuFlags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ').Where(f => f.Contains("avx", StringComparison.Ordinal) || f.Contains("vnni", StringComparison.Ordinal)) ?? [];
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; flags: {string.Join(' ', cpuFlags)}");
+
+if (args.Contains("--ood"))
+{
+    // Out-of-class images: the softmax threshold alone against the product's threshold-or-OOD rule (OutOfDistributionRuns).
+    var oodTable = await OutOfDistributionRuns.RunAsync(repository, work);
+    Console.WriteLine(oodTable);
+    if (outputPath is not null)
+    {
+        File.WriteAllText(outputPath, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, CPU flags: {string.Join(' ', cpuFlags)}\n\n{oodTable}");
+    }
+    return 0;
+}
 
 var sets = EmojiSets.Build(repository, Path.Combine(work, "sets")).Where(s => only is null || only.Contains(s.Name)).ToList();
 var mlnet = Path.Combine(repository, "bench", "MlNetPeer", "bin", "Release", "net10.0", "ServerlessClassifier.Bench.MlNetPeer.dll");

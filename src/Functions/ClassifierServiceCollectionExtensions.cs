@@ -52,6 +52,7 @@ public static class ClassifierServiceCollectionExtensions
         services.AddSingleton<ImageRequestReader>();
         services.AddSingleton<UploadedImageHandler>();
         services.AddSingleton<UnclassifiedImageSweeper>();
+        services.AddSingleton<ReviewService>();
         services.AddHostedService<ModelRefreshService>();
         return services;
     }

@@ -7,6 +7,7 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.ModelCore.Training.OutOfDistribution;
 using ServerlessClassifier.Tests.Common;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -84,6 +85,17 @@ public sealed class ServingModelFixture : IDisposable
         };
         ModelCheckpoint.SaveForServing(model, manifest, Folder, [.. inputs.Take(4)], meanImage: null);
 
+        // The same model with out-of-distribution statistics of its 24 images' features (the trainer's fit).
+        OodFolder = Path.Combine(Root, "ood");
+        float[] allFeatures;
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            allFeatures = model.Backbone.call(tensor(inputs.SelectMany(x => x).ToArray(), [inputs.Count, 3, 64, 64])).data<float>().ToArray();
+        }
+        var ood = FeatureStatisticsFit.Fit(allFeatures, [.. targets.Select(t => (int)t)], Labels.Length, allFeatures.Length / inputs.Count, seed: 42);
+        ModelCheckpoint.SaveForServing(model, manifest with { OutOfDistribution = ood.Spec }, OodFolder, [.. inputs.Take(4)], meanImage: null, ood.Statistics);
+
         Directory.CreateDirectory(ReversedFolder);
         foreach (var file in Directory.GetFiles(Folder))
         {
@@ -111,6 +123,9 @@ public sealed class ServingModelFixture : IDisposable
     });
 
     private Lazy<Task<BlobContainerClient>>? lazyShared;
+
+    /// <summary>The model with out-of-distribution statistics: its predictions carry an <c>outOfDistribution</c> score.</summary>
+    public string OodFolder { get; }
 
     /// <summary>The model: red, green, blue.</summary>
     public string Folder { get; }

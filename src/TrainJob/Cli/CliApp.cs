@@ -71,6 +71,7 @@ public static class CliApp
             ModelCommands.CreatePublish(global, host),
             ModelCommands.CreateModels(global, host),
             Commands.Review.ReviewCommands.Create(global, host),
+            Commands.Monitor.MonitorCommand.Create(global, host),
             InfoCommand.Create(global, host),
         };
         root.Options.Add(global.Storage);

@@ -52,18 +52,26 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     /// <summary>The host's standard output so far (its log, with the worker's).</summary>
     public IReadOnlyList<string> Log => host?.Lines ?? [];
 
-    /// <summary>Publishes the app and starts the host, once; later calls wait for the same start.</summary>
-    public Task EnsureStartedAsync(ServingModelFixture model)
+    /// <summary>The review queue (<c>Classifier:ReviewContainer</c>) and the training data the review page adds to.</summary>
+    public BlobContainerClient Review { get; private set; } = null!;
+
+    public BlobContainerClient Training { get; private set; } = null!;
+
+    /// <summary>
+    /// Publishes the app and starts the host, once, serving <paramref name="modelFolder"/> (default: the fixture's
+    /// plain model) as <c>v1</c>; later calls wait for the same start.
+    /// </summary>
+    public Task EnsureStartedAsync(ServingModelFixture model, string? modelFolder = null)
     {
         lock (gate)
         {
-            return started ??= StartAsync(model);
+            return started ??= StartAsync(model, modelFolder ?? model.Folder);
         }
     }
 
     public Uri Url(string pathAndQuery) => new(Http.BaseAddress!, pathAndQuery);
 
-    private async Task StartAsync(ServingModelFixture model)
+    private async Task StartAsync(ServingModelFixture model, string modelFolder)
     {
         root = Directory.CreateTempSubdirectory("functions-e2e-").FullName;
         var app = Path.Combine(root, "app");
@@ -82,7 +90,9 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         await Predictions.CreateAsync();
         await models.CreateAsync();
         Store = new ModelStore(models);
-        await Store.PublishAsync(model.Folder, version: "v1");
+        Review = account.GetBlobContainerClient($"e2e-review-{suffix}");
+        Training = account.GetBlobContainerClient($"e2e-training-{suffix}");
+        await Store.PublishAsync(modelFolder, version: "v1");
         await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
 
         var port = FunctionsHost.FreePort();
@@ -94,6 +104,8 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             ["Classifier__ImagesContainer"] = Images.Name,
             ["Classifier__PredictionsContainer"] = Predictions.Name,
             ["Classifier__ModelsContainer"] = models.Name,
+            ["Classifier__ReviewContainer"] = Review.Name,
+            ["Classifier__TrainingContainer"] = Training.Name,
             // The sweep runs when a test asks for it (the admin API); its schedule is once a year.
             ["Classifier__SweepSchedule"] = "0 0 0 1 1 *",
             ["Classifier__SweepMinImageAge"] = "00:00:00",
@@ -143,6 +155,8 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             await Images.DeleteIfExistsAsync();
             await Predictions.DeleteIfExistsAsync();
             await Store.Container.DeleteIfExistsAsync();
+            await Review.DeleteIfExistsAsync();
+            await Training.DeleteIfExistsAsync();
         }
         if (root is not null)
         {

@@ -1,0 +1,55 @@
+namespace ServerlessClassifier.TrainJob.Commands.Monitor;
+
+/// <summary>Uploads of one UTC day.</summary>
+public sealed record DayVolume(string Day, int Predictions, int Ok, int Rejected, int Unknown, int OutOfDistribution);
+
+/// <summary>One label's share of the training images and of the uploads (by the model's top label).</summary>
+public sealed record ClassShare(string Label, double Training, double Uploads, int UploadCount);
+
+/// <summary>A distribution summarised by its quantiles at 0, 5, ..., 100 %.</summary>
+public sealed record Distribution(IReadOnlyList<double> Quantiles, int Count)
+{
+    public double Median => Quantiles.Count == 21 ? Quantiles[10] : double.NaN;
+}
+
+/// <summary>The uploads one model version classified.</summary>
+public sealed record VersionSummary(string Version, int Predictions, double UnknownShare, double OutOfDistributionShare, double RejectedShare, double MedianConfidence,
+    DateTimeOffset First, DateTimeOffset Last);
+
+/// <summary>One check of the report: what was compared, whether it drifted, and the line that says so.</summary>
+public sealed record DriftCheck(string Name, bool Drifted, string Line);
+
+/// <summary>
+/// <c>trainjob monitor</c>'s result (also its JSON): the uploads' predictions since a time against the live model's
+/// training statistics.
+/// </summary>
+public sealed record DriftReport
+{
+    public required DateTimeOffset Since { get; init; }
+    public required DateTimeOffset Until { get; init; }
+    public required string? ReferenceVersion { get; init; }
+    public required int Predictions { get; init; }
+    public required int Ok { get; init; }
+    public required int Rejected { get; init; }
+    public required int Unknown { get; init; }
+    public required int OutOfDistribution { get; init; }
+
+    /// <summary>Predictions that carry an out-of-distribution score (made by a model with feature statistics).</summary>
+    public required int Scored { get; init; }
+
+    public required IReadOnlyList<DayVolume> Days { get; init; }
+    public required IReadOnlyList<ClassShare> ClassMix { get; init; }
+    public required Distribution? UploadConfidence { get; init; }
+    public required Distribution? ValidationConfidence { get; init; }
+    public required Distribution? UploadOutOfDistribution { get; init; }
+    public required Distribution? TrainingOutOfDistribution { get; init; }
+
+    /// <summary>Share of training images scored above the cut-off (out-of-fold): what in-distribution uploads should show.</summary>
+    public required double? ExpectedOutOfDistributionShare { get; init; }
+
+    public required IReadOnlyList<VersionSummary> Versions { get; init; }
+    public required IReadOnlyList<DriftCheck> Checks { get; init; }
+
+    /// <summary>One line: "no drift detected ..." or the drifted checks' lines joined.</summary>
+    public required string Verdict { get; init; }
+}

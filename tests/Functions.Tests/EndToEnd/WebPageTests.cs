@@ -1,0 +1,103 @@
+using System.Net;
+using OpenQA.Selenium;
+using OpenQA.Selenium.Support.UI;
+using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.Functions.Tests.EndToEnd;
+
+/// <summary>
+/// The page the app serves (<c>/api/ui</c>), in headless Chromium against the app under the real Functions host: "Try
+/// it" classifies a picked image and shows the bars, the version and the out-of-distribution verdict; uploads the
+/// model is unsure about are queued by the blob trigger, "Review" shows them, and one click adds an image to the
+/// training container under the suggested label or another one, removing it from the queue.
+/// </summary>
+[Collection(FunctionsTests.Collection)]
+public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture host) : IClassFixture<FunctionsHostFixture>, IDisposable
+{
+    private readonly string scratch = Directory.CreateTempSubdirectory("page-test-").FullName;
+
+    [BrowserFact]
+    public async Task Page_TryItAndReview_ClassifiesAndLabelsTheQueueIntoTrainingData()
+    {
+        await host.EnsureStartedAsync(model, model.OodFolder);
+        // The page is protected like the API: no key, no page.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await host.Http.GetAsync(host.Url("api/ui"))).StatusCode);
+
+        // Uploads: a red square (confident, in distribution) and two emoji, which are nothing like the red, green and
+        // blue squares the model was fitted on.
+        var emoji = TestAssets.SampleEmoji(2);
+        await host.Images.GetBlobClient("uploads/red.png").UploadAsync(BinaryData.FromBytes(ServingModelFixture.Image("red", seed: 950)));
+        for (var i = 0; i < emoji.Count; i++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1.1)); // the polling trigger scans by Last-Modified, to the second
+            await host.Images.GetBlobClient($"uploads/emoji-{i}.png").UploadAsync(BinaryData.FromBytes(await File.ReadAllBytesAsync(emoji[i])));
+        }
+        var queue = new ReviewQueue(host.Review, new ReviewSettings { Container = host.Review.Name });
+        var queued = await WaitForQueueAsync(queue, 2);
+        Assert.Equal(["uploads/emoji-0.png", "uploads/emoji-1.png"], queued.Select(q => q.Item.Image));
+        Assert.All(queued, q => Assert.Contains(ReviewReasons.OutOfDistribution, q.Item.Reasons));
+
+        using var browser = new Browser();
+        browser.Driver.Navigate().GoToUrl(host.Url($"api/ui?code={FunctionsHostFixture.FunctionKey}"));
+
+        // Try it: an in-distribution red square, then an emoji.
+        var red = Path.Combine(scratch, "red.png");
+        await File.WriteAllBytesAsync(red, ServingModelFixture.Image("red", seed: 951));
+        Pick(browser, red);
+        browser.WaitFor(d => d.FindElement(By.Id("version")).Text.Contains("v1", StringComparison.Ordinal), "the model version");
+        Assert.Equal("red", browser.Driver.FindElement(By.CssSelector("#bars .bar-row")).GetDomAttribute("data-label"));
+        Assert.Equal(3, browser.Driver.FindElements(By.CssSelector("#bars .bar-row")).Count);
+        Assert.StartsWith("In distribution (score", browser.Driver.FindElement(By.Id("ood")).Text, StringComparison.Ordinal);
+        Assert.StartsWith("red (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
+        Pick(browser, emoji[0]);
+        browser.WaitFor(d => d.FindElement(By.Id("ood")).Text.StartsWith("Out of distribution", StringComparison.Ordinal), "the out-of-distribution verdict");
+        Assert.StartsWith("unknown (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
+        browser.Screenshot("page-try.png");
+
+        // Review: both queued emoji, with thumbnails; confirm the first, give the second another label.
+        browser.Driver.FindElement(By.Id("tab-review")).Click();
+        var cards = browser.WaitFor(d => d.FindElements(By.CssSelector(".review-card")) is { Count: 2 } found ? found : null, "two review cards");
+        browser.WaitFor(d => d.FindElements(By.CssSelector(".review-card img")).All(i => i.GetDomProperty("src")?.StartsWith("blob:", StringComparison.Ordinal) == true), "the thumbnails");
+        browser.Screenshot("page-review.png");
+        var first = queued[0].Item;
+        var firstCard = cards.Single(c => c.GetDomAttribute("data-image") == first.Image);
+        firstCard.FindElement(By.CssSelector(".confirm")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"added to the training data as {first.SuggestedLabel}", StringComparison.Ordinal), "the confirmation");
+        var second = queued[1].Item;
+        var other = ServingModelFixture.Labels.First(l => l != second.SuggestedLabel);
+        var secondCard = browser.Driver.FindElements(By.CssSelector(".review-card")).Single();
+        new SelectElement(secondCard.FindElement(By.CssSelector("select.other"))).SelectByValue(other);
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"added to the training data as {other}", StringComparison.Ordinal), "the second label");
+        Assert.Empty(browser.Driver.FindElements(By.CssSelector(".review-card")));
+
+        // Exactly as review import: the images are in the training container under the chosen labels, and the queue is empty.
+        Assert.True((await host.Training.GetBlobClient($"{first.SuggestedLabel}/uploads_emoji-0.png").ExistsAsync()).Value);
+        Assert.True((await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").ExistsAsync()).Value);
+        Assert.Equal(await File.ReadAllBytesAsync(emoji[1]), (await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").DownloadContentAsync()).Value.Content.ToArray());
+        Assert.Empty(await queue.ListAsync().ToListAsync());
+    }
+
+    public void Dispose() => Directory.Delete(scratch, recursive: true);
+
+    private static void Pick(Browser browser, string file)
+    {
+        var input = browser.Driver.FindElement(By.Id("file"));
+        browser.Driver.ExecuteScript("arguments[0].hidden = false; arguments[0].value = '';", input);
+        input.SendKeys(file);
+    }
+
+    private static async Task<List<QueuedReview>> WaitForQueueAsync(ReviewQueue queue, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (true)
+        {
+            var items = await queue.ListAsync().ToListAsync();
+            if (items.Count >= count || DateTime.UtcNow > deadline)
+            {
+                return items;
+            }
+            await Task.Delay(500);
+        }
+    }
+}

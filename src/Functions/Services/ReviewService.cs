@@ -1,19 +1,10 @@
 using Azure;
+using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Services;
-
-/// <summary>One listed upload as the review page shows it.</summary>
-public sealed record ReviewCard(string Image, string ImageVersion, string SuggestedLabel, string? Label, double Confidence, double Margin,
-    double? OutOfDistribution, string? UnknownReason, IReadOnlyList<string> Reasons, DateTimeOffset QueuedUtc);
-
-/// <summary>The review page's list: the cards, the labels to choose from, and today's count against the daily bound.</summary>
-public sealed record ReviewList(IReadOnlyList<ReviewCard> Items, IReadOnlyList<string> Labels, bool More, int QueuedToday, int MaxPerDay);
-
-/// <summary>The answer to a label: what happened (a <see cref="LabelOutcome"/> name) and the label used.</summary>
-public sealed record LabelResult(string Outcome, string? Label);
 
 /// <summary>
 /// The review page's operations over ModelCore's review queue: list the queued uploads, a thumbnail of one, and a

@@ -55,6 +55,7 @@ public static class EvaluateCommand
             // The top-1 label, never "unknown": the matrix has exactly the model's labels as columns.
             var pairs = new List<(string Actual, string Predicted)>();
             var belowThreshold = 0;
+            var outOfDistribution = 0;
             await ProgressDisplay.RunAsync(context, async sink =>
             {
                 var done = 0;
@@ -64,7 +65,8 @@ public static class EvaluateCommand
                     if (outcome.Classification is { } c)
                     {
                         pairs.Add((actualByFile[outcome.File], c.Top[0].Label));
-                        belowThreshold += c.IsUnknown ? 1 : 0;
+                        belowThreshold += c.Confidence < c.Threshold ? 1 : 0;
+                        outOfDistribution += c.OutOfDistribution > 1 ? 1 : 0;
                     }
                     else
                     {
@@ -76,7 +78,7 @@ public static class EvaluateCommand
             });
 
             var metrics = Evaluation.Compute(labels, pairs);
-            Print(context, loaded, metrics, belowThreshold, pipeline.Manifest.ConfidenceThreshold, skipped);
+            Print(context, loaded, metrics, belowThreshold, outOfDistribution, pipeline, skipped);
             if (parse.GetValue(json) is { } jsonFile)
             {
                 var document = MetricsJson.Create(metrics);
@@ -87,6 +89,7 @@ public static class EvaluateCommand
                 }
                 document["threshold"] = pipeline.Manifest.ConfidenceThreshold;
                 document["belowThreshold"] = belowThreshold;
+                document["outOfDistribution"] = outOfDistribution; // out-of-distribution score above 1 (0 for a model without the statistics)
                 document["skipped"] = skipped;
                 document["ignoredFolders"] = ignored; // labels of the data the model lacks (folder names, or a manifest's labels)
                 await File.WriteAllTextAsync(jsonFile, JsonSerializer.Serialize(document, Json), cancellationToken);
@@ -97,10 +100,11 @@ public static class EvaluateCommand
         return command;
     }
 
-    private static void Print(CliContext context, LoadedModel model, EvaluationReport metrics, int belowThreshold, double threshold, List<Reports.SkippedImage> skipped)
+    private static void Print(CliContext context, LoadedModel model, EvaluationReport metrics, int belowThreshold, int outOfDistribution, ModelCore.Inference.ClassificationPipeline pipeline, List<Reports.SkippedImage> skipped)
     {
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {threshold:0.###}; {skipped.Count} skipped"));
+            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {pipeline.Manifest.ConfidenceThreshold:0.###}; " +
+            $"{(pipeline.OutOfDistribution is null ? "no out-of-distribution statistics" : $"{outOfDistribution} out of distribution")}; {skipped.Count} skipped"));
         var perClass = new Table().AddColumns("label", "precision", "recall", "F1", "support");
         foreach (var c in metrics.PerClass)
         {

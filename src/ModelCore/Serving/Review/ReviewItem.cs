@@ -4,43 +4,6 @@ using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.ModelCore.Review;
 
-/// <summary>Values of <see cref="ReviewItem.Reasons"/>: why an upload was listed for review.</summary>
-public static class ReviewReasons
-{
-    /// <summary>The decision was <c>unknown</c> (low confidence, out of distribution, or both: the prediction's <c>unknownReason</c>).</summary>
-    public const string Unknown = "unknown";
-
-    /// <summary>The top two probabilities are closer than the review margin.</summary>
-    public const string LowMargin = "lowMargin";
-
-    /// <summary>The out-of-distribution score is above 1.</summary>
-    public const string OutOfDistribution = "outOfDistribution";
-
-    /// <summary>The reasons an <c>ok</c> prediction is listed for (empty: it is not): unknown, out of distribution, top-2 margin below <paramref name="marginBelow"/>.</summary>
-    public static IReadOnlyList<string> For(PredictionDocument prediction, double marginBelow)
-    {
-        ArgumentNullException.ThrowIfNull(prediction);
-        if (prediction.Status != PredictionStatus.Ok || prediction.Top is not { Count: > 0 } top)
-        {
-            return [];
-        }
-        var reasons = new List<string>();
-        if (prediction.IsUnknown == true)
-        {
-            reasons.Add(Unknown);
-        }
-        if (prediction.OutOfDistribution > 1)
-        {
-            reasons.Add(OutOfDistribution);
-        }
-        if (top.Count > 1 && top[0].Probability - top[1].Probability < marginBelow)
-        {
-            reasons.Add(LowMargin);
-        }
-        return reasons;
-    }
-}
-
 /// <summary>
 /// One upload listed for review, stored as <c>review/items/&lt;image name&gt;.json</c>: which image version, what the
 /// model said (the suggested label is the top label even when the decision was <c>unknown</c>), the scores and why

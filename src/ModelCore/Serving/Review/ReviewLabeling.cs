@@ -5,22 +5,6 @@ using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.ModelCore.Review;
 
-/// <summary>What became of one labelled upload.</summary>
-public enum LabelOutcome
-{
-    /// <summary>Added to the training data and removed from the queue.</summary>
-    Added,
-
-    /// <summary>The same image was in the training data already; removed from the queue.</summary>
-    AlreadyPresent,
-
-    /// <summary>Removed from the queue without being added (a person discarded it).</summary>
-    Discarded,
-
-    /// <summary>Not (or no longer) in the queue for this image version: nothing done.</summary>
-    NotQueued,
-}
-
 /// <summary>
 /// Turns a person's label for a listed upload into training data: the one rule behind <c>trainjob review import</c>
 /// and the review page's confirm button. The image goes to <c>&lt;label&gt;/&lt;file&gt;</c> of the training data

@@ -7,28 +7,6 @@ using ServerlessClassifier.ModelCore.Inference;
 
 namespace ServerlessClassifier.ModelCore.Review;
 
-/// <summary>What <see cref="ReviewQueue.OfferAsync"/> did with a prediction.</summary>
-public enum ReviewOutcome
-{
-    /// <summary>Confident, in distribution and with a clear margin: not listed.</summary>
-    NotNeeded,
-
-    /// <summary>Listed (a new item, or one replacing the item of an older version of the image).</summary>
-    Queued,
-
-    /// <summary>This image version is listed already (a re-delivery, or another writer was first): nothing written.</summary>
-    AlreadyQueued,
-
-    /// <summary>Today's <see cref="ReviewSettings.MaxPerDay"/> are listed already: not listed.</summary>
-    DailyLimitReached,
-
-    /// <summary><see cref="ReviewSettings.MaxPerDay"/> is 0: the queue is off.</summary>
-    Disabled,
-}
-
-/// <summary>A listed upload and the ETag of its item blob (for a conditional removal).</summary>
-public sealed record QueuedReview(ReviewItem Item, ETag ETag);
-
 /// <summary>
 /// The review queue: one blob per listed upload in the <c>review</c> container, <c>items/&lt;image name&gt;.json</c>
 /// (a <see cref="ReviewItem"/>), and one counter blob per UTC day, <c>days/&lt;yyyy-MM-dd&gt;.json</c>, that bounds

@@ -17,7 +17,7 @@ namespace ServerlessClassifier.TrainJob.Commands.Monitor;
 /// <item>rejected: over <see cref="RejectedShareLimit"/> of the uploads could not be read.</item>
 /// </list>
 /// </summary>
-public static class DriftAnalysis
+internal static class DriftAnalysis
 {
     public const int MinPredictions = 30;
     public const double ClassMixDistance = 0.15;

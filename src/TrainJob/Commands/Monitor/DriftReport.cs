@@ -1,29 +1,29 @@
 namespace ServerlessClassifier.TrainJob.Commands.Monitor;
 
 /// <summary>Uploads of one UTC day.</summary>
-public sealed record DayVolume(string Day, int Predictions, int Ok, int Rejected, int Unknown, int OutOfDistribution);
+internal sealed record DayVolume(string Day, int Predictions, int Ok, int Rejected, int Unknown, int OutOfDistribution);
 
 /// <summary>One label's share of the training images and of the uploads (by the model's top label).</summary>
-public sealed record ClassShare(string Label, double Training, double Uploads, int UploadCount);
+internal sealed record ClassShare(string Label, double Training, double Uploads, int UploadCount);
 
 /// <summary>A distribution summarised by its quantiles at 0, 5, ..., 100 %.</summary>
-public sealed record Distribution(IReadOnlyList<double> Quantiles, int Count)
+internal sealed record Distribution(IReadOnlyList<double> Quantiles, int Count)
 {
     public double Median => Quantiles.Count == 21 ? Quantiles[10] : double.NaN;
 }
 
 /// <summary>The uploads one model version classified.</summary>
-public sealed record VersionSummary(string Version, int Predictions, double UnknownShare, double OutOfDistributionShare, double RejectedShare, double MedianConfidence,
+internal sealed record VersionSummary(string Version, int Predictions, double UnknownShare, double OutOfDistributionShare, double RejectedShare, double MedianConfidence,
     DateTimeOffset First, DateTimeOffset Last);
 
 /// <summary>One check of the report: what was compared, whether it drifted, and the line that says so.</summary>
-public sealed record DriftCheck(string Name, bool Drifted, string Line);
+internal sealed record DriftCheck(string Name, bool Drifted, string Line);
 
 /// <summary>
 /// <c>trainjob monitor</c>'s result (also its JSON): the uploads' predictions since a time against the live model's
 /// training statistics.
 /// </summary>
-public sealed record DriftReport
+internal sealed record DriftReport
 {
     public required DateTimeOffset Since { get; init; }
     public required DateTimeOffset Until { get; init; }

@@ -76,25 +76,8 @@ internal static class MonitorHtml
         return Svg(plot);
     }
 
-    private static string ClassMixChart(DriftReport report)
-    {
-        var plot = new Plot();
-        var bars = new List<Bar>();
-        for (var i = 0; i < report.ClassMix.Count; i++)
-        {
-            bars.Add(new Bar { Position = (3 * i) + 0.5, Value = report.ClassMix[i].Training * 100, FillColor = Colors.C0 });
-            bars.Add(new Bar { Position = (3 * i) + 1.5, Value = report.ClassMix[i].Uploads * 100, FillColor = Colors.C1 });
-        }
-        plot.Add.Bars(bars);
-        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, report.ClassMix.Count).Select(i => (3.0 * i) + 1)], [.. report.ClassMix.Select(c => c.Label.Length > 14 ? c.Label[..13] + "…" : c.Label)]);
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "training", FillColor = Colors.C0 });
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "uploads", FillColor = Colors.C1 });
-        plot.Title("Class mix (uploads by top label)");
-        plot.YLabel("share (%)");
-        plot.Axes.Margins(bottom: 0);
-        plot.ShowLegend(Edge.Right);
-        return Svg(plot);
-    }
+    private static string ClassMixChart(DriftReport report) => PairedBars("Class mix (uploads by top label)", "share (%)",
+        [.. report.ClassMix.Select(c => c.Label)], ("training", [.. report.ClassMix.Select(c => c.Training * 100)]), ("uploads", [.. report.ClassMix.Select(c => c.Uploads * 100)]));
 
     /// <summary>Cumulative distributions from quantiles: the share of values at or below x.</summary>
     private static string CdfChart(string title, string xLabel, Distribution? reference, string referenceLabel, Distribution? uploads, double? cutoff)
@@ -127,21 +110,25 @@ internal static class MonitorHtml
         return Svg(plot);
     }
 
-    private static string VersionChart(DriftReport report)
+    private static string VersionChart(DriftReport report) => PairedBars("Per model version", "share of its predictions (%)",
+        [.. report.Versions.Select(v => v.Version)], ("unknown", [.. report.Versions.Select(v => v.UnknownShare * 100)]), ("out of distribution", [.. report.Versions.Select(v => v.OutOfDistributionShare * 100)]));
+
+    /// <summary>Two bars per category (e.g. training and uploads), side by side, with a legend beside the plot.</summary>
+    private static string PairedBars(string title, string yLabel, IReadOnlyList<string> categories, (string Label, double[] Values) first, (string Label, double[] Values) second)
     {
         var plot = new Plot();
         var bars = new List<Bar>();
-        for (var i = 0; i < report.Versions.Count; i++)
+        for (var i = 0; i < categories.Count; i++)
         {
-            bars.Add(new Bar { Position = (3 * i) + 0.5, Value = report.Versions[i].UnknownShare * 100, FillColor = Colors.C0 });
-            bars.Add(new Bar { Position = (3 * i) + 1.5, Value = report.Versions[i].OutOfDistributionShare * 100, FillColor = Colors.C1 });
+            bars.Add(new Bar { Position = (3 * i) + 0.5, Value = first.Values[i], FillColor = Colors.C0 });
+            bars.Add(new Bar { Position = (3 * i) + 1.5, Value = second.Values[i], FillColor = Colors.C1 });
         }
         plot.Add.Bars(bars);
-        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, report.Versions.Count).Select(i => (3.0 * i) + 1)], [.. report.Versions.Select(v => v.Version.Length > 15 ? v.Version[..15] : v.Version)]);
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "unknown", FillColor = Colors.C0 });
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "out of distribution", FillColor = Colors.C1 });
-        plot.Title("Per model version");
-        plot.YLabel("share of its predictions (%)");
+        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, categories.Count).Select(i => (3.0 * i) + 1)], [.. categories.Select(c => c.Length > 15 ? c[..14] + "…" : c)]);
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = first.Label, FillColor = Colors.C0 });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = second.Label, FillColor = Colors.C1 });
+        plot.Title(title);
+        plot.YLabel(yLabel);
         plot.Axes.Margins(bottom: 0);
         plot.ShowLegend(Edge.Right);
         return Svg(plot);

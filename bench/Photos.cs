@@ -7,6 +7,27 @@ namespace ServerlessClassifier.Bench;
 /// <summary>Photo-like JPEGs of any size, made in the run (no files).</summary>
 internal static class Photos
 {
+    /// <summary>A lossless photo-sized PNG (gradients and a little noise), decoded at full size when served.</summary>
+    public static byte[] Png(int width, int height)
+    {
+        var random = new Random(3);
+        using var image = new Image<Rgb24>(width, height);
+        image.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                var row = rows.GetRowSpan(y);
+                for (var x = 0; x < row.Length; x++)
+                {
+                    row[x] = new Rgb24((byte)(x * 255 / width), (byte)(y * 255 / height), (byte)random.Next(0, 8));
+                }
+            }
+        });
+        using var stream = new MemoryStream();
+        image.SaveAsPng(stream);
+        return stream.ToArray();
+    }
+
     /// <summary>Smooth gradients, a shape and sensor-like noise, quality 90.</summary>
     public static byte[] Jpeg(int width, int height, int seed)
     {

@@ -85,6 +85,17 @@ rows.Add(new ResultRow("1. int8", $"int8 check of the served model ({check.Valid
     string.Create(CultureInfo.InvariantCulture, $"fp32 accuracy {check.Fp32Accuracy:P1}"), string.Create(CultureInfo.InvariantCulture, $"{-check.AccuracyDropPoints:+0.0;-0.0} pt"),
     $"within {check.MaxAccuracyDropPoints} pt", Verdict(check.Accepted)));
 
+// 5. Where session creation goes, per precision (profiled; and with graph optimisation or pre-packing switched off).
+foreach (var (name, folder) in new[] { ("fp32", models.Fp32Folder), ("int8", models.Int8Folder) })
+{
+    var costs = SessionCosts.Measure(await File.ReadAllBytesAsync(Path.Combine(folder, ModelCheckpoint.OnnxFileName)), threads, quick ? 3 : 5);
+    rows.Add(new ResultRow("5. session creation", $"{name} graph, as served (graph optimisation level all, pre-packing on), in a warm process",
+        string.Create(CultureInfo.InvariantCulture, $"median {costs.DefaultMs:F0} ms (profiled: parse {costs.LoadingMs:F0} ms, initialise {costs.InitializationMs:F0} ms)"), "", "", "", ""));
+    rows.Add(new ResultRow("5. session creation", $"  {name}: without graph optimisation (forward pass then {costs.NoOptimizationForwardMs:F1} ms instead of {costs.DefaultForwardMs:F1} ms)",
+        $"median {costs.NoOptimizationMs:F0} ms", $"{costs.DefaultMs:F0} ms", $"{costs.NoOptimizationMs / costs.DefaultMs:F2}x", "", ""));
+    rows.Add(new ResultRow("5. session creation", $"  {name}: without weight pre-packing", $"median {costs.NoPrepackingMs:F0} ms", $"{costs.DefaultMs:F0} ms", $"{costs.NoPrepackingMs / costs.DefaultMs:F2}x", "", ""));
+}
+
 // 2. End to end: bytes in, top-k out, on the default (int8) model.
 var e2e224 = Timing.Of(() => int8Pipeline.Classify(photo224, top: 5), warmup, runs);
 var e2e12 = Timing.Of(() => int8Pipeline.Classify(photo12MP, top: 5), Math.Max(1, warmup / 3), Math.Max(5, runs / 4));

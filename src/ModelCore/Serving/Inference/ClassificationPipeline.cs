@@ -152,7 +152,9 @@ public sealed class ClassificationPipeline : IDisposable
     {
         try
         {
-            Classify(WarmUpJpeg.Value, top: 1);
+            // Decoded within the default limits, not this pipeline's: the warm-up image is not an upload.
+            using var decoded = new ImageDecoder().Decode(WarmUpJpeg.Value, preprocessor.DecodeShorterSide);
+            ClassifyPrepared([new PreparedImage(preprocessor.Preprocess(decoded), 0, 0)], top: 1);
         }
         catch (OnnxRuntimeException e)
         {

@@ -119,6 +119,12 @@ public sealed record ModelManifest
 
     public ValidationMetrics? Metrics { get; init; }
 
+    /// <summary>The precision of the served graph (<c>model.onnx</c>); manifests written before int8 existed are fp32.</summary>
+    public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
+
+    /// <summary>The int8 check (whenever an int8 graph was made, served or not); null when none was made.</summary>
+    public QuantizationSummary? Quantization { get; init; }
+
     public IReadOnlyList<ModelFileEntry> Files { get; init; } = [];
 
     public ModelFileEntry? FindFile(string role) => Files.FirstOrDefault(f => f.Role == role);
@@ -206,6 +212,10 @@ public sealed record ModelManifest
         if (Preprocessing.MeanImageFile is { } mean && Files.All(f => f.Name != mean))
         {
             throw new ModelFormatException($"{source}: preprocessing names mean image {mean}, which is not among the files.");
+        }
+        if (!Enum.IsDefined(Precision))
+        {
+            throw new ModelFormatException($"{source}: precision {Precision} is unknown.");
         }
         if (ConfidenceThreshold is < 0 or > 1 || double.IsNaN(ConfidenceThreshold))
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp.PyBridge;
 using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Training;
@@ -38,7 +39,41 @@ internal static class ProductRuns
         var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
         var seconds = clock.Elapsed.TotalSeconds;
         var images = test(result);
-        using var engine = new OnnxEngine(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), OnnxEngineOptions.Default);
+        var probabilities = Classify(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), images);
+        var probe = result.Manifest.Training?.Probe;
+        var note = probe is null
+            ? $"{result.History.Count} epochs"
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+        return (Score.Of(contender, images.Labels, probabilities, images.Truth, seconds, note), result);
+    }
+
+    /// <summary>
+    /// The same trained model as <c>--precision auto</c> serves it: the int8 graph the product makes and checks
+    /// (calibrated on its training images, checked on the images its validation metrics come from) when it passes,
+    /// else the fp32 graph; scored on the test images, with its top-1 agreement with the fp32 graph there.
+    /// </summary>
+    public static async Task<Score> Int8ScoreAsync(string contender, string trainFolder, TrainingOptions options, TrainingResult result, TestImages images)
+    {
+        var clock = Stopwatch.StartNew();
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, options.ToDatasetOptions());
+        var fp32 = OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize);
+        var graph = await ServingGraphs.CreateAsync(fp32, result.Manifest.Labels, dataset, [.. dataset.Train, .. dataset.Validation],
+            new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 });
+        var seconds = clock.Elapsed.TotalSeconds;
+        var check = graph.Quantization!;
+        // What --precision auto serves: the int8 graph when it passed its check, else the fp32 one.
+        var int8 = Classify(graph.Onnx, images);
+        var reference = Classify(fp32, images);
+        var classes = images.Labels.Count;
+        var agreeing = Enumerable.Range(0, images.Truth.Length).Count(i => ArgMax(int8, i, classes) == ArgMax(reference, i, classes));
+        var note = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"int8 check {(check.Accepted ? "passed (int8 served)" : "FAILED (fp32 served)")}: {check.AccuracyDropPoints:+0.0;-0.0} pt, agreement {check.Top1Agreement:P1} on {check.ValidationImages} training images; test agreement with fp32 {(double)agreeing / images.Truth.Length:P1}; {check.Int8Bytes / 1048576.0:F1} MB; int8 time is the check's");
+        return Score.Of(contender, images.Labels, int8, images.Truth, seconds, note);
+    }
+
+    private static float[] Classify(byte[] onnx, TestImages images)
+    {
+        using var engine = new OnnxEngine(onnx, OnnxEngineOptions.Default);
         var probabilities = new List<float>();
         const int batch = 16;
         var count = images.Truth.Length;
@@ -47,11 +82,17 @@ internal static class ProductRuns
             var n = Math.Min(batch, count - start);
             probabilities.AddRange(engine.PredictProbabilities(images.Inputs.AsSpan(start * images.InputLength, n * images.InputLength), n));
         }
-        var probe = result.Manifest.Training?.Probe;
-        var note = probe is null
-            ? $"{result.History.Count} epochs"
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
-        return (Score.Of(contender, images.Labels, [.. probabilities], images.Truth, seconds, note), result);
+        return [.. probabilities];
+    }
+
+    private static int ArgMax(float[] probabilities, int row, int classes)
+    {
+        var best = 0;
+        for (var c = 1; c < classes; c++)
+        {
+            best = probabilities[(row * classes) + c] > probabilities[(row * classes) + best] ? c : best;
+        }
+        return best;
     }
 
     /// <summary>

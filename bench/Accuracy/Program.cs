@@ -10,7 +10,8 @@ using ServerlessClassifier.ModelCore.Training;
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) against the plain PyTorch script and ML.NET, all on
 // the same frozen ResNet-18, scored on held-out test images. One run, one table.
-// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)] [--ood (out-of-class rows only)]
+// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)] [--int8 (fp32 vs int8 rows only)]
+//        [--ood (out-of-class rows only)]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -58,6 +59,15 @@ foreach (var set in sets)
             run.Dispose();
             Add(score);
         }
+        continue;
+    }
+    if (args.Contains("--int8"))
+    {
+        // The default model served as fp32 and as --precision auto serves it (int8 when its check passes).
+        var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new TrainingOptions(), Test);
+        Add(fp32);
+        Add(await ProductRuns.Int8ScoreAsync("product head: default, int8 (auto)", set.Train, new TrainingOptions(), fp32Run, test!));
+        fp32Run.Dispose();
         continue;
     }
     var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new TrainingOptions(), Test);

@@ -24,6 +24,27 @@ public static class TestAssets
         return [.. Enumerable.Range(0, count).Select(i => files[(int)((long)i * files.Count / count)])];
     }
 
+    /// <summary>
+    /// Writes an ImageFolder of real emoji by category (the npm package's emoji.json), the first
+    /// <paramref name="perClass"/> of each in name order, and returns <paramref name="root"/>.
+    /// </summary>
+    public static string EmojiByCategory(string root, int perClass, params (string Category, string Label)[] classes)
+    {
+        using var catalog = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Combine(EmojiDirectory, "..", "..", "..", "emoji.json")));
+        foreach (var (category, label) in classes)
+        {
+            Directory.CreateDirectory(Path.Combine(root, label));
+            var files = catalog.RootElement.EnumerateArray()
+                .Where(e => e.GetProperty("category").GetString() == category && e.GetProperty("has_img_twitter").GetBoolean())
+                .Select(e => e.GetProperty("image").GetString()!).Order(StringComparer.Ordinal).Take(perClass);
+            foreach (var file in files)
+            {
+                File.Copy(Path.Combine(EmojiDirectory, file), Path.Combine(root, label, file));
+            }
+        }
+        return root;
+    }
+
     private static string FindRepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)

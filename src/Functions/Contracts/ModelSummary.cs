@@ -11,4 +11,5 @@ public sealed record ModelSummary(
     double Threshold,
     int InputSize,
     DateTimeOffset CreatedUtc,
-    DateTimeOffset LoadedUtc);
+    DateTimeOffset LoadedUtc,
+    string Precision);

@@ -20,7 +20,8 @@ public sealed class GetModel(ModelProvider models)
             using var lease = await models.AcquireAsync(cancellationToken);
             var manifest = lease.Model.Manifest;
             return new OkObjectResult(new ModelSummary(lease.Version, manifest.Labels, manifest.Backbone, manifest.Metrics,
-                manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc));
+                manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc,
+                manifest.Precision.ToString().ToLowerInvariant()));
         }
         catch (ModelUnavailableException e)
         {

@@ -230,6 +230,15 @@ public sealed class ModelProvider : IDisposable
             }
             var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
             pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits);
+            try
+            {
+                pipeline.WarmUp(); // before it goes live: the first request it serves pays no first-use costs
+            }
+            catch
+            {
+                pipeline.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException or ArgumentException)
         {

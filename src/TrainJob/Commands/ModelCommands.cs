@@ -38,7 +38,7 @@ public static class ModelCommands
                 context.WriteLine($"No model has been published to the '{context.Storage.ModelsContainer}' container.");
                 return ExitCodes.Ok;
             }
-            var table = new Table().AddColumns("current", "version", "created (UTC)", "backbone", "classes", "accuracy", "problems");
+            var table = new Table().AddColumns("current", "version", "created (UTC)", "backbone", "precision", "classes", "accuracy", "problems");
             foreach (var m in models)
             {
                 var manifest = m.Manifest;
@@ -47,6 +47,7 @@ public static class ModelCommands
                     Text(m.Version),
                     Text(manifest?.CreatedUtc.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-"),
                     Text(manifest?.Backbone ?? "-"),
+                    Text(manifest?.Precision.ToString().ToLowerInvariant() ?? "-"),
                     Text(manifest is null ? "-" : Classes(manifest)),
                     Text(manifest?.Metrics?.Accuracy is { } a ? a.ToString("P1", CultureInfo.InvariantCulture) : "-"),
                     Text(context.Mask(m.Problem ?? "")));

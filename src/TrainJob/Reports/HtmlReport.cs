@@ -43,6 +43,8 @@ public static class HtmlReport
             html.Append("; confidence threshold ").Append(F(report.ConfidenceThreshold)).Append(".</p>\n");
         }
 
+        AppendPrecision(html, report);
+
         html.Append("<h2>Training curves</h2>\n<div class=\"charts\">\n");
         AppendChart(html, "Loss", report.History, h => h.TrainLoss, h => h.ValidationLoss, isFraction: false);
         AppendChart(html, "Accuracy", report.History, h => h.TrainAccuracy, h => h.ValidationAccuracy, isFraction: true);
@@ -75,6 +77,26 @@ public static class HtmlReport
         html.Append("</table>\n</body>\n</html>\n");
         return html.ToString();
     }
+
+    private static void AppendPrecision(StringBuilder html, TrainingReport report)
+    {
+        html.Append("<h2>Precision</h2>\n<p>The model serves the <b>").Append(report.Precision.ToString().ToLowerInvariant()).Append("</b> graph");
+        if (report.Quantization is not { } q)
+        {
+            html.Append("; no int8 graph was made.</p>\n");
+            return;
+        }
+        html.Append(q.Accepted ? "; the int8 graph passed its check" : "; the int8 graph was not kept: its accuracy fell more than the limit below fp32's")
+            .Append(".</p>\n<table>\n<tr><th class=\"l\">Check on ").Append(q.ValidationImages).Append(" validation images</th><th>fp32</th><th>int8</th></tr>\n")
+            .Append("<tr><td class=\"l\">Accuracy</td><td>").Append(Percent(q.Fp32Accuracy)).Append("</td><td>").Append(Percent(q.Int8Accuracy)).Append("</td></tr>\n")
+            .Append("<tr><td class=\"l\">Graph size</td><td>").Append(Megabytes(q.Fp32Bytes)).Append("</td><td>").Append(Megabytes(q.Int8Bytes)).Append("</td></tr>\n")
+            .Append("</table>\n<p>Top-1 agreement ").Append(Percent(q.Top1Agreement)).Append("; largest probability difference ").Append(F(q.MaxProbabilityDifference))
+            .Append("; accuracy drop ").Append(q.AccuracyDropPoints.ToString("0.0", CultureInfo.InvariantCulture)).Append(" points (at most ")
+            .Append(F(q.MaxAccuracyDropPoints)).Append(" allowed). Calibrated on ").Append(q.CalibrationImages).Append(" training images; ")
+            .Append(E(q.Scheme)).Append(". Checked with ").Append(E(q.CheckedOn ?? "an unrecorded runtime")).Append(".</p>\n");
+    }
+
+    private static string Megabytes(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";
 
     private static void AppendData(StringBuilder html, TrainingReport report)
     {

@@ -25,6 +25,8 @@ public static class ReportJsonWriter
             report.Skipped,
             report.Notes,
             report.Probe,
+            Precision = report.Precision.ToString().ToLowerInvariant(),
+            report.Quantization,
         }, Options);
     }
 }

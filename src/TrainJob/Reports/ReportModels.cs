@@ -65,6 +65,12 @@ public sealed record TrainingReport
     /// </summary>
     public IReadOnlyList<ValidationPrediction> Predictions { get; init; } = [];
 
+    /// <summary>The precision of the served graph.</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.ModelPrecision Precision { get; init; }
+
+    /// <summary>The int8 check (int8 vs fp32 on the validation images), when an int8 graph was made.</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.QuantizationSummary? Quantization { get; init; }
+
     /// <summary>Notes for people (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 }

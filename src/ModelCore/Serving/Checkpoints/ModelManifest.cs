@@ -128,6 +128,12 @@ public sealed record ModelManifest
     /// <summary>The out-of-distribution statistics and their calibration; null in models trained before they were recorded (no score then).</summary>
     public OutOfDistributionSpec? OutOfDistribution { get; init; }
 
+    /// <summary>The precision of the served graph (<c>model.onnx</c>); manifests written before int8 existed are fp32.</summary>
+    public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
+
+    /// <summary>The int8 check (whenever an int8 graph was made, served or not); null when none was made.</summary>
+    public QuantizationSummary? Quantization { get; init; }
+
     public IReadOnlyList<ModelFileEntry> Files { get; init; } = [];
 
     public ModelFileEntry? FindFile(string role) => Files.FirstOrDefault(f => f.Role == role);
@@ -220,6 +226,10 @@ public sealed record ModelManifest
             || ood.Features < 1 || ood.Components < 0 || ood.Components > ood.Features || !(ood.ResidualVariance > 0) || !(ood.Cutoff > 0)))
         {
             throw new ModelFormatException($"{source}: outOfDistribution is not a {OutOfDistributionSpec.MahalanobisLowRank} section with positive figures whose file {ood.File} is listed with role {ModelFileRoles.OutOfDistribution}.");
+        }
+        if (!Enum.IsDefined(Precision))
+        {
+            throw new ModelFormatException($"{source}: precision {Precision} is unknown.");
         }
         if (ConfidenceThreshold is < 0 or > 1 || double.IsNaN(ConfidenceThreshold))
         {

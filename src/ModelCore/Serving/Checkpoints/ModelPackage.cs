@@ -107,32 +107,35 @@ public sealed class ModelPackage
         byte[] manifestBytes;
         await using (var stream = await source.OpenReadAsync(ModelManifest.FileName, cancellationToken))
         {
-            manifestBytes = await ReadBoundedAsync(stream, 1024 * 1024, $"{source.Description}: {ModelManifest.FileName}", cancellationToken);
+            (manifestBytes, _) = await ReadBoundedAsync(stream, 1024 * 1024, $"{source.Description}: {ModelManifest.FileName}", cancellationToken);
         }
         var manifest = ModelManifest.Parse(manifestBytes, source.Description);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var entry in manifest.Files.Where(f => roles is null || roles.Contains(f.Role)))
         {
             byte[] content;
+            string sha256;
             await using (var stream = await source.OpenReadAsync(entry.Name, cancellationToken))
             {
-                content = await ReadBoundedAsync(stream, entry.Bytes, $"{source.Description}: {entry.Name}", cancellationToken);
+                (content, sha256) = await ReadBoundedAsync(stream, entry.Bytes, $"{source.Description}: {entry.Name}", cancellationToken);
             }
-            Verify(entry, content, source.Description);
+            Verify(entry, content.Length, sha256, source.Description);
             files[entry.Name] = content;
         }
         return new ModelPackage(manifest, files, source.Description);
     }
 
     /// <summary>Refuses content whose size or SHA-256 differs from the manifest's entry.</summary>
-    public static void Verify(ModelFileEntry entry, ReadOnlySpan<byte> content, string source)
+    public static void Verify(ModelFileEntry entry, ReadOnlySpan<byte> content, string source) =>
+        Verify(entry, content.Length, Convert.ToHexStringLower(SHA256.HashData(content)), source);
+
+    private static void Verify(ModelFileEntry entry, long length, string actual, string source)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        if (content.Length != entry.Bytes)
+        if (length != entry.Bytes)
         {
-            throw new ModelIntegrityException($"{source}: {entry.Name} is {content.Length} bytes, the manifest says {entry.Bytes}.");
+            throw new ModelIntegrityException($"{source}: {entry.Name} is {length} bytes, the manifest says {entry.Bytes}.");
         }
-        var actual = Convert.ToHexStringLower(SHA256.HashData(content));
         if (!string.Equals(actual, entry.Sha256, StringComparison.OrdinalIgnoreCase))
         {
             throw new ModelIntegrityException($"{source}: {entry.Name} has SHA-256 {actual}, the manifest says {entry.Sha256}.");
@@ -140,33 +143,36 @@ public sealed class ModelPackage
     }
 
     /// <summary>
-    /// Reads a stream that should hold exactly <paramref name="expected"/> bytes into one array of that
-    /// size (no growing buffers: a model is read once, not three times over), refusing a shorter or
-    /// longer stream.
+    /// Reads a stream that should hold exactly <paramref name="expected"/> bytes into one array of that size (no
+    /// growing buffers: a model is read once, not three times over), hashing each chunk as it arrives (one pass:
+    /// the SHA-256 is ready when the last byte is), and refusing a longer stream. Returns the content (shorter
+    /// when the stream was; the caller's size check names both sizes) and its SHA-256 in lower-case hex.
     /// </summary>
-    private static async Task<byte[]> ReadBoundedAsync(Stream stream, long expected, string what, CancellationToken cancellationToken)
+    private static async Task<(byte[] Content, string Sha256)> ReadBoundedAsync(Stream stream, long expected, string what, CancellationToken cancellationToken)
     {
         if (expected > Array.MaxLength)
         {
             throw new ModelIntegrityException($"{what}: {expected} bytes is larger than a model file can be.");
         }
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[expected];
         var filled = 0;
         int read;
         while (filled < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken)) > 0)
         {
+            hash.AppendData(buffer, filled, read);
             filled += read;
         }
         if (filled < buffer.Length)
         {
-            return buffer[..filled]; // the caller's size check names both sizes
+            return (buffer[..filled], Convert.ToHexStringLower(hash.GetHashAndReset()));
         }
         var probe = new byte[1];
         if (await stream.ReadAsync(probe, cancellationToken) > 0)
         {
             throw new ModelIntegrityException($"{what} is longer than the {expected} bytes expected.");
         }
-        return buffer;
+        return (buffer, Convert.ToHexStringLower(hash.GetHashAndReset()));
     }
 }
 

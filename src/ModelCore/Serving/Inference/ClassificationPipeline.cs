@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace ServerlessClassifier.ModelCore.Inference;
 
@@ -185,5 +188,32 @@ public sealed class ClassificationPipeline : IDisposable
             : throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
     }
 
+    /// <summary>
+    /// Classifies one small generated JPEG, so that the first real request does not pay for first use: JIT
+    /// compilation of decoding, resizing and preprocessing, and ONNX Runtime's first-run allocations. A graph that
+    /// loads but cannot run fails here, as <see cref="InvalidDataException"/>.
+    /// </summary>
+    public void WarmUp()
+    {
+        try
+        {
+            // Decoded within the default limits, not this pipeline's: the warm-up image is not an upload.
+            using var decoded = new ImageDecoder().Decode(WarmUpJpeg.Value, preprocessor.DecodeShorterSide);
+            ClassifyPrepared([new PreparedImage(preprocessor.Preprocess(decoded), 0, 0)], top: 1);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidDataException($"The ONNX graph loaded but could not run: {e.Message}", e);
+        }
+    }
+
     public void Dispose() => Engine.Dispose();
+
+    private static readonly Lazy<byte[]> WarmUpJpeg = new(() =>
+    {
+        using var image = new Image<Rgb24>(320, 240, new Rgb24(120, 130, 140));
+        using var stream = new MemoryStream();
+        image.SaveAsJpeg(stream);
+        return stream.ToArray();
+    });
 }

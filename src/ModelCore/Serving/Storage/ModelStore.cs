@@ -44,6 +44,11 @@ public sealed class ModelStore(BlobContainerClient container)
     public async Task<string> PublishAsync(string folder, bool makeCurrent = true, string? version = null, CancellationToken cancellationToken = default)
     {
         var package = await ModelPackage.LoadAsync(folder, cancellationToken);
+        if (package.Manifest is { Precision: ModelPrecision.Int8 } int8 && int8.Quantization is not { Accepted: true })
+        {
+            throw new ModelFormatException(
+                $"{folder}: the manifest says the graph is int8 but records no passing int8 check (accuracy against fp32 on the validation images); an int8 graph is published only after that check. Nothing was published.");
+        }
         version ??= NewVersionId();
         if (!IsValidVersion(version))
         {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using TorchSharp.PyBridge;
@@ -58,7 +59,21 @@ public static class ModelCheckpoint
     {
         ArgumentNullException.ThrowIfNull(manifest);
         var export = Export.OnnxExport.ExportVerified(model, manifest.Preprocessing.InputSize, verificationInputs);
-        var extra = new List<ModelFileContent> { new(ModelFileRoles.Onnx, OnnxFileName, export.Onnx) };
+        return SaveForServing(model, manifest, folder, new ServingGraph(export.Onnx, ModelPrecision.Fp32, null), meanImage, outOfDistribution);
+    }
+
+    /// <summary>
+    /// Saves a model with the graph it serves: the verified fp32 export, or the int8 graph
+    /// <see cref="ServingGraphs.CreateAsync"/> made from it and checked; the manifest records the precision and the
+    /// int8 check's figures.
+    /// </summary>
+    public static ModelManifest SaveForServing(ImageClassifier model, ModelManifest manifest, string folder, ServingGraph graph, float[]? meanImage,
+        Ood.FeatureStatistics? outOfDistribution = null)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(graph);
+        manifest = manifest with { Precision = graph.Precision, Quantization = graph.Quantization };
+        var extra = new List<ModelFileContent> { new(ModelFileRoles.Onnx, OnnxFileName, graph.Onnx) };
         if (manifest.Preprocessing.MeanImageFile is { } meanName)
         {
             extra.Add(new ModelFileContent(ModelFileRoles.MeanImage, meanName,

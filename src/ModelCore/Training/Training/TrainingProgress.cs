@@ -15,6 +15,9 @@ public enum TrainingPhase
     /// <summary>An epoch finished (<see cref="TrainingProgress.Metrics"/> set; Current/Total: epochs).</summary>
     EpochCompleted,
 
+    /// <summary>Making the int8 graph: calibrating on training images, then checking it against fp32 on the validation images (Current/Total: images).</summary>
+    Quantization,
+
     /// <summary>Anything else worth a line in a log (Message set).</summary>
     Info,
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Training;
 
 namespace ServerlessClassifier.TrainJob.Commands.Train;
@@ -7,10 +8,14 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// <summary>
 /// What a run was started with (the data source and the engine's resolved options), saved beside its
 /// checkpoint as <c>checkpoints/run.json</c> so that <c>train --output X --resume</c> alone continues it.
-/// <see cref="RewritePrefixes"/> are a manifest's <c>--rewrite-prefix FROM=TO</c> options, as given.
+/// <see cref="RewritePrefixes"/> are a manifest's <c>--rewrite-prefix FROM=TO</c> options, as given;
+/// <see cref="Precision"/> is <c>--precision</c> (null in runs saved before it existed: the default).
 /// </summary>
-public sealed record SavedRun(string Data, TrainingOptions Options, IReadOnlyList<string>? RewritePrefixes = null)
+public sealed record SavedRun(string Data, TrainingOptions Options, IReadOnlyList<string>? RewritePrefixes = null, PrecisionChoice? Precision = null)
 {
+    /// <summary>The precision the model is saved with: <see cref="Precision"/>, or the default.</summary>
+    public PrecisionChoice ServedPrecision => Precision ?? new PrecisionOptions().Precision;
+
     public const string FileName = "run.json";
 
     public static SavedRun? Read(string checkpoints)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -52,11 +53,19 @@ public static class TrainCommand
         var backbone = new Option<string?>("--backbone") { Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision ResNet-18/34/50 weights file (.pth or .safetensors). {TransferTrainer.RandomBackbonePrefix}resnet18|34|50 trains on random weights (tests only).", HelpName = "id | weights file" };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the settings it was started with (saved in <output>/checkpoints)." };
         var flip = new Option<bool>("--flip") { Description = "Head mode: also fit the linear probe on each image's mirror image (one more backbone pass). Off by default; never for data where mirroring changes the label (text, arrows)." };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "The graph the model serves. int8: quantised (about 4x smaller, about 2x faster), served only if its accuracy on the validation images is within " +
+                $"{new PrecisionOptions().MaxAccuracyDropPoints.ToString(CultureInfo.InvariantCulture)} point of fp32's, otherwise the command fails with the figures (the fp32 model is still written, not published); " +
+                "fp32: the exported float graph; auto: int8 when it passes that check, else fp32.",
+            DefaultValueFactory = _ => Name(new PrecisionOptions().Precision),
+        };
+        precision.AcceptOnlyFromAmong("auto", "int8", "fp32");
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, precision, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -79,6 +88,7 @@ public static class TrainCommand
                 RequireSame(parse, valSplit, saved.Options.ValSplit);
                 RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
                 RequireSame(parse, flip, saved.Options.FlipFeatures);
+                RequireSame(parse, precision, Name(saved.ServedPrecision));
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
@@ -99,7 +109,8 @@ public static class TrainCommand
                         Backbone = ResolveBackbone(parse.GetValue(backbone)),
                         FlipFeatures = parse.GetValue(flip),
                     },
-                    parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null);
+                    parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null,
+                    Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(precision), ignoreCase: true));
                 run = run with { Data = FullPathIfLocal(run.Data)! };
             }
             return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken);
@@ -111,6 +122,8 @@ public static class TrainCommand
     private static string? FullPathIfLocal(string? data) => data is not null && (Directory.Exists(data) || File.Exists(data)) ? Path.GetFullPath(data) : data;
 
     internal static string Name(TrainingMode mode) => mode.ToString().ToLowerInvariant();
+
+    internal static string Name(PrecisionChoice precision) => precision.ToString().ToLowerInvariant();
 
     private static bool IsExplicit(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 

@@ -1,4 +1,6 @@
 using System.Globalization;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -47,7 +49,14 @@ internal static class TrainRun
         }
         using (result)
         {
-            var manifest = await TrainingOutput.SaveAsync(result, dataset, run, output, context);
+            var (manifest, refusal) = await TrainingOutput.SaveAsync(result, dataset, run, output, context, cancellationToken);
+            context.WriteLine(DescribePrecision(manifest));
+            if (refusal is not null && run.ServedPrecision == PrecisionChoice.Int8)
+            {
+                context.Error($"--precision int8: {refusal}. The fp32 model was written to {output}{(publish ? " and not published" : "")}; " +
+                    $"to serve it: publish --model {Quote(output)} (or train with --precision fp32 or auto).");
+                return ExitCodes.Failure;
+            }
             if (publish)
             {
                 var version = await context.Storage.ModelStore().PublishAsync(output, cancellationToken: cancellationToken);
@@ -130,6 +139,20 @@ internal static class TrainRun
             throw new UsageException($"--rewrite-prefix: {e.Message}");
         }
     }
+
+    /// <summary>One line: the served precision and, when an int8 graph was made, its check.</summary>
+    internal static string DescribePrecision(ModelManifest manifest)
+    {
+        if (manifest.Quantization is not { } q)
+        {
+            return $"Precision: {Name(manifest.Precision)} (no int8 graph made).";
+        }
+        var check = string.Create(CultureInfo.InvariantCulture,
+            $"int8 check on {q.ValidationImages} validation images: accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, top-1 agreement {q.Top1Agreement:P1}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
+        return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({check})." : $"Precision: fp32; the int8 graph was not kept ({check}).";
+    }
+
+    internal static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
 
     private static string Quote(string value) => value.Contains(' ', StringComparison.Ordinal) ? $"\"{value}\"" : value;
 }

@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Reports;
@@ -10,9 +13,17 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// <summary>Writes what a run produced: the servable model (parity-checked ONNX included), report.html and report.json.</summary>
 internal static class TrainingOutput
 {
-    public static async Task<ModelManifest> SaveAsync(TrainingResult result, ImageFolderDataset dataset, SavedRun run, string output, CliContext context)
+    /// <summary>Writes the model and reports; returns the manifest and, when an int8 graph was made but not kept, why.</summary>
+    public static async Task<(ModelManifest Manifest, string? Int8Refusal)> SaveAsync(TrainingResult result, ImageFolderDataset dataset, SavedRun run, string output, CliContext context, CancellationToken cancellationToken)
     {
-        var manifest = ModelCheckpoint.SaveForServing(result.Model, result.Manifest, output, result.VerificationInputs, result.MeanImage, result.OutOfDistribution);
+        var preprocessing = result.Manifest.Preprocessing;
+        var export = OnnxExport.ExportVerified(result.Model, preprocessing.InputSize, result.VerificationInputs);
+        var precision = new PrecisionOptions { Precision = run.ServedPrecision, Seed = run.Options.Seed, Quantizer = context.Int8Quantizer };
+        var graph = precision.Precision == PrecisionChoice.Fp32
+            ? new ServingGraph(export.Onnx, ModelPrecision.Fp32, null)
+            : await ProgressDisplay.RunAsync(context, sink => ServingGraphs.CreateAsync(export.Onnx, result.Manifest.Labels, dataset, CheckImages(run, dataset), new ImagePreprocessor(preprocessing, result.MeanImage), precision,
+                new TrainingProgressView(sink, run.Options.Epochs), cancellationToken));
+        var manifest = ModelCheckpoint.SaveForServing(result.Model, result.Manifest, output, graph, result.MeanImage, result.OutOfDistribution);
         var labels = manifest.Labels;
         var report = new TrainingReport
         {
@@ -25,22 +36,32 @@ internal static class TrainingOutput
             Skipped = [.. result.SkippedImages.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
             BestEpoch = result.BestEpoch,
             ConfidenceThreshold = result.ConfidenceThreshold,
-            Notes = Notes(result, dataset),
+            Notes = Notes(result, dataset, graph),
             Probe = result.Manifest.Training?.Probe,
             Predictions = result.ValidationPredictions,
+            Precision = manifest.Precision,
+            Quantization = manifest.Quantization,
         };
-        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
-        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);
+        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8, CancellationToken.None);
+        await File.WriteAllTextAsync(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8, CancellationToken.None);
         if (report.Skipped.Count > 0)
         {
             context.WriteLine($"{report.Skipped.Count} images were skipped (listed in the report).");
         }
-        return manifest;
+        return (manifest, graph.Refusal);
     }
 
-    private static List<string> Notes(TrainingResult result, ImageFolderDataset dataset)
+    /// <summary>The images the validation metrics come from: the validation split, or every image for head mode's out-of-fold probe.</summary>
+    private static List<LabeledImage> CheckImages(SavedRun run, ImageFolderDataset dataset) =>
+        TransferTrainer.UsesLinearProbe(run.Options) ? [.. dataset.Train, .. dataset.Validation] : [.. dataset.Validation];
+
+    private static List<string> Notes(TrainingResult result, ImageFolderDataset dataset, ServingGraph graph)
     {
         var notes = new List<string>(dataset.Warnings);
+        if (graph.Refusal is { } refusal)
+        {
+            notes.Add($"The int8 graph is not served: {refusal}. The model serves the fp32 graph.");
+        }
         if (result.ResumedFromEpoch > 0)
         {
             notes.Add($"Resumed after epoch {result.ResumedFromEpoch}.");
@@ -84,6 +105,7 @@ internal static class TrainingOutput
                 new("seed", o.Seed.ToString(CultureInfo.InvariantCulture)),
                 new("device", device),
                 new("backbone", o.Backbone),
+                new("precision", TrainCommand.Name(run.ServedPrecision)),
             ];
         }
         return
@@ -99,6 +121,7 @@ internal static class TrainingOutput
             new("validation split", o.ValSplit.ToString(CultureInfo.InvariantCulture)),
             new("device", device),
             new("backbone", o.Backbone),
+            new("precision", TrainCommand.Name(run.ServedPrecision)),
         ];
     }
 }

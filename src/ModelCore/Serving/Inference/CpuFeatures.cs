@@ -1,0 +1,52 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace ServerlessClassifier.ModelCore.Inference;
+
+/// <summary>
+/// The instruction-set extensions ONNX Runtime's kernels choose between (its int8 kernels differ most: AVX2 adds
+/// uint8 x int8 products in 16-bit pairs, VNNI in 32 bits), for benchmark tables, the int8 check's record and the
+/// optimised-graph cache key.
+/// </summary>
+public static class CpuFeatures
+{
+    private static readonly string[] Interesting = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm"];
+
+    /// <summary>The extensions of <see cref="Interesting"/> this CPU has, by their Linux /proc/cpuinfo names.</summary>
+    public static IReadOnlyList<string> Flags { get; } = Read();
+
+    /// <summary>Whether the CPU has 8-bit dot-product instructions (x86 VNNI, Arm dot product).</summary>
+    public static bool HasInt8DotProduct => Flags.Any(f => f is "avx512_vnni" or "avx_vnni" or "asimddp");
+
+    /// <summary>One phrase, e.g. <c>X64 (avx2 fma; no VNNI)</c>.</summary>
+    public static string Describe() =>
+        $"{RuntimeInformation.ProcessArchitecture} ({(Flags.Count == 0 ? "no vector extensions found" : string.Join(' ', Flags))}{(HasInt8DotProduct ? "" : "; no VNNI")})";
+
+    private static string[] Read()
+    {
+        const string path = "/proc/cpuinfo";
+        if (File.Exists(path))
+        {
+            var line = File.ReadLines(path).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal) || l.StartsWith("Features", StringComparison.Ordinal));
+            if (line is not null)
+            {
+                var present = line.Split(':', 2)[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+                return [.. Interesting.Where(present.Contains)];
+            }
+        }
+        List<string> flags = [];
+        if (Avx2.IsSupported)
+        {
+            flags.Add("avx2");
+        }
+        if (Avx512F.IsSupported)
+        {
+            flags.Add("avx512f");
+        }
+        if (AvxVnni.IsSupported)
+        {
+            flags.Add("avx_vnni");
+        }
+        return [.. flags];
+    }
+}

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Commands.Train;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+/// <summary>
+/// <c>train --precision</c> on the real engine (the default ImageNet backbone) and real emoji of two categories: an
+/// int8 model is checked against fp32 before it is written as the served graph, published and used; a model whose
+/// check fails is not published; <c>publish</c> refuses an int8 manifest without a passing check.
+/// </summary>
+[Collection(TorchTests.Collection)]
+public sealed class PrecisionTests : IDisposable
+{
+    /// <summary>One-level weights (-1, 0, +1 times a scale): a real int8 graph that is badly wrong, to reach the refusal.</summary>
+    private static readonly Int8QuantizerOptions Broken = Int8QuantizerOptions.Default with { WeightLevels = 1 };
+
+    private readonly TempFolder temp = new();
+
+    [Fact]
+    public async Task Train_Int8_PublishesTheCheckedInt8Graph_WhichServes()
+    {
+        var data = Emoji("emoji");
+        var output = temp.Combine("int8");
+        var cli = new Cli();
+
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--precision", "int8", "--device", "cpu", "--publish");
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        Assert.Contains("Precision: int8 (int8 check on ", train.Out, StringComparison.Ordinal);
+        Assert.Contains("Published version ", train.Out, StringComparison.Ordinal);
+        var package = await ModelPackage.LoadAsync(output);
+        var manifest = package.Manifest;
+        Assert.Equal(ModelPrecision.Int8, manifest.Precision);
+        var check = manifest.Quantization!;
+        Assert.True(check.Accepted);
+        Assert.True(check.AccuracyDropPoints <= check.MaxAccuracyDropPoints);
+        // Head mode's validation metrics are out-of-fold over every image: the check classifies all 24.
+        Assert.Equal(24, check.ValidationImages);
+        Assert.Equal(check.Int8Bytes, package.GetFile(ModelFileRoles.Onnx).Length);
+        Assert.True(check.Int8Bytes * 3 <= check.Fp32Bytes, $"{check.Int8Bytes} vs {check.Fp32Bytes}");
+
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
+        Assert.Equal("int8", json.RootElement.GetProperty("precision").GetString());
+        Assert.Equal(check.Top1Agreement, json.RootElement.GetProperty("quantization").GetProperty("top1Agreement").GetDouble());
+        var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
+        Assert.Contains("<h2>Precision</h2>", html, StringComparison.Ordinal);
+        Assert.Contains("the int8 graph passed its check", html, StringComparison.Ordinal);
+
+        var list = await cli.RunAsync("models", "list");
+        Assert.Contains("int8", list.Out, StringComparison.Ordinal);
+        var flag = Directory.GetFiles(Path.Combine(data, "flags")).Order(StringComparer.Ordinal).First();
+        var classify = await cli.RunAsync("classify", "--model", "current", "--json", flag);
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        Assert.Equal("flags", JsonDocument.Parse(classify.Out).RootElement.GetProperty("top")[0].GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task Train_Int8_WhoseCheckFails_ExitsWithTheFigures_KeepsTheFp32Model_AndPublishesNothing()
+    {
+        var output = temp.Combine("refused");
+        var cli = new Cli { Int8Quantizer = Broken };
+
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--device", "cpu", "--publish");
+
+        Assert.Equal(ExitCodes.Failure, train.ExitCode);
+        Assert.Contains("--precision int8: the int8 graph's accuracy on the ", train.Err, StringComparison.Ordinal);
+        Assert.Contains("points below fp32's", train.Err, StringComparison.Ordinal);
+        Assert.Contains("not published", train.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("Published version", train.Out, StringComparison.Ordinal);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Equal(ModelPrecision.Fp32, manifest.Precision);
+        Assert.False(manifest.Quantization!.Accepted);
+        Assert.True(manifest.Quantization.AccuracyDropPoints > 0.5);
+        Assert.Equal(manifest.Quantization.Fp32Bytes, new FileInfo(Path.Combine(output, ModelCheckpoint.OnnxFileName)).Length);
+        Assert.Null(await Store(cli).GetCurrentAsync());
+    }
+
+    [Fact]
+    public async Task Train_Auto_WhoseCheckFails_PublishesFp32_AndSaysWhy()
+    {
+        var output = temp.Combine("auto");
+        var cli = new Cli { Int8Quantizer = Broken };
+
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--device", "cpu", "--publish");
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        Assert.Contains("Precision: fp32; the int8 graph was not kept", train.Out, StringComparison.Ordinal);
+        Assert.Contains("Published version ", train.Out, StringComparison.Ordinal);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Equal(ModelPrecision.Fp32, manifest.Precision);
+        Assert.False(manifest.Quantization!.Accepted);
+        var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
+        Assert.Contains("The int8 graph is not served: the int8 graph&#39;s accuracy on the", html, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Publish_RefusesAnInt8ManifestWithoutAPassingCheck(bool withFailedCheck)
+    {
+        var folder = TestModels.SaveFolder(temp.Combine("model"), winner: 0);
+        var path = Path.Combine(folder, ModelManifest.FileName);
+        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(path))!;
+        manifest["precision"] = "int8";
+        if (withFailedCheck)
+        {
+            manifest["quantization"] = JsonNode.Parse("""
+                {"scheme": "QDQ", "calibrationImages": 8, "validationImages": 10, "fp32Accuracy": 0.9, "int8Accuracy": 0.8, "top1Agreement": 0.85,
+                 "maxProbabilityDifference": 0.4, "maxAccuracyDropPoints": 0.5, "accepted": false, "fp32Bytes": 100, "int8Bytes": 30}
+                """);
+        }
+        await File.WriteAllTextAsync(path, manifest.ToJsonString());
+        var cli = new Cli();
+
+        var publish = await cli.RunAsync("publish", "--model", folder);
+
+        Assert.Equal(ExitCodes.Failure, publish.ExitCode);
+        Assert.Contains("records no passing int8 check", publish.Err, StringComparison.Ordinal);
+        Assert.Null(await Store(cli).GetCurrentAsync());
+    }
+
+    public void Dispose() => temp.Dispose();
+
+    private static ModelStore Store(Cli cli) => new(new BlobContainerClient(TestStorage.ConnectionString, cli.ModelsContainer));
+
+    private string Emoji(string name) => TestAssets.EmojiByCategory(temp.Combine(name), 12, ("Flags", "flags"), ("Food & Drink", "food"));
+}

@@ -82,12 +82,18 @@ public sealed class TrainCommandTests : IDisposable
         using var trained = ModelCheckpoint.CreateTorchModel(package);
         using var pretrained = OnnxResNetImporter.LoadBackbone(Path.Combine(OnnxResNetImporter.DefaultDirectory, OnnxResNetImporter.ModelFileName));
         var original = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var changed = trained.Backbone.named_parameters()
-            .Where(p => !p.parameter.allclose(original[p.name], rtol: 0, atol: 0))
-            .Select(p => p.name.Split('.')[0])
-            .Distinct()
-            .ToList();
-        Assert.Equal(["layer1"], changed);
+        List<string> Changed(IEnumerable<(string Name, TorchSharp.torch.Tensor Value)> parameters) => [.. parameters
+            .Where(p => !p.Value.allclose(original[p.Name], rtol: 0, atol: 0))
+            .Select(p => p.Name.Split('.')[0])
+            .Distinct()];
+        // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0, nothing changed).
+        var served = Changed(trained.Backbone.named_parameters().Select(p => (p.name, (TorchSharp.torch.Tensor)p.parameter)));
+        Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : ["layer1"], served);
+        // What the epoch trained: the last weights in the resume checkpoint.
+        var weights = Directory.GetFiles(Path.Combine(output, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
+        var last = TorchSharp.PyBridge.Safetensors.LoadStateDict(weights);
+        Assert.Equal(["layer1"], Changed(last.Where(p => p.Key.StartsWith("backbone.", StringComparison.Ordinal) && original.ContainsKey(p.Key["backbone.".Length..]))
+            .Select(p => (p.Key["backbone.".Length..], p.Value))));
     }
 
     [Fact]

@@ -52,11 +52,12 @@ public static class TrainCommand
         var backbone = new Option<string?>("--backbone") { Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision ResNet-18/34/50 weights file (.pth or .safetensors). {TransferTrainer.RandomBackbonePrefix}resnet18|34|50 trains on random weights (tests only).", HelpName = "id | weights file" };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the settings it was started with (saved in <output>/checkpoints)." };
         var flip = new Option<bool>("--flip") { Description = "Head mode: also fit the linear probe on each image's mirror image (one more backbone pass). Off by default; never for data where mirroring changes the label (text, arrows)." };
+        var noFlip = new Option<bool>("--no-flip") { Description = "Mirroring changes the label (text, arrows, left/right): no mirrored images in finetune/full augmentation (nor --flip)." };
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, noFlip, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -79,11 +80,16 @@ public static class TrainCommand
                 RequireSame(parse, valSplit, saved.Options.ValSplit);
                 RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
                 RequireSame(parse, flip, saved.Options.FlipFeatures);
+                RequireSame(parse, noFlip, !saved.Options.MirrorAugmentation);
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
             {
                 var trainingMode = Enum.Parse<TrainingMode>(parse.GetRequiredValue(mode), ignoreCase: true);
+                if (parse.GetValue(flip) && parse.GetValue(noFlip))
+                {
+                    throw new UsageException("--flip adds mirror images and --no-flip says mirroring changes the label: give one of them.");
+                }
                 run = new SavedRun(
                     parse.GetValue(data) ?? throw new UsageException("--data is required (the labelled images), unless --resume continues a run."),
                     defaults with
@@ -98,6 +104,7 @@ public static class TrainCommand
                         Device = parse.GetRequiredValue(device),
                         Backbone = ResolveBackbone(parse.GetValue(backbone)),
                         FlipFeatures = parse.GetValue(flip),
+                        MirrorAugmentation = !parse.GetValue(noFlip),
                     },
                     parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null);
                 run = run with { Data = FullPathIfLocal(run.Data)! };

@@ -119,6 +119,13 @@ public sealed class TrainCommandTests : IDisposable
 
         Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
         Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        // The fast path: layer3 and layer4 train on the cached output of stem..layer2, and each epoch says how fast it ran.
+        Assert.Contains("Frozen prefix (stem..layer2)", resumed.Out, StringComparison.Ordinal);
+        Assert.Matches(@"epoch 3/3: .*; [0-9]+\.[0-9] images/s", resumed.Out);
+        using (var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
+        {
+            Assert.All(json.RootElement.GetProperty("history").EnumerateArray(), e => Assert.True(e.GetProperty("imagesPerSecond").GetDouble() > 0));
+        }
         Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
         Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
         var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
@@ -166,6 +173,16 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.Contains("--output", run.Err, StringComparison.Ordinal);
         Assert.Contains("--resume", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Train_FlipAndNoFlipTogether_IsAUsageError()
+    {
+        var run = await new Cli().RunAsync("train", "--data", temp.Combine("none"), "--output", temp.Combine("flips"), "--flip", "--no-flip");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("--flip", run.Err, StringComparison.Ordinal);
+        Assert.Contains("--no-flip", run.Err, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -82,12 +82,18 @@ public sealed class TrainCommandTests : IDisposable
         using var trained = ModelCheckpoint.CreateTorchModel(package);
         using var pretrained = OnnxResNetImporter.LoadBackbone(Path.Combine(OnnxResNetImporter.DefaultDirectory, OnnxResNetImporter.ModelFileName));
         var original = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var changed = trained.Backbone.named_parameters()
-            .Where(p => !p.parameter.allclose(original[p.name], rtol: 0, atol: 0))
-            .Select(p => p.name.Split('.')[0])
-            .Distinct()
-            .ToList();
-        Assert.Equal(["layer1"], changed);
+        List<string> Changed(IEnumerable<(string Name, TorchSharp.torch.Tensor Value)> parameters) => [.. parameters
+            .Where(p => !p.Value.allclose(original[p.Name], rtol: 0, atol: 0))
+            .Select(p => p.Name.Split('.')[0])
+            .Distinct()];
+        // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0, nothing changed).
+        var served = Changed(trained.Backbone.named_parameters().Select(p => (p.name, (TorchSharp.torch.Tensor)p.parameter)));
+        Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : ["layer1"], served);
+        // What the epoch trained: the last weights in the resume checkpoint.
+        var weights = Directory.GetFiles(Path.Combine(output, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
+        var last = TorchSharp.PyBridge.Safetensors.LoadStateDict(weights);
+        Assert.Equal(["layer1"], Changed(last.Where(p => p.Key.StartsWith("backbone.", StringComparison.Ordinal) && original.ContainsKey(p.Key["backbone.".Length..]))
+            .Select(p => (p.Key["backbone.".Length..], p.Value))));
     }
 
     [Fact]
@@ -113,6 +119,13 @@ public sealed class TrainCommandTests : IDisposable
 
         Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
         Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        // The fast path: layer3 and layer4 train on the cached output of stem..layer2, and each epoch says how fast it ran.
+        Assert.Contains("Frozen prefix (stem..layer2)", resumed.Out, StringComparison.Ordinal);
+        Assert.Matches(@"epoch 3/3: .*; [0-9]+\.[0-9] images/s", resumed.Out);
+        using (var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
+        {
+            Assert.All(json.RootElement.GetProperty("history").EnumerateArray(), e => Assert.True(e.GetProperty("imagesPerSecond").GetDouble() > 0));
+        }
         Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
         Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
         var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
@@ -160,6 +173,16 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.Contains("--output", run.Err, StringComparison.Ordinal);
         Assert.Contains("--resume", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Train_FlipAndNoFlipTogether_IsAUsageError()
+    {
+        var run = await new Cli().RunAsync("train", "--data", temp.Combine("none"), "--output", temp.Combine("flips"), "--flip", "--no-flip");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("--flip", run.Err, StringComparison.Ordinal);
+        Assert.Contains("--no-flip", run.Err, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -96,25 +96,77 @@ public sealed class TorchVisionResNet : Backbone
 
     public override IReadOnlyList<string> StageNames { get; } = ["layer1", "layer2", "layer3", "layer4"];
 
+    /// <summary>
+    /// 0 (the default): <c>forward</c> takes images. k &gt; 0: it takes the output of <see cref="ForwardPrefix"/>(images, k)
+    /// and runs <see cref="ForwardSuffix"/> from stage k; a fine-tune with a cached frozen prefix trains so.
+    /// </summary>
+    internal int InputStage { get; set; }
+
     public override Tensor forward(Tensor input)
     {
+        using var scope = NewDisposeScope();
+        return ForwardSuffix(InputStage == 0 ? ForwardPrefix(input, 0) : input, InputStage).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The stem and the first <paramref name="stages"/> stages (0: the stem only): the frozen prefix of a
+    /// fine-tune whose first trainable stage is stage <paramref name="stages"/> (0-based).
+    /// </summary>
+    public Tensor ForwardPrefix(Tensor input, int stages)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(stages);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(stages, StageNames.Count);
         using var scope = NewDisposeScope();
         var x = relu.call(bn1.call(conv1.call(PaddedConv.Pad(Architecture, input, 7, 2))));
         // After ReLU every value is >= 0, but pad with -inf anyway: ONNX MaxPool ignores padded cells.
         x = maxpool.call(PaddedConv.Pad(Architecture, x, 3, 2, double.NegativeInfinity));
-        if (PooledStages > 1)
+        for (var s = 0; s < stages; s++)
         {
-            // The pooled outputs of the last PooledStages stages, last stage first.
-            Tensor[] stages = [layer1.call(x), null!, null!, null!];
-            stages[1] = layer2.call(stages[0]);
-            stages[2] = layer3.call(stages[1]);
-            stages[3] = layer4.call(stages[2]);
-            var pooled = Enumerable.Reverse(stages).Take(PooledStages).Select(s => avgpool.call(s).flatten(1)).ToArray();
-            return cat(pooled, 1).MoveToOuterDisposeScope();
+            x = Stage(s).call(x);
         }
-        x = layer4.call(layer3.call(layer2.call(layer1.call(x))));
-        return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
+        return x.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The rest of the network from the output of <see cref="ForwardPrefix"/>(input, <paramref name="start"/>):
+    /// stages <paramref name="start"/>.. and the pooling. The prefix output counts as the output of stage
+    /// <paramref name="start"/> - 1, so the pooled stages may reach one stage into the prefix, no further
+    /// (see <see cref="SuffixCanPool"/>).
+    /// </summary>
+    public Tensor ForwardSuffix(Tensor prefixOutput, int start)
+    {
+        if (!SuffixCanPool(start))
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), start, $"pooling the last {PooledStages} stages needs stage outputs before the prefix output of stage {start - 1}.");
+        }
+        using var scope = NewDisposeScope();
+        var outputs = new List<Tensor>();
+        var x = prefixOutput;
+        if (start > 0)
+        {
+            outputs.Add(x);
+        }
+        for (var s = start; s < StageNames.Count; s++)
+        {
+            x = Stage(s).call(x);
+            outputs.Add(x);
+        }
+        // The pooled outputs of the last PooledStages stages, last stage first.
+        var pooled = Enumerable.Reverse(outputs).Take(PooledStages).Select(o => avgpool.call(o).flatten(1)).ToArray();
+        return (pooled.Length == 1 ? pooled[0] : cat(pooled, 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>True when <see cref="ForwardSuffix"/> from stage <paramref name="start"/> sees every stage output the head reads.</summary>
+    public bool SuffixCanPool(int start) => start >= 0 && start <= StageNames.Count && PooledStages <= StageNames.Count - start + (start > 0 ? 1 : 0);
+
+    private Sequential Stage(int index) => index switch
+    {
+        0 => layer1,
+        1 => layer2,
+        2 => layer3,
+        3 => layer4,
+        _ => throw new ArgumentOutOfRangeException(nameof(index), index, "ResNet has stages 0..3."),
+    };
 
     private static Sequential MakeStage(ResNetArchitecture architecture, ref int inPlanes, int planes, int blocks, int stride)
     {

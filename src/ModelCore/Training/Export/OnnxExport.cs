@@ -29,32 +29,17 @@ public static class OnnxExport
     public const string FeaturesName = OnnxGraphNames.Features;
     public const double DefaultTolerance = 1e-4;
 
+    /// <summary>Output of <see cref="ExportPrefix"/>: the last frozen stage's feature map (N, C, H, W).</summary>
+    public const string PrefixName = "prefix";
+
     /// <summary>Builds the graph from the module structure and its current weights.</summary>
     public static byte[] Export(ImageClassifier model, int inputSize)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.Backbone is not TorchVisionResNet resnet)
-        {
-            throw new NotSupportedException($"Export supports ResNet backbones; got {model.Backbone.GetType().Name}.");
-        }
-        var state = model.state_dict();
-        var architecture = resnet.Architecture;
-        var graph = new OnnxGraphBuilder(state);
-
-        var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(InputName, "backbone.conv1", 2, Pads(architecture, 7, 2)), "backbone.bn1"));
-        x = graph.MaxPool(x, 3, 2, Pads(architecture, 3, 2));
-        var stageOutputs = new List<string>();
-        for (var stage = 1; stage <= architecture.Layers.Count; stage++)
-        {
-            for (var block = 0; block < architecture.Layers[stage - 1]; block++)
-            {
-                var stride = stage > 1 && block == 0 ? 2 : 1;
-                x = Block(graph, x, $"backbone.layer{stage}.{block}", architecture, stride, state.ContainsKey($"backbone.layer{stage}.{block}.downsample.0.weight"));
-            }
-            stageOutputs.Add(x);
-        }
+        var resnet = ResNet(model);
+        var (graph, stageOutputs) = Stages(model, resnet, resnet.StageNames.Count);
         // The pooled outputs of the last PooledStages stages, last stage first (the head reads them all).
-        var pooled = stageOutputs.AsEnumerable().Reverse().Take(model.Backbone.PooledStages)
+        var pooled = stageOutputs.Skip(1).Reverse().Take(model.Backbone.PooledStages)
             .Select(s => graph.Unary("Flatten", graph.Unary("GlobalAveragePool", s), OnnxGraphBuilder.Int("axis", 1))).ToList();
         var features = graph.Concat(pooled, axis: 1);
         var logits = model.HeadSpec.Kind switch
@@ -65,8 +50,43 @@ public static class OnnxExport
         };
         var probabilities = graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));
         var proto = graph.Build(InputName, inputSize,
-            [(probabilities, ProbabilitiesName, model.NumClasses), (features, FeaturesName, model.Backbone.NumFeatures)]);
+            [(probabilities, ProbabilitiesName, [model.NumClasses]), (features, FeaturesName, [model.Backbone.NumFeatures])]);
         return proto.ToByteArray();
+    }
+
+    /// <summary>
+    /// The frozen prefix of a fine-tune: the stem and the first <paramref name="stages"/> stages, one output
+    /// <see cref="PrefixName"/> (N, C, H, W), the same function as <c>TorchVisionResNet.ForwardPrefix</c>.
+    /// </summary>
+    public static byte[] ExportPrefix(ImageClassifier model, int inputSize, int stages)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var (graph, stageOutputs) = Stages(model, ResNet(model), stages);
+        return graph.Build(InputName, inputSize, [(stageOutputs[^1], PrefixName, [null, null, null])]).ToByteArray();
+    }
+
+    private static TorchVisionResNet ResNet(ImageClassifier model) => model.Backbone as TorchVisionResNet
+        ?? throw new NotSupportedException($"Export supports ResNet backbones; got {model.Backbone.GetType().Name}.");
+
+    /// <summary>The stem and the first <paramref name="stages"/> stages; the outputs of the stem (first) and of each stage.</summary>
+    private static (OnnxGraphBuilder Graph, List<string> Outputs) Stages(ImageClassifier model, TorchVisionResNet resnet, int stages)
+    {
+        var state = model.state_dict();
+        var architecture = resnet.Architecture;
+        var graph = new OnnxGraphBuilder(state);
+        var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(InputName, "backbone.conv1", 2, Pads(architecture, 7, 2)), "backbone.bn1"));
+        x = graph.MaxPool(x, 3, 2, Pads(architecture, 3, 2));
+        var outputs = new List<string> { x };
+        for (var stage = 1; stage <= stages; stage++)
+        {
+            for (var block = 0; block < architecture.Layers[stage - 1]; block++)
+            {
+                var stride = stage > 1 && block == 0 ? 2 : 1;
+                x = Block(graph, x, $"backbone.layer{stage}.{block}", architecture, stride, state.ContainsKey($"backbone.layer{stage}.{block}.downsample.0.weight"));
+            }
+            outputs.Add(x);
+        }
+        return (graph, outputs);
     }
 
     /// <summary>

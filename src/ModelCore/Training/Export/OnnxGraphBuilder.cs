@@ -54,13 +54,14 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
         new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
 
     /// <summary>The finished model: opset 13, one float input with a dynamic batch dimension, the given outputs.</summary>
-    public ModelProto Build(string inputName, int inputSize, IEnumerable<(string Value, string Name, long Width)> outputs)
+    /// <param name="outputs">Each output's value, name and dimensions after the batch (null: not fixed).</param>
+    public ModelProto Build(string inputName, int inputSize, IEnumerable<(string Value, string Name, long?[] Dimensions)> outputs)
     {
         graph.Input.Add(TensorInfo(inputName, 3, inputSize, inputSize));
-        foreach (var (value, name, width) in outputs)
+        foreach (var (value, name, dimensions) in outputs)
         {
             graph.Node.Add(new NodeProto { OpType = "Identity", Name = $"output_{name}", Input = { value }, Output = { name } });
-            graph.Output.Add(TensorInfo(name, width));
+            graph.Output.Add(TensorInfo(name, dimensions));
         }
         var model = new ModelProto
         {
@@ -100,13 +101,15 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
         return key;
     }
 
-    private static ValueInfoProto TensorInfo(string name, params long[] dimensions)
+    private static ValueInfoProto TensorInfo(string name, params long?[] dimensions)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "batch" });
-        foreach (var dimension in dimensions)
+        for (var i = 0; i < dimensions.Length; i++)
         {
-            shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = dimension });
+            shape.Dim.Add(dimensions[i] is { } value
+                ? new TensorShapeProto.Types.Dimension { DimValue = value }
+                : new TensorShapeProto.Types.Dimension { DimParam = $"{name}_{i + 1}" });
         }
         return new ValueInfoProto
         {

@@ -14,15 +14,26 @@ public sealed partial class TransferTrainer
 {
     /// <summary>
     /// Train mode for what trains; eval mode for every frozen part, so frozen BatchNorm layers keep
-    /// using (and never update) their running statistics.
+    /// using (and never update) their running statistics; with <paramref name="freezeBatchNorm"/> every
+    /// backbone BatchNorm layer does (<see cref="TrainingOptions.UpdateBatchNormStatistics"/> false).
     /// </summary>
-    private static void SetTrainMode(ImageClassifier model, nn.Module net, IReadOnlyList<nn.Module> frozen)
+    private static void SetTrainMode(ImageClassifier model, nn.Module net, IReadOnlyList<nn.Module> frozen, bool freezeBatchNorm)
     {
         model.eval();
         net.train();
         foreach (var module in frozen)
         {
             module.eval();
+        }
+        if (freezeBatchNorm)
+        {
+            foreach (var (_, module) in model.Backbone.named_modules())
+            {
+                if (module is BatchNorm2d)
+                {
+                    module.eval();
+                }
+            }
         }
     }
 

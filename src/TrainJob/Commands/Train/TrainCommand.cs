@@ -61,11 +61,12 @@ public static class TrainCommand
             DefaultValueFactory = _ => Name(new PrecisionOptions().Precision),
         };
         precision.AcceptOnlyFromAmong("auto", "int8", "fp32");
+        var noFlip = new Option<bool>("--no-flip") { Description = "Mirroring changes the label (text, arrows, left/right): no mirrored images in finetune/full augmentation (nor --flip)." };
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, precision, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, noFlip, precision, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -89,11 +90,16 @@ public static class TrainCommand
                 RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
                 RequireSame(parse, flip, saved.Options.FlipFeatures);
                 RequireSame(parse, precision, Name(saved.ServedPrecision));
+                RequireSame(parse, noFlip, !saved.Options.MirrorAugmentation);
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
             {
                 var trainingMode = Enum.Parse<TrainingMode>(parse.GetRequiredValue(mode), ignoreCase: true);
+                if (parse.GetValue(flip) && parse.GetValue(noFlip))
+                {
+                    throw new UsageException("--flip adds mirror images and --no-flip says mirroring changes the label: give one of them.");
+                }
                 run = new SavedRun(
                     parse.GetValue(data) ?? throw new UsageException("--data is required (the labelled images), unless --resume continues a run."),
                     defaults with
@@ -108,6 +114,7 @@ public static class TrainCommand
                         Device = parse.GetRequiredValue(device),
                         Backbone = ResolveBackbone(parse.GetValue(backbone)),
                         FlipFeatures = parse.GetValue(flip),
+                        MirrorAugmentation = !parse.GetValue(noFlip),
                     },
                     parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null,
                     Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(precision), ignoreCase: true));

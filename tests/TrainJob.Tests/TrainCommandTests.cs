@@ -5,7 +5,6 @@ using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
-using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
@@ -190,27 +189,5 @@ public sealed class TrainCommandTests : IDisposable
     public void Dispose() => temp.Dispose();
 
     /// <summary>Six noisy 40 px images per class, one flat colour each: easy for a pretrained backbone.</summary>
-    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes)
-    {
-        var root = temp.Combine(name);
-        var random = new Random(3);
-        foreach (var (label, colour) in classes)
-        {
-            Directory.CreateDirectory(Path.Combine(root, label));
-            for (var i = 0; i < 6; i++)
-            {
-                using var image = new Image<Rgb24>(40, 40);
-                for (var y = 0; y < 40; y++)
-                {
-                    for (var x = 0; x < 40; x++)
-                    {
-                        var noise = random.Next(-40, 41);
-                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
-                    }
-                }
-                image.SaveAsPng(Path.Combine(root, label, $"{i}.png"));
-            }
-        }
-        return root;
-    }
+    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes) => ColourSets.Write(temp.Combine(name), classes);
 }

@@ -1,0 +1,48 @@
+using ServerlessClassifier.ModelCore.Export;
+
+namespace ServerlessClassifier.ModelCore.Backbones;
+
+/// <summary>The ResNet's ONNX nodes, in the module's order and with its padding.</summary>
+public sealed partial class TorchVisionResNet
+{
+    internal override string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize)
+    {
+        var architecture = Architecture;
+        var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, "backbone.conv1", 2, architecture.PadsFor(7, 2)), "backbone.bn1"));
+        x = graph.MaxPool(x, 3, 2, architecture.PadsFor(3, 2));
+        var stageOutputs = new List<string>();
+        for (var stage = 1; stage <= architecture.Layers.Count; stage++)
+        {
+            for (var block = 0; block < architecture.Layers[stage - 1]; block++)
+            {
+                var stride = stage > 1 && block == 0 ? 2 : 1;
+                x = Block(graph, x, $"backbone.layer{stage}.{block}", stride);
+            }
+            stageOutputs.Add(x);
+        }
+        // The pooled outputs of the last PooledStages stages, last stage first (the head reads them all).
+        var pooled = stageOutputs.AsEnumerable().Reverse().Take(PooledStages).Select(graph.GlobalAveragePoolFlat).ToList();
+        return graph.Concat(pooled, axis: 1);
+    }
+
+    private string Block(OnnxGraphBuilder graph, string input, string prefix, int stride)
+    {
+        var architecture = Architecture;
+        string x;
+        if (architecture.Block == ResNetBlockKind.Basic)
+        {
+            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, $"{prefix}.conv1", stride, architecture.PadsFor(3, stride)), $"{prefix}.bn1"));
+            x = graph.BatchNorm(graph.Conv(x, $"{prefix}.conv2", 1, architecture.PadsFor(3, 1)), $"{prefix}.bn2");
+        }
+        else
+        {
+            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, $"{prefix}.conv1", 1, default), $"{prefix}.bn1"));
+            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(x, $"{prefix}.conv2", stride, architecture.PadsFor(3, stride)), $"{prefix}.bn2"));
+            x = graph.BatchNorm(graph.Conv(x, $"{prefix}.conv3", 1, default), $"{prefix}.bn3");
+        }
+        var identity = graph.Has($"{prefix}.downsample.0.weight")
+            ? graph.BatchNorm(graph.Conv(input, $"{prefix}.downsample.0", stride, default), $"{prefix}.downsample.1")
+            : input;
+        return graph.Unary("Relu", graph.Add(x, identity));
+    }
+}

@@ -30,7 +30,7 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
 
 var quick = args.Contains("--quick");
 var storage = Environment.GetEnvironmentVariable("ClassifierStorage");
-var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(FindRepositoryRoot(), "docs", "benchmarks.md");
+var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(BenchEnvironment.RepositoryRoot(), "docs", "benchmarks.md");
 var runs = quick ? 15 : 60;
 var warmup = quick ? 3 : 10;
 var rows = new List<ResultRow>();
@@ -126,7 +126,7 @@ else
     if (HostColdStart.Find() is { } runScript)
     {
         // 5. The same model under the Azure Functions host (run.sh): host start to the first answers, fresh host per run.
-        var hostRuns = await HostColdStart.MeasureAsync(runScript, FindRepositoryRoot(), storage, models.Name, photo224, runs: 3);
+        var hostRuns = await HostColdStart.MeasureAsync(runScript, BenchEnvironment.RepositoryRoot(), storage, models.Name, photo224, runs: 3);
         var firstMs = hostRuns.Select(r => r.FirstMs).Order().ToList();
         var healthMs = hostRuns.Select(r => r.HealthMs).Order().ToList();
         rows.Add(new ResultRow("5. cold start", $"Functions host (run.sh) start to first 200 of POST /api/classify, median of {hostRuns.Count} (runs: {string.Join(", ", firstMs.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} ms)",
@@ -155,7 +155,7 @@ else
 
 // 7. Size of the published Functions app.
 var publishDir = Path.Combine(Path.GetTempPath(), $"bench-publish-{Guid.NewGuid():N}");
-var publish = System.Diagnostics.Process.Start("dotnet", ["publish", Path.Combine(FindRepositoryRoot(), "src", "Functions"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-o", publishDir, "-nologo", "-v", "q"]);
+var publish = System.Diagnostics.Process.Start("dotnet", ["publish", Path.Combine(BenchEnvironment.RepositoryRoot(), "src", "Functions"), "-c", "Release", "-r", "linux-x64", "--self-contained", "false", "-o", publishDir, "-nologo", "-v", "q"]);
 await publish.WaitForExitAsync();
 if (publish.ExitCode == 0)
 {
@@ -168,7 +168,7 @@ if (publish.ExitCode == 0)
 
 // 6. Training: head mode on ~2,000 real images x 10 epochs vs the seed recipe vs one feature pass.
 var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
-var node = System.Diagnostics.Process.Start("node", [Path.Combine(FindRepositoryRoot(), "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]);
+var node = System.Diagnostics.Process.Start("node", [Path.Combine(BenchEnvironment.RepositoryRoot(), "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]);
 await node.WaitForExitAsync();
 var trainingRoot = TrainingBench.PrepareData(emoji, quick ? 500 : 2000);
 var training = await TrainingBench.MeasureAsync(trainingRoot, seedRecipeSample: quick ? 64 : 256);
@@ -239,41 +239,26 @@ static void PrintAndWrite(List<ResultRow> rows, string path, bool quick)
     var document = new StringBuilder();
     document.AppendLine("# Benchmarks");
     document.AppendLine();
-    document.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {MachineDescription()}{(quick ? " (quick run: fewer repetitions)" : "")}.");
+    document.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {BenchEnvironment.Describe()}{(quick ? " (quick run: fewer repetitions)" : "")}.");
     document.AppendLine();
     document.AppendLine("Every ratio compares two figures taken in the same run, so the machine's noise mostly cancels. Timings are medians (and 95th percentiles) after warm-up.");
     document.AppendLine();
     document.Append(table);
     document.AppendLine();
     document.AppendLine("Rerun: `bash scripts/bench.sh` (about four minutes; it starts a private Azurite for the cold-start and concurrency figures; `bash scripts/bench.sh --quick` for a shorter run; with `FUNCTIONS_HOST_DIR` naming an Azure Functions host folder with `run.sh`, it also times the cold start under that host). It rewrites this file.");
-    var notes = Path.Combine(FindRepositoryRoot(), "bench", "NOTES.md");
+    var notes = Path.Combine(BenchEnvironment.RepositoryRoot(), "bench", "NOTES.md");
     if (File.Exists(notes))
     {
         document.AppendLine();
         document.Append(File.ReadAllText(notes));
     }
+    // The architecture benchmark's section (bench/Architectures) is its own: kept as the file has it.
+    if (DocumentSections.Extract(path) is { } architectures)
+    {
+        document.AppendLine();
+        document.AppendLine(architectures);
+    }
     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
     File.WriteAllText(path, document.ToString());
     Console.WriteLine($"Wrote {path}");
-}
-
-static string MachineDescription()
-{
-    var cpu = File.Exists("/proc/cpuinfo")
-        ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
-        : null;
-    var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024);
-    return $"{Environment.ProcessorCount} cores ({cpu ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString()}), {memory:F0} GiB RAM, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
-}
-
-static string FindRepositoryRoot()
-{
-    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-    {
-        if (File.Exists(Path.Combine(directory.FullName, "ServerlessClassifier.sln")))
-        {
-            return directory.FullName;
-        }
-    }
-    return Directory.GetCurrentDirectory();
 }

@@ -35,12 +35,16 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
     public async Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies(string id)
     {
         TorchRuntime.EnsureInitialized();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Step(string what) => output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {what}");
         var architecture = BackboneCatalog.Architecture(id);
         var reference = temp.Combine("reference");
         var made = ReferencePython.Run("make_architecture_reference.py", "state-dict", id, reference);
         output.WriteLine(made[..Math.Min(made.Length, 200)]);
         var weights = Path.Combine(reference, $"{id}.pth");
+        Step("reference made by PyTorch");
         AssertLogitsMatchPyTorch(weights, Path.Combine(reference, $"{id}.reference.pth"));
+        Step("parity checked");
 
         var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
         var cli = new Cli();
@@ -49,6 +53,7 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         var head = temp.Combine("head");
         var run = await cli.RunAsync("train", "--data", data, "--output", head, "--backbone", weights, "--input-size", "64", "--device", "cpu");
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Step("head mode trained");
         var manifest = (await ModelPackage.LoadAsync(head)).Manifest;
         Assert.Equal(id, manifest.Backbone);
         Assert.Equal($"torchvision weights {id}.pth", manifest.BackboneSource);
@@ -56,16 +61,20 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         // Only ResNets pool several stages; the others' heads read the replaced layer's input.
         Assert.Equal(architecture is ResNetArchitecture ? 2 : 1, manifest.Head.PooledStages);
         await AssertClassifiesAsync(cli, head, image, manifest.Labels);
+        Step("head model classified");
         Directory.Delete(head, recursive: true);
 
         var finetune = temp.Combine("finetune");
         run = await cli.RunAsync("train", "--data", data, "--output", finetune, "--backbone", weights, "--input-size", "64", "--mode", "finetune", "--epochs", "1", "--device", "cpu");
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Step("finetune mode trained");
         var package = await ModelPackage.LoadAsync(finetune);
         var last = architecture.StageNames[^1];
         Assert.Equal([last], package.Manifest.Training!.UnfreezeStages);
         Assert.Equal([last], ChangedStages(package, weights));
+        Step("changed stages compared");
         await AssertClassifiesAsync(cli, finetune, image, package.Manifest.Labels);
+        Step("finetuned model classified");
     }
 
     public void Dispose() => temp.Dispose();

@@ -148,6 +148,32 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_UnfreezeNamesTheStagesOfTheBackbonesArchitecture()
+    {
+        var data = Colours("vgg-stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("vgg-stages-out"), "--backbone", "random:vgg11", "--mode", "finetune", "--unfreeze", "layer4", "--device", "cpu");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("unknown stage \"layer4\"; the stages of vgg11 are block1, block2, block3, block4, block5, classifier", run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine("vgg-stages-out")));
+    }
+
+    [Fact]
+    public async Task Train_InputSizeTheArchitectureCannotTake_IsAUsageError()
+    {
+        var data = Colours("small", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var alexnet = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-alexnet"), "--backbone", "random:alexnet", "--input-size", "48");
+        var onnx = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-default"), "--input-size", "128");
+
+        Assert.Equal(ExitCodes.Usage, alexnet.ExitCode);
+        Assert.Contains("alexnet takes inputs of at least 63 x 63 pixels, not 48", alexnet.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, onnx.ExitCode);
+        Assert.Contains("onnx-resnet18 takes 224 x 224 inputs only", onnx.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_RefusesANonEmptyOutputWithoutResume()
     {
         var output = temp.Combine("used");

@@ -142,6 +142,13 @@ public static partial class TorchVisionWeights
         {
             return PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead);
         }
+        catch (NotImplementedException e) when (e.Message.Contains("old PyTorch format", StringComparison.Ordinal))
+        {
+            // Not a zip: a pickle from torch.save(..., _use_new_zipfile_serialization=False) or before PyTorch 1.6, or no checkpoint at all.
+            throw new InvalidDataException(
+                "The file is neither a torch.save pickle of a state_dict nor a safetensors file (torch.save's zip format, the default since PyTorch 1.6, is read; "
+                + "the legacy format of _use_new_zipfile_serialization=False is not). " + HowToExport, e);
+        }
         catch (NotImplementedException e) when (e.Message.Contains("entire model", StringComparison.Ordinal))
         {
             throw new InvalidDataException(

@@ -179,7 +179,7 @@ public static partial class TorchVisionWeights
         var found = BackboneCatalog.FoundLayouts(stripped);
         var described = found.Count > 0
             ? "found " + string.Join("; or ", found)
-            : $"its {stripped.Count} keys begin {string.Join(", ", stripped.Keys.Take(4).Select(k => $"'{k}'"))}";
+            : $"its {stripped.Count} keys, first in name order, are {string.Join(", ", stripped.Keys.Order(StringComparer.Ordinal).Take(4).Select(k => $"'{k}'"))}";
         throw new InvalidDataException(
             $"The checkpoint's keys and shapes match no supported torchvision architecture ({string.Join(", ", BackboneCatalog.TorchVisionIds)}): {described}. "
             + "Pass the state_dict of one of these, saved unchanged from torchvision (e.g. torch.save(torchvision.models.vgg16(weights=\"DEFAULT\").state_dict(), \"vgg16.pth\")); "

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.Tests.Common;
 using Xunit.Abstractions;
 
 namespace ServerlessClassifier.Functions.Tests.EndToEnd;

@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Storage;
@@ -11,7 +9,7 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 
 /// <summary>
 /// One Functions host for all end-to-end tests: the app published once (<c>dotnet publish src/Functions --no-build</c>),
-/// run by <c>run.sh</c> (or <c>func start</c>) against the test Azurite with containers of its own and the test model
+/// run by the real host (<see cref="FunctionsHost"/>) against the test Azurite with containers of its own and the test model
 /// published as <c>v1</c> before the host starts. Its standard output is kept (for the log checks), and the time from
 /// starting the host to its first answer is measured.
 /// </summary>
@@ -24,10 +22,9 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     /// <summary>Bytes over which an image is refused (HTTP 413, prediction TooLarge); small, so that "huge" is cheap to upload.</summary>
     public const int MaxBytes = 300_000;
 
-    private readonly ConcurrentQueue<string> output = new();
     private readonly Lock gate = new();
     private Task? started;
-    private Process? host;
+    private FunctionsHost? host;
     private string? root;
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
@@ -53,7 +50,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     public DateTime ReadyUtc { get; private set; }
 
     /// <summary>The host's standard output so far (its log, with the worker's).</summary>
-    public IReadOnlyList<string> Log => [.. output];
+    public IReadOnlyList<string> Log => host?.Lines ?? [];
 
     /// <summary>Publishes the app and starts the host, once; later calls wait for the same start.</summary>
     public Task EnsureStartedAsync(ServingModelFixture model)
@@ -68,7 +65,6 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
 
     private async Task StartAsync(ServingModelFixture model)
     {
-        var location = FunctionsHostLocation.Find() ?? throw new InvalidOperationException(FunctionsHostLocation.MissingMessage);
         root = Directory.CreateTempSubdirectory("functions-e2e-").FullName;
         var app = Path.Combine(root, "app");
         // --no-build: the app was built with the tests (their project reference), in their configuration; building it
@@ -89,22 +85,12 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         await Store.PublishAsync(model.Folder, version: "v1");
         await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
 
-        var port = FreePort();
+        var port = FunctionsHost.FreePort();
         Http.BaseAddress = new Uri($"http://127.0.0.1:{port}/");
-        var start = location.RunScript is { } script
-            ? new ProcessStartInfo("bash", [script, app, port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
-            : new ProcessStartInfo(location.Func!, ["start", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { WorkingDirectory = app };
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        var workers = Directory.CreateDirectory(Path.Combine(root, "workers")).FullName;
         var settings = new Dictionary<string, string>
         {
-            // The host looks for language-worker folders beside its own folder and fails to start when there is none
-            // (seen with a host built from source); the app's own worker.config.json is all a .NET app needs.
-            ["languageWorkers__workersDirectory"] = workers,
             ["AzureWebJobsStorage"] = TestStorage.ConnectionString,
             ["ClassifierStorage"] = TestStorage.ConnectionString,
-            ["FUNCTIONS_WORKER_RUNTIME"] = "dotnet-isolated",
             ["Classifier__ImagesContainer"] = Images.Name,
             ["Classifier__PredictionsContainer"] = Predictions.Name,
             ["Classifier__ModelsContainer"] = models.Name,
@@ -119,18 +105,10 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             ["FUNCTIONS_HOST_MASTER_KEY"] = MasterKey,
             ["FUNCTIONS_HOST_BLOBS_EXTENSION_KEY"] = BlobsExtensionKey,
         };
-        foreach (var (key, value) in settings)
-        {
-            start.Environment[key] = value;
-        }
         File.Delete(LastLogFile);
         var clock = Stopwatch.StartNew();
         StartedUtc = DateTime.UtcNow;
-        host = Process.Start(start) ?? throw new InvalidOperationException("The Functions host did not start.");
-        host.OutputDataReceived += (_, e) => Keep(e.Data);
-        host.ErrorDataReceived += (_, e) => Keep(e.Data);
-        host.BeginOutputReadLine();
-        host.BeginErrorReadLine();
+        host = FunctionsHost.Start(app, settings, port, line => File.AppendAllText(LastLogFile, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n"));
 
         ToFirstHealth = await WaitForAsync(clock, async () => (await Http.GetAsync(Url("api/health"))).StatusCode == HttpStatusCode.OK);
         ToFirstClassification = await WaitForAsync(clock, async () =>
@@ -138,7 +116,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             using var request = Classify(ServingModelFixture.Image("red", seed: 900));
             return (await Http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
         });
-        StartupLogLines = output.Count;
+        StartupLogLines = host.Lines.Count;
         ReadyUtc = DateTime.UtcNow;
     }
 
@@ -158,11 +136,6 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        if (host is { HasExited: false })
-        {
-            host.Kill(entireProcessTree: true);
-            await host.WaitForExitAsync();
-        }
         host?.Dispose();
         Http.Dispose();
         if (Images is not null)
@@ -180,18 +153,6 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     /// <summary>The host's log of the last run is kept here for a look after a failure.</summary>
     public static string LastLogFile => Path.Combine(Path.GetTempPath(), "functions-e2e-host.log");
 
-    private void Keep(string? line)
-    {
-        if (line is not null)
-        {
-            output.Enqueue(line);
-            lock (output)
-            {
-                File.AppendAllText(LastLogFile, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
-            }
-        }
-    }
-
     private async Task<TimeSpan> WaitForAsync(Stopwatch clock, Func<Task<bool>> ready)
     {
         var deadline = clock.Elapsed + TimeSpan.FromMinutes(3);
@@ -199,7 +160,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         {
             if (host!.HasExited)
             {
-                throw new InvalidOperationException($"The Functions host exited ({host.ExitCode}):\n{string.Join('\n', output.TakeLast(60))}");
+                throw new InvalidOperationException($"The Functions host exited ({host.ExitCode}):\n{string.Join('\n', host.Lines.TakeLast(60))}");
             }
             try
             {
@@ -214,7 +175,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             }
             if (clock.Elapsed > deadline)
             {
-                throw new TimeoutException($"The Functions host did not answer in time:\n{string.Join('\n', output.TakeLast(60))}");
+                throw new TimeoutException($"The Functions host did not answer in time:\n{string.Join('\n', host.Lines.TakeLast(60))}");
             }
             await Task.Delay(100);
         }
@@ -231,12 +192,5 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await stdout}\n{await stderr}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

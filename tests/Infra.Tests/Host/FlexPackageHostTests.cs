@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.Infra.Tests.Host;
 
@@ -23,7 +24,22 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         Assert.Equal(["ClassifyImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "SweepUnclassifiedImages"], names);
     }
 
-    [FunctionsHostFact]
+    [Fact]
+    public void Package_CarriesLinuxX64NativesOnly()
+    {
+        // Flex Consumption runs Linux x64: natives of other platforms (ONNX Runtime and SkiaSharp ship about a dozen)
+        // only make the package to upload and to unpack on every cold start bigger.
+        var sep = Path.DirectorySeparatorChar;
+        var natives = System.IO.Directory.EnumerateFiles(package.Directory, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(package.Directory, f))
+            .Where(f => f.Contains($"{sep}native{sep}", StringComparison.Ordinal) || f.EndsWith(".so", StringComparison.Ordinal) || f.EndsWith(".dylib", StringComparison.Ordinal))
+            .ToList();
+
+        Assert.Contains(natives, f => Path.GetFileName(f) == "libonnxruntime.so");
+        Assert.All(natives, f => Assert.True(f.EndsWith(".so", StringComparison.Ordinal) && !f.Contains($"runtimes{sep}", StringComparison.Ordinal), f));
+    }
+
+    [HostFact]
     public async Task OnlyStorageSettings_TheAppStopsNamingTheMissingSettings()
     {
         using var host = FunctionsHost.Start(package.Directory, StorageSettings());
@@ -35,7 +51,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         Assert.NotEqual(HttpStatusCode.OK, await host.HealthAsync());
     }
 
-    [FunctionsHostFact]
+    [HostFact]
     public async Task TheTemplatesAppSettings_IndexEveryFunctionAndAnswerHealth()
     {
         var settings = new Dictionary<string, string>(StorageSettings());

@@ -5,7 +5,6 @@ using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
-using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
@@ -162,6 +161,32 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_UnfreezeNamesTheStagesOfTheBackbonesArchitecture()
+    {
+        var data = Colours("vgg-stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("vgg-stages-out"), "--backbone", "random:vgg11", "--mode", "finetune", "--unfreeze", "layer4", "--device", "cpu");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("unknown stage \"layer4\"; the stages of vgg11 are block1, block2, block3, block4, block5, classifier", run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine("vgg-stages-out")));
+    }
+
+    [Fact]
+    public async Task Train_InputSizeTheArchitectureCannotTake_IsAUsageError()
+    {
+        var data = Colours("small", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var alexnet = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-alexnet"), "--backbone", "random:alexnet", "--input-size", "48");
+        var onnx = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-default"), "--input-size", "128");
+
+        Assert.Equal(ExitCodes.Usage, alexnet.ExitCode);
+        Assert.Contains("alexnet takes inputs of at least 63 x 63 pixels, not 48", alexnet.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, onnx.ExitCode);
+        Assert.Contains("onnx-resnet18 takes 224 x 224 inputs only", onnx.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_RefusesANonEmptyOutputWithoutResume()
     {
         var output = temp.Combine("used");
@@ -213,27 +238,5 @@ public sealed class TrainCommandTests : IDisposable
     public void Dispose() => temp.Dispose();
 
     /// <summary>Six noisy 40 px images per class, one flat colour each: easy for a pretrained backbone.</summary>
-    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes)
-    {
-        var root = temp.Combine(name);
-        var random = new Random(3);
-        foreach (var (label, colour) in classes)
-        {
-            Directory.CreateDirectory(Path.Combine(root, label));
-            for (var i = 0; i < 6; i++)
-            {
-                using var image = new Image<Rgb24>(40, 40);
-                for (var y = 0; y < 40; y++)
-                {
-                    for (var x = 0; x < 40; x++)
-                    {
-                        var noise = random.Next(-40, 41);
-                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
-                    }
-                }
-                image.SaveAsPng(Path.Combine(root, label, $"{i}.png"));
-            }
-        }
-        return root;
-    }
+    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes) => ColourSets.Write(temp.Combine(name), classes);
 }

@@ -36,7 +36,7 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     {
         TorchRuntime.EnsureInitialized();
         manual_seed(5);
-        var resnet = new TorchVisionResNet(ResNetArchitecture.All.Single(a => a.Name == architecture));
+        var resnet = (TorchVisionResNet)BackboneCatalog.Create(architecture);
         using var model = new ImageClassifier(resnet, HeadSpec.Linear(3) with { PooledStages = 2 });
         model.eval();
         using var mode = inference_mode();
@@ -113,7 +113,7 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     public void Augmentation_WithoutMirror_NeverFlips()
     {
         TorchRuntime.EnsureInitialized(); // before anything of the training library loads TorchSharp
-        var config = TransferTrainer.TorchVisionPreprocessing(32) with { Resize = ServerlessClassifier.ModelCore.Imaging.ResizeMode.Stretch, ResizeSize = 32 };
+        var config = ResNetArchitecture.ResNet18.Preprocessing(32) with { Resize = ServerlessClassifier.ModelCore.Imaging.ResizeMode.Stretch, ResizeSize = 32 };
         using var image = new Image<Rgb24>(32, 32, new Rgb24(255, 255, 255));
         image[2, 5] = new Rgb24(0, 0, 0); // one dark pixel on the left
         var plain = new ImagePreprocessor(config, null).Preprocess(image);

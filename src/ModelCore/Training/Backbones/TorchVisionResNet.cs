@@ -5,61 +5,13 @@ using static TorchSharp.torch.nn;
 
 namespace ServerlessClassifier.ModelCore.Backbones;
 
-/// <summary>The two residual block kinds of torchvision's ResNet family.</summary>
-public enum ResNetBlockKind
-{
-    Basic,
-    Bottleneck,
-}
-
-/// <summary>Where a strided convolution or pooling puts its padding.</summary>
-public enum PaddingStyle
-{
-    /// <summary>torchvision: kernel/2 on every side.</summary>
-    Symmetric,
-
-    /// <summary>
-    /// CNTK's "same" padding as in the ML.NET ResNet-18 ONNX export: a total of max(kernel - stride, 0)
-    /// pixels per axis, the larger half at the top/left (ONNX pads [3,3,2,2] for the 7x7 stem,
-    /// [1,1,0,0] for a 3x3 stride-2 convolution and the max-pool).
-    /// </summary>
-    TopLeft,
-}
-
-/// <summary>A ResNet architecture: block kind, blocks per stage, and padding convention.</summary>
-public sealed record ResNetArchitecture(string Name, ResNetBlockKind Block, IReadOnlyList<int> Layers, PaddingStyle Padding = PaddingStyle.Symmetric)
-{
-    public static readonly ResNetArchitecture ResNet18 = new("resnet18", ResNetBlockKind.Basic, [2, 2, 2, 2]);
-    public static readonly ResNetArchitecture ResNet34 = new("resnet34", ResNetBlockKind.Basic, [3, 4, 6, 3]);
-    public static readonly ResNetArchitecture ResNet50 = new("resnet50", ResNetBlockKind.Bottleneck, [3, 4, 6, 3]);
-
-    /// <summary>The ImageNet ResNet shipped as ONNX in Microsoft.ML.DnnImageFeaturizer.ResNet18 (a CNTK export): [2, 2, 2, 3] basic blocks, top/left padding.</summary>
-    public static readonly ResNetArchitecture OnnxResNet18 = new("onnx-resnet18", ResNetBlockKind.Basic, [2, 2, 2, 3], PaddingStyle.TopLeft);
-
-    public static IReadOnlyList<ResNetArchitecture> All { get; } = [ResNet18, ResNet34, ResNet50, OnnxResNet18];
-
-    public int Expansion => Block == ResNetBlockKind.Basic ? 1 : 4;
-
-    /// <summary>Padding of a kernel x kernel window moved by stride, as (left, right, top, bottom).</summary>
-    public (int Left, int Right, int Top, int Bottom) PadsFor(int kernel, int stride)
-    {
-        if (Padding == PaddingStyle.Symmetric)
-        {
-            return (kernel / 2, kernel / 2, kernel / 2, kernel / 2);
-        }
-        var total = Math.Max(kernel - stride, 0);
-        var begin = (total + 1) / 2;
-        return (begin, total - begin, begin, total - begin);
-    }
-}
-
 /// <summary>
 /// torchvision's ResNet (v1.5: stride on the 3x3 convolution of a bottleneck) without its <c>fc</c>
 /// layer. Field names are torchvision's, so a torchvision <c>state_dict</c> loads by name. With
 /// <see cref="PaddingStyle.TopLeft"/> the same module reproduces the ONNX ResNet-18's asymmetric padding
 /// exactly: its convolutions then have no built-in padding and the input is padded explicitly.
 /// </summary>
-public sealed class TorchVisionResNet : Backbone
+public sealed partial class TorchVisionResNet : Backbone
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -84,17 +36,19 @@ public sealed class TorchVisionResNet : Backbone
         layer3 = MakeStage(architecture, ref inPlanes, 256, architecture.Layers[2], stride: 2);
         layer4 = MakeStage(architecture, ref inPlanes, 512, architecture.Layers[3], stride: 2);
         avgpool = AdaptiveAvgPool2d(1);
-        stageWidths = [64 * architecture.Expansion, 128 * architecture.Expansion, 256 * architecture.Expansion, 512 * architecture.Expansion];
         RegisterComponents();
     }
 
-    public ResNetArchitecture Architecture { get; }
+    public override ResNetArchitecture Architecture { get; }
 
-    public override int NumFeatures => stageWidths.TakeLast(PooledStages).Sum();
+    public override int NumFeatures => Architecture.StageWidths.TakeLast(PooledStages).Sum();
 
-    private readonly int[] stageWidths;
-
-    public override IReadOnlyList<string> StageNames { get; } = ["layer1", "layer2", "layer3", "layer4"];
+    public override IReadOnlyList<BackbonePart> Parts() =>
+    [
+        new(null, conv1), new(null, bn1), new(null, relu), new(null, maxpool),
+        new("layer1", layer1), new("layer2", layer2), new("layer3", layer3), new("layer4", layer4),
+        new(null, avgpool),
+    ];
 
     /// <summary>
     /// 0 (the default): <c>forward</c> takes images. k &gt; 0: it takes the output of <see cref="ForwardPrefix"/>(images, k)

@@ -38,8 +38,11 @@ public sealed record TrainingOptions
     public TrainingMode Mode { get; init; } = TrainingMode.Head;
 
     /// <summary>
-    /// Finetune only: the backbone stages that train, by name (ResNet: <c>layer1</c>..<c>layer4</c>); every
-    /// other stage stays frozen. <see cref="LastStages"/> turns "the last N stages" into names.
+    /// Finetune only: the backbone stages that train, by name (the architecture's
+    /// <c>BackboneArchitecture.StageNames</c>: ResNet <c>layer1</c>..<c>layer4</c>; VGG <c>block1</c>..<c>block5</c>
+    /// and <c>classifier</c>; AlexNet <c>block1</c>..<c>block3</c> and <c>classifier</c>; DenseNet
+    /// <c>denseblock1</c>..<c>4</c>); every other stage stays frozen. <see cref="LastStages"/> turns "the last N
+    /// stages" into names. The default, <c>layer4</c>, is a ResNet's.
     /// </summary>
     public IReadOnlyList<string> UnfreezeStages { get; init; } = ["layer4"];
 
@@ -81,9 +84,10 @@ public sealed record TrainingOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>
-    /// <c>onnx-resnet18</c> (the pretrained ImageNet default), the path of a torchvision ResNet
-    /// <c>.pth</c>/<c>.safetensors</c> file, or <c>random:resnet18|34|50</c> for an architecture with random
-    /// weights (tests only: a plain architecture id is refused, so nobody trains on random weights by accident).
+    /// <c>onnx-resnet18</c> (the pretrained ImageNet default), the path of a torchvision <c>state_dict</c>
+    /// (<c>.pth</c>/<c>.safetensors</c>) of any architecture in <c>BackboneCatalog</c> (detected from its keys
+    /// and shapes), or <c>random:&lt;id&gt;</c> for an architecture with random weights (tests only: a plain
+    /// architecture id is refused, so nobody trains on random weights by accident).
     /// </summary>
     public string Backbone { get; init; } = BackboneCatalog.DefaultId;
 
@@ -99,7 +103,10 @@ public sealed record TrainingOptions
     /// <summary>Dropout of the MLP head.</summary>
     public double Dropout { get; init; } = 0.2;
 
-    /// <summary>Model input side; null: the backbone's (224). <c>onnx-resnet18</c> only takes 224 (its mean image is 224 x 224).</summary>
+    /// <summary>
+    /// Model input side; null: 224. <c>onnx-resnet18</c> only takes 224 (its mean image is 224 x 224); the
+    /// torchvision architectures take any side from their <c>MinInputSize</c> (32; AlexNet 63).
+    /// </summary>
     public int? InputSize { get; init; }
 
     /// <summary>Finetune/full augmentation: the random crop keeps this fraction of the area, at least (up to all of it).</summary>
@@ -126,6 +133,8 @@ public sealed record TrainingOptions
     /// <summary>
     /// The head reads the pooled outputs of the last this-many backbone stages, concatenated, last stage first
     /// (2: layer4 and layer3, 768 features for ResNet-18), in every mode; the exported graph computes the same.
+    /// ResNets only: the other architectures' heads read what the replaced layer read (VGG's and AlexNet's
+    /// 4096 inputs of <c>classifier.6</c>), whatever this says.
     /// </summary>
     public int PooledStages { get; init; } = 2;
 

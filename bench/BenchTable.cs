@@ -30,7 +30,7 @@ internal static class BenchTable
         var document = new StringBuilder();
         document.AppendLine("# Benchmarks");
         document.AppendLine();
-        document.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {MachineDescription()}{(quick ? " (quick run: fewer repetitions)" : "")}.");
+        document.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {BenchEnvironment.Describe()}{(quick ? " (quick run: fewer repetitions)" : "")}.");
         document.AppendLine();
         document.AppendLine(CultureInfo.InvariantCulture, $"CPU flags that pick ONNX Runtime's kernels: {CpuFeatures.Describe()}. Load average (1 min) {loadBefore:F1} at the start and {loadAfter:F1} at the end of the run: the machine is shared, so timings are noisy.");
         document.AppendLine();
@@ -45,6 +45,12 @@ internal static class BenchTable
             document.AppendLine();
             document.Append(File.ReadAllText(notes));
         }
+        // The architecture benchmark's section (bench/Architectures) is its own: kept as the file has it.
+        if (DocumentSections.Extract(path) is { } architectures)
+        {
+            document.AppendLine();
+            document.AppendLine(architectures);
+        }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, document.ToString());
         Console.WriteLine($"Wrote {path}");
@@ -53,25 +59,4 @@ internal static class BenchTable
     /// <summary>The 1-minute load average (Linux), NaN elsewhere.</summary>
     public static double LoadAverage() =>
         File.Exists("/proc/loadavg") ? double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture) : double.NaN;
-
-    public static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "ServerlessClassifier.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        return Directory.GetCurrentDirectory();
-    }
-
-    private static string MachineDescription()
-    {
-        var cpu = File.Exists("/proc/cpuinfo")
-            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
-            : null;
-        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024.0 * 1024 * 1024);
-        return $"{Environment.ProcessorCount} cores ({cpu ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString()}), {memory:F0} GiB RAM, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
-    }
 }

@@ -24,7 +24,7 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
 
 var quick = args.Contains("--quick");
 var storage = Environment.GetEnvironmentVariable("ClassifierStorage");
-var repository = FindRepositoryRoot();
+var repository = BenchEnvironment.RepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault() ?? Path.Combine(repository, "docs", "benchmarks.md");
 var runs = quick ? 15 : 60;
 var warmup = quick ? 3 : 10;

@@ -36,13 +36,24 @@ internal static class ProductRuns
     {
         var clock = Stopwatch.StartNew();
         var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, options.ToDatasetOptions());
-        var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
+        // The engine's messages and epoch lines, as the CLI prints them.
+        var progress = new Progress<TrainingProgress>(p =>
+        {
+            if (p.Phase == TrainingPhase.Info || p.Phase == TrainingPhase.EpochCompleted)
+            {
+                Console.WriteLine(p.Metrics is { } e
+                    ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"      epoch {e.Epoch}: train loss {e.TrainLoss:F3} acc {e.TrainAccuracy:P1}; val loss {e.ValidationLoss:F3} acc {e.ValidationAccuracy:P1}; {e.Seconds:F1} s, {e.ImagesPerSecond:F1} images/s")
+                    : $"      {p.Message}");
+            }
+        });
+        var result = await new TransferTrainer().TrainAsync(dataset, options, progress, checkpointDirectory: null);
         var seconds = clock.Elapsed.TotalSeconds;
         var images = test(result);
         var probabilities = Classify(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), images);
         var probe = result.Manifest.Training?.Probe;
         var note = probe is null
-            ? $"{result.History.Count} epochs"
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"best epoch {result.BestEpoch} of {result.History.Count}{(result.History.Any(h => h.ImagesPerSecond > 0) ? $"; {result.History.Average(h => h.ImagesPerSecond):F1} img/s per epoch" : "")}")
             : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
         return (Score.Of(contender, images.Labels, probabilities, images.Truth, seconds, note), result);
     }

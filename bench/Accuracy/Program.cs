@@ -8,13 +8,20 @@ using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Training;
 
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
-// flipped features, and the epoch loop it replaced) against the plain PyTorch script and ML.NET, all on
-// the same frozen ResNet-18, scored on held-out test images. One run, one table.
-// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--finetune (finetune rows only)] [--int8 (fp32 vs int8 rows only)]
-//        [--ood (out-of-class rows only)]
+// flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
+// and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
+// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
+//        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
+var variants = args.SkipWhile(a => a != "--variants").Skip(1).FirstOrDefault()?.Split(',') ?? ["default"];
+var unknownVariant = variants.FirstOrDefault(v => !FinetuneVariants.All.ContainsKey(v));
+if (unknownVariant is not null)
+{
+    Console.Error.WriteLine($"--variants: unknown \"{unknownVariant}\"; known: {string.Join(", ", FinetuneVariants.All.Keys)}");
+    return 2;
+}
 var work = Path.Combine(Path.GetTempPath(), "accuracy-bench");
 TorchRuntime.EnsureInitialized();
 var cpuFlags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ').Where(f => f.Contains("avx", StringComparison.Ordinal) || f.Contains("vnni", StringComparison.Ordinal)) ?? [];
@@ -48,14 +55,10 @@ foreach (var set in sets)
 
     if (args.Contains("--finetune"))
     {
-        // Finetune (layer4 unfrozen, 10 epochs, early stopping) from the probe (LP-FT) and from a random head (the default).
-        foreach (var (name, options) in new[]
+        // Finetune rows only: the default and the variants named by --variants (see FinetuneVariants).
+        foreach (var name in variants)
         {
-            ("product finetune: LP-FT", new TrainingOptions { Mode = TrainingMode.Finetune, ProbeInitialisation = true }),
-            ("product finetune: random head (default)", new TrainingOptions { Mode = TrainingMode.Finetune }),
-        })
-        {
-            var (score, run) = await ProductRuns.TrainAndScoreAsync(name, set.Train, options, Test);
+            var (score, run) = await ProductRuns.TrainAndScoreAsync($"product finetune: {name}", set.Train, FinetuneVariants.All[name], Test);
             run.Dispose();
             Add(score);
         }
@@ -83,6 +86,12 @@ foreach (var set in sets)
     var (loop, loopResult) = await ProductRuns.TrainAndScoreAsync("product head before (AdamW epochs)", set.Train, new TrainingOptions { LinearProbe = false, PooledStages = 1 }, Test);
     loopResult.Dispose();
     Add(loop);
+    if (!args.Contains("--no-finetune"))
+    {
+        var (finetune, finetuneResult) = await ProductRuns.TrainAndScoreAsync("product finetune: default", set.Train, FinetuneVariants.All["default"], Test);
+        finetuneResult.Dispose();
+        Add(finetune);
+    }
 
     var script = Path.Combine(AppContext.BaseDirectory, "peers", "pytorch_linear.py");
     var python = await PeerProcesses.RunAsync("/usr/bin/python3", [script, Path.Combine(work, "peer")]);

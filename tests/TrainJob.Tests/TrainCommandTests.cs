@@ -5,7 +5,6 @@ using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
-using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 
@@ -82,12 +81,18 @@ public sealed class TrainCommandTests : IDisposable
         using var trained = ModelCheckpoint.CreateTorchModel(package);
         using var pretrained = OnnxResNetImporter.LoadBackbone(Path.Combine(OnnxResNetImporter.DefaultDirectory, OnnxResNetImporter.ModelFileName));
         var original = pretrained.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var changed = trained.Backbone.named_parameters()
-            .Where(p => !p.parameter.allclose(original[p.name], rtol: 0, atol: 0))
-            .Select(p => p.name.Split('.')[0])
-            .Distinct()
-            .ToList();
-        Assert.Equal(["layer1"], changed);
+        List<string> Changed(IEnumerable<(string Name, TorchSharp.torch.Tensor Value)> parameters) => [.. parameters
+            .Where(p => !p.Value.allclose(original[p.Name], rtol: 0, atol: 0))
+            .Select(p => p.Name.Split('.')[0])
+            .Distinct()];
+        // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0, nothing changed).
+        var served = Changed(trained.Backbone.named_parameters().Select(p => (p.name, (TorchSharp.torch.Tensor)p.parameter)));
+        Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : ["layer1"], served);
+        // What the epoch trained: the last weights in the resume checkpoint.
+        var weights = Directory.GetFiles(Path.Combine(output, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
+        var last = TorchSharp.PyBridge.Safetensors.LoadStateDict(weights);
+        Assert.Equal(["layer1"], Changed(last.Where(p => p.Key.StartsWith("backbone.", StringComparison.Ordinal) && original.ContainsKey(p.Key["backbone.".Length..]))
+            .Select(p => (p.Key["backbone.".Length..], p.Value))));
     }
 
     [Fact]
@@ -113,6 +118,13 @@ public sealed class TrainCommandTests : IDisposable
 
         Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
         Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        // The fast path: layer3 and layer4 train on the cached output of stem..layer2, and each epoch says how fast it ran.
+        Assert.Contains("Frozen prefix (stem..layer2)", resumed.Out, StringComparison.Ordinal);
+        Assert.Matches(@"epoch 3/3: .*; [0-9]+\.[0-9] images/s", resumed.Out);
+        using (var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
+        {
+            Assert.All(json.RootElement.GetProperty("history").EnumerateArray(), e => Assert.True(e.GetProperty("imagesPerSecond").GetDouble() > 0));
+        }
         Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
         Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
         var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
@@ -149,6 +161,32 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_UnfreezeNamesTheStagesOfTheBackbonesArchitecture()
+    {
+        var data = Colours("vgg-stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("vgg-stages-out"), "--backbone", "random:vgg11", "--mode", "finetune", "--unfreeze", "layer4", "--device", "cpu");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("unknown stage \"layer4\"; the stages of vgg11 are block1, block2, block3, block4, block5, classifier", run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine("vgg-stages-out")));
+    }
+
+    [Fact]
+    public async Task Train_InputSizeTheArchitectureCannotTake_IsAUsageError()
+    {
+        var data = Colours("small", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var alexnet = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-alexnet"), "--backbone", "random:alexnet", "--input-size", "48");
+        var onnx = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("small-default"), "--input-size", "128");
+
+        Assert.Equal(ExitCodes.Usage, alexnet.ExitCode);
+        Assert.Contains("alexnet takes inputs of at least 63 x 63 pixels, not 48", alexnet.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, onnx.ExitCode);
+        Assert.Contains("onnx-resnet18 takes 224 x 224 inputs only", onnx.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_RefusesANonEmptyOutputWithoutResume()
     {
         var output = temp.Combine("used");
@@ -160,6 +198,16 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.Contains("--output", run.Err, StringComparison.Ordinal);
         Assert.Contains("--resume", run.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Train_FlipAndNoFlipTogether_IsAUsageError()
+    {
+        var run = await new Cli().RunAsync("train", "--data", temp.Combine("none"), "--output", temp.Combine("flips"), "--flip", "--no-flip");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("--flip", run.Err, StringComparison.Ordinal);
+        Assert.Contains("--no-flip", run.Err, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -190,27 +238,5 @@ public sealed class TrainCommandTests : IDisposable
     public void Dispose() => temp.Dispose();
 
     /// <summary>Six noisy 40 px images per class, one flat colour each: easy for a pretrained backbone.</summary>
-    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes)
-    {
-        var root = temp.Combine(name);
-        var random = new Random(3);
-        foreach (var (label, colour) in classes)
-        {
-            Directory.CreateDirectory(Path.Combine(root, label));
-            for (var i = 0; i < 6; i++)
-            {
-                using var image = new Image<Rgb24>(40, 40);
-                for (var y = 0; y < 40; y++)
-                {
-                    for (var x = 0; x < 40; x++)
-                    {
-                        var noise = random.Next(-40, 41);
-                        image[x, y] = new((byte)Math.Clamp(colour.R + noise, 0, 255), (byte)Math.Clamp(colour.G + noise, 0, 255), (byte)Math.Clamp(colour.B + noise, 0, 255));
-                    }
-                }
-                image.SaveAsPng(Path.Combine(root, label, $"{i}.png"));
-            }
-        }
-        return root;
-    }
+    private string Colours(string name, params (string Label, Rgb24 Colour)[] classes) => ColourSets.Write(temp.Combine(name), classes);
 }

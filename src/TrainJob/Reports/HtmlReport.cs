@@ -36,7 +36,11 @@ public static class HtmlReport
         {
             html.Append("<h2>Validation</h2>\n<p>Accuracy <b>").Append(Percent(validation.Accuracy)).Append("</b> on ")
                 .Append(validation.Samples).Append(" images");
-            if (report.BestEpoch is { } best)
+            if (report.BestEpoch is 0)
+            {
+                html.Append(" (the starting model, epoch 0: no epoch had a lower validation loss)");
+            }
+            else if (report.BestEpoch is { } best)
             {
                 html.Append(" (model from epoch ").Append(best).Append(')');
             }
@@ -136,12 +140,13 @@ public static class HtmlReport
 
     private static void AppendHistoryTable(StringBuilder html, IReadOnlyList<EpochMetrics> history)
     {
-        html.Append("<table>\n<tr><th>Epoch</th><th>Train loss</th><th>Train accuracy</th><th>Val loss</th><th>Val accuracy</th></tr>\n");
+        html.Append("<table>\n<tr><th>Epoch</th><th>Train loss</th><th>Train accuracy</th><th>Val loss</th><th>Val accuracy</th><th>Training images/s</th></tr>\n");
         foreach (var h in history)
         {
             html.Append("<tr><td>").Append(h.Epoch).Append("</td><td>").Append(F(h.TrainLoss)).Append("</td><td>").Append(Percent(h.TrainAccuracy))
                 .Append("</td><td>").Append(double.IsFinite(h.ValidationLoss) ? F(h.ValidationLoss) : "-").Append("</td><td>")
-                .Append(double.IsFinite(h.ValidationAccuracy) ? Percent(h.ValidationAccuracy) : "-").Append("</td></tr>\n");
+                .Append(double.IsFinite(h.ValidationAccuracy) ? Percent(h.ValidationAccuracy) : "-").Append("</td><td>")
+                .Append(h.ImagesPerSecond > 0 ? h.ImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture) : "-").Append("</td></tr>\n");
         }
         html.Append("</table>\n");
     }

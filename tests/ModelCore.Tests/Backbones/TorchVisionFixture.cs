@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -31,39 +30,6 @@ internal static class TorchVisionFixture
     {
         var table = PyTorchUnpickler.UnpickleStateDict(Path.Combine(Directory, "reference.pth"));
         return ((Tensor)table["input"]!, (Tensor)table["features"]!, (Tensor)table["logits"]!);
-    }
-
-    /// <summary>
-    /// Runs a script from tests/fixtures with Debian's interpreter (the one that sees python3-torch)
-    /// and returns its last output line; a non-zero exit fails the test with its stderr.
-    /// </summary>
-    public static string RunPython(string script, params string[] arguments)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(FixturesSourceDirectory(), script));
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start /usr/bin/python3");
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{script} exited with {process.ExitCode}: {stderr.Result}");
-        return stdout.Trim().Split('\n')[^1];
-    }
-
-    private static string FixturesSourceDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "tests", "fixtures");
-            if (File.Exists(Path.Combine(candidate, "make_torchvision_fixture.py")))
-            {
-                return candidate;
-            }
-        }
-        throw new InvalidOperationException($"tests/fixtures not found above {AppContext.BaseDirectory}.");
     }
 
     public static float MaxAbsDifference(Tensor a, Tensor b)

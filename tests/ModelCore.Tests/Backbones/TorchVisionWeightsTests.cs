@@ -2,6 +2,7 @@ using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.Tests.Common;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -128,7 +129,7 @@ public sealed class TorchVisionWeightsTests(ITestOutputHelper output)
         try
         {
             TorchVisionWeights.SaveSafetensors(model, path);
-            var diff = TorchVisionFixture.RunPython("check_torchvision_safetensors.py", path, TorchVisionFixture.Directory);
+            var diff = ReferencePython.Run("check_torchvision_safetensors.py", path, TorchVisionFixture.Directory);
             output.WriteLine($"PyTorch, our safetensors loaded with strict=True: max |logits - reference| = {diff}");
             Assert.True(float.Parse(diff, System.Globalization.CultureInfo.InvariantCulture) < Tolerance, diff);
         }

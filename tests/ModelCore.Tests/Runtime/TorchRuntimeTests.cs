@@ -32,7 +32,7 @@ public sealed class TorchRuntimeTests
     {
         _ = Runtime;
         manual_seed(1);
-        using var model = new TorchVisionResNet(ResNetArchitecture.All.Single(a => a.Name == name));
+        using var model = BackboneCatalog.Create(name);
         model.eval();
         using var noGrad = inference_mode();
         using var scope = NewDisposeScope();

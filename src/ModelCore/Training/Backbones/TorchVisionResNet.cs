@@ -5,61 +5,13 @@ using static TorchSharp.torch.nn;
 
 namespace ServerlessClassifier.ModelCore.Backbones;
 
-/// <summary>The two residual block kinds of torchvision's ResNet family.</summary>
-public enum ResNetBlockKind
-{
-    Basic,
-    Bottleneck,
-}
-
-/// <summary>Where a strided convolution or pooling puts its padding.</summary>
-public enum PaddingStyle
-{
-    /// <summary>torchvision: kernel/2 on every side.</summary>
-    Symmetric,
-
-    /// <summary>
-    /// CNTK's "same" padding as in the ML.NET ResNet-18 ONNX export: a total of max(kernel - stride, 0)
-    /// pixels per axis, the larger half at the top/left (ONNX pads [3,3,2,2] for the 7x7 stem,
-    /// [1,1,0,0] for a 3x3 stride-2 convolution and the max-pool).
-    /// </summary>
-    TopLeft,
-}
-
-/// <summary>A ResNet architecture: block kind, blocks per stage, and padding convention.</summary>
-public sealed record ResNetArchitecture(string Name, ResNetBlockKind Block, IReadOnlyList<int> Layers, PaddingStyle Padding = PaddingStyle.Symmetric)
-{
-    public static readonly ResNetArchitecture ResNet18 = new("resnet18", ResNetBlockKind.Basic, [2, 2, 2, 2]);
-    public static readonly ResNetArchitecture ResNet34 = new("resnet34", ResNetBlockKind.Basic, [3, 4, 6, 3]);
-    public static readonly ResNetArchitecture ResNet50 = new("resnet50", ResNetBlockKind.Bottleneck, [3, 4, 6, 3]);
-
-    /// <summary>The ImageNet ResNet shipped as ONNX in Microsoft.ML.DnnImageFeaturizer.ResNet18 (a CNTK export): [2, 2, 2, 3] basic blocks, top/left padding.</summary>
-    public static readonly ResNetArchitecture OnnxResNet18 = new("onnx-resnet18", ResNetBlockKind.Basic, [2, 2, 2, 3], PaddingStyle.TopLeft);
-
-    public static IReadOnlyList<ResNetArchitecture> All { get; } = [ResNet18, ResNet34, ResNet50, OnnxResNet18];
-
-    public int Expansion => Block == ResNetBlockKind.Basic ? 1 : 4;
-
-    /// <summary>Padding of a kernel x kernel window moved by stride, as (left, right, top, bottom).</summary>
-    public (int Left, int Right, int Top, int Bottom) PadsFor(int kernel, int stride)
-    {
-        if (Padding == PaddingStyle.Symmetric)
-        {
-            return (kernel / 2, kernel / 2, kernel / 2, kernel / 2);
-        }
-        var total = Math.Max(kernel - stride, 0);
-        var begin = (total + 1) / 2;
-        return (begin, total - begin, begin, total - begin);
-    }
-}
-
 /// <summary>
 /// torchvision's ResNet (v1.5: stride on the 3x3 convolution of a bottleneck) without its <c>fc</c>
 /// layer. Field names are torchvision's, so a torchvision <c>state_dict</c> loads by name. With
 /// <see cref="PaddingStyle.TopLeft"/> the same module reproduces the ONNX ResNet-18's asymmetric padding
 /// exactly: its convolutions then have no built-in padding and the input is padded explicitly.
 /// </summary>
-public sealed class TorchVisionResNet : Backbone
+public sealed partial class TorchVisionResNet : Backbone
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -84,37 +36,91 @@ public sealed class TorchVisionResNet : Backbone
         layer3 = MakeStage(architecture, ref inPlanes, 256, architecture.Layers[2], stride: 2);
         layer4 = MakeStage(architecture, ref inPlanes, 512, architecture.Layers[3], stride: 2);
         avgpool = AdaptiveAvgPool2d(1);
-        stageWidths = [64 * architecture.Expansion, 128 * architecture.Expansion, 256 * architecture.Expansion, 512 * architecture.Expansion];
         RegisterComponents();
     }
 
-    public ResNetArchitecture Architecture { get; }
+    public override ResNetArchitecture Architecture { get; }
 
-    public override int NumFeatures => stageWidths.TakeLast(PooledStages).Sum();
+    public override int NumFeatures => Architecture.StageWidths.TakeLast(PooledStages).Sum();
 
-    private readonly int[] stageWidths;
+    public override IReadOnlyList<BackbonePart> Parts() =>
+    [
+        new(null, conv1), new(null, bn1), new(null, relu), new(null, maxpool),
+        new("layer1", layer1), new("layer2", layer2), new("layer3", layer3), new("layer4", layer4),
+        new(null, avgpool),
+    ];
 
-    public override IReadOnlyList<string> StageNames { get; } = ["layer1", "layer2", "layer3", "layer4"];
+    /// <summary>
+    /// 0 (the default): <c>forward</c> takes images. k &gt; 0: it takes the output of <see cref="ForwardPrefix"/>(images, k)
+    /// and runs <see cref="ForwardSuffix"/> from stage k; a fine-tune with a cached frozen prefix trains so.
+    /// </summary>
+    internal int InputStage { get; set; }
 
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
+        return ForwardSuffix(InputStage == 0 ? ForwardPrefix(input, 0) : input, InputStage).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The stem and the first <paramref name="stages"/> stages (0: the stem only): the frozen prefix of a
+    /// fine-tune whose first trainable stage is stage <paramref name="stages"/> (0-based).
+    /// </summary>
+    public Tensor ForwardPrefix(Tensor input, int stages)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(stages);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(stages, StageNames.Count);
+        using var scope = NewDisposeScope();
         var x = relu.call(bn1.call(conv1.call(PaddedConv.Pad(Architecture, input, 7, 2))));
         // After ReLU every value is >= 0, but pad with -inf anyway: ONNX MaxPool ignores padded cells.
         x = maxpool.call(PaddedConv.Pad(Architecture, x, 3, 2, double.NegativeInfinity));
-        if (PooledStages > 1)
+        for (var s = 0; s < stages; s++)
         {
-            // The pooled outputs of the last PooledStages stages, last stage first.
-            Tensor[] stages = [layer1.call(x), null!, null!, null!];
-            stages[1] = layer2.call(stages[0]);
-            stages[2] = layer3.call(stages[1]);
-            stages[3] = layer4.call(stages[2]);
-            var pooled = Enumerable.Reverse(stages).Take(PooledStages).Select(s => avgpool.call(s).flatten(1)).ToArray();
-            return cat(pooled, 1).MoveToOuterDisposeScope();
+            x = Stage(s).call(x);
         }
-        x = layer4.call(layer3.call(layer2.call(layer1.call(x))));
-        return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
+        return x.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The rest of the network from the output of <see cref="ForwardPrefix"/>(input, <paramref name="start"/>):
+    /// stages <paramref name="start"/>.. and the pooling. The prefix output counts as the output of stage
+    /// <paramref name="start"/> - 1, so the pooled stages may reach one stage into the prefix, no further
+    /// (see <see cref="SuffixCanPool"/>).
+    /// </summary>
+    public Tensor ForwardSuffix(Tensor prefixOutput, int start)
+    {
+        if (!SuffixCanPool(start))
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), start, $"pooling the last {PooledStages} stages needs stage outputs before the prefix output of stage {start - 1}.");
+        }
+        using var scope = NewDisposeScope();
+        var outputs = new List<Tensor>();
+        var x = prefixOutput;
+        if (start > 0)
+        {
+            outputs.Add(x);
+        }
+        for (var s = start; s < StageNames.Count; s++)
+        {
+            x = Stage(s).call(x);
+            outputs.Add(x);
+        }
+        // The pooled outputs of the last PooledStages stages, last stage first.
+        var pooled = Enumerable.Reverse(outputs).Take(PooledStages).Select(o => avgpool.call(o).flatten(1)).ToArray();
+        return (pooled.Length == 1 ? pooled[0] : cat(pooled, 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>True when <see cref="ForwardSuffix"/> from stage <paramref name="start"/> sees every stage output the head reads.</summary>
+    public bool SuffixCanPool(int start) => start >= 0 && start <= StageNames.Count && PooledStages <= StageNames.Count - start + (start > 0 ? 1 : 0);
+
+    private Sequential Stage(int index) => index switch
+    {
+        0 => layer1,
+        1 => layer2,
+        2 => layer3,
+        3 => layer4,
+        _ => throw new ArgumentOutOfRangeException(nameof(index), index, "ResNet has stages 0..3."),
+    };
 
     private static Sequential MakeStage(ResNetArchitecture architecture, ref int inPlanes, int planes, int blocks, int stride)
     {

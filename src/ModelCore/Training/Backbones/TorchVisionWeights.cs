@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Models;
 using static TorchSharp.torch;
@@ -7,28 +5,33 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.ModelCore.Backbones;
 
 /// <summary>
-/// Imports torchvision ResNet-18/34/50 <c>state_dict</c>s (a <c>torch.save</c> pickle, <c>.pth</c>, or
-/// a safetensors file) into an <see cref="ImageClassifier"/> over a <see cref="TorchVisionResNet"/>,
-/// and exports ours under torchvision's names. The one key map: <c>conv1.*</c>, <c>bn1.*</c>,
-/// <c>layerN.*</c> are <c>backbone.*</c>; <c>fc.weight</c> and <c>fc.bias</c> are <c>head.fc.*</c>
-/// of a <see cref="LinearHead"/> with the same class count, and are dropped (and reported) otherwise.
-/// Anything else that does not fit (a missing or unknown backbone key, a shape that differs) is an
-/// <see cref="InvalidDataException"/> naming the key and both shapes.
+/// Imports torchvision <c>state_dict</c>s (a <c>torch.save</c> pickle, <c>.pth</c>, or a safetensors
+/// file) of every architecture in <see cref="BackboneCatalog"/> into an <see cref="ImageClassifier"/>,
+/// and exports ours under torchvision's names. The one key map, from the architecture's entry: the
+/// replaced layer's <c>weight</c> and <c>bias</c> (<c>fc</c>, <c>classifier.6</c>, <c>classifier</c>)
+/// are <c>head.fc.*</c> of a <see cref="LinearHead"/> with the same class count, and are dropped (and
+/// reported) otherwise; every other key is <c>backbone.</c> + the key. Anything that does not fit (a
+/// missing or unknown backbone key, a shape that differs) is an <see cref="InvalidDataException"/>
+/// naming the key and both shapes.
 /// </summary>
 public static partial class TorchVisionWeights
 {
     private const string BackbonePrefix = "backbone.";
-    private const string HeadPrefix = "head.";
+    private const string HeadPrefix = "head.fc.";
     private const string BatchCounter = "num_batches_tracked";
-    private static readonly string[] TorchVisionHeadKeys = ["fc.weight", "fc.bias"];
+    private static readonly string[] HeadParameters = ["weight", "bias"];
 
-    /// <summary>Builds the classifier the checkpoint's keys describe (architecture detected) and loads it.</summary>
+    /// <summary>
+    /// Builds the classifier the checkpoint's keys describe (architecture detected) and loads it. The head
+    /// reads at most the architecture's <see cref="BackboneArchitecture.MaxPooledStages"/> stages.
+    /// </summary>
     public static LoadedClassifier CreateClassifier(string path, HeadSpec head)
     {
         ArgumentNullException.ThrowIfNull(head);
         return WithStateDict(ReadStateDict(path), stateDict =>
         {
-            var model = new ImageClassifier(new TorchVisionResNet(DetectArchitecture(stateDict.Keys)), head);
+            var architecture = DetectArchitecture(stateDict);
+            var model = new ImageClassifier(architecture.Create(), architecture.Fit(head));
             try
             {
                 return new LoadedClassifier(model, Load(model, stateDict));
@@ -69,22 +72,18 @@ public static partial class TorchVisionWeights
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
-        if (model.Backbone is not TorchVisionResNet resnet)
-        {
-            throw new ArgumentException($"torchvision weights need a {nameof(TorchVisionResNet)} backbone, not {model.Backbone.GetType().Name}.", nameof(model));
-        }
-
-        var source = StripDataParallelPrefix(stateDict);
+        var architecture = model.Backbone.Architecture;
+        var source = Canonical(stateDict, architecture);
         var target = model.state_dict();
-        var fileArchitecture = TryDetectArchitecture(source.Keys);
-        var architectureNote = fileArchitecture is null || fileArchitecture == resnet.Architecture
+        var fileArchitecture = BackboneCatalog.Detect(Shapes(source));
+        var architectureNote = fileArchitecture is null || fileArchitecture == architecture
             ? string.Empty
             : $" (the checkpoint's keys describe {fileArchitecture.Name})";
 
-        // Does the checkpoint's fc fit our head? Only a linear head with the same shapes takes it.
-        var headFits = model.Head is LinearHead && TorchVisionHeadKeys.All(key =>
-            source.TryGetValue(key, out var tensor)
-            && target.TryGetValue(HeadPrefix + key, out var ours)
+        // Does the checkpoint's replaced layer fit our head? Only a linear head with the same shapes takes it.
+        var headFits = model.Head is LinearHead && HeadParameters.All(parameter =>
+            source.TryGetValue(architecture.HeadKey(parameter), out var tensor)
+            && target.TryGetValue(HeadPrefix + parameter, out var ours)
             && tensor.shape.SequenceEqual(ours.shape));
 
         var copies = new List<(Tensor Target, Tensor Source)>();
@@ -94,14 +93,14 @@ public static partial class TorchVisionWeights
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, tensor) in source.OrderBy(pair => pair.Key, StringComparer.Ordinal))
         {
-            var isHeadKey = key.StartsWith("fc.", StringComparison.Ordinal);
+            var isHeadKey = architecture.IsHeadKey(key);
             if (isHeadKey && !headFits)
             {
                 dropped.Add(key);
                 continue;
             }
 
-            var ourName = (isHeadKey ? HeadPrefix : BackbonePrefix) + key;
+            var ourName = isHeadKey ? HeadPrefix + key[(architecture.ReplacedLayer.Length + 1)..] : BackbonePrefix + key;
             if (!target.TryGetValue(ourName, out var ours))
             {
                 if (key.EndsWith(BatchCounter, StringComparison.Ordinal))
@@ -110,7 +109,7 @@ public static partial class TorchVisionWeights
                 }
                 else
                 {
-                    problems.Add($"unexpected key '{key}' (no '{ourName}' in {resnet.Architecture.Name})");
+                    problems.Add($"unexpected key '{key}' (no '{ourName}' in {architecture.Name})");
                 }
                 continue;
             }
@@ -126,11 +125,11 @@ public static partial class TorchVisionWeights
             copies.Add((ours, tensor));
         }
 
-        // In the model's own order (stem, then layer1.0, ...), so the first missing key named is the telling one.
+        // In the model's own order (stem first), so the first missing key named is the telling one.
         var missing = new List<string>();
         foreach (var ourName in target.Keys.Where(name => !seen.Contains(name)))
         {
-            var isHead = ourName.StartsWith(HeadPrefix, StringComparison.Ordinal);
+            var isHead = ourName.StartsWith("head.", StringComparison.Ordinal);
             if (isHead || ourName.EndsWith(BatchCounter, StringComparison.Ordinal))
             {
                 missing.Add(ourName);
@@ -146,7 +145,7 @@ public static partial class TorchVisionWeights
             const int shown = 8;
             var more = problems.Count > shown ? $"; and {problems.Count - shown} more" : string.Empty;
             throw new InvalidDataException(
-                $"The checkpoint does not fit a torchvision {resnet.Architecture.Name} backbone{architectureNote}: "
+                $"The checkpoint does not fit a torchvision {architecture.Name} backbone{architectureNote}: "
                 + string.Join("; ", problems.Take(shown)) + more + ".");
         }
 
@@ -158,51 +157,44 @@ public static partial class TorchVisionWeights
             }
         }
 
-        return new WeightLoadReport(resnet.Architecture, missing, unexpected, dropped);
+        return new WeightLoadReport(architecture, missing, unexpected, dropped);
     }
 
-    /// <summary>
-    /// The architecture whose block layout the keys describe: blocks per <c>layerN</c> and whether the
-    /// blocks are bottlenecks (<c>conv3</c>). Throws naming the layout when it is none of ours.
-    /// </summary>
-    public static ResNetArchitecture DetectArchitecture(IEnumerable<string> keys) =>
-        TryDetectArchitecture(keys, out var layout)
-        ?? throw new InvalidDataException(
-            $"The checkpoint's keys describe no supported torchvision ResNet ({string.Join(", ", ResNetArchitecture.All.Select(a => a.Name))}): found {layout}.");
-
-    private static ResNetArchitecture? TryDetectArchitecture(IEnumerable<string> keys) => TryDetectArchitecture(keys, out _);
-
-    private static ResNetArchitecture? TryDetectArchitecture(IEnumerable<string> keys, out string layout)
+    /// <summary>The architecture a state dict's keys and shapes describe; throws naming what they describe when it is none of the registry's.</summary>
+    public static BackboneArchitecture DetectArchitecture(IReadOnlyDictionary<string, Tensor> stateDict)
     {
-        var blocks = new SortedDictionary<int, HashSet<int>>();
-        var bottleneck = false;
-        foreach (var key in keys)
-        {
-            var match = BlockKey().Match(key);
-            if (!match.Success)
-            {
-                continue;
-            }
-            var stage = int.Parse(match.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
-            var block = int.Parse(match.Groups[2].ValueSpan, CultureInfo.InvariantCulture);
-            if (!blocks.TryGetValue(stage, out var set))
-            {
-                blocks[stage] = set = [];
-            }
-            set.Add(block);
-            bottleneck |= match.Groups[3].ValueSpan.SequenceEqual("conv3");
-        }
-
-        var counts = Enumerable.Range(1, 4).Select(stage => blocks.TryGetValue(stage, out var set) ? set.Count : 0).ToArray();
-        var kind = bottleneck ? ResNetBlockKind.Bottleneck : ResNetBlockKind.Basic;
-        layout = blocks.Count == 0
-            ? "no layerN.M.* keys"
-            : $"{kind} blocks [{string.Join(", ", counts)}] in layer1..layer4";
-        return ResNetArchitecture.All.FirstOrDefault(a => a.Block == kind && a.Layers.SequenceEqual(counts));
+        ArgumentNullException.ThrowIfNull(stateDict);
+        return DetectArchitecture(Shapes(stateDict));
     }
+
+    /// <inheritdoc cref="DetectArchitecture(IReadOnlyDictionary{string, Tensor})"/>
+    public static BackboneArchitecture DetectArchitecture(IReadOnlyDictionary<string, long[]> shapes)
+    {
+        ArgumentNullException.ThrowIfNull(shapes);
+        var stripped = StripDataParallelPrefix(shapes);
+        if (BackboneCatalog.Detect(stripped) is { } architecture)
+        {
+            return architecture;
+        }
+        var found = BackboneCatalog.FoundLayouts(stripped);
+        var described = found.Count > 0
+            ? "found " + string.Join("; or ", found)
+            : $"its {stripped.Count} keys, first in name order, are {string.Join(", ", stripped.Keys.Order(StringComparer.Ordinal).Take(4).Select(k => $"'{k}'"))}";
+        throw new InvalidDataException(
+            $"The checkpoint's keys and shapes match no supported torchvision architecture ({string.Join(", ", BackboneCatalog.TorchVisionIds)}): {described}. "
+            + "Pass the state_dict of one of these, saved unchanged from torchvision (e.g. torch.save(torchvision.models.vgg16(weights=\"DEFAULT\").state_dict(), \"vgg16.pth\")); "
+            + "a model whose backbone was changed cannot be imported.");
+    }
+
+    /// <summary>The keys as this torchvision names them: <c>nn.DataParallel</c>'s <c>module.</c> removed, older names renamed.</summary>
+    private static Dictionary<string, Tensor> Canonical(IReadOnlyDictionary<string, Tensor> stateDict, BackboneArchitecture architecture) =>
+        StripDataParallelPrefix(stateDict).ToDictionary(pair => architecture.CanonicalKey(pair.Key), pair => pair.Value, StringComparer.Ordinal);
+
+    private static Dictionary<string, long[]> Shapes(IReadOnlyDictionary<string, Tensor> stateDict) =>
+        stateDict.ToDictionary(pair => pair.Key, pair => pair.Value.shape, StringComparer.Ordinal);
 
     /// <summary>Checkpoints saved from <c>nn.DataParallel</c> prefix every key with <c>module.</c>.</summary>
-    private static IReadOnlyDictionary<string, Tensor> StripDataParallelPrefix(IReadOnlyDictionary<string, Tensor> stateDict)
+    private static IReadOnlyDictionary<string, T> StripDataParallelPrefix<T>(IReadOnlyDictionary<string, T> stateDict)
     {
         const string prefix = "module.";
         return stateDict.Count > 0 && stateDict.Keys.All(key => key.StartsWith(prefix, StringComparison.Ordinal))
@@ -219,7 +211,4 @@ public static partial class TorchVisionWeights
             tensor.Dispose();
         }
     }
-
-    [GeneratedRegex(@"^(?:module\.)?layer(\d+)\.(\d+)\.([a-z]+\d*)\.")]
-    private static partial Regex BlockKey();
 }

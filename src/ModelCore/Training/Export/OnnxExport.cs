@@ -16,11 +16,10 @@ public sealed record VerifiedExport(byte[] Onnx, double MaxAbsDifference, int Sa
 public sealed class OnnxExportException(string message) : Exception(message);
 
 /// <summary>
-/// Exports a classifier (any ResNet backbone this library builds, either padding style, either head)
-/// to one ONNX graph: backbone, head and softmax, BatchNorm in inference form, a dynamic batch
-/// dimension. Input <c>input</c> (N, 3, S, S), already preprocessed as the manifest says; outputs
-/// <c>probabilities</c> (N, classes) and <c>features</c> (N, NumFeatures), the pooled backbone output,
-/// so the frozen backbone can also run on the serving engine.
+/// Exports a classifier (any backbone of the registry, either head) to one ONNX graph: backbone, head
+/// and softmax, BatchNorm in inference form, a dynamic batch dimension. Input <c>input</c> (N, 3, S, S), already preprocessed as the manifest says; outputs
+/// <c>probabilities</c> (N, classes) and <c>features</c> (N, NumFeatures), the backbone output (the input
+/// of the layer the head replaced; for a ResNet, the pooled outputs of its last PooledStages stages), so the frozen backbone can also run on the serving engine.
 /// </summary>
 public static class OnnxExport
 {
@@ -29,34 +28,16 @@ public static class OnnxExport
     public const string FeaturesName = OnnxGraphNames.Features;
     public const double DefaultTolerance = 1e-4;
 
+    /// <summary>Output of <see cref="ExportPrefix"/>: the last frozen stage's feature map (N, C, H, W).</summary>
+    public const string PrefixName = "prefix";
+
     /// <summary>Builds the graph from the module structure and its current weights.</summary>
     public static byte[] Export(ImageClassifier model, int inputSize)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.Backbone is not TorchVisionResNet resnet)
-        {
-            throw new NotSupportedException($"Export supports ResNet backbones; got {model.Backbone.GetType().Name}.");
-        }
-        var state = model.state_dict();
-        var architecture = resnet.Architecture;
-        var graph = new OnnxGraphBuilder(state);
-
-        var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(InputName, "backbone.conv1", 2, Pads(architecture, 7, 2)), "backbone.bn1"));
-        x = graph.MaxPool(x, 3, 2, Pads(architecture, 3, 2));
-        var stageOutputs = new List<string>();
-        for (var stage = 1; stage <= architecture.Layers.Count; stage++)
-        {
-            for (var block = 0; block < architecture.Layers[stage - 1]; block++)
-            {
-                var stride = stage > 1 && block == 0 ? 2 : 1;
-                x = Block(graph, x, $"backbone.layer{stage}.{block}", architecture, stride, state.ContainsKey($"backbone.layer{stage}.{block}.downsample.0.weight"));
-            }
-            stageOutputs.Add(x);
-        }
-        // The pooled outputs of the last PooledStages stages, last stage first (the head reads them all).
-        var pooled = stageOutputs.AsEnumerable().Reverse().Take(model.Backbone.PooledStages)
-            .Select(s => graph.Unary("Flatten", graph.Unary("GlobalAveragePool", s), OnnxGraphBuilder.Int("axis", 1))).ToList();
-        var features = graph.Concat(pooled, axis: 1);
+        var graph = new OnnxGraphBuilder(model.state_dict());
+        // The backbone's own nodes (each architecture emits its module structure), then the head.
+        var features = model.Backbone.EmitOnnx(graph, InputName, inputSize);
         var logits = model.HeadSpec.Kind switch
         {
             HeadKind.Linear => graph.Linear(features, "head.fc"),
@@ -65,8 +46,22 @@ public static class OnnxExport
         };
         var probabilities = graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));
         var proto = graph.Build(InputName, inputSize,
-            [(probabilities, ProbabilitiesName, model.NumClasses), (features, FeaturesName, model.Backbone.NumFeatures)]);
+            [(probabilities, ProbabilitiesName, [model.NumClasses]), (features, FeaturesName, [model.Backbone.NumFeatures])]);
         return proto.ToByteArray();
+    }
+
+    /// <summary>
+    /// The frozen prefix of a fine-tune: the stem and the first <paramref name="stages"/> stages of a ResNet,
+    /// one output <see cref="PrefixName"/> (N, C, H, W), the same function as <c>TorchVisionResNet.ForwardPrefix</c>.
+    /// </summary>
+    public static byte[] ExportPrefix(ImageClassifier model, int inputSize, int stages)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var resnet = model.Backbone as TorchVisionResNet
+            ?? throw new NotSupportedException($"A cached frozen prefix needs a ResNet backbone; got {model.Backbone.Architecture.Name}.");
+        var graph = new OnnxGraphBuilder(model.state_dict());
+        var outputs = resnet.EmitStages(graph, InputName, stages);
+        return graph.Build(InputName, inputSize, [(outputs[^1], PrefixName, [null, null, null])]).ToByteArray();
     }
 
     /// <summary>
@@ -104,27 +99,4 @@ public static class OnnxExport
         }
         return new VerifiedExport(onnx, worst, inputs.Count);
     }
-
-    private static string Block(OnnxGraphBuilder graph, string input, string prefix, ResNetArchitecture architecture, int stride, bool hasDownsample)
-    {
-        string x;
-        if (architecture.Block == ResNetBlockKind.Basic)
-        {
-            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, $"{prefix}.conv1", stride, Pads(architecture, 3, stride)), $"{prefix}.bn1"));
-            x = graph.BatchNorm(graph.Conv(x, $"{prefix}.conv2", 1, Pads(architecture, 3, 1)), $"{prefix}.bn2");
-        }
-        else
-        {
-            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, $"{prefix}.conv1", 1, (0, 0, 0, 0)), $"{prefix}.bn1"));
-            x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(x, $"{prefix}.conv2", stride, Pads(architecture, 3, stride)), $"{prefix}.bn2"));
-            x = graph.BatchNorm(graph.Conv(x, $"{prefix}.conv3", 1, (0, 0, 0, 0)), $"{prefix}.bn3");
-        }
-        var identity = hasDownsample
-            ? graph.BatchNorm(graph.Conv(input, $"{prefix}.downsample.0", stride, (0, 0, 0, 0)), $"{prefix}.downsample.1")
-            : input;
-        return graph.Unary("Relu", graph.Add(x, identity));
-    }
-
-    private static (int Left, int Right, int Top, int Bottom) Pads(ResNetArchitecture architecture, int kernel, int stride) =>
-        architecture.PadsFor(kernel, stride);
 }

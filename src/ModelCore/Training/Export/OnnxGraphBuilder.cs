@@ -11,11 +11,16 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
     private readonly GraphProto graph = new() { Name = "serverless-classifier" };
     private int counter;
 
+    /// <summary>True when the model has a parameter or buffer of that name.</summary>
+    public bool Has(string key) => state.ContainsKey(key);
+
+    /// <summary>A convolution with the weight <c>key.weight</c>, and <c>key.bias</c> when the model has one.</summary>
     public string Conv(string input, string key, int stride, (int Left, int Right, int Top, int Bottom) pads)
     {
         var weight = Initializer($"{key}.weight");
         var kernel = (int)state[$"{key}.weight"].shape[^1];
-        return Node("Conv", [input, weight],
+        string[] inputs = Has($"{key}.bias") ? [input, weight, Initializer($"{key}.bias")] : [input, weight];
+        return Node("Conv", inputs,
             Ints("kernel_shape", kernel, kernel),
             Ints("strides", stride, stride),
             Ints("pads", pads.Top, pads.Left, pads.Bottom, pads.Right));
@@ -31,6 +36,49 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
             Ints("kernel_shape", kernel, kernel),
             Ints("strides", stride, stride),
             Ints("pads", pads.Top, pads.Left, pads.Bottom, pads.Right));
+
+    public string AveragePool(string input, int kernel, int stride) =>
+        Node("AveragePool", [input], Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride));
+
+    /// <summary>Global average pooling, flattened to (N, C).</summary>
+    public string GlobalAveragePoolFlat(string input) => Unary("Flatten", Unary("GlobalAveragePool", input), Int("axis", 1));
+
+    /// <summary>
+    /// torch's <c>AdaptiveAvgPool2d(output)</c> on a (N, C, height, width) value, then <c>flatten(1)</c>:
+    /// nothing when the sizes agree, an AveragePool when the output divides the input, otherwise a
+    /// MatMul with the constant pooling matrix of torch's windows [floor(i H / out), ceil((i + 1) H / out)).
+    /// </summary>
+    public string AdaptiveAveragePoolFlat(string input, int channels, int height, int width, int output)
+    {
+        if (height == output && width == output)
+        {
+            return Unary("Flatten", input, Int("axis", 1));
+        }
+        if (height == width && height % output == 0)
+        {
+            return Unary("Flatten", AveragePool(input, height / output, height / output), Int("axis", 1));
+        }
+        var pooling = new float[height * width * output * output];
+        for (var i = 0; i < output; i++)
+        {
+            var (top, bottom) = (i * height / output, (((i + 1) * height) + output - 1) / output);
+            for (var j = 0; j < output; j++)
+            {
+                var (left, right) = (j * width / output, (((j + 1) * width) + output - 1) / output);
+                var weight = 1f / ((bottom - top) * (right - left));
+                for (var y = top; y < bottom; y++)
+                {
+                    for (var x = left; x < right; x++)
+                    {
+                        pooling[(((y * width) + x) * output * output) + (i * output) + j] = weight;
+                    }
+                }
+            }
+        }
+        var rows = Node("Reshape", [input, Constant($"pool_shape_{counter}", [0, channels, height * width])]);
+        var pooled = Node("MatMul", [rows, Constant($"pool_matrix_{counter}", pooling, height * width, output * output)]);
+        return Unary("Flatten", pooled, Int("axis", 1));
+    }
 
     /// <summary>y = x W^T + b, as torch's Linear.</summary>
     public string Linear(string input, string key) =>
@@ -54,13 +102,14 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
         new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
 
     /// <summary>The finished model: opset 13, one float input with a dynamic batch dimension, the given outputs.</summary>
-    public ModelProto Build(string inputName, int inputSize, IEnumerable<(string Value, string Name, long Width)> outputs)
+    /// <param name="outputs">Each output's value, name and dimensions after the batch (null: not fixed).</param>
+    public ModelProto Build(string inputName, int inputSize, IEnumerable<(string Value, string Name, long?[] Dimensions)> outputs)
     {
         graph.Input.Add(TensorInfo(inputName, 3, inputSize, inputSize));
-        foreach (var (value, name, width) in outputs)
+        foreach (var (value, name, dimensions) in outputs)
         {
             graph.Node.Add(new NodeProto { OpType = "Identity", Name = $"output_{name}", Input = { value }, Output = { name } });
-            graph.Output.Add(TensorInfo(name, width));
+            graph.Output.Add(TensorInfo(name, dimensions));
         }
         var model = new ModelProto
         {
@@ -100,13 +149,31 @@ internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state
         return key;
     }
 
-    private static ValueInfoProto TensorInfo(string name, params long[] dimensions)
+    private string Constant(string name, float[] values, params long[] dims)
+    {
+        var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        proto.Dims.AddRange(dims);
+        graph.Initializer.Add(proto);
+        return name;
+    }
+
+    private string Constant(string name, long[] values)
+    {
+        var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64, RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan())) };
+        proto.Dims.Add(values.Length);
+        graph.Initializer.Add(proto);
+        return name;
+    }
+
+    private static ValueInfoProto TensorInfo(string name, params long?[] dimensions)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "batch" });
-        foreach (var dimension in dimensions)
+        for (var i = 0; i < dimensions.Length; i++)
         {
-            shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = dimension });
+            shape.Dim.Add(dimensions[i] is { } value
+                ? new TensorShapeProto.Types.Dimension { DimValue = value }
+                : new TensorShapeProto.Types.Dimension { DimParam = $"{name}_{i + 1}" });
         }
         return new ValueInfoProto
         {

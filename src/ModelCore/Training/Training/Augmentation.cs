@@ -7,20 +7,22 @@ namespace ServerlessClassifier.ModelCore.Training;
 
 /// <summary>
 /// Fine-tuning augmentation on decoded images: torchvision's RandomResizedCrop (area fraction
-/// [scaleMin, 1], aspect ratio [3/4, 4/3], ten tries then a centre square) and a horizontal flip with
-/// probability 1/2, then the model's normalisation. All randomness comes from the caller's
+/// [scaleMin, 1], aspect ratio [3/4, 4/3], ten tries then a centre square) and, unless mirroring is off, a
+/// horizontal flip with probability 1/2, then the model's normalisation. All randomness comes from the caller's
 /// <see cref="Random"/>, so a seed reproduces it.
 /// </summary>
 internal sealed class Augmentation
 {
     private readonly ImagePreprocessor stretch;
     private readonly double scaleMin;
+    private readonly bool mirror;
 
-    public Augmentation(PreprocessingConfig config, float[]? meanImage, double scaleMin)
+    public Augmentation(PreprocessingConfig config, float[]? meanImage, double scaleMin, bool mirror = true)
     {
         // The crop is resized straight to the input size with the model's own filter and normalisation.
         stretch = new ImagePreprocessor(config with { Resize = Imaging.ResizeMode.Stretch }, meanImage);
         this.scaleMin = scaleMin;
+        this.mirror = mirror;
     }
 
     /// <summary>
@@ -61,7 +63,7 @@ internal sealed class Augmentation
             var side = Math.Min(w, h);
             region = new Rectangle((w - side) / 2, (h - side) / 2, side, side);
         }
-        var flip = random.NextDouble() < 0.5;
+        var flip = random.NextDouble() < 0.5 && mirror;
         using var crop = working.Clone(c =>
         {
             c.Crop(region);

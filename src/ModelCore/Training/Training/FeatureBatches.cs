@@ -25,6 +25,8 @@ internal sealed class FeatureBatches : IBatchSource
 
     public IReadOnlyList<string> ValidationSources { get; }
 
+    public IReadOnlyList<float[]> VerificationInputs => [];
+
     public (Tensor Inputs, Tensor Targets) TrainBatch(int[] indices, Random random)
     {
         var index = tensor(indices.Select(i => (long)i).ToArray()).to(train.device);

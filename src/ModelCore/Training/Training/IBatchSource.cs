@@ -11,6 +11,9 @@ internal interface IBatchSource : IDisposable
 
     IReadOnlyList<string> ValidationSources { get; }
 
+    /// <summary>A few preprocessed validation images, to verify the ONNX export with; empty where the source keeps none.</summary>
+    IReadOnlyList<float[]> VerificationInputs { get; }
+
     /// <summary>Inputs and targets of one training batch, on the device, in the caller's dispose scope.</summary>
     (Tensor Inputs, Tensor Targets) TrainBatch(int[] indices, Random random);
 

@@ -13,7 +13,7 @@ internal sealed class ImageBatches(LoadedSplit<Image<Rgb24>> train, LoadedSplit<
 
     public IReadOnlyList<string> ValidationSources => validation.Sources;
 
-    public IReadOnlyList<float[]> ValidationInputs => validation.Items;
+    public IReadOnlyList<float[]> VerificationInputs => [.. validation.Items.Take(TrainingData.VerificationImages)];
 
     public (Tensor Inputs, Tensor Targets) TrainBatch(int[] indices, Random random)
     {

@@ -38,8 +38,11 @@ public sealed record TrainingOptions
     public TrainingMode Mode { get; init; } = TrainingMode.Head;
 
     /// <summary>
-    /// Finetune only: the backbone stages that train, by name (ResNet: <c>layer1</c>..<c>layer4</c>); every
-    /// other stage stays frozen. <see cref="LastStages"/> turns "the last N stages" into names.
+    /// Finetune only: the backbone stages that train, by name (the architecture's
+    /// <c>BackboneArchitecture.StageNames</c>: ResNet <c>layer1</c>..<c>layer4</c>; VGG <c>block1</c>..<c>block5</c>
+    /// and <c>classifier</c>; AlexNet <c>block1</c>..<c>block3</c> and <c>classifier</c>; DenseNet
+    /// <c>denseblock1</c>..<c>4</c>); every other stage stays frozen. <see cref="LastStages"/> turns "the last N
+    /// stages" into names. The default, <c>layer4</c>, is a ResNet's.
     /// </summary>
     public IReadOnlyList<string> UnfreezeStages { get; init; } = ["layer4"];
 
@@ -81,9 +84,10 @@ public sealed record TrainingOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>
-    /// <c>onnx-resnet18</c> (the pretrained ImageNet default), the path of a torchvision ResNet
-    /// <c>.pth</c>/<c>.safetensors</c> file, or <c>random:resnet18|34|50</c> for an architecture with random
-    /// weights (tests only: a plain architecture id is refused, so nobody trains on random weights by accident).
+    /// <c>onnx-resnet18</c> (the pretrained ImageNet default), the path of a torchvision <c>state_dict</c>
+    /// (<c>.pth</c>/<c>.safetensors</c>) of any architecture in <c>BackboneCatalog</c> (detected from its keys
+    /// and shapes), or <c>random:&lt;id&gt;</c> for an architecture with random weights (tests only: a plain
+    /// architecture id is refused, so nobody trains on random weights by accident).
     /// </summary>
     public string Backbone { get; init; } = BackboneCatalog.DefaultId;
 
@@ -99,7 +103,10 @@ public sealed record TrainingOptions
     /// <summary>Dropout of the MLP head.</summary>
     public double Dropout { get; init; } = 0.2;
 
-    /// <summary>Model input side; null: the backbone's (224). <c>onnx-resnet18</c> only takes 224 (its mean image is 224 x 224).</summary>
+    /// <summary>
+    /// Model input side; null: 224. <c>onnx-resnet18</c> only takes 224 (its mean image is 224 x 224); the
+    /// torchvision architectures take any side from their <c>MinInputSize</c> (32; AlexNet 63).
+    /// </summary>
     public int? InputSize { get; init; }
 
     /// <summary>Finetune/full augmentation: the random crop keeps this fraction of the area, at least (up to all of it).</summary>
@@ -124,24 +131,55 @@ public sealed record TrainingOptions
     public bool FlipFeatures { get; init; }
 
     /// <summary>
-    /// Head mode: the head reads the pooled outputs of the last this-many backbone stages, concatenated
-    /// (2: layer4 and layer3, 768 features for ResNet-18); the exported graph computes the same. Other
-    /// modes always read the last stage only.
+    /// The head reads the pooled outputs of the last this-many backbone stages, concatenated, last stage first
+    /// (2: layer4 and layer3, 768 features for ResNet-18), in every mode; the exported graph computes the same.
+    /// ResNets only: the other architectures' heads read what the replaced layer read (VGG's and AlexNet's
+    /// 4096 inputs of <c>classifier.6</c>), whatever this says.
     /// </summary>
     public int PooledStages { get; init; } = 2;
 
     /// <summary>
     /// Finetune and full with a linear head: before unfreezing, initialise the head from a linear probe
     /// fitted on the training split's features of the pretrained backbone (LP-FT, Kumar et al. 2022:
-    /// a random head's first gradients distort the pretrained features; a fitted one does not). Costs
-    /// one extra inference pass over the images and the probe's fit. Off by default: on the one set it was
-    /// measured on (gray-24px, docs/benchmarks-accuracy.md) it gave 57.0 % test accuracy against 60.4 % from
-    /// a random head.
+    /// a random head's first gradients distort the pretrained features; a fitted one does not). The start
+    /// is itself a candidate for the best epoch (epoch 0), so the fine-tune ends no worse than the probe on
+    /// the validation loss.
     /// </summary>
-    public bool ProbeInitialisation { get; init; }
+    public bool ProbeInitialisation { get; init; } = true;
+
+    /// <summary>
+    /// Finetune with a linear head on the cached prefix: after the epochs, the head is fitted again as head mode
+    /// fits it (standardised features, L-BFGS, L2 by stratified cross-validation, temperature), on the kept
+    /// backbone's features of EVERY image, the validation split included. The L2 strength, the temperature and
+    /// the reported validation figures come from the validation images' out-of-fold predictions only (the
+    /// backbone never trained on them); when epoch 0 was kept, the backbone is the pretrained one and every
+    /// image counts, exactly as in head mode.
+    /// </summary>
+    public bool RefitHead { get; init; } = true;
 
     /// <summary>Finetune and full: label smoothing of the training loss (the validation loss stays plain cross-entropy).</summary>
     public double LabelSmoothing { get; init; } = 0.1;
+
+    /// <summary>
+    /// Finetune: fixed views of each training image whose frozen-prefix outputs are computed once (on ONNX
+    /// Runtime) and cached on disk; view 0 is the image as served, the others are augmented (random-resized
+    /// crop, mirror). Each epoch trains every image on one of its views, drawn at random. 0: no cache, the
+    /// whole network runs on freshly augmented images every batch (as full mode always does).
+    /// </summary>
+    public int PrefixViews { get; init; } = 4;
+
+    /// <summary>
+    /// Finetune and full: BatchNorm layers of the unfrozen stages normalise with batch statistics and update
+    /// their running statistics (train mode). False: they keep the pretrained running statistics (their
+    /// scale and shift still train), as frozen stages always do.
+    /// </summary>
+    public bool UpdateBatchNormStatistics { get; init; } = true;
+
+    /// <summary>
+    /// False where mirroring changes the label (text, arrows, left/right): no mirrored augmentation in
+    /// finetune and full, and <see cref="FlipFeatures"/> is refused.
+    /// </summary>
+    public bool MirrorAugmentation { get; init; } = true;
 
     /// <summary>Images decoded and run through the frozen backbone at a time (head mode).</summary>
     public int FeatureBatchSize { get; init; } = 32;
@@ -174,6 +212,8 @@ public sealed record TrainingOptions
         Require(InputSize is null or >= 32, nameof(InputSize), InputSize!, "must be at least 32");
         Require(CropScaleMin is > 0 and <= 1, nameof(CropScaleMin), CropScaleMin, "must be in (0, 1]");
         Require(PooledStages is >= 1 and <= 4, nameof(PooledStages), PooledStages, "must be 1..4");
+        Require(PrefixViews is >= 0 and <= 64, nameof(PrefixViews), PrefixViews, "must be 0..64");
+        Require(!FlipFeatures || MirrorAugmentation, nameof(FlipFeatures), FlipFeatures, "mirror-image features contradict MirrorAugmentation = false (mirroring changes the label)");
         Require(LabelSmoothing is >= 0 and < 1, nameof(LabelSmoothing), LabelSmoothing, "must be in [0, 1)");
         Require(ProbeFolds >= 2, nameof(ProbeFolds), ProbeFolds, "must be at least 2");
         Require(FeatureBatchSize >= 1, nameof(FeatureBatchSize), FeatureBatchSize, "must be at least 1");
@@ -192,7 +232,7 @@ public sealed record TrainingOptions
     public DatasetOptions ToDatasetOptions() => new() { ValSplit = ValSplit, Seed = Seed };
 
     /// <summary>The head these options describe, for a given number of classes.</summary>
-    public HeadSpec HeadSpec(int numClasses) => new(HeadKind, numClasses, HiddenSize, Dropout) { PooledStages = Mode == TrainingMode.Head ? PooledStages : 1 };
+    public HeadSpec HeadSpec(int numClasses) => new(HeadKind, numClasses, HiddenSize, Dropout) { PooledStages = PooledStages };
 
     /// <summary>SHA-256 of every setting that changes the result (all but <see cref="Device"/>), to refuse resuming with different settings.</summary>
     public string Hash()

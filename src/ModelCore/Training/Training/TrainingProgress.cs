@@ -36,4 +36,8 @@ public sealed record TrainingProgress(TrainingPhase Phase, int Current, int Tota
 }
 
 /// <summary>One epoch's results. Epochs are 1-based.</summary>
-public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate, double Seconds);
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate, double Seconds)
+{
+    /// <summary>Training images per second of the epoch's training steps (validation not counted); 0 where not measured.</summary>
+    public double ImagesPerSecond { get; init; }
+}

@@ -15,11 +15,11 @@ public sealed partial class TransferTrainer
 
     private static int EpochSeed(int seed, int epoch) => unchecked((seed * 1_000_003) + (epoch * 7919) + 17);
 
+    /// <summary>The epoch loop over <paramref name="data"/> (which the caller disposes).</summary>
     private TrainingResult Run(
         ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, Device device, IBatchSource data, ResumeState? state,
         string? checkpointDirectory, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        using var dataScope = data;
         var model = setup.Model;
         nn.Module<Tensor, Tensor> net = options.Mode == TrainingMode.Head ? model.Head : model;
         var (groups, frozen) = ParameterGroups(model, options);
@@ -63,6 +63,16 @@ public sealed partial class TransferTrainer
                 Report(progress, $"Resumed from {checkpointDirectory} after epoch {start} (best so far: epoch {bestEpoch}, val loss {bestLoss:F4}).");
             }
 
+            if (state is null && options.Mode != TrainingMode.Head)
+            {
+                // The start (a probe-initialised head on the pretrained backbone, or a random head) is epoch 0:
+                // a candidate like any epoch, so fine-tuning never ends worse than it began on the validation loss.
+                var (startLoss, startAccuracy, _) = Evaluate(model, net, data);
+                (bestLoss, bestEpoch) = (startLoss, 0);
+                Report(progress, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"Start (epoch 0): val loss {startLoss:F4} acc {startAccuracy:P1}; a later epoch is kept only if its validation loss is lower."));
+            }
+
             var trainCount = data.TrainLabels.Length;
             var batches = (trainCount + options.BatchSize - 1) / options.BatchSize;
             for (var epoch = start; epoch < options.Epochs && !stoppedEarly; epoch++)
@@ -75,7 +85,7 @@ public sealed partial class TransferTrainer
                 var random = new Random(epochSeed);
                 var order = Enumerable.Range(0, trainCount).ToArray();
                 random.Shuffle(order);
-                SetTrainMode(model, net, frozen);
+                SetTrainMode(model, net, frozen, options.Mode != TrainingMode.Head && !options.UpdateBatchNormStatistics);
                 double lossSum = 0;
                 long correct = 0;
                 for (var b = 0; b < batches; b++)
@@ -97,8 +107,12 @@ public sealed partial class TransferTrainer
                     progress?.Report(new TrainingProgress(TrainingPhase.Epoch, b + 1, batches) { Epoch = epoch + 1 });
                 }
                 schedule.step();
+                var trainSeconds = watch.Elapsed.TotalSeconds;
                 var (valLoss, valAccuracy, _) = Evaluate(model, net, data);
-                var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds);
+                var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds)
+                {
+                    ImagesPerSecond = trainCount / Math.Max(trainSeconds, 1e-9),
+                };
                 history.Add(metrics);
                 if (valLoss < bestLoss)
                 {
@@ -109,7 +123,7 @@ public sealed partial class TransferTrainer
                 {
                     sinceBest++;
                 }
-                LogEpoch(epoch + 1, options.Epochs, metrics.TrainLoss, metrics.TrainAccuracy, valLoss, valAccuracy, metrics.LearningRate, metrics.Seconds);
+                LogEpoch(epoch + 1, options.Epochs, metrics.TrainLoss, metrics.TrainAccuracy, valLoss, valAccuracy, metrics.LearningRate, metrics.Seconds, metrics.ImagesPerSecond);
                 stoppedEarly = options.Patience > 0 && sinceBest >= options.Patience && epoch + 1 < options.Epochs;
                 if (stoppedEarly)
                 {

@@ -14,9 +14,10 @@ public sealed partial class TransferTrainer
 {
     /// <summary>
     /// Train mode for what trains; eval mode for every frozen part, so frozen BatchNorm layers keep
-    /// using (and never update) their running statistics.
+    /// using (and never update) their running statistics; with <paramref name="freezeBatchNorm"/> every
+    /// backbone BatchNorm layer does (<see cref="TrainingOptions.UpdateBatchNormStatistics"/> false).
     /// </summary>
-    private static void SetTrainMode(ImageClassifier model, nn.Module net, IReadOnlyList<nn.Module> frozen)
+    private static void SetTrainMode(ImageClassifier model, nn.Module net, IReadOnlyList<nn.Module> frozen, bool freezeBatchNorm)
     {
         model.eval();
         net.train();
@@ -24,19 +25,30 @@ public sealed partial class TransferTrainer
         {
             module.eval();
         }
+        if (freezeBatchNorm)
+        {
+            foreach (var (_, module) in model.Backbone.named_modules())
+            {
+                if (module is BatchNorm2d)
+                {
+                    module.eval();
+                }
+            }
+        }
     }
 
     private sealed record Group(IReadOnlyList<Parameter> Parameters, double LearningRate);
 
     /// <summary>
     /// Head: the head at LearningRate. Finetune: plus the stages named in UnfreezeStages at LearningRate x
-    /// BackboneLrFactor. Full: layer4 at LearningRate x BackboneLrFactor, each earlier stage at half the
-    /// next one's rate, the stem (conv1, bn1) at half of layer1's. Returns the frozen backbone children too.
+    /// BackboneLrFactor. Full: the last stage at LearningRate x BackboneLrFactor, each earlier stage at half
+    /// the next one's rate, the stem (for a ResNet conv1 and bn1) at half of the first stage's. Returns the
+    /// frozen backbone modules too (the backbone's <see cref="Backbones.Backbone.Parts"/> that do not train).
     /// </summary>
     private static (List<Group> Groups, List<nn.Module> Frozen) ParameterGroups(ImageClassifier model, TrainingOptions options)
     {
         var groups = new List<Group> { new([.. model.Head.parameters()], options.LearningRate) };
-        var children = model.Backbone.named_children().ToList();
+        var parts = model.Backbone.Parts();
         var stages = model.Backbone.StageNames;
         var trainable = new HashSet<string>(StringComparer.Ordinal);
         var backboneRate = options.LearningRate * options.BackboneLrFactor;
@@ -45,29 +57,30 @@ public sealed partial class TransferTrainer
             var unknown = options.UnfreezeStages.FirstOrDefault(s => !stages.Contains(s, StringComparer.Ordinal));
             if (unknown is not null)
             {
-                throw new ArgumentException($"Unfreeze stage \"{unknown}\" is not a stage of this backbone; its stages are {string.Join(", ", stages)}.", nameof(options));
+                throw new ArgumentException($"Unfreeze stage \"{unknown}\" is not a stage of {model.Backbone.Architecture.Name}; its stages are {string.Join(", ", stages)}.", nameof(options));
             }
             trainable.UnionWith(options.UnfreezeStages);
         }
         else if (options.Mode == TrainingMode.Full)
         {
-            trainable.UnionWith(children.Select(c => c.name));
+            trainable.UnionWith(stages);
         }
         var rate = backboneRate;
         foreach (var stage in stages.Reverse().Where(trainable.Contains))
         {
-            groups.Add(new Group([.. children.Single(c => c.name == stage).module.parameters()], options.Mode == TrainingMode.Full ? rate : backboneRate));
+            groups.Add(new Group([.. parts.Where(p => p.Stage == stage).SelectMany(p => p.Module.parameters())], options.Mode == TrainingMode.Full ? rate : backboneRate));
             rate /= 2;
         }
-        if (options.Mode == TrainingMode.Full)
+        var stemTrains = options.Mode == TrainingMode.Full;
+        if (stemTrains)
         {
-            var stem = children.Where(c => !stages.Contains(c.name)).SelectMany(c => c.module.parameters()).ToList();
+            var stem = parts.Where(p => p.Stage is null).SelectMany(p => p.Module.parameters()).ToList();
             if (stem.Count > 0)
             {
                 groups.Add(new Group(stem, rate));
             }
         }
-        var frozen = children.Where(c => !trainable.Contains(c.name)).Select(c => (nn.Module)c.module).ToList();
+        var frozen = parts.Where(p => p.Stage is null ? !stemTrains : !trainable.Contains(p.Stage)).Select(p => p.Module).ToList();
         return (groups, frozen);
     }
 

@@ -31,12 +31,7 @@ public sealed partial class TransferTrainer
         var classes = dataset.Labels.Count;
         CheckClasses(dataset, cache.TrainLabels);
         var fit = LinearProbe.Fit(cache.Train, cache.TrainLabels, classes, null, options.ProbeFolds, options.Seed);
-        using (no_grad())
-        {
-            var state = setup.Model.Head.state_dict();
-            state["fc.weight"].copy_(tensor(fit.Weight, [classes, cache.NumFeatures]));
-            state["fc.bias"].copy_(tensor(fit.Bias));
-        }
+        SetHead(setup, fit);
         Report(progress, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"Head initialised from a linear probe on the {cache.TrainLabels.Length} training images' frozen features (L2 {fit.Lambda:G3}, out-of-fold accuracy {fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy:P1}; {cache.Seconds + fit.Seconds:F1} s), then fine-tuning."));
     }
@@ -60,12 +55,7 @@ public sealed partial class TransferTrainer
         Report(progress, $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; temperature {fit.Temperature:F3} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
             $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(flipped is null ? "" : " with flipped copies")}) in {fit.Seconds:F1} s.");
 
-        using (no_grad())
-        {
-            var state = setup.Model.Head.state_dict();
-            state["fc.weight"].copy_(tensor(fit.Weight, [classes, cache.NumFeatures]));
-            state["fc.bias"].copy_(tensor(fit.Bias));
-        }
+        SetHead(setup, fit);
         setup.Model.eval();
 
         var predictions = Predictions(dataset, sources, labels, i => [.. fit.OutOfFoldProbabilities.AsSpan(i * classes, classes).ToArray().Select(p => (float)p)]);

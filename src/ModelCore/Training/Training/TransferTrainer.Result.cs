@@ -58,7 +58,7 @@ public sealed partial class TransferTrainer
             ConfidenceThreshold = threshold,
             SkippedImages = skipped,
             MeanImage = setup.MeanImage,
-            VerificationInputs = data is ImageBatches images ? [.. images.ValidationInputs.Take(TrainingData.VerificationImages)] : [],
+            VerificationInputs = data.VerificationInputs,
             Device = device.type == DeviceType.CUDA ? "cuda" : "cpu",
         };
     }

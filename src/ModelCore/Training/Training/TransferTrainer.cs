@@ -29,9 +29,20 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
     /// <param name="resume">Continue from the checkpoint in <paramref name="checkpointDirectory"/> (a fresh start when there is none); refused if it was made with other options or data.</param>
     /// <exception cref="TrainingException">The checkpoint does not match, or the serving engine's features disagree with TorchSharp's.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the last completed epoch's checkpoint is intact.</exception>
-    public async Task<TrainingResult> TrainAsync(
+    public Task<TrainingResult> TrainAsync(
         ImageFolderDataset dataset, TrainingOptions options, IProgress<TrainingProgress>? progress, string? checkpointDirectory,
         bool resume = false, CancellationToken cancellationToken = default)
+    {
+        // Before the async body is compiled: the JIT may run TorchSharp's static constructor when it compiles
+        // a method that reads torch's statics (seen when ResolveDevice was inlined), and that must not happen
+        // before the natives are loaded.
+        TorchRuntime.EnsureInitialized();
+        return TrainCoreAsync(dataset, options, progress, checkpointDirectory, resume, cancellationToken);
+    }
+
+    private async Task<TrainingResult> TrainCoreAsync(
+        ImageFolderDataset dataset, TrainingOptions options, IProgress<TrainingProgress>? progress, string? checkpointDirectory,
+        bool resume, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         ArgumentNullException.ThrowIfNull(options);
@@ -90,9 +101,35 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 {
                     return WithOutOfDistribution(FitProbe(dataset, options, setup, cache, skipped, progress), cache, dataset.Labels.Count, options.Seed, progress);
                 }
-                var data = new FeatureBatches(cache, device);
+                using var data = new FeatureBatches(cache, device);
                 result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
                 result = WithOutOfDistribution(With(result, cache), cache, dataset.Labels.Count, options.Seed, progress);
+            }
+            else if (CachedPrefixStages(model, options) is { } stages)
+            {
+                var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, options.CropScaleMin, options.MirrorAugmentation);
+                var data = await CachePrefixAsync(dataset, options, setup, stages, loader, preprocessor, augmentation, device, progress, cancellationToken).ConfigureAwait(false);
+                var resnet = (Backbones.TorchVisionResNet)model.Backbone;
+                try
+                {
+                    CheckClasses(dataset, data.TrainLabels);
+                    // The model now takes prefix outputs: forward runs only the stages from `stages` on.
+                    resnet.InputStage = stages;
+                    if (state is null && UsesProbeInitialisation(options))
+                    {
+                        InitialiseHeadFromCachedProbe(dataset, options, setup, data, progress);
+                    }
+                    result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
+                    if (UsesHeadRefit(options))
+                    {
+                        result = RefitHead(dataset, options, setup, data, result, progress);
+                    }
+                }
+                finally
+                {
+                    resnet.InputStage = 0;
+                    data.Dispose();
+                }
             }
             else
             {
@@ -100,7 +137,7 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 {
                     await InitialiseHeadFromProbeAsync(dataset, options, setup, decoder, preprocessor, progress, cancellationToken).ConfigureAwait(false);
                 }
-                var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, options.CropScaleMin);
+                var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, options.CropScaleMin, options.MirrorAugmentation);
                 var train = new LoadedSplit<Image<Rgb24>>();
                 var val = new LoadedSplit<float[]>();
                 try
@@ -177,8 +214,8 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
     [LoggerMessage(Level = LogLevel.Information, Message = "Cached the frozen backbone's features of {Images} images in {Seconds:F1} s ({Rate:F1} images/s); ONNX Runtime vs TorchSharp relative difference {Parity:E1}")]
     private partial void LogFeatures(int images, double seconds, double rate, double parity);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P1}, val loss {ValLoss:F4} acc {ValAccuracy:P1}, lr {LearningRate:E2}, {Seconds:F2} s")]
-    private partial void LogEpoch(int epoch, int epochs, double trainLoss, double trainAccuracy, double valLoss, double valAccuracy, double learningRate, double seconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P1}, val loss {ValLoss:F4} acc {ValAccuracy:P1}, lr {LearningRate:E2}, {Seconds:F2} s, {ImagesPerSecond:F1} training images/s")]
+    private partial void LogEpoch(int epoch, int epochs, double trainLoss, double trainAccuracy, double valLoss, double valAccuracy, double learningRate, double seconds, double imagesPerSecond);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Early stopping after epoch {Epoch}: no lower validation loss for {Patience} epochs; keeping epoch {BestEpoch}")]
     private partial void LogEarlyStop(int epoch, int patience, int bestEpoch);

@@ -17,9 +17,6 @@ public static class TrainCommand
     public const string ReportHtml = "report.html";
     public const string ReportJson = "report.json";
 
-    /// <summary>The stages of every backbone this product trains (ResNet), input side first.</summary>
-    private static readonly string[] StageNames = ["layer1", "layer2", "layer3", "layer4"];
-
     public static Command Create(GlobalOptions global, CliHost host)
     {
         var defaults = new TrainingOptions();
@@ -38,7 +35,12 @@ public static class TrainCommand
         var output = new Option<string>("--output") { Description = "Folder for the model, report.html, report.json and checkpoints/.", Required = true, HelpName = "folder" };
         var mode = new Option<string>("--mode") { Description = "head: train only a new head on the frozen backbone; finetune: also the stages named by --unfreeze; full: everything.", DefaultValueFactory = _ => "head" };
         mode.AcceptOnlyFromAmong("head", "finetune", "full");
-        var unfreeze = new Option<string?>("--unfreeze") { Description = "With --mode finetune: the stages to train, by name (layer3,layer4: exactly those) or as a count of last stages (2 = layer3,layer4). Default: layer4.", HelpName = "stages" };
+        var unfreeze = new Option<string?>("--unfreeze")
+        {
+            Description = "With --mode finetune: the backbone's stages to train, by name (layer3,layer4: exactly those) or as a count of last stages (2 = layer3,layer4). " +
+                "ResNet: layer1..layer4; VGG: block1..block5, classifier (its 4096-wide layers); AlexNet: block1..block3, classifier; DenseNet: denseblock1..denseblock4. Default: the last stage (layer4, classifier, denseblock4).",
+            HelpName = "stages",
+        };
         var epochs = new Option<int>("--epochs") { Description = "Number of epochs (at least 1); early stopping may end sooner.", DefaultValueFactory = _ => defaults.Epochs };
         epochs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--epochs must be >= 1."); } });
         var batchSize = new Option<int>("--batch-size") { Description = "Images per training step.", DefaultValueFactory = _ => defaults.BatchSize };
@@ -50,7 +52,14 @@ public static class TrainCommand
         valSplit.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 1)) { r.AddError("--val-split must be between 0 and 1 (exclusive)."); } });
         var device = new Option<string>("--device") { Description = "auto: CUDA when available, else CPU.", DefaultValueFactory = _ => defaults.Device };
         device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
-        var backbone = new Option<string?>("--backbone") { Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision ResNet-18/34/50 weights file (.pth or .safetensors). {TransferTrainer.RandomBackbonePrefix}resnet18|34|50 trains on random weights (tests only).", HelpName = "id | weights file" };
+        var backbone = new Option<string?>("--backbone")
+        {
+            Description = $"{BackboneCatalog.DefaultId} (default: ImageNet-pretrained ResNet-18), or a torchvision state_dict file (.pth from torch.save(model.state_dict(), path), or .safetensors) " +
+                $"of {string.Join(", ", BackboneCatalog.TorchVisionIds)}: the architecture is detected from its keys and shapes. {TransferTrainer.RandomBackbonePrefix}<id> trains on random weights (tests only).",
+            HelpName = "id | weights file",
+        };
+        var inputSize = new Option<int?>("--input-size") { Description = $"Side of the square model input in pixels (default 224; {BackboneCatalog.DefaultId} takes 224 only). Compute grows with its square.", HelpName = "pixels" };
+        inputSize.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 32) { r.AddError("--input-size must be >= 32."); } });
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the settings it was started with (saved in <output>/checkpoints)." };
         var flip = new Option<bool>("--flip") { Description = "Head mode: also fit the linear probe on each image's mirror image (one more backbone pass). Off by default; never for data where mirroring changes the label (text, arrows)." };
         var precision = new Option<string>("--precision")
@@ -61,11 +70,12 @@ public static class TrainCommand
             DefaultValueFactory = _ => Name(new PrecisionOptions().Precision),
         };
         precision.AcceptOnlyFromAmong("auto", "int8", "fp32");
+        var noFlip = new Option<bool>("--no-flip") { Description = "Mirroring changes the label (text, arrows, left/right): no mirrored images in finetune/full augmentation (nor --flip)." };
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, flip, precision, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, inputSize, flip, noFlip, precision, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -80,34 +90,50 @@ public static class TrainCommand
                 RequireSame(parse, data, saved.Data, FullPathIfLocal);
                 RequireSame(parse, rewritePrefix, string.Join(" ", saved.RewritePrefixes ?? []), v => string.Join(" ", v ?? []));
                 RequireSame(parse, mode, Name(saved.Options.Mode));
-                RequireSame(parse, unfreeze, string.Join(",", saved.Options.UnfreezeStages), v => string.Join(",", ResolveStages(saved.Options.Mode, v)));
+                RequireSame(parse, unfreeze, string.Join(",", saved.Options.UnfreezeStages), v => string.Join(",", ResolveStages(saved.Options.Mode, v, ArchitectureOf(saved.Options.Backbone))));
                 RequireSame(parse, epochs, saved.Options.Epochs);
                 RequireSame(parse, batchSize, saved.Options.BatchSize);
                 RequireSame(parse, lr, saved.Options.LearningRate);
                 RequireSame(parse, seed, saved.Options.Seed);
                 RequireSame(parse, valSplit, saved.Options.ValSplit);
                 RequireSame(parse, backbone, saved.Options.Backbone, ResolveBackbone);
+                RequireSame(parse, inputSize, saved.Options.InputSize?.ToString(CultureInfo.InvariantCulture) ?? "");
                 RequireSame(parse, flip, saved.Options.FlipFeatures);
                 RequireSame(parse, precision, Name(saved.ServedPrecision));
+                RequireSame(parse, noFlip, !saved.Options.MirrorAugmentation);
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
             {
                 var trainingMode = Enum.Parse<TrainingMode>(parse.GetRequiredValue(mode), ignoreCase: true);
+                if (parse.GetValue(flip) && parse.GetValue(noFlip))
+                {
+                    throw new UsageException("--flip adds mirror images and --no-flip says mirroring changes the label: give one of them.");
+                }
+                var backboneId = ResolveBackbone(parse.GetValue(backbone));
+                // The architecture from the id or the file's keys and shapes (its tensors are not read yet): it names the stages and the smallest input.
+                var architecture = ArchitectureOf(backboneId);
+                var size = parse.GetValue(inputSize);
+                if (size is { } side && architecture.InputSizeProblem(side) is { } problem)
+                {
+                    throw new UsageException($"--input-size: {problem}.");
+                }
                 run = new SavedRun(
                     parse.GetValue(data) ?? throw new UsageException("--data is required (the labelled images), unless --resume continues a run."),
                     defaults with
                     {
                         Mode = trainingMode,
-                        UnfreezeStages = ResolveStages(trainingMode, parse.GetValue(unfreeze)),
+                        UnfreezeStages = ResolveStages(trainingMode, parse.GetValue(unfreeze), architecture),
                         Epochs = parse.GetValue(epochs),
                         BatchSize = parse.GetValue(batchSize),
                         LearningRate = parse.GetValue(lr),
                         Seed = parse.GetValue(seed),
                         ValSplit = parse.GetValue(valSplit),
                         Device = parse.GetRequiredValue(device),
-                        Backbone = ResolveBackbone(parse.GetValue(backbone)),
+                        Backbone = backboneId,
+                        InputSize = size,
                         FlipFeatures = parse.GetValue(flip),
+                        MirrorAugmentation = !parse.GetValue(noFlip),
                     },
                     parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null,
                     Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(precision), ignoreCase: true));
@@ -143,28 +169,42 @@ public static class TrainCommand
         }
     }
 
-    /// <summary>Stage names as given (in network order), or a count of last stages turned into names.</summary>
-    private static string[] ResolveStages(TrainingMode mode, string? unfreeze)
+    /// <summary>Stage names of the architecture as given (in network order), or a count of last stages turned into names; by default the last stage.</summary>
+    private static string[] ResolveStages(TrainingMode mode, string? unfreeze, BackboneArchitecture architecture)
     {
         if (mode != TrainingMode.Finetune)
         {
             return unfreeze is null ? [] : throw new UsageException("--unfreeze applies only to --mode finetune (head trains no stage, full trains them all).");
         }
+        var stageNames = architecture.StageNames;
         if (string.IsNullOrWhiteSpace(unfreeze))
         {
-            return [.. new TrainingOptions().UnfreezeStages];
+            return [stageNames[^1]];
         }
         if (int.TryParse(unfreeze, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
         {
-            return count is >= 1 and <= 4
-                ? [.. TrainingOptions.LastStages(StageNames, count)]
-                : throw new UsageException($"--unfreeze {unfreeze}: a count of last stages must be 1..{StageNames.Length}.");
+            return count >= 1 && count <= stageNames.Count
+                ? [.. TrainingOptions.LastStages(stageNames, count)]
+                : throw new UsageException($"--unfreeze {unfreeze}: a count of last stages of {architecture.Name} must be 1..{stageNames.Count}.");
         }
         var stages = unfreeze.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var unknown = stages.FirstOrDefault(s => !StageNames.Contains(s, StringComparer.Ordinal));
+        var unknown = stages.FirstOrDefault(s => !stageNames.Contains(s, StringComparer.Ordinal));
         return unknown is null
-            ? [.. StageNames.Where(stages.Contains)]
-            : throw new UsageException($"--unfreeze: unknown stage \"{unknown}\"; the stages are {string.Join(", ", StageNames)} (or a count of last stages, 1..{StageNames.Length}).");
+            ? [.. stageNames.Where(stages.Contains)]
+            : throw new UsageException($"--unfreeze: unknown stage \"{unknown}\"; the stages of {architecture.Name} are {string.Join(", ", stageNames)} (or a count of last stages, 1..{stageNames.Count}).");
+    }
+
+    /// <summary>The architecture a resolved <c>--backbone</c> names: the default, a <c>random:</c> id, or the one a weights file's keys and shapes describe.</summary>
+    private static BackboneArchitecture ArchitectureOf(string backbone)
+    {
+        if (backbone.StartsWith(TransferTrainer.RandomBackbonePrefix, StringComparison.Ordinal))
+        {
+            var id = backbone[TransferTrainer.RandomBackbonePrefix.Length..];
+            return BackboneCatalog.TorchVisionIds.Contains(id, StringComparer.Ordinal)
+                ? BackboneCatalog.Architecture(id)
+                : throw new UsageException($"--backbone {backbone}: random initialisation takes {TransferTrainer.RandomBackbonePrefix}<id> with an id of {string.Join(", ", BackboneCatalog.TorchVisionIds)}.");
+        }
+        return backbone == BackboneCatalog.DefaultId ? BackboneCatalog.Architecture(backbone) : TorchVisionWeights.DetectArchitecture(backbone);
     }
 
     private static string ResolveBackbone(string? backbone)

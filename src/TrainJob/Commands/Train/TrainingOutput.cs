@@ -68,7 +68,7 @@ internal static class TrainingOutput
         }
         if (result.StoppedEarly)
         {
-            notes.Add($"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
+            notes.Add(result.BestEpoch == 0 ? "Stopped early; the starting model (epoch 0) was kept: no epoch had a lower validation loss." : $"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
         }
         if (result.Manifest.Training?.Probe is { } probe)
         {
@@ -117,6 +117,11 @@ internal static class TrainingOutput
             new("batch size", o.BatchSize.ToString(CultureInfo.InvariantCulture)),
             new("learning rate", o.LearningRate.ToString(CultureInfo.InvariantCulture)),
             new("backbone learning rate factor", o.Mode == TrainingMode.Head ? "-" : o.BackboneLrFactor.ToString(CultureInfo.InvariantCulture)),
+            new("pooled stages", o.PooledStages.ToString(CultureInfo.InvariantCulture)),
+            new("head start", TransferTrainer.UsesProbeInitialisation(o) ? "linear probe on the training split (LP-FT)" : "random"),
+            new("label smoothing", o.Mode == TrainingMode.Head ? "-" : o.LabelSmoothing.ToString(CultureInfo.InvariantCulture)),
+            new("cached prefix views", o.Mode == TrainingMode.Finetune && o.PrefixViews > 0 ? o.PrefixViews.ToString(CultureInfo.InvariantCulture) : "-"),
+            new("mirror augmentation", o.Mode != TrainingMode.Head && o.MirrorAugmentation ? "yes" : "no"),
             new("seed", o.Seed.ToString(CultureInfo.InvariantCulture)),
             new("validation split", o.ValSplit.ToString(CultureInfo.InvariantCulture)),
             new("device", device),

@@ -27,7 +27,7 @@ internal sealed class TrainingProgressView(IProgressSink sink, int epochs) : IPr
             case TrainingPhase.EpochCompleted when value.Metrics is { } e:
                 sink.Report("train", e.Epoch, epochs);
                 sink.Line(string.Create(CultureInfo.InvariantCulture,
-                    $"epoch {e.Epoch}/{epochs}: train loss {e.TrainLoss:0.####} acc {e.TrainAccuracy:P1}; val loss {e.ValidationLoss:0.####} acc {e.ValidationAccuracy:P1}; lr {e.LearningRate:0.#####}"));
+                    $"epoch {e.Epoch}/{epochs}: train loss {e.TrainLoss:0.####} acc {e.TrainAccuracy:P1}; val loss {e.ValidationLoss:0.####} acc {e.ValidationAccuracy:P1}; lr {e.LearningRate:0.#####}; {e.ImagesPerSecond:F1} images/s"));
                 break;
             case TrainingPhase.Info when value.Message is { } message:
                 sink.Line(message);

@@ -26,7 +26,7 @@ internal sealed record ProbeFit
     /// <summary>Uncalibrated out-of-fold logits of every original (unflipped) image at the chosen lambda, n x classes.</summary>
     public required double[] OutOfFoldLogits { get; init; }
 
-    /// <summary>Out-of-fold probabilities after temperature scaling, n x classes.</summary>
+    /// <summary>Out-of-fold probabilities of every original image after temperature scaling, n x classes.</summary>
     public required double[] OutOfFoldProbabilities { get; init; }
 
     public required double EceBefore { get; init; }
@@ -76,7 +76,12 @@ internal static class LinearProbe
 
     /// <param name="features">n x d features of the images.</param>
     /// <param name="flipped">n x d features of the same images flipped horizontally, or null.</param>
-    public static ProbeFit Fit(float[] features, int[] labels, int classes, float[]? flipped, int folds, int seed, IReadOnlyList<double>? grid = null)
+    /// <param name="scored">
+    /// Null: every image's out-of-fold prediction chooses the L2 strength, fits the temperature and gives the
+    /// calibration figures. Otherwise only these images' (in ascending order) do; every image still trains
+    /// in the folds and in the refit. After a fine-tune, these are the images its backbone never trained on.
+    /// </param>
+    public static ProbeFit Fit(float[] features, int[] labels, int classes, float[]? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null)
     {
         var watch = Stopwatch.StartNew();
         var n = labels.Length;
@@ -88,6 +93,9 @@ internal static class LinearProbe
         var all = flipped is null ? features : [.. features, .. flipped];
         var rowLabels = flipped is null ? labels : [.. labels, .. labels];
         var foldOf = StratifiedFolds.Assign(labels, Math.Min(folds, n), seed);
+        scored ??= [.. Enumerable.Range(0, n)];
+        var scoredLabels = scored.Select(i => labels[i]).ToArray();
+        double[] Scored(double[] all) => [.. scored.SelectMany(i => all.AsSpan(i * classes, classes).ToArray())];
         var k = foldOf.Max() + 1;
 
         // Folds first (their standardised design matrices live for the whole sweep), then the sweep from
@@ -127,10 +135,11 @@ internal static class LinearProbe
                 }
             }
             oofLogits.Add(logitsAtLambda);
+            var judged = Scored(logitsAtLambda);
             var point = new ProbeGridPoint(
                 lambda,
-                Calibration.TopOne(Calibration.Softmax(logitsAtLambda, classes), labels, classes).Count(p => p.Correct) / (double)n,
-                Calibration.NegativeLogLikelihood(logitsAtLambda, labels, classes));
+                Calibration.TopOne(Calibration.Softmax(judged, classes), scoredLabels, classes).Count(p => p.Correct) / (double)scored.Length,
+                Calibration.NegativeLogLikelihood(judged, scoredLabels, classes));
             worse = points.Count > 0 && point.Loss > points.Min(p => p.Loss) ? worse + 1 : 0;
             points.Add(point);
             if (worse >= StopAfterWorse)
@@ -142,9 +151,10 @@ internal static class LinearProbe
         // steps of one image and often ties across half the grid (seen on noisy synthetic sets).
         var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
         var chosen = oofLogits[best];
-        var temperature = Calibration.FitTemperature(chosen, labels, classes);
-        var before = Calibration.Softmax(chosen, classes);
-        var after = Calibration.Softmax(chosen, classes, temperature);
+        var chosenScored = Scored(chosen);
+        var temperature = Calibration.FitTemperature(chosenScored, scoredLabels, classes);
+        var before = Calibration.Softmax(chosenScored, classes);
+        var after = Calibration.Softmax(chosenScored, classes, temperature);
 
         var allRows = Rows([.. Enumerable.Range(0, n)], n, flipped is not null);
         var final = FeatureStandardizer.Compute(all, d, allRows);
@@ -177,11 +187,11 @@ internal static class LinearProbe
             Folds = k,
             Grid = points,
             OutOfFoldLogits = chosen,
-            OutOfFoldProbabilities = after,
-            EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, labels, classes)),
-            EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, labels, classes)),
-            NllBefore = Calibration.NegativeLogLikelihood(chosen, labels, classes),
-            NllAfter = Calibration.NegativeLogLikelihood(chosen, labels, classes, temperature),
+            OutOfFoldProbabilities = Calibration.Softmax(chosen, classes, temperature),
+            EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, scoredLabels, classes)),
+            EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, scoredLabels, classes)),
+            NllBefore = Calibration.NegativeLogLikelihood(chosenScored, scoredLabels, classes),
+            NllAfter = Calibration.NegativeLogLikelihood(chosenScored, scoredLabels, classes, temperature),
             ClassWeighted = classWeighted,
             FinalRows = allRows.Count,
             FinalTrainAccuracy = trainAccuracy,

@@ -1,0 +1,209 @@
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Models;
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Training.Prefix;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Tests.Training;
+
+/// <summary>Finetune's cached frozen prefix, its start (epoch 0) and its BatchNorm setting, on synthetic shapes (random-init ResNet-18 at 64 px).</summary>
+[Collection(TorchTests.Collection)]
+public sealed class FinetunePrefixTests(ITestOutputHelper output)
+{
+    private static readonly TrainingOptions Small = new()
+    {
+        Backbone = TransferTrainer.RandomBackbonePrefix + "resnet18",
+        InputSize = 64,
+        Mode = TrainingMode.Finetune,
+        BatchSize = 8,
+        Epochs = 3,
+        Patience = 0,
+    };
+
+    [Theory]
+    [InlineData("resnet18", 1)]
+    [InlineData("resnet18", 2)]
+    [InlineData("resnet18", 3)]
+    [InlineData("onnx-resnet18", 3)] // top/left padding
+    public void PrefixThenSuffix_IsTheWholeBackbone_AndTheOnnxPrefixIsTorchSharps(string architecture, int stages)
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(5);
+        var resnet = (TorchVisionResNet)BackboneCatalog.Create(architecture);
+        using var model = new ImageClassifier(resnet, HeadSpec.Linear(3) with { PooledStages = 2 });
+        model.eval();
+        using var mode = inference_mode();
+        using var scope = NewDisposeScope();
+        var images = randn(3, 3, 64, 64);
+        var whole = resnet.call(images);
+        var prefix = resnet.ForwardPrefix(images, stages);
+        var split = resnet.ForwardSuffix(prefix, stages);
+        var worst = split.sub(whole).abs().max().item<float>();
+
+        using var engine = new PrefixEngine(OnnxExport.ExportPrefix(model, 64, stages), 64);
+        var (onnx, shape) = engine.Run(images.data<float>().ToArray(), 3);
+        var reference = prefix.data<float>().ToArray();
+        var onnxWorst = reference.Zip(onnx, (a, b) => Math.Abs(a - b)).Max() / reference.Max(Math.Abs);
+        output.WriteLine($"{architecture} from stage {stages}: suffix(prefix) vs forward {worst:E2}; ONNX prefix {string.Join("x", shape)} vs TorchSharp {onnxWorst:E2}");
+
+        Assert.Equal([3L, 768L], split.shape);
+        Assert.True(worst < 1e-5, $"{worst}");
+        Assert.Equal(prefix.shape.Skip(1).Select(d => (int)d), shape);
+        Assert.True(onnxWorst < 1e-4, $"{onnxWorst}");
+    }
+
+    [Fact]
+    public void Suffix_RefusesAHeadThatReadsStagesBeforeThePrefixOutput()
+    {
+        TorchRuntime.EnsureInitialized();
+        using var model = new ImageClassifier(new TorchVisionResNet(ResNetArchitecture.ResNet18), HeadSpec.Linear(3) with { PooledStages = 3 });
+        var resnet = (TorchVisionResNet)model.Backbone;
+        Assert.True(resnet.SuffixCanPool(2)); // layer2's output is the prefix output, layer3 and layer4 follow
+        Assert.False(resnet.SuffixCanPool(3)); // layer2's pooled output would be needed from inside the prefix
+        Assert.Null(TransferTrainer.CachedPrefixStages(model, Small with { PooledStages = 3 }));
+        Assert.Equal(3, TransferTrainer.CachedPrefixStages(new ImageClassifier(new TorchVisionResNet(ResNetArchitecture.ResNet18), HeadSpec.Linear(3) with { PooledStages = 2 }), Small));
+    }
+
+    [Fact]
+    public void PrefixCache_RoundTripsFloat32Exactly_AndFloat16WithinItsRounding_AndLeavesNoFile()
+    {
+        TorchRuntime.EnsureInitialized(); // before anything of the training library loads TorchSharp
+        var directory = Path.Combine(Path.GetTempPath(), $"prefix-cache-{Guid.NewGuid():N}");
+        var random = new Random(3);
+        var values = Enumerable.Range(0, 2 * 1000).Select(_ => (float)((random.NextDouble() * 20) + 0.01)).ToArray();
+        try
+        {
+            using var exact = new PrefixCache(directory, records: 2, recordLength: 1000, halfPrecision: false);
+            using var half = new PrefixCache(directory, records: 2, recordLength: 1000, halfPrecision: true);
+            Assert.Empty(Directory.GetFiles(directory)); // unlinked while open: a killed process leaves nothing
+            foreach (var cache in new[] { exact, half })
+            {
+                cache.Write(1, values.AsSpan(1000, 1000)); // out of order
+                cache.Write(0, values.AsSpan(0, 1000));
+            }
+            var back = new float[1000];
+            exact.Read(1, back);
+            Assert.Equal(values.Skip(1000), back);
+            var worst = 0.0;
+            for (var record = 0; record < 2; record++)
+            {
+                half.Read(record, back);
+                worst = Math.Max(worst, back.Select((v, i) => Math.Abs(v - values[(record * 1000) + i]) / values[(record * 1000) + i]).Max());
+            }
+            output.WriteLine($"float16 relative error {worst:E2}; bytes {half.Bytes} vs {exact.Bytes}");
+            Assert.True(worst <= Math.Pow(2, -11), $"{worst}");
+            Assert.True(worst > 0); // it is float16
+            Assert.Equal(exact.Bytes, 2 * half.Bytes);
+            Assert.Throws<ArgumentException>(() => half.Write(0, new float[999]));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Augmentation_WithoutMirror_NeverFlips()
+    {
+        TorchRuntime.EnsureInitialized(); // before anything of the training library loads TorchSharp
+        var config = ResNetArchitecture.ResNet18.Preprocessing(32) with { Resize = ServerlessClassifier.ModelCore.Imaging.ResizeMode.Stretch, ResizeSize = 32 };
+        using var image = new Image<Rgb24>(32, 32, new Rgb24(255, 255, 255));
+        image[2, 5] = new Rgb24(0, 0, 0); // one dark pixel on the left
+        var plain = new ImagePreprocessor(config, null).Preprocess(image);
+        int Flips(bool mirror)
+        {
+            // Crops of the whole image (area fraction 1), so mirroring is the only change.
+            var augmentation = new Augmentation(config, null, scaleMin: 1, mirror);
+            var destination = new float[plain.Length];
+            var flips = 0;
+            for (var seed = 0; seed < 20; seed++)
+            {
+                augmentation.Apply(image, new Random(seed), destination);
+                flips += destination.SequenceEqual(plain) ? 0 : 1;
+            }
+            return flips;
+        }
+        Assert.Equal(0, Flips(mirror: false));
+        Assert.InRange(Flips(mirror: true), 3, 17);
+    }
+
+    [Fact]
+    public async Task Finetune_TrainsOnTheCachedPrefix_ReportsImagesPerSecond_AndExportsTheWholeModel()
+    {
+        using var shapes = new SyntheticShapes(perClass: 10, size: 64);
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, Small.ToDatasetOptions());
+        var messages = new List<string>();
+        using var result = await new TransferTrainer().TrainAsync(dataset, Small, new SyncProgress<TrainingProgress>(p => { if (p.Message is { } m) { messages.Add(m); } }), null);
+
+        output.WriteLine(string.Join("\n", messages));
+        output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F3} acc {h.ValidationAccuracy:P0}, {h.ImagesPerSecond:F1} images/s")));
+        Assert.Contains(messages, m => m.StartsWith("Frozen prefix (stem..layer3) of 24 training images x 4 view(s)", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("Head initialised from a linear probe", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("Head refitted as a linear probe on the kept backbone", StringComparison.Ordinal));
+        Assert.NotNull(result.Manifest.Training!.Probe);
+        // Judged on images the kept backbone never trained on: the validation split, or all of them when the start was kept.
+        Assert.Equal(result.BestEpoch == 0 ? dataset.Train.Count + dataset.Validation.Count : dataset.Validation.Count, result.ValidationPredictions.Count);
+        Assert.All(result.History, h => Assert.True(h.ImagesPerSecond > 0));
+        Assert.Equal(2, result.Manifest.Head.PooledStages); // the same head as head mode's
+        Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
+        // The model takes images again (not prefix outputs), and its export matches it.
+        var verified = OnnxExport.ExportVerified(result.Model, 64, result.VerificationInputs);
+        Assert.True(verified.MaxAbsDifference <= OnnxExport.DefaultTolerance, $"{verified.MaxAbsDifference}");
+    }
+
+    [Fact]
+    public async Task Finetune_StartIsACandidate_SoEpochsThatOnlyHurtKeepTheProbe()
+    {
+        // A learning rate that wrecks the network in one step: no epoch beats the start (the probe).
+        using var shapes = new SyntheticShapes(perClass: 10, size: 64);
+        var options = Small with { Epochs = 2, LearningRate = 50 };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
+        var messages = new List<string>();
+        using var result = await new TransferTrainer().TrainAsync(dataset, options, new SyncProgress<TrainingProgress>(p => { if (p.Message is { } m) { messages.Add(m); } }), null);
+
+        var start = messages.Single(m => m.StartsWith("Start (epoch 0)", StringComparison.Ordinal));
+        output.WriteLine($"{start}\n{string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F3} acc {h.ValidationAccuracy:P0}"))}; kept {result.BestEpoch}");
+        var startLoss = double.Parse(start.Split(' ')[5], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(0, result.BestEpoch);
+        Assert.All(result.History, h => Assert.False(h.ValidationLoss <= startLoss));
+
+        // The start was kept, so the backbone is the pretrained one: the head refit is head mode's probe, judged on every image.
+        using var head = await new TransferTrainer().TrainAsync(dataset, options with { Mode = TrainingMode.Head }, null, null);
+        var (refit, probe) = (result.Manifest.Training!.Probe!, head.Manifest.Training!.Probe!);
+        output.WriteLine($"refit: L2 {refit.Lambda:G3} T {refit.Temperature:F3} acc {result.Validation.Accuracy:P1}; head mode: L2 {probe.Lambda:G3} T {probe.Temperature:F3} acc {head.Validation.Accuracy:P1}");
+        Assert.Equal(dataset.Train.Count + dataset.Validation.Count, result.ValidationPredictions.Count);
+        Assert.Equal(probe.Lambda, refit.Lambda);
+        Assert.InRange(Math.Abs(probe.Temperature - refit.Temperature), 0, 0.02);
+        Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task UpdateBatchNormStatistics_DecidesWhetherTheUnfrozenStagesRunningStatisticsMove(bool update)
+    {
+        TorchRuntime.EnsureInitialized();
+        using var shapes = new SyntheticShapes(perClass: 4, size: 64);
+        var options = Small with { Epochs = 1, UpdateBatchNormStatistics = update, ProbeInitialisation = false };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
+        var trainer = new TransferTrainer();
+        Dictionary<string, float[]> before;
+        using (var fresh = trainer.CreateModel(options, 3).Model)
+        {
+            before = fresh.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
+        }
+        using var result = await trainer.TrainAsync(dataset, options, null, null);
+        var after = result.Model.state_dict();
+
+        Assert.NotEqual(before["backbone.layer4.1.conv2.weight"], after["backbone.layer4.1.conv2.weight"].data<float>().ToArray()); // it trained
+        var moved = !before["backbone.layer4.1.bn2.running_mean"].SequenceEqual(after["backbone.layer4.1.bn2.running_mean"].data<float>().ToArray());
+        Assert.Equal(update, moved);
+    }
+}

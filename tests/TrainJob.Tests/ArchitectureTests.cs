@@ -1,0 +1,135 @@
+using System.Text.Json;
+using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Heads;
+using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.TrainJob.Cli;
+using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp.PyBridge;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+/// <summary>
+/// Every architecture of the registry, brought from PyTorch as a user would: a torchvision
+/// <c>state_dict</c> saved with <c>torch.save</c> (random init, made by Debian's python3-torch through
+/// tests/fixtures/make_architecture_reference.py into a temporary folder, deleted after: a VGG's is over
+/// 500 MB). It loads unchanged and gives PyTorch's logits; <c>train --backbone it.pth</c> trains in head
+/// and in finetune mode (the default stage: the last) on a tiny set at 64 px; and <c>classify</c> serves
+/// both models through the ONNX pipeline.
+/// </summary>
+[Collection(TorchTests.Collection)]
+public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
+{
+    /// <summary>Largest |ours - PyTorch's| logit difference, relative to the largest |logit|.</summary>
+    private const double RelativeTolerance = 1e-4;
+
+    private readonly TempFolder temp = new();
+
+    public static TheoryData<string> Architectures => new(BackboneCatalog.TorchVisionIds);
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public async Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies(string id)
+    {
+        TorchRuntime.EnsureInitialized();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Step(string what) => output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {what}");
+        var architecture = BackboneCatalog.Architecture(id);
+        var reference = temp.Combine("reference");
+        var made = ReferencePython.Run("make_architecture_reference.py", "state-dict", id, reference);
+        output.WriteLine(made[..Math.Min(made.Length, 200)]);
+        var weights = Path.Combine(reference, $"{id}.pth");
+        Step("reference made by PyTorch");
+        AssertLogitsMatchPyTorch(weights, Path.Combine(reference, $"{id}.reference.pth"));
+        Step("parity checked");
+
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var cli = new Cli();
+        var image = Path.Combine(data, "red", "5.png");
+
+        var head = temp.Combine("head");
+        var run = await cli.RunAsync("train", "--data", data, "--output", head, "--backbone", weights, "--input-size", "64", "--device", "cpu");
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Step("head mode trained");
+        var manifest = (await ModelPackage.LoadAsync(head)).Manifest;
+        Assert.Equal(id, manifest.Backbone);
+        Assert.Equal($"torchvision weights {id}.pth", manifest.BackboneSource);
+        Assert.Equal(64, manifest.Preprocessing.InputSize);
+        // Only ResNets pool several stages; the others' heads read the replaced layer's input.
+        Assert.Equal(architecture is ResNetArchitecture ? 2 : 1, manifest.Head.PooledStages);
+        await AssertClassifiesAsync(cli, head, image, manifest.Labels);
+        Step("head model classified");
+        Directory.Delete(head, recursive: true);
+
+        var finetune = temp.Combine("finetune");
+        run = await cli.RunAsync("train", "--data", data, "--output", finetune, "--backbone", weights, "--input-size", "64", "--mode", "finetune", "--epochs", "1", "--device", "cpu");
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Step("finetune mode trained");
+        var package = await ModelPackage.LoadAsync(finetune);
+        var last = architecture.StageNames[^1];
+        Assert.Equal([last], package.Manifest.Training!.UnfreezeStages);
+        Assert.Equal([last], ChangedStages(package, weights));
+        Step("changed stages compared");
+        await AssertClassifiesAsync(cli, finetune, image, package.Manifest.Labels);
+        Step("finetuned model classified");
+    }
+
+    public void Dispose() => temp.Dispose();
+
+    /// <summary>The state_dict, 5-class head included, loads into our module and gives PyTorch's logits on PyTorch's batch.</summary>
+    private void AssertLogitsMatchPyTorch(string weights, string referencePath)
+    {
+        var loaded = TorchVisionWeights.CreateClassifier(weights, HeadSpec.Linear(5));
+        using var model = loaded.Model;
+        Assert.Empty(loaded.Report.DroppedHeadKeys);
+        Assert.DoesNotContain(loaded.Report.Missing, name => !name.EndsWith("num_batches_tracked", StringComparison.Ordinal));
+        model.eval();
+        var table = PyTorchUnpickler.UnpickleStateDict(referencePath);
+        using var input = (Tensor)table["input"]!;
+        using var expected = (Tensor)table["logits"]!;
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var logits = model.call(input);
+        var relative = (logits - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        output.WriteLine($"max |logits - PyTorch's| / max |PyTorch's| = {relative:E2}");
+        Assert.True(relative <= RelativeTolerance, $"logits differ from PyTorch's by {relative:E2} of the largest, over {RelativeTolerance:E0}");
+        File.Delete(referencePath);
+    }
+
+    /// <summary>classify answers with one of the model's labels and probabilities that sum to 1.</summary>
+    private static async Task AssertClassifiesAsync(Cli cli, string model, string image, IReadOnlyList<string> labels)
+    {
+        var classify = await cli.RunAsync("classify", "--model", model, "--json", image);
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        using var document = JsonDocument.Parse(classify.Out.Trim());
+        Assert.Equal("ok", document.RootElement.GetProperty("status").GetString());
+        var top = document.RootElement.GetProperty("top").EnumerateArray().ToList();
+        Assert.Contains(top[0].GetProperty("label").GetString(), labels);
+        Assert.InRange(top.Sum(t => t.GetProperty("probability").GetDouble()), 0.999, 1.001);
+    }
+
+    /// <summary>The stages whose parameters differ from the pretrained file's.</summary>
+    private static List<string?> ChangedStages(ModelPackage package, string weights)
+    {
+        using var trained = ModelCheckpoint.CreateTorchModel(package);
+        var original = TorchVisionWeights.ReadStateDict(weights);
+        try
+        {
+            var names = trained.Backbone.named_parameters().ToDictionary(p => p.parameter.Handle, p => p.name);
+            return [.. trained.Backbone.Parts()
+                .Where(part => part.Module.parameters().Any(p => !p.allclose(original[names[p.Handle]], rtol: 0, atol: 0)))
+                .Select(part => part.Stage)
+                .Distinct()];
+        }
+        finally
+        {
+            foreach (var tensor in original.Values)
+            {
+                tensor.Dispose();
+            }
+        }
+    }
+}

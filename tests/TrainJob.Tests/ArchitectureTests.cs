@@ -5,6 +5,7 @@ using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Commands.Train;
 using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp.PyBridge;
 using Xunit.Abstractions;
@@ -71,13 +72,25 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         var package = await ModelPackage.LoadAsync(finetune);
         var last = architecture.StageNames[^1];
         Assert.Equal([last], package.Manifest.Training!.UnfreezeStages);
-        Assert.Equal([last], ChangedStages(package, weights));
+        // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0: the
+        // probe on the pretrained backbone, nothing changed); what the epoch trained is in the resume checkpoint.
+        Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : [last], ChangedStages(package, weights, trainedWeights: null));
+        var epochWeights = Directory.GetFiles(Path.Combine(finetune, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
+        Assert.Equal([last], ChangedStages(package, weights, epochWeights));
         Step("changed stages compared");
         await AssertClassifiesAsync(cli, finetune, image, package.Manifest.Labels);
         Step("finetuned model classified");
     }
 
-    public void Dispose() => temp.Dispose();
+    public void Dispose()
+    {
+        temp.Dispose();
+        // A VGG's module, state_dict and graphs are native memory released by finalizers: release them before
+        // the next architecture loads its own.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+    }
 
     /// <summary>The state_dict, 5-class head included, loads into our module and gives PyTorch's logits on PyTorch's batch.</summary>
     private void AssertLogitsMatchPyTorch(string weights, string referencePath)
@@ -111,10 +124,22 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(top.Sum(t => t.GetProperty("probability").GetDouble()), 0.999, 1.001);
     }
 
-    /// <summary>The stages whose parameters differ from the pretrained file's.</summary>
-    private static List<string?> ChangedStages(ModelPackage package, string weights)
+    /// <summary>
+    /// The stages whose parameters differ from the pretrained file's: of the served model, or with
+    /// <paramref name="trainedWeights"/> (a resume checkpoint's weights) loaded into it, of those.
+    /// </summary>
+    private static List<string?> ChangedStages(ModelPackage package, string weights, string? trainedWeights)
     {
         using var trained = ModelCheckpoint.CreateTorchModel(package);
+        if (trainedWeights is not null)
+        {
+            var state = Safetensors.LoadStateDict(trainedWeights);
+            trained.load_state_dict(state, strict: true);
+            foreach (var tensor in state.Values)
+            {
+                tensor.Dispose();
+            }
+        }
         var original = TorchVisionWeights.ReadStateDict(weights);
         try
         {

@@ -68,6 +68,7 @@ public sealed partial class TransferTrainer
                 // The start (a probe-initialised head on the pretrained backbone, or a random head) is epoch 0:
                 // a candidate like any epoch, so fine-tuning never ends worse than it began on the validation loss.
                 var (startLoss, startAccuracy, _) = Evaluate(model, net, data);
+                RequireFiniteLoss(startLoss, 0);
                 (bestLoss, bestEpoch) = (startLoss, 0);
                 Report(progress, string.Create(System.Globalization.CultureInfo.InvariantCulture,
                     $"Start (epoch 0): val loss {startLoss:F4} acc {startAccuracy:P1}; a later epoch is kept only if its validation loss is lower."));
@@ -109,6 +110,7 @@ public sealed partial class TransferTrainer
                 schedule.step();
                 var trainSeconds = watch.Elapsed.TotalSeconds;
                 var (valLoss, valAccuracy, _) = Evaluate(model, net, data);
+                RequireFiniteLoss(valLoss, epoch + 1);
                 var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds)
                 {
                     ImagesPerSecond = trainCount / Math.Max(trainSeconds, 1e-9),
@@ -188,4 +190,13 @@ public sealed partial class TransferTrainer
         return (lossSum / count, (double)correct / count, [.. probabilities]);
     }
 
+    /// <summary>A validation loss that is not a number means the network's outputs overflowed: say so instead of training on.</summary>
+    private static void RequireFiniteLoss(double loss, int epoch)
+    {
+        if (!double.IsFinite(loss))
+        {
+            throw new TrainingException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The validation loss at epoch {epoch} is {loss}: the network's outputs overflow. The backbone's weights are probably not trained weights (a random or wrongly scaled weights file makes activations grow without bound); check --backbone."));
+        }
+    }
 }

@@ -45,8 +45,8 @@ internal sealed class ServingModels : IDisposable
         var root = Path.Combine(Path.GetTempPath(), $"bench-models-{Guid.NewGuid():N}");
         var fp32Folder = Path.Combine(root, "fp32");
         var int8Folder = Path.Combine(root, "int8");
-        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, fp32Folder, new ServingGraph(fp32.Onnx, ModelPrecision.Fp32, null), result.MeanImage);
-        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, int8Folder, int8, result.MeanImage);
+        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, fp32Folder, new ServingGraph(fp32.Onnx, ModelPrecision.Fp32, null), result.MeanImage, result.OutOfDistribution);
+        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, int8Folder, int8, result.MeanImage, result.OutOfDistribution);
         return new ServingModels(result, fp32Folder, int8Folder, int8.Quantization!);
     }
 

@@ -11,7 +11,7 @@ public sealed record ValidationPrediction(string Source, string Actual, string P
 
 /// <summary>
 /// What a run produced. Owns <see cref="Model"/> (dispose the result, or take the model and dispose it yourself).
-/// To publish: <c>ModelCheckpoint.SaveForServing(result.Model, result.Manifest, folder, result.VerificationInputs, result.MeanImage)</c>.
+/// To publish: <c>ModelCheckpoint.SaveForServing(result.Model, result.Manifest, folder, result.VerificationInputs, result.MeanImage, result.OutOfDistribution)</c>.
 /// </summary>
 public sealed class TrainingResult : IDisposable
 {

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using ServerlessClassifier.Functions.Options;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
@@ -46,6 +47,12 @@ public static class ClassifierServiceCollectionExtensions
         // Reads request bodies and blobs within the same limits the model pipelines enforce.
         services.AddSingleton(provider => new ImageDecoder(provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToImageLimits()));
 
+        services.AddSingleton(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
+            var jobs = new JobStore(provider.GetRequiredService<BlobServiceClient>().GetBlobContainerClient(options.JobsContainer));
+            return new ShardRunner(jobs, options.ShardMaxAttempts, options.ShardParallelism);
+        });
         services.AddSingleton<ModelProvider>();
         services.AddSingleton<ClassificationBatcher>();
         services.AddSingleton<ClassificationService>();

@@ -39,6 +39,10 @@ public sealed class TestHost : IAsyncDisposable
 
     public ModelStore Store => new(Models);
 
+    /// <summary>A setting of the host's configuration (the test's settings over the defaults above).</summary>
+    public string Configuration(string key) => services.GetRequiredService<IConfiguration>()[key]
+        ?? throw new InvalidOperationException($"The test host has no setting {key}.");
+
     /// <summary>
     /// A host with fresh containers; <paramref name="models"/> may be shared (read-only use of an already published model).
     /// <paramref name="connectionString"/> points it at another storage account than the test Azurite (a private

@@ -42,6 +42,29 @@ public sealed record ClassifierOptions
     [Range(0.0, 1.0)]
     public double ReviewMarginBelow { get; init; } = ReviewSettings.DefaultMarginBelow;
 
+    /// <summary>Fanned-out jobs (<c>trainjob classify --container --distributed</c>): records, shard work, results.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string JobsContainer { get; init; } = ContainerDefaults.Jobs;
+
+    /// <summary>
+    /// The queue <c>ClassifyShard</c> reads shard messages from. The Functions host reads this setting itself (the
+    /// trigger names <c>%Classifier:ShardQueue%</c>); it is bound here so that it is documented and validated.
+    /// </summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string ShardQueue { get; init; } = ContainerDefaults.ShardQueue;
+
+    /// <summary>
+    /// The delivery of a shard message that parks the shard instead of failing it again. Keep it equal to host.json's
+    /// <c>extensions.queues.maxDequeueCount</c> (5): the host moves a message to the poison queue after that many
+    /// deliveries, so a larger value would never be reached.
+    /// </summary>
+    [Range(1, 100)]
+    public int ShardMaxAttempts { get; init; } = ContainerDefaults.ShardMaxAttempts;
+
+    /// <summary>Images of one shard classified at a time (they share forward passes through micro-batching).</summary>
+    [Range(1, 64)]
+    public int ShardParallelism { get; init; } = 4;
+
     /// <summary>Largest image accepted, in bytes (HTTP body or blob).</summary>
     [Range(typeof(long), "1", "2147483591")] // Array.MaxLength: the bytes are held in one array
     public long MaxBytes { get; init; } = ImageLimits.DefaultMaxBytes;

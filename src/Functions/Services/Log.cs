@@ -21,7 +21,7 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Error, "A batch of {Count} images failed on model {Version}")]
     public static partial void BatchFailed(this ILogger logger, Exception error, int count, string version);
 
-    [LoggerMessage(20, LogLevel.Warning, "Storage failed while classifying {Image} from {Source} (HTTP {Status}, {ErrorCode}); the host retries it, and after poisonBlobThreshold failures moves it to the webjobs-blobtrigger-poison queue")]
+    [LoggerMessage(20, LogLevel.Warning, "Storage failed while classifying {Image} from {Source} (HTTP {Status}, {ErrorCode}); the host delivers it again (an upload: after poisonBlobThreshold failures it goes to the webjobs-blobtrigger-poison queue; a shard: on its last delivery it is parked)")]
     public static partial void ImageStorageFailed(this ILogger logger, Exception error, string image, string source, int status, string? errorCode);
 
     [LoggerMessage(22, LogLevel.Warning, "{Image} is left for the sweep: {Reason}")]
@@ -38,4 +38,10 @@ internal static partial class Log
 
     [LoggerMessage(32, LogLevel.Warning, "Sweep: {Image} failed; the next sweep tries it again")]
     public static partial void SweepItemFailed(this ILogger logger, Exception error, string image);
+
+    [LoggerMessage(40, LogLevel.Information, "Job {Job} shard {Shard}: {Outcome} (delivery {Delivery})")]
+    public static partial void ShardHandled(this ILogger logger, string job, int shard, ModelCore.Jobs.ShardOutcome outcome, long delivery);
+
+    [LoggerMessage(41, LogLevel.Error, "Queue message {MessageId} dropped: {Reason}")]
+    public static partial void ShardMessageRefused(this ILogger logger, string messageId, string reason);
 }

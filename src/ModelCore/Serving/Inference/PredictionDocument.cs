@@ -21,6 +21,7 @@ public static class PredictionSource
     public const string EventGrid = "eventGrid";
     public const string Sweep = "sweep";
     public const string Backfill = "backfill";
+    public const string Shard = "shard";
     public const string Http = "http";
 }
 

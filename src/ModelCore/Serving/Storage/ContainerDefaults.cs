@@ -13,4 +13,13 @@ public static class ContainerDefaults
     public const string Predictions = "predictions";
     public const string Models = "models";
     public const string Training = "training";
+
+    /// <summary>Fanned-out jobs' records, shard work and results (<c>&lt;job&gt;/...</c>).</summary>
+    public const string Jobs = "jobs";
+
+    /// <summary>The storage queue of shard messages that the Functions app's <c>ClassifyShard</c> consumes.</summary>
+    public const string ShardQueue = "classify-shards";
+
+    /// <summary>Deliveries of a shard message before the shard is parked; host.json's <c>extensions.queues.maxDequeueCount</c> is the same.</summary>
+    public const int ShardMaxAttempts = 5;
 }

@@ -1,0 +1,40 @@
+using Azure.Storage.Queues.Models;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.Extensions.Logging;
+using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Jobs;
+
+namespace ServerlessClassifier.Functions.Functions;
+
+/// <summary>
+/// One shard of a fanned-out classification (<c>trainjob classify --container --distributed</c>): a message on
+/// <c>%Classifier:ShardQueue%</c> names a job and a shard, whose images go through the blob trigger's handler
+/// (<see cref="UploadedImageHandler"/>). The host scales this function out on the queue's length (Flex Consumption:
+/// per function, up to the app's instance limit). A failure is thrown, so the host delivers the message again after
+/// <c>visibilityTimeout</c> (host.json); the last allowed delivery parks the shard with its reason
+/// (<see cref="ShardRunner"/>). A message that is not a shard message is logged and dropped: it can never succeed.
+/// </summary>
+public sealed class ClassifyShard(UploadedImageHandler handler, ShardRunner runner, ClassifierContainers containers, ILogger<ClassifyShard> logger)
+{
+    public const string QueuePath = "%Classifier:ShardQueue%";
+
+    [Function(nameof(ClassifyShard))]
+    public async Task Run([QueueTrigger(QueuePath, Connection = "ClassifierStorage")] QueueMessage message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ShardMessage shard;
+        try
+        {
+            shard = ShardMessage.Parse(message.MessageText);
+        }
+        catch (FormatException e)
+        {
+            logger.ShardMessageRefused(message.MessageId, e.Message);
+            return;
+        }
+        var outcome = await runner.RunAsync(shard, message.DequeueCount, (item, token) =>
+            handler.HandleAsync(containers.Images.GetBlobClient(item.Name), item.Name, PredictionSource.Shard, token), cancellationToken).ConfigureAwait(false);
+        logger.ShardHandled(shard.Job, shard.Shard, outcome, message.DequeueCount);
+    }
+}

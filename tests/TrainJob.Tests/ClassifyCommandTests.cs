@@ -1,6 +1,9 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -84,6 +87,70 @@ public sealed class ClassifyCommandTests(ModelFolders models) : IClassFixture<Mo
         Assert.Equal(ExitCodes.Ok, second.ExitCode);
         Assert.Contains("Wrote 0 predictions", second.Out, StringComparison.Ordinal);
         Assert.Equal(etags, await ETags(predictions));
+    }
+
+    [Fact]
+    public async Task ClassifyDistributed_QueuesShardsOfOnlyTheMissingWork_AndJobsShowThem()
+    {
+        var service = TestStorage.CreateServiceClient();
+        var images = service.GetBlobContainerClient(cli.ImagesContainer);
+        var predictions = service.GetBlobContainerClient(cli.PredictionsContainer);
+        await images.CreateAsync();
+        await predictions.CreateAsync();
+        var emoji = TestAssets.SampleEmoji(1)[0];
+        for (var i = 0; i < 7; i++)
+        {
+            await images.UploadBlobAsync($"{i}.png", BinaryData.FromBytes(File.ReadAllBytes(emoji)));
+        }
+
+        var noModel = await cli.RunAsync("classify", "--container", "--distributed");
+        Assert.Equal(ExitCodes.Failure, noModel.ExitCode);
+        Assert.Contains("No model is live", noModel.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("publish", "--model", models.AlwaysGamma)).ExitCode);
+        // One image has a current prediction (the backfill wrote it): the job leaves it out.
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("classify", "--container")).ExitCode);
+        await images.GetBlobClient("0.png").DeleteAsync();
+        for (var i = 1; i < 7; i++)
+        {
+            await images.GetBlobClient($"{i}.png").UploadAsync(BinaryData.FromBytes(File.ReadAllBytes(emoji)), overwrite: true); // a new version
+        }
+        await images.UploadBlobAsync("new.png", BinaryData.FromBytes(File.ReadAllBytes(emoji)));
+
+        var run = await cli.RunAsync("classify", "--container", "--distributed", "--shard-size", "3");
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        var id = Regex.Match(run.Out, @"Job (\S+): 8 items .* in 3 shards of at most 3 on the queue").Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(id), run.Out);
+        Assert.Contains($"trainjob jobs status {id}", run.Out, StringComparison.Ordinal);
+        var queue = new QueueClient(TestStorage.ConnectionString, cli.ShardQueue, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 });
+        var messages = (await queue.PeekMessagesAsync(maxMessages: 32)).Value;
+        Assert.Equal([0, 1, 2], messages.Select(m => ShardMessage.Parse(m.MessageText)).Select(m => m.Shard).Order());
+        Assert.All(messages, m => Assert.Equal(id, ShardMessage.Parse(m.MessageText).Job));
+        var jobs = new JobStore(service.GetBlobContainerClient(cli.JobsContainer));
+        var shards = new List<ShardItem>();
+        for (var shard = 0; shard < 3; shard++)
+        {
+            shards.AddRange((await jobs.ReadShardAsync(new ShardMessage(id, shard)))!.Items);
+        }
+        // 6 new versions, 1 new image, 1 prediction of a deleted image; in name order.
+        Assert.Equal(["0.png", "1.png", "2.png", "3.png", "4.png", "5.png", "6.png", "new.png"], shards.Select(s => s.Name));
+        Assert.False(shards[0].ImageExists);
+
+        var status = await cli.RunAsync("jobs", "status", id);
+        Assert.True(status.ExitCode == ExitCodes.Ok, status.All);
+        Assert.Contains("running", status.Out, StringComparison.Ordinal);
+        Assert.Contains("Shards: 0 of 3 done, 0 parked, 3 waiting or running.", status.Out, StringComparison.Ordinal);
+        var list = await cli.RunAsync("jobs", "list");
+        Assert.Contains(id, list.Out, StringComparison.Ordinal);
+
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("classify", "--distributed", "x.png")).ExitCode);
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("classify", "--container", "--distributed", "--model", models.AlwaysGamma)).ExitCode);
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("classify", "--container", "--wait")).ExitCode);
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("classify", "--container", "--distributed", "--shard-size", "0")).ExitCode);
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("jobs", "status", "../models")).ExitCode);
+        var unknown = await cli.RunAsync("jobs", "status", "20200101-000000-abcdef");
+        Assert.Equal(ExitCodes.Failure, unknown.ExitCode);
+        Assert.Contains("There is no job 20200101-000000-abcdef", unknown.Err, StringComparison.Ordinal);
     }
 
     public void Dispose() => temp.Dispose();

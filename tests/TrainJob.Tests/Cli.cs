@@ -25,6 +25,10 @@ public sealed class Cli
 
     public string TrainingContainer => $"training-{suffix}";
 
+    public string JobsContainer => $"jobs-{suffix}";
+
+    public string ShardQueue => $"shards-{suffix}";
+
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
@@ -47,6 +51,8 @@ public sealed class Cli
                 ["Classifier:ImagesContainer"] = ImagesContainer,
                 ["Classifier:PredictionsContainer"] = PredictionsContainer,
                 ["Classifier:TrainingContainer"] = TrainingContainer,
+                ["Classifier:JobsContainer"] = JobsContainer,
+                ["Classifier:ShardQueue"] = ShardQueue,
             },
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);

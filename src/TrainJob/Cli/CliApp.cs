@@ -68,6 +68,7 @@ public static class CliApp
             TrainCommand.Create(global, host),
             EvaluateCommand.Create(global, host),
             ClassifyCommand.Create(global, host),
+            JobCommands.Create(global, host),
             ModelCommands.CreatePublish(global, host),
             ModelCommands.CreateModels(global, host),
             Commands.Review.ReviewCommands.Create(global, host),

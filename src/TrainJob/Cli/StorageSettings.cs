@@ -1,6 +1,8 @@
 using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
 using Microsoft.Extensions.Configuration;
 using System.Globalization;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
@@ -9,7 +11,7 @@ namespace ServerlessClassifier.TrainJob.Cli;
 /// <summary>
 /// Storage settings under the names the Functions app and infra/ use: <c>ClassifierStorage</c> (a connection
 /// string) or <c>ClassifierStorage__blobServiceUri</c> (+ <c>__credential=managedidentity</c>, <c>__clientId</c>),
-/// and <c>Classifier__{Images,Predictions,Models,Training}Container</c>. Read from environment variables,
+/// and <c>Classifier__{Images,Predictions,Models,Training,Jobs}Container</c>, <c>Classifier__ShardQueue</c>. Read from environment variables,
 /// with <c>--storage</c> overriding the connection.
 /// </summary>
 public sealed class StorageSettings
@@ -36,6 +38,17 @@ public sealed class StorageSettings
     public string ModelsContainer => Setting("ModelsContainer", ModelsDefault);
 
     public string TrainingContainer => Setting("TrainingContainer", TrainingDefault);
+
+    /// <summary>Fanned-out jobs (<c>Classifier__JobsContainer</c>, the Functions app's setting).</summary>
+    public string JobsContainer => Setting("JobsContainer", ContainerDefaults.Jobs);
+
+    /// <summary>The queue the Functions app's <c>ClassifyShard</c> reads (<c>Classifier__ShardQueue</c>).</summary>
+    public string ShardQueueName => Setting("ShardQueue", ContainerDefaults.ShardQueue);
+
+    public JobStore Jobs() => new(Container(JobsContainer));
+
+    /// <summary>The shard queue on the same connection (identity-based in Azure: <c>ClassifierStorage__queueServiceUri</c>).</summary>
+    public QueueClient ShardQueue() => StorageClients.CreateQueueServiceClient(Configuration).GetQueueClient(ShardQueueName);
 
     /// <summary>The review queue's settings: <c>Classifier__ReviewContainer</c>, <c>__ReviewMaxPerDay</c>, <c>__ReviewMarginBelow</c> (the Functions app's names).</summary>
     public ReviewSettings Review => new()

@@ -4,6 +4,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.TrainJob.Cli;
 using Spectre.Console;
@@ -13,7 +14,8 @@ namespace ServerlessClassifier.TrainJob.Commands;
 /// <summary>
 /// <c>classify</c>: local files and folders (a table, or one JSON prediction per line), or with
 /// <c>--container</c> a backfill that writes <c>predictions/&lt;name&gt;.json</c> for every image blob
-/// that has none (never replacing one), offering uncertain ones to the review queue as the Functions app does. Exit code 3 when some local inputs were rejected.
+/// that has none or an outdated one, offering uncertain ones to the review queue as the Functions app does; with
+/// <c>--distributed</c> the same work cut into shards for the Functions app (<see cref="JobCommands"/>). Exit code 3 when some local inputs were rejected.
 /// </summary>
 public static class ClassifyCommand
 {
@@ -31,11 +33,19 @@ public static class ClassifyCommand
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "name",
         };
+        var distributed = new Option<bool>("--distributed")
+        {
+            Description = "With --container: list the container once and queue shards of its work for the Functions app's ClassifyShard " +
+                "function, which scales out on the queue and classifies with the live model; prints the job id (see jobs status).",
+        };
+        var shardSize = new Option<int>("--shard-size") { Description = "With --distributed: most images per shard (one queue message).", DefaultValueFactory = _ => ShardPlanner.DefaultShardSize };
+        shardSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 5000) { r.AddError("--shard-size must be between 1 and 5000."); } });
+        var wait = new Option<bool>("--wait") { Description = "With --distributed: follow the job until every shard is done or parked (exit code 1 when one is parked)." };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per inference call.", DefaultValueFactory = _ => 16 };
         batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
         var command = new Command("classify", "Classify local images with the serving (ONNX) pipeline, or backfill predictions for a blob container.")
         {
-            inputs, model, top, json, container, batchSize,
+            inputs, model, top, json, container, distributed, shardSize, wait, batchSize,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -48,6 +58,22 @@ public static class ClassifyCommand
             if (!backfill && paths.Length == 0)
             {
                 throw new UsageException("nothing to classify: pass image files or folders, or --container to backfill a blob container.");
+            }
+            if (parse.GetValue(distributed))
+            {
+                if (!backfill)
+                {
+                    throw new UsageException("--distributed needs --container: it fans out a container's backfill.");
+                }
+                if (parse.GetValue(model) != ModelLoader.Current)
+                {
+                    throw new UsageException("--distributed classifies with the Functions app's live model; --model cannot choose another (publish or promote it first).");
+                }
+                return await JobCommands.StartAsync(context, parse.GetValue(container) ?? context.Storage.ImagesContainer, parse.GetValue(shardSize), parse.GetValue(wait), cancellationToken);
+            }
+            if (parse.GetResult(shardSize) is { Implicit: false } || parse.GetValue(wait))
+            {
+                throw new UsageException("--shard-size and --wait go with --distributed.");
             }
             var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
             using var pipeline = ModelLoader.CreatePipeline(loaded);

@@ -21,7 +21,7 @@ public sealed class AppShapeTests
         var functions = JsonNode.Parse(File.ReadAllText(Path.Combine(BuildOutput, "functions.metadata")))!.AsArray()
             .ToDictionary(f => (string)f!["name"]!, f => f!["bindings"]!.AsArray()[0]!);
 
-        Assert.Equal(["ClassifyImage", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "LabelReview", "ListReview", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "LabelReview", "ListReview", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
             functions.Keys.Order(StringComparer.Ordinal));
         foreach (var name in new[] { "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid" })
         {
@@ -41,6 +41,11 @@ public sealed class AppShapeTests
         AssertHttp(functions["ListReview"], "Function", "get", "review");
         AssertHttp(functions["ReviewThumbnail"], "Function", "get", "review/thumbnail");
         AssertHttp(functions["LabelReview"], "Function", "post", "review/label");
+
+        var shards = functions["ClassifyShard"];
+        Assert.Equal("queueTrigger", (string?)shards["type"]);
+        Assert.Equal("%Classifier:ShardQueue%", (string?)shards["queueName"]);
+        Assert.Equal("ClassifierStorage", (string?)shards["connection"]);
 
         var timer = functions["SweepUnclassifiedImages"];
         Assert.Equal("timerTrigger", (string?)timer["type"]);

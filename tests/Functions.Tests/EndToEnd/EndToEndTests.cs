@@ -1,6 +1,9 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.Tests.Common;
@@ -227,6 +230,58 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
             Assert.Equal(code, (string?)JsonNode.Parse(body)!["code"]);
             Assert.DoesNotContain("127.0.0.1", body, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>
+    /// <c>trainjob classify --container --distributed --wait</c>, run as a user runs it, against the app under the host:
+    /// the host's queue trigger takes the shards. Predictions of deleted images are work only a shard does here (the
+    /// blob trigger never sees them and the sweep is off), so their removal shows the queue function ran.
+    /// </summary>
+    [HostFact]
+    public async Task DistributedClassify_TheHostsQueueFunctionFinishesTheJob()
+    {
+        await host.EnsureStartedAsync(model);
+        const int Orphans = 24;
+        for (var i = 0; i < Orphans; i++)
+        {
+            await host.Predictions.GetBlobClient($"fanout/gone-{i:D2}.png.json").UploadAsync(BinaryData.FromString("{}"));
+        }
+        for (var i = 0; i < 6; i++)
+        {
+            await host.Images.GetBlobClient($"fanout/{i}.png").UploadAsync(BinaryData.FromBytes(ServingModelFixture.Image(ServingModelFixture.Labels[i % 3], seed: 950 + i)));
+        }
+        var trainJob = Path.Combine(TestAssets.RepositoryRoot, "src", "TrainJob", "bin",
+            System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyConfigurationAttribute>(typeof(EndToEndTests).Assembly)!.Configuration, "net10.0", "ServerlessClassifier.TrainJob.dll");
+        Assert.True(File.Exists(trainJob), $"{trainJob} is built with the solution (scripts/test.sh builds it).");
+        var start = new ProcessStartInfo("dotnet", [trainJob, "classify", "--container", host.Images.Name, "--distributed", "--shard-size", "5", "--wait"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["ClassifierStorage"] = TestStorage.ConnectionString;
+        start.Environment["Classifier__PredictionsContainer"] = host.Predictions.Name;
+        start.Environment["Classifier__ModelsContainer"] = host.ModelsContainer;
+        start.Environment["Classifier__JobsContainer"] = host.Jobs.Name;
+        start.Environment["Classifier__ShardQueue"] = host.ShardQueue;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(timeout.Token);
+        var printed = await stdout + await stderr;
+        output.WriteLine(printed);
+
+        Assert.True(process.ExitCode == 0, printed);
+        Assert.Contains(": finished.", printed, StringComparison.Ordinal);
+        Assert.Matches(@"Shards: (\d+) of \1 done, 0 parked, 0 waiting or running\.", printed);
+        var removed = int.Parse(Regex.Match(printed, @"(\d+) predictions of deleted images removed").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(removed >= Orphans, printed);
+        Assert.Equal(0, await CountAsync(host.Predictions, "fanout/gone-", Enumerable.Range(0, Orphans).Select(i => $"fanout/gone-{i:D2}.png.json")));
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.Equal(PredictionStatus.Ok, (await WaitForPredictionAsync(host.Predictions, $"fanout/{i}.png")).Status);
+        }
+        Assert.Contains(host.Log, line => line.Contains("Executed 'Functions.ClassifyShard' (Succeeded", StringComparison.Ordinal));
     }
 
     private static async Task<PredictionDocument> WaitForPredictionAsync(BlobContainerClient predictions, string image, Func<PredictionDocument, bool>? until = null)

@@ -61,6 +61,13 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     /// Publishes the app and starts the host, once, serving <paramref name="modelFolder"/> (default: the fixture's
     /// plain model) as <c>v1</c>; later calls wait for the same start.
     /// </summary>
+    /// <summary>Fanned-out jobs' container, and the queue the app's ClassifyShard reads.</summary>
+    public BlobContainerClient Jobs { get; private set; } = null!;
+
+    public string ShardQueue { get; private set; } = null!;
+
+    public string ModelsContainer { get; private set; } = null!;
+
     public Task EnsureStartedAsync(ServingModelFixture model, string? modelFolder = null)
     {
         lock (gate)
@@ -92,6 +99,9 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         Store = new ModelStore(models);
         Review = account.GetBlobContainerClient($"e2e-review-{suffix}");
         Training = account.GetBlobContainerClient($"e2e-training-{suffix}");
+        Jobs = account.GetBlobContainerClient($"e2e-jobs-{suffix}");
+        ShardQueue = $"e2e-shards-{suffix}";
+        ModelsContainer = models.Name;
         await Store.PublishAsync(modelFolder, version: "v1");
         await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
 
@@ -106,6 +116,8 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
             ["Classifier__ModelsContainer"] = models.Name,
             ["Classifier__ReviewContainer"] = Review.Name,
             ["Classifier__TrainingContainer"] = Training.Name,
+            ["Classifier__JobsContainer"] = Jobs.Name,
+            ["Classifier__ShardQueue"] = ShardQueue,
             // The sweep runs when a test asks for it (the admin API); its schedule is once a year.
             ["Classifier__SweepSchedule"] = "0 0 0 1 1 *",
             ["Classifier__SweepMinImageAge"] = "00:00:00",

@@ -67,6 +67,7 @@ internal static class HostColdStart
         start.Environment["Classifier__PredictionsContainer"] = $"bench-predictions-{suffix}";
         start.Environment["Classifier__ModelsContainer"] = modelsContainer;
         start.Environment["Classifier__SweepSchedule"] = "0 0 0 1 1 *";
+        start.Environment["Classifier__ShardQueue"] = $"bench-shards-{suffix}";
         start.Environment["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"] = "true";
         start.Environment["languageWorkers__workersDirectory"] = workers;
         start.Environment["FUNCTIONS_HOST_FUNCTION_KEY"] = FunctionKey;

@@ -95,6 +95,9 @@ var imagesContainerName = 'images'
 var predictionsContainerName = 'predictions'
 var modelsContainerName = 'models'
 var trainingContainerName = 'training'
+var jobsContainerName = 'jobs'
+// The shard queue of `trainjob classify --container --distributed`, consumed by the app's ClassifyShard.
+var shardQueueName = 'classify-shards'
 var deploymentContainerName = 'app-package-${resourceToken}'
 
 // Names are computed here, not taken from module outputs, so What-If can predict every resource.
@@ -128,7 +131,11 @@ module storage 'modules/storage.bicep' = {
       predictionsContainerName
       modelsContainerName
       trainingContainerName
+      jobsContainerName
       deploymentContainerName
+    ]
+    queueNames: [
+      shardQueueName
     ]
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
@@ -154,6 +161,8 @@ module functionApp 'modules/functionApp.bicep' = {
     imagesContainerName: imagesContainerName
     predictionsContainerName: predictionsContainerName
     modelsContainerName: modelsContainerName
+    jobsContainerName: jobsContainerName
+    shardQueueName: shardQueueName
   }
 }
 
@@ -203,6 +212,8 @@ module trainJob 'modules/trainJob.bicep' = {
     cpu: trainJobCpu
     memory: trainJobMemory
     replicaTimeoutSeconds: trainJobTimeoutSeconds
+    jobsContainerName: jobsContainerName
+    shardQueueName: shardQueueName
   }
 }
 

@@ -53,7 +53,7 @@ if [ -n "$host_kind" ]; then
     mkdir -p "$out/workers"
     env AzureWebJobsStorage="$ClassifierStorage" ClassifierStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
       "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
-      "Classifier__SweepSchedule=0 */5 * * * *" languageWorkers__workersDirectory="$out/workers" FUNCTIONS_HOST_FUNCTION_KEY="$key" \
+      "Classifier__SweepSchedule=0 */5 * * * *" Classifier__ShardQueue=classify-shards languageWorkers__workersDirectory="$out/workers" FUNCTIONS_HOST_FUNCTION_KEY="$key" \
       bash "$FUNCTIONS_HOST_DIR/run.sh" "$out/app" 7071 >"$out/func.log" 2>&1 &
   else
     echo "Azure Functions Core Tools found: starting the Functions host (func start) against this Azurite."
@@ -61,7 +61,7 @@ if [ -n "$host_kind" ]; then
     # The host resolves the blob trigger's and the sweep's settings itself (no defaults): set them here too.
     (cd src/Functions && env AzureWebJobsStorage="$ClassifierStorage" FUNCTIONS_WORKER_RUNTIME=dotnet-isolated \
       "AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled=true" Classifier__ImagesContainer=images \
-      "Classifier__SweepSchedule=0 */5 * * * *" func start --port 7071 >"$out/func.log" 2>&1) &
+      "Classifier__SweepSchedule=0 */5 * * * *" Classifier__ShardQueue=classify-shards func start --port 7071 >"$out/func.log" 2>&1) &
   fi
   func_pid=$!
   trap 'kill $func_pid 2>/dev/null || true; azurite_stop' EXIT

@@ -3,7 +3,8 @@
 //   Storage Blob Data Owner     on the storage account (AzureWebJobsStorage over identity needs
 //                               Owner for the host's blob leases and blob-trigger receipts; also
 //                               the deployment container, images, predictions and models)
-//   Storage Queue Data Contributor on the storage account (blob trigger poison/bookkeeping queues)
+//   Storage Queue Data Contributor on the storage account (blob trigger poison/bookkeeping queues,
+//                               and the shard queue ClassifyShard reads and deletes from)
 //   Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID; local auth is off)
 
 @description('Azure region.')
@@ -35,7 +36,7 @@ param appInsightsName string
 ])
 param instanceMemoryMB int = 2048
 
-@description('Most instances the app scales out to.')
+@description('Most instances the app scales out to. Flex Consumption scales each trigger type on its own (HTTP, blob, queue), all within this limit: a fan-out of millions of images (ClassifyShard on the shard queue) is what needs it raised, up to 1,000. Each instance runs host.json\'s queues.batchSize + newBatchThreshold shards at a time.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -44,6 +45,10 @@ param maximumInstanceCount int = 40
 param imagesContainerName string
 param predictionsContainerName string
 param modelsContainerName string
+param jobsContainerName string
+
+@description('The shard queue ClassifyShard reads (trainjob classify --container --distributed writes it).')
+param shardQueueName string
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -130,6 +135,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     Classifier__ImagesContainer: imagesContainerName
     Classifier__PredictionsContainer: predictionsContainerName
     Classifier__ModelsContainer: modelsContainerName
+    Classifier__JobsContainer: jobsContainerName
+    // The host resolves the queue trigger's %Classifier:ShardQueue% from app settings.
+    Classifier__ShardQueue: shardQueueName
     // The host resolves the sweep timer's %Classifier:SweepSchedule% (like the blob trigger's
     // %Classifier:ImagesContainer%) from app settings, with no default there; the app refuses to start without it.
     Classifier__SweepSchedule: '0 */5 * * * *'
@@ -173,7 +181,7 @@ resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     principalId: site.identity.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
-    description: 'Functions app: blob trigger poison and bookkeeping queues.'
+    description: 'Functions app: blob trigger poison and bookkeeping queues; the shard queue of fanned-out classification.'
   }
 }
 

@@ -26,6 +26,9 @@ param skuName string = 'Standard_LRS'
 @description('Blob containers to create (classifier data plus the Flex Consumption deployment container).')
 param containerNames string[]
 
+@description('Storage queues to create (the shard queue of fanned-out classification).')
+param queueNames string[] = []
+
 @description('Days a deleted blob or container can be restored.')
 @minValue(1)
 @maxValue(365)
@@ -107,6 +110,18 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     properties: {
       publicAccess: 'None'
     }
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
   }
 ]
 

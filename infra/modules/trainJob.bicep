@@ -3,6 +3,7 @@
 // identity that has exactly
 //   AcrPull                       on the registry (the job pulls its image by identity)
 //   Storage Blob Data Contributor on the storage account (reads training/, publishes to models/)
+//   Storage Queue Data Message Sender on the shard queue only (classify --container --distributed)
 // Environment logs go to Log Analytics through a diagnostic setting (no workspace shared key).
 
 @description('Azure region (must offer serverless GPUs for the chosen profile).')
@@ -48,6 +49,10 @@ param imageFromRegistry bool
 @description('Container arguments (the TrainJob CLI).')
 param args string[]
 
+@description('The jobs container and shard queue of classify --container --distributed.')
+param jobsContainerName string
+param shardQueueName string
+
 @description('vCPUs for the container (NC8as-T4 profile: up to 8; NC24-A100: up to 24).')
 param cpu int = 8
 
@@ -61,6 +66,7 @@ param replicaTimeoutSeconds int = 14400
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var acrPullRoleId = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' existing = {
   name: registryName
@@ -95,6 +101,27 @@ resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
     description: 'TrainJob: read training data, publish models.'
+  }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource shardQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' existing = {
+  parent: queueService
+  name: shardQueueName
+}
+
+resource queueMessageSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(shardQueue.id, identity.id, storageQueueDataMessageSenderRoleId)
+  scope: shardQueue
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
+    description: 'TrainJob: enqueue shards of a fanned-out classification (classify --container --distributed).'
   }
 }
 
@@ -176,6 +203,18 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
             {
               name: 'ClassifierStorage__blobServiceUri'
               value: storage.properties.primaryEndpoints.blob
+            }
+            {
+              name: 'ClassifierStorage__queueServiceUri'
+              value: storage.properties.primaryEndpoints.queue
+            }
+            {
+              name: 'Classifier__JobsContainer'
+              value: jobsContainerName
+            }
+            {
+              name: 'Classifier__ShardQueue'
+              value: shardQueueName
             }
             {
               name: 'ClassifierStorage__credential'

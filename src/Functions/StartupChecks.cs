@@ -6,11 +6,12 @@ namespace ServerlessClassifier.Functions;
 /// What the worker checks before it starts, because the Functions host would otherwise fail quietly:
 /// <list type="bullet">
 /// <item>App settings that the host, not this worker, reads. The blob trigger's path
-/// <c>%Classifier:ImagesContainer%/{name}</c> and the sweep timer's <c>%Classifier:SweepSchedule%</c> are binding
-/// expressions the host resolves from app settings when it indexes the functions, with no default: without them it
-/// disables both blob functions and the sweep (uploads are then never classified) and, on Flex Consumption, may not
+/// <c>%Classifier:ImagesContainer%/{name}</c>, the sweep timer's <c>%Classifier:SweepSchedule%</c> and the shard queue
+/// trigger's <c>%Classifier:ShardQueue%</c> are binding expressions the host resolves from app settings when it indexes
+/// the functions, with no default: without them it disables those functions (uploads are then never classified, fanned-out
+/// jobs never run) and, on Flex Consumption, may not
 /// start at all. The worker cannot supply a default, so it refuses to start and names what to set. The
-/// infrastructure (infra/modules/functionApp.bicep) and local.settings.example.json set both.</item>
+/// infrastructure (infra/modules/functionApp.bicep) and local.settings.example.json set them.</item>
 /// <item>On Flex Consumption (<c>WEBSITE_SKU=FlexConsumption</c>), the package built for it
 /// (<c>-p:FlexConsumption=true</c>): Flex supports only Event Grid-source blob triggers.</item>
 /// </list>
@@ -22,6 +23,7 @@ internal static class StartupChecks
     [
         ("Classifier:ImagesContainer", "images"),
         ("Classifier:SweepSchedule", "0 */5 * * * *"),
+        ("Classifier:ShardQueue", "classify-shards"),
     ];
 
     /// <summary>True when this assembly was built without the polling-source blob trigger.</summary>
@@ -43,9 +45,9 @@ internal static class StartupChecks
             var names = string.Join(", ", missing.Select(setting => $"{setting.Key.Replace(":", "__", StringComparison.Ordinal)} (e.g. \"{setting.Example}\")"));
             problems.Add(
                 $"Missing required app setting(s): {names}. The Functions host resolves the blob trigger path " +
-                "%Classifier:ImagesContainer%/{name} and the timer schedule %Classifier:SweepSchedule% from app settings and " +
-                "has no default for them: without them it disables the blob functions and SweepUnclassifiedImages, and " +
-                "uploads are never classified. Set them (infra/main.bicep and src/Functions/local.settings.example.json do).");
+                "%Classifier:ImagesContainer%/{name}, the timer schedule %Classifier:SweepSchedule% and the queue %Classifier:ShardQueue% " +
+                "from app settings and has no default for them: without them it disables the blob functions, SweepUnclassifiedImages " +
+                "and ClassifyShard, and uploads are never classified. Set them (infra/main.bicep and src/Functions/local.settings.example.json do).");
         }
         if (string.Equals(configuration["WEBSITE_SKU"], "FlexConsumption", StringComparison.OrdinalIgnoreCase) && !IsFlexConsumptionBuild)
         {

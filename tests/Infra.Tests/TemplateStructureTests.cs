@@ -14,6 +14,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
     private const string MonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb";
     private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+    private const string StorageQueueDataMessageSender = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a";
     private const string Owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
     private const string Contributor = "b24988ac-6180-42a0-ab88-20f7382dd24c";
     private const string UserAccessAdministrator = "18d7d88d-d35c-4d12-aa0b-e0cb1d0e8a4b";
@@ -44,10 +45,25 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.Contains("predictions", containerNames);
         Assert.Contains("models", containerNames);
         Assert.Contains("training", containerNames);
+        Assert.Contains("jobs", containerNames);
         // The Flex Consumption package container is the one the app deploys from.
         var appDeploymentContainer = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"];
         Assert.Contains(Main.Resolve((string?)appDeploymentContainer), containerNames);
-        Assert.Equal(5, containerNames.Count);
+        Assert.Equal(6, containerNames.Count);
+    }
+
+    [Fact]
+    public void Storage_CreatesTheShardQueueThatTheAppAndTheTrainJobShare()
+    {
+        var queueNames = Main.Module("storage").Deployment["properties"]!["parameters"]!["queueNames"]!["value"]!
+            .AsArray().Select(name => Main.Resolve((string?)name)).ToList();
+        Assert.Equal(["classify-shards"], queueNames);
+        Assert.Single(Main.Module("storage").Template.OfType("Microsoft.Storage/storageAccounts/queueServices/queues"));
+        var appQueue = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["shardQueueName"]!["value"];
+        var jobQueue = Main.Module("trainJob").Deployment["properties"]!["parameters"]!["shardQueueName"]!["value"];
+        Assert.Equal("classify-shards", Main.Resolve((string?)appQueue));
+        Assert.Equal("classify-shards", Main.Resolve((string?)jobQueue));
+        Assert.Equal("[parameters('shardQueueName')]", AppSettings()["Classifier__ShardQueue"]);
     }
 
     [Fact]
@@ -85,6 +101,8 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__ImagesContainer",
             "Classifier__PredictionsContainer",
             "Classifier__ModelsContainer",
+            "Classifier__JobsContainer",
+            "Classifier__ShardQueue",
             "Classifier__SweepSchedule",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));
@@ -114,11 +132,17 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     }
 
     [Fact]
-    public void TrainJob_IdentityHasOnlyAcrPullAndBlobDataContributor()
+    public void TrainJob_IdentityHasOnlyAcrPullBlobDataContributorAndMessageSenderOnTheShardQueue()
     {
+        var template = Main.Module("trainJob").Template;
         Assert.Equal(
-            new HashSet<string> { AcrPull, StorageBlobDataContributor },
-            Main.Module("trainJob").Template.AssignedRoleIds());
+            new HashSet<string> { AcrPull, StorageBlobDataContributor, StorageQueueDataMessageSender },
+            template.AssignedRoleIds());
+        // Sending only, and only to the shard queue (not the account's other queues, such as the host's).
+        var sender = template.OfType("Microsoft.Authorization/roleAssignments")
+            .Single(a => ((string?)a["properties"]!["roleDefinitionId"])!.Contains("storageQueueDataMessageSenderRoleId", StringComparison.Ordinal));
+        Assert.Contains("queueServices/queues", (string?)sender["scope"], StringComparison.Ordinal);
+        Assert.Contains("parameters('shardQueueName')", (string?)sender["scope"], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -182,8 +206,9 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         var container = Assert.Single(Main.Module("trainJob").Template.Single("Microsoft.App/jobs")["properties"]!["template"]!["containers"]!.AsArray())!;
         var env = container["env"]!.AsArray().ToDictionary(e => (string)e!["name"]!, e => (string?)e!["value"]);
 
-        string[] expected = ["AZURE_CLIENT_ID", "ClassifierStorage__blobServiceUri", "ClassifierStorage__clientId", "ClassifierStorage__credential"];
-        Assert.Equal(expected, env.Keys.Order(StringComparer.Ordinal));
+        string[] expected = ["AZURE_CLIENT_ID", "Classifier__JobsContainer", "Classifier__ShardQueue", "ClassifierStorage__blobServiceUri", "ClassifierStorage__clientId",
+            "ClassifierStorage__credential", "ClassifierStorage__queueServiceUri"];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), env.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("managedidentity", env["ClassifierStorage__credential"]);
         Assert.Equal("[reference('identity').clientId]", env["AZURE_CLIENT_ID"]);
         Assert.Equal(env["AZURE_CLIENT_ID"], env["ClassifierStorage__clientId"]);

@@ -22,9 +22,6 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
     /// <summary>The killed consumer's message comes back after this.</summary>
     private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(3);
 
-    /// <summary>The consumers' visibility timeout: longer than a shard takes, as the host renews it while a function runs.</summary>
-    private static readonly TimeSpan ConsumerVisibility = TimeSpan.FromSeconds(60);
-
     [Fact]
     public async Task SeveralConsumers_DuplicatesAndAKilledConsumer_OnePredictionPerImage()
     {
@@ -210,41 +207,6 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
         (new JobStore(TestStorage.CreateServiceClient().GetBlobContainerClient(host.Configuration("Classifier:JobsContainer"))),
          new QueueClient(TestStorage.ConnectionString, host.Configuration("Classifier:ShardQueue"), new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 }));
 
-    /// <summary>
-    /// One consumer as the host runs one: receive with a visibility timeout, invoke the function, delete the message
-    /// when it returns, leave it for redelivery when it throws. Ends when the job is finished and the queue empty.
-    /// Returns the deliveries it handled.
-    /// </summary>
-    private static async Task<int> ConsumeAsync(QueueClient queue, ClassifyShard function, JobStore jobs, string job, TimeSpan limit)
-    {
-        var deliveries = 0;
-        using var timeout = new CancellationTokenSource(limit);
-        while (true)
-        {
-            var message = (await queue.ReceiveMessageAsync(ConsumerVisibility, timeout.Token)).Value;
-            if (message is null)
-            {
-                if ((await jobs.GetStatusAsync(job, timeout.Token))!.Finished && (await queue.PeekMessageAsync(timeout.Token)).Value is null)
-                {
-                    var properties = (await queue.GetPropertiesAsync(timeout.Token)).Value;
-                    if (properties.ApproximateMessagesCount == 0)
-                    {
-                        return deliveries;
-                    }
-                }
-                await Task.Delay(100, timeout.Token);
-                continue;
-            }
-            deliveries++;
-            try
-            {
-                await function.Run(message, timeout.Token);
-                await queue.DeleteMessageAsync(message.MessageId, message.PopReceipt, timeout.Token);
-            }
-            catch (ShardFailedException)
-            {
-                // Left on the queue: it comes back after the visibility timeout.
-            }
-        }
-    }
+    private static Task<int> ConsumeAsync(QueueClient queue, ClassifyShard function, JobStore jobs, string job, TimeSpan limit) =>
+        QueueConsumer.RunAsync(queue, function.Run, jobs, job, limit);
 }

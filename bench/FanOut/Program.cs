@@ -17,7 +17,7 @@ using ServerlessClassifier.Tests.Common;
 // The fan-out benchmark: one image set, one published model, and a fanned-out classification of the whole set run
 // again for 1, 2 and 4 consumers. A consumer is what one Functions instance is: its own service provider (its own
 // model, ONNX Runtime session and micro-batcher) running the real ClassifyShard over the real Azurite queue, with one
-// ONNX Runtime thread (a Flex Consumption 2,048 MB instance has one vCPU). Images/s is items / wall time from the
+// ONNX Runtime thread (one core per instance, an assumption). Images/s is items / wall time from the
 // first message to the last shard's result, each run from a fresh predictions container.
 // Usage: dotnet run -c Release --project bench/FanOut [-- --images 1200] [--output docs/benchmarks-fanout.md]
 var storage = Environment.GetEnvironmentVariable("ClassifierStorage")
@@ -107,10 +107,10 @@ document.AppendLine();
 document.AppendLine(CultureInfo.InvariantCulture, $"Written by `bash scripts/bench-fanout.sh` on {DateTime.UtcNow:yyyy-MM-dd} UTC. {BenchEnvironment.Describe()}; CPU flags: {BenchEnvironment.CpuFlags()}.");
 document.AppendLine(CultureInfo.InvariantCulture, $"Load average before: {loadBefore}; after: {loadAfter}.");
 document.AppendLine();
-document.AppendLine(CultureInfo.InvariantCulture, $"`trainjob classify --container --distributed` over {imageCount} emoji PNGs (72 px) in shards of {ShardSize}, classified by the default");
+document.AppendLine(CultureInfo.InvariantCulture, $"`trainjob classify --container --distributed` over {imageCount} emoji PNGs (64 px) in shards of {ShardSize}, classified by the default");
 document.AppendLine("ResNet-18 head-mode model (int8 graph) through the real `ClassifyShard` function and a real Azurite queue. Each consumer stands for one");
-document.AppendLine("Functions instance: its own service provider, model and ONNX Runtime session with one intra-op thread (a Flex Consumption 2,048 MB");
-document.AppendLine("instance has one vCPU). Wall time runs from the first message to the last shard's result; the model was loaded before.");
+document.AppendLine("Functions instance: its own service provider, model and ONNX Runtime session with one intra-op thread (one core per instance");
+document.AppendLine("is an assumption: this repository does not know the cores of a Flex Consumption instance size). Wall time runs from the first message to the last shard's result; the model was loaded before.");
 document.AppendLine();
 document.AppendLine("| consumers | images | shards | deliveries | seconds | images/s | vs 1 consumer |");
 document.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");

@@ -1,0 +1,91 @@
+using System.Diagnostics.Metrics;
+using ServerlessClassifier.ModelCore.Training;
+
+namespace ServerlessClassifier.ModelCore.Tests.Training;
+
+/// <summary>
+/// Training memory must not grow with the data set: the data path holds a batch of decoded images at a time, never
+/// every image. Watched through the real code's <c>training.images_in_memory</c> counter, not RSS (the machine is noisy).
+/// </summary>
+[Collection(TorchTests.Collection)]
+public sealed class TrainingMemoryTests
+{
+    [Theory]
+    [InlineData(TrainingMode.Head, true)]
+    [InlineData(TrainingMode.Head, false)]
+    [InlineData(TrainingMode.Finetune, true)]
+    [InlineData(TrainingMode.Finetune, false)]
+    [InlineData(TrainingMode.Full, true)]
+    public async Task Training_HoldsAtMostABatchOfDecodedImages(TrainingMode mode, bool probe)
+    {
+        // 36 images, 29 of them for training: a path that kept every image would hold far more than a batch of 4.
+        using var shapes = new SyntheticShapes(perClass: 12, size: 48);
+        var options = new TrainingOptions
+        {
+            Backbone = "random:resnet18",
+            InputSize = 32,
+            Mode = mode,
+            Epochs = 1,
+            Patience = 0,
+            BatchSize = 4,
+            FeatureBatchSize = 4,
+            LinearProbe = probe,
+            ProbeInitialisation = probe,
+            PrefixViews = probe ? 2 : 0, // finetune without views runs the whole network on streamed images
+        };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
+        using var watch = new ImagesInMemoryWatch();
+
+        using var result = await new TransferTrainer().TrainAsync(dataset, options, null, null);
+
+        // A batch, or (while an epoch's batch is decoded in parallel) one image per core; the validation split has 7 images.
+        var bound = Math.Max(options.FeatureBatchSize, Math.Min(Environment.ProcessorCount, dataset.Validation.Count));
+        Assert.True(dataset.Train.Count > 2 * bound, $"the set must be larger than a batch ({dataset.Train.Count} training images)");
+        Assert.InRange(watch.Peak, 1, bound);
+        Assert.Equal(0, watch.Current);
+        Assert.NotEmpty(result.History);
+    }
+
+    /// <summary>Follows the counter's running total and its peak while it lives.</summary>
+    private sealed class ImagesInMemoryWatch : IDisposable
+    {
+        private readonly MeterListener listener = new();
+        private readonly Lock gate = new();
+        private long current;
+
+        public ImagesInMemoryWatch()
+        {
+            listener.InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == "ServerlessClassifier.Training" && instrument.Name == "training.images_in_memory")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            };
+            listener.SetMeasurementEventCallback<int>((_, value, _, _) =>
+            {
+                lock (gate)
+                {
+                    current += value;
+                    Peak = Math.Max(Peak, current);
+                }
+            });
+            listener.Start();
+        }
+
+        public long Peak { get; private set; }
+
+        public long Current
+        {
+            get
+            {
+                lock (gate)
+                {
+                    return current;
+                }
+            }
+        }
+
+        public void Dispose() => listener.Dispose();
+    }
+}

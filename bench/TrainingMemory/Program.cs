@@ -12,7 +12,13 @@ using ServerlessClassifier.ModelCore.Inference;
 //   dotnet run -c Release --project bench/TrainingMemory [-- --sizes 2000,20000] [--modes head,finetune,full]
 //     [--before other/checkout/src/TrainJob/bin/Release/net10.0/ServerlessClassifier.TrainJob.dll] [--output docs/benchmarks.md]
 // With the default sizes and modes it rewrites its section of docs/benchmarks.md.
+//   dotnet run -c Release --project bench/TrainingMemory -- --generate <folder> <count>   (only writes a synthetic set)
 const double Goal = 1.2;
+if (args is ["--generate", var folder, var count])
+{
+    Shapes.Write(folder, int.Parse(count, CultureInfo.InvariantCulture), seed: 1);
+    return 0;
+}
 var sizes = (Option("--sizes") ?? "2000,20000").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 var modes = (Option("--modes") ?? "head,finetune,full").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 var before = Option("--before");

@@ -8,7 +8,7 @@ internal sealed record TrainRun(int Images, double PeakMb, double Seconds, int E
 {
     /// <summary>The options every run shares (the mode, the data and the output folder are the run's own).</summary>
     public static string Arguments(string mode) =>
-        $"trainjob train --mode {mode} --backbone random:resnet18 --input-size 64 --epochs 1 --batch-size 32 --precision fp32 --device cpu --seed 42";
+        $"trainjob train --mode {mode} --backbone random:resnet18 --input-size 32 --epochs 1 --batch-size 64 --precision fp32 --device cpu --seed 42";
 
     public static async Task<TrainRun> MeasureAsync(string trainJobDll, string mode, string data, string output, int images)
     {
@@ -47,7 +47,7 @@ internal sealed record TrainRun(int Images, double PeakMb, double Seconds, int E
         process.ErrorDataReceived += (_, e) => Keep(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        // VmHWM only grows, so the last value read before the process ends is its peak (up to its last 100 ms).
+        // VmHWM only grows, so the last value read before the process ends is its peak (up to its last 200 ms).
         long peakKb = 0;
         var status = $"/proc/{process.Id}/status";
         while (!process.HasExited)
@@ -64,7 +64,7 @@ internal sealed record TrainRun(int Images, double PeakMb, double Seconds, int E
             {
                 // it ended between the check and the read
             }
-            await Task.Delay(100);
+            await Task.Delay(200);
         }
         await process.WaitForExitAsync();
         return new TrainRun(images, peakKb / 1024.0, clock.Elapsed.TotalSeconds, process.ExitCode, string.Join(" | ", tail));

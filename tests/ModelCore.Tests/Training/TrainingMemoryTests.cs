@@ -46,6 +46,44 @@ public sealed class TrainingMemoryTests
         Assert.NotEmpty(result.History);
     }
 
+    [Fact]
+    public async Task ManifestDataSet_KeepsDownloadedBytesOnDisk_NotInMemory()
+    {
+        // A manifest's images, like blobs, are read once and kept for training: in the spool file, not as an array per image.
+        using var shapes = new SyntheticShapes(perClass: 4, size: 32);
+        var files = Directory.GetFiles(shapes.Root, "*.png", SearchOption.AllDirectories);
+        var manifest = Path.Combine(shapes.Root, "labels.csv");
+        await File.WriteAllLinesAsync(manifest, ["image,label", .. files.Select(f => $"{Path.GetRelativePath(shapes.Root, f).Replace('\\', '/')},{Path.GetFileName(Path.GetDirectoryName(f))}")]);
+        var dataset = await ImageFolderDataset.FromManifestAsync(manifest);
+        foreach (var file in files)
+        {
+            File.Delete(file); // training no longer needs the source
+        }
+
+        foreach (var image in dataset.Train.Concat(dataset.Validation))
+        {
+            var first = await image.ReadAsync(CancellationToken.None);
+            var second = await image.ReadAsync(CancellationToken.None);
+            Assert.Equal(image.Bytes, first.Length);
+            Assert.Equal(first, second);
+            Assert.NotSame(first, second); // read from the spool each time: nothing holds the image's bytes in between
+        }
+    }
+
+    [Fact]
+    public async Task ImageSpool_ReadsBackWhatWasAdded_InParallel()
+    {
+        var spool = new ImageSpool(Path.GetTempPath());
+        var random = new Random(3);
+        var images = Enumerable.Range(0, 50).Select(i => Enumerable.Range(0, random.Next(1, 5000)).Select(_ => (byte)random.Next(256)).ToArray()).ToList();
+        var reads = images.Select(spool.Add).ToList();
+
+        var back = await Task.WhenAll(reads.Select(r => Task.Run(() => r(CancellationToken.None))));
+
+        Assert.Equal(images.Sum(i => (long)i.Length), spool.Length);
+        Assert.Equal(images, back);
+    }
+
     /// <summary>Follows the counter's running total and its peak while it lives.</summary>
     private sealed class ImagesInMemoryWatch : IDisposable
     {

@@ -106,7 +106,7 @@ string Section(List<Row> table, int[] counts, string load, string loadAfter)
     text.AppendLine("What this can and cannot show: at 32 px a decoded working image is 4 to 8 KB and a preprocessed validation input 12 KB, so the copies " +
         "that full mode used to keep (every training image's working image, every validation image's input) would add only about 130 MB at 20,000 images; " +
         "at 224 px they are 200 to 400 KB and 600 KB per image (some 5.6 GB at 20,000). The guard against their return is the test that bounds the data path's " +
-        "`training.images_in_memory` counter by a batch (`TrainingMemoryTests`); these figures show that nothing else grows.");
+        "`training.images_in_memory` counter by a batch (`TrainingMemoryTests`); these figures measure everything else the process holds.");
     text.AppendLine();
     text.AppendLine("Rerun: `bash scripts/bench-training-memory.sh` (about twenty minutes on two cores; `-- --before <other build's ServerlessClassifier.TrainJob.dll>` adds that build's rows). It rewrites this section.");
     return text.ToString();

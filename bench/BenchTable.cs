@@ -45,11 +45,14 @@ internal static class BenchTable
             document.AppendLine();
             document.Append(File.ReadAllText(notes));
         }
-        // The architecture benchmark's section (bench/Architectures) is its own: kept as the file has it.
-        if (DocumentSections.Extract(path) is { } architectures)
+        // The sections of the other benchmarks (bench/Architectures, bench/TrainingMemory) are theirs: kept as the file has them.
+        foreach (var section in DocumentSections.All)
         {
-            document.AppendLine();
-            document.AppendLine(architectures);
+            if (DocumentSections.Extract(path, section) is { } kept)
+            {
+                document.AppendLine();
+                document.AppendLine(kept);
+            }
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         File.WriteAllText(path, document.ToString());

@@ -100,7 +100,7 @@ Console.WriteLine();
 Console.WriteLine(section);
 if (only is null)
 {
-    DocumentSections.Replace(output, section);
+    DocumentSections.Replace(output, DocumentSections.Architectures, section);
     Console.WriteLine($"Wrote the architecture section of {output}");
 }
 else

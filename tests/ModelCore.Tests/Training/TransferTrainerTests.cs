@@ -118,11 +118,13 @@ public sealed class TransferTrainerTests(ITestOutputHelper output) : IDisposable
         Assert.NotEqual(before["head.fc.weight"], after["head.fc.weight"].data<float>().ToArray());
     }
 
-    [Fact]
-    public async Task SameSeed_GivesIdenticalWeightsAndHistory()
+    [Theory]
+    [InlineData(TrainingMode.Finetune)]
+    [InlineData(TrainingMode.Full)] // batches decoded from the files every epoch
+    public async Task SameSeed_GivesIdenticalWeightsAndHistory(TrainingMode mode)
     {
         using var shapes = new SyntheticShapes(perClass: 6, size: 64);
-        var options = Small with { Mode = TrainingMode.Finetune, Epochs = 2, HeadKind = Heads.HeadKind.Mlp, HiddenSize = 32 };
+        var options = Small with { Mode = mode, Epochs = 2, HeadKind = Heads.HeadKind.Mlp, HiddenSize = 32 };
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
         using var first = await new TransferTrainer().TrainAsync(dataset, options, null, null);
         using var second = await new TransferTrainer().TrainAsync(dataset, options, null, null);

@@ -21,7 +21,8 @@ internal static class DatasetBuilder
             throw new ArgumentOutOfRangeException(nameof(options), options.ValSplit, "ValSplit must be between 0 and 1 (exclusive).");
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MinImagesPerClass, 2, nameof(options));
-        var keepBytes = options.KeepBytesInMemory ?? keepBytesDefault;
+        // Downloaded bytes go to disk, not memory: a data set of 500,000 photos would not fit.
+        var spool = (options.KeepBytes ?? keepBytesDefault) ? new ImageSpool(Path.GetTempPath()) : null;
         var decoder = new ImageDecoder(options.Limits);
         var skipped = new List<SkippedImage>(listing.Skipped);
         var total = listedTrain.Count + (listedVal?.Count ?? 0);
@@ -33,7 +34,7 @@ internal static class DatasetBuilder
             foreach (var image in images.OrderBy(i => i.Label, StringComparer.Ordinal).ThenBy(i => i.Source, StringComparer.Ordinal))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var checkedImage = await CheckAsync(image, decoder, keepBytes, skipped, cancellationToken).ConfigureAwait(false);
+                var checkedImage = await CheckAsync(image, decoder, spool, skipped, cancellationToken).ConfigureAwait(false);
                 if (checkedImage is not null)
                 {
                     accepted.Add(checkedImage);
@@ -96,7 +97,7 @@ internal static class DatasetBuilder
     }
 
 
-    private static async Task<LabeledImage?> CheckAsync(LabeledImage image, ImageDecoder decoder, bool keepBytes, List<SkippedImage> skipped, CancellationToken cancellationToken)
+    private static async Task<LabeledImage?> CheckAsync(LabeledImage image, ImageDecoder decoder, ImageSpool? spool, List<SkippedImage> skipped, CancellationToken cancellationToken)
     {
         if (image.Bytes > decoder.Limits.MaxBytes)
         {
@@ -124,9 +125,9 @@ internal static class DatasetBuilder
             return null;
         }
         // The size as read, not as listed, goes into the data hash.
-        return keepBytes
-            ? image with { Bytes = bytes.Length, ReadAsync = _ => Task.FromResult(bytes) }
-            : image with { Bytes = bytes.Length };
+        return spool is null
+            ? image with { Bytes = bytes.Length }
+            : image with { Bytes = bytes.Length, ReadAsync = spool.Add(bytes) };
     }
 
     /// <summary>

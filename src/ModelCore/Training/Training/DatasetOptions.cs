@@ -22,10 +22,11 @@ public sealed record DatasetOptions
     public int FewImagesWarning { get; init; } = 10;
 
     /// <summary>
-    /// Keep each image's bytes in memory after the check, so training does not read them again.
-    /// Null: yes for blob sources (no second download), no for folders (a second local read is cheap).
+    /// Keep each image's bytes after the check, in a temporary file (<see cref="ImageSpool"/>: disk, not memory), so
+    /// training does not download them again. Null: yes for blob sources and manifests, no for folders (a second
+    /// local read is cheap).
     /// </summary>
-    public bool? KeepBytesInMemory { get; init; }
+    public bool? KeepBytes { get; init; }
 
     /// <summary>Decoder limits applied to every image.</summary>
     public ImageLimits? Limits { get; init; }

@@ -102,7 +102,7 @@ public sealed class ImageFolderDataset
     /// <summary>
     /// Lists, checks and splits the blobs <c>&lt;prefix&gt;&lt;label&gt;/&lt;file&gt;</c> of a container (the
     /// <c>training</c> container's layout; <c>&lt;prefix&gt;train/</c> and <c>&lt;prefix&gt;val/</c> work as in a folder).
-    /// Each blob is downloaded once: its bytes stay in memory unless <see cref="DatasetOptions.KeepBytesInMemory"/> is false.
+    /// Each blob is downloaded once: its bytes are kept in a temporary file (not in memory) unless <see cref="DatasetOptions.KeepBytes"/> is false.
     /// </summary>
     public static async Task<ImageFolderDataset> FromBlobContainerAsync(
         BlobContainerClient container, string? prefix = null, DatasetOptions? options = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)

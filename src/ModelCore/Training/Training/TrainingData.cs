@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
@@ -10,12 +11,24 @@ using static TorchSharp.torch;
 
 namespace ServerlessClassifier.ModelCore.Training;
 
-/// <summary>Images that decoded, in dataset order, with their label indices.</summary>
-internal sealed class LoadedSplit<T>
+/// <summary>
+/// The images of a split that decoded, in dataset order, with their label indices: references, not pixels, so it
+/// grows by a few bytes per image; the pixels live in one batch at a time (<see cref="TrainingData.LoadAsync{T}"/>).
+/// </summary>
+internal sealed class LoadedSplit
 {
-    public List<T> Items { get; } = [];
+    public List<LabeledImage> Images { get; } = [];
     public List<int> Labels { get; } = [];
     public List<string> Sources { get; } = [];
+
+    public int Count => Images.Count;
+
+    public void Add(LabeledImage image, int label)
+    {
+        Images.Add(image);
+        Labels.Add(label);
+        Sources.Add(image.Source);
+    }
 }
 
 /// <summary>Head mode's cache: pooled backbone features of every image, computed once.</summary>
@@ -34,6 +47,9 @@ internal sealed record FeatureCache(float[] Train, int[] TrainLabels, float[] Va
 /// <summary>Reads and decodes a dataset's images for training (decoding is parallel; results keep dataset order).</summary>
 internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder decoder, int decodeShorterSide, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
 {
+    /// <summary>The training data path's instruments (<see cref="ImagesInMemory"/>).</summary>
+    public static readonly Meter Meter = new("ServerlessClassifier.Training");
+
     public const int VerificationImages = 8;
 
     /// <summary>Largest relative difference between ONNX Runtime and TorchSharp features that head mode accepts.</summary>
@@ -43,11 +59,21 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
     public const int ParityImages = 4;
 
     /// <summary>
-    /// Decodes a batch of images in parallel and maps each decoded image with <paramref name="map"/>;
-    /// images that fail (read error or <see cref="ImageRejectedException"/>) are skipped and listed.
+    /// Decoded images, or copies made from them (working images, preprocessed inputs), that the training data path
+    /// holds at a moment: at most a batch, whatever the data set's size (a test watches it with a MeterListener).
+    /// </summary>
+    internal static readonly UpDownCounter<int> ImagesInMemory = Meter.CreateUpDownCounter<int>("training.images_in_memory", "{image}",
+        "Decoded or preprocessed images the training data path holds");
+
+    /// <summary>
+    /// Decodes images a batch at a time (in parallel; results keep dataset order), maps each decoded image with
+    /// <paramref name="map"/> and hands the batch to <paramref name="onBatch"/> with the index in <paramref name="into"/>
+    /// of its first image. The batch is dropped (disposed where disposable) when onBatch returns, so memory holds one
+    /// batch whatever the data set's size; <paramref name="into"/> keeps which images decoded. Images that fail (read
+    /// error or <see cref="ImageRejectedException"/>) are skipped and listed.
     /// </summary>
     public async Task LoadAsync<T>(IReadOnlyList<LabeledImage> images, int batchSize, TrainingPhase phase, int offset, int total,
-        Func<Image<Rgb24>, T> map, Action<LoadedSplit<T>, int> onBatch, LoadedSplit<T> into, CancellationToken cancellationToken)
+        Func<Image<Rgb24>, T> map, Action<IReadOnlyList<T>, int> onBatch, LoadedSplit into, CancellationToken cancellationToken)
         where T : class
     {
         for (var start = 0; start < images.Count; start += batchSize)
@@ -69,40 +95,90 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
             }
             var results = new T?[batch.Count];
             var errors = new ImageRejectedException?[batch.Count];
-            Parallel.For(0, batch.Count, new ParallelOptions { CancellationToken = cancellationToken }, i =>
+            try
             {
-                if (bytes[i].Length == 0)
+                Parallel.For(0, batch.Count, new ParallelOptions { CancellationToken = cancellationToken }, i =>
                 {
-                    return;
+                    if (bytes[i].Length == 0)
+                    {
+                        return;
+                    }
+                    try
+                    {
+                        using var image = decoder.Decode(bytes[i], decodeShorterSide);
+                        results[i] = map(image);
+                    }
+                    catch (ImageRejectedException e)
+                    {
+                        errors[i] = e;
+                    }
+                });
+                var first = into.Count;
+                var items = new List<T>(batch.Count);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    if (errors[i] is { } error)
+                    {
+                        Skip(batch[i], error.Code, error.Message);
+                    }
+                    else if (results[i] is { } result)
+                    {
+                        items.Add(result);
+                        into.Add(batch[i], dataset.LabelIndex(batch[i].Label));
+                    }
                 }
+                ImagesInMemory.Add(items.Count);
                 try
                 {
-                    using var image = decoder.Decode(bytes[i], decodeShorterSide);
-                    results[i] = map(image);
+                    onBatch(items, first);
                 }
-                catch (ImageRejectedException e)
+                finally
                 {
-                    errors[i] = e;
-                }
-            });
-            var first = into.Items.Count;
-            for (var i = 0; i < batch.Count; i++)
-            {
-                if (errors[i] is { } error)
-                {
-                    Skip(batch[i], error.Code, error.Message);
-                }
-                else if (results[i] is { } result)
-                {
-                    into.Items.Add(result);
-                    into.Labels.Add(dataset.LabelIndex(batch[i].Label));
-                    into.Sources.Add(batch[i].Source);
+                    ImagesInMemory.Add(-items.Count);
                 }
             }
-            onBatch(into, first);
+            finally
+            {
+                foreach (var result in results)
+                {
+                    (result as IDisposable)?.Dispose();
+                }
+            }
             progress?.Report(new TrainingProgress(phase, offset + start + batch.Count, total));
         }
     }
+
+    /// <summary>
+    /// Decodes images that decoded before (an epoch's batch) again, in parallel, and passes each to
+    /// <paramref name="use"/> with its position; the decoded image is disposed when use returns. Synchronous
+    /// (the epoch loop is): reads wait for ReadAsync, which in a process without a synchronisation context
+    /// (the CLI, the tests) cannot deadlock.
+    /// </summary>
+    /// <exception cref="TrainingException">An image that decoded in the first pass no longer reads or decodes.</exception>
+    public void Stream(IReadOnlyList<LabeledImage> images, Action<int, Image<Rgb24>> use, CancellationToken cancellationToken) =>
+        // At most one image per core at a time: threads blocked on reads must not add decoded images.
+        Parallel.For(0, images.Count, new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            Image<Rgb24> image;
+            try
+            {
+                image = decoder.Decode(images[i].ReadAsync(cancellationToken).GetAwaiter().GetResult(), decodeShorterSide);
+            }
+            catch (Exception e) when (e is IOException or ImageRejectedException)
+            {
+                throw new TrainingException($"Image {images[i].Source} decoded when training started but not now ({e.Message}); was it changed during training?");
+            }
+            ImagesInMemory.Add(1);
+            try
+            {
+                use(i, image);
+            }
+            finally
+            {
+                image.Dispose();
+                ImagesInMemory.Add(-1);
+            }
+        });
 
     /// <summary>
     /// Runs the frozen backbone once over every image on the serving engine (ONNX Runtime, the exported
@@ -124,14 +200,14 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
         // With flip, each item holds the preprocessed image followed by the preprocessed mirror image.
         Func<Image<Rgb24>, float[]> map = flip ? image => [.. preprocessor.Preprocess(image), .. FlippedInput(preprocessor, image)] : preprocessor.Preprocess;
 
-        async Task<(float[] Features, float[]? Flipped, LoadedSplit<float[]> Split)> RunAsync(IReadOnlyList<LabeledImage> images, int offset, bool keepVerification)
+        async Task<(float[] Features, float[]? Flipped, LoadedSplit Split)> RunAsync(IReadOnlyList<LabeledImage> images, int offset, bool keepVerification)
         {
             var features = new List<float>();
             var flippedFeatures = new List<float>();
-            var split = new LoadedSplit<float[]>();
-            await LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, map, (s, first) =>
+            var split = new LoadedSplit();
+            await LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, map, (items, _) =>
             {
-                var count = s.Items.Count - first;
+                var count = items.Count;
                 if (count == 0)
                 {
                     return;
@@ -140,10 +216,10 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
                 var mirrored = flip ? new float[count * length] : null;
                 for (var i = 0; i < count; i++)
                 {
-                    Array.Copy(s.Items[first + i], 0, buffer, i * length, length);
+                    Array.Copy(items[i], 0, buffer, i * length, length);
                     if (mirrored is not null)
                     {
-                        Array.Copy(s.Items[first + i], length, mirrored, i * length, length);
+                        Array.Copy(items[i], length, mirrored, i * length, length);
                     }
                 }
                 var batchFeatures = engine.ExtractFeatures(buffer, count);
@@ -152,14 +228,10 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
                     flippedFeatures.AddRange(engine.ExtractFeatures(mirrored, count));
                 }
                 parity ??= CheckParity(model, buffer, batchFeatures, Math.Min(ParityImages, count), inputSize, numFeatures);
-                features.AddRange(batchFeatures);
-                for (var i = 0; i < count; i++)
+                features.AddRange(batchFeatures); // the features are kept; the pixels are not
+                if (keepVerification)
                 {
-                    if (keepVerification && verification.Count < VerificationImages)
-                    {
-                        verification.Add(s.Items[first + i].AsSpan(0, length).ToArray());
-                    }
-                    s.Items[first + i] = []; // the features are kept; the pixels are not
+                    verification.AddRange(items.Take(VerificationImages - verification.Count).Select(item => item.AsSpan(0, length).ToArray()));
                 }
             }, split, cancellationToken).ConfigureAwait(false);
             return ([.. features], flip ? [.. flippedFeatures] : null, split);

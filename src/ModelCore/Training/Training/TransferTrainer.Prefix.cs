@@ -36,7 +36,11 @@ public sealed partial class TransferTrainer
         return first >= 1 && resnet.SuffixCanPool(first) ? first : null;
     }
 
-    private sealed record LoadedView(float[] Served, Image<Rgb24> Working);
+    /// <summary>A training image in the batch being cached: its served view and the image its augmented views crop from.</summary>
+    private sealed record LoadedView(float[] Served, Image<Rgb24> Working) : IDisposable
+    {
+        public void Dispose() => Working.Dispose();
+    }
 
     /// <summary>
     /// Decodes every image once; for each training image computes <see cref="TrainingOptions.PrefixViews"/>
@@ -84,55 +88,38 @@ public sealed partial class TransferTrainer
             }
         }
 
-        var train = new LoadedSplit<LoadedView>();
-        var validation = new LoadedSplit<float[]>();
+        var train = new LoadedSplit();
+        var validation = new LoadedSplit();
         var verification = new List<float[]>();
         try
         {
             await loader.LoadAsync(dataset.Train, options.FeatureBatchSize, TrainingPhase.Features, 0, total,
-                image => new LoadedView(preprocessor.Preprocess(image), Augmentation.WorkingImage(image, setup.Preprocessing)), (split, first) =>
+                image => new LoadedView(preprocessor.Preprocess(image), Augmentation.WorkingImage(image, setup.Preprocessing)), (items, first) =>
                 {
-                    var batch = split.Items.Count - first;
-                    var inputs = new float[batch * views][];
-                    Parallel.For(0, batch, i =>
+                    // The batch's views go to the cache, and the batch is dropped when this returns.
+                    var inputs = new float[items.Count * views][];
+                    Parallel.For(0, items.Count, i =>
                     {
-                        var item = split.Items[first + i];
-                        inputs[i * views] = item.Served;
-                        var random = new Random(ViewSeed(options.Seed, split.Sources[first + i]));
+                        inputs[i * views] = items[i].Served;
+                        var random = new Random(ViewSeed(options.Seed, train.Sources[first + i]));
                         for (var v = 1; v < views; v++)
                         {
                             inputs[(i * views) + v] = new float[length];
-                            augmentation.Apply(item.Working, random, inputs[(i * views) + v]);
+                            augmentation.Apply(items[i].Working, random, inputs[(i * views) + v]);
                         }
                     });
-                    Run(inputs, [.. Enumerable.Range(first * views, batch * views)], ref trainCache, Math.Max(1, dataset.Train.Count * views), halfPrecision: true);
-                    for (var i = first; i < split.Items.Count; i++)
-                    {
-                        split.Items[i].Working.Dispose();
-                        split.Items[i] = null!; // the cache holds the image now
-                    }
+                    Run(inputs, [.. Enumerable.Range(first * views, items.Count * views)], ref trainCache, Math.Max(1, dataset.Train.Count * views), halfPrecision: true);
                 }, train, cancellationToken).ConfigureAwait(false);
-            await loader.LoadAsync(dataset.Validation, options.FeatureBatchSize, TrainingPhase.Features, dataset.Train.Count, total, preprocessor.Preprocess, (split, first) =>
+            await loader.LoadAsync(dataset.Validation, options.FeatureBatchSize, TrainingPhase.Features, dataset.Train.Count, total, preprocessor.Preprocess, (items, first) =>
             {
-                Run(split.Items.Skip(first).ToList(), [.. Enumerable.Range(first, split.Items.Count - first)], ref validationCache, Math.Max(1, dataset.Validation.Count), halfPrecision: false);
-                for (var i = first; i < split.Items.Count; i++)
-                {
-                    if (verification.Count < TrainingData.VerificationImages)
-                    {
-                        verification.Add(split.Items[i]);
-                    }
-                    split.Items[i] = [];
-                }
+                Run(items, [.. Enumerable.Range(first, items.Count)], ref validationCache, Math.Max(1, dataset.Validation.Count), halfPrecision: false);
+                verification.AddRange(items.Take(TrainingData.VerificationImages - verification.Count));
             }, validation, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             trainCache?.Dispose();
             validationCache?.Dispose();
-            foreach (var item in train.Items.Where(i => i is not null))
-            {
-                item.Working.Dispose();
-            }
             throw;
         }
         if (trainCache is null || validationCache is null || shape is null)

@@ -3,8 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -138,20 +136,19 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                     await InitialiseHeadFromProbeAsync(dataset, options, setup, decoder, preprocessor, progress, cancellationToken).ConfigureAwait(false);
                 }
                 var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, options.CropScaleMin, options.MirrorAugmentation);
-                var train = new LoadedSplit<Image<Rgb24>>();
-                var val = new LoadedSplit<float[]>();
-                try
+                // A first pass finds the images that decode (and keeps a few validation inputs for the export's check);
+                // the batches decode them again when they are used, so no image stays in memory.
+                var train = new LoadedSplit();
+                var validation = new LoadedSplit();
+                var verification = new List<float[]>();
+                var total = dataset.Train.Count + dataset.Validation.Count;
+                await loader.LoadAsync(dataset.Train, options.FeatureBatchSize, TrainingPhase.Loading, 0, total, image => Augmentation.WorkingImage(image, setup.Preprocessing), (_, _) => { }, train, cancellationToken).ConfigureAwait(false);
+                await loader.LoadAsync(dataset.Validation, options.FeatureBatchSize, TrainingPhase.Loading, dataset.Train.Count, total, preprocessor.Preprocess,
+                    (items, _) => verification.AddRange(items.Take(TrainingData.VerificationImages - verification.Count)), validation, cancellationToken).ConfigureAwait(false);
+                CheckClasses(dataset, [.. train.Labels]);
+                using (var data = new ImageBatches(loader, train, validation, verification, augmentation, preprocessor, device, cancellationToken))
                 {
-                    var total = dataset.Train.Count + dataset.Validation.Count;
-                    await loader.LoadAsync(dataset.Train, options.FeatureBatchSize, TrainingPhase.Loading, 0, total, image => Augmentation.WorkingImage(image, setup.Preprocessing), (_, _) => { }, train, cancellationToken).ConfigureAwait(false);
-                    await loader.LoadAsync(dataset.Validation, options.FeatureBatchSize, TrainingPhase.Loading, dataset.Train.Count, total, preprocessor.Preprocess, (_, _) => { }, val, cancellationToken).ConfigureAwait(false);
-                    CheckClasses(dataset, [.. train.Labels]);
-                    var data = new ImageBatches(train, val, augmentation, preprocessor.InputLength, setup.Preprocessing.InputSize, device);
                     result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
-                }
-                finally
-                {
-                    train.Items.ForEach(i => i.Dispose());
                 }
                 result = await WithOutOfDistributionAsync(result, dataset, options, decoder, preprocessor, progress, cancellationToken).ConfigureAwait(false);
             }

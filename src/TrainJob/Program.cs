@@ -1,4 +1,8 @@
+using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.TrainJob.Cli;
+
+// First, before the threads that allocate batch buffers start: cap glibc's malloc arenas (see MallocArenas).
+MallocArenas.Apply();
 
 // Ctrl-C (and SIGTERM from a container runtime) cancel the running command instead of killing the
 // process, so training can leave its checkpoint and say how to resume; a second Ctrl-C kills.

@@ -45,6 +45,22 @@ public sealed class TorchRuntimeTests
     }
 
     [Fact]
+    public void EnsureInitialized_CapsMallocArenasUnlessTheEnvironmentDoes()
+    {
+        _ = Runtime;
+        // This test process runs on glibc (Debian): mallopt(M_ARENA_MAX) returns 1 there, unless the environment chose.
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(MallocArenas.Variable)))
+        {
+            Assert.Equal(MallocArenas.DefaultMax, MallocArenas.Applied);
+            Assert.True(MallocArenas.Apply(), "a second call keeps the cap and says so");
+        }
+        else
+        {
+            Assert.Null(MallocArenas.Applied);
+        }
+    }
+
+    [Fact]
     public void EnsureInitialized_PatchesOnlyWhenSystemLibStdCxxLacksTheVersion()
     {
         var info = Runtime;

@@ -88,6 +88,7 @@ public static partial class TorchRuntime
             {
                 throw new InvalidOperationException($"setenv({MklReproducibilityVariable}) failed: error {Marshal.GetLastPInvokeError()}.");
             }
+            MallocArenas.Apply(); // before libtorch's threads start; see MallocArenas for why
             foreach (var file in LibTorchFiles)
             {
                 Handles[Path.GetFileNameWithoutExtension(file)] = NativeLibrary.Load(Path.Combine(nativeDirectory, file));

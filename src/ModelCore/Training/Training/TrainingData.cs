@@ -202,8 +202,11 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
 
         async Task<(float[] Features, float[]? Flipped, LoadedSplit Split)> RunAsync(IReadOnlyList<LabeledImage> images, int offset, bool keepVerification)
         {
-            var features = new List<float>();
-            var flippedFeatures = new List<float>();
+            // Sized for every image at once: a growing List<float> and its final copy held up to three copies
+            // of all the features at a time. Images that fail to load leave the end unused (trimmed below).
+            var features = new float[(long)images.Count * numFeatures];
+            var flippedFeatures = flip ? new float[features.Length] : null;
+            var written = 0;
             var split = new LoadedSplit();
             await LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, map, (items, _) =>
             {
@@ -225,16 +228,17 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
                 var batchFeatures = engine.ExtractFeatures(buffer, count);
                 if (mirrored is not null)
                 {
-                    flippedFeatures.AddRange(engine.ExtractFeatures(mirrored, count));
+                    engine.ExtractFeatures(mirrored, count).CopyTo(flippedFeatures!, written);
                 }
                 parity ??= CheckParity(model, buffer, batchFeatures, Math.Min(ParityImages, count), inputSize, numFeatures);
-                features.AddRange(batchFeatures); // the features are kept; the pixels are not
+                batchFeatures.CopyTo(features, written); // the features are kept; the pixels are not
+                written += batchFeatures.Length;
                 if (keepVerification)
                 {
                     verification.AddRange(items.Take(VerificationImages - verification.Count).Select(item => item.AsSpan(0, length).ToArray()));
                 }
             }, split, cancellationToken).ConfigureAwait(false);
-            return ([.. features], flip ? [.. flippedFeatures] : null, split);
+            return (Trim(features, written), flippedFeatures is null ? null : Trim(flippedFeatures, written), split);
         }
 
         var (train, trainFlipped, trainSplit) = await RunAsync(dataset.Train, 0, keepVerification: false).ConfigureAwait(false);
@@ -246,6 +250,8 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
             ValidationFlipped = valFlipped,
         };
     }
+
+    private static float[] Trim(float[] values, int length) => length == values.Length ? values : values.AsSpan(0, length).ToArray();
 
     /// <summary>The preprocessed input of the image mirrored left to right.</summary>
     internal static float[] FlippedInput(ImagePreprocessor preprocessor, Image<Rgb24> image)

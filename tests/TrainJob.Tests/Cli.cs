@@ -29,6 +29,8 @@ public sealed class Cli
 
     public string ShardQueue => $"shards-{suffix}";
 
+    public string FeaturesContainer => $"features-{suffix}";
+
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
@@ -53,6 +55,7 @@ public sealed class Cli
                 ["Classifier:TrainingContainer"] = TrainingContainer,
                 ["Classifier:JobsContainer"] = JobsContainer,
                 ["Classifier:ShardQueue"] = ShardQueue,
+                ["Classifier:FeaturesContainer"] = FeaturesContainer,
             },
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);

@@ -157,7 +157,7 @@ public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<M
     }
 
     /// <summary>The weights and the ONNX graph, by content.</summary>
-    private static string[] Hashes(ModelManifest manifest) => [.. manifest.Files.Select(f => $"{f.Role}:{f.Sha256}").Order(StringComparer.Ordinal)];
+    internal static string[] Hashes(ModelManifest manifest) => [.. manifest.Files.Select(f => $"{f.Role}:{f.Sha256}").Order(StringComparer.Ordinal)];
 
     private static string Label(string file) => file.Split('/')[^2];
 
@@ -170,7 +170,7 @@ public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<M
     }
 
     /// <summary>Noisy flat-colour 32 px PNGs, <c>[split/]label/i.png</c>; returns their paths relative to <paramref name="root"/>.</summary>
-    private static List<string> WriteImages(string root, string split, string[] labels, int perClass)
+    internal static List<string> WriteImages(string root, string split, string[] labels, int perClass)
     {
         var random = new Random(split.Length + perClass);
         var files = new List<string>();

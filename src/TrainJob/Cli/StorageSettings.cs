@@ -2,6 +2,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
 using Microsoft.Extensions.Configuration;
 using System.Globalization;
+using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
@@ -11,7 +12,7 @@ namespace ServerlessClassifier.TrainJob.Cli;
 /// <summary>
 /// Storage settings under the names the Functions app and infra/ use: <c>ClassifierStorage</c> (a connection
 /// string) or <c>ClassifierStorage__blobServiceUri</c> (+ <c>__credential=managedidentity</c>, <c>__clientId</c>),
-/// and <c>Classifier__{Images,Predictions,Models,Training,Jobs}Container</c>, <c>Classifier__ShardQueue</c>. Read from environment variables,
+/// and <c>Classifier__{Images,Predictions,Models,Training,Jobs,Features}Container</c>, <c>Classifier__ShardQueue</c>. Read from environment variables,
 /// with <c>--storage</c> overriding the connection.
 /// </summary>
 public sealed class StorageSettings
@@ -46,6 +47,11 @@ public sealed class StorageSettings
     public string ShardQueueName => Setting("ShardQueue", ContainerDefaults.ShardQueue);
 
     public JobStore Jobs() => new(Container(JobsContainer));
+
+    /// <summary>Head-mode features kept between runs (<c>Classifier__FeaturesContainer</c>, <c>train --feature-cache</c>).</summary>
+    public string FeaturesContainer => Setting("FeaturesContainer", ContainerDefaults.Features);
+
+    public FeatureStore Features() => new(Container(FeaturesContainer));
 
     /// <summary>The shard queue on the same connection (identity-based in Azure: <c>ClassifierStorage__queueServiceUri</c>).</summary>
     public QueueClient ShardQueue() => StorageClients.CreateQueueServiceClient(Configuration).GetQueueClient(ShardQueueName);

@@ -17,6 +17,9 @@ public static class ContainerDefaults
     /// <summary>Fanned-out jobs' records, shard work and results (<c>&lt;job&gt;/...</c>).</summary>
     public const string Jobs = "jobs";
 
+    /// <summary>Head-mode features kept between training runs (<c>&lt;key&gt;/&lt;file&gt;.safetensors</c>, <c>train --feature-cache</c>).</summary>
+    public const string Features = "features";
+
     /// <summary>The storage queue of shard messages that the Functions app's <c>ClassifyShard</c> consumes.</summary>
     public const string ShardQueue = "classify-shards";
 

@@ -1,5 +1,7 @@
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.ModelCore.Training;
 
@@ -13,12 +15,12 @@ internal static class BlobListing
     public static async Task<DatasetListing> ListAsync(BlobContainerClient container, string? prefix, CancellationToken cancellationToken)
     {
         prefix = string.IsNullOrEmpty(prefix) ? "" : prefix.TrimEnd('/') + "/";
-        var blobs = new List<(string Relative, long Bytes)>();
+        var blobs = new List<(string Relative, long Bytes, string? Version)>();
         await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken).ConfigureAwait(false))
         {
             if (!blob.Name.EndsWith('/'))
             {
-                blobs.Add((blob.Name[prefix.Length..], blob.Properties.ContentLength ?? 0));
+                blobs.Add((blob.Name[prefix.Length..], blob.Properties.ContentLength ?? 0, blob.Properties.ETag is { } etag ? PredictionBlobs.VersionOf(etag) : null));
             }
         }
         var warnings = new List<string>();
@@ -29,7 +31,7 @@ internal static class BlobListing
         {
             var result = new List<LabeledImage>();
             var start = split is null ? "" : split + "/";
-            foreach (var (relative, bytes) in blobs.Where(b => b.Relative.StartsWith(start, StringComparison.Ordinal)))
+            foreach (var (relative, bytes, version) in blobs.Where(b => b.Relative.StartsWith(start, StringComparison.Ordinal)))
             {
                 var rest = relative[start.Length..];
                 var slash = rest.IndexOf('/', StringComparison.Ordinal);
@@ -46,7 +48,10 @@ internal static class BlobListing
                 {
                     continue; // hidden file, as in a folder
                 }
-                result.Add(new LabeledImage(relative, label, bytes, Read(container.GetBlobClient(prefix + relative))));
+                result.Add(new LabeledImage(relative, label, bytes, Read(container.GetBlobClient(prefix + relative)))
+                {
+                    Identity = version is null ? null : new FeatureImage($"{container.Name}/{prefix}{relative}", version),
+                });
             }
             return result;
         }

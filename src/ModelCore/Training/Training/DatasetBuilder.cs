@@ -22,7 +22,7 @@ internal static class DatasetBuilder
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MinImagesPerClass, 2, nameof(options));
         // Downloaded bytes go to disk, not memory: a data set of 500,000 photos would not fit.
-        var spool = (options.KeepBytes ?? keepBytesDefault) ? new ImageSpool(Path.GetTempPath()) : null;
+        var spool = options.CheckContent && (options.KeepBytes ?? keepBytesDefault) ? new ImageSpool(Path.GetTempPath()) : null;
         var decoder = new ImageDecoder(options.Limits);
         var skipped = new List<SkippedImage>(listing.Skipped);
         var total = listedTrain.Count + (listedVal?.Count ?? 0);
@@ -34,7 +34,7 @@ internal static class DatasetBuilder
             foreach (var image in images.OrderBy(i => i.Label, StringComparer.Ordinal).ThenBy(i => i.Source, StringComparer.Ordinal))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var checkedImage = await CheckAsync(image, decoder, spool, skipped, cancellationToken).ConfigureAwait(false);
+                var checkedImage = await CheckAsync(image, decoder, spool, skipped, options.CheckContent, cancellationToken).ConfigureAwait(false);
                 if (checkedImage is not null)
                 {
                     accepted.Add(checkedImage);
@@ -97,12 +97,17 @@ internal static class DatasetBuilder
     }
 
 
-    private static async Task<LabeledImage?> CheckAsync(LabeledImage image, ImageDecoder decoder, ImageSpool? spool, List<SkippedImage> skipped, CancellationToken cancellationToken)
+    private static async Task<LabeledImage?> CheckAsync(
+        LabeledImage image, ImageDecoder decoder, ImageSpool? spool, List<SkippedImage> skipped, bool checkContent, CancellationToken cancellationToken)
     {
         if (image.Bytes > decoder.Limits.MaxBytes)
         {
             skipped.Add(new SkippedImage(image.Source, ImageErrorCode.TooLarge, $"{image.Bytes} bytes is more than the limit of {decoder.Limits.MaxBytes}"));
             return null;
+        }
+        if (!checkContent)
+        {
+            return image; // as listed; training skips it if it does not read or decode
         }
         byte[] bytes;
         try

@@ -28,6 +28,14 @@ public sealed record DatasetOptions
     /// </summary>
     public bool? KeepBytes { get; init; }
 
+    /// <summary>
+    /// Read and identify every image before the split (the default). False: accept each image as listed (its listed
+    /// size still has to be within the limits) and read nothing; an image that is missing or does not decode is then
+    /// skipped when training reads it. Head mode with stored features sets it, so images whose features are stored
+    /// are never downloaded. Implies no <see cref="KeepBytes"/>.
+    /// </summary>
+    public bool CheckContent { get; init; } = true;
+
     /// <summary>Decoder limits applied to every image.</summary>
     public ImageLimits? Limits { get; init; }
 }

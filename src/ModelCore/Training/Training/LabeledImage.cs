@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Imaging;
 
 namespace ServerlessClassifier.ModelCore.Training;
@@ -9,7 +10,14 @@ namespace ServerlessClassifier.ModelCore.Training;
 /// <param name="Label">The class: the name of the sub-folder (or blob path segment) it sits in.</param>
 /// <param name="Bytes">Its size in bytes, as listed (part of the data hash).</param>
 /// <param name="ReadAsync">Reads its bytes (the file or the blob), or returns them from memory.</param>
-public sealed record LabeledImage(string Source, string Label, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync);
+public sealed record LabeledImage(string Source, string Label, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync)
+{
+    /// <summary>
+    /// For an image read from blob storage, its blob (<c>&lt;container&gt;/&lt;name&gt;</c>) and version (ETag) as
+    /// listed: what stored head-mode features are matched by (<see cref="FeatureStore"/>). Null for local files.
+    /// </summary>
+    public FeatureImage? Identity { get; init; }
+}
 
 /// <summary>An image left out of training, with the reason. Never aborts a run.</summary>
 /// <param name="Source">The image's relative path (or its reference in a manifest).</param>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
 using TorchSharp;
@@ -21,6 +22,13 @@ namespace ServerlessClassifier.ModelCore.Training;
 public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = null)
 {
     private readonly ILogger logger = (ILogger?)logger ?? NullLogger.Instance;
+
+    /// <summary>
+    /// Head mode: where the frozen backbone's features are kept between runs (null: computed every run). Images read
+    /// from blob storage whose version has stored features are read instead of decoded, the rest are computed and
+    /// added. Not with <see cref="TrainingOptions.FlipFeatures"/> (mirrored features are not stored).
+    /// </summary>
+    public FeatureStore? FeatureStore { get; init; }
 
     /// <summary>Trains on <paramref name="dataset"/> and returns the best epoch's model.</summary>
     /// <param name="checkpointDirectory">Where resume checkpoints go after each epoch; null: none.</param>
@@ -49,6 +57,12 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
         {
             throw new ArgumentException(
                 $"The dataset was split with seed {dataset.Options.Seed} and ValSplit {dataset.Options.ValSplit}, the options say {options.Seed} and {options.ValSplit}; load it with options.ToDatasetOptions().", nameof(dataset));
+        }
+        if (FeatureStore is not null && (options.Mode != TrainingMode.Head || (UsesLinearProbe(options) && options.FlipFeatures)))
+        {
+            throw new ArgumentException(
+                options.Mode != TrainingMode.Head ? "A feature store serves head mode only (finetune and full train the backbone, so its features change)." : "A feature store holds no mirrored-image features: FlipFeatures needs them computed.",
+                nameof(options));
         }
         if (resume && checkpointDirectory is null)
         {
@@ -90,7 +104,14 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 // its running statistics; the cached features are exactly what the model computes.
                 model.eval();
                 var probe = UsesLinearProbe(options);
-                var cache = await loader.ExtractFeaturesAsync(model, preprocessor, options.FeatureBatchSize, cancellationToken, flip: probe && options.FlipFeatures).ConfigureAwait(false);
+                var stored = FeatureStore is null ? null
+                    : new StoredFeatures(FeatureStore, FeatureKey.Compute(model, setup.Preprocessing, setup.MeanImage, preprocessor.DecodeShorterSide), model.Backbone.NumFeatures);
+                var cache = await loader.ExtractFeaturesAsync(model, preprocessor, options.FeatureBatchSize, cancellationToken, flip: probe && options.FlipFeatures, stored).ConfigureAwait(false);
+                if (stored is not null)
+                {
+                    Report(progress, $"Feature store '{stored.Store.Container.Name}', key {stored.Key}: {cache.FromStore} of {cache.FromStore + cache.Computed} images read from {stored.FilesRead} file(s), " +
+                        $"{cache.Computed} computed, {stored.Written} written.");
+                }
                 var imagesPerSecond = (cache.TrainLabels.Length + cache.ValidationLabels.Length) / Math.Max(cache.Seconds, 1e-9);
                 LogFeatures(cache.TrainLabels.Length + cache.ValidationLabels.Length, cache.Seconds, imagesPerSecond, cache.ParityRelativeDifference);
                 Report(progress, $"Features of {cache.TrainLabels.Length + cache.ValidationLabels.Length} images in {cache.Seconds:F1} s ({imagesPerSecond:F1} images/s); ONNX vs TorchSharp relative difference {cache.ParityRelativeDifference:E1}. Backbone frozen (eval mode: BatchNorm statistics frozen); no augmentation in head mode.");

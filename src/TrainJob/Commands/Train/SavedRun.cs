@@ -9,9 +9,10 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// What a run was started with (the data source and the engine's resolved options), saved beside its
 /// checkpoint as <c>checkpoints/run.json</c> so that <c>train --output X --resume</c> alone continues it.
 /// <see cref="RewritePrefixes"/> are a manifest's <c>--rewrite-prefix FROM=TO</c> options, as given;
-/// <see cref="Precision"/> is <c>--precision</c> (null in runs saved before it existed: the default).
+/// <see cref="Precision"/> is <c>--precision</c> (null in runs saved before it existed: the default);
+/// <see cref="FeatureCache"/> is <c>--feature-cache</c>.
 /// </summary>
-public sealed record SavedRun(string Data, TrainingOptions Options, IReadOnlyList<string>? RewritePrefixes = null, PrecisionChoice? Precision = null)
+public sealed record SavedRun(string Data, TrainingOptions Options, IReadOnlyList<string>? RewritePrefixes = null, PrecisionChoice? Precision = null, bool FeatureCache = false)
 {
     /// <summary>The precision the model is saved with: <see cref="Precision"/>, or the default.</summary>
     public PrecisionChoice ServedPrecision => Precision ?? new PrecisionOptions().Precision;

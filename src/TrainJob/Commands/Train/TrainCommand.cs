@@ -71,11 +71,16 @@ public static class TrainCommand
         };
         precision.AcceptOnlyFromAmong("auto", "int8", "fp32");
         var noFlip = new Option<bool>("--no-flip") { Description = "Mirroring changes the label (text, arrows, left/right): no mirrored images in finetune/full augmentation (nor --flip)." };
+        var featureCache = new Option<bool>("--feature-cache")
+        {
+            Description = "Head mode with --data container[/prefix]: keep the frozen backbone's features of every image in the features container (Classifier__FeaturesContainer; " +
+                "safetensors, keyed by the backbone and each blob's version) and read them back on the next run, so only new or changed images are decoded and computed.",
+        };
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, inputSize, flip, noFlip, precision, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, inputSize, flip, noFlip, precision, featureCache, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -101,6 +106,7 @@ public static class TrainCommand
                 RequireSame(parse, flip, saved.Options.FlipFeatures);
                 RequireSame(parse, precision, Name(saved.ServedPrecision));
                 RequireSame(parse, noFlip, !saved.Options.MirrorAugmentation);
+                RequireSame(parse, featureCache, saved.FeatureCache);
                 run = IsExplicit(parse, device) ? saved with { Options = saved.Options with { Device = parse.GetRequiredValue(device) } } : saved;
             }
             else
@@ -136,7 +142,16 @@ public static class TrainCommand
                         MirrorAugmentation = !parse.GetValue(noFlip),
                     },
                     parse.GetValue(rewritePrefix) is { Length: > 0 } rewrites ? rewrites : null,
-                    Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(precision), ignoreCase: true));
+                    Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(precision), ignoreCase: true),
+                    parse.GetValue(featureCache));
+                if (run.FeatureCache && trainingMode != TrainingMode.Head)
+                {
+                    throw new UsageException("--feature-cache applies to --mode head only (finetune and full train the backbone, so its features change every step).");
+                }
+                if (run.FeatureCache && run.Options.FlipFeatures)
+                {
+                    throw new UsageException("--feature-cache keeps the features of the images as they are, not of their mirror images: give --flip or --feature-cache, not both.");
+                }
                 run = run with { Data = FullPathIfLocal(run.Data)! };
             }
             return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken);

@@ -36,7 +36,7 @@ internal static class TrainRun
             {
                 var progress = new TrainingProgressView(sink, options.Epochs);
                 var loaded = await LoadDatasetAsync(run, options, context, progress, cancellationToken);
-                var trained = await new TransferTrainer(new CliLogger<TransferTrainer>(context))
+                var trained = await new TransferTrainer(new CliLogger<TransferTrainer>(context)) { FeatureStore = run.FeatureCache ? context.Storage.Features() : null }
                     .TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
                 return (loaded, trained);
             });
@@ -96,6 +96,10 @@ internal static class TrainRun
         {
             throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
         }
+        if (run.FeatureCache && (Directory.Exists(data) || File.Exists(data)))
+        {
+            throw new UsageException($"--feature-cache needs --data container[/prefix] in the configured storage: features are matched by each blob's version, and {data} is a local {(Directory.Exists(data) ? "folder" : "file")}.");
+        }
         if (Directory.Exists(data))
         {
             return await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions(), progress, cancellationToken);
@@ -119,7 +123,9 @@ internal static class TrainRun
         {
             throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
         }
-        return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, options.ToDatasetOptions(), progress, cancellationToken);
+        // With stored features, an image is read only if its features are not stored (and then once, to compute them).
+        var datasetOptions = options.ToDatasetOptions() with { CheckContent = !run.FeatureCache };
+        return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions, progress, cancellationToken);
     }
 
     /// <summary>Where a manifest's references point: the configured account (created on first use) and its training container.</summary>

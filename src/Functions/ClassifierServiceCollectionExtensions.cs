@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using ServerlessClassifier.Functions.Options;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
@@ -52,6 +53,13 @@ public static class ClassifierServiceCollectionExtensions
             var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
             var jobs = new JobStore(provider.GetRequiredService<BlobServiceClient>().GetBlobContainerClient(options.JobsContainer));
             return new ShardRunner(jobs, options.ShardMaxAttempts, options.ShardParallelism);
+        });
+        services.AddSingleton(provider =>
+        {
+            var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
+            var service = provider.GetRequiredService<BlobServiceClient>();
+            return new FeatureShardWorker(new JobStore(service.GetBlobContainerClient(options.JobsContainer)), service,
+                new FeatureStore(service.GetBlobContainerClient(options.FeaturesContainer)), options.ShardParallelism);
         });
         services.AddSingleton<ModelProvider>();
         services.AddSingleton<ClassificationBatcher>();

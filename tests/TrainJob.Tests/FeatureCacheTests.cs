@@ -1,6 +1,8 @@
 using System.Text.RegularExpressions;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Azure.Storage.Queues;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Storage;
@@ -82,6 +84,75 @@ public sealed partial class FeatureCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_WithFeatureCacheDistributed_HasTheShardsComputeTheFeatures_DuplicateDeliveriesAddNothing()
+    {
+        var cli = new Cli();
+        var service = TestStorage.CreateServiceClient();
+        var training = service.GetBlobContainerClient(cli.TrainingContainer);
+        await training.CreateAsync();
+        var data = temp.Combine("data");
+        var files = ManifestTrainingTests.WriteImages(data, "", ["blue", "red"], perClass: 6);
+        foreach (var file in files)
+        {
+            await training.UploadBlobAsync(file, BinaryData.FromBytes(await File.ReadAllBytesAsync(Path.Combine(data, file))));
+        }
+        await training.UploadBlobAsync("red/broken.png", BinaryData.FromString("not an image"));
+        var queue = new QueueClient(TestStorage.ConnectionString, cli.ShardQueue, new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 });
+        await queue.CreateIfNotExistsAsync();
+        var jobs = new JobStore(service.GetBlobContainerClient(cli.JobsContainer));
+        using var worker = new FeatureShardWorker(jobs, service, new FeatureStore(service.GetBlobContainerClient(cli.FeaturesContainer)), parallelism: 4);
+        var runner = new ShardRunner(jobs, maxAttempts: 3, parallelism: 4);
+        using var stop = new CancellationTokenSource();
+        var duplicated = 0;
+        // Two consumers as the Functions host runs ClassifyShard (its features branch): receive, run, delete on success;
+        // each first message is also sent again, so two shards are delivered twice.
+        var consumers = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var message = (await queue.ReceiveMessageAsync(TimeSpan.FromSeconds(30), stop.Token)).Value;
+                if (message is null)
+                {
+                    await Task.Delay(100, stop.Token);
+                    continue;
+                }
+                if (Interlocked.Increment(ref duplicated) <= 2)
+                {
+                    await queue.SendMessageAsync(message.MessageText, stop.Token);
+                }
+                await runner.RunAsync(ShardMessage.Parse(message.MessageText), message.DequeueCount, worker.RunAsync, stop.Token);
+                await queue.DeleteMessageAsync(message.MessageId, message.PopReceipt, stop.Token);
+            }
+        })).ToList();
+
+        // A consumer that died would leave the run waiting: the test gives up after a few minutes.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var run = await cli.RunAsync(timeout.Token, ["train", "--data", cli.TrainingContainer, "--output", temp.Combine("fanned"), .. Settings, "--distributed", "--shard-size", "4"]);
+        var again = await cli.RunAsync(timeout.Token, ["train", "--data", cli.TrainingContainer, "--output", temp.Combine("again"), .. Settings, "--distributed"]);
+        await stop.CancelAsync();
+        await Task.WhenAll(consumers.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default)));
+        Assert.All(consumers, c => Assert.True(c.IsCanceled || c.Exception?.InnerException is OperationCanceledException, c.Exception?.ToString()));
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        var id = Regex.Match(run.Out, @"Job (\S+): features of 13 images in 4 shards of at most 4 on the queue").Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(id), run.Out);
+        Assert.Contains($"Job {id}: 12 images' features computed by the Functions app, 1 rejected, 0 changed since the listing, 0 shard(s) parked", run.Out, StringComparison.Ordinal);
+        // The broken image is tried again by the run (and skipped); every other image is read from the shards' files, checked against TorchSharp.
+        var readLine = Regex.Match(run.Out, @"12 of 13 images read from (\d) file\(s\), 1 computed, 0 written; 13 fanned out\.");
+        Assert.True(readLine.Success, run.Out);
+        var features = service.GetBlobContainerClient(cli.FeaturesContainer);
+        var key = KeyIn(run.Out);
+        Assert.Equal(int.Parse(readLine.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), await features.GetBlobsAsync(BlobTraits.None, BlobStates.None, key + "/", CancellationToken.None).CountAsync()); // a file per shard with features
+        var stored = await ReadStoredAsync(features, key);
+        Assert.Equal(files.Select(f => $"{cli.TrainingContainer}/{f}").Order(StringComparer.Ordinal), stored.Select(i => i.Name).Order(StringComparer.Ordinal)); // once each
+        var status = await cli.RunAsync("jobs", "status", id);
+        Assert.Contains("Shards: 4 of 4 done, 0 parked, 0 waiting or running.", status.Out, StringComparison.Ordinal);
+        Assert.Contains("Items: 12 images' features stored, 1 rejected, 0 changed since the listing; 13 of 13 in finished shards.", status.Out, StringComparison.Ordinal);
+        Assert.True(again.ExitCode == ExitCodes.Ok, again.All);
+        Assert.Contains($"12 of 13 images read from {readLine.Groups[1].Value} file(s), 1 computed, 0 written; 1 fanned out.", again.Out, StringComparison.Ordinal); // only the broken image is still missing
+    }
+
+    [Fact]
     public async Task Train_WithFeatureCache_IsRefusedWhereItCannotApply()
     {
         var cli = new Cli();
@@ -98,6 +169,9 @@ public sealed partial class FeatureCacheTests : IDisposable
         Assert.Contains("--feature-cache applies to --mode head only", finetune.Err, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Usage, flip.ExitCode);
         Assert.Contains("give --flip or --feature-cache, not both", flip.Err, StringComparison.Ordinal);
+        var distributed = await cli.RunAsync("train", "--data", "training", "--output", temp.Combine("d"), "--distributed");
+        Assert.Equal(ExitCodes.Usage, distributed.ExitCode);
+        Assert.Contains("--distributed fans out the feature extraction of --feature-cache", distributed.Err, StringComparison.Ordinal);
     }
 
     public void Dispose() => temp.Dispose();

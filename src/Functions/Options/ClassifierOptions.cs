@@ -46,6 +46,10 @@ public sealed record ClassifierOptions
     [Required, RegularExpression(ContainerNamePattern)]
     public string JobsContainer { get; init; } = ContainerDefaults.Jobs;
 
+    /// <summary>Head-mode features that features shards (<c>trainjob train --feature-cache --distributed</c>) write.</summary>
+    [Required, RegularExpression(ContainerNamePattern)]
+    public string FeaturesContainer { get; init; } = ContainerDefaults.Features;
+
     /// <summary>
     /// The queue <c>ClassifyShard</c> reads shard messages from. The Functions host reads this setting itself (the
     /// trigger names <c>%Classifier:ShardQueue%</c>); it is bound here so that it is documented and validated.

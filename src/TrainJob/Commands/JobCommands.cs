@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using Spectre.Console;
 
@@ -78,22 +79,50 @@ public static class JobCommands
             context.WriteLine($"The Functions app's ClassifyShard works through them; follow it with: trainjob jobs status {job.Id}");
             return ExitCodes.Ok;
         }
-        var status = await ProgressDisplay.RunAsync(context, async sink =>
-        {
-            while (true)
-            {
-                var current = (await jobs.GetStatusAsync(job.Id, cancellationToken))!;
-                sink.Report("shards", current.ShardsDone + current.Parked.Count, Math.Max(job.Shards, 1));
-                if (current.Finished)
-                {
-                    return current;
-                }
-                await Task.Delay(PollInterval, cancellationToken);
-            }
-        });
+        var status = await ProgressDisplay.RunAsync(context, sink => FollowAsync(jobs, job, sink, cancellationToken));
         Print(context, status);
         return status.Parked.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure;
     }
+
+    /// <summary>Reads the job's progress every <see cref="PollInterval"/> until every shard is done or parked.</summary>
+    internal static async Task<JobStatus> FollowAsync(JobStore jobs, JobRecord job, IProgressSink sink, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var current = (await jobs.GetStatusAsync(job.Id, cancellationToken))!;
+            sink.Report("shards", current.ShardsDone + current.Parked.Count, Math.Max(job.Shards, 1));
+            if (current.Finished)
+            {
+                return current;
+            }
+            await Task.Delay(PollInterval, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// <c>train --feature-cache --distributed</c>: queues a features job for the images the feature store lacks and
+    /// follows it; what a parked shard left out, the training run computes itself.
+    /// </summary>
+    internal static FeatureFanOut FeatureFanOut(CliContext context, IProgressSink sink, string imagesName, int shardSize) => async (extractor, key, images, cancellationToken) =>
+    {
+        var prefix = imagesName + "/";
+        var blobs = images.Select(i => i.Name.StartsWith(prefix, StringComparison.Ordinal)
+            ? (i.Name[prefix.Length..], i.Version)
+            : throw new InvalidOperationException($"{i.Name} is not in the container '{imagesName}' the job reads.")).ToList();
+        var jobs = context.Storage.Jobs();
+        var queue = context.Storage.ShardQueue();
+        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(imagesName, key, extractor, blobs, shardSize,
+            record => sink.Line($"features job {record.Id}: {record.Shards} shards ({record.Items} images) on the queue"), cancellationToken);
+        sink.Line($"Job {job.Id}: features of {job.Items} images in {job.Shards} shards of at most {shardSize} on the queue '{queue.Name}' (follow it with: trainjob jobs status {job.Id}).");
+        var status = await FollowAsync(jobs, job, sink, cancellationToken);
+        var totals = status.Totals;
+        sink.Line($"Job {job.Id}: {totals.Extracted} images' features computed by the Functions app, {totals.Rejected} rejected, {totals.Changed} changed since the listing, " +
+            $"{status.Parked.Count} shard(s) parked; the run computes whatever is still missing.");
+        foreach (var parked in status.Parked.OrderBy(p => p.Shard))
+        {
+            context.Error($"Shard {parked.Shard} parked after {parked.Attempts} deliveries: {parked.Reason}");
+        }
+    };
 
     private static async Task<JobStatus> GetStatusAsync(CliContext context, string id, CancellationToken cancellationToken)
     {
@@ -113,13 +142,15 @@ public static class JobCommands
         context.WriteLine($"Job {job.Id} ({job.Kind} '{job.ImagesContainer}', started {job.CreatedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): {State(status)}.");
         context.WriteLine($"Shards: {status.ShardsDone} of {job.Shards} done, {status.Parked.Count} parked, {waiting} waiting or running" +
             (job.ListingComplete ? "." : " (the listing did not finish: run classify --distributed again for the rest)."));
-        context.WriteLine($"Items: {totals.Classified} classified, {totals.Rejected} rejected, {totals.Current} current already, " +
-            $"{totals.Removed} predictions of deleted images removed, {totals.Changed} changed since the listing; {totals.Items} of {job.Items} in finished shards.");
+        context.WriteLine(job.Kind == JobKinds.Features
+            ? $"Items: {totals.Extracted} images' features stored, {totals.Rejected} rejected, {totals.Changed} changed since the listing; {totals.Items} of {job.Items} in finished shards."
+            : $"Items: {totals.Classified} classified, {totals.Rejected} rejected, {totals.Current} current already, " +
+              $"{totals.Removed} predictions of deleted images removed, {totals.Changed} changed since the listing; {totals.Items} of {job.Items} in finished shards.");
         foreach (var parked in status.Parked.OrderBy(p => p.Shard))
         {
             context.Error($"Shard {parked.Shard} parked after {parked.Attempts} deliveries: {parked.Reason}");
         }
-        if (status.Parked.Count > 0)
+        if (status.Parked.Count > 0 && job.Kind == JobKinds.Classify)
         {
             context.Error($"Run `trainjob classify --container {job.ImagesContainer} --distributed` again once the cause is fixed: it queues only what is still missing.");
         }

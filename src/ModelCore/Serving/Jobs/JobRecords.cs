@@ -11,8 +11,11 @@ public sealed record JobRecord
 {
     [JsonPropertyName("id")] public required string Id { get; init; }
 
-    /// <summary>What the shards do; <c>classify</c> (the only kind today).</summary>
+    /// <summary>What the shards do: <see cref="JobKinds.Classify"/> or <see cref="JobKinds.Features"/>.</summary>
     [JsonPropertyName("kind")] public required string Kind { get; init; }
+
+    /// <summary>A features job's key in the feature store (the extractor is in <c>&lt;id&gt;/extractor/</c>); null for classify.</summary>
+    [JsonPropertyName("featureKey")] public string? FeatureKey { get; init; }
 
     /// <summary>The images container the shards name blobs of.</summary>
     [JsonPropertyName("imagesContainer")] public required string ImagesContainer { get; init; }
@@ -32,16 +35,34 @@ public sealed record JobRecord
     [JsonPropertyName("listingComplete")] public bool ListingComplete { get; init; }
 }
 
-/// <summary>One item of a shard: a blob name, and whether the listing saw the image (false: only its prediction).</summary>
+/// <summary>The kinds of fanned-out job.</summary>
+public static class JobKinds
+{
+    /// <summary>Classify images with the live model (<c>classify --container --distributed</c>).</summary>
+    public const string Classify = "classify";
+
+    /// <summary>Compute head-mode features of training images into the feature store (<c>train --feature-cache --distributed</c>).</summary>
+    public const string Features = "features";
+}
+
+/// <summary>
+/// One item of a shard: a blob name, whether the listing saw the image (false: only its prediction), and for a
+/// features job the version (ETag) whose features are wanted.
+/// </summary>
 public sealed record ShardItem(
     [property: JsonPropertyName("name")] string Name,
-    [property: JsonPropertyName("imageExists")] bool ImageExists);
+    [property: JsonPropertyName("imageExists")] bool ImageExists,
+    [property: JsonPropertyName("version")] string? Version = null);
 
 /// <summary>A shard's work (<c>jobs/&lt;id&gt;/shards/&lt;n&gt;.json</c>), written once before its message is enqueued.</summary>
 public sealed record ShardWork(
     [property: JsonPropertyName("job")] string Job,
     [property: JsonPropertyName("shard")] int Shard,
-    [property: JsonPropertyName("items")] IReadOnlyList<ShardItem> Items);
+    [property: JsonPropertyName("items")] IReadOnlyList<ShardItem> Items)
+{
+    /// <summary>The job's kind (<see cref="JobKinds"/>), so a consumer knows what to do without reading the job; classify when absent.</summary>
+    [JsonPropertyName("kind")] public string Kind { get; init; } = JobKinds.Classify;
+}
 
 /// <summary>What one shard did (<c>jobs/&lt;id&gt;/done/&lt;n&gt;.json</c>, also as blob metadata so a listing sums a job).</summary>
 public sealed record ShardResult
@@ -59,12 +80,15 @@ public sealed record ShardResult
     /// <summary>Images deleted or overwritten since the listing (the newer version is classified on its own delivery).</summary>
     [JsonPropertyName("changed")] public int Changed { get; init; }
 
+    /// <summary>A features job: images whose features were computed and stored.</summary>
+    [JsonPropertyName("extracted")] public int Extracted { get; init; }
+
     /// <summary>The delivery that finished the shard (1 = the first).</summary>
     [JsonPropertyName("attempt")] public long Attempt { get; init; }
 
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
 
-    [JsonIgnore] public int Items => Classified + Rejected + Current + Removed + Changed;
+    [JsonIgnore] public int Items => Classified + Rejected + Current + Removed + Changed + Extracted;
 }
 
 /// <summary>A shard that failed on every delivery (<c>jobs/&lt;id&gt;/parked/&lt;n&gt;.json</c>), with the reason of the last.</summary>

@@ -120,6 +120,7 @@ public sealed class JobStore(BlobContainerClient container)
                 Current = total.Current + result.Current,
                 Removed = total.Removed + result.Removed,
                 Changed = total.Changed + result.Changed,
+                Extracted = total.Extracted + result.Extracted,
             };
         }
         var parked = new List<ParkedShard>();
@@ -140,12 +141,13 @@ public sealed class JobStore(BlobContainerClient container)
         ["current"] = Text(result.Current),
         ["removed"] = Text(result.Removed),
         ["changed"] = Text(result.Changed),
+        ["extracted"] = Text(result.Extracted),
     };
 
     private static ShardResult ResultFrom(IDictionary<string, string> metadata)
     {
         int Read(string key) => metadata.TryGetValue(key, out var value) && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
-        return new ShardResult { Classified = Read("classified"), Rejected = Read("rejected"), Current = Read("current"), Removed = Read("removed"), Changed = Read("changed") };
+        return new ShardResult { Classified = Read("classified"), Rejected = Read("rejected"), Current = Read("current"), Removed = Read("removed"), Changed = Read("changed"), Extracted = Read("extracted") };
     }
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);

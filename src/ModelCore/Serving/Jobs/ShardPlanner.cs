@@ -25,7 +25,7 @@ public sealed class ShardPlanner(BlobContainerClient images, BlobContainerClient
         var job = new JobRecord
         {
             Id = JobIds.New(DateTimeOffset.UtcNow),
-            Kind = "classify",
+            Kind = JobKinds.Classify,
             ImagesContainer = images.Name,
             CreatedAt = DateTimeOffset.UtcNow,
             ShardSize = shardSize,
@@ -52,10 +52,13 @@ public sealed class ShardPlanner(BlobContainerClient images, BlobContainerClient
         return job;
     }
 
-    private async Task<JobRecord> SendAsync(JobRecord job, List<ShardItem> items, CancellationToken cancellationToken)
+    private Task<JobRecord> SendAsync(JobRecord job, List<ShardItem> items, CancellationToken cancellationToken) => SendShardAsync(jobs, queue, job, items, cancellationToken);
+
+    /// <summary>Writes the items as the job's next shard, then enqueues its message, and records the shard in the job (the items are cleared).</summary>
+    internal static async Task<JobRecord> SendShardAsync(JobStore jobs, QueueClient queue, JobRecord job, List<ShardItem> items, CancellationToken cancellationToken)
     {
         var shard = job.Shards;
-        await jobs.WriteShardAsync(new ShardWork(job.Id, shard, [.. items]), cancellationToken).ConfigureAwait(false);
+        await jobs.WriteShardAsync(new ShardWork(job.Id, shard, [.. items]) { Kind = job.Kind }, cancellationToken).ConfigureAwait(false);
         await queue.SendMessageAsync(new ShardMessage(job.Id, shard).ToJson(), visibilityTimeout: TimeSpan.Zero, timeToLive: NeverExpires, cancellationToken).ConfigureAwait(false);
         job = job with { Shards = shard + 1, Items = job.Items + items.Count };
         items.Clear();

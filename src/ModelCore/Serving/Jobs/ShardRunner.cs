@@ -37,11 +37,23 @@ public sealed class ShardRunner(JobStore jobs, int maxAttempts, int parallelism)
 
     public int Parallelism { get; } = parallelism >= 1 ? parallelism : throw new ArgumentOutOfRangeException(nameof(parallelism));
 
-    public async Task<ShardOutcome> RunAsync(
+    /// <summary>Runs a classify shard: every item through <paramref name="update"/> (in parallel, <see cref="Parallelism"/> at a time).</summary>
+    public Task<ShardOutcome> RunAsync(
         ShardMessage message, long deliveryCount, Func<ShardItem, CancellationToken, Task<PredictionOutcome>> update, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(update);
+        return RunAsync(message, deliveryCount, (work, token) => ClassifyAsync(work, update, token), cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs a shard with <paramref name="run"/>, which does the whole shard's work and returns its result, or throws
+    /// <see cref="ShardFailedException"/> (or any failure) for the queue to deliver it again; the last allowed delivery
+    /// parks the shard with the reason. A shard with a result is not run again.
+    /// </summary>
+    public async Task<ShardOutcome> RunAsync(ShardMessage message, long deliveryCount, Func<ShardWork, CancellationToken, Task<ShardResult>> run, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(run);
         if (await jobs.IsDoneAsync(message, cancellationToken).ConfigureAwait(false))
         {
             return ShardOutcome.AlreadyDone;
@@ -52,6 +64,28 @@ public sealed class ShardRunner(JobStore jobs, int maxAttempts, int parallelism)
             return ShardOutcome.Parked;
         }
         var watch = Stopwatch.StartNew();
+        ShardResult result;
+        try
+        {
+            result = await run(work, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            var failure = e is ShardFailedException ? e.Message : Describe(e);
+            if (deliveryCount >= MaxAttempts)
+            {
+                await ParkAsync(message, deliveryCount, failure, cancellationToken).ConfigureAwait(false);
+                return ShardOutcome.Parked;
+            }
+            throw new ShardFailedException($"Shard {message.Shard} of job {message.Job} failed on delivery {deliveryCount} of {MaxAttempts}: {failure}", e);
+        }
+        await jobs.TryWriteResultAsync(message, result with { Attempt = deliveryCount, Seconds = watch.Elapsed.TotalSeconds }, cancellationToken).ConfigureAwait(false);
+        return ShardOutcome.Done;
+    }
+
+    /// <summary>A classify shard's work: every item through <paramref name="update"/>; the first failure is thrown once all items ran.</summary>
+    public async Task<ShardResult> ClassifyAsync(ShardWork work, Func<ShardItem, CancellationToken, Task<PredictionOutcome>> update, CancellationToken cancellationToken)
+    {
         var counts = new int[Enum.GetValues<PredictionOutcome>().Length];
         string? failure = null;
         Exception? firstError = null;
@@ -74,33 +108,24 @@ public sealed class ShardRunner(JobStore jobs, int maxAttempts, int parallelism)
         }).ConfigureAwait(false);
         if (failure is not null)
         {
-            if (deliveryCount >= MaxAttempts)
-            {
-                await ParkAsync(message, deliveryCount, failure, cancellationToken).ConfigureAwait(false);
-                return ShardOutcome.Parked;
-            }
-            throw new ShardFailedException($"Shard {message.Shard} of job {message.Job} failed on delivery {deliveryCount} of {MaxAttempts}: {failure}", firstError);
+            throw new ShardFailedException(failure, firstError);
         }
         int Count(PredictionOutcome outcome) => counts[(int)outcome];
-        var result = new ShardResult
+        return new ShardResult
         {
             Classified = Count(PredictionOutcome.Classified),
             Rejected = Count(PredictionOutcome.Rejected),
             Current = Count(PredictionOutcome.AlreadyDone),
             Removed = Count(PredictionOutcome.Removed),
             Changed = Count(PredictionOutcome.ImageGone) + Count(PredictionOutcome.Superseded),
-            Attempt = deliveryCount,
-            Seconds = watch.Elapsed.TotalSeconds,
         };
-        await jobs.TryWriteResultAsync(message, result, cancellationToken).ConfigureAwait(false);
-        return ShardOutcome.Done;
     }
 
     private Task ParkAsync(ShardMessage message, long deliveryCount, string reason, CancellationToken cancellationToken) =>
         jobs.ParkAsync(message, new ParkedShard(message.Shard, deliveryCount, reason, DateTimeOffset.UtcNow), cancellationToken);
 
     /// <summary>A reason fit to store and print: a storage failure by its status and code only (its message carries URIs and headers).</summary>
-    private static string Describe(Exception e) => e switch
+    public static string Describe(Exception e) => e switch
     {
         RequestFailedException storage => $"storage request failed ({storage.Status} {storage.ErrorCode})",
         _ => $"{e.GetType().Name}: {e.Message}",

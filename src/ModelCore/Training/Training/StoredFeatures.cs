@@ -4,6 +4,13 @@ using ServerlessClassifier.ModelCore.Jobs;
 namespace ServerlessClassifier.ModelCore.Training;
 
 /// <summary>
+/// Has the features of <paramref name="images"/> (blob and version) computed with <paramref name="extractor"/> and written
+/// to the feature store under <paramref name="key"/> elsewhere, and returns when that is over (whatever it did not
+/// compute, the run computes itself).
+/// </summary>
+public delegate Task FeatureFanOut(FeatureExtractor extractor, string key, IReadOnlyList<FeatureImage> images, CancellationToken cancellationToken);
+
+/// <summary>
 /// One head-mode run's use of the <see cref="FeatureStore"/> under one key: reads the stored features of the
 /// images it has, and writes the features it computes in files of <see cref="FeatureStore.RowsPerFile"/> images as
 /// they fill (each uploaded in the background while extraction goes on), so a run that stops part-way keeps what
@@ -11,6 +18,15 @@ namespace ServerlessClassifier.ModelCore.Training;
 /// </summary>
 internal sealed class StoredFeatures(FeatureStore store, string key, int numFeatures)
 {
+    /// <summary>Computes the features of images the store lacks elsewhere (a features job) before the run computes what is still missing.</summary>
+    public FeatureFanOut? FanOut { get; init; }
+
+    /// <summary>The mean image the extractor's preprocessing subtracts, if any (for the fan-out's extractor).</summary>
+    public float[]? MeanImage { get; init; }
+
+    /// <summary>Images handed to <see cref="FanOut"/>.</summary>
+    public int FannedOut { get; set; }
+
     private readonly string run = JobIds.New(DateTimeOffset.UtcNow);
     private readonly List<Task> uploads = [];
     private readonly List<FeatureImage> pendingImages = [];

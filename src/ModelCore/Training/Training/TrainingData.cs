@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Azure;
 using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Models;
@@ -210,7 +211,8 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
         }
         var watch = Stopwatch.StartNew();
         var inputSize = preprocessor.Config.InputSize;
-        using var engine = new OnnxEngine(OnnxExport.Export(model, inputSize), new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount });
+        var graph = OnnxExport.Export(model, inputSize);
+        using var engine = new OnnxEngine(graph, new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount });
         var numFeatures = engine.NumFeatures;
         var length = preprocessor.InputLength;
         double? parity = null;
@@ -220,6 +222,13 @@ internal sealed class TrainingData(ImageFolderDataset dataset, ImageDecoder deco
         if (stored is not null)
         {
             await ReadStoredAsync(stored, [train, validation], cancellationToken).ConfigureAwait(false);
+            var wanted = train.Missing.Concat(validation.Missing).Select(i => i.Identity).OfType<FeatureImage>().ToList();
+            if (stored.FanOut is { } fanOut && wanted.Count > 0)
+            {
+                stored.FannedOut = wanted.Count;
+                await fanOut(new FeatureExtractor(graph, preprocessor.Config, stored.MeanImage), stored.Key, wanted, cancellationToken).ConfigureAwait(false);
+                await ReadStoredAsync(stored, [train, validation], cancellationToken).ConfigureAwait(false);
+            }
         }
         var total = train.Missing.Count + validation.Missing.Count;
 

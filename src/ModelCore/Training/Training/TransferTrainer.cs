@@ -30,6 +30,12 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
     /// </summary>
     public FeatureStore? FeatureStore { get; init; }
 
+    /// <summary>
+    /// With <see cref="FeatureStore"/>: has the features the store lacks computed elsewhere first (the Functions app's
+    /// features shards); the run then reads them and computes only what is still missing.
+    /// </summary>
+    public FeatureFanOut? FeatureFanOut { get; init; }
+
     /// <summary>Trains on <paramref name="dataset"/> and returns the best epoch's model.</summary>
     /// <param name="checkpointDirectory">Where resume checkpoints go after each epoch; null: none.</param>
     /// <param name="resume">Continue from the checkpoint in <paramref name="checkpointDirectory"/> (a fresh start when there is none); refused if it was made with other options or data.</param>
@@ -105,12 +111,16 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 model.eval();
                 var probe = UsesLinearProbe(options);
                 var stored = FeatureStore is null ? null
-                    : new StoredFeatures(FeatureStore, FeatureKey.Compute(model, setup.Preprocessing, setup.MeanImage, preprocessor.DecodeShorterSide), model.Backbone.NumFeatures);
+                    : new StoredFeatures(FeatureStore, FeatureKey.Compute(model, setup.Preprocessing, setup.MeanImage, preprocessor.DecodeShorterSide), model.Backbone.NumFeatures)
+                    {
+                        FanOut = FeatureFanOut,
+                        MeanImage = setup.MeanImage,
+                    };
                 var cache = await loader.ExtractFeaturesAsync(model, preprocessor, options.FeatureBatchSize, cancellationToken, flip: probe && options.FlipFeatures, stored).ConfigureAwait(false);
                 if (stored is not null)
                 {
                     Report(progress, $"Feature store '{stored.Store.Container.Name}', key {stored.Key}: {cache.FromStore} of {cache.FromStore + cache.Computed} images read from {stored.FilesRead} file(s), " +
-                        $"{cache.Computed} computed, {stored.Written} written.");
+                        $"{cache.Computed} computed, {stored.Written} written{(FeatureFanOut is null ? "" : $"; {stored.FannedOut} fanned out")}.");
                 }
                 var imagesPerSecond = (cache.TrainLabels.Length + cache.ValidationLabels.Length) / Math.Max(cache.Seconds, 1e-9);
                 LogFeatures(cache.TrainLabels.Length + cache.ValidationLabels.Length, cache.Seconds, imagesPerSecond, cache.ParityRelativeDifference);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -76,11 +77,18 @@ public static class TrainCommand
             Description = "Head mode with --data container[/prefix]: keep the frozen backbone's features of every image in the features container (Classifier__FeaturesContainer; " +
                 "safetensors, keyed by the backbone and each blob's version) and read them back on the next run, so only new or changed images are decoded and computed.",
         };
+        var distributed = new Option<bool>("--distributed")
+        {
+            Description = "With --feature-cache: the features the store lacks are computed by the Functions app first (a features job on its shard queue, scaled out like " +
+                "classify --distributed; follow it with jobs status); the run then reads them and computes only what a parked shard left out.",
+        };
+        var shardSize = new Option<int>("--shard-size") { Description = "With --distributed: most images per shard (one queue message).", DefaultValueFactory = _ => FeatureJobPlanner.DefaultShardSize };
+        shardSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--shard-size must be >= 1."); } });
         var publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." };
 
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
-            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, inputSize, flip, noFlip, precision, featureCache, resume, publish,
+            data, rewritePrefix, output, mode, unfreeze, epochs, batchSize, lr, seed, valSplit, device, backbone, inputSize, flip, noFlip, precision, featureCache, distributed, shardSize, resume, publish,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -154,7 +162,12 @@ public static class TrainCommand
                 }
                 run = run with { Data = FullPathIfLocal(run.Data)! };
             }
-            return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken);
+            if ((parse.GetValue(distributed) || IsExplicit(parse, shardSize)) && !run.FeatureCache)
+            {
+                throw new UsageException(parse.GetValue(distributed) ? "--distributed fans out the feature extraction of --feature-cache: give --feature-cache too." : "--shard-size goes with --distributed.");
+            }
+            int? fanOut = parse.GetValue(distributed) ? parse.GetValue(shardSize) : null;
+            return await TrainRun.RunAsync(run, folder, parse.GetValue(resume), parse.GetValue(publish), context, cancellationToken, fanOut);
         });
         return command;
     }

@@ -15,7 +15,8 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// </summary>
 internal static class TrainRun
 {
-    public static async Task<int> RunAsync(SavedRun run, string output, bool resume, bool publish, CliContext context, CancellationToken cancellationToken)
+    /// <param name="fanOutShardSize">With <see cref="SavedRun.FeatureCache"/>: have the Functions app compute the missing features first, in shards of this many images.</param>
+    public static async Task<int> RunAsync(SavedRun run, string output, bool resume, bool publish, CliContext context, CancellationToken cancellationToken, int? fanOutShardSize = null)
     {
         var checkpoints = Path.Combine(output, TrainCommand.CheckpointsFolder);
         PrepareOutput(output, checkpoints, resume);
@@ -36,8 +37,12 @@ internal static class TrainRun
             {
                 var progress = new TrainingProgressView(sink, options.Epochs);
                 var loaded = await LoadDatasetAsync(run, options, context, progress, cancellationToken);
-                var trained = await new TransferTrainer(new CliLogger<TransferTrainer>(context)) { FeatureStore = run.FeatureCache ? context.Storage.Features() : null }
-                    .TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
+                var trainer = new TransferTrainer(new CliLogger<TransferTrainer>(context))
+                {
+                    FeatureStore = run.FeatureCache ? context.Storage.Features() : null,
+                    FeatureFanOut = fanOutShardSize is { } shardSize ? JobCommands.FeatureFanOut(context, sink, ContainerOf(run.Data), shardSize) : null,
+                };
+                var trained = await trainer.TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
                 return (loaded, trained);
             });
         }
@@ -112,7 +117,7 @@ internal static class TrainRun
             return dataset;
         }
         var slash = data.IndexOf('/', StringComparison.Ordinal);
-        var containerName = slash < 0 ? data : data[..slash];
+        var containerName = ContainerOf(data);
         var prefix = slash < 0 ? "" : data[(slash + 1)..].TrimEnd('/');
         if (containerName.Length is < 3 or > 63 || !containerName.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
         {
@@ -127,6 +132,9 @@ internal static class TrainRun
         var datasetOptions = options.ToDatasetOptions() with { CheckContent = !run.FeatureCache };
         return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions, progress, cancellationToken);
     }
+
+    /// <summary>The container of <c>--data container[/prefix]</c>.</summary>
+    private static string ContainerOf(string data) => data.IndexOf('/', StringComparison.Ordinal) is var slash and >= 0 ? data[..slash] : data;
 
     /// <summary>Where a manifest's references point: the configured account (created on first use) and its training container.</summary>
     internal static ManifestSources ManifestSourcesFor(CliContext context, IReadOnlyList<string>? rewrites)

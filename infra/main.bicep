@@ -96,6 +96,8 @@ var predictionsContainerName = 'predictions'
 var modelsContainerName = 'models'
 var trainingContainerName = 'training'
 var jobsContainerName = 'jobs'
+// Head-mode features kept between training runs (train --feature-cache), written by the features shards too.
+var featuresContainerName = 'features'
 // The shard queue of `trainjob classify --container --distributed`, consumed by the app's ClassifyShard.
 var shardQueueName = 'classify-shards'
 var deploymentContainerName = 'app-package-${resourceToken}'
@@ -132,6 +134,7 @@ module storage 'modules/storage.bicep' = {
       modelsContainerName
       trainingContainerName
       jobsContainerName
+      featuresContainerName
       deploymentContainerName
     ]
     queueNames: [
@@ -162,6 +165,7 @@ module functionApp 'modules/functionApp.bicep' = {
     predictionsContainerName: predictionsContainerName
     modelsContainerName: modelsContainerName
     jobsContainerName: jobsContainerName
+    featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
   }
 }
@@ -213,6 +217,7 @@ module trainJob 'modules/trainJob.bicep' = {
     memory: trainJobMemory
     replicaTimeoutSeconds: trainJobTimeoutSeconds
     jobsContainerName: jobsContainerName
+    featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
   }
 }

@@ -47,6 +47,9 @@ param predictionsContainerName string
 param modelsContainerName string
 param jobsContainerName string
 
+@description('The feature store that features shards write (trainjob train --feature-cache --distributed).')
+param featuresContainerName string
+
 @description('The shard queue ClassifyShard reads (trainjob classify --container --distributed writes it).')
 param shardQueueName string
 
@@ -136,6 +139,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     Classifier__PredictionsContainer: predictionsContainerName
     Classifier__ModelsContainer: modelsContainerName
     Classifier__JobsContainer: jobsContainerName
+    Classifier__FeaturesContainer: featuresContainerName
     // The host resolves the queue trigger's %Classifier:ShardQueue% from app settings.
     Classifier__ShardQueue: shardQueueName
     // The host resolves the sweep timer's %Classifier:SweepSchedule% (like the blob trigger's

@@ -53,6 +53,9 @@ param args string[]
 param jobsContainerName string
 param shardQueueName string
 
+@description('The feature store of train --feature-cache.')
+param featuresContainerName string
+
 @description('vCPUs for the container (NC8as-T4 profile: up to 8; NC24-A100: up to 24).')
 param cpu int = 8
 
@@ -211,6 +214,10 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
             {
               name: 'Classifier__JobsContainer'
               value: jobsContainerName
+            }
+            {
+              name: 'Classifier__FeaturesContainer'
+              value: featuresContainerName
             }
             {
               name: 'Classifier__ShardQueue'

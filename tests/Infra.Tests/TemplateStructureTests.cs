@@ -46,10 +46,11 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.Contains("models", containerNames);
         Assert.Contains("training", containerNames);
         Assert.Contains("jobs", containerNames);
+        Assert.Contains("features", containerNames);
         // The Flex Consumption package container is the one the app deploys from.
         var appDeploymentContainer = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"];
         Assert.Contains(Main.Resolve((string?)appDeploymentContainer), containerNames);
-        Assert.Equal(6, containerNames.Count);
+        Assert.Equal(7, containerNames.Count);
     }
 
     [Fact]
@@ -102,6 +103,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__PredictionsContainer",
             "Classifier__ModelsContainer",
             "Classifier__JobsContainer",
+            "Classifier__FeaturesContainer",
             "Classifier__ShardQueue",
             "Classifier__SweepSchedule",
         ];
@@ -206,7 +208,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         var container = Assert.Single(Main.Module("trainJob").Template.Single("Microsoft.App/jobs")["properties"]!["template"]!["containers"]!.AsArray())!;
         var env = container["env"]!.AsArray().ToDictionary(e => (string)e!["name"]!, e => (string?)e!["value"]);
 
-        string[] expected = ["AZURE_CLIENT_ID", "Classifier__JobsContainer", "Classifier__ShardQueue", "ClassifierStorage__blobServiceUri", "ClassifierStorage__clientId",
+        string[] expected = ["AZURE_CLIENT_ID", "Classifier__FeaturesContainer", "Classifier__JobsContainer", "Classifier__ShardQueue", "ClassifierStorage__blobServiceUri", "ClassifierStorage__clientId",
             "ClassifierStorage__credential", "ClassifierStorage__queueServiceUri"];
         Assert.Equal(expected.Order(StringComparer.Ordinal), env.Keys.Order(StringComparer.Ordinal));
         Assert.Equal("managedidentity", env["ClassifierStorage__credential"]);

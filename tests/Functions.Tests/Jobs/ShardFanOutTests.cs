@@ -3,6 +3,9 @@ using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Storage;
@@ -119,6 +122,86 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
     }
 
     [Fact]
+    public async Task FeaturesJob_SeveralConsumersDuplicatesAndAKilledConsumer_StoreEveryImagesFeaturesOnce()
+    {
+        await using var host = await StartAsync(await model.SharedModelsAsync());
+        for (var i = 0; i < 60; i++)
+        {
+            var label = ServingModelFixture.Labels[i % 3];
+            await host.UploadAsync($"train/{label}/{i:D3}.png", ServingModelFixture.Image(label, seed: i, width: 48, height: 40));
+        }
+        await host.UploadAsync("train/red/bad.png", [1, 2, 3]);
+        var listed = new List<(string Blob, string Version)>();
+        await foreach (var blob in host.Images.GetBlobsAsync())
+        {
+            listed.Add((blob.Name, PredictionBlobs.VersionOf(blob.Properties.ETag!.Value)));
+        }
+        var package = await ModelPackage.LoadAsync(model.Folder);
+        var extractor = new FeatureExtractor(await File.ReadAllBytesAsync(Path.Combine(model.Folder, "model.onnx")), package.Manifest.Preprocessing, null);
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(extractor.Graph));
+        var (jobs, queue) = Infrastructure(host);
+        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(host.Images.Name, key, extractor, listed, shardSize: 8);
+        Assert.Equal(8, job.Shards);
+        await host.UploadAsync("train/green/001.png", ServingModelFixture.Image("blue", seed: 7)); // overwritten after the listing
+        for (var shard = 0; shard < job.Shards; shard += 3)
+        {
+            await queue.SendMessageAsync(new ShardMessage(job.Id, shard).ToJson()); // delivered twice
+        }
+        // A consumer that dies while it runs a shard (cancelled): no result, and its message comes back.
+        var victim = (await queue.ReceiveMessageAsync(Visibility)).Value;
+        using (var kill = new CancellationTokenSource(TimeSpan.FromMilliseconds(30)))
+        {
+            try
+            {
+                await host.Function<ClassifyShard>().Run(victim, kill.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // killed before it finished; otherwise it finished, which changes nothing below
+            }
+        }
+
+        var function = host.Function<ClassifyShard>();
+        var deliveries = (await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => ConsumeAsync(queue, function, jobs, job.Id, TimeSpan.FromMinutes(4))))).Sum();
+
+        var status = (await jobs.GetStatusAsync(job.Id))!;
+        Assert.True(status.Finished);
+        Assert.Empty(status.Parked);
+        Assert.Equal(new ShardResult { Extracted = 59, Rejected = 1, Changed = 1 } with { Attempt = 0 }, status.Totals with { Attempt = 0, Seconds = 0 });
+        Assert.True(deliveries >= job.Shards, $"{deliveries} deliveries");
+        var store = TestStorage.CreateServiceClient().GetBlobContainerClient(host.Configuration("Classifier:FeaturesContainer"));
+        var rows = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        var width = 0;
+        var files = 0;
+        await foreach (var blob in store.GetBlobsAsync(BlobTraits.None, BlobStates.None, key + "/", CancellationToken.None))
+        {
+            files++;
+            var bytes = (await store.GetBlobClient(blob.Name).DownloadContentAsync()).Value.Content.ToArray();
+            width = (int)SafeTensorsFile.Read(bytes, FeatureStore.TensorName, blob.Name).Shape[1];
+            var (images, tensor) = FeatureStore.Parse(bytes, blob.Name, width);
+            for (var i = 0; i < images.Count; i++)
+            {
+                Assert.True(rows.TryAdd(images[i].Name, tensor.Values[(i * width)..((i + 1) * width)]), $"{images[i].Name} is stored twice"); // one file per shard, rewritten by a duplicate
+                Assert.Equal(listed.Single(l => $"{host.Images.Name}/{l.Blob}" == images[i].Name).Version, images[i].Version);
+            }
+        }
+        Assert.Equal(job.Shards, files);
+        Assert.Equal(59, rows.Count);
+        Assert.DoesNotContain($"{host.Images.Name}/train/red/bad.png", rows.Keys);
+        Assert.DoesNotContain($"{host.Images.Name}/train/green/001.png", rows.Keys);
+        // The stored features are the extractor's on the image as training preprocesses it.
+        using var engine = new OnnxEngine(extractor.Graph, new OnnxEngineOptions());
+        var preprocessor = new ImagePreprocessor(extractor.Preprocessing);
+        foreach (var name in rows.Keys.Order(StringComparer.Ordinal).Take(5))
+        {
+            var bytes = (await host.Images.GetBlobClient(name[(host.Images.Name.Length + 1)..]).DownloadContentAsync()).Value.Content;
+            var expected = engine.ExtractFeatures(preprocessor.DecodeAndPreprocess(new ImageDecoder(), bytes.ToMemory()), 1);
+            Assert.Equal(width, expected.Length);
+            Assert.All(Enumerable.Range(0, width), j => Assert.Equal(expected[j], rows[name][j], 1e-4f));
+        }
+    }
+
+    [Fact]
     public async Task FailingShard_IsRetriedThenParkedWithItsReason_AndRunningAgainFinishesIt()
     {
         var models = await TestStorage.CreateContainerAsync("models-empty");
@@ -192,6 +275,7 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
         {
             ["Classifier:JobsContainer"] = $"jobs-{suffix}",
             ["Classifier:ShardQueue"] = $"shards-{suffix}",
+            ["Classifier:FeaturesContainer"] = $"features-{suffix}",
         };
         if (sameStorageAs is not null)
         {

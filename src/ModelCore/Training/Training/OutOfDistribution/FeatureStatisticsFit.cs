@@ -10,8 +10,8 @@ public sealed record FittedFeatureStatistics(FeatureStatistics Statistics, OutOf
 
 /// <summary>
 /// Fits the out-of-distribution statistics (<see cref="FeatureStatistics"/>) to the training images' features:
-/// features scaled to unit length, class means, then a singular value decomposition of the features centred on their class means gives the
-/// shared within-class covariance's leading eigenvectors (at most <see cref="MaxComponents"/>, and at most half
+/// features scaled to unit length, class means, then an eigendecomposition of the covariance of the features centred on their
+/// class means (accumulated a block at a time, so memory does not grow with the images) gives the shared within-class covariance's leading eigenvectors (at most <see cref="MaxComponents"/>, and at most half
 /// the degrees of freedom, images minus classes) and the average variance of the rest. The cut-off is calibrated
 /// out-of-fold: with 5 stratified folds, each image is scored by statistics fitted on the other folds, and the
 /// cut-off is the distance that <see cref="OutOfDistributionSpec.ExceedShare"/> of those scores exceed (scoring the
@@ -28,6 +28,9 @@ public static class FeatureStatisticsFit
     public const int MinImagesForFolds = 20;
 
     public const string FileName = "ood.bin";
+
+    /// <summary>Rows centred and added to the covariance at a time.</summary>
+    private const int CovarianceBlockRows = 1024;
 
     public static FittedFeatureStatistics Fit(ReadOnlySpan<float> features, IReadOnlyList<int> labels, int classes, int width, int seed)
     {
@@ -145,28 +148,40 @@ public static class FeatureStatisticsFit
                 means[s * width + f] /= counts[s];
             }
         }
-        var centred = new double[indices.Length * width];
-        for (var r = 0; r < indices.Length; r++)
-        {
-            var i = indices[r];
-            var s = slot[labels[i]];
-            for (var f = 0; f < width; f++)
-            {
-                centred[r * width + f] = rows[i * width + f] - means[s * width + f];
-            }
-        }
+        // The within-class covariance (width x width), accumulated a block of rows at a time: its eigenvectors are the
+        // right singular vectors of the centred rows and its eigenvalues their squared singular values over n, so this
+        // is the decomposition of the centred matrix without ever holding it (n x width doubles, several times over
+        // in the SVD's factors and workspace: the one part of training that grew with the data set).
         var k = Math.Min(Math.Min(MaxComponents, width - 1), Math.Max(0, (indices.Length - present.Length) / 2));
         double[] variances;
         float[] components;
         double total;
         using (var scope = NewDisposeScope())
         {
-            var matrix = tensor(centred, [indices.Length, width], ScalarType.Float64);
-            var (_, singular, vh) = linalg.svd(matrix, fullMatrices: false);
-            var eigen = (singular * singular / indices.Length).data<double>().ToArray();
-            total = eigen.Sum();
-            variances = [.. eigen.Take(k)];
-            components = k == 0 ? [] : [.. vh.narrow(0, 0, k).to_type(ScalarType.Float32).contiguous().data<float>().ToArray()];
+            var covariance = zeros([width, width], ScalarType.Float64);
+            var block = new double[Math.Min(CovarianceBlockRows, indices.Length) * width];
+            for (var start = 0; start < indices.Length; start += CovarianceBlockRows)
+            {
+                var count = Math.Min(CovarianceBlockRows, indices.Length - start);
+                for (var r = 0; r < count; r++)
+                {
+                    var i = indices[start + r];
+                    var s = slot[labels[i]];
+                    for (var f = 0; f < width; f++)
+                    {
+                        block[r * width + f] = rows[i * width + f] - means[s * width + f];
+                    }
+                }
+                using var inner = NewDisposeScope();
+                var centred = tensor(block.AsSpan(0, count * width).ToArray(), [count, width], ScalarType.Float64);
+                covariance.add_(centred.t().matmul(centred));
+            }
+            covariance.div_(indices.Length);
+            var (eigen, vectors) = linalg.eigh(covariance); // ascending
+            var descending = eigen.flip(0).clamp_min(0).data<double>().ToArray();
+            total = descending.Sum();
+            variances = [.. descending.Take(k)];
+            components = k == 0 ? [] : [.. vectors.flip(1).narrow(1, 0, k).t().to_type(ScalarType.Float32).contiguous().data<float>().ToArray()];
         }
         // Directions beyond the decomposition's rank have no variance in the sample; they share the residual average.
         var residual = Math.Max((total - variances.Sum()) / (width - k), Math.Max(1e-6 * total / width, 1e-12));

@@ -1,4 +1,5 @@
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.ModelCore.Training.OutOfDistribution;
 using static TorchSharp.torch;
 
@@ -80,5 +81,27 @@ public sealed class FeatureStatisticsFitTests
             var expected = reference.Distance(probe);
             Assert.Equal(expected, fitted.Distance(probe), expected * 1e-4);
         }
+    }
+
+    [Fact]
+    public void Fit_OnTheSplitsArrays_EqualsTheFitOnOneArray_AndLeavesTheFeaturesAsTheyWere()
+    {
+        TorchRuntime.EnsureInitialized();
+        const int classes = 3, width = 12, images = 150;
+        var random = new Random(9);
+        var features = Enumerable.Range(0, images * width).Select(i => (float)(((i / width) % classes == i % classes ? 2 : 0) + random.NextDouble())).ToArray();
+        var labels = Enumerable.Range(0, images).Select(i => i % classes).ToArray();
+        var original = features.ToArray();
+
+        var one = FeatureStatisticsFit.Fit(features, labels, classes, width, seed: 2);
+        var split = FeatureStatisticsFit.Fit(new FeatureRows(width, features[..(101 * width)], features[(101 * width)..]), labels, classes, seed: 2);
+
+        Assert.Equal(original, features); // scaled to unit length as read, not in place
+        Assert.Equal(one.Spec.Cutoff, split.Spec.Cutoff);
+        Assert.Equal(one.Spec.ScoreQuantiles, split.Spec.ScoreQuantiles);
+        Assert.Equal(one.Statistics.Eigenvalues, split.Statistics.Eigenvalues);
+        Assert.Equal(5, one.Spec.Folds);
+        var probe = features.AsSpan(7 * width, width);
+        Assert.Equal(one.Statistics.Distance(probe), split.Statistics.Distance(probe));
     }
 }

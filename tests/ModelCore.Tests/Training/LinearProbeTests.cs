@@ -1,4 +1,5 @@
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.ModelCore.Training.Probe;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -64,9 +65,9 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         var withoutFold = everything.Where(i => i % 4 != 0).ToList();
         float[] Independent(List<int> rows)
         {
-            var standardizer = FeatureStandardizer.Compute(x, 10, rows);
-            using var design = tensor(standardizer.Apply(x, rows), [rows.Count, 10], float64);
-            var model = SoftmaxRegression.Fit(design, [.. rows.Select(r => (long)y[r])], 3, 1e-1);
+            var features = new FeatureRows(10, x);
+            var standardizer = FeatureStandardizer.Compute(features, rows);
+            var model = SoftmaxRegression.Fit(new StandardizedRows(features, standardizer, rows), [.. rows.Select(r => (long)y[r])], 3, 1e-1);
             return standardizer.Fold(model.Weight(), model.Bias(), fit.Temperature).Weight;
         }
         var all = Independent(everything);
@@ -81,6 +82,57 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         var withFlips = LinearProbe.Fit(x, y, 3, flipped, folds: 4, seed: 3, grid: [1e-1]);
         Assert.Equal(120, withFlips.FinalRows);
         Assert.Equal(60 * 3, withFlips.OutOfFoldLogits.Length); // flipped rows are trained on, never scored
+    }
+
+    [Fact]
+    public void SoftmaxRegression_FittedBlockByBlock_EqualsTheFitOnTheWholeMatrix()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (x, y) = Blobs(perClass: 25, features: 10, separation: 1, labelNoise: 0.1, seed: 4);
+        var features = new FeatureRows(10, x);
+        var rows = Enumerable.Range(0, 75).Where(i => i % 5 != 2).Reverse().ToList(); // a fold's rows, in an order of their own
+        var standardizer = FeatureStandardizer.Compute(features, rows);
+        long[] labels = [.. rows.Select(r => (long)y[r])];
+        var whole = new StandardizedRows(features, standardizer, rows, blockRows: 1000);
+        var blocks = new StandardizedRows(features, standardizer, rows, blockRows: 7); // 60 rows: 8 full blocks and one of 4
+
+        var one = SoftmaxRegression.Fit(whole, labels, 3, 1e-2);
+        var many = SoftmaxRegression.Fit(blocks, labels, 3, 1e-2);
+
+        var parameters = one.Parameters.Zip(many.Parameters, (a, b) => Math.Abs(a - b)).Max();
+        var logits = one.Logits(whole).Zip(many.Logits(blocks), (a, b) => Math.Abs(a - b)).Max();
+        output.WriteLine($"{one.Outcome} / {many.Outcome}; max |parameter difference| {parameters:E2}, max |logit difference| {logits:E2}");
+        Assert.True(one.Outcome!.Converged && many.Outcome!.Converged);
+        Assert.Contains(one.Parameters, p => Math.Abs(p) > 0.5); // a real fit, not the zero start
+        Assert.True(parameters < 1e-6, $"{parameters}");
+        Assert.True(logits < 1e-6, $"{logits}");
+        Assert.Equal(rows.Count * 3, many.Logits(blocks).Length);
+    }
+
+    [Fact]
+    public void Probe_OnRowsSpreadOverArrays_EqualsTheProbeOnOneArray()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (x, y) = Blobs(perClass: 20, features: 10, separation: 1, labelNoise: 0.1, seed: 6);
+        var flipped = x.Select(v => v * 0.9f).ToArray();
+        // The training split's array and the validation split's, as head mode holds them (split at an odd row).
+        var (split, d) = (37, 10);
+        var parts = new FeatureRows(d, x[..(split * d)], x[(split * d)..]);
+        var flippedParts = new FeatureRows(d, flipped[..(split * d)], flipped[(split * d)..]);
+        Assert.Equal(60, parts.Count);
+        Assert.True(parts.Row(split).SequenceEqual(x.AsSpan(split * d, d)));
+        Assert.True(parts.Then(flippedParts).Row(60 + 5).SequenceEqual(flipped.AsSpan(5 * d, d)));
+
+        var together = LinearProbe.Fit(x, y, 3, flipped, folds: 4, seed: 3, grid: [1e-1, 1e-2]);
+        var spread = LinearProbe.Fit(parts, y, 3, flippedParts, folds: 4, seed: 3, grid: [1e-1, 1e-2]);
+
+        Assert.Equal(120, spread.FinalRows);
+        // Blocks end where an array ends, so sums run in another order: equal to rounding, not bit for bit.
+        Assert.Equal(together.Lambda, spread.Lambda);
+        Assert.True(together.Weight.Zip(spread.Weight, (a, b) => Math.Abs(a - b)).Max() < 1e-6);
+        Assert.True(together.Bias.Zip(spread.Bias, (a, b) => Math.Abs(a - b)).Max() < 1e-6);
+        Assert.True(together.OutOfFoldLogits.Zip(spread.OutOfFoldLogits, (a, b) => Math.Abs(a - b)).Max() < 1e-9);
+        Assert.Contains(spread.Weight, w => Math.Abs(w) > 0.1);
     }
 
     [Fact]
@@ -139,7 +191,7 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         const int d = 16, classes = 3;
         var features = Enumerable.Range(0, 50 * d).Select(_ => (float)((random.NextDouble() * 5) + 2)).ToArray();
         var rows = Enumerable.Range(0, 50).ToList();
-        var standardizer = FeatureStandardizer.Compute(features, d, rows);
+        var standardizer = FeatureStandardizer.Compute(new FeatureRows(d, features), rows);
         var weight = new double[classes, d];
         var bias = new double[classes];
         for (var c = 0; c < classes; c++)
@@ -152,7 +204,7 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         }
         const double temperature = 1.7;
         var (folded, foldedBias) = standardizer.Fold(weight, bias, temperature);
-        var standardised = standardizer.Apply(features, rows);
+        var standardised = features.Select((v, j) => (v - standardizer.Mean[j % d]) / standardizer.Std[j % d]).ToArray();
         var worst = 0.0;
         for (var i = 0; i < 50; i++)
         {

@@ -29,7 +29,7 @@ public sealed partial class TransferTrainer
     private static TrainingResult WithOutOfDistribution(TrainingResult result, FeatureCache cache, int classes, int seed, IProgress<TrainingProgress>? progress)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var fit = FeatureStatisticsFit.Fit([.. cache.Train, .. cache.Validation], [.. cache.TrainLabels, .. cache.ValidationLabels], classes, cache.NumFeatures, seed);
+        var fit = FeatureStatisticsFit.Fit(new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation), [.. cache.TrainLabels, .. cache.ValidationLabels], classes, seed);
         var confidences = result.ValidationPredictions.Select(p => p.Confidence).ToArray();
         result.OutOfDistribution = fit.Statistics;
         result.Manifest = result.Manifest with

@@ -159,7 +159,7 @@ public sealed partial class TransferTrainer
                 model.Backbone.call(data.PlainTrainBatch(start, n)).data<float>().CopyTo(features.AsSpan(start * d, n * d));
             }
         }
-        var fit = LinearProbe.Fit(features, data.TrainLabels, dataset.Labels.Count, null, options.ProbeFolds, options.Seed);
+        var fit = LinearProbe.Fit(features, data.TrainLabels, dataset.Labels.Count, null, options.ProbeFolds, options.Seed, report: message => Report(progress, message));
         SetHead(setup, fit);
         Report(progress, string.Create(CultureInfo.InvariantCulture,
             $"Head initialised from a linear probe on the {count} training images' features (L2 {fit.Lambda:G3} by {fit.Folds}-fold cross-validation, temperature {fit.Temperature:F2}, " +

@@ -41,7 +41,7 @@ public sealed partial class TransferTrainer
         string[] sources = [.. data.TrainSources, .. data.ValidationSources];
         // Only images the kept backbone never trained on judge the fit: the validation split, or every image when the start (epoch 0) was kept.
         int[]? scored = trained.BestEpoch == 0 ? null : [.. Enumerable.Range(trainCount, validationCount)];
-        var fit = LinearProbe.Fit(features, labels, classes, null, options.ProbeFolds, options.Seed, scored: scored);
+        var fit = LinearProbe.Fit(features, labels, classes, null, options.ProbeFolds, options.Seed, scored: scored, report: message => Report(progress, message));
         SetHead(setup, fit);
 
         var judged = scored ?? [.. Enumerable.Range(0, labels.Length)];

@@ -32,34 +32,30 @@ public static class FeatureStatisticsFit
     /// <summary>Rows centred and added to the covariance at a time.</summary>
     private const int CovarianceBlockRows = 1024;
 
-    public static FittedFeatureStatistics Fit(ReadOnlySpan<float> features, IReadOnlyList<int> labels, int classes, int width, int seed)
+    /// <param name="features">Images x width features, row-major.</param>
+    public static FittedFeatureStatistics Fit(float[] features, IReadOnlyList<int> labels, int classes, int width, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (labels.Count == 0 || features.Length != labels.Count * width)
+        {
+            throw new ArgumentException($"{features.Length} feature values for {labels.Count} images of {width} features.", nameof(features));
+        }
+        return Fit(new FeatureRows(width, features), labels, classes, seed);
+    }
+
+    /// <summary>The fit on rows that stay where they are (the training and the validation split's arrays): no copy of the features is made.</summary>
+    internal static FittedFeatureStatistics Fit(FeatureRows features, IReadOnlyList<int> labels, int classes, int seed)
     {
         ArgumentNullException.ThrowIfNull(labels);
         var n = labels.Count;
-        if (n == 0 || features.Length != n * width)
+        var width = features.Width;
+        if (n == 0 || features.Count != n)
         {
-            throw new ArgumentException($"{features.Length} feature values for {n} images of {width} features.", nameof(features));
+            throw new ArgumentException($"{features.Count} rows of features for {n} images.", nameof(features));
         }
-        var rows = features.ToArray();
-        // Unit-length features: the distance then measures direction, not the activation's overall strength,
-        // which makes Mahalanobis scores of pooled CNN features markedly better at telling unseen content apart.
-        for (var i = 0; i < n; i++)
-        {
-            var row = rows.AsSpan(i * width, width);
-            double sum = 0;
-            foreach (var v in row)
-            {
-                sum += (double)v * v;
-            }
-            var length = Math.Sqrt(sum);
-            if (length > 0)
-            {
-                for (var f = 0; f < width; f++)
-                {
-                    row[f] = (float)(row[f] / length);
-                }
-            }
-        }
+        var rows = new UnitRows(features);
+        var scratch = new float[width];
         var distances = new double[n];
         var everyClassTwice = Enumerable.Range(0, classes).All(c => labels.Count(l => l == c) >= 2);
         var folds = n >= MinImagesForFolds && everyClassTwice ? Folds : 0;
@@ -72,7 +68,7 @@ public static class FeatureStatisticsFit
                 var statistics = Compute(rows, labels, [.. Enumerable.Range(0, n).Where(i => assignment[i] != fold)], classes, width, cutoff: 1);
                 foreach (var i in held)
                 {
-                    distances[i] = statistics.Distance(rows.AsSpan(i * width, width));
+                    distances[i] = statistics.Distance(rows.Read(i, scratch));
                 }
             }
         }
@@ -81,7 +77,7 @@ public static class FeatureStatisticsFit
         {
             for (var i = 0; i < n; i++)
             {
-                distances[i] = all.Distance(rows.AsSpan(i * width, width));
+                distances[i] = all.Distance(rows.Read(i, scratch));
             }
         }
         var cutoff = Math.Max(Quantile(distances, 1 - OutOfDistributionSpec.DefaultExceedShare), 1e-9);
@@ -120,8 +116,9 @@ public static class FeatureStatisticsFit
         return sorted[low] + (position - low) * (sorted[high] - sorted[low]);
     }
 
-    private static FeatureStatistics Compute(float[] rows, IReadOnlyList<int> labels, int[] indices, int classes, int width, double cutoff)
+    private static FeatureStatistics Compute(UnitRows rows, IReadOnlyList<int> labels, int[] indices, int classes, int width, double cutoff)
     {
+        var row = new float[width];
         // Class means over the chosen images; a class absent from them (a fold without it) gets no mean.
         var present = Enumerable.Range(0, classes).Where(c => indices.Any(i => labels[i] == c)).ToArray();
         var means = new double[present.Length * width];
@@ -136,9 +133,10 @@ public static class FeatureStatisticsFit
         {
             var s = slot[labels[i]];
             counts[s]++;
+            rows.Read(i, row);
             for (var f = 0; f < width; f++)
             {
-                means[s * width + f] += rows[i * width + f];
+                means[s * width + f] += row[f];
             }
         }
         for (var s = 0; s < present.Length; s++)
@@ -167,9 +165,10 @@ public static class FeatureStatisticsFit
                 {
                     var i = indices[start + r];
                     var s = slot[labels[i]];
+                    rows.Read(i, row);
                     for (var f = 0; f < width; f++)
                     {
-                        block[r * width + f] = rows[i * width + f] - means[s * width + f];
+                        block[r * width + f] = row[f] - means[s * width + f];
                     }
                 }
                 using var inner = NewDisposeScope();
@@ -187,5 +186,43 @@ public static class FeatureStatisticsFit
         var residual = Math.Max((total - variances.Sum()) / (width - k), Math.Max(1e-6 * total / width, 1e-12));
         var eigenvalues = variances.Select(v => Math.Max(v, residual)).ToArray();
         return new FeatureStatistics(present.Length, width, [.. means.Select(m => (float)m)], components, eigenvalues, residual, cutoff, normalize: true);
+    }
+
+    /// <summary>
+    /// The rows scaled to unit length as they are read (the distance then measures direction, not the activation's overall
+    /// strength, which makes Mahalanobis scores of pooled CNN features markedly better at telling unseen content apart).
+    /// Only each row's length is kept, not a scaled copy of the features.
+    /// </summary>
+    private sealed class UnitRows
+    {
+        private readonly FeatureRows features;
+        private readonly double[] lengths;
+
+        public UnitRows(FeatureRows features)
+        {
+            this.features = features;
+            lengths = new double[features.Count];
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                double sum = 0;
+                foreach (var v in features.Row(i))
+                {
+                    sum += (double)v * v;
+                }
+                lengths[i] = Math.Sqrt(sum);
+            }
+        }
+
+        /// <summary>Row <paramref name="index"/> at unit length (unchanged when all zero), written into and returned as <paramref name="destination"/>.</summary>
+        public ReadOnlySpan<float> Read(int index, Span<float> destination)
+        {
+            var row = features.Row(index);
+            var length = lengths[index];
+            for (var f = 0; f < row.Length; f++)
+            {
+                destination[f] = length > 0 ? (float)(row[f] / length) : row[f];
+            }
+            return destination[..row.Length];
+        }
     }
 }

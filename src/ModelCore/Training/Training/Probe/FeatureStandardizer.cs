@@ -11,16 +11,18 @@ internal sealed record FeatureStandardizer(double[] Mean, double[] Std)
     /// <summary>Below this a feature's std is treated as 1 (the feature is constant on the training rows).</summary>
     public const double MinStd = 1e-6;
 
-    /// <summary>Mean and std (population) of the given rows of <paramref name="features"/> (row-major, d columns).</summary>
-    public static FeatureStandardizer Compute(float[] features, int d, IReadOnlyList<int> rows)
+    /// <summary>Mean and std (population) of the given rows of <paramref name="features"/>.</summary>
+    public static FeatureStandardizer Compute(FeatureRows features, IReadOnlyList<int> rows)
     {
+        var d = features.Width;
         var mean = new double[d];
         var square = new double[d];
         foreach (var row in rows)
         {
+            var values = features.Row(row);
             for (var f = 0; f < d; f++)
             {
-                double v = features[(row * d) + f];
+                double v = values[f];
                 mean[f] += v;
                 square[f] += v * v;
             }
@@ -33,21 +35,6 @@ internal sealed record FeatureStandardizer(double[] Mean, double[] Std)
             std[f] = Math.Sqrt(variance) < MinStd ? 1 : Math.Sqrt(variance);
         }
         return new FeatureStandardizer(mean, std);
-    }
-
-    /// <summary>The standardised rows, as a row-major double array.</summary>
-    public double[] Apply(float[] features, IReadOnlyList<int> rows)
-    {
-        var d = Mean.Length;
-        var result = new double[rows.Count * d];
-        for (var i = 0; i < rows.Count; i++)
-        {
-            for (var f = 0; f < d; f++)
-            {
-                result[(i * d) + f] = (features[(rows[i] * d) + f] - Mean[f]) / Std[f];
-            }
-        }
-        return result;
     }
 
     /// <summary>

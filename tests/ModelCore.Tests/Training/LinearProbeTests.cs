@@ -136,6 +136,25 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Probe_ReportsEachStrength_AndStopsWhenCancelledMidSweep()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (x, y) = Blobs(perClass: 20, features: 10, separation: 1, labelNoise: 0.1, seed: 8);
+        var lines = new List<string>();
+        var finished = LinearProbe.Fit(x, y, 3, null, folds: 4, seed: 3, grid: [1e-1, 1e-2], report: lines.Add);
+        Assert.Equal(finished.Grid.Count + 1, lines.Count); // one line per strength, one before the refit
+        Assert.StartsWith("linear probe: L2 0.1 (1 of at most 2 strengths, 4 folds): out-of-fold accuracy", lines[0]);
+        Assert.StartsWith("linear probe: refitting on all 60 rows", lines[^1]);
+
+        // Cancelled when the first strength is reported: the sweep's next fit stops, nothing is returned.
+        using var cancellation = new CancellationTokenSource();
+        var seen = new List<string>();
+        Assert.ThrowsAny<OperationCanceledException>(() => LinearProbe.Fit(x, y, 3, null, folds: 4, seed: 3, grid: [1e-1, 1e-2],
+            report: line => { seen.Add(line); cancellation.Cancel(); }, cancellationToken: cancellation.Token));
+        Assert.Single(seen);
+    }
+
+    [Fact]
     public void Temperature_LowersNllAndEce_OfAnOverconfidentModel()
     {
         // Labels drawn from softmax(z); the model reports softmax(4 z): over-confident by a factor 4.

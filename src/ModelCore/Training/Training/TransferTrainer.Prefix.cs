@@ -142,7 +142,8 @@ public sealed partial class TransferTrainer
     /// network (eval mode), a linear probe fitted on those features (cross-validated L2, temperature; the
     /// validation split stays unseen: it decides the epochs), and the head set to it before any stage trains.
     /// </summary>
-    private static void InitialiseHeadFromCachedProbe(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, PrefixBatches data, IProgress<TrainingProgress>? progress)
+    private static void InitialiseHeadFromCachedProbe(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, PrefixBatches data, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
         var model = setup.Model;
@@ -159,7 +160,7 @@ public sealed partial class TransferTrainer
                 model.Backbone.call(data.PlainTrainBatch(start, n)).data<float>().CopyTo(features.AsSpan(start * d, n * d));
             }
         }
-        var fit = LinearProbe.Fit(features, data.TrainLabels, dataset.Labels.Count, null, options.ProbeFolds, options.Seed, report: message => Report(progress, message));
+        var fit = LinearProbe.Fit(features, data.TrainLabels, dataset.Labels.Count, null, options.ProbeFolds, options.Seed, report: message => Report(progress, message), cancellationToken: cancellationToken);
         SetHead(setup, fit);
         Report(progress, string.Create(CultureInfo.InvariantCulture,
             $"Head initialised from a linear probe on the {count} training images' features (L2 {fit.Lambda:G3} by {fit.Folds}-fold cross-validation, temperature {fit.Temperature:F2}, " +

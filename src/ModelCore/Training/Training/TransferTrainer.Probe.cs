@@ -30,7 +30,7 @@ public sealed partial class TransferTrainer
         var cache = await loader.ExtractFeaturesAsync(setup.Model, preprocessor, options.FeatureBatchSize, cancellationToken).ConfigureAwait(false);
         var classes = dataset.Labels.Count;
         CheckClasses(dataset, cache.TrainLabels);
-        var fit = LinearProbe.Fit(cache.Train, cache.TrainLabels, classes, null, options.ProbeFolds, options.Seed, report: message => Report(progress, message));
+        var fit = LinearProbe.Fit(cache.Train, cache.TrainLabels, classes, null, options.ProbeFolds, options.Seed, report: message => Report(progress, message), cancellationToken: cancellationToken);
         SetHead(setup, fit);
         Report(progress, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"Head initialised from a linear probe on the {cache.TrainLabels.Length} training images' frozen features (L2 {fit.Lambda:G3}, out-of-fold accuracy {fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy:P1}; {cache.Seconds + fit.Seconds:F1} s), then fine-tuning."));
@@ -43,7 +43,8 @@ public sealed partial class TransferTrainer
     /// the standardisation and the temperature folded into its weights. Takes seconds, so there is no
     /// resume checkpoint: a resumed run simply fits again.
     /// </summary>
-    private TrainingResult FitProbe(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, FeatureCache cache, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress)
+    private TrainingResult FitProbe(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, FeatureCache cache, List<SkippedImage> skipped, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellationToken)
     {
         var classes = dataset.Labels.Count;
         // The splits' arrays read as one set of rows, not concatenated: no second copy of the features.
@@ -51,7 +52,7 @@ public sealed partial class TransferTrainer
         int[] labels = [.. cache.TrainLabels, .. cache.ValidationLabels];
         string[] sources = [.. cache.TrainSources, .. cache.ValidationSources];
         var flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? new FeatureRows(cache.NumFeatures, tf, vf) : null;
-        var fit = LinearProbe.Fit(features, labels, classes, flipped, options.ProbeFolds, options.Seed, report: message => Report(progress, message));
+        var fit = LinearProbe.Fit(features, labels, classes, flipped, options.ProbeFolds, options.Seed, report: message => Report(progress, message), cancellationToken: cancellationToken);
         LogProbe(fit.Folds, fit.Lambda, fit.Temperature, fit.EceBefore, fit.EceAfter, fit.ClassWeighted, fit.FinalRows, fit.Seconds);
         Report(progress, $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; temperature {fit.Temperature:F3} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
             $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(flipped is null ? "" : " with flipped copies")}) in {fit.Seconds:F1} s.");

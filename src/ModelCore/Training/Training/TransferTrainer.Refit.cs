@@ -15,7 +15,8 @@ public sealed partial class TransferTrainer
     public static bool UsesHeadRefit(TrainingOptions options) =>
         options.Mode == TrainingMode.Finetune && options.RefitHead && options.HeadKind == HeadKind.Linear && options.PrefixViews > 0;
 
-    private static TrainingResult RefitHead(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, PrefixBatches data, TrainingResult trained, IProgress<TrainingProgress>? progress)
+    private static TrainingResult RefitHead(ImageFolderDataset dataset, TrainingOptions options, ModelSetup setup, PrefixBatches data, TrainingResult trained, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
         var model = setup.Model;
@@ -41,7 +42,7 @@ public sealed partial class TransferTrainer
         string[] sources = [.. data.TrainSources, .. data.ValidationSources];
         // Only images the kept backbone never trained on judge the fit: the validation split, or every image when the start (epoch 0) was kept.
         int[]? scored = trained.BestEpoch == 0 ? null : [.. Enumerable.Range(trainCount, validationCount)];
-        var fit = LinearProbe.Fit(features, labels, classes, null, options.ProbeFolds, options.Seed, scored: scored, report: message => Report(progress, message));
+        var fit = LinearProbe.Fit(features, labels, classes, null, options.ProbeFolds, options.Seed, scored: scored, report: message => Report(progress, message), cancellationToken: cancellationToken);
         SetHead(setup, fit);
 
         var judged = scored ?? [.. Enumerable.Range(0, labels.Length)];

@@ -128,7 +128,7 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                 CheckClasses(dataset, cache.TrainLabels);
                 if (probe)
                 {
-                    return WithOutOfDistribution(FitProbe(dataset, options, setup, cache, skipped, progress), cache, dataset.Labels.Count, options.Seed, progress);
+                    return WithOutOfDistribution(FitProbe(dataset, options, setup, cache, skipped, progress, cancellationToken), cache, dataset.Labels.Count, options.Seed, progress);
                 }
                 using var data = new FeatureBatches(cache, device);
                 result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
@@ -146,12 +146,12 @@ public sealed partial class TransferTrainer(ILogger<TransferTrainer>? logger = n
                     resnet.InputStage = stages;
                     if (state is null && UsesProbeInitialisation(options))
                     {
-                        InitialiseHeadFromCachedProbe(dataset, options, setup, data, progress);
+                        InitialiseHeadFromCachedProbe(dataset, options, setup, data, progress, cancellationToken);
                     }
                     result = Run(dataset, options, setup, device, data, state, checkpointDirectory, skipped, progress, cancellationToken);
                     if (UsesHeadRefit(options))
                     {
-                        result = RefitHead(dataset, options, setup, data, result, progress);
+                        result = RefitHead(dataset, options, setup, data, result, progress, cancellationToken);
                     }
                 }
                 finally

@@ -82,14 +82,17 @@ internal static class LinearProbe
     /// in the folds and in the refit. After a fine-tune, these are the images its backbone never trained on.
     /// </param>
     /// <param name="report">Told a line after each strength of the sweep and before the refit (a fit on many images takes minutes).</param>
-    public static ProbeFit Fit(float[] features, int[] labels, int classes, float[]? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null, Action<string>? report = null)
+    /// <param name="cancellationToken">Checked on every pass over the rows: a cancelled fit stops within one pass.</param>
+    public static ProbeFit Fit(float[] features, int[] labels, int classes, float[]? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null,
+        Action<string>? report = null, CancellationToken cancellationToken = default)
     {
         var d = labels.Length == 0 ? 1 : features.Length / labels.Length;
-        return Fit(new FeatureRows(d, features), labels, classes, flipped is null ? null : new FeatureRows(d, flipped), folds, seed, grid, scored, report);
+        return Fit(new FeatureRows(d, features), labels, classes, flipped is null ? null : new FeatureRows(d, flipped), folds, seed, grid, scored, report, cancellationToken);
     }
 
-    /// <inheritdoc cref="Fit(float[], int[], int, float[], int, int, IReadOnlyList{double}, int[], Action{string})"/>
-    public static ProbeFit Fit(FeatureRows features, int[] labels, int classes, FeatureRows? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null, Action<string>? report = null)
+    /// <inheritdoc cref="Fit(float[], int[], int, float[], int, int, IReadOnlyList{double}, int[], Action{string}, CancellationToken)"/>
+    public static ProbeFit Fit(FeatureRows features, int[] labels, int classes, FeatureRows? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null,
+        Action<string>? report = null, CancellationToken cancellationToken = default)
     {
         var watch = Stopwatch.StartNew();
         var n = labels.Length;
@@ -132,7 +135,7 @@ internal static class LinearProbe
             for (var fold = 0; fold < k; fold++)
             {
                 var (rows, standardizer, y, weights, heldOut) = foldData[fold];
-                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold]);
+                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold], cancellationToken: cancellationToken);
                 starts[fold] = model.Parameters;
                 var values = model.Logits(new StandardizedRows(features, standardizer, heldOut));
                 for (var i = 0; i < heldOut.Count; i++)
@@ -174,7 +177,7 @@ internal static class LinearProbe
         SoftmaxRegression fit = null!;
         foreach (var lambda in lambdas.Take(best + 1))
         {
-            fit = SoftmaxRegression.Fit(design, targets, classes, lambda, Weights(targets, classes, classWeighted), start);
+            fit = SoftmaxRegression.Fit(design, targets, classes, lambda, Weights(targets, classes, classWeighted), start, cancellationToken: cancellationToken);
             start = fit.Parameters;
         }
         var logits = fit.Logits(design);

@@ -34,7 +34,8 @@ internal sealed class SoftmaxRegression
     /// <summary>Fits on the rows of <paramref name="features"/> with labels and per-row weights.</summary>
     /// <param name="sampleWeights">Per-row weights (class weights); null: all 1.</param>
     /// <param name="start">Warm start (parameters of a previous fit of the same shape); null: zeros.</param>
-    public static SoftmaxRegression Fit(StandardizedRows features, long[] labels, int classes, double lambda, double[]? sampleWeights = null, double[]? start = null, double gradientTolerance = 1e-6)
+    public static SoftmaxRegression Fit(StandardizedRows features, long[] labels, int classes, double lambda, double[]? sampleWeights = null, double[]? start = null, double gradientTolerance = 1e-6,
+        CancellationToken cancellationToken = default)
     {
         var n = features.Count;
         var d = features.Width;
@@ -51,6 +52,7 @@ internal sealed class SoftmaxRegression
         using var strength = lambda.ToScalar();
         double Objective(double[] theta, double[] gradient)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var inner = NewDisposeScope();
             var all = tensor(theta, float64);
             var w = all.narrow(0, 0, classes * d).view(classes, d);

@@ -9,9 +9,9 @@ namespace ServerlessClassifier.Functions.Middleware;
 /// does): a refused request, a refused image and "no model" become the RFC 9457 problems of
 /// <see cref="Problems.For(Exception, Microsoft.AspNetCore.Http.HttpResponse)"/>, set as the invocation's result, which
 /// the ASP.NET Core integration's middleware around this one writes as it writes a result the function returned. Any
-/// other exception goes on unchanged to the host, which answers it as before. Program.cs registers it for HTTP triggers
-/// only (<see cref="IsHttpTrigger"/>) and after <c>ConfigureFunctionsWebApplication()</c>, so that it runs inside the
-/// integration's middleware, where the request's <c>HttpContext</c> is set.
+/// other exception goes on unchanged to the host, which answers it as before: 500 with an empty body. Program.cs
+/// registers it for HTTP triggers only (<see cref="IsHttpTrigger"/>) and after <c>ConfigureFunctionsWebApplication()</c>,
+/// so that it runs inside the integration's middleware, where the request's <c>HttpContext</c> is set.
 /// </summary>
 public sealed class HttpProblemsMiddleware : IFunctionsWorkerMiddleware
 {

@@ -57,7 +57,8 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
 
     /// <summary>
     /// A review item that is not JSON makes the thumbnail function throw a JsonException, which no answer maps: the
-    /// host answers 500 with nothing of the exception in it, as it answered every unexpected exception before the middleware.
+    /// host answers 500 with an empty body, nothing of the exception in it, as it answered every unexpected exception
+    /// before the middleware (measured with the app as it was).
     /// </summary>
     [HostFact]
     public async Task AnExceptionNobodyMaps_IsTheHosts500_WithoutItsMessage()
@@ -71,11 +72,7 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
             using var response = await host.Http.SendAsync(host.Get("api/review/thumbnail?image=broken%2Fitem.png"));
             var body = await response.Content.ReadAsStringAsync();
 
-            Assert.True(response.StatusCode == HttpStatusCode.InternalServerError, $"{(int)response.StatusCode} {body}");
-            foreach (var secret in new[] { "Json", "invalid start", "127.0.0.1", "devstoreaccount1", host.Review.Name, "   at " })
-            {
-                Assert.DoesNotContain(secret, body, StringComparison.OrdinalIgnoreCase);
-            }
+            Assert.True(response.StatusCode == HttpStatusCode.InternalServerError && body.Length == 0, $"{(int)response.StatusCode} {body}");
         }
         finally
         {

@@ -1,4 +1,8 @@
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inputs;
+using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Engine;
 using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Plans;
@@ -42,6 +46,29 @@ internal static class EngineRuns
     public static Task<TrainingResult> TrainAsync(TrainingPlan plan, ImageFolderDataset dataset, IProgress<TrainingProgress>? progress = null, TrainingRun? run = null,
         CancellationToken cancellationToken = default) =>
         new TrainingEngine().TrainAsync(plan, dataset, NewFolder(), (run ?? new TrainingRun()) with { Progress = progress ?? run?.Progress }, cancellationToken);
+
+    /// <summary>The floating-point weights the engine starts a plan from (the same seed builds the same model).</summary>
+    public static Dictionary<string, float[]> InitialWeights(TrainingPlan plan, int classes)
+    {
+        TorchRuntime.EnsureInitialized();
+        using var fresh = ModelSetup.Create(plan.Resolve(), classes, null).Model;
+        return fresh.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
+    }
+
+    /// <summary>
+    /// The frozen backbone's features of a data set as head mode computes them (the model the plan starts from, in eval
+    /// mode), with the model and its preprocessing to check them against. Dispose the model.
+    /// </summary>
+    public static async Task<(ModelSetup Setup, ImagePreprocessor Preprocessor, FeatureCache Cache)> FeaturesAsync(TrainingPlan plan, ImageFolderDataset dataset, int batchSize, bool flip = false)
+    {
+        TorchRuntime.EnsureInitialized();
+        var setup = ModelSetup.Create(plan.Resolve(), dataset.Labels.Count, null);
+        setup.Model.eval();
+        var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
+        var loader = new ImageLoader(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
+        var cache = await new FeatureExtraction(loader).ExtractFeaturesAsync(setup.Model, preprocessor, batchSize, default, flip: flip);
+        return (setup, preprocessor, cache);
+    }
 
     /// <summary>Progress messages (the Info lines) collected as they come.</summary>
     public static (IProgress<TrainingProgress> Progress, List<string> Messages) Messages()

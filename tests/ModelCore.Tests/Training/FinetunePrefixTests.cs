@@ -202,11 +202,7 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         using var shapes = new SyntheticShapes(perClass: 4, size: 64);
         var plan = Small with { Epochs = 1, UpdateBatchNormStatistics = update, Start = HeadStart.Random };
         var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
-        Dictionary<string, float[]> before;
-        using (var fresh = ModelSetup.Create(plan.Resolve(), 3, null).Model)
-        {
-            before = fresh.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
-        }
+        var before = EngineRuns.InitialWeights(plan, 3);
         using var result = await EngineRuns.TrainAsync(plan, dataset);
         var after = result.Model.state_dict();
 

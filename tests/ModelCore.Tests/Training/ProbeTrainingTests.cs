@@ -27,12 +27,8 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
         TorchRuntime.EnsureInitialized();
         using var shapes = new SyntheticShapes(perClass: 2, size: 64);
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root);
-        var setup = ModelSetup.Create(EngineRuns.Head.Resolve(), dataset.Labels.Count, null);
+        var (setup, preprocessor, cache) = await EngineRuns.FeaturesAsync(EngineRuns.Head, dataset, batchSize: 3, flip: true);
         using var model = setup.Model;
-        model.eval();
-        var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
-        var loader = new ImageLoader(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
-        var cache = await new FeatureExtraction(loader).ExtractFeaturesAsync(model, preprocessor, batchSize: 3, default, flip: true);
 
         Assert.NotNull(cache.TrainFlipped);
         Assert.Equal(cache.Train.Length, cache.TrainFlipped.Length);

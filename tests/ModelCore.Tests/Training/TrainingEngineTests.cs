@@ -43,15 +43,10 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
     [Fact]
     public async Task Head_CachedFeatures_EqualTorchSharpBackboneFeatures()
     {
-        TorchRuntime.EnsureInitialized();
         using var shapes = new SyntheticShapes(perClass: 3, size: 64);
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root);
-        var setup = ModelSetup.Create(EngineRuns.Head.Resolve(), dataset.Labels.Count, null);
+        var (setup, preprocessor, cache) = await EngineRuns.FeaturesAsync(EngineRuns.Head, dataset, batchSize: 4);
         using var model = setup.Model;
-        model.eval();
-        var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
-        var loader = new ImageLoader(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
-        var cache = await new FeatureExtraction(loader).ExtractFeaturesAsync(model, preprocessor, batchSize: 4, default);
 
         var decoder = new ImageDecoder();
         var worst = 0.0;
@@ -92,16 +87,11 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
     [Fact]
     public async Task Finetune_KeepsFrozenStagesUnchanged()
     {
-        TorchRuntime.EnsureInitialized();
         using var shapes = new SyntheticShapes(perClass: 4, size: 64);
         // From a random head, so the epochs (not the start) are the kept model.
         var plan = EngineRuns.Finetune with { Epochs = 2, Start = HeadStart.Random };
         var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
-        Dictionary<string, float[]> before;
-        using (var fresh = ModelSetup.Create(plan.Resolve(), 3, null).Model)
-        {
-            before = fresh.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
-        }
+        var before = EngineRuns.InitialWeights(plan, 3);
         using var result = await EngineRuns.TrainAsync(plan, dataset);
         var after = result.Model.state_dict();
 

@@ -7,11 +7,11 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Storage;
-using ServerlessClassifier.ModelCore.Training.OutOfDistribution;
 using ServerlessClassifier.Tests.Common;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.OutOfDistribution;
 
 namespace ServerlessClassifier.Functions.Tests;
 

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
 using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
@@ -28,7 +29,7 @@ public sealed class TrainCommandTests : IDisposable
         var output = temp.Combine("real");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         // Head mode with the default linear head fits the cross-validated linear probe: no epochs.
@@ -112,7 +113,7 @@ public sealed class TrainCommandTests : IDisposable
 
         var conflicting = await new Cli().RunAsync("train", "--output", output, "--resume", "--batch-size", "6");
         Assert.Equal(ExitCodes.Usage, conflicting.ExitCode);
-        Assert.Contains("--batch-size was 5, not 6", conflicting.Err, StringComparison.Ordinal);
+        Assert.Contains("--resume continues the run with the plan it was started with: batch size was 5, not 6", conflicting.Err, StringComparison.Ordinal);
 
         var resumed = await new Cli().RunAsync("train", "--output", output, "--resume");
 
@@ -153,7 +154,7 @@ public sealed class TrainCommandTests : IDisposable
     {
         var data = Colours("random", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
 
-        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("random-out"), "--backbone", "random:resnet18", "--epochs", "2", "--device", "cpu");
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("random-out"), "--backbone", "random:resnet18", "--device", "cpu");
 
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
         Assert.Contains("warning: Backbone resnet18 has no pretrained weights", run.Err, StringComparison.Ordinal);

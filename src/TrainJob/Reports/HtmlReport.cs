@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Probe;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Probe;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 

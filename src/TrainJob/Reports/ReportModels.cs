@@ -1,4 +1,5 @@
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 

@@ -1,6 +1,6 @@
 using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 
@@ -112,17 +112,53 @@ public sealed class DatasetTests
     [InlineData("a/b")]
     [InlineData("a\\b")]
     [InlineData("bell\u0007")]
-    public void ValidateLabel_RefusesHostileNames(string label)
+    [InlineData(".hidden")]
+    [InlineData(" cats")]
+    [InlineData("train")]
+    [InlineData("val")]
+    [InlineData("Train")]
+    public void ValidateLabel_RefusesHostileAndReservedNames(string label)
     {
-        var error = Assert.Throws<DatasetException>(() => ImageFolderDataset.ValidateLabel(label, "test"));
+        var error = Assert.Throws<DatasetException>(() => TrainingLayout.ValidateLabel(label, "test"));
         Assert.Contains("rename that folder", error.Message, StringComparison.Ordinal);
+        Assert.NotNull(TrainingLayout.LabelProblem(label));
     }
 
     [Fact]
     public void ValidateLabel_RefusesOverlongNames_AcceptsUnicode()
     {
-        Assert.Throws<DatasetException>(() => ImageFolderDataset.ValidateLabel(new string('x', 201), "test"));
-        Assert.Equal("chat noir 🐈", ImageFolderDataset.ValidateLabel("chat noir 🐈", "test"));
+        Assert.Throws<DatasetException>(() => TrainingLayout.ValidateLabel(new string('x', 201), "test"));
+        Assert.Equal("chat noir 🐈", TrainingLayout.ValidateLabel("chat noir 🐈", "test"));
+        Assert.Equal("_background", TrainingLayout.ValidateLabel("_background", "test"));
+        Assert.Equal("trains", TrainingLayout.ValidateLabel("trains", "test"));
+    }
+
+    [Fact]
+    public async Task FromDirectory_RefusesATrainFolderWithoutVal_InsteadOfTakingItForALabel()
+    {
+        using var shapes = new SyntheticShapes(perClass: 3, size: 32);
+        Directory.Move(Path.Combine(shapes.Root, "circle"), Path.Combine(shapes.Root, "train"));
+
+        var error = await Assert.ThrowsAsync<DatasetException>(() => ImageFolderDataset.FromDirectoryAsync(shapes.Root));
+        Assert.Contains("Label \"train\"", error.Message, StringComparison.Ordinal);
+        Assert.Contains("is reserved", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("val")]
+    public async Task TrainingImages_RefuseTheSplitFoldersAsLabels_SoTheNextRunStillReadsEveryLabel(string label)
+    {
+        using var shapes = new SyntheticShapes(perClass: 3, size: 32);
+        var images = TrainingImages.Local(shapes.Root);
+        var png = await File.ReadAllBytesAsync(Directory.GetFiles(Path.Combine(shapes.Root, "circle"))[0]);
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => images.AddAsync(label, "new.png", png));
+        Assert.Contains("is reserved", error.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(shapes.Root, label)));
+        var added = await images.AddAsync("circle", "new.png", png);
+        Assert.Equal("circle/new.png", added.Name);
+        Assert.Equal(["circle", "square", "triangle"], (await ImageFolderDataset.FromDirectoryAsync(shapes.Root)).Labels);
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using System.Text;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.Tests.Common;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 

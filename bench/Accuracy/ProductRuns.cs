@@ -60,7 +60,7 @@ internal static class ProductRuns
         var note = probe is null
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"best epoch {result.BestEpoch} of {result.History.Count}{(result.History.Any(h => h.ImagesPerSecond > 0) ? $"; {result.History.Average(h => h.ImagesPerSecond):F1} img/s per epoch" : "")}")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {result.Manifest.Training!.Calibration!.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
         return (Score.Of(contender, images.Labels, probabilities, images.Truth, seconds, note), result);
     }
 

@@ -51,8 +51,9 @@ public sealed class TrainCommandTests : IDisposable
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
         Assert.Equal(1, json.RootElement.GetProperty("history").GetArrayLength()); // one fit, no epochs
         var probe = json.RootElement.GetProperty("probe");
-        Assert.InRange(probe.GetProperty("eceAfter").GetDouble(), 0, 1);
-        Assert.Equal(package.Manifest.Training.Probe.Temperature, probe.GetProperty("temperature").GetDouble());
+        Assert.InRange(json.RootElement.GetProperty("calibration").GetProperty("eceAfter").GetDouble(), 0, 1);
+        Assert.Equal(package.Manifest.Training.Probe.Lambda, probe.GetProperty("lambda").GetDouble());
+        Assert.Equal(package.Manifest.Training.Calibration!.Temperature, json.RootElement.GetProperty("calibration").GetProperty("temperature").GetDouble());
         Assert.Equal(package.Manifest.Metrics!.Accuracy, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
 
         var version = train.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];

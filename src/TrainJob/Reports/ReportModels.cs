@@ -60,6 +60,9 @@ public sealed record TrainingReport
     /// <summary>Head mode's linear probe: cross-validation, temperature, calibration error before and after (null for epoch-trained models).</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary? Probe { get; init; }
 
+    /// <summary>How the probabilities were calibrated (every model trained since it was recorded; null for older ones).</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.CalibrationSummary? Calibration { get; init; }
+
     /// <summary>
     /// The predictions the validation metrics come from (out-of-fold and temperature-scaled for the linear
     /// probe; the kept epoch's on the validation split otherwise): the reliability diagram is drawn from them.

@@ -112,13 +112,15 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
 
         var probe = result.Manifest.Training!.Probe;
         Assert.NotNull(probe);
-        output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {probe.Temperature:F3}, ECE {probe.EceBefore:F3} -> {probe.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
+        var calibration = result.Manifest.Training.Calibration!;
+        output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {calibration.Temperature:F3}, ECE {calibration.EceBefore:F3} -> {calibration.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
         var images = dataset.Train.Count + dataset.Validation.Count;
         Assert.Equal(images, probe.Images);
         Assert.Equal(2 * images, probe.Rows); // with flipped copies
         Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
         Assert.Equal(images, result.Manifest.Metrics!.Samples);
-        Assert.True(probe.EceAfter <= probe.EceBefore + 1e-9, $"{probe.EceBefore} -> {probe.EceAfter}");
+        Assert.True(calibration.EceAfter <= calibration.EceBefore + 1e-9, $"{calibration.EceBefore} -> {calibration.EceAfter}");
+        Assert.Equal(("out-of-fold", images), (calibration.Evidence, calibration.Images));
         Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
 
         Assert.Equal(2, result.Manifest.Head.PooledStages); // layer4 and layer3 by default in head mode

@@ -29,6 +29,7 @@ internal static class TrainingOutput
             ConfidenceThreshold = result.ConfidenceThreshold,
             Notes = Notes(result, dataset),
             Probe = manifest.Training?.Probe,
+            Calibration = manifest.Training?.Calibration,
             Predictions = result.ValidationPredictions,
             Precision = manifest.Precision,
             Quantization = manifest.Quantization,
@@ -60,9 +61,9 @@ internal static class TrainingOutput
         {
             notes.Add(string.Create(CultureInfo.InvariantCulture,
                 $"Linear probe: {probe.Folds}-fold cross-validation chose L2 {probe.Lambda:G3}; the head was then refitted on all {probe.Images} images ({probe.Rows} rows{(probe.FlipFeatures ? " with mirror images" : "")}), so the validation figures are out-of-fold (every image scored by a model that had not seen it). " +
-                $"Temperature {probe.Temperature:F3}: expected calibration error {probe.EceBefore:P1} before, {probe.EceAfter:P1} after.{(probe.ClassWeighted ? " Class-weighted loss (the largest class has over 3x the images of the smallest)." : "")}"));
+                $"{(probe.ClassWeighted ? "Class-weighted loss (the largest class has over 3x the images of the smallest)." : "")}"));
         }
-        else if (result.Manifest.Training?.Calibration is { } calibration)
+        if (result.Manifest.Training?.Calibration is { } calibration)
         {
             notes.Add(string.Create(CultureInfo.InvariantCulture,
                 $"Calibration: temperature {calibration.Temperature:F3} fitted on the {calibration.Images} {calibration.Evidence} images' predictions; expected calibration error {calibration.EceBefore:P1} before, {calibration.EceAfter:P1} after."));

@@ -1,10 +1,11 @@
 using System.Text;
 using Azure.Storage.Blobs;
-using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Tests.Training;
+using ServerlessClassifier.Tests.Common;
 
-namespace ServerlessClassifier.ModelCore.Tests.Training;
+namespace ServerlessClassifier.ModelCore.Tests.Data;
 
 /// <summary>
 /// Manifests (CSV, Vertex AI CSV, Azure ML JSONL, SageMaker Ground Truth) give the data set the equivalent

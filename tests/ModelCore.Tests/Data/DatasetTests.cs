@@ -1,8 +1,9 @@
-using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Tests.Training;
+using ServerlessClassifier.Tests.Common;
 
-namespace ServerlessClassifier.ModelCore.Tests.Training;
+namespace ServerlessClassifier.ModelCore.Tests.Data;
 
 public sealed class DatasetTests
 {

@@ -44,6 +44,8 @@ public static class ClassifierServiceCollectionExtensions
             var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
             return new ReviewQueue(provider.GetRequiredService<BlobServiceClient>().GetBlobContainerClient(options.ReviewContainer), options.ToReviewSettings());
         });
+        services.AddSingleton(provider => new ReviewLabels(provider.GetRequiredService<ReviewQueue>().Container));
+        services.AddSingleton<ReviewerIdentity>();
         services.AddSingleton(provider => new ModelStore(provider.GetRequiredService<ClassifierContainers>().Models));
         // Reads request bodies and blobs within the same limits the model pipelines enforce.
         services.AddSingleton(provider => new ImageDecoder(provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToImageLimits()));

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using ServerlessClassifier.Functions.Services;
 
 namespace ServerlessClassifier.Functions;
 
@@ -14,6 +15,8 @@ namespace ServerlessClassifier.Functions;
 /// infrastructure (infra/modules/functionApp.bicep) and local.settings.example.json set them.</item>
 /// <item>On Flex Consumption (<c>WEBSITE_SKU=FlexConsumption</c>), the package built for it
 /// (<c>-p:FlexConsumption=true</c>): Flex supports only Event Grid-source blob triggers.</item>
+/// <item>In Azure (<see cref="AzureHosting.IsInAzure"/>), not <c>Classifier:ReviewIdentity=Development</c>: it makes every
+/// caller with a function key a Reviewer and an Approver of what enters the training data.</item>
 /// </list>
 /// </summary>
 internal static class StartupChecks
@@ -25,6 +28,8 @@ internal static class StartupChecks
         ("Classifier:SweepSchedule", "0 */5 * * * *"),
         ("Classifier:ShardQueue", "classify-shards"),
     ];
+
+    private const string ReviewIdentityKey = "Classifier:ReviewIdentity";
 
     /// <summary>True when this assembly was built without the polling-source blob trigger.</summary>
     public static bool IsFlexConsumptionBuild =>
@@ -54,6 +59,14 @@ internal static class StartupChecks
             problems.Add(
                 "This package contains the polling-source blob trigger ClassifyUploadedImage, which Flex Consumption does " +
                 "not support: publish it with `dotnet publish src/Functions -c Release -p:FlexConsumption=true` (docs/deploy.md).");
+        }
+        if (AzureHosting.IsInAzure(configuration)
+            && string.Equals(configuration[ReviewIdentityKey], nameof(ReviewIdentitySource.Development), StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add(
+                $"{ReviewIdentityKey.Replace(":", "__", StringComparison.Ordinal)} is Development, which makes every caller with a function key a Reviewer " +
+                "and an Approver of the training data; it is for a local host only. In Azure remove it (the default is EasyAuth: " +
+                "App Service authentication with Microsoft Entra ID, docs/deploy.md).");
         }
         if (problems.Count > 0)
         {

@@ -1,4 +1,16 @@
 namespace ServerlessClassifier.Functions.Contracts;
 
-/// <summary>The review page's list: the cards, the labels to choose from, and today's count against the daily bound.</summary>
-public sealed record ReviewList(IReadOnlyList<ReviewCard> Items, IReadOnlyList<string> Labels, bool More, int QueuedToday, int MaxPerDay);
+/// <summary>
+/// The review page's list: the cards, the labels to choose from, today's count against the daily bound, and who is
+/// asking (what the page shows as signed in, and whether it offers approval).
+/// </summary>
+public sealed record ReviewList(IReadOnlyList<ReviewCard> Items, IReadOnlyList<string> Labels, bool More, int QueuedToday, int MaxPerDay, ReviewerSummary You);
+
+/// <summary>A signed-in caller as the page shows them: name and roles.</summary>
+public sealed record ReviewerSummary(string Name, IReadOnlyList<string> Roles);
+
+/// <summary>The labels waiting for an Approver (at most 100, in id order).</summary>
+public sealed record StagedList(IReadOnlyList<StagedCard> Items, bool More);
+
+/// <summary>One staged label as the page shows it to an Approver.</summary>
+public sealed record StagedCard(string Id, string Image, string ImageVersion, string Label, string SuggestedLabel, bool NewClass, string LabelledBy, DateTimeOffset LabelledUtc);

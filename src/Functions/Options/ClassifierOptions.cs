@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
@@ -41,6 +42,13 @@ public sealed record ClassifierOptions
     /// <summary>An upload whose top two probabilities differ by less than this is listed for review.</summary>
     [Range(0.0, 1.0)]
     public double ReviewMarginBelow { get; init; } = ReviewSettings.DefaultMarginBelow;
+
+    /// <summary>
+    /// Where the review API reads who is calling: <see cref="ReviewIdentitySource.EasyAuth"/> (App Service authentication's
+    /// <c>x-ms-client-principal</c>; the default) or <see cref="ReviewIdentitySource.Development"/> (a fixed identity with
+    /// both roles, for a local host; refused at start in Azure).
+    /// </summary>
+    public ReviewIdentitySource ReviewIdentity { get; init; } = ReviewIdentitySource.EasyAuth;
 
     /// <summary>Fanned-out jobs (<c>trainjob classify --container --distributed</c>): records, shard work, results.</summary>
     [Required, ContainerName]

@@ -1,23 +1,30 @@
 using Azure;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using ServerlessClassifier.Functions.Contracts;
+using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
-using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.Functions.Services;
 
 /// <summary>
-/// The review page's operations over ModelCore's review queue: list the queued uploads, a thumbnail of one, and a
-/// person's label for one, which goes to the training container exactly as <c>trainjob review import</c> does
-/// (<see cref="ReviewLabeling"/>).
+/// The review page's operations over ModelCore's review queue and labels, for a caller <see cref="ReviewerIdentity"/>
+/// has read: list the queued uploads, a thumbnail of one (or of a staged label's image), a person's label for one,
+/// which is staged (<see cref="ReviewLabeling.ConfirmAsync"/>) and reaches the training container only when an
+/// Approver approves it (<see cref="ReviewLabeling.DecideAsync"/>), as with <c>trainjob review import|approve</c>. A
+/// label the live model has no class for needs the Approver role as well. Every label, discard and decision is
+/// recorded in the review container (who, when, image version, suggestion) and logged.
 /// </summary>
-public sealed class ReviewService(ReviewQueue queue, ClassifierContainers containers, ImageDecoder decoder, ModelProvider models)
+public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels, ClassifierContainers containers, ImageDecoder decoder, ModelProvider models,
+    ILogger<ReviewService> logger)
 {
     public const int MaxItems = 100;
 
-    public async Task<ReviewList> ListAsync(CancellationToken cancellationToken)
+    public async Task<ReviewList> ListAsync(Reviewer reviewer, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(reviewer);
         var cards = new List<ReviewCard>();
         var more = false;
         await foreach (var (item, _) in queue.ListAsync(cancellationToken).ConfigureAwait(false))
@@ -30,17 +37,8 @@ public sealed class ReviewService(ReviewQueue queue, ClassifierContainers contai
             cards.Add(new ReviewCard(item.Image, item.ImageVersion, item.SuggestedLabel, item.Label, item.Confidence, item.Margin,
                 item.OutOfDistribution, item.UnknownReason, item.Reasons, item.QueuedUtc));
         }
-        IReadOnlyList<string> labels = [];
-        try
-        {
-            using var lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
-            labels = lease.Model.Manifest.Labels;
-        }
-        catch (ModelUnavailableException)
-        {
-            // The queue can be labelled without a live model; the page then offers the suggested labels only.
-        }
-        return new ReviewList(cards, labels, more, await queue.CountTodayAsync(cancellationToken).ConfigureAwait(false), queue.Settings.MaxPerDay);
+        return new ReviewList(cards, await ClassesAsync(cancellationToken).ConfigureAwait(false), more, await queue.CountTodayAsync(cancellationToken).ConfigureAwait(false),
+            queue.Settings.MaxPerDay, new ReviewerSummary(reviewer.Actor.Name, reviewer.Roles));
     }
 
     /// <summary>A thumbnail of a listed image version; null when it is not listed (or no longer exists in that version).</summary>
@@ -67,11 +65,78 @@ public sealed class ReviewService(ReviewQueue queue, ClassifierContainers contai
         }
     }
 
-    /// <summary>Adds the listed image under <paramref name="label"/> (null: discards it) and removes it from the queue.</summary>
-    public async Task<LabelResult> LabelAsync(string image, string imageVersion, string? label, CancellationToken cancellationToken)
+    /// <summary>A thumbnail of the bytes staged with a label; null when no label is staged under <paramref name="id"/>.</summary>
+    public async Task<byte[]?> StagedThumbnailAsync(string id, CancellationToken cancellationToken)
     {
-        var training = TrainingImages.Blobs(containers.Training ?? throw new InvalidOperationException("No training container is configured."), "");
-        var (outcome, _) = await ReviewLabeling.ConfirmAsync(queue, training, containers.Images, decoder, image, imageVersion, label, cancellationToken).ConfigureAwait(false);
-        return new LabelResult(outcome.ToString(), label);
+        if (await labels.GetStagedAsync(id, cancellationToken).ConfigureAwait(false) is not { } staged)
+        {
+            return null;
+        }
+        return Thumbnail.Jpeg(decoder, await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false));
     }
+
+    /// <summary>
+    /// Stages <paramref name="label"/> for the listed image version (null: discards it) and removes it from the queue.
+    /// A label that is not a class of the live model (or any label while no model is live) needs the Approver role: 403
+    /// otherwise, nothing written.
+    /// </summary>
+    public async Task<LabelResult> LabelAsync(Reviewer reviewer, string image, string imageVersion, string? label, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(reviewer);
+        var newClass = label is not null && !(await ClassesAsync(cancellationToken).ConfigureAwait(false)).Contains(label, StringComparer.Ordinal);
+        if (newClass && !reviewer.Has(ReviewRoles.Approver))
+        {
+            throw new InvalidRequestException(StatusCodes.Status403Forbidden, "NewClassNeedsApprover",
+                $"\"{label}\" is not a class of the live model: a new class needs the {ReviewRoles.Approver} role. Pick one of its classes, or ask an Approver.");
+        }
+        var decision = new LabelDecision(label, reviewer.Actor, newClass, DateTimeOffset.UtcNow);
+        var (outcome, record) = await ReviewLabeling.ConfirmAsync(queue, labels, containers.Images, decoder, image, imageVersion, decision, cancellationToken).ConfigureAwait(false);
+        LogLabel(image, imageVersion, outcome, label, record?.SuggestedLabel, newClass, reviewer.Actor.Name, reviewer.Actor.Id, reviewer.Actor.Source);
+        return new LabelResult(outcome.ToString(), label, newClass, outcome == LabelOutcome.Staged ? record?.Id : null);
+    }
+
+    /// <summary>The staged labels, for an Approver.</summary>
+    public async Task<StagedList> ListStagedAsync(CancellationToken cancellationToken)
+    {
+        var cards = new List<StagedCard>();
+        await foreach (var (record, _) in labels.ListStagedAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (cards.Count == MaxItems)
+            {
+                return new StagedList(cards, More: true);
+            }
+            cards.Add(new StagedCard(record.Id, record.Image, record.ImageVersion, record.Label!, record.SuggestedLabel, record.NewClass, record.LabelledBy.Name, record.LabelledUtc));
+        }
+        return new StagedList(cards, More: false);
+    }
+
+    /// <summary>An Approver's decision on a staged label: approved labels go to the training container (<c>&lt;label&gt;/&lt;file&gt;</c>).</summary>
+    public async Task<DecisionResult> DecideAsync(Reviewer approver, string id, bool approve, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(approver);
+        var training = TrainingImages.Blobs(containers.Training ?? throw new InvalidOperationException("No training container is configured."), "");
+        var (outcome, record, name) = await ReviewLabeling.DecideAsync(labels, training, id, approve, approver.Actor, DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+        LogDecision(id, record?.Image, record?.Label, outcome, approver.Actor.Name, approver.Actor.Id, record?.LabelledBy.Name, name);
+        return new DecisionResult(outcome.ToString(), record?.Label, record?.Image, name);
+    }
+
+    /// <summary>The live model's classes; none while no model is live (then every label is a new class).</summary>
+    private async Task<IReadOnlyList<string>> ClassesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
+            return lease.Model.Manifest.Labels;
+        }
+        catch (ModelUnavailableException)
+        {
+            return [];
+        }
+    }
+
+    [LoggerMessage(50, LogLevel.Information, "Review: {Image} version {ImageVersion} {Outcome} with label {Label} (suggested {SuggestedLabel}, new class {NewClass}) by {ReviewerName} ({ReviewerId}, {Source})")]
+    private partial void LogLabel(string image, string imageVersion, LabelOutcome outcome, string? label, string? suggestedLabel, bool newClass, string reviewerName, string reviewerId, string source);
+
+    [LoggerMessage(51, LogLevel.Information, "Review: label {LabelId} ({Image} as {Label}) {Outcome} by {ApproverName} ({ApproverId}); labelled by {ReviewerName}; training image {TrainingName}")]
+    private partial void LogDecision(string labelId, string? image, string? label, ApprovalOutcome outcome, string approverName, string approverId, string? reviewerName, string? trainingName);
 }

@@ -8,7 +8,7 @@ namespace ServerlessClassifier.TrainJob.Cli;
 
 /// <summary>
 /// The command line: <c>train</c>, <c>evaluate</c>, <c>classify</c>, <c>publish</c>, <c>models list|promote</c>,
-/// <c>review export|import</c>, <c>monitor</c> and <c>info</c>. Exit codes: <see cref="ExitCodes"/>.
+/// <c>review export|import|approve|reject</c>, <c>monitor</c> and <c>info</c>. Exit codes: <see cref="ExitCodes"/>.
 /// </summary>
 public static class CliApp
 {

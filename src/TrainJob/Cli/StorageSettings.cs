@@ -66,6 +66,9 @@ public sealed class StorageSettings
 
     public ReviewQueue ReviewQueue() => new(Container(Review.Container), Review);
 
+    /// <summary>Staged labels and their records, in the review queue's container.</summary>
+    public ReviewLabels ReviewLabels() => new(Container(Review.Container));
+
     public BlobServiceClient Service => service.Value;
 
     public BlobContainerClient Container(string name) => Service.GetBlobContainerClient(name);

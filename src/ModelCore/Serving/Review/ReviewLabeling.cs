@@ -1,16 +1,25 @@
 using Azure;
 using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Storage;
-using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.ModelCore.Review;
 
 /// <summary>
-/// Turns a person's label for a listed upload into training data: the one rule behind <c>trainjob review import</c>
-/// and the review page's confirm button. The image goes to <c>&lt;label&gt;/&lt;file&gt;</c> of the training data
-/// (<see cref="TrainingImages"/>: never overwriting), then its item leaves the queue (conditionally on the item
-/// that was labelled, so an item replaced meanwhile by a newer upload stays).
+/// The one rule that turns a person's label for a listed upload into training data, in two steps, behind
+/// <c>trainjob review import|approve</c> and the review page:
+/// <list type="number">
+/// <item><b>Label</b> (<see cref="ApplyAsync"/>, <see cref="ConfirmAsync"/>): the upload's queue item is removed first,
+/// conditionally on the item that was labelled (If-Match), and only the caller whose removal succeeds goes on: of two
+/// people labelling one upload at once, one stages a label and the other gets <see cref="LabelOutcome.NotQueued"/>. The
+/// label is then staged with the bytes that were labelled (<see cref="ReviewLabels"/>); a discard is recorded.</item>
+/// <item><b>Decide</b> (<see cref="DecideAsync"/>): an Approver's decision is recorded first (once per image version:
+/// of two decisions the first one counts), then an approved label's bytes are added to the training data through
+/// <see cref="TrainingImages"/> (its label rule; never overwriting), then the staged label is removed. A decision
+/// interrupted part-way is finished by the next call for the same label.</item>
+/// </list>
+/// Training reads only the training data, so a label nobody approved never reaches a training run.
 /// </summary>
 public static class ReviewLabeling
 {
@@ -23,45 +32,38 @@ public static class ReviewLabeling
     }
 
     /// <summary>
-    /// Adds <paramref name="content"/> (the image a person looked at) under <paramref name="label"/>, or discards
-    /// it when <paramref name="label"/> is null, then removes the image's item when it still lists <paramref name="imageVersion"/>.
+    /// Labels (or, with a null label, discards) the image version <paramref name="imageVersion"/> of a listed upload with
+    /// <paramref name="content"/>, the bytes the person looked at (an export's file).
     /// </summary>
-    public static async Task<(LabelOutcome Outcome, string? TrainingName)> ApplyAsync(ReviewQueue queue, TrainingImages training, string image, string imageVersion,
-        string? label, string fileName, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    public static async Task<(LabelOutcome Outcome, LabelRecord? Record)> ApplyAsync(ReviewQueue queue, ReviewLabels labels, string image, string imageVersion, string fileName,
+        ReadOnlyMemory<byte> content, LabelDecision decision, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queue);
-        ArgumentNullException.ThrowIfNull(training);
         var queued = await queue.GetAsync(image, cancellationToken).ConfigureAwait(false);
-        var listed = queued is not null && queued.Item.ImageVersion == imageVersion;
-        if (label is null)
-        {
-            return (listed && await queue.RemoveAsync(image, queued!.ETag, cancellationToken).ConfigureAwait(false) ? LabelOutcome.Discarded : LabelOutcome.NotQueued, null);
-        }
-        var added = await training.AddAsync(label, fileName, content, cancellationToken).ConfigureAwait(false);
-        if (listed)
-        {
-            await queue.RemoveAsync(image, queued!.ETag, cancellationToken).ConfigureAwait(false);
-        }
-        return (added.AlreadyPresent ? LabelOutcome.AlreadyPresent : LabelOutcome.Added, added.Name);
+        return queued is null || queued.Item.ImageVersion != imageVersion
+            ? (LabelOutcome.NotQueued, null)
+            : await ApplyAsync(queue, labels, queued, fileName, content, decision, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// The review page's path: reads the listed image version from the images container (within the decoder's byte
-    /// limit), then <see cref="ApplyAsync"/>. <see cref="LabelOutcome.NotQueued"/> when the item is gone or lists
-    /// another version, or the image was replaced or deleted since.
+    /// limit), then labels it as <see cref="ApplyAsync(ReviewQueue, ReviewLabels, string, string, string, ReadOnlyMemory{byte}, LabelDecision, CancellationToken)"/>.
+    /// <see cref="LabelOutcome.NotQueued"/> when the item is gone or lists another version, or the image was replaced
+    /// or deleted since (then nothing is removed).
     /// </summary>
-    public static async Task<(LabelOutcome Outcome, string? TrainingName)> ConfirmAsync(ReviewQueue queue, TrainingImages training, BlobContainerClient images, ImageDecoder decoder,
-        string image, string imageVersion, string? label, CancellationToken cancellationToken = default)
+    public static async Task<(LabelOutcome Outcome, LabelRecord? Record)> ConfirmAsync(ReviewQueue queue, ReviewLabels labels, BlobContainerClient images, ImageDecoder decoder,
+        string image, string imageVersion, LabelDecision decision, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(decision);
         var queued = await queue.GetAsync(image, cancellationToken).ConfigureAwait(false);
         if (queued is null || queued.Item.ImageVersion != imageVersion)
         {
             return (LabelOutcome.NotQueued, null);
         }
         ReadOnlyMemory<byte> content = default;
-        if (label is not null)
+        if (decision.Label is not null)
         {
             try
             {
@@ -78,6 +80,67 @@ public static class ReviewLabeling
                 return (LabelOutcome.NotQueued, null);
             }
         }
-        return await ApplyAsync(queue, training, image, imageVersion, label, FileNameFor(image), content, cancellationToken).ConfigureAwait(false);
+        return await ApplyAsync(queue, labels, queued, FileNameFor(image), content, decision, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An Approver's decision on the staged label <paramref name="id"/>: <paramref name="approve"/> adds its bytes to
+    /// <paramref name="training"/> under its label, otherwise nothing is added; either way the decision is recorded and
+    /// the staged label removed. When the label was decided already (another Approver was first, or an earlier call
+    /// stopped part-way), that recorded decision is the one carried out. Returns the outcome, the record as decided
+    /// and, when added, the image's name in the training data.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The staged bytes are missing or not the ones that were labelled: nothing is added.</exception>
+    public static async Task<(ApprovalOutcome Outcome, LabelRecord? Record, string? TrainingName)> DecideAsync(ReviewLabels labels, TrainingImages training, string id,
+        bool approve, ReviewActor by, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(training);
+        ArgumentNullException.ThrowIfNull(by);
+        if (await labels.GetStagedAsync(id, cancellationToken).ConfigureAwait(false) is not { } staged)
+        {
+            return (ApprovalOutcome.NotStaged, null, null);
+        }
+        var decided = staged.Record with { Decision = approve ? LabelDecisions.Approved : LabelDecisions.Rejected, DecidedBy = by, DecidedUtc = now };
+        if (!await labels.TryRecordAsync(decided, cancellationToken).ConfigureAwait(false))
+        {
+            decided = await labels.GetRecordAsync(id, cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"Label {id} has a record that could not be read back.");
+        }
+        var outcome = ApprovalOutcome.Rejected;
+        string? name = null;
+        if (decided.Decision == LabelDecisions.Approved)
+        {
+            var content = await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false);
+            var added = await training.AddAsync(staged.Record.Label!, staged.Record.FileName ?? FileNameFor(staged.Record.Image), content, cancellationToken).ConfigureAwait(false);
+            (outcome, name) = (added.AlreadyPresent ? ApprovalOutcome.AlreadyPresent : ApprovalOutcome.Added, added.Name);
+        }
+        await labels.RemoveStagedAsync(staged, cancellationToken).ConfigureAwait(false);
+        return (outcome, decided, name);
+    }
+
+    private static async Task<(LabelOutcome Outcome, LabelRecord? Record)> ApplyAsync(ReviewQueue queue, ReviewLabels labels, QueuedReview queued, string fileName,
+        ReadOnlyMemory<byte> content, LabelDecision decision, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(decision);
+        if (decision.Label is { } label && TrainingLayout.LabelProblem(label) is { } problem)
+        {
+            throw new ArgumentException($"The label \"{label}\" {problem}.", nameof(decision));
+        }
+        // Remove first, and go on only when this removal succeeded: a second person labelling the same listed item gets
+        // NotQueued instead of adding the image a second time under another label.
+        if (!await queue.RemoveAsync(queued.Item.Image, queued.ETag, cancellationToken).ConfigureAwait(false))
+        {
+            return (LabelOutcome.NotQueued, null);
+        }
+        var record = LabelRecord.For(queued.Item, decision, fileName, content.Span);
+        if (decision.Label is null)
+        {
+            var discarded = record with { Decision = LabelDecisions.Discarded, DecidedBy = decision.By, DecidedUtc = decision.Utc };
+            await labels.TryRecordAsync(discarded, cancellationToken).ConfigureAwait(false);
+            return (LabelOutcome.Discarded, discarded);
+        }
+        return (await labels.StageAsync(record, content, cancellationToken).ConfigureAwait(false) ? LabelOutcome.Staged : LabelOutcome.AlreadyStaged, record);
     }
 }

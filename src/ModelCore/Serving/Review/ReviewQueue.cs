@@ -4,6 +4,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.ModelCore.Review;
 
@@ -177,30 +178,6 @@ public sealed class ReviewQueue(BlobContainerClient container, ReviewSettings se
         }
     }
 
-    /// <summary>A new blob (If-None-Match: *) or a replacement of the one with <paramref name="replacing"/> (If-Match); false when another writer was first.</summary>
-    private async Task<bool> TryUploadAsync(string name, byte[] content, ETag? replacing, IDictionary<string, string>? metadata, CancellationToken cancellationToken)
-    {
-        var options = new BlobUploadOptions
-        {
-            Conditions = replacing is { } etag ? new BlobRequestConditions { IfMatch = etag } : new BlobRequestConditions { IfNoneMatch = ETag.All },
-            HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" },
-            Metadata = metadata,
-        };
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                await Container.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(content), options, cancellationToken).ConfigureAwait(false);
-                return true;
-            }
-            catch (RequestFailedException e) when (e.Status is 409 or 412 or 404 && e.ErrorCode != BlobErrorCode.ContainerNotFound)
-            {
-                return false;
-            }
-            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound && attempt == 0)
-            {
-                await Container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-            }
-        }
-    }
+    private Task<bool> TryUploadAsync(string name, byte[] content, ETag? replacing, IDictionary<string, string>? metadata, CancellationToken cancellationToken) =>
+        ConditionalBlobs.TryUploadAsync(Container, name, BinaryData.FromBytes(content), replacing, "application/json", metadata, cancellationToken);
 }

@@ -38,6 +38,17 @@ public static class StorageClients
             (uri, credential) => new QueueServiceClient(uri, credential, options));
     }
 
+    /// <summary>
+    /// The credential an identity-based connection signs its requests with; null for a connection string (which proves no
+    /// identity: it holds the account's key, or Azurite's).
+    /// </summary>
+    public static TokenCredential? CreateCredential(IConfiguration configuration, string connectionName = DefaultConnectionName)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(connectionName);
+        return string.IsNullOrWhiteSpace(section.Value) ? CreateCredential(section) : null;
+    }
+
     private static T Create<T>(IConfiguration configuration, string connectionName, string service, Func<string, T> fromConnectionString, Func<Uri, TokenCredential, T> fromIdentity)
     {
         ArgumentNullException.ThrowIfNull(configuration);

@@ -1,14 +1,16 @@
 using System.CommandLine;
+using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.TrainJob.Cli;
 
 namespace ServerlessClassifier.TrainJob.Commands.Review;
 
 /// <summary>
-/// <c>review export --to &lt;folder&gt;</c> and <c>review import &lt;folder&gt;</c>: the review queue that the Functions
-/// app (and <c>classify --container</c>) fills with uncertain uploads, out to a folder a person sorts and back into
-/// the training data.
+/// <c>review export --to &lt;folder&gt;</c>, <c>review import &lt;folder&gt;</c>, <c>review approve|reject</c>: the review queue
+/// that the Functions app (and <c>classify --container</c>) fills with uncertain uploads, out to a folder a person sorts,
+/// back as staged labels, and, once approved, into the training data.
 /// </summary>
 public static class ReviewCommands
 {
@@ -33,17 +35,71 @@ public static class ReviewCommands
         CliApp.Handle(export, global, host, (parse, context, cancellationToken) => ReviewExport.RunAsync(context, parse.GetRequiredValue(to), cancellationToken));
 
         var folder = new Argument<string>("folder") { Description = "A folder written by review export, after sorting." };
-        var data = new Option<string?>("--data")
+        var data = DataOption("Where approved images go (with --approve): an existing local folder, or container[/prefix] in the configured storage (default: the training container).");
+        var reviewer = new Option<string?>("--reviewer")
         {
-            Description = "Where the training data is: an existing local folder, or container[/prefix] in the configured storage (default: the training container).",
-            HelpName = "folder | container[/prefix]",
+            Description = "Your name for the label records, when storage is reached with a connection string (with identity-based storage your Azure sign-in is recorded).",
+            HelpName = "name",
         };
-        var import = new Command("import", "Add the sorted images to the training data (never overwriting an image there) and remove them from the review queue; " +
-            "images in _discard/ are only removed from the queue.") { folder, data };
+        var approveNow = new Option<bool>("--approve") { Description = "Approve the labels you stage at once (you are the Approver): the images go into the training data." };
+        var import = new Command("import", "Label the sorted images by their folder: each leaves the review queue and is staged with a record of who labelled it (who, when, " +
+            "image version, suggestion); nothing reaches the training data until it is approved (review approve, or --approve). Images in _discard/ only leave the queue.")
+        {
+            folder, data, reviewer, approveNow,
+        };
         CliApp.Handle(import, global, host, (parse, context, cancellationToken) =>
-            ReviewImport.RunAsync(context, parse.GetRequiredValue(folder), parse.GetValue(data), cancellationToken));
+            ReviewImport.RunAsync(context, parse.GetRequiredValue(folder), parse.GetValue(reviewer), parse.GetValue(approveNow), parse.GetValue(data), cancellationToken));
 
-        return new Command("review", "The review queue: uploads the model was unsure about (unknown, low margin, out of distribution), to label and train on.") { export, import };
+        return new Command("review", "The review queue: uploads the model was unsure about (unknown, low margin, out of distribution), to label and train on.")
+        {
+            export, import, Decide(global, host, approve: true), Decide(global, host, approve: false),
+        };
+    }
+
+    /// <summary><c>review approve</c> or <c>review reject</c>: staged labels chosen by image name, label or all.</summary>
+    private static Command Decide(GlobalOptions global, CliHost host, bool approve)
+    {
+        var images = new Argument<string[]>("images") { Description = "Image names (as queued) whose staged labels to decide.", Arity = ArgumentArity.ZeroOrMore };
+        var label = new Option<string?>("--label") { Description = "Every staged label with this label.", HelpName = "label" };
+        var all = new Option<bool>("--all") { Description = "Every staged label." };
+        var data = DataOption("Where approved images go: an existing local folder, or container[/prefix] in the configured storage (default: the training container).");
+        var approver = new Option<string?>("--approver")
+        {
+            Description = "Your name for the records, when storage is reached with a connection string (with identity-based storage your Azure sign-in is recorded).",
+            HelpName = "name",
+        };
+        var command = approve
+            ? new Command("approve", "Approve staged labels: each image is added to the training data under its label (never overwriting), and the decision is recorded with who made it.")
+            : new Command("reject", "Reject staged labels: nothing is added; the decision is recorded with who made it.");
+        command.Add(images);
+        command.Add(label);
+        command.Add(all);
+        command.Add(data);
+        command.Add(approver);
+        CliApp.Handle(command, global, host, (parse, context, cancellationToken) =>
+            ReviewApprove.RunAsync(context, approve, parse.GetValue(images) ?? [], parse.GetValue(label), parse.GetValue(all), parse.GetValue(data), parse.GetValue(approver), cancellationToken));
+        return command;
+    }
+
+    private static Option<string?> DataOption(string description) => new("--data") { Description = description, HelpName = "folder | container[/prefix]" };
+
+    /// <summary>The live model's classes (the current published version's labels); none when nothing is published.</summary>
+    internal static async Task<IReadOnlySet<string>> LiveClassesAsync(CliContext context, CancellationToken cancellationToken)
+    {
+        var store = context.Storage.ModelStore();
+        if (await store.GetCurrentAsync(cancellationToken) is not { } current)
+        {
+            return new HashSet<string>();
+        }
+        var manifest = await store.Container.GetBlobClient($"{current.State.Version}/{ModelManifest.FileName}").DownloadContentAsync(cancellationToken);
+        return ModelManifest.Parse(manifest.Value.Content.ToMemory().Span, $"{current.State.Version}/{ModelManifest.FileName}").Labels.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>"label count, ..." in label order, or "none".</summary>
+    internal static string CountByLabel(IEnumerable<LabelRecord> records)
+    {
+        var byLabel = records.GroupBy(r => r.Label!, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}").ToList();
+        return byLabel.Count == 0 ? "none" : string.Join(", ", byLabel);
     }
 
     /// <summary>The training data <c>--data</c> names: an existing folder, else <c>container[/prefix]</c> (default: the training container).</summary>

@@ -6,18 +6,24 @@ namespace ServerlessClassifier.TrainJob.Commands.Review;
 
 /// <summary>
 /// <c>review import</c>: each image file of a sorted export (matched to <c>review.csv</c> by file name) is labelled by
-/// the folder it is in now and goes through <see cref="ReviewLabeling.ApplyAsync"/>: added to the training data
-/// (never overwriting) and removed from the queue; <c>_discard/</c> only leaves the queue. Every folder name is
-/// checked before anything is written. Files not in review.csv are skipped and named.
+/// the folder it is in now and goes through <see cref="ReviewLabeling.ApplyAsync"/>: removed from the queue, then
+/// staged for approval with a record of who labelled it (<see cref="OperatorIdentity"/>); <c>_discard/</c> only leaves
+/// the queue (recorded too). With <c>--approve</c> the operator approves what they staged at once
+/// (<see cref="ReviewApprove"/>: into the training data, never overwriting); otherwise <c>review approve</c> does it
+/// later. Every folder name is checked before anything is written. Files not in review.csv are skipped and named.
 /// </summary>
 internal static class ReviewImport
 {
-    public static async Task<int> RunAsync(CliContext context, string folder, string? data, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliContext context, string folder, string? reviewerName, bool approve, string? data, CancellationToken cancellationToken)
     {
         var csv = Path.Combine(folder, ReviewCsv.FileName);
         if (!File.Exists(csv))
         {
             throw new UsageException($"{folder} has no {ReviewCsv.FileName}; pass a folder written by review export.");
+        }
+        if (data is not null && !approve)
+        {
+            throw new UsageException("--data names where approved images go: use it with --approve, or later with review approve.");
         }
         var rows = ReviewCsv.Read(csv).ToDictionary(r => Path.GetFileName(r.File), StringComparer.Ordinal);
         var files = Directory.EnumerateDirectories(folder).Order(StringComparer.Ordinal)
@@ -30,10 +36,16 @@ internal static class ReviewImport
         {
             throw new UsageException($"these folders of {folder} cannot be labels: {string.Join("; ", bad)}. Rename them (or move their images to {ReviewCommands.DiscardFolder}/); nothing was imported.");
         }
-        var training = ReviewCommands.Training(context, data);
+        if (approve)
+        {
+            ReviewCommands.Training(context, data); // a bad --data is refused before anything is written
+        }
+        var reviewer = await OperatorIdentity.ResolveAsync(context, reviewerName, "--reviewer", cancellationToken);
+        var classes = await ReviewCommands.LiveClassesAsync(context, cancellationToken);
         var queue = context.Storage.ReviewQueue();
+        var labels = context.Storage.ReviewLabels();
         var outcomes = new Dictionary<LabelOutcome, int>();
-        var added = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var staged = new List<LabelRecord>();
         var unknown = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (label, file) in files)
@@ -46,21 +58,30 @@ internal static class ReviewImport
             }
             var isDiscard = label == ReviewCommands.DiscardFolder;
             var bytes = isDiscard ? ReadOnlyMemory<byte>.Empty : await File.ReadAllBytesAsync(file, cancellationToken);
-            var (outcome, _) = await ReviewLabeling.ApplyAsync(queue, training, row.Image, row.ImageVersion, isDiscard ? null : label, name, bytes, cancellationToken);
+            var decision = new LabelDecision(isDiscard ? null : label, reviewer, !isDiscard && !classes.Contains(label), DateTimeOffset.UtcNow);
+            var (outcome, record) = await ReviewLabeling.ApplyAsync(queue, labels, row.Image, row.ImageVersion, name, bytes, decision, cancellationToken);
             outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
-            if (outcome == LabelOutcome.Added)
+            if (outcome == LabelOutcome.Staged)
             {
-                added[label] = added.GetValueOrDefault(label) + 1;
+                staged.Add(record!);
             }
         }
         var missing = rows.Count - seen.Count;
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Added {outcomes.GetValueOrDefault(LabelOutcome.Added)} images to {training.Description} ({(added.Count == 0 ? "none" : string.Join(", ", added.Select(a => $"{a.Key} {a.Value}")))}); " +
-            $"{outcomes.GetValueOrDefault(LabelOutcome.AlreadyPresent)} were there already; {outcomes.GetValueOrDefault(LabelOutcome.Discarded)} discarded; " +
-            $"{outcomes.GetValueOrDefault(LabelOutcome.NotQueued)} discarded images were no longer queued; {missing} exported images were not found in {folder} and stay queued."));
+            $"Staged {staged.Count} labels by {reviewer.Name} ({ReviewCommands.CountByLabel(staged)}); {outcomes.GetValueOrDefault(LabelOutcome.Discarded)} discarded; " +
+            $"{outcomes.GetValueOrDefault(LabelOutcome.NotQueued)} were no longer queued in the exported version; {outcomes.GetValueOrDefault(LabelOutcome.AlreadyStaged)} had a label waiting already; " +
+            $"{missing} exported images were not found in {folder} and stay queued."));
         foreach (var file in unknown)
         {
             context.Error($"skipped {file}: not in {ReviewCsv.FileName} (only exported images are imported)");
+        }
+        if (approve)
+        {
+            return await ReviewApprove.DecideAsync(context, labels, staged.Select(s => s.Id).ToList(), approve: true, ReviewCommands.Training(context, data), reviewer, cancellationToken);
+        }
+        if (staged.Count > 0)
+        {
+            context.WriteLine("Nothing reaches the training data until it is approved: review approve --all (or --label <label>, or image names).");
         }
         return ExitCodes.Ok;
     }

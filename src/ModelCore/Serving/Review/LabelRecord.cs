@@ -1,0 +1,130 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ServerlessClassifier.ModelCore.Review;
+
+/// <summary>Values of <see cref="LabelRecord.Decision"/>.</summary>
+public static class LabelDecisions
+{
+    /// <summary>An Approver accepted the label: the image was added to the training data.</summary>
+    public const string Approved = "approved";
+
+    /// <summary>An Approver refused the label: nothing was added.</summary>
+    public const string Rejected = "rejected";
+
+    /// <summary>The reviewer discarded the upload instead of labelling it: nothing was added.</summary>
+    public const string Discarded = "discarded";
+}
+
+/// <summary>
+/// The record of one person's label for one listed image version, and of the decision on it. While it waits for an
+/// Approver it is <c>review/staged/&lt;id&gt;.json</c> (<see cref="Decision"/> null), beside the bytes the reviewer
+/// labelled; once decided (or discarded) it is <c>review/records/&lt;id&gt;.json</c>, written once, and kept. The id is
+/// derived from the image name and version (<see cref="IdFor"/>), so one image version has one record. camelCase JSON,
+/// null members omitted.
+/// </summary>
+public sealed record LabelRecord
+{
+    [JsonPropertyName("id")]
+    public required string Id { get; init; }
+
+    [JsonPropertyName("image")]
+    public required string Image { get; init; }
+
+    [JsonPropertyName("imageVersion")]
+    public required string ImageVersion { get; init; }
+
+    /// <summary>The model version whose prediction listed the upload.</summary>
+    [JsonPropertyName("modelVersion")]
+    public string? ModelVersion { get; init; }
+
+    /// <summary>What the model suggested.</summary>
+    [JsonPropertyName("suggestedLabel")]
+    public required string SuggestedLabel { get; init; }
+
+    /// <summary>The label the reviewer gave; null when the upload was discarded.</summary>
+    [JsonPropertyName("label")]
+    public string? Label { get; init; }
+
+    /// <summary>The label was not a class of the live model when it was given (only an Approver may give one).</summary>
+    [JsonPropertyName("newClass")]
+    public bool NewClass { get; init; }
+
+    /// <summary>The file name the image gets in the training data (<see cref="ReviewLabeling.FileNameFor"/>).</summary>
+    [JsonPropertyName("fileName")]
+    public string? FileName { get; init; }
+
+    /// <summary>SHA-256 (hex) of the bytes the reviewer labelled; an approval adds exactly these.</summary>
+    [JsonPropertyName("contentSha256")]
+    public string? ContentSha256 { get; init; }
+
+    [JsonPropertyName("contentLength")]
+    public long ContentLength { get; init; }
+
+    [JsonPropertyName("labelledBy")]
+    public required ReviewActor LabelledBy { get; init; }
+
+    [JsonPropertyName("labelledUtc")]
+    public required DateTimeOffset LabelledUtc { get; init; }
+
+    /// <summary>A <see cref="LabelDecisions"/> value; null while the label waits for an Approver.</summary>
+    [JsonPropertyName("decision")]
+    public string? Decision { get; init; }
+
+    [JsonPropertyName("decidedBy")]
+    public ReviewActor? DecidedBy { get; init; }
+
+    [JsonPropertyName("decidedUtc")]
+    public DateTimeOffset? DecidedUtc { get; init; }
+
+    public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>The record id of an image version: 32 hex digits of SHA-256 over the name and version (blob-name safe, fixed length).</summary>
+    public static string IdFor(string image, string imageVersion)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(image);
+        ArgumentException.ThrowIfNullOrEmpty(imageVersion);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{image}\n{imageVersion}")))[..32];
+    }
+
+    /// <summary>True for a string <see cref="IdFor"/> can return (what a caller may name).</summary>
+    public static bool IsId(string? id) => id is { Length: 32 } && id.All(char.IsAsciiHexDigitLower);
+
+    /// <summary>The record of <paramref name="label"/> (null: a discard) for a listed item, with the labelled bytes' hash.</summary>
+    public static LabelRecord For(ReviewItem item, LabelDecision decision, string? fileName, ReadOnlySpan<byte> content)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        ArgumentNullException.ThrowIfNull(decision);
+        return new LabelRecord
+        {
+            Id = IdFor(item.Image, item.ImageVersion),
+            Image = item.Image,
+            ImageVersion = item.ImageVersion,
+            ModelVersion = item.ModelVersion,
+            SuggestedLabel = item.SuggestedLabel,
+            Label = decision.Label,
+            NewClass = decision.NewClass,
+            FileName = decision.Label is null ? null : fileName,
+            ContentSha256 = decision.Label is null ? null : Convert.ToHexStringLower(SHA256.HashData(content)),
+            ContentLength = decision.Label is null ? 0 : content.Length,
+            LabelledBy = decision.By,
+            LabelledUtc = decision.Utc,
+        };
+    }
+
+    public byte[] ToUtf8Bytes() => JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions);
+
+    public static LabelRecord Parse(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize<LabelRecord>(json, JsonOptions) ?? throw new JsonException("The label record is empty.");
+}
+
+/// <summary>
+/// A person's decision on one listed upload: the label (null discards it), who gave it, when, and whether the label is
+/// a class the live model does not have yet.
+/// </summary>
+public sealed record LabelDecision(string? Label, ReviewActor By, bool NewClass, DateTimeOffset Utc);

@@ -21,7 +21,7 @@ public sealed class AppShapeTests
         var functions = JsonNode.Parse(File.ReadAllText(Path.Combine(BuildOutput, "functions.metadata")))!.AsArray()
             .ToDictionary(f => (string)f!["name"]!, f => f!["bindings"]!.AsArray()[0]!);
 
-        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "LabelReview", "ListReview", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
             functions.Keys.Order(StringComparer.Ordinal));
         foreach (var name in new[] { "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid" })
         {
@@ -36,11 +36,13 @@ public sealed class AppShapeTests
         AssertHttp(functions["ClassifyImage"], "Function", "post", "classify");
         AssertHttp(functions["GetModel"], "Function", "get", "model");
         AssertHttp(functions["Health"], "Anonymous", "get", "health");
-        // The page and its API are protected like the classification API.
+        // The page and its API are protected like the classification API (the review API also needs a signed-in role: ReviewAccessTests).
         AssertHttp(functions["WebPage"], "Function", "get", "ui");
         AssertHttp(functions["ListReview"], "Function", "get", "review");
         AssertHttp(functions["ReviewThumbnail"], "Function", "get", "review/thumbnail");
         AssertHttp(functions["LabelReview"], "Function", "post", "review/label");
+        AssertHttp(functions["ListStagedLabels"], "Function", "get", "review/staged");
+        AssertHttp(functions["DecideLabel"], "Function", "post", "review/decide");
 
         var shards = functions["ClassifyShard"];
         Assert.Equal("queueTrigger", (string?)shards["type"]);

@@ -21,7 +21,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         var names = JsonNode.Parse(File.ReadAllText(Path.Combine(package.Directory, "functions.metadata")))!.AsArray()
             .Select(function => (string?)function!["name"]).Order(StringComparer.Ordinal);
 
-        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "LabelReview", "ListReview", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"], names);
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"], names);
     }
 
     [Fact]
@@ -74,7 +74,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
             }
         }
         Assert.True(healthy, "GET /api/health did not answer 200; output:\n" + host.Output);
-        foreach (var name in new[] { "ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "GetModel", "Health", "LabelReview", "ListReview", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage" })
+        foreach (var name in new[] { "ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage" })
         {
             Assert.Contains($"Host.Functions.{name}", host.Output, StringComparison.Ordinal);
         }

@@ -31,6 +31,8 @@ public sealed class Cli
 
     public string FeaturesContainer => $"features-{suffix}";
 
+    public string ReviewContainer => $"review-{suffix}";
+
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
@@ -52,6 +54,7 @@ public sealed class Cli
                 ["Classifier:JobsContainer"] = JobsContainer,
                 ["Classifier:ShardQueue"] = ShardQueue,
                 ["Classifier:FeaturesContainer"] = FeaturesContainer,
+                ["Classifier:ReviewContainer"] = ReviewContainer,
             },
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);

@@ -67,7 +67,7 @@ public sealed class CommandLineTests
         {
             ReviewCsv.Write(Path.Combine(folder, ReviewCsv.FileName), []);
 
-            var run = await cli.RunAsync("review", "import", folder, "--data", data);
+            var run = await cli.RunAsync("review", "import", folder, "--approve", "--data", data);
 
             Assert.Equal(ExitCodes.Usage, run.ExitCode);
             Assert.Contains($"--data {data} is neither an existing folder nor container[/prefix]: {problem}.", run.Err, StringComparison.Ordinal);

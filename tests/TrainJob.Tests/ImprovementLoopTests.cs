@@ -11,8 +11,8 @@ namespace ServerlessClassifier.TrainJob.Tests;
 /// from the training container and publish; upload held-out images of those categories and of a fourth one the
 /// model never saw (flags); the backfill (the Functions app's rule) writes their predictions and lists the uncertain
 /// ones for review; export the queue, sort it as a person would (each image into its true label's folder, a new
-/// folder for flags), import it into the training container; train again and publish; the new model is right on
-/// every image the old one queued.
+/// folder for flags), import it (staged labels), approve them into the training container; train again and publish;
+/// the new model is right on every image the old one queued.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class ImprovementLoopTests : IDisposable
@@ -84,14 +84,19 @@ public sealed class ImprovementLoopTests : IDisposable
                 File.Move(Path.Combine(export, q.File), target);
             }
         }
-        var import = await cli.RunAsync("review", "import", export);
+        var import = await cli.RunAsync("review", "import", export, "--reviewer", "tester");
         Assert.True(import.ExitCode == ExitCodes.Ok, import.All);
-        Assert.Contains($"Added {queued.Count} images to {cli.TrainingContainer}/", import.Out, StringComparison.Ordinal);
+        Assert.Contains($"Staged {queued.Count} labels by tester", import.Out, StringComparison.Ordinal);
         var empty = await cli.RunAsync("review", "export", "--to", temp.Combine("empty"));
         Assert.Contains("Exported 0 queued images", empty.Out, StringComparison.Ordinal);
-        // Importing again never overwrites: the same images are found there already.
-        var again = await cli.RunAsync("review", "import", export);
-        Assert.Contains($"Added 0 images to {cli.TrainingContainer}/ (none); {queued.Count} were there already", again.Out, StringComparison.Ordinal);
+        // Staged labels are not training data until they are approved.
+        var approve = await cli.RunAsync("review", "approve", "--all", "--approver", "tester");
+        Assert.True(approve.ExitCode == ExitCodes.Ok, approve.All);
+        Assert.Contains($"Approved by tester: added {queued.Count} images to {cli.TrainingContainer}/", approve.Out, StringComparison.Ordinal);
+        Assert.Contains("new classes: flags", approve.Out, StringComparison.Ordinal);
+        // Importing again stages nothing: every image left the queue when it was labelled.
+        var again = await cli.RunAsync("review", "import", export, "--reviewer", "tester");
+        Assert.Contains($"Staged 0 labels by tester (none); 0 discarded; {queued.Count} were no longer queued", again.Out, StringComparison.Ordinal);
 
         var second = await cli.RunAsync("train", "--data", cli.TrainingContainer, "--output", temp.Combine("m2"), "--device", "cpu", "--publish");
         Assert.True(second.ExitCode == ExitCodes.Ok, second.All);

@@ -71,6 +71,9 @@ param trainJobArgs string[] = [
 @minValue(60)
 param trainJobTimeoutSeconds int = 14400
 
+@description('Application (client) id of the Entra app registration for the review page\'s sign-in (app roles Reviewer and Approver; docs/deploy.md, "Review sign-in"). Empty: review sign-in off (the review API answers 503); everything else works.')
+param reviewSignInClientId string = ''
+
 @description('Optional object id of the person or group who uploads training data (gets Storage Blob Data Contributor). Empty: none.')
 param operatorPrincipalId string = ''
 
@@ -167,6 +170,7 @@ module functionApp 'modules/functionApp.bicep' = {
     jobsContainerName: jobsContainerName
     featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
+    reviewSignInClientId: reviewSignInClientId
   }
 }
 

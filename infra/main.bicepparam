@@ -12,3 +12,4 @@ param trainJobMemory = '56Gi'
 param containerRegistrySku = readEnvironmentVariable('CLASSIFIER_REGISTRY_SKU', 'Basic')
 param trainJobImageTag = readEnvironmentVariable('CLASSIFIER_TRAINJOB_IMAGE_TAG', '')
 param operatorPrincipalId = readEnvironmentVariable('CLASSIFIER_OPERATOR_PRINCIPAL_ID', '')
+param reviewSignInClientId = readEnvironmentVariable('CLASSIFIER_REVIEW_CLIENT_ID', '')

@@ -53,6 +53,9 @@ param featuresContainerName string
 @description('The shard queue ClassifyShard reads (trainjob classify --container --distributed writes it).')
 param shardQueueName string
 
+@description('Application (client) id of the Microsoft Entra app registration people sign in to the review page with (its app roles Reviewer and Approver decide who labels and who approves; docs/deploy.md, "Review sign-in"). Empty: App Service authentication stays off and the review API answers 503 to everyone; classification is unaffected.')
+param reviewSignInClientId string = ''
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -145,8 +148,50 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     // The host resolves the sweep timer's %Classifier:SweepSchedule% (like the blob trigger's
     // %Classifier:ImagesContainer%) from app settings, with no default there; the app refuses to start without it.
     Classifier__SweepSchedule: '0 */5 * * * *'
+    // Who labels is read from App Service authentication (the authsettingsV2 below), never from the function key.
+    // Development (everyone a Reviewer and Approver) is refused at start in Azure.
+    Classifier__ReviewIdentity: 'EasyAuth'
     // No polling-source blob trigger here: the package published to Flex Consumption is built without it
     // (dotnet publish -p:FlexConsumption=true), as Flex supports only Event Grid-source blob triggers.
+  }
+}
+
+// App Service authentication (Easy Auth) with Microsoft Entra ID, for the review page and its API. Unauthenticated
+// requests still go on to the Functions host (AllowAnonymous): classify, the model, health and Event Grid's webhook
+// keep working with keys alone, and App Service has no setting that requires sign-in for some paths only (excludedPaths
+// would have to list every other route, Event Grid's included). The app itself answers the review API 401 without a
+// signed-in caller and 403 without the Reviewer/Approver app role: it reads x-ms-client-principal, which App Service
+// sets for a signed-in caller and removes from outside requests, and trusts it only while this is on
+// (WEBSITE_AUTH_ENABLED). No client secret: the sign-in asks Entra ID for an ID token only (the app registration must
+// allow ID tokens), and the token store is off (sessions live in App Service's encrypted cookie).
+resource authSettings 'Microsoft.Web/sites/config@2024-11-01' = if (!empty(reviewSignInClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: reviewSignInClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    httpSettings: {
+      requireHttps: true
+    }
   }
 }
 

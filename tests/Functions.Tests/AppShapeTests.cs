@@ -98,6 +98,8 @@ public sealed class AppShapeTests
         Assert.Equal("UseDevelopmentStorage=true", (string?)values["ClassifierStorage"]);
         Assert.Equal("true", (string?)values["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"]);
         Assert.Equal("0 */5 * * * *", (string?)values["Classifier__SweepSchedule"]);
+        // A local host has no App Service authentication: the documented development identity reviews there.
+        Assert.Equal("Development", (string?)values["Classifier__ReviewIdentity"]);
     }
 
     [Theory]

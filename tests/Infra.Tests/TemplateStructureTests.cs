@@ -106,6 +106,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__FeaturesContainer",
             "Classifier__ShardQueue",
             "Classifier__SweepSchedule",
+            "Classifier__ReviewIdentity",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));
         Assert.Equal("managedidentity", settings["ClassifierStorage__credential"]);
@@ -113,6 +114,8 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         // The settings the host resolves itself (binding expressions) and the app requires.
         Assert.Equal("0 */5 * * * *", settings["Classifier__SweepSchedule"]);
         Assert.Equal("[parameters('imagesContainerName')]", settings["Classifier__ImagesContainer"]);
+        // Who labels comes from App Service authentication, never Development (which the app refuses in Azure anyway).
+        Assert.Equal("EasyAuth", settings["Classifier__ReviewIdentity"]);
         // No plain connection string for the host's storage: identity only.
         Assert.DoesNotContain("AzureWebJobsStorage", settings.Keys);
         foreach (var (name, value) in settings)
@@ -278,10 +281,30 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         }
     }
 
+    [Fact]
+    public void FunctionApp_ReviewSignIn_IsEntraIdAppServiceAuthentication_ThatLeavesKeyedRoutesOpen_AndHasNoSecret()
+    {
+        var functionApp = Main.Module("functionApp");
+        var auth = Assert.Single(functionApp.Template.OfType("Microsoft.Web/sites/config"), c => ((string?)c["name"])!.Contains("authsettingsV2", StringComparison.Ordinal));
+        // Deployed only when an app registration is named; the parameter reaches the module from main.bicep.
+        Assert.Equal("[not(empty(parameters('reviewSignInClientId')))]", (string?)auth["condition"]);
+        Assert.Equal("[parameters('reviewSignInClientId')]", (string?)functionApp.Deployment["properties"]!["parameters"]!["reviewSignInClientId"]!["value"]);
+        var properties = auth["properties"]!;
+        Assert.True((bool)properties["platform"]!["enabled"]!);
+        // Anonymous requests reach the host (keys still checked): classify, health and Event Grid's webhook need no sign-in.
+        Assert.False((bool)properties["globalValidation"]!["requireAuthentication"]!);
+        Assert.Equal("AllowAnonymous", (string?)properties["globalValidation"]!["unauthenticatedClientAction"]);
+        var entra = properties["identityProviders"]!["azureActiveDirectory"]!;
+        Assert.True((bool)entra["enabled"]!);
+        Assert.Equal("[parameters('reviewSignInClientId')]", (string?)entra["registration"]!["clientId"]);
+        Assert.Contains("tenant().tenantId", (string?)entra["registration"]!["openIdIssuer"], StringComparison.Ordinal);
+        Assert.Null(entra["registration"]!["clientSecretSettingName"]);
+        Assert.True((bool)properties["httpSettings"]!["requireHttps"]!);
+    }
+
     private Dictionary<string, string> AppSettings()
     {
-        var config = Assert.Single(Main.Module("functionApp").Template.OfType("Microsoft.Web/sites/config"));
-        Assert.Contains("appsettings", (string?)config["name"], StringComparison.Ordinal);
+        var config = Assert.Single(Main.Module("functionApp").Template.OfType("Microsoft.Web/sites/config"), c => ((string?)c["name"])!.Contains("appsettings", StringComparison.Ordinal));
         return config["properties"]!.AsObject().ToDictionary(p => p.Key, p => p.Value is JsonValue v ? v.ToString() : p.Value!.ToJsonString());
     }
 }

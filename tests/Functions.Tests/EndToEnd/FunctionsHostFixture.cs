@@ -195,10 +195,28 @@ public class FunctionsHostFixture : IAsyncLifetime
     }
 
     /// <summary>A GET of <paramref name="pathAndQuery"/> with the function key.</summary>
-    public HttpRequestMessage Get(string pathAndQuery)
+    public HttpRequestMessage Get(string pathAndQuery) => ReviewRequest(HttpMethod.Get, pathAndQuery, principal: null);
+
+    /// <summary>
+    /// A request with the function key (unless <paramref name="withKey"/> is false), as signed in as
+    /// <paramref name="principal"/> (<c>x-ms-client-principal</c>, which the host's App Service authentication passes
+    /// through as Azure's sets it; null: not signed in), with <paramref name="body"/> as JSON.
+    /// </summary>
+    public HttpRequestMessage ReviewRequest(HttpMethod method, string pathAndQuery, string? principal, object? body = null, bool withKey = true)
     {
-        var request = new HttpRequestMessage(HttpMethod.Get, Url(pathAndQuery));
-        request.Headers.Add("x-functions-key", FunctionKey);
+        var request = new HttpRequestMessage(method, Url(pathAndQuery));
+        if (withKey)
+        {
+            request.Headers.Add("x-functions-key", FunctionKey);
+        }
+        if (principal is not null)
+        {
+            request.Headers.Add(Services.ReviewerIdentity.PrincipalHeader, principal);
+        }
+        if (body is not null)
+        {
+            request.Content = System.Net.Http.Json.JsonContent.Create(body);
+        }
         return request;
     }
 

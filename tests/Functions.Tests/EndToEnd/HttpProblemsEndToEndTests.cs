@@ -31,7 +31,7 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
         await host.AssertProblemAsync(host.Classify([1, 2, 3], contentType: "text/plain"), HttpStatusCode.UnsupportedMediaType, "UnsupportedMediaType");
 
         // The review list catches "no model" itself: it lists the queue without the model's labels.
-        using var list = await host.Http.SendAsync(host.Get("api/review"));
+        using var list = await host.Http.SendAsync(host.ReviewRequest(HttpMethod.Get, "api/review", ReviewScene.Approver));
         Assert.Equal(HttpStatusCode.OK, list.StatusCode);
         Assert.Null(list.Headers.RetryAfter);
     }
@@ -45,12 +45,12 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
         var text = await QueueAsync("thumbnails/text.png", "not an image at all"u8.ToArray());
         var good = await QueueAsync("thumbnails/good.png", png);
 
-        await host.AssertProblemAsync(host.Get($"api/review/thumbnail?image={Uri.EscapeDataString(corrupt)}"), HttpStatusCode.BadRequest, "Corrupt");
-        await host.AssertProblemAsync(host.Get($"api/review/thumbnail?image={Uri.EscapeDataString(text)}"), HttpStatusCode.UnsupportedMediaType, "UnsupportedFormat");
+        await host.AssertProblemAsync(Thumbnail($"api/review/thumbnail?image={Uri.EscapeDataString(corrupt)}"), HttpStatusCode.BadRequest, "Corrupt");
+        await host.AssertProblemAsync(Thumbnail($"api/review/thumbnail?image={Uri.EscapeDataString(text)}"), HttpStatusCode.UnsupportedMediaType, "UnsupportedFormat");
         // Answered by the function itself, as before.
-        await host.AssertProblemAsync(host.Get("api/review/thumbnail?image=thumbnails%2Fnever-queued.png"), HttpStatusCode.NotFound, "NotQueued");
-        await host.AssertProblemAsync(host.Get("api/review/thumbnail"), HttpStatusCode.BadRequest, "NoImage");
-        using var thumbnail = await host.Http.SendAsync(host.Get($"api/review/thumbnail?image={Uri.EscapeDataString(good)}"));
+        await host.AssertProblemAsync(Thumbnail("api/review/thumbnail?image=thumbnails%2Fnever-queued.png"), HttpStatusCode.NotFound, "NotQueued");
+        await host.AssertProblemAsync(Thumbnail("api/review/thumbnail"), HttpStatusCode.BadRequest, "NoImage");
+        using var thumbnail = await host.Http.SendAsync(Thumbnail($"api/review/thumbnail?image={Uri.EscapeDataString(good)}"));
         Assert.Equal(HttpStatusCode.OK, thumbnail.StatusCode);
         Assert.Equal("image/jpeg", thumbnail.Content.Headers.ContentType?.MediaType);
     }
@@ -69,7 +69,7 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
         await broken.UploadAsync(BinaryData.FromString("not json"), overwrite: true);
         try
         {
-            using var response = await host.Http.SendAsync(host.Get("api/review/thumbnail?image=broken%2Fitem.png"));
+            using var response = await host.Http.SendAsync(Thumbnail("api/review/thumbnail?image=broken%2Fitem.png"));
             var body = await response.Content.ReadAsStringAsync();
 
             Assert.True(response.StatusCode == HttpStatusCode.InternalServerError && body.Length == 0, $"{(int)response.StatusCode} {body}");
@@ -80,6 +80,46 @@ public sealed class HttpProblemsEndToEndTests(ServingModelFixture model, NoModel
             await broken.DeleteAsync();
         }
     }
+
+    /// <summary>
+    /// The review API through the host: the function key alone lists and labels nothing (401), a signed-in Reviewer
+    /// cannot give a label the live model has no class for (here there is no model: every label is new) nor decide, an
+    /// Approver's label is staged and reaches the training container only when approved. (In-process, with a model:
+    /// ReviewAccessTests.)
+    /// </summary>
+    [HostFact]
+    public async Task ReviewApi_TheKeyAloneLabelsNothing_AReviewerCannotAddAClass_AnApproversLabelWaitsForApproval()
+    {
+        await host.EnsureStartedAsync(model);
+        var image = await QueueAsync("signed/in.png", ServingModelFixture.Image("green", seed: 963));
+        var version = (await new ReviewQueue(host.Review, new ReviewSettings { Container = host.Review.Name }).GetAsync(image))!.Item.ImageVersion;
+        var label = new { image, imageVersion = version, label = "green" };
+
+        await host.AssertProblemAsync(host.ReviewRequest(HttpMethod.Get, "api/review", principal: null), HttpStatusCode.Unauthorized, "SignInRequired");
+        await host.AssertProblemAsync(host.ReviewRequest(HttpMethod.Post, "api/review/label", principal: null, label), HttpStatusCode.Unauthorized, "SignInRequired");
+        // Signed in but without the key: the host refuses it before the app sees it.
+        using (var keyless = await host.Http.SendAsync(host.ReviewRequest(HttpMethod.Post, "api/review/label", ReviewScene.Approver, label, withKey: false)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, keyless.StatusCode);
+        }
+        await host.AssertProblemAsync(host.ReviewRequest(HttpMethod.Post, "api/review/label", ReviewScene.Reviewer, label), HttpStatusCode.Forbidden, "NewClassNeedsApprover");
+
+        using var staged = await host.Http.SendAsync(host.ReviewRequest(HttpMethod.Post, "api/review/label", ReviewScene.Approver, label));
+        var answer = System.Text.Json.Nodes.JsonNode.Parse(await staged.Content.ReadAsStringAsync())!;
+        Assert.True(staged.StatusCode == HttpStatusCode.OK, answer.ToJsonString());
+        Assert.Equal(("Staged", true), ((string?)answer["outcome"], (bool?)answer["newClass"]));
+        Assert.False((await host.Training.GetBlobClient("green/signed_in.png").ExistsAsync()).Value);
+        var decide = new { id = (string?)answer["id"], approve = true };
+        await host.AssertProblemAsync(host.ReviewRequest(HttpMethod.Post, "api/review/decide", ReviewScene.Reviewer, decide), HttpStatusCode.Forbidden, "NotAnApprover");
+
+        using var approved = await host.Http.SendAsync(host.ReviewRequest(HttpMethod.Post, "api/review/decide", ReviewScene.Approver, decide));
+
+        Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+        Assert.Equal(ServingModelFixture.Image("green", seed: 963), (await host.Training.GetBlobClient("green/signed_in.png").DownloadContentAsync()).Value.Content.ToArray());
+    }
+
+    /// <summary>A thumbnail request as a signed-in Reviewer.</summary>
+    private HttpRequestMessage Thumbnail(string pathAndQuery) => host.ReviewRequest(HttpMethod.Get, pathAndQuery, ReviewScene.Reviewer);
 
     /// <summary>Uploads <paramref name="content"/> as <paramref name="name"/> and lists that version for review, as the blob trigger would have.</summary>
     private async Task<string> QueueAsync(string name, byte[] content)

@@ -9,8 +9,11 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 /// <summary>
 /// The page the app serves (<c>/api/ui</c>), in headless Chromium against the app under the real Functions host: "Try
 /// it" classifies a picked image and shows the bars, the version and the out-of-distribution verdict; uploads the
-/// model is unsure about are queued by the blob trigger, "Review" shows them, and one click adds an image to the
-/// training container under the suggested label or another one, removing it from the queue.
+/// model is unsure about are queued by the blob trigger, "Review" shows them to the signed-in reviewer, one click labels
+/// an image with the suggested label or another one (it leaves the queue and waits for approval, outside the training
+/// container), and an Approver's click adds it to the training container. The browser is signed in as App Service
+/// authentication would sign it in: the <c>x-ms-client-principal</c> header on every request (the host's App Service
+/// authentication passes it through). The key the page was opened with leaves the address at once.
 /// </summary>
 [Collection(FunctionsTests.Collection)]
 public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture host) : IClassFixture<FunctionsHostFixture>, IDisposable
@@ -18,7 +21,7 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
     private readonly string scratch = Directory.CreateTempSubdirectory("page-test-").FullName;
 
     [BrowserFact]
-    public async Task Page_TryItAndReview_ClassifiesAndLabelsTheQueueIntoTrainingData()
+    public async Task Page_TryItReviewAndApprove_ClassifiesLabelsAndApprovesTheQueueIntoTrainingData()
     {
         await host.EnsureStartedAsync(model, model.OodFolder);
         // The page is protected like the API: no key, no page.
@@ -39,7 +42,15 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Assert.All(queued, q => Assert.Contains(ReviewReasons.OutOfDistribution, q.Item.Reasons));
 
         using var browser = new Browser();
+        browser.Driver.ExecuteCdpCommand("Network.enable", []);
+        browser.Driver.ExecuteCdpCommand("Network.setExtraHTTPHeaders", new Dictionary<string, object?>
+        {
+            ["headers"] = new Dictionary<string, object?> { [Services.ReviewerIdentity.PrincipalHeader] = ReviewScene.Approver },
+        });
         browser.Driver.Navigate().GoToUrl(host.Url($"api/ui?code={FunctionsHostFixture.FunctionKey}"));
+        // The key is read, then taken out of the address (history.replaceState), so the browser's history never keeps it.
+        browser.WaitFor(d => !d.Url.Contains("code=", StringComparison.Ordinal), "the address without the key");
+        Assert.Equal(host.Url("api/ui").ToString(), browser.Driver.Url);
 
         // Try it: an in-distribution red square, then an emoji.
         var red = Path.Combine(scratch, "red.png");
@@ -55,27 +66,56 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Assert.StartsWith("unknown (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
         browser.Screenshot("page-try.png");
 
-        // Review: both queued emoji, with thumbnails; confirm the first, give the second another label.
+        // Review: both queued emoji, with thumbnails, for the signed-in reviewer; confirm the first, give the second another label.
         browser.Driver.FindElement(By.Id("tab-review")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("who-name")).Text == "Abel Approver", "who is signed in");
+        Assert.Contains("(Reviewer, Approver)", browser.Driver.FindElement(By.Id("who")).Text, StringComparison.Ordinal);
         var cards = browser.WaitFor(d => d.FindElements(By.CssSelector(".review-card")) is { Count: 2 } found ? found : null, "two review cards");
         browser.WaitFor(d => d.FindElements(By.CssSelector(".review-card img")).All(i => i.GetDomProperty("src")?.StartsWith("blob:", StringComparison.Ordinal) == true), "the thumbnails");
-        browser.Screenshot("page-review.png");
         var first = queued[0].Item;
         var firstCard = cards.Single(c => c.GetDomAttribute("data-image") == first.Image);
         firstCard.FindElement(By.CssSelector(".confirm")).Click();
-        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"added to the training data as {first.SuggestedLabel}", StringComparison.Ordinal), "the confirmation");
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"labelled {first.SuggestedLabel}", StringComparison.Ordinal), "the confirmation");
         var second = queued[1].Item;
         var other = ServingModelFixture.Labels.First(l => l != second.SuggestedLabel);
         var secondCard = browser.Driver.FindElements(By.CssSelector(".review-card")).Single();
         new SelectElement(secondCard.FindElement(By.CssSelector("select.other"))).SelectByValue(other);
-        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"added to the training data as {other}", StringComparison.Ordinal), "the second label");
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains($"labelled {other}, waiting for an Approver", StringComparison.Ordinal), "the second label");
         Assert.Empty(browser.Driver.FindElements(By.CssSelector(".review-card")));
 
-        // Exactly as review import: the images are in the training container under the chosen labels, and the queue is empty.
+        // Labelled, out of the queue, and not training data yet: both wait for approval.
+        Assert.Empty(await queue.ListAsync().ToListAsync());
+        Assert.Empty(await host.Training.GetBlobsAsync().ToListAsync());
+        var staged = browser.WaitFor(d => d.FindElements(By.CssSelector(".staged-card")) is { Count: 2 } found ? found : null, "two labels waiting for approval");
+        browser.WaitFor(d => d.FindElements(By.CssSelector(".staged-card img")).All(i => i.GetDomProperty("src")?.StartsWith("blob:", StringComparison.Ordinal) == true), "the staged thumbnails");
+        browser.Screenshot("page-review.png");
+        foreach (var image in new[] { first.Image, second.Image })
+        {
+            browser.Driver.FindElements(By.CssSelector(".staged-card")).Single(c => c.GetDomAttribute("data-image") == image).FindElement(By.CssSelector(".approve")).Click();
+            browser.WaitFor(d => d.FindElement(By.Id("status")).Text.StartsWith($"{image}: approved into the training data", StringComparison.Ordinal), $"the approval of {image}");
+        }
+        Assert.Empty(browser.Driver.FindElements(By.CssSelector(".staged-card")));
+
+        // Approved: the images are in the training container under the chosen labels, the bytes that were labelled.
         Assert.True((await host.Training.GetBlobClient($"{first.SuggestedLabel}/uploads_emoji-0.png").ExistsAsync()).Value);
         Assert.True((await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").ExistsAsync()).Value);
         Assert.Equal(await File.ReadAllBytesAsync(emoji[1]), (await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").DownloadContentAsync()).Value.Content.ToArray());
-        Assert.Empty(await queue.ListAsync().ToListAsync());
+    }
+
+    [BrowserFact]
+    public async Task Page_WithoutASignIn_OffersTheSignIn_AndShowsNoQueue()
+    {
+        await host.EnsureStartedAsync(model, model.OodFolder);
+        using var browser = new Browser();
+        browser.Driver.Navigate().GoToUrl(host.Url($"api/ui?code={FunctionsHostFixture.FunctionKey}"));
+        browser.Driver.FindElement(By.Id("tab-review")).Click();
+
+        var signIn = browser.WaitFor(d => d.FindElement(By.Id("sign-in")), "the sign-in link");
+
+        Assert.Equal("/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fui", signIn.GetDomAttribute("href"));
+        Assert.Empty(browser.Driver.FindElements(By.CssSelector(".review-card")));
+        Assert.True(browser.Driver.FindElement(By.Id("approvals")).GetDomProperty("hidden") == "True"
+            || !browser.Driver.FindElement(By.Id("approvals")).Displayed);
     }
 
     public void Dispose() => Directory.Delete(scratch, recursive: true);

@@ -14,12 +14,12 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.TrainJob.Tests;
 
 /// <summary>
-/// Every architecture of the registry, brought from PyTorch as a user would: a torchvision
-/// <c>state_dict</c> saved with <c>torch.save</c> (random init, made by Debian's python3-torch through
-/// tests/fixtures/make_architecture_reference.py into a temporary folder, deleted after: a VGG's is over
-/// 500 MB). It loads unchanged and gives PyTorch's logits; <c>train --backbone it.pth</c> trains in head
-/// and in finetune mode (the default stage: the last) on a tiny set at 64 px; and <c>classify</c> serves
-/// both models through the ONNX pipeline.
+/// Architectures of the registry, brought from PyTorch as a user would: a torchvision <c>state_dict</c> saved with
+/// <c>torch.save</c> (random init, made by Debian's python3-torch through tests/fixtures/make_architecture_reference.py
+/// into the reference cache, <see cref="ReferencePython.Cached"/>: a VGG's is over 500 MB). It loads unchanged and
+/// gives PyTorch's logits; <c>train --backbone it.pth</c> trains in head and in finetune mode (the default stage: the
+/// last) on a tiny set at 64 px; and <c>classify</c> serves both models through the ONNX pipeline. Every run takes the
+/// smallest member of each family (<see cref="ArchitectureMatrix.EveryRun"/>), the full run the others.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
@@ -29,21 +29,25 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
 
     private readonly TempFolder temp = new();
 
-    public static TheoryData<string> Architectures => new(BackboneCatalog.TorchVisionIds);
+    [Theory]
+    [MemberData(nameof(ArchitectureMatrix.EveryRunData), MemberType = typeof(ArchitectureMatrix))]
+    public Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies(string id) => AssertImportsTrainsAndClassifiesAsync(id);
 
     [Theory]
-    [MemberData(nameof(Architectures))]
-    public async Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies(string id)
+    [Trait(ArchitectureMatrix.Category, ArchitectureMatrix.Full)]
+    [MemberData(nameof(ArchitectureMatrix.FullOnlyData), MemberType = typeof(ArchitectureMatrix))]
+    public Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies_FullMatrix(string id) => AssertImportsTrainsAndClassifiesAsync(id);
+
+    private async Task AssertImportsTrainsAndClassifiesAsync(string id)
     {
         TorchRuntime.EnsureInitialized();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         void Step(string what) => output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {what}");
         var architecture = BackboneCatalog.Architecture(id);
-        var reference = temp.Combine("reference");
-        var made = ReferencePython.Run("make_architecture_reference.py", "state-dict", id, reference);
-        output.WriteLine(made[..Math.Min(made.Length, 200)]);
+        var reference = ReferencePython.Cached("make_architecture_reference.py", "state-dict", id);
+        output.WriteLine($"reference files: {reference}");
         var weights = Path.Combine(reference, $"{id}.pth");
-        Step("reference made by PyTorch");
+        Step("reference made by PyTorch (or found in the cache)");
         AssertLogitsMatchPyTorch(weights, Path.Combine(reference, $"{id}.reference.pth"));
         Step("parity checked");
 
@@ -109,7 +113,6 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         var relative = (logits - expected).abs().max().item<float>() / expected.abs().max().item<float>();
         output.WriteLine($"max |logits - PyTorch's| / max |PyTorch's| = {relative:E2}");
         Assert.True(relative <= RelativeTolerance, $"logits differ from PyTorch's by {relative:E2} of the largest, over {RelativeTolerance:E0}");
-        File.Delete(referencePath);
     }
 
     /// <summary>classify answers with one of the model's labels and probabilities that sum to 1.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using ServerlessClassifier.Tests.Common;
 
@@ -25,24 +24,7 @@ public static class PublishedApp
         var root = System.IO.Directory.CreateTempSubdirectory("functions-published-").FullName;
         AppDomain.CurrentDomain.ProcessExit += (_, _) => System.IO.Directory.Delete(root, recursive: true);
         var output = Path.Combine(root, "app");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { "publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), "-c", Configuration, "--no-build", "-nologo", "-v", "q", "-o", output },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet publish did not start");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(8)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("dotnet publish src/Functions ran for more than 8 minutes");
-        }
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"dotnet publish src/Functions failed ({process.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
-        }
+        DotnetPublish.Run(Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), output, TimeSpan.FromMinutes(8), "-c", Configuration, "--no-build", "-v", "q");
         return output;
     }
 }

@@ -20,11 +20,14 @@ namespace ServerlessClassifier.ModelCore.Tests.Backbones;
 public sealed class BackboneContractTests(ITestOutputHelper output)
 {
     [Fact]
-    public void TheEveryRunMatrix_HoldsTheFirstMemberOfEachFamily_AndTheFullRunTheRest()
+    public void TheEveryRunMatrix_HoldsTheFirstMemberOfEachVariant_TrainsEachFamilyInEachMode_AndTheFullRunTheRest()
     {
         Assert.Equal(["resnet18", "resnet50", "vgg11", "vgg11_bn", "alexnet", "densenet121"], ArchitectureMatrix.EveryRun);
         Assert.Equal(BackboneCatalog.TorchVisionIds.Order(StringComparer.Ordinal), ArchitectureMatrix.EveryRun.Concat(ArchitectureMatrix.FullOnly).Order(StringComparer.Ordinal));
         Assert.Equal(BackboneCatalog.TorchVisionIds.Select(id => ArchitectureMatrix.Variant(BackboneCatalog.Architecture(id))).Distinct().Count(), ArchitectureMatrix.EveryRun.Count);
+        Assert.Equal([("resnet18", "head"), ("vgg11", "head"), ("alexnet", "head"), ("densenet121", "head"),
+            ("resnet50", "finetune"), ("vgg11_bn", "finetune"), ("alexnet", "finetune"), ("densenet121", "finetune")], ArchitectureMatrix.EveryRunTraining);
+        Assert.Equal(2 * BackboneCatalog.TorchVisionIds.Count, ArchitectureMatrix.EveryRunTraining.Concat(ArchitectureMatrix.FullOnlyTraining).Distinct().Count());
     }
 
     [Theory]

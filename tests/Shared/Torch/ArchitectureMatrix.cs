@@ -6,8 +6,8 @@ namespace ServerlessClassifier.Tests.Common;
 /// Which architectures of the registry the per-architecture tests run, in the test pyramid of scripts/test.sh: every
 /// run takes the first (smallest) member of each family and variant (a ResNet of basic blocks and one of
 /// bottlenecks, a VGG with and one without BatchNorm, AlexNet, a DenseNet), which runs every code path of the
-/// registry's modules, exporters and loaders; the full run (<c>scripts/test.sh --full</c>, the
-/// <see cref="FullCategory"/> trait) adds every other entry at full size.
+/// registry's modules, exporters and loaders, and trains each family once per CLI mode; the full run
+/// (<c>scripts/test.sh --full</c>, the <see cref="Full"/> trait) adds every other entry at full size, in every mode.
 /// </summary>
 public static class ArchitectureMatrix
 {
@@ -31,7 +31,39 @@ public static class ArchitectureMatrix
     /// <summary>The other torchvision entries, for the full run.</summary>
     public static IReadOnlyList<string> FullOnly { get; } = [.. BackboneCatalog.TorchVisionIds.Except(EveryRun)];
 
+    /// <summary>The CLI training modes each architecture is trained in (<c>train --mode</c>).</summary>
+    public static IReadOnlyList<string> TrainingModes { get; } = ["head", "finetune"];
+
+    /// <summary>
+    /// The every-run CLI trainings: each family once per mode, its variants taking the modes in turn (resnet18 head,
+    /// resnet50 finetune; vgg11 head, vgg11_bn finetune; AlexNet and DenseNet, one variant each, in both), so every
+    /// variant is trained and every mode runs on every family.
+    /// </summary>
+    public static IReadOnlyList<(string Id, string Mode)> EveryRunTraining { get; } =
+    [
+        .. TrainingModes.SelectMany((mode, m) => EveryRun.GroupBy(id => BackboneCatalog.Architecture(id).Family)
+            .Select(family => (family.ElementAt(m % family.Count()), mode))),
+    ];
+
+    /// <summary>Every other architecture and mode, for the full run.</summary>
+    public static IReadOnlyList<(string Id, string Mode)> FullOnlyTraining { get; } =
+        [.. BackboneCatalog.TorchVisionIds.SelectMany(id => TrainingModes.Select(mode => (id, mode))).Except(EveryRunTraining)];
+
     public static TheoryData<string> EveryRunData => new(EveryRun);
 
     public static TheoryData<string> FullOnlyData => new(FullOnly);
+
+    public static TheoryData<string, string> EveryRunTrainingData => Pairs(EveryRunTraining);
+
+    public static TheoryData<string, string> FullOnlyTrainingData => Pairs(FullOnlyTraining);
+
+    private static TheoryData<string, string> Pairs(IEnumerable<(string Id, string Mode)> pairs)
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var (id, mode) in pairs)
+        {
+            data.Add(id, mode);
+        }
+        return data;
+    }
 }

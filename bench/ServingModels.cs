@@ -1,7 +1,10 @@
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Export.Quantization;
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Engine;
 
 namespace ServerlessClassifier.Bench;
 
@@ -31,22 +34,22 @@ internal sealed class ServingModels : IDisposable
 
     public static async Task<ServingModels> TrainAsync(string imageFolder)
     {
-        var options = new TrainingOptions();
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(imageFolder, options.ToDatasetOptions());
-        var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
-        var preprocessing = result.Manifest.Preprocessing;
-        var fp32 = OnnxExport.ExportVerified(result.Model, preprocessing.InputSize, result.VerificationInputs);
-        var int8 = await ServingGraphs.CreateAsync(fp32.Onnx, result.Manifest.Labels, dataset, [.. dataset.Train, .. dataset.Validation],
-            new ModelCore.Imaging.ImagePreprocessor(preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 });
+        // Both graphs of one trained model: the engine packages the fp32 one, the int8 one is made and checked from it as
+        // --precision int8 does (calibrated on the training images, checked on every image: head mode's validation images).
+        var plan = new HeadPlan { Precision = new PrecisionOptions { Precision = PrecisionChoice.Fp32 } };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(imageFolder, TrainingEngine.DatasetOptionsFor(plan));
+        var root = Path.Combine(Path.GetTempPath(), $"bench-models-{Guid.NewGuid():N}");
+        var fp32Folder = Path.Combine(root, "fp32");
+        var int8Folder = Path.Combine(root, "int8");
+        var result = await new TrainingEngine().TrainAsync(plan, dataset, fp32Folder);
+        var fp32 = await File.ReadAllBytesAsync(Path.Combine(fp32Folder, ModelCheckpoint.OnnxFileName));
+        var int8 = await ServingGraphs.CreateAsync(fp32, result.Manifest.Labels, dataset.Train, [.. dataset.Train, .. dataset.Validation],
+            new ModelCore.Imaging.ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 }, plan.Seed);
         if (int8.Refusal is { } refusal)
         {
             throw new InvalidOperationException($"The benchmark's int8 model failed its check: {refusal}.");
         }
-        var root = Path.Combine(Path.GetTempPath(), $"bench-models-{Guid.NewGuid():N}");
-        var fp32Folder = Path.Combine(root, "fp32");
-        var int8Folder = Path.Combine(root, "int8");
-        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, fp32Folder, new ServingGraph(fp32.Onnx, ModelPrecision.Fp32, null), result.MeanImage, result.OutOfDistribution);
-        ModelCheckpoint.SaveForServing(result.Model, result.Manifest, int8Folder, int8, result.MeanImage, result.OutOfDistribution);
+        ModelCheckpoint.SaveForServing(result.Model, result.Manifest with { Files = [] }, int8Folder, int8, result.MeanImage, result.OutOfDistribution);
         return new ServingModels(result, fp32Folder, int8Folder, int8.Quantization!);
     }
 

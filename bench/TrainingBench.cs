@@ -5,8 +5,11 @@ using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Engine;
 
 namespace ServerlessClassifier.Bench;
 
@@ -58,10 +61,10 @@ internal static class TrainingBench
     public static async Task<int> RunChildAsync(string root, int seedRecipeSample)
     {
         TorchRuntime.EnsureInitialized();
-        var options = new TrainingOptions { Mode = TrainingMode.Head, Epochs = 10, Patience = 0 };
+        var plan = new HeadPlan { Precision = new PrecisionOptions { Precision = PrecisionChoice.Fp32 } };
         var clock = Stopwatch.StartNew();
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(root, options.ToDatasetOptions());
-        using var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(root, TrainingEngine.DatasetOptionsFor(plan));
+        using var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "..", $"bench-model-{Guid.NewGuid():N}"));
         var headTotal = clock.Elapsed.TotalSeconds;
         var features = result.FeatureSeconds ?? double.NaN;
         var images = dataset.Train.Count + dataset.Validation.Count;

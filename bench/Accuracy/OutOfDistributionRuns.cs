@@ -4,7 +4,11 @@ using System.Text.Json;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Checkpoints;
 
 namespace ServerlessClassifier.Bench.Accuracy;
 
@@ -37,12 +41,12 @@ internal static class OutOfDistributionRuns
             {
                 Copy(split[category].Train.Take(60), Path.Combine(train, Folder(category)));
             }
-            var options = new TrainingOptions();
-            var dataset = await ImageFolderDataset.FromDirectoryAsync(train, options.ToDatasetOptions());
-            using var result = await new TransferTrainer().TrainAsync(dataset, options, progress: null, checkpointDirectory: null);
-            var statistics = result.OutOfDistribution ?? throw new InvalidOperationException("The run recorded no out-of-distribution statistics.");
+            var plan = new HeadPlan { Precision = new PrecisionOptions { Precision = PrecisionChoice.Fp32 } };
+            var dataset = await ImageFolderDataset.FromDirectoryAsync(train, TrainingEngine.DatasetOptionsFor(plan));
+            using var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model"));
+            var statistics = result.OutOfDistribution;
             var preprocessor = new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage);
-            using var engine = new OnnxEngine(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), OnnxEngineOptions.Default);
+            using var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default);
             var inClass = Score(engine, preprocessor, statistics, seen.SelectMany(c => split[c].Test.Take(30)));
             var outOfClass = Score(engine, preprocessor, statistics, unseen.SelectMany(c => split[c].Test.Take(30)));
             var threshold = result.Manifest.ConfidenceThreshold;

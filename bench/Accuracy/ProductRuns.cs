@@ -4,8 +4,12 @@ using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
-using ServerlessClassifier.ModelCore.Training;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Checkpoints;
 
 namespace ServerlessClassifier.Bench.Accuracy;
 
@@ -29,13 +33,15 @@ internal sealed record TestImages(IReadOnlyList<string> Labels, float[] Inputs, 
     }
 }
 
-/// <summary>The product's head mode as a user runs it (TransferTrainer on the training folder), scored on the test images through the exported ONNX graph that serving runs.</summary>
+/// <summary>The product's training as a user runs it (the engine on the training folder), scored on the test images through the fp32 ONNX graph it packaged, as serving runs it.</summary>
 internal static class ProductRuns
 {
-    public static async Task<(Score Score, TrainingResult Result)> TrainAndScoreAsync(string contender, string trainFolder, TrainingOptions options, Func<TrainingResult, TestImages> test)
+    public static async Task<(Score Score, TrainingResult Result)> TrainAndScoreAsync(string contender, string trainFolder, TrainingPlan plan, Func<TrainingResult, TestImages> test)
     {
         var clock = Stopwatch.StartNew();
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, options.ToDatasetOptions());
+        // The fp32 graph (the int8 rows make and check theirs from it: Int8ScoreAsync).
+        plan = plan with { Precision = plan.Precision with { Precision = PrecisionChoice.Fp32 } };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, TrainingEngine.DatasetOptionsFor(plan));
         // The engine's messages and epoch lines, as the CLI prints them.
         var progress = new Progress<TrainingProgress>(p =>
         {
@@ -46,15 +52,15 @@ internal static class ProductRuns
                     : $"      {p.Message}");
             }
         });
-        var result = await new TransferTrainer().TrainAsync(dataset, options, progress, checkpointDirectory: null);
+        var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(Path.GetTempPath(), $"bench-model-{Guid.NewGuid():N}"), new TrainingRun { Progress = progress });
         var seconds = clock.Elapsed.TotalSeconds;
         var images = test(result);
-        var probabilities = Classify(OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize), images);
+        var probabilities = Classify(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), images);
         var probe = result.Manifest.Training?.Probe;
         var note = probe is null
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"best epoch {result.BestEpoch} of {result.History.Count}{(result.History.Any(h => h.ImagesPerSecond > 0) ? $"; {result.History.Average(h => h.ImagesPerSecond):F1} img/s per epoch" : "")}")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {probe.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {result.Manifest.Training!.Calibration!.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
         return (Score.Of(contender, images.Labels, probabilities, images.Truth, seconds, note), result);
     }
 
@@ -63,13 +69,13 @@ internal static class ProductRuns
     /// (calibrated on its training images, checked on the images its validation metrics come from) when it passes,
     /// else the fp32 graph; scored on the test images, with its top-1 agreement with the fp32 graph there.
     /// </summary>
-    public static async Task<Score> Int8ScoreAsync(string contender, string trainFolder, TrainingOptions options, TrainingResult result, TestImages images)
+    public static async Task<Score> Int8ScoreAsync(string contender, string trainFolder, TrainingResult result, TestImages images)
     {
         var clock = Stopwatch.StartNew();
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, options.ToDatasetOptions());
-        var fp32 = OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize);
-        var graph = await ServingGraphs.CreateAsync(fp32, result.Manifest.Labels, dataset, [.. dataset.Train, .. dataset.Validation],
-            new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 });
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, TrainingEngine.DatasetOptionsFor(result.Plan));
+        var fp32 = await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName));
+        var graph = await ServingGraphs.CreateAsync(fp32, result.Manifest.Labels, dataset.Train, [.. dataset.Train, .. dataset.Validation],
+            new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 }, result.Plan.Seed);
         var seconds = clock.Elapsed.TotalSeconds;
         var check = graph.Quantization!;
         // What --precision auto serves: the int8 graph when it passed its check, else the fp32 one.

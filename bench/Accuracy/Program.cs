@@ -5,7 +5,8 @@ using System.Text.Json;
 using ServerlessClassifier.Bench.Accuracy;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Plans;
 
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
@@ -67,25 +68,22 @@ foreach (var set in sets)
     if (args.Contains("--int8"))
     {
         // The default model served as fp32 and as --precision auto serves it (int8 when its check passes).
-        var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new TrainingOptions(), Test);
+        var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new HeadPlan(), Test);
         Add(fp32);
-        Add(await ProductRuns.Int8ScoreAsync("product head: default, int8 (auto)", set.Train, new TrainingOptions(), fp32Run, test!));
+        Add(await ProductRuns.Int8ScoreAsync("product head: default, int8 (auto)", set.Train, fp32Run, test!));
         fp32Run.Dispose();
         continue;
     }
-    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new TrainingOptions(), Test);
+    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new HeadPlan(), Test);
     Add(probe);
     ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);
     result.Dispose();
-    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: default + flip", set.Train, new TrainingOptions { FlipFeatures = true }, Test);
+    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: default + flip", set.Train, new HeadPlan { MirrorFeatures = true }, Test);
     withFlipResult.Dispose();
     Add(withFlip);
-    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: default, layer4 only", set.Train, new TrainingOptions { PooledStages = 1 }, Test);
+    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: default, layer4 only", set.Train, new HeadPlan { PooledStages = 1 }, Test);
     lastStageResult.Dispose();
     Add(lastStage);
-    var (loop, loopResult) = await ProductRuns.TrainAndScoreAsync("product head before (AdamW epochs)", set.Train, new TrainingOptions { LinearProbe = false, PooledStages = 1 }, Test);
-    loopResult.Dispose();
-    Add(loop);
     if (!args.Contains("--no-finetune"))
     {
         var (finetune, finetuneResult) = await ProductRuns.TrainAndScoreAsync("product finetune: default", set.Train, FinetuneVariants.All["default"], Test);

@@ -1,5 +1,5 @@
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Probe;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Probe;
 
 namespace ServerlessClassifier.Bench.Accuracy;
 

@@ -6,9 +6,9 @@ namespace ServerlessClassifier.Bench.TrainingMemory;
 /// <summary>One `trainjob train` process and its peak resident memory, read from /proc while it runs.</summary>
 internal sealed record TrainRun(int Images, double PeakMb, double Seconds, int ExitCode, string Tail)
 {
-    /// <summary>The options every run shares (the mode, the data and the output folder are the run's own).</summary>
+    /// <summary>The options every run shares (the mode, the data and the output folder are the run's own; head mode has no epochs or batches).</summary>
     public static string Arguments(string mode) =>
-        $"trainjob train --mode {mode} --backbone random:resnet18 --input-size 32 --epochs 1 --batch-size 64 --precision fp32 --device cpu --seed 42";
+        $"trainjob train --mode {mode} --backbone random:resnet18 --input-size 32{(mode == "head" ? "" : " --epochs 1 --batch-size 64")} --precision fp32 --device cpu --seed 42";
 
     public static async Task<TrainRun> MeasureAsync(string trainJobDll, string mode, string data, string output, int images)
     {

@@ -34,9 +34,6 @@ public sealed class Cli
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
-    /// <summary>The int8 quantiser's settings for <c>train</c> (null: the defaults), e.g. a broken one to reach the refusal.</summary>
-    public ServerlessClassifier.ModelCore.Export.Quantization.Int8QuantizerOptions? Int8Quantizer { get; init; }
-
     public async Task<CliRun> RunAsync(params string[] args) => await RunAsync(CancellationToken.None, args);
 
     public async Task<CliRun> RunAsync(CancellationToken cancellationToken, params string[] args)
@@ -46,7 +43,6 @@ public sealed class Cli
         var host = new CliHost
         {
             Interactive = false,
-            Int8Quantizer = Int8Quantizer,
             Configuration = new Dictionary<string, string?>
             {
                 ["Classifier:ModelsContainer"] = ModelsContainer,

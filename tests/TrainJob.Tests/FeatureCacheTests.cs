@@ -23,7 +23,7 @@ namespace ServerlessClassifier.TrainJob.Tests;
 [Collection(TorchTests.Collection)]
 public sealed partial class FeatureCacheTests : IDisposable
 {
-    private static readonly string[] Settings = ["--mode", "head", "--epochs", "3", "--seed", "7", "--device", "cpu", "--feature-cache", "--verbose"];
+    private static readonly string[] Settings = ["--mode", "head", "--seed", "7", "--device", "cpu", "--feature-cache", "--verbose"];
     private readonly TempFolder temp = new();
 
     [Fact]
@@ -166,9 +166,9 @@ public sealed partial class FeatureCacheTests : IDisposable
         Assert.Equal(ExitCodes.Usage, local.ExitCode);
         Assert.Contains("--feature-cache needs --data container[/prefix]", local.Err, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Usage, finetune.ExitCode);
-        Assert.Contains("--feature-cache applies to --mode head only", finetune.Err, StringComparison.Ordinal);
+        Assert.Contains("--feature-cache does not apply here: finetune and full train the backbone", finetune.Err, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Usage, flip.ExitCode);
-        Assert.Contains("give --flip or --feature-cache, not both", flip.Err, StringComparison.Ordinal);
+        Assert.Contains("mirror-image features or the feature cache, not both", flip.Err, StringComparison.Ordinal);
         var distributed = await cli.RunAsync("train", "--data", "training", "--output", temp.Combine("d"), "--distributed");
         Assert.Equal(ExitCodes.Usage, distributed.ExitCode);
         Assert.Contains("--distributed fans out the feature extraction of --feature-cache", distributed.Err, StringComparison.Ordinal);

@@ -18,7 +18,7 @@ namespace ServerlessClassifier.TrainJob.Tests;
 [Collection(TorchTests.Collection)]
 public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<ModelFolders>, IDisposable
 {
-    private static readonly string[] Settings = ["--mode", "head", "--epochs", "3", "--seed", "7", "--device", "cpu"];
+    private static readonly string[] Settings = ["--mode", "head", "--seed", "7", "--device", "cpu"];
     private readonly TempFolder temp = new();
 
     [Fact]
@@ -136,15 +136,16 @@ public sealed class ManifestTrainingTests(ModelFolders models) : IClassFixture<M
     }
 
     [Fact]
-    public void SavedRun_KeepsTheRewritePrefixes_SoResumeReadsTheManifestTheSameWay()
+    public void Plan_KeepsTheRewritePrefixes_SoResumeReadsTheManifestTheSameWay()
     {
-        var run = new SavedRun("/data/vertex.csv", new ModelCore.Training.TrainingOptions(), ["gs://b/=training/", "s3://c/=training/s3/"]);
+        var plan = new ModelCore.Plans.HeadPlan { Data = "/data/vertex.csv", RewritePrefixes = ["gs://b/=training/", "s3://c/=training/s3/"] };
 
-        run.Write(temp.Combine("checkpoints"));
-        var read = SavedRun.Read(temp.Combine("checkpoints"))!;
+        var read = ModelCore.Plans.TrainingPlan.FromJson(plan.ToJson());
 
-        Assert.Equal(run.RewritePrefixes, read.RewritePrefixes);
-        Assert.Equal(run.Data, read.Data);
+        Assert.Equal(plan.RewritePrefixes, read.RewritePrefixes);
+        Assert.Equal(plan.Data, read.Data);
+        Assert.Empty(ModelCore.Plans.PlanSettings.Differences(plan, read));
+        Assert.Equal("manifest prefix rewrites", ModelCore.Plans.PlanSettings.Differences(plan, read with { RewritePrefixes = ["gs://b/=training/"] }).Single().Name);
     }
 
     public void Dispose() => temp.Dispose();

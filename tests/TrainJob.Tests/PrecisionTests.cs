@@ -18,8 +18,11 @@ namespace ServerlessClassifier.TrainJob.Tests;
 [Collection(TorchTests.Collection)]
 public sealed class PrecisionTests : IDisposable
 {
-    /// <summary>One-level weights (-1, 0, +1 times a scale): a real int8 graph that is badly wrong, to reach the refusal.</summary>
-    private static readonly Int8QuantizerOptions Broken = Int8QuantizerOptions.Default with { WeightLevels = 1 };
+    /// <summary>
+    /// A plan file whose int8 quantiser keeps one level of weights (-1, 0, +1 times a scale): a real int8 graph that is
+    /// badly wrong, to reach the refusal through the real command (<c>--plan</c> carries every setting of the plan).
+    /// </summary>
+    private const string BrokenQuantizerPlan = """{ "mode": "head", "precision": { "quantizer": { "weightLevels": 1 } } }""";
 
     private readonly TempFolder temp = new();
 
@@ -65,9 +68,9 @@ public sealed class PrecisionTests : IDisposable
     public async Task Train_Int8_WhoseCheckFails_ExitsWithTheFigures_KeepsTheFp32Model_AndPublishesNothing()
     {
         var output = temp.Combine("refused");
-        var cli = new Cli { Int8Quantizer = Broken };
+        var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerPlan), "--precision", "int8", "--device", "cpu", "--publish");
 
         Assert.Equal(ExitCodes.Failure, train.ExitCode);
         Assert.Contains("--precision int8: the int8 graph's accuracy on the ", train.Err, StringComparison.Ordinal);
@@ -86,9 +89,9 @@ public sealed class PrecisionTests : IDisposable
     public async Task Train_Auto_WhoseCheckFails_PublishesFp32_AndSaysWhy()
     {
         var output = temp.Combine("auto");
-        var cli = new Cli { Int8Quantizer = Broken };
+        var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerPlan), "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         Assert.Contains("Precision: fp32; the int8 graph was not kept", train.Out, StringComparison.Ordinal);
@@ -129,6 +132,13 @@ public sealed class PrecisionTests : IDisposable
     public void Dispose() => temp.Dispose();
 
     private static ModelStore Store(Cli cli) => new(new BlobContainerClient(TestStorage.ConnectionString, cli.ModelsContainer));
+
+    private string Plan(string json)
+    {
+        var path = temp.Combine($"plan-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
 
     private string Emoji(string name) => TestAssets.EmojiByCategory(temp.Combine(name), 12, ("Flags", "flags"), ("Food & Drink", "food"));
 }

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Commands.Train;
 using ServerlessClassifier.TrainJob.Reports;
 using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
@@ -28,7 +29,7 @@ public sealed class TrainCommandTests : IDisposable
         var output = temp.Combine("real");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--epochs", "15", "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--mode", "head", "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         // Head mode with the default linear head fits the cross-validated linear probe: no epochs.
@@ -50,8 +51,9 @@ public sealed class TrainCommandTests : IDisposable
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
         Assert.Equal(1, json.RootElement.GetProperty("history").GetArrayLength()); // one fit, no epochs
         var probe = json.RootElement.GetProperty("probe");
-        Assert.InRange(probe.GetProperty("eceAfter").GetDouble(), 0, 1);
-        Assert.Equal(package.Manifest.Training.Probe.Temperature, probe.GetProperty("temperature").GetDouble());
+        Assert.InRange(json.RootElement.GetProperty("calibration").GetProperty("eceAfter").GetDouble(), 0, 1);
+        Assert.Equal(package.Manifest.Training.Probe.Lambda, probe.GetProperty("lambda").GetDouble());
+        Assert.Equal(package.Manifest.Training.Calibration!.Temperature, json.RootElement.GetProperty("calibration").GetProperty("temperature").GetDouble());
         Assert.Equal(package.Manifest.Metrics!.Accuracy, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
 
         var version = train.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];
@@ -112,7 +114,7 @@ public sealed class TrainCommandTests : IDisposable
 
         var conflicting = await new Cli().RunAsync("train", "--output", output, "--resume", "--batch-size", "6");
         Assert.Equal(ExitCodes.Usage, conflicting.ExitCode);
-        Assert.Contains("--batch-size was 5, not 6", conflicting.Err, StringComparison.Ordinal);
+        Assert.Contains("--resume continues the run with the plan it was started with: batch size was 5, not 6", conflicting.Err, StringComparison.Ordinal);
 
         var resumed = await new Cli().RunAsync("train", "--output", output, "--resume");
 
@@ -153,7 +155,7 @@ public sealed class TrainCommandTests : IDisposable
     {
         var data = Colours("random", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
 
-        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("random-out"), "--backbone", "random:resnet18", "--epochs", "2", "--device", "cpu");
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("random-out"), "--backbone", "random:resnet18", "--device", "cpu");
 
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
         Assert.Contains("warning: Backbone resnet18 has no pretrained weights", run.Err, StringComparison.Ordinal);

@@ -6,6 +6,7 @@ using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.Functions.Functions;
 
@@ -67,9 +68,9 @@ public sealed class Review(ReviewService review)
         {
             return Problems.Create(StatusCodes.Status400BadRequest, "InvalidBody", "Send JSON { \"image\": \"<name>\", \"imageVersion\": \"<version>\", \"label\": \"<label>\" or null to discard }.");
         }
-        if (body.Label is not null && TrainingImages.CheckLabel(body.Label) is { } problem)
+        if (body.Label is not null && TrainingLayout.LabelProblem(body.Label) is { } problem)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "InvalidLabel", $"That label cannot be used: {problem}.");
+            return Problems.Create(StatusCodes.Status400BadRequest, "InvalidLabel", $"That label cannot be used: it {problem}.");
         }
         var result = await review.LabelAsync(body.Image, body.ImageVersion, body.Label, cancellationToken);
         return result.Outcome == nameof(LabelOutcome.NotQueued)

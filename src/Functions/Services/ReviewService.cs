@@ -3,6 +3,7 @@ using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.Functions.Services;
 

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Azure;
-using ServerlessClassifier.ModelCore.Export.Quantization;
 using Spectre.Console;
 
 namespace ServerlessClassifier.TrainJob.Cli;
@@ -13,17 +12,13 @@ public sealed record CliHost
 
     /// <summary>Forces live progress bars on or off; null decides from the terminal.</summary>
     public bool? Interactive { get; init; }
-
-    /// <summary>The int8 quantiser's settings for <c>train</c> (null: the defaults); tests pass a broken one to reach the int8 refusal.</summary>
-    public Int8QuantizerOptions? Int8Quantizer { get; init; }
 }
 
 /// <summary>The output, settings and services one command invocation uses.</summary>
 public sealed class CliContext
 {
-    private CliContext(TextWriter output, TextWriter error, bool interactive, bool verbose, StorageSettings storage, Int8QuantizerOptions? quantizer)
+    private CliContext(TextWriter output, TextWriter error, bool interactive, bool verbose, StorageSettings storage)
     {
-        Int8Quantizer = quantizer ?? Int8QuantizerOptions.Default;
         Out = output;
         Err = error;
         Interactive = interactive;
@@ -57,9 +52,6 @@ public sealed class CliContext
 
     public StorageSettings Storage { get; }
 
-    /// <summary>How <c>train</c> makes int8 graphs (<see cref="CliHost.Int8Quantizer"/>, else the defaults).</summary>
-    public Int8QuantizerOptions Int8Quantizer { get; }
-
     public static CliContext Create(ParseResult parse, GlobalOptions global, CliHost host)
     {
         ArgumentNullException.ThrowIfNull(parse);
@@ -70,7 +62,7 @@ public sealed class CliContext
         var interactive = host.Interactive
             ?? (ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null);
         var configuration = StorageSettings.BuildConfiguration(parse.GetValue(global.Storage), host.Configuration);
-        return new CliContext(output, error, interactive, parse.GetValue(global.Verbose), new StorageSettings(configuration), host.Int8Quantizer);
+        return new CliContext(output, error, interactive, parse.GetValue(global.Verbose), new StorageSettings(configuration));
     }
 
     /// <summary>Writes a line to stdout with any secret masked.</summary>

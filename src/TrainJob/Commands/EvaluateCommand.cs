@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.TrainJob.Reports;
 using Spectre.Console;
+using ServerlessClassifier.ModelCore.Results;
 
 namespace ServerlessClassifier.TrainJob.Commands;
 

@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Jobs;
 using ServerlessClassifier.ModelCore.Storage;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
 using Spectre.Console;
+using ServerlessClassifier.ModelCore.Features;
 
 namespace ServerlessClassifier.TrainJob.Commands;
 

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Probe;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Probe;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 
@@ -159,10 +160,11 @@ public static class HtmlReport
         }
         var ece = Calibration.ExpectedCalibrationError([.. report.Predictions.Select(p => (p.Correct, p.Confidence))]);
         html.Append("<h2>Calibration</h2>\n<p>Expected calibration error of these predictions ").Append(Percent(ece));
-        if (report.Probe is { } probe)
+        if (report.Calibration is { } calibration)
         {
-            html.Append(" (out of fold; before temperature scaling ").Append(Percent(probe.EceBefore)).Append(", after ")
-                .Append(Percent(probe.EceAfter)).Append(" with temperature ").Append(F(probe.Temperature)).Append(')');
+            html.Append(" (").Append(E(calibration.Evidence)).Append(" predictions of ").Append(calibration.Images.ToString(CultureInfo.InvariantCulture))
+                .Append(" images; before temperature scaling ").Append(Percent(calibration.EceBefore)).Append(", after ")
+                .Append(Percent(calibration.EceAfter)).Append(" with temperature ").Append(F(calibration.Temperature)).Append(')');
         }
         html.Append(". A bar below the diagonal means the model was more confident than right in that bin.</p>\n")
             .Append("<figure role=\"img\" aria-label=\"Reliability diagram\">").Append(ReportCharts.Reliability(report.Predictions)).Append("</figure>\n");

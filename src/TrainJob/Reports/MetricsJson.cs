@@ -1,4 +1,4 @@
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Results;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 

@@ -1,7 +1,8 @@
 using System.Globalization;
 using ScottPlot;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Probe;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Probe;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 

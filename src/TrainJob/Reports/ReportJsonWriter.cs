@@ -25,6 +25,7 @@ public static class ReportJsonWriter
             report.Skipped,
             report.Notes,
             report.Probe,
+            report.Calibration,
             Precision = report.Precision.ToString().ToLowerInvariant(),
             report.Quantization,
         }, Options);

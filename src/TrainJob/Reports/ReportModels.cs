@@ -1,4 +1,5 @@
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Reports;
 
@@ -58,6 +59,9 @@ public sealed record TrainingReport
 
     /// <summary>Head mode's linear probe: cross-validation, temperature, calibration error before and after (null for epoch-trained models).</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary? Probe { get; init; }
+
+    /// <summary>How the probabilities were calibrated (every model trained since it was recorded; null for older ones).</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.CalibrationSummary? Calibration { get; init; }
 
     /// <summary>
     /// The predictions the validation metrics come from (out-of-fold and temperature-scaled for the linear

@@ -102,7 +102,7 @@ public sealed class BackboneContractTests(ITestOutputHelper output)
         }
 
         // Resetting the head changes the logits' size.
-        model.ResetHead(new HeadSpec(HeadKind.Mlp, NumClasses: 7, HiddenSize: 16));
+        model.ResetHead(HeadSpec.Linear(7));
         model.eval();
         using (var scope = NewDisposeScope())
         using (inference_mode())

@@ -8,10 +8,12 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.Tests.Common;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Engine;
 
 namespace ServerlessClassifier.ModelCore.Tests.Export;
 
@@ -64,10 +66,10 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
     {
         var (fp32, labels, dataset, preprocessor) = await EmojiModelAsync();
 
-        var kept = await ServingGraphs.CreateAsync(fp32, labels, dataset, dataset.Validation, preprocessor, new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16 });
+        var kept = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, dataset.Validation, preprocessor, new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16 }, seed: 42);
         // One-level weights (-1, 0, +1 times a scale per channel): a real int8 graph, and a badly broken one.
-        var broken = await ServingGraphs.CreateAsync(fp32, labels, dataset, dataset.Validation, preprocessor,
-            new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16, Quantizer = Int8QuantizerOptions.Default with { WeightLevels = 1 } });
+        var broken = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, dataset.Validation, preprocessor,
+            new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16, Quantizer = Int8QuantizerOptions.Default with { WeightLevels = 1 } }, seed: 42);
 
         var check = kept.Quantization!;
         output.WriteLine($"kept: fp32 {check.Fp32Accuracy:P1}, int8 {check.Int8Accuracy:P1}, agreement {check.Top1Agreement:P1}, max |dp| {check.MaxProbabilityDifference:F3}");
@@ -107,8 +109,8 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         var fp32 = await File.ReadAllBytesAsync(Path.Combine(model, ModelCheckpoint.OnnxFileName));
         var dataset = await ImageFolderDataset.FromDirectoryAsync(data);
 
-        var graph = await ServingGraphs.CreateAsync(fp32, TestModels.ColourLabels, dataset, dataset.Validation, new ImagePreprocessor(manifest.Preprocessing),
-            new PrecisionOptions { Precision = PrecisionChoice.Fp32 });
+        var graph = await ServingGraphs.CreateAsync(fp32, TestModels.ColourLabels, dataset.Train, dataset.Validation, new ImagePreprocessor(manifest.Preprocessing),
+            new PrecisionOptions { Precision = PrecisionChoice.Fp32 }, seed: 42);
 
         Assert.Equal(ModelPrecision.Fp32, graph.Precision);
         Assert.Null(graph.Quantization);
@@ -125,11 +127,11 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
     {
         TorchRuntime.EnsureInitialized();
         var data = TestAssets.EmojiByCategory(Path.Combine(temp, "emoji"), 15, ("Flags", "flags"), ("Food & Drink", "food"));
-        var options = new TrainingOptions { Device = "cpu", ValSplit = 0.5 };
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions());
-        using var result = await new TransferTrainer().TrainAsync(dataset, options, null, Path.Combine(temp, "checkpoints"), false, CancellationToken.None);
-        var fp32 = OnnxExport.Export(result.Model, result.Manifest.Preprocessing.InputSize);
-        return (fp32, result.Manifest.Labels, dataset, new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage));
+        var plan = new HeadPlan { ValSplit = 0.5, Precision = new PrecisionOptions { Precision = PrecisionChoice.Fp32 } };
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(data, TrainingEngine.DatasetOptionsFor(plan));
+        using var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(temp, "model"), new TrainingRun { Device = "cpu" });
+        var package = await ModelPackage.LoadAsync(result.Folder);
+        return (package.GetFile(ModelFileRoles.Onnx).ToArray(), result.Manifest.Labels, dataset, new ImagePreprocessor(result.Manifest.Preprocessing, package.ReadMeanImage()));
     }
 
     private Dictionary<string, int> OptimizedOpCounts(byte[] onnx)

@@ -44,13 +44,13 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("resnet18", HeadKind.Linear)]
-    [InlineData("resnet50", HeadKind.Mlp)]
-    public void TorchVisionResNet_ExportMatchesTorchSharpOnRealImages(string backbone, HeadKind head)
+    [InlineData("resnet18", 1)]
+    [InlineData("resnet50", 2)]
+    public void TorchVisionResNet_ExportMatchesTorchSharpOnRealImages(string backbone, int pooledStages)
     {
         TorchRuntime.EnsureInitialized();
         manual_seed(5);
-        using var model = new ImageClassifier(BackboneCatalog.Create(backbone), new HeadSpec(head, 3, HiddenSize: 64));
+        using var model = new ImageClassifier(BackboneCatalog.Create(backbone), HeadSpec.Linear(3) with { PooledStages = pooledStages });
         RandomizeBatchNormStatistics(model);
         model.eval();
         AssertExportMatches(model, PreprocessingConfig.TorchVision with { InputSize = 128, ResizeSize = 146 }, null);

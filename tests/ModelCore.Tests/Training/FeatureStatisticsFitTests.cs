@@ -1,7 +1,7 @@
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.OutOfDistribution;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.OutOfDistribution;
+using ServerlessClassifier.ModelCore.Features;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 

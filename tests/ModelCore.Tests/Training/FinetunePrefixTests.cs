@@ -1,11 +1,13 @@
 using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Inputs;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Prefix;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Prefix;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using Xunit.Abstractions;
@@ -17,15 +19,7 @@ namespace ServerlessClassifier.ModelCore.Tests.Training;
 [Collection(TorchTests.Collection)]
 public sealed class FinetunePrefixTests(ITestOutputHelper output)
 {
-    private static readonly TrainingOptions Small = new()
-    {
-        Backbone = TransferTrainer.RandomBackbonePrefix + "resnet18",
-        InputSize = 64,
-        Mode = TrainingMode.Finetune,
-        BatchSize = 8,
-        Epochs = 3,
-        Patience = 0,
-    };
+    private static readonly FinetunePlan Small = EngineRuns.Finetune;
 
     [Theory]
     [InlineData("resnet18", 1)]
@@ -60,15 +54,24 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Suffix_RefusesAHeadThatReadsStagesBeforeThePrefixOutput()
+    public void Suffix_RefusesAHeadThatReadsStagesBeforeThePrefixOutput_AndThePlanSaysSo()
     {
         TorchRuntime.EnsureInitialized();
         using var model = new ImageClassifier(new TorchVisionResNet(ResNetArchitecture.ResNet18), HeadSpec.Linear(3) with { PooledStages = 3 });
         var resnet = (TorchVisionResNet)model.Backbone;
         Assert.True(resnet.SuffixCanPool(2)); // layer2's output is the prefix output, layer3 and layer4 follow
         Assert.False(resnet.SuffixCanPool(3)); // layer2's pooled output would be needed from inside the prefix
-        Assert.Null(TransferTrainer.CachedPrefixStages(model, Small with { PooledStages = 3 }));
-        Assert.Equal(3, TransferTrainer.CachedPrefixStages(new ImageClassifier(new TorchVisionResNet(ResNetArchitecture.ResNet18), HeadSpec.Linear(3) with { PooledStages = 2 }), Small));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SuffixClassifier(model, 3));
+
+        // The resolved plan says what runs: the cached prefix (and the head refit it allows) only where the suffix sees every pooled stage.
+        var cached = (FinetunePlan)Small.Resolve();
+        Assert.Equal((4, true), (cached.PrefixViews, cached.RefitHead));
+        var uncached = (FinetunePlan)(Small with { PooledStages = 3 }).Resolve();
+        Assert.Equal((0, false), (uncached.PrefixViews, uncached.RefitHead));
+        var error = Assert.Throws<PlanException>(() => (Small with { PooledStages = 3, PrefixViews = 4 }).Resolve());
+        Assert.Equal("cached prefix views", error.Setting);
+        error = Assert.Throws<PlanException>(() => (Small with { Stages = ["layer1", "layer4"], RefitHead = true }).Resolve());
+        Assert.Equal("head refit", error.Setting); // layer1 trains: nothing before it to cache, so no refit either
     }
 
     [Fact]
@@ -138,9 +141,9 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     public async Task Finetune_TrainsOnTheCachedPrefix_ReportsImagesPerSecond_AndExportsTheWholeModel()
     {
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, Small.ToDatasetOptions());
-        var messages = new List<string>();
-        using var result = await new TransferTrainer().TrainAsync(dataset, Small, new SyncProgress<TrainingProgress>(p => { if (p.Message is { } m) { messages.Add(m); } }), null);
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, Small);
+        var (progress, messages) = EngineRuns.Messages();
+        using var result = await EngineRuns.TrainAsync(Small, dataset, progress);
 
         output.WriteLine(string.Join("\n", messages));
         output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F3} acc {h.ValidationAccuracy:P0}, {h.ImagesPerSecond:F1} images/s")));
@@ -153,9 +156,15 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         Assert.All(result.History, h => Assert.True(h.ImagesPerSecond > 0));
         Assert.Equal(2, result.Manifest.Head.PooledStages); // the same head as head mode's
         Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
-        // The model takes images again (not prefix outputs), and its export matches it.
-        var verified = OnnxExport.ExportVerified(result.Model, 64, result.VerificationInputs);
-        Assert.True(verified.MaxAbsDifference <= OnnxExport.DefaultTolerance, $"{verified.MaxAbsDifference}");
+        // The model takes images (not prefix outputs): its export, checked against it on images, matches it.
+        var verified = result.Manifest.Verification!;
+        Assert.True(verified.MaxProbabilityDifference <= OnnxExport.DefaultTolerance, $"{verified.MaxProbabilityDifference}");
+        using var images = randn(2, 3, 64, 64);
+        using (inference_mode())
+        using (var logits = result.Model.call(images))
+        {
+            Assert.Equal([2L, 3L], logits.shape);
+        }
     }
 
     [Fact]
@@ -163,10 +172,10 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     {
         // A learning rate that wrecks the network in one step: no epoch beats the start (the probe).
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
-        var options = Small with { Epochs = 2, LearningRate = 50 };
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
-        var messages = new List<string>();
-        using var result = await new TransferTrainer().TrainAsync(dataset, options, new SyncProgress<TrainingProgress>(p => { if (p.Message is { } m) { messages.Add(m); } }), null);
+        var plan = Small with { Epochs = 2, LearningRate = 50 };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        var (progress, messages) = EngineRuns.Messages();
+        using var result = await EngineRuns.TrainAsync(plan, dataset, progress);
 
         var start = messages.Single(m => m.StartsWith("Start (epoch 0)", StringComparison.Ordinal));
         output.WriteLine($"{start}\n{string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F3} acc {h.ValidationAccuracy:P0}"))}; kept {result.BestEpoch}");
@@ -175,12 +184,13 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         Assert.All(result.History, h => Assert.False(h.ValidationLoss <= startLoss));
 
         // The start was kept, so the backbone is the pretrained one: the head refit is head mode's probe, judged on every image.
-        using var head = await new TransferTrainer().TrainAsync(dataset, options with { Mode = TrainingMode.Head }, null, null);
+        using var head = await EngineRuns.TrainAsync(EngineRuns.Head, dataset);
         var (refit, probe) = (result.Manifest.Training!.Probe!, head.Manifest.Training!.Probe!);
-        output.WriteLine($"refit: L2 {refit.Lambda:G3} T {refit.Temperature:F3} acc {result.Validation.Accuracy:P1}; head mode: L2 {probe.Lambda:G3} T {probe.Temperature:F3} acc {head.Validation.Accuracy:P1}");
+        var (refitT, probeT) = (result.Manifest.Training.Calibration!.Temperature, head.Manifest.Training.Calibration!.Temperature);
+        output.WriteLine($"refit: L2 {refit.Lambda:G3} T {refitT:F3} acc {result.Validation.Accuracy:P1}; head mode: L2 {probe.Lambda:G3} T {probeT:F3} acc {head.Validation.Accuracy:P1}");
         Assert.Equal(dataset.Train.Count + dataset.Validation.Count, result.ValidationPredictions.Count);
         Assert.Equal(probe.Lambda, refit.Lambda);
-        Assert.InRange(Math.Abs(probe.Temperature - refit.Temperature), 0, 0.02);
+        Assert.InRange(Math.Abs(probeT - refitT), 0, 0.02);
         Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
     }
 
@@ -191,15 +201,10 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     {
         TorchRuntime.EnsureInitialized();
         using var shapes = new SyntheticShapes(perClass: 4, size: 64);
-        var options = Small with { Epochs = 1, UpdateBatchNormStatistics = update, ProbeInitialisation = false };
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
-        var trainer = new TransferTrainer();
-        Dictionary<string, float[]> before;
-        using (var fresh = trainer.CreateModel(options, 3).Model)
-        {
-            before = fresh.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
-        }
-        using var result = await trainer.TrainAsync(dataset, options, null, null);
+        var plan = Small with { Epochs = 1, UpdateBatchNormStatistics = update, Start = HeadStart.Random };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        var before = EngineRuns.InitialWeights(plan, 3);
+        using var result = await EngineRuns.TrainAsync(plan, dataset);
         var after = result.Model.state_dict();
 
         Assert.NotEqual(before["backbone.layer4.1.conv2.weight"], after["backbone.layer4.1.conv2.weight"].data<float>().ToArray()); // it trained

@@ -1,8 +1,8 @@
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
-using ServerlessClassifier.ModelCore.Training.Probe;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using ServerlessClassifier.ModelCore.Probe;
+using ServerlessClassifier.ModelCore.Features;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 

@@ -1,4 +1,10 @@
 using ServerlessClassifier.ModelCore.Backbones;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Inputs;
+using ServerlessClassifier.ModelCore.Plans;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Inference;
@@ -6,7 +12,6 @@ using ServerlessClassifier.ModelCore.Models;
 using TorchSharp;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
-using ServerlessClassifier.ModelCore.Training;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -16,20 +21,14 @@ namespace ServerlessClassifier.ModelCore.Tests.Training;
 [Collection(TorchTests.Collection)]
 public sealed class ProbeTrainingTests(ITestOutputHelper output)
 {
-    private static readonly TrainingOptions Small = new() { Backbone = TransferTrainer.RandomBackbonePrefix + "resnet18", InputSize = 64 };
-
     [Fact]
     public async Task FlipFeatures_AreTheFeaturesOfTheMirroredImage()
     {
         TorchRuntime.EnsureInitialized();
         using var shapes = new SyntheticShapes(perClass: 2, size: 64);
         var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root);
-        var setup = new TransferTrainer().CreateModel(Small, dataset.Labels.Count);
+        var (setup, preprocessor, cache) = await EngineRuns.FeaturesAsync(EngineRuns.Head, dataset, batchSize: 3, flip: true);
         using var model = setup.Model;
-        model.eval();
-        var preprocessor = new ImagePreprocessor(setup.Preprocessing, setup.MeanImage);
-        var loader = new TrainingData(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
-        var cache = await loader.ExtractFeaturesAsync(model, preprocessor, batchSize: 3, default, flip: true);
 
         Assert.NotNull(cache.TrainFlipped);
         Assert.Equal(cache.Train.Length, cache.TrainFlipped.Length);
@@ -93,10 +92,10 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     {
         // A learning rate of 1e-9: the one epoch changes nothing, so its validation figures are those of the starting head.
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
-        var options = new TrainingOptions { Mode = TrainingMode.Finetune, Epochs = 1, LearningRate = 1e-9, Patience = 0, ProbeInitialisation = true };
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
-        using var fromProbe = await new TransferTrainer().TrainAsync(dataset, options, null, null);
-        using var fromRandom = await new TransferTrainer().TrainAsync(dataset, options with { ProbeInitialisation = false }, null, null);
+        var plan = new FinetunePlan { Epochs = 1, LearningRate = 1e-9, Patience = 0, Start = HeadStart.Probe, Precision = EngineRuns.Fp32 };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        using var fromProbe = await EngineRuns.TrainAsync(plan, dataset);
+        using var fromRandom = await EngineRuns.TrainAsync(plan with { Start = HeadStart.Random }, dataset);
 
         var (probe, random) = (fromProbe.History[0], fromRandom.History[0]);
         output.WriteLine($"from the probe: val loss {probe.ValidationLoss:F3} acc {probe.ValidationAccuracy:P0}; from a random head: val loss {random.ValidationLoss:F3} acc {random.ValidationAccuracy:P0}");
@@ -108,28 +107,32 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
     public async Task HeadMode_FitsTheProbeOnEveryImage_AndTheExportStillMatchesTorchSharp()
     {
         using var shapes = new SyntheticShapes(perClass: 8, size: 64);
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, Small.ToDatasetOptions());
-        using var result = await new TransferTrainer().TrainAsync(dataset, Small with { FlipFeatures = true }, null, null);
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, EngineRuns.Head);
+        using var result = await EngineRuns.TrainAsync(EngineRuns.Head with { MirrorFeatures = true }, dataset);
 
         var probe = result.Manifest.Training!.Probe;
         Assert.NotNull(probe);
-        output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {probe.Temperature:F3}, ECE {probe.EceBefore:F3} -> {probe.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
+        var calibration = result.Manifest.Training.Calibration!;
+        output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {calibration.Temperature:F3}, ECE {calibration.EceBefore:F3} -> {calibration.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
         var images = dataset.Train.Count + dataset.Validation.Count;
         Assert.Equal(images, probe.Images);
         Assert.Equal(2 * images, probe.Rows); // with flipped copies
         Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
         Assert.Equal(images, result.Manifest.Metrics!.Samples);
-        Assert.True(probe.EceAfter <= probe.EceBefore + 1e-9, $"{probe.EceBefore} -> {probe.EceAfter}");
+        Assert.True(calibration.EceAfter <= calibration.EceBefore + 1e-9, $"{calibration.EceBefore} -> {calibration.EceAfter}");
+        Assert.Equal(("out-of-fold", images), (calibration.Evidence, calibration.Images));
         Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
 
         Assert.Equal(2, result.Manifest.Head.PooledStages); // layer4 and layer3 by default in head mode
         Assert.Equal(512 + 256, result.Model.Backbone.NumFeatures);
-        var verified = OnnxExport.ExportVerified(result.Model, 64, result.VerificationInputs);
-        using (var engine = new OnnxEngine(verified.Onnx, OnnxEngineOptions.Default))
+        // The served graph, as packaged: the same features, and checked against the trained model at export.
+        using (var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default))
         {
             Assert.Equal(512 + 256, engine.NumFeatures);
         }
-        output.WriteLine($"export: max |dp| {verified.MaxAbsDifference:E2} over {verified.Samples} inputs");
-        Assert.True(verified.MaxAbsDifference <= OnnxExport.DefaultTolerance);
+        var verified = result.Manifest.Verification!;
+        output.WriteLine($"export: max |dp| {verified.MaxProbabilityDifference:E2} over {verified.Images} inputs");
+        Assert.True(verified.Images > 0);
+        Assert.True(verified.MaxProbabilityDifference <= OnnxExport.DefaultTolerance);
     }
 }

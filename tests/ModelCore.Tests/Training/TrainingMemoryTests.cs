@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 
@@ -12,7 +14,6 @@ public sealed class TrainingMemoryTests
 {
     [Theory]
     [InlineData(TrainingMode.Head, true)]
-    [InlineData(TrainingMode.Head, false)]
     [InlineData(TrainingMode.Finetune, true)]
     [InlineData(TrainingMode.Finetune, false)]
     [InlineData(TrainingMode.Full, true)]
@@ -20,26 +21,21 @@ public sealed class TrainingMemoryTests
     {
         // 36 images, 29 of them for training: a path that kept every image would hold far more than a batch of 4.
         using var shapes = new SyntheticShapes(perClass: 12, size: 48);
-        var options = new TrainingOptions
+        TrainingPlan plan = mode switch
         {
-            Backbone = "random:resnet18",
-            InputSize = 32,
-            Mode = mode,
-            Epochs = 1,
-            Patience = 0,
-            BatchSize = 4,
-            FeatureBatchSize = 4,
-            LinearProbe = probe,
-            ProbeInitialisation = probe,
-            PrefixViews = probe ? 2 : 0, // finetune without views runs the whole network on streamed images
+            TrainingMode.Head => EngineRuns.Head with { InputSize = 32 },
+            // Finetune with views caches the prefix; without them it runs the whole network on streamed images.
+            TrainingMode.Finetune => EngineRuns.Finetune with { InputSize = 32, Epochs = 1, BatchSize = 4, Start = probe ? HeadStart.Probe : HeadStart.Random, PrefixViews = probe ? 2 : 0 },
+            _ => EngineRuns.Full with { InputSize = 32, Epochs = 1, BatchSize = 4, Start = probe ? HeadStart.Probe : HeadStart.Random },
         };
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(shapes.Root, options.ToDatasetOptions());
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
         using var watch = new ImagesInMemoryWatch();
+        var run = new TrainingRun { FeatureBatchSize = 4 };
 
-        using var result = await new TransferTrainer().TrainAsync(dataset, options, null, null);
+        using var result = await EngineRuns.TrainAsync(plan, dataset, run: run);
 
         // A batch, or (while an epoch's batch is decoded in parallel) one image per core; the validation split has 7 images.
-        var bound = Math.Max(options.FeatureBatchSize, Math.Min(Environment.ProcessorCount, dataset.Validation.Count));
+        var bound = Math.Max(run.FeatureBatchSize, Math.Min(Environment.ProcessorCount, dataset.Validation.Count));
         Assert.True(dataset.Train.Count > 2 * bound, $"the set must be larger than a batch ({dataset.Train.Count} training images)");
         Assert.InRange(watch.Peak, 1, bound);
         Assert.Equal(0, watch.Current);

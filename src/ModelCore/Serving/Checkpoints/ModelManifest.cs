@@ -64,6 +64,9 @@ public sealed record TrainingSummary
 
     /// <summary>Head mode's linear probe (cross-validation, calibration); null for epoch-trained heads.</summary>
     public ProbeSummary? Probe { get; init; }
+
+    /// <summary>How the served probabilities were calibrated; null in models trained before it was recorded.</summary>
+    public CalibrationSummary? Calibration { get; init; }
 }
 
 /// <summary>An image training left out, and why (an <c>ImageErrorCode</c> name, or Missing, Duplicate or Unlabelled for a manifest row).</summary>
@@ -133,6 +136,9 @@ public sealed record ModelManifest
 
     /// <summary>The int8 check (whenever an int8 graph was made, served or not); null when none was made.</summary>
     public QuantizationSummary? Quantization { get; init; }
+
+    /// <summary>The fp32 export's check against the trained model; null in models saved before it was recorded.</summary>
+    public ExportVerification? Verification { get; init; }
 
     public IReadOnlyList<ModelFileEntry> Files { get; init; } = [];
 

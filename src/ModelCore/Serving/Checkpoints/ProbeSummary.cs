@@ -1,9 +1,10 @@
 namespace ServerlessClassifier.ModelCore.Checkpoints;
 
 /// <summary>
-/// How head mode's linear probe was fitted (manifest <c>training.probe</c>): the cross-validated L2
-/// strength, the temperature folded into the head, calibration before and after, and what the final
-/// model was fitted on. The validation metrics of such a model are out-of-fold: every image was
+/// How a linear probe was fitted (manifest <c>training.probe</c>: head mode's head, a fine-tune's refit): the
+/// cross-validated L2 strength and what the final model was fitted on; the temperature it fitted on its out-of-fold
+/// logits, and the calibration before and after, are the model's calibration (<c>training.calibration</c>,
+/// <see cref="CalibrationSummary"/>). The validation metrics of such a model are out-of-fold: every image was
 /// scored by a model that had not seen it, and the final model was then refitted on all of them.
 /// </summary>
 public sealed record ProbeSummary
@@ -16,19 +17,6 @@ public sealed record ProbeSummary
 
     /// <summary>The sweep: out-of-fold accuracy and loss per L2 strength.</summary>
     public IReadOnlyList<ProbeGridPoint> Grid { get; init; } = [];
-
-    /// <summary>Temperature fitted on the out-of-fold logits; the head's weights and bias are divided by it.</summary>
-    public double Temperature { get; init; }
-
-    /// <summary>Expected calibration error (15 bins) of the out-of-fold predictions before temperature scaling.</summary>
-    public double EceBefore { get; init; }
-
-    /// <summary>The same after temperature scaling.</summary>
-    public double EceAfter { get; init; }
-
-    public double NllBefore { get; init; }
-
-    public double NllAfter { get; init; }
 
     /// <summary>True when the loss was class-weighted (the largest class has over 3x the images of the smallest).</summary>
     public bool ClassWeighted { get; init; }

@@ -8,8 +8,9 @@ namespace ServerlessClassifier.ModelCore.Features;
 
 /// <summary>
 /// What a features job's consumers compute head-mode features with: the exported ONNX graph (its <c>features</c>
-/// output is the frozen backbone's pooled features), its preprocessing and mean image, and the decoder limits,
-/// uploaded once per job under <c>&lt;job&gt;/extractor/</c> of the jobs container.
+/// output is the frozen backbone's pooled features), its preprocessing and its mean image, uploaded once per job under
+/// <c>&lt;job&gt;/extractor/</c> of the jobs container. The decoder limits are not part of it: consumers decode with the
+/// default limits (<see cref="ImageLimits"/>), which are also training's unless a caller sets others.
 /// </summary>
 public sealed record FeatureExtractor(byte[] Graph, PreprocessingConfig Preprocessing, float[]? MeanImage)
 {

@@ -3,18 +3,15 @@ namespace ServerlessClassifier.ModelCore.Heads;
 /// <summary>Which head sits on the pooled features.</summary>
 public enum HeadKind
 {
-    /// <summary>One linear layer (the PyTorch recipe's replaced <c>fc</c>).</summary>
+    /// <summary>One linear layer (the PyTorch recipe's replaced <c>fc</c>): what every plan fits (a linear probe, or its start).</summary>
     Linear,
-
-    /// <summary>Linear, ReLU, dropout, linear.</summary>
-    Mlp,
 }
 
 /// <summary>
 /// A head's shape; stored in the manifest so a checkpoint rebuilds the same module (the TorchSharp
 /// modules are built from it by the training library's <c>HeadFactory</c>).
 /// </summary>
-public sealed record HeadSpec(HeadKind Kind, int NumClasses, int HiddenSize = 512, double Dropout = 0.2)
+public sealed record HeadSpec(HeadKind Kind, int NumClasses)
 {
     /// <summary>
     /// Which backbone features the head reads: the global-average-pooled outputs of the last this-many

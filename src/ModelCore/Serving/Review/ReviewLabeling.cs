@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.ModelCore.Review;
 

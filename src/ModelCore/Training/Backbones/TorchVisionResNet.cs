@@ -50,16 +50,11 @@ public sealed partial class TorchVisionResNet : Backbone
         new(null, avgpool),
     ];
 
-    /// <summary>
-    /// 0 (the default): <c>forward</c> takes images. k &gt; 0: it takes the output of <see cref="ForwardPrefix"/>(images, k)
-    /// and runs <see cref="ForwardSuffix"/> from stage k; a fine-tune with a cached frozen prefix trains so.
-    /// </summary>
-    internal int InputStage { get; set; }
-
+    /// <summary>Images in, features out; a fine-tune with a cached frozen prefix trains <see cref="ForwardSuffix"/> instead (<c>Prefix.SuffixClassifier</c>).</summary>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        return ForwardSuffix(InputStage == 0 ? ForwardPrefix(input, 0) : input, InputStage).MoveToOuterDisposeScope();
+        return ForwardSuffix(ForwardPrefix(input, 0), 0).MoveToOuterDisposeScope();
     }
 
     /// <summary>

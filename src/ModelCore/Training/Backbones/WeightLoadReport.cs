@@ -6,7 +6,7 @@ namespace ServerlessClassifier.ModelCore.Backbones;
 /// <paramref name="Unexpected"/>: checkpoint keys that were ignored because our model has no such
 /// buffer (only <c>num_batches_tracked</c>; any other unknown key is an error).
 /// <paramref name="DroppedHeadKeys"/>: the replaced layer's keys (<c>fc.*</c>, <c>classifier.6.*</c>, ...), not loaded because our
-/// head differs (another class count, or an MLP head); timm drops only these too.
+/// head differs (another class count); timm drops only these too.
 /// </summary>
 public sealed record WeightLoadReport(
     BackboneArchitecture Architecture,

@@ -59,7 +59,8 @@ public static class ModelCheckpoint
     {
         ArgumentNullException.ThrowIfNull(manifest);
         var export = Export.OnnxExport.ExportVerified(model, manifest.Preprocessing.InputSize, verificationInputs);
-        return SaveForServing(model, manifest, folder, new ServingGraph(export.Onnx, ModelPrecision.Fp32, null), meanImage, outOfDistribution);
+        var verified = manifest with { Verification = new ExportVerification(export.MaxAbsDifference, export.Samples, Export.OnnxExport.DefaultTolerance) };
+        return SaveForServing(model, verified, folder, new ServingGraph(export.Onnx, ModelPrecision.Fp32, null), meanImage, outOfDistribution);
     }
 
     /// <summary>

@@ -41,7 +41,6 @@ public static class OnnxExport
         var logits = model.HeadSpec.Kind switch
         {
             HeadKind.Linear => graph.Linear(features, "head.fc"),
-            HeadKind.Mlp => graph.Linear(graph.Unary("Relu", graph.Linear(features, "head.fc1")), "head.fc2"), // dropout is the identity at inference
             _ => throw new NotSupportedException($"Head kind {model.HeadSpec.Kind} cannot be exported."),
         };
         var probabilities = graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));

@@ -9,7 +9,6 @@ public static class HeadFactory
         return spec.Kind switch
         {
             HeadKind.Linear => new LinearHead(numFeatures, spec.NumClasses),
-            HeadKind.Mlp => new MlpHead(numFeatures, spec),
             _ => throw new InvalidOperationException($"Unknown head kind {spec.Kind}."),
         };
     }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Inference;
-using ServerlessClassifier.ModelCore.Training.OutOfDistribution;
+using ServerlessClassifier.ModelCore.OutOfDistribution;
 
 namespace ServerlessClassifier.TrainJob.Commands.Monitor;
 

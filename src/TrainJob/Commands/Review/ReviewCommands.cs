@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.TrainJob.Cli;
 
 namespace ServerlessClassifier.TrainJob.Commands.Review;
@@ -13,6 +13,16 @@ public static class ReviewCommands
 {
     /// <summary>The export's folder for images a person decides not to train on: import removes them from the queue only.</summary>
     public const string DiscardFolder = "_discard";
+
+    /// <summary>The export's folder for images whose suggested label cannot be a folder name.</summary>
+    public const string UnsortedFolder = "_unsorted";
+
+    /// <summary>
+    /// Null when an export folder's name can be a label: the training data's rule (<see cref="TrainingLayout.LabelProblem"/>),
+    /// and no leading '_', which the export keeps for its own folders (<see cref="DiscardFolder"/>, <see cref="UnsortedFolder"/>).
+    /// </summary>
+    internal static string? FolderLabelProblem(string label) =>
+        label.StartsWith('_') ? $"starts with '_', which the export keeps for its own folders ({DiscardFolder}, {UnsortedFolder})" : TrainingLayout.LabelProblem(label);
 
     public static Command Create(GlobalOptions global, CliHost host)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Commands.Review;
 
@@ -30,7 +31,7 @@ internal static class ReviewCsv
                 r.Confidence.ToString("0.0000", CultureInfo.InvariantCulture), r.Margin.ToString("0.0000", CultureInfo.InvariantCulture),
                 r.OutOfDistribution?.ToString("0.0000", CultureInfo.InvariantCulture) ?? "", r.Reasons, r.QueuedUtc.ToString("O", CultureInfo.InvariantCulture),
             ];
-            text.AppendLine(string.Join(',', fields.Select(Quote)));
+            text.AppendLine(Csv.Format(fields));
         }
         File.WriteAllText(path, text.ToString(), new UTF8Encoding(false));
     }
@@ -38,7 +39,16 @@ internal static class ReviewCsv
     /// <summary>The rows of a <c>review.csv</c>; a malformed file is an error naming the line.</summary>
     public static List<ReviewCsvRow> Read(string path)
     {
-        var records = Parse(File.ReadAllText(path));
+        List<List<string>> records;
+        try
+        {
+            using var reader = new StreamReader(path, Encoding.UTF8);
+            records = [.. Csv.ReadRecords(reader)];
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}.", e);
+        }
         if (records.Count == 0 || !records[0].SequenceEqual(Header))
         {
             throw new InvalidDataException($"{path} does not start with the header {string.Join(',', Header)} (is it a review export's review.csv?).");
@@ -56,66 +66,5 @@ internal static class ReviewCsv
                 f[7].Length == 0 ? null : double.Parse(f[7], CultureInfo.InvariantCulture), f[8], DateTimeOffset.Parse(f[9], CultureInfo.InvariantCulture)));
         }
         return rows;
-    }
-
-    private static string Quote(string field) =>
-        field.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? $"\"{field.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : field;
-
-    private static List<List<string>> Parse(string text)
-    {
-        var records = new List<List<string>>();
-        var record = new List<string>();
-        var field = new StringBuilder();
-        var quoted = false;
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (quoted)
-            {
-                if (c == '"' && i + 1 < text.Length && text[i + 1] == '"')
-                {
-                    field.Append('"');
-                    i++;
-                }
-                else if (c == '"')
-                {
-                    quoted = false;
-                }
-                else
-                {
-                    field.Append(c);
-                }
-            }
-            else if (c == '"')
-            {
-                quoted = true;
-            }
-            else if (c == ',')
-            {
-                record.Add(field.ToString());
-                field.Clear();
-            }
-            else if (c is '\n' or '\r')
-            {
-                if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n')
-                {
-                    i++;
-                }
-                record.Add(field.ToString());
-                field.Clear();
-                records.Add(record);
-                record = [];
-            }
-            else
-            {
-                field.Append(c);
-            }
-        }
-        if (field.Length > 0 || record.Count > 0)
-        {
-            record.Add(field.ToString());
-            records.Add(record);
-        }
-        return records;
     }
 }

@@ -46,7 +46,7 @@ internal static class ReviewExport
                 stale += await queue.RemoveAsync(item.Image, etag, cancellationToken) ? 1 : 0;
                 continue;
             }
-            var label = TrainingImages.CheckLabel(item.SuggestedLabel) is null ? item.SuggestedLabel : "_unsorted";
+            var label = ReviewCommands.FolderLabelProblem(item.SuggestedLabel) is null ? item.SuggestedLabel : ReviewCommands.UnsortedFolder;
             var file = Unique(ReviewLabeling.FileNameFor(item.Image), names);
             var relative = $"{label}/{file}";
             Directory.CreateDirectory(Path.Combine(folder, label));

@@ -24,8 +24,8 @@ internal static class ReviewImport
             .SelectMany(d => Directory.EnumerateFiles(d).Order(StringComparer.Ordinal).Select(f => (Label: Path.GetFileName(d), File: f)))
             .ToList();
         var bad = files.Select(f => f.Label).Distinct(StringComparer.Ordinal)
-            .Where(l => l != ReviewCommands.DiscardFolder && TrainingImages.CheckLabel(l) is not null)
-            .Select(l => $"\"{l}\": {TrainingImages.CheckLabel(l)}").ToList();
+            .Where(l => l != ReviewCommands.DiscardFolder && ReviewCommands.FolderLabelProblem(l) is not null)
+            .Select(l => $"\"{l}\" {ReviewCommands.FolderLabelProblem(l)}").ToList();
         if (bad.Count > 0)
         {
             throw new UsageException($"these folders of {folder} cannot be labels: {string.Join("; ", bad)}. Rename them (or move their images to {ReviewCommands.DiscardFolder}/); nothing was imported.");

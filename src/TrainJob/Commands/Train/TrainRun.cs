@@ -1,62 +1,80 @@
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export.Quantization;
-using ServerlessClassifier.ModelCore.Training;
 using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Results;
+using ServerlessClassifier.ModelCore.Engine;
 
 namespace ServerlessClassifier.TrainJob.Commands.Train;
 
 /// <summary>
-/// One <c>train</c> run: prepares the output folder, loads the data set (a local folder or a blob
-/// container/prefix, through the engine's <see cref="ImageFolderDataset"/>), runs
-/// <see cref="TransferTrainer"/> with progress, then writes the model and reports
+/// One <c>train</c> run: checks the output folder, loads the data set the plan names (a local folder, a blob
+/// container/prefix or a manifest, through <see cref="ImageFolderDataset"/>), runs the <see cref="TrainingEngine"/>
+/// with progress (it writes the model package into the output folder), then writes the reports
 /// (<see cref="TrainingOutput"/>) and publishes with <c>--publish</c>. Ctrl-C keeps <c>checkpoints/</c>
 /// and prints the one command that continues.
 /// </summary>
 internal static class TrainRun
 {
-    /// <param name="fanOutShardSize">With <see cref="SavedRun.FeatureCache"/>: have the Functions app compute the missing features first, in shards of this many images.</param>
-    public static async Task<int> RunAsync(SavedRun run, string output, bool resume, bool publish, CliContext context, CancellationToken cancellationToken, int? fanOutShardSize = null)
+    /// <param name="plan">The resolved plan.</param>
+    /// <param name="fanOutShardSize">With the plan's feature cache: have the Functions app compute the missing features first, in shards of this many images.</param>
+    public static async Task<int> RunAsync(TrainingPlan plan, string output, bool resume, bool publish, string device, CliContext context, CancellationToken cancellationToken,
+        int? fanOutShardSize = null)
     {
         var checkpoints = Path.Combine(output, TrainCommand.CheckpointsFolder);
         PrepareOutput(output, checkpoints, resume);
-        var options = run.Options;
-        options.Validate();
-        var device = TransferTrainer.ResolveDevice(options.Device).type.ToString().ToLowerInvariant();
-        if (!resume)
+        var deviceName = TrainingEngine.ResolveDevice(device).type.ToString().ToLowerInvariant();
+        var epochs = plan is EpochPlan e ? e.Epochs : 0;
+        var what = plan switch
         {
-            run.Write(checkpoints);
-        }
-        var unfreeze = options.Mode == TrainingMode.Finetune ? $", unfreeze {string.Join(",", options.UnfreezeStages)}" : "";
-        context.WriteLine($"Training {TrainCommand.Name(options.Mode)}{unfreeze} on {run.Data} ({device}, backbone {options.Backbone}, up to {options.Epochs} epochs) into {output}");
+            FinetunePlan f => $"finetune, unfreeze {string.Join(",", f.Stages)}, up to {f.Epochs} epochs",
+            FullPlan f => $"full, up to {f.Epochs} epochs",
+            _ => "head (linear probe)",
+        };
+        context.WriteLine($"Training {what} on {plan.Data} ({deviceName}, backbone {plan.Backbone}) into {output}");
         ImageFolderDataset dataset;
         TrainingResult result;
         try
         {
             (dataset, result) = await ProgressDisplay.RunAsync(context, async sink =>
             {
-                var progress = new TrainingProgressView(sink, options.Epochs);
-                var loaded = await LoadDatasetAsync(run, options, context, progress, cancellationToken);
-                var trainer = new TransferTrainer(new CliLogger<TransferTrainer>(context))
+                var progress = new TrainingProgressView(sink, epochs);
+                var loaded = await LoadDatasetAsync(plan, context, progress, cancellationToken);
+                var featureCache = plan is HeadPlan { FeatureCache: true };
+                var run = new TrainingRun
                 {
-                    FeatureStore = run.FeatureCache ? context.Storage.Features() : null,
-                    FeatureFanOut = fanOutShardSize is { } shardSize ? JobCommands.FeatureFanOut(context, sink, ContainerOf(run.Data), shardSize) : null,
+                    CheckpointDirectory = checkpoints,
+                    Resume = resume,
+                    Device = device,
+                    FeatureStore = featureCache ? context.Storage.Features() : null,
+                    FeatureFanOut = featureCache && fanOutShardSize is { } shardSize ? JobCommands.FeatureFanOut(context, sink, ContainerOf(plan.Data), shardSize) : null,
+                    Progress = progress,
                 };
-                var trained = await trainer.TrainAsync(loaded, options, progress, checkpoints, resume, cancellationToken);
+                var trained = await new TrainingEngine(new CliLogger<TrainingEngine>(context)).TrainAsync(plan, loaded, output, run, cancellationToken);
                 return (loaded, trained);
             });
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            context.Error($"Training was interrupted. The checkpoint in {checkpoints} is kept; continue with:");
-            context.Error($"  train --output {Quote(output)} --resume");
+            if (File.Exists(Path.Combine(checkpoints, RunCheckpoint.FileName)))
+            {
+                context.Error($"Training was interrupted. The checkpoint in {checkpoints} is kept; continue with:");
+                context.Error($"  train --output {Quote(output)} --resume");
+            }
+            else
+            {
+                context.Error("Training was interrupted before it started; nothing was written. Run the same command again.");
+            }
             return ExitCodes.Cancelled;
         }
         using (result)
         {
-            var (manifest, refusal) = await TrainingOutput.SaveAsync(result, dataset, run, output, context, cancellationToken);
+            TrainingOutput.WriteReports(result, dataset, output, context);
+            var manifest = result.Manifest;
             context.WriteLine(DescribePrecision(manifest));
-            if (refusal is not null && run.ServedPrecision == PrecisionChoice.Int8)
+            if (result.Int8Refusal is { } refusal && plan.Precision.Precision == PrecisionChoice.Int8)
             {
                 context.Error($"--precision int8: {refusal}. The fp32 model was written to {output}{(publish ? " and not published" : "")}; " +
                     $"to serve it: publish --model {Quote(output)} (or train with --precision fp32 or auto).");
@@ -87,31 +105,32 @@ internal static class TrainRun
         {
             throw new UsageException($"--output {output} is not empty: choose an empty or new folder, or pass --resume to continue the run whose checkpoint is in {checkpoints}.");
         }
-        Directory.CreateDirectory(checkpoints);
     }
 
     /// <summary>
     /// A local folder, a manifest file (its format stated in the output), else <c>container[/prefix]</c> in the
     /// configured storage (read blob by blob, nothing copied to disk).
     /// </summary>
-    private static async Task<ImageFolderDataset> LoadDatasetAsync(SavedRun run, TrainingOptions options, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+    private static async Task<ImageFolderDataset> LoadDatasetAsync(TrainingPlan plan, CliContext context, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
     {
-        var data = run.Data;
-        if (run.RewritePrefixes is { Count: > 0 } && !File.Exists(data))
+        var data = plan.Data;
+        var featureCache = plan is HeadPlan { FeatureCache: true };
+        var datasetOptions = TrainingEngine.DatasetOptionsFor(plan);
+        if (plan.RewritePrefixes is { Count: > 0 } && !File.Exists(data))
         {
             throw new UsageException("--rewrite-prefix applies to a manifest file given as --data.");
         }
-        if (run.FeatureCache && (Directory.Exists(data) || File.Exists(data)))
+        if (featureCache && (Directory.Exists(data) || File.Exists(data)))
         {
             throw new UsageException($"--feature-cache needs --data container[/prefix] in the configured storage: features are matched by each blob's version, and {data} is a local {(Directory.Exists(data) ? "folder" : "file")}.");
         }
         if (Directory.Exists(data))
         {
-            return await ImageFolderDataset.FromDirectoryAsync(data, options.ToDatasetOptions(), progress, cancellationToken);
+            return await ImageFolderDataset.FromDirectoryAsync(data, datasetOptions, progress, cancellationToken);
         }
         if (File.Exists(data))
         {
-            var dataset = await ImageFolderDataset.FromManifestAsync(data, ManifestSourcesFor(context, run.RewritePrefixes), options.ToDatasetOptions(), progress, cancellationToken);
+            var dataset = await ImageFolderDataset.FromManifestAsync(data, ManifestSourcesFor(context, plan.RewritePrefixes), datasetOptions, progress, cancellationToken);
             var manifest = dataset.Manifest!;
             context.WriteLine($"Manifest {manifest.Path}: {manifest.FormatName}, {manifest.Rows} rows, SHA-256 {manifest.Sha256}");
             return dataset;
@@ -129,8 +148,7 @@ internal static class TrainRun
             throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
         }
         // With stored features, an image is read only if its features are not stored (and then once, to compute them).
-        var datasetOptions = options.ToDatasetOptions() with { CheckContent = !run.FeatureCache };
-        return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions, progress, cancellationToken);
+        return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions with { CheckContent = !featureCache }, progress, cancellationToken);
     }
 
     /// <summary>The container of <c>--data container[/prefix]</c>.</summary>

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Onnx;
+using ServerlessClassifier.ModelCore.Plans;
 
 namespace ServerlessClassifier.ModelCore.Export.Quantization;
 
@@ -12,16 +13,32 @@ public sealed record Int8QuantizerOptions
     /// overflows with full-range weights; with 127 the stem alone took top-1 agreement with fp32 from 98 % to 47 %
     /// on such a machine. A model is published once and served on whatever CPU the instance has, so 63.
     /// </summary>
+    [Setting("int8 weight levels")]
     public int WeightLevels { get; init; } = 63;
 
     /// <summary>How activation ranges are chosen from the calibration images (default: the least-error range).</summary>
+    [Setting("int8 activation ranges")]
     public CalibrationMethod Calibration { get; init; } = CalibrationMethod.MinimumError;
 
     /// <summary>
     /// Leave the first convolution (the stem, reading the preprocessed pixels) in float: quantising the
     /// mean-subtracted pixels to uint8 cost the most agreement of any tensor, for about 6 % of the compute.
     /// </summary>
+    [Setting("int8 stem in float")]
     public bool FloatStem { get; init; } = true;
+
+    /// <exception cref="PlanException">A value out of range, named.</exception>
+    public void Validate()
+    {
+        if (WeightLevels is < 1 or > 127)
+        {
+            throw new PlanException("int8 weight levels", $"int8 weight levels {WeightLevels}: 1..127.");
+        }
+        if (!Enum.IsDefined(Calibration))
+        {
+            throw new PlanException("int8 activation ranges", $"int8 activation ranges {Calibration}: minMax or minimumError.");
+        }
+    }
 
     public static Int8QuantizerOptions Default { get; } = new();
 

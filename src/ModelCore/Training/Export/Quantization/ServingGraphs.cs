@@ -3,7 +3,9 @@ using Microsoft.ML.OnnxRuntime;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
-using ServerlessClassifier.ModelCore.Training;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Plans;
 
 namespace ServerlessClassifier.ModelCore.Export.Quantization;
 
@@ -22,24 +24,40 @@ public enum PrecisionChoice
     Fp32,
 }
 
-/// <summary>How the served graph is chosen and checked.</summary>
+/// <summary>How the served graph is chosen and checked: a plan's <c>precision</c> settings.</summary>
 public sealed record PrecisionOptions
 {
+    [Setting("precision")]
     public PrecisionChoice Precision { get; init; } = PrecisionChoice.Auto;
 
     /// <summary>Training images (a seeded random sample) the activation ranges are calibrated on.</summary>
+    [Setting("int8 calibration images")]
     public int CalibrationImages { get; init; } = 128;
 
-    /// <summary>int8 accuracy on the validation images may be at most this many points below fp32's.</summary>
+    /// <summary>int8 accuracy on the check images may be at most this many points below fp32's.</summary>
+    [Setting("int8 accuracy drop allowed (points)")]
     public double MaxAccuracyDropPoints { get; init; } = 0.5;
 
-    /// <summary>Seeds the calibration sample.</summary>
-    public int Seed { get; init; } = 42;
-
-    /// <summary>Images decoded and classified at a time during the check.</summary>
-    public int BatchSize { get; init; } = 16;
-
+    [Setting("int8 quantiser")]
     public Int8QuantizerOptions Quantizer { get; init; } = Int8QuantizerOptions.Default;
+
+    /// <exception cref="PlanException">A value out of range, named.</exception>
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Precision))
+        {
+            throw new PlanException("precision", $"Precision {Precision}: use auto, int8 or fp32.");
+        }
+        if (CalibrationImages < 1)
+        {
+            throw new PlanException("int8 calibration images", $"int8 calibration images {CalibrationImages}: at least 1.");
+        }
+        if (!(MaxAccuracyDropPoints >= 0 && double.IsFinite(MaxAccuracyDropPoints)))
+        {
+            throw new PlanException("int8 accuracy drop allowed (points)", $"int8 accuracy drop allowed {MaxAccuracyDropPoints}: 0 or more points.");
+        }
+        Quantizer.Validate();
+    }
 }
 
 /// <summary>The graph to serve, its precision and, when an int8 graph was made, its check.</summary>
@@ -61,24 +79,28 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
 /// </summary>
 public static class ServingGraphs
 {
+    /// <summary>Images decoded and classified at a time during calibration and the check.</summary>
+    private const int BatchSize = 16;
+
     /// <param name="fp32Onnx">The verified fp32 export.</param>
-    /// <param name="labels">The model's labels in output order (the validation images' labels are looked up there).</param>
-    /// <param name="dataset">The data the model was trained on: calibration samples its training split.</param>
+    /// <param name="labels">The model's labels in output order (the check images' labels are looked up there).</param>
+    /// <param name="trainImages">The images the model was trained on: the calibration sample is drawn from them.</param>
     /// <param name="checkImages">
     /// The labelled images the check classifies: those the validation metrics were computed on (the validation
     /// split; in head mode, whose metrics are out-of-fold over every image, all of them).
     /// </param>
     /// <param name="preprocessor">The model's preprocessing.</param>
     /// <param name="options">Which precision, and how int8 is made and checked.</param>
+    /// <param name="seed">Seeds the calibration sample.</param>
     /// <param name="progress">Progress in <see cref="TrainingPhase.Quantization"/>.</param>
     /// <param name="cancellationToken">Stops between batches.</param>
-    public static async Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, ImageFolderDataset dataset, IReadOnlyList<LabeledImage> checkImages,
-        ImagePreprocessor preprocessor, PrecisionOptions options,
+    public static async Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+        ImagePreprocessor preprocessor, PrecisionOptions options, int seed,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(fp32Onnx);
         ArgumentNullException.ThrowIfNull(labels);
-        ArgumentNullException.ThrowIfNull(dataset);
+        ArgumentNullException.ThrowIfNull(trainImages);
         ArgumentNullException.ThrowIfNull(checkImages);
         ArgumentNullException.ThrowIfNull(preprocessor);
         ArgumentNullException.ThrowIfNull(options);
@@ -87,11 +109,11 @@ public static class ServingGraphs
             return new ServingGraph(fp32Onnx, ModelPrecision.Fp32, null);
         }
         var decoder = new ImageDecoder();
-        var random = new Random(options.Seed);
-        var sample = dataset.Train.OrderBy(_ => random.Next()).Take(Math.Max(1, options.CalibrationImages)).ToList();
+        var random = new Random(seed);
+        var sample = trainImages.OrderBy(_ => random.Next()).Take(Math.Max(1, options.CalibrationImages)).ToList();
         var total = sample.Count + checkImages.Count;
         var calibration = new List<float[]>();
-        await ReadAsync(sample, decoder, preprocessor, options.BatchSize, (batch, _) => calibration.AddRange(batch), progress, 0, total, cancellationToken).ConfigureAwait(false);
+        await ReadAsync(sample, decoder, preprocessor, BatchSize, (batch, _) => calibration.AddRange(batch), progress, 0, total, cancellationToken).ConfigureAwait(false);
         if (calibration.Count == 0)
         {
             throw new TrainingException("No training image could be read to calibrate the int8 graph.");
@@ -104,7 +126,7 @@ public static class ServingGraphs
         using var int8Engine = new OnnxEngine(quantized.Onnx, engineOptions);
         var check = new PrecisionCheck(fp32Engine, int8Engine);
         var length = preprocessor.InputLength;
-        await ReadAsync(checkImages, decoder, preprocessor, options.BatchSize, (batch, images) =>
+        await ReadAsync(checkImages, decoder, preprocessor, BatchSize, (batch, images) =>
         {
             var input = new float[batch.Count * length];
             for (var i = 0; i < batch.Count; i++)

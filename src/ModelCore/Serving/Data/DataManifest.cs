@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace ServerlessClassifier.ModelCore.Data;
+
+/// <summary>
+/// A manifest of labelled images, read line by line (a large manifest streams; only the list of images
+/// is kept). The format is detected from the content (<see cref="ManifestFormat"/>); references resolve as
+/// <see cref="ManifestSources"/> says. Rows that name no image, have no label, name a local file that does
+/// not exist, or list an image again are skipped and reported, never dropped silently; a row with several
+/// labels, another cloud's URI or a hostile label stops the read with a message naming the line.
+/// </summary>
+public sealed class DataManifest
+{
+    private DataManifest(DataManifestInfo info, List<ManifestImage> images, List<SkippedImage> skipped)
+    {
+        Info = info;
+        Images = images;
+        Skipped = skipped;
+    }
+
+    public DataManifestInfo Info { get; }
+
+    /// <summary>The images accepted, in manifest order.</summary>
+    public IReadOnlyList<ManifestImage> Images { get; }
+
+    /// <summary>Rows left out while reading (no image, no label, missing local file, listed twice).</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; }
+
+    /// <exception cref="DatasetException">The file is missing, empty or not a manifest, or a row cannot be used (see the class remarks).</exception>
+    public static async Task<DataManifest> ReadAsync(string path, ManifestSources sources, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(sources);
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+        {
+            throw new DatasetException($"The manifest {full} does not exist.");
+        }
+        string sha256;
+        await using (var stream = File.OpenRead(full))
+        {
+            sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
+        }
+        var resolver = new ImageReferenceResolver(full, sources);
+        var images = new List<ManifestImage>();
+        var skipped = new List<SkippedImage>();
+        var seen = new Dictionary<(string Container, string Path), (int Line, string Label)>();
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal); // one string per label, not per row
+        ManifestFormat? format = null;
+        var rows = 0;
+        var number = 0;
+        using var reader = new StreamReader(full, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+            var first = format is null;
+            format ??= ManifestParser.Detect(line, full);
+            if (ManifestParser.Parse(format.Value, line, number, first, full) is not { } row)
+            {
+                continue; // the header
+            }
+            rows++;
+            if (row.Image is null)
+            {
+                skipped.Add(new SkippedImage($"line {number}", SkipCodes.Missing, $"line {number} names no image"));
+                continue;
+            }
+            if (row.Label is null)
+            {
+                skipped.Add(new SkippedImage(row.Image, SkipCodes.Unlabelled, $"line {number} has no label"));
+                continue;
+            }
+            if (!labels.TryGetValue(row.Label, out var label))
+            {
+                label = TrainingLayout.ValidateLabel(row.Label, $"{full} line {number}", "fix it in the manifest");
+                labels.Add(label, label);
+            }
+            if (resolver.Resolve(row.Image, number) is not { } image)
+            {
+                skipped.Add(new SkippedImage(row.Image, SkipCodes.Missing, $"line {number}: no such file"));
+                continue;
+            }
+            if (seen.TryGetValue(image.Key, out var earlier))
+            {
+                var conflict = earlier.Label == label ? "" : $" as \"{label}\"; line {earlier.Line} says \"{earlier.Label}\", which is used";
+                skipped.Add(new SkippedImage(image.Source, SkipCodes.Duplicate, $"line {number} lists it again (first on line {earlier.Line}){conflict}"));
+                continue;
+            }
+            seen.Add(image.Key, (number, label));
+            images.Add(new ManifestImage(new LabeledImage(image.Source, label, image.Bytes, image.ReadAsync), row.Split));
+        }
+        if (format is null)
+        {
+            throw new DatasetException($"The manifest {full} is empty.");
+        }
+        return new DataManifest(new DataManifestInfo(full, format.Value, sha256, rows), images, skipped);
+    }
+
+    /// <summary>
+    /// The listing to build a data set from. Rows marked TRAINING and VALIDATION fix the split (then every
+    /// row must say, TEST included); rows marked TEST are held out of both.
+    /// </summary>
+    internal DatasetListing ToListing()
+    {
+        var warnings = new List<string>();
+        var test = Images.Count(i => i.Split == ManifestSplit.Test);
+        if (test > 0)
+        {
+            warnings.Add($"{test} image(s) marked TEST in the manifest are held out (neither trained nor validated on); measure the model on them with evaluate --data {Info.Path}.");
+        }
+        var explicitSplit = Images.Any(i => i.Split is ManifestSplit.Training or ManifestSplit.Validation);
+        var unassigned = Images.Count(i => i.Split == ManifestSplit.None);
+        if (explicitSplit && unassigned > 0)
+        {
+            throw new DatasetException(
+                $"{Info.Path}: {unassigned} row(s) have no ML_USE (or UNASSIGNED) while others are TRAINING or VALIDATION. Give every row TRAINING, VALIDATION or TEST, " +
+                "or none of them (then the trainer splits each class by --val-split).");
+        }
+        var train = Images.Where(i => i.Split == (explicitSplit ? ManifestSplit.Training : ManifestSplit.None)).Select(i => i.Image).ToList();
+        var val = explicitSplit ? Images.Where(i => i.Split == ManifestSplit.Validation).Select(i => i.Image).ToList() : null;
+        return new DatasetListing(Info.Path, train, val, [.. Skipped], warnings, Info);
+    }
+}

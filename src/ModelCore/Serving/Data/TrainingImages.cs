@@ -1,0 +1,160 @@
+using System.Security.Cryptography;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using ServerlessClassifier.ModelCore.Checkpoints;
+
+namespace ServerlessClassifier.ModelCore.Data;
+
+/// <summary>Where an added training image went: its name under the training data's root, and whether it was there already.</summary>
+public sealed record AddedTrainingImage(string Name, bool AlreadyPresent);
+
+/// <summary>
+/// The labelled training data, as <c>train</c> reads it (<see cref="TrainingLayout"/>: <c>&lt;root&gt;/&lt;label&gt;/&lt;file&gt;</c>, or
+/// under <c>train/</c> when the root has <c>train/</c> and <c>val/</c>): a local folder or a prefix of a blob container.
+/// A label must pass <see cref="TrainingLayout.LabelProblem"/>, the rule training reads it by.
+/// Images are only ever added: an existing file is never overwritten. The same bytes under the same name count as
+/// present; other bytes under the name get the next free name (<c>name-2.png</c>, ...).
+/// </summary>
+public abstract class TrainingImages
+{
+    public abstract string Description { get; }
+
+    public static TrainingImages Local(string folder) => new LocalTrainingImages(folder);
+
+    public static TrainingImages Blobs(BlobContainerClient container, string prefix) => new BlobTrainingImages(container, prefix);
+
+    /// <summary>Adds <paramref name="content"/> as <c>&lt;label&gt;/&lt;fileName&gt;</c> (or the next free name).</summary>
+    public async Task<AddedTrainingImage> AddAsync(string label, string fileName, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        if (TrainingLayout.LabelProblem(label) is { } problem)
+        {
+            throw new ArgumentException($"The label \"{label}\" {problem}.", nameof(label));
+        }
+        if (!ModelManifest.IsPlainFileName(fileName))
+        {
+            throw new ArgumentException($"\"{fileName}\" is not a plain file name.", nameof(fileName));
+        }
+        var folder = await LabelFolderAsync(label, cancellationToken).ConfigureAwait(false);
+        var hash = SHA256.HashData(content.Span);
+        var stem = Path.GetFileNameWithoutExtension(fileName);
+        var extension = Path.GetExtension(fileName);
+        for (var n = 1; n <= 1000; n++)
+        {
+            var name = $"{folder}/{(n == 1 ? fileName : $"{stem}-{n}{extension}")}";
+            if (await TryCreateAsync(name, content, cancellationToken).ConfigureAwait(false))
+            {
+                return new AddedTrainingImage(name, AlreadyPresent: false);
+            }
+            if (await HashOfAsync(name, cancellationToken).ConfigureAwait(false) is { } existing && existing.AsSpan().SequenceEqual(hash))
+            {
+                return new AddedTrainingImage(name, AlreadyPresent: true);
+            }
+        }
+        throw new InvalidOperationException($"{Description}: 1000 images named like {label}/{fileName} exist already.");
+    }
+
+    /// <summary><c>&lt;label&gt;</c>, or <c>train/&lt;label&gt;</c> when the data has fixed <c>train/</c> and <c>val/</c> splits.</summary>
+    private async Task<string> LabelFolderAsync(string label, CancellationToken cancellationToken) =>
+        await HasFolderAsync(TrainingLayout.TrainFolder, cancellationToken).ConfigureAwait(false) && await HasFolderAsync(TrainingLayout.ValFolder, cancellationToken).ConfigureAwait(false)
+            ? $"{TrainingLayout.TrainFolder}/{label}"
+            : label;
+
+    protected abstract Task<bool> HasFolderAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Creates the file only if no file has that name; false when one does.</summary>
+    protected abstract Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    protected abstract Task<byte[]?> HashOfAsync(string name, CancellationToken cancellationToken);
+
+    private sealed class LocalTrainingImages(string root) : TrainingImages
+    {
+        public override string Description => root;
+
+        protected override Task<bool> HasFolderAsync(string name, CancellationToken cancellationToken) => Task.FromResult(Directory.Exists(Path.Combine(root, name)));
+
+        protected override async Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        {
+            var path = Path.Combine(root, name);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            try
+            {
+                await using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+                await stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                return false;
+            }
+        }
+
+        protected override async Task<byte[]?> HashOfAsync(string name, CancellationToken cancellationToken)
+        {
+            var path = Path.Combine(root, name);
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+            await using var stream = File.OpenRead(path);
+            return await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class BlobTrainingImages(BlobContainerClient container, string prefix) : TrainingImages
+    {
+        private readonly string prefix = prefix.Length == 0 || prefix.EndsWith('/') ? prefix : prefix + "/";
+
+        public override string Description => $"{container.Name}/{prefix}";
+
+        protected override async Task<bool> HasFolderAsync(string name, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await foreach (var page in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, $"{prefix}{name}/", cancellationToken).AsPages(pageSizeHint: 1).ConfigureAwait(false))
+                {
+                    return page.Values.Count > 0;
+                }
+                return false;
+            }
+            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
+            {
+                return false;
+            }
+        }
+
+        protected override async Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        {
+            var options = new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } };
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    await container.GetBlobClient(prefix + name).UploadAsync(BinaryData.FromBytes(content), options, cancellationToken).ConfigureAwait(false);
+                    return true;
+                }
+                catch (RequestFailedException e) when (e.Status is 409 or 412 && e.ErrorCode != BlobErrorCode.ContainerNotFound)
+                {
+                    return false;
+                }
+                catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound && attempt == 0)
+                {
+                    await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        protected override async Task<byte[]?> HashOfAsync(string name, CancellationToken cancellationToken)
+        {
+            try
+            {
+                var download = await container.GetBlobClient(prefix + name).DownloadContentAsync(cancellationToken).ConfigureAwait(false);
+                return SHA256.HashData(download.Value.Content.ToMemory().Span);
+            }
+            catch (RequestFailedException e) when (e.Status == 404)
+            {
+                return null;
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System.Globalization;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Fitting;
+using ServerlessClassifier.ModelCore.Models;
+using ServerlessClassifier.ModelCore.Probe;
+using ServerlessClassifier.ModelCore.Results;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Engine;
+
+/// <summary>
+/// A fitted model whose probabilities are calibrated, with what its held-out evidence says: each judged image's
+/// calibrated answer, the metrics, the default confidence threshold chosen on them, and the calibration's record.
+/// </summary>
+internal sealed record Calibrated(Fitted Fit, CalibrationSummary Calibration, IReadOnlyList<ValidationPrediction> Predictions, EvaluationReport Report, double Threshold,
+    ValidationMetrics Metrics);
+
+/// <summary>
+/// The calibration stage every plan goes through: temperature scaling (<see cref="Probe.Calibration"/>) on the fit's
+/// held-out logits. A probe has fitted its temperature on its out-of-fold logits already (and folded it into the head);
+/// any other fit gets one here, fitted on its validation logits and folded into the linear head (weights and bias
+/// divided by T). Either way the record, the calibrated predictions and the threshold come from the same evidence.
+/// </summary>
+internal static class CalibrationStage
+{
+    public static Calibrated Calibrate(Fitted fit, ImageClassifier model, IReadOnlyList<string> classes, IProgress<TrainingProgress>? progress)
+    {
+        var judged = fit.Judged;
+        var count = classes.Count;
+        var temperature = fit.Temperature ?? Probe.Calibration.FitTemperature(judged.Logits, judged.Labels, count);
+        if (fit.Temperature is null)
+        {
+            using var noGrad = no_grad();
+            var state = model.Head.state_dict();
+            state["fc.weight"].div_(temperature);
+            state["fc.bias"].div_(temperature);
+        }
+        var before = Probe.Calibration.Softmax(judged.Logits, count);
+        var after = Probe.Calibration.Softmax(judged.Logits, count, temperature);
+        var calibration = new CalibrationSummary
+        {
+            Temperature = temperature,
+            EceBefore = Probe.Calibration.ExpectedCalibrationError(Probe.Calibration.TopOne(before, judged.Labels, count)),
+            EceAfter = Probe.Calibration.ExpectedCalibrationError(Probe.Calibration.TopOne(after, judged.Labels, count)),
+            NllBefore = Probe.Calibration.NegativeLogLikelihood(judged.Logits, judged.Labels, count),
+            NllAfter = Probe.Calibration.NegativeLogLikelihood(judged.Logits, judged.Labels, count, temperature),
+            Images = judged.Labels.Length,
+            Evidence = judged.Evidence,
+        };
+        var predictions = new List<ValidationPrediction>(judged.Labels.Length);
+        for (var i = 0; i < judged.Labels.Length; i++)
+        {
+            var row = after.AsSpan(i * count, count).ToArray().Select(p => (float)p).ToArray();
+            var top = Array.IndexOf(row, row.Max());
+            predictions.Add(new ValidationPrediction(judged.Sources[i], classes[judged.Labels[i]], classes[top], row[top], row));
+        }
+        var report = Evaluation.Compute(classes, predictions.Select(p => (p.Actual, p.Predicted)));
+        var threshold = Evaluation.ChooseConfidenceThreshold(predictions.Select(p => (p.Correct, p.Confidence)));
+        if (fit.Temperature is null)
+        {
+            progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
+                $"Calibration: temperature {temperature:F3} fitted on the {judged.Labels.Length} {judged.Evidence} images' predictions (ECE {calibration.EceBefore:P1} -> {calibration.EceAfter:P1}, " +
+                $"log-loss {calibration.NllBefore:F3} -> {calibration.NllAfter:F3}); the head's weights are divided by it.")));
+        }
+        var metrics = new ValidationMetrics
+        {
+            Accuracy = report.Accuracy,
+            Loss = calibration.NllAfter,
+            Samples = judged.Labels.Length,
+            MacroF1 = report.MacroF1,
+            ExpectedCalibrationError = calibration.EceAfter,
+        };
+        return new Calibrated(fit, calibration, predictions, report, threshold, metrics);
+    }
+}

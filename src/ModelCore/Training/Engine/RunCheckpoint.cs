@@ -1,0 +1,161 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Plans;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace ServerlessClassifier.ModelCore.Engine;
+
+/// <summary>Where the epoch loop was after its last completed epoch, and the files that hold its weights and optimizer.</summary>
+internal sealed record EpochState
+{
+    public required int CompletedEpochs { get; init; }
+    public required int BestEpoch { get; init; }
+    public required double BestValidationLoss { get; init; }
+    public required int EpochsWithoutImprovement { get; init; }
+    public required bool StoppedEarly { get; init; }
+    public required IReadOnlyList<EpochMetrics> History { get; init; }
+
+    /// <summary>The trained network's weights after the last completed epoch.</summary>
+    public string WeightsFile { get; init; } = "";
+
+    /// <summary>The trained network's weights at the best epoch.</summary>
+    public string BestWeightsFile { get; init; } = "";
+
+    /// <summary>TorchSharp's optimizer state (moments, step counts).</summary>
+    public string OptimizerFile { get; init; } = "";
+}
+
+/// <summary>A run's <c>run.json</c>: its resolved plan, the data it started on, and its epoch state once an epoch completed.</summary>
+internal sealed record RunRecord
+{
+    public const int CurrentFormat = 2;
+
+    public int Format { get; init; } = CurrentFormat;
+
+    public required TrainingPlan Plan { get; init; }
+
+    /// <summary>The data set's hash (<see cref="ImageFolderDataset.DataHash"/>).</summary>
+    public required string DataHash { get; init; }
+
+    [JsonPropertyName("epochs")]
+    public EpochState? Epochs { get; init; }
+}
+
+/// <summary>
+/// A run's checkpoint folder: <c>run.json</c>, written when the run starts (its plan and data) and again after every epoch
+/// (with the epoch state), and the epoch files it names (<c>resume-e0003-*.safetensors</c>, <c>*-optimizer.bin</c>). Every
+/// file is written to a temporary name and renamed, <c>run.json</c> last, then older epochs' files are deleted: a crash or
+/// cancellation at any point leaves the last complete epoch readable. The plan is the one thing a resume compares.
+/// </summary>
+public static class RunCheckpoint
+{
+    public const string FileName = "run.json";
+
+    /// <summary>The plan a run in <paramref name="folder"/> was started with; null when there is no run there.</summary>
+    /// <exception cref="TrainingException">The file is not a run record this build reads.</exception>
+    public static TrainingPlan? ReadPlan(string folder) => Read(folder)?.Plan;
+
+    /// <summary>
+    /// What differs between the plan a run was started with and the one asked for now (both resolved); empty when a resume
+    /// may continue.
+    /// </summary>
+    public static IReadOnlyList<PlanDifference> Differences(TrainingPlan started, TrainingPlan asked)
+    {
+        ArgumentNullException.ThrowIfNull(started);
+        ArgumentNullException.ThrowIfNull(asked);
+        return PlanSettings.Differences(started.Resolve(), asked.Resolve());
+    }
+
+    /// <summary>One sentence naming every difference, for a refused resume.</summary>
+    public static string Describe(IReadOnlyList<PlanDifference> differences) =>
+        string.Join("; ", differences.Select(d => $"{d.Name} was {d.Was}, not {d.Now}"));
+
+    internal static RunRecord? Read(string folder)
+    {
+        var path = Path.Combine(folder, FileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        try
+        {
+            var record = JsonSerializer.Deserialize<RunRecord>(File.ReadAllBytes(path), TrainingPlan.JsonOptions)
+                ?? throw new TrainingException($"{path} is empty.");
+            return record.Format == RunRecord.CurrentFormat
+                ? record
+                : throw new TrainingException($"{path} has format {record.Format}; this build reads {RunRecord.CurrentFormat}. Start a new run in another folder.");
+        }
+        catch (JsonException e)
+        {
+            throw new TrainingException($"{path} is not a run checkpoint this build reads ({e.Message}); start a new run in another folder.", e);
+        }
+    }
+
+    /// <summary>Records a run's start: its plan and data, no epoch yet (a resume before the first epoch starts again).</summary>
+    internal static RunRecord Begin(string folder, TrainingPlan plan, string dataHash)
+    {
+        Directory.CreateDirectory(folder);
+        var record = new RunRecord { Plan = plan, DataHash = dataHash };
+        Write(folder, record);
+        foreach (var old in Directory.EnumerateFiles(folder, "resume-e*"))
+        {
+            File.Delete(old);
+        }
+        return record;
+    }
+
+    /// <summary>Writes an epoch's files, then <c>run.json</c> naming them, then deletes the previous epoch's files.</summary>
+    internal static RunRecord WriteEpoch(string folder, RunRecord record, EpochState draft, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer)
+    {
+        var prefix = $"resume-e{draft.CompletedEpochs:D4}";
+        var state = draft with
+        {
+            WeightsFile = $"{prefix}-weights.safetensors",
+            BestWeightsFile = $"{prefix}-best.safetensors",
+            OptimizerFile = $"{prefix}-optimizer.bin",
+        };
+        AtomicFile.Write(Path.Combine(folder, state.WeightsFile), s => trainable.save_safetensors(s, leaveOpen: true));
+        AtomicFile.Write(Path.Combine(folder, state.BestWeightsFile), s => Safetensors.SaveStateDict(s, best.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
+        AtomicFile.Write(Path.Combine(folder, state.OptimizerFile), s =>
+        {
+            using var writer = new BinaryWriter(s, System.Text.Encoding.UTF8, leaveOpen: true);
+            ((TorchSharp.Modules.OptimizerHelper)optimizer).save_state_dict(writer);
+        });
+        var next = record with { Epochs = state };
+        Write(folder, next);
+        var keep = new HashSet<string>([state.WeightsFile, state.BestWeightsFile, state.OptimizerFile], StringComparer.Ordinal);
+        foreach (var old in Directory.EnumerateFiles(folder, "resume-e*"))
+        {
+            if (!keep.Contains(Path.GetFileName(old)))
+            {
+                File.Delete(old);
+            }
+        }
+        return next;
+    }
+
+    internal static void LoadWeights(string folder, EpochState state, nn.Module trainable)
+    {
+        using var stream = File.OpenRead(Path.Combine(folder, state.WeightsFile));
+        trainable.load_safetensors(stream, strict: true, leaveOpen: true);
+    }
+
+    internal static Dictionary<string, Tensor> LoadBest(string folder, EpochState state)
+    {
+        using var stream = File.OpenRead(Path.Combine(folder, state.BestWeightsFile));
+        return Safetensors.LoadStateDict(stream, leaveOpen: true);
+    }
+
+    internal static void LoadOptimizer(string folder, EpochState state, optim.Optimizer optimizer)
+    {
+        using var stream = File.OpenRead(Path.Combine(folder, state.OptimizerFile));
+        using var reader = new BinaryReader(stream);
+        ((TorchSharp.Modules.OptimizerHelper)optimizer).load_state_dict(reader);
+    }
+
+    private static void Write(string folder, RunRecord record) =>
+        AtomicFile.Write(Path.Combine(folder, FileName), s => JsonSerializer.Serialize(s, record, TrainingPlan.JsonOptions));
+}

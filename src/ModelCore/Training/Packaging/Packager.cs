@@ -1,0 +1,42 @@
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Models;
+using ServerlessClassifier.ModelCore.Ood;
+
+namespace ServerlessClassifier.ModelCore.Packaging;
+
+/// <summary>
+/// The packaging stage every plan ends with: the fp32 ONNX graph exported and verified against the trained model
+/// (<see cref="OnnxExport.ExportVerified"/>), the served precision chosen and, for int8, checked (<see cref="ServingGraphs"/>),
+/// then the model folder written (<see cref="ModelCheckpoint.SaveForServing(ImageClassifier, ModelManifest, string, ServingGraph, float[], FeatureStatistics)"/>:
+/// weights, graph, mean image, out-of-distribution statistics, and the manifest last). What it writes is what
+/// <c>publish</c> publishes.
+/// </summary>
+internal static class Packager
+{
+    /// <param name="model">The trained classifier (CPU, eval mode).</param>
+    /// <param name="draft">The manifest draft: everything but the files, precision and checks.</param>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="verificationInputs">Preprocessed real images the export is verified on.</param>
+    /// <param name="meanImage">The mean image the preprocessing names, or null.</param>
+    /// <param name="statistics">The out-of-distribution statistics the draft's section describes.</param>
+    /// <param name="precision">The plan's precision settings.</param>
+    /// <param name="seed">Seeds the int8 calibration sample.</param>
+    /// <param name="trainImages">The images trained on: int8 calibration draws from them.</param>
+    /// <param name="checkImages">The images the figures come from: the int8 check classifies them.</param>
+    /// <returns>The manifest as written.</returns>
+    public static async Task<ModelManifest> PackAsync(ImageClassifier model, ModelManifest draft, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage,
+        FeatureStatistics statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var preprocessing = draft.Preprocessing;
+        var export = OnnxExport.ExportVerified(model, preprocessing.InputSize, verificationInputs);
+        var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, checkImages, new ImagePreprocessor(preprocessing, meanImage), precision, seed, progress,
+            cancellationToken).ConfigureAwait(false);
+        var manifest = draft with { Verification = new ExportVerification(export.MaxAbsDifference, export.Samples, OnnxExport.DefaultTolerance) };
+        return ModelCheckpoint.SaveForServing(model, manifest, folder, graph, meanImage, statistics);
+    }
+}

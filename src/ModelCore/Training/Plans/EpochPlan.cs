@@ -1,0 +1,90 @@
+using ServerlessClassifier.ModelCore.Backbones;
+
+namespace ServerlessClassifier.ModelCore.Plans;
+
+/// <summary>How a fine-tune's head starts.</summary>
+public enum HeadStart
+{
+    /// <summary>
+    /// From a linear probe fitted on the training split's features of the pretrained backbone (LP-FT, Kumar et al. 2022:
+    /// a random head's first gradients distort the pretrained features; a fitted one does not). The start is itself a
+    /// candidate for the best epoch (epoch 0), so the fine-tune ends no worse than the probe on the validation loss.
+    /// </summary>
+    Probe,
+
+    /// <summary>From a randomly initialised head.</summary>
+    Random,
+}
+
+/// <summary>
+/// The settings of the modes that train with epochs (<see cref="FinetunePlan"/>, <see cref="FullPlan"/>): AdamW with
+/// decoupled weight decay, a cosine schedule from each group's peak rate to 0, label smoothing, random-resized-crop and
+/// mirror augmentation, early stopping on the validation loss (the best epoch's weights are kept), a resume checkpoint
+/// after every epoch.
+/// </summary>
+public abstract record EpochPlan : TrainingPlan
+{
+    /// <summary>Upper bound on epochs; early stopping usually ends sooner.</summary>
+    [Setting("epochs")]
+    public int Epochs { get; init; } = 10;
+
+    [Setting("batch size")]
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>The head's peak learning rate; backbone stages learn at <see cref="BackboneLrFactor"/> times it.</summary>
+    [Setting("learning rate")]
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Finetune: unfrozen stages learn at LearningRate x this. Full: the last stage does, each earlier one (and the stem) at half the next one's rate.</summary>
+    [Setting("backbone learning-rate factor")]
+    public double BackboneLrFactor { get; init; } = 0.1;
+
+    /// <summary>AdamW's decoupled weight decay; 1e-4 is light regularisation that suits small sets.</summary>
+    [Setting("weight decay")]
+    public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>Stop after this many epochs without a lower validation loss; 0: never stop early.</summary>
+    [Setting("early-stopping patience")]
+    public int Patience { get; init; } = 3;
+
+    /// <summary>Label smoothing of the training loss (the validation loss stays plain cross-entropy).</summary>
+    [Setting("label smoothing")]
+    public double LabelSmoothing { get; init; } = 0.1;
+
+    /// <summary>The random crop keeps at least this fraction of the image's area.</summary>
+    [Setting("smallest crop (area)")]
+    public double CropScaleMin { get; init; } = 0.6;
+
+    /// <summary>False where mirroring changes the label (text, arrows, left/right): no mirrored augmentation.</summary>
+    [Setting("mirror augmentation")]
+    public bool MirrorAugmentation { get; init; } = true;
+
+    /// <summary>BatchNorm layers of the trained stages use batch statistics and update their running statistics; false: they keep the pretrained ones.</summary>
+    [Setting("update BatchNorm statistics")]
+    public bool UpdateBatchNormStatistics { get; init; } = true;
+
+    [Setting("head start")]
+    public HeadStart Start { get; init; } = HeadStart.Probe;
+
+    /// <summary>Folds of the probe's cross-validation, where one is fitted (the head start, the refit).</summary>
+    [Setting("probe folds")]
+    public int Folds { get; init; } = 5;
+
+    private protected override TrainingPlan ResolveMode(BackboneArchitecture architecture)
+    {
+        Require(Epochs >= 1, "epochs", $"Epochs {Epochs}: at least 1.");
+        Require(BatchSize >= 1, "batch size", $"Batch size {BatchSize}: at least 1.");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), "learning rate", $"Learning rate {LearningRate}: must be positive.");
+        Require(BackboneLrFactor > 0 && double.IsFinite(BackboneLrFactor), "backbone learning-rate factor", $"Backbone learning-rate factor {BackboneLrFactor}: must be positive.");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), "weight decay", $"Weight decay {WeightDecay}: 0 or more.");
+        Require(Patience >= 0, "early-stopping patience", $"Early-stopping patience {Patience}: 0 or more.");
+        Require(LabelSmoothing is >= 0 and < 1, "label smoothing", $"Label smoothing {LabelSmoothing}: in [0, 1).");
+        Require(CropScaleMin is > 0 and <= 1, "smallest crop (area)", $"Smallest crop {CropScaleMin}: in (0, 1].");
+        Require(Enum.IsDefined(Start), "head start", $"Head start {Start}: probe or random.");
+        Require(Folds >= 2, "probe folds", $"Probe folds {Folds}: at least 2.");
+        return ResolveStages(architecture);
+    }
+
+    /// <summary>The finetune's stages and what follows from them; nothing for full mode.</summary>
+    private protected abstract EpochPlan ResolveStages(BackboneArchitecture architecture);
+}

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.TrainJob.Cli;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ServerlessClassifier.TrainJob.Tests;
+
+/// <summary>
+/// <c>train</c> through the real CLI and engine on tiny sets (a random-init ResNet-18 at 32 px): every plan goes through
+/// every stage of the pipeline, so every mode's published model has a verified graph, a calibration and out-of-distribution
+/// statistics; the plan is the one thing <c>--resume</c> compares; options a mode cannot honour are refused.
+/// </summary>
+[Collection(TorchTests.Collection)]
+public sealed class TrainingPlanTests : IDisposable
+{
+    private static readonly string[] Small = ["--backbone", "random:resnet18", "--input-size", "32", "--device", "cpu"];
+
+    private readonly TempFolder temp = new();
+
+    /// <summary>One case per pipeline the engine has: head (features), finetune on the cached prefix (with its refit), finetune on images, full.</summary>
+    public static TheoryData<string, string[], string> Plans => new()
+    {
+        { "head", ["--mode", "head"], "out-of-fold" },
+        { "finetune-prefix", ["--mode", "finetune", "--epochs", "1"], "out-of-fold" },
+        { "finetune-images", ["--mode", "finetune", "--unfreeze", "layer1", "--epochs", "1"], "validation" },
+        { "full", ["--mode", "full", "--epochs", "1"], "validation" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Plans))]
+    public async Task EveryMode_PublishesAVerifiedGraph_ACalibration_AndOutOfDistributionStatistics(string name, string[] mode, string evidence)
+    {
+        var data = ColourSets.Write(temp.Combine($"data-{name}"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)), ("green", new Rgb24(30, 200, 40)));
+        var output = temp.Combine(name);
+        var cli = new Cli();
+
+        var train = await cli.RunAsync(["train", "--data", data, "--output", output, .. mode, .. Small, "--publish"]);
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        Assert.Contains("Plan: mode ", train.Out, StringComparison.Ordinal);
+        var package = await ModelPackage.LoadAsync(output); // every file's size and SHA-256 checked
+        var manifest = package.Manifest;
+        var verification = manifest.Verification ?? throw new Xunit.Sdk.XunitException($"{name}: no export verification in the manifest");
+        Assert.True(verification.Images > 0 && verification.MaxProbabilityDifference <= OnnxExport.DefaultTolerance, $"{name}: {verification}");
+        var calibration = manifest.Training!.Calibration ?? throw new Xunit.Sdk.XunitException($"{name}: no calibration in the manifest");
+        Assert.Equal(evidence, calibration.Evidence);
+        Assert.True(calibration.Temperature > 0 && calibration.Images > 0, $"{name}: {calibration}");
+        Assert.True(calibration.NllAfter <= calibration.NllBefore + 1e-9, $"{name}: calibration made the log-loss worse ({calibration.NllBefore} -> {calibration.NllAfter})");
+        Assert.NotNull(manifest.OutOfDistribution);
+        Assert.NotNull(package.ReadOutOfDistribution());
+
+        // Served from the store as published: every prediction carries the out-of-distribution score.
+        var classify = await cli.RunAsync("classify", "--model", "current", "--json", Path.Combine(data, "red", "0.png"));
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        using var prediction = JsonDocument.Parse(classify.Out);
+        Assert.True(prediction.RootElement.TryGetProperty("outOfDistribution", out var score) && score.ValueKind == JsonValueKind.Number, $"{name}: {classify.Out}");
+    }
+
+    [Fact]
+    public async Task Resume_RefusesAnyOptionThatChangesThePlan_NamingIt_AndContinuesWithTheSameOnesOrAnotherDevice()
+    {
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var other = ColourSets.Write(temp.Combine("other"), ("red", new Rgb24(200, 50, 50)), ("blue", new Rgb24(50, 50, 200)));
+        var output = temp.Combine("run");
+        var cli = new Cli();
+        var first = await cli.RunAsync(["train", "--data", data, "--output", output, "--mode", "finetune", "--epochs", "1", "--precision", "fp32", .. Small]);
+        Assert.True(first.ExitCode == ExitCodes.Ok, first.All);
+
+        (string[] Options, string Says)[] changes =
+        [
+            (["--epochs", "2"], "epochs was 1, not 2"),
+            (["--batch-size", "4"], "batch size was 32, not 4"),
+            (["--lr", "0.01"], "learning rate was 0.001, not 0.01"),
+            (["--seed", "7"], "seed was 42, not 7"),
+            (["--val-split", "0.3"], "validation split was 0.2, not 0.3"),
+            (["--input-size", "48"], "input size was 32, not 48"),
+            (["--unfreeze", "layer3"], "unfrozen stages was layer4, not layer3"),
+            (["--no-flip"], "mirror augmentation was yes, not no"),
+            (["--precision", "int8"], "precision was fp32, not int8"),
+            (["--backbone", "random:resnet34"], "backbone was random:resnet18, not random:resnet34"),
+            (["--data", other], $"data was {data}, not {other}"),
+            (["--mode", "full"], "mode was finetune, not full"),
+        ];
+        foreach (var (options, says) in changes)
+        {
+            var resumed = await cli.RunAsync(["train", "--output", output, "--resume", .. options]);
+            Assert.True(resumed.ExitCode == ExitCodes.Usage, $"{string.Join(' ', options)}: {resumed.All}");
+            Assert.Contains(says, resumed.Err, StringComparison.Ordinal);
+        }
+
+        // The same options again, or another device (it changes no result): the run continues.
+        var same = await cli.RunAsync(["train", "--output", output, "--resume", "--epochs", "1", "--mode", "finetune", "--device", "cpu"]);
+        Assert.True(same.ExitCode == ExitCodes.Ok, same.All);
+        Assert.Contains("Resumed from", same.Out, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--epochs", "3", "head mode fits its linear probe to convergence")]
+    [InlineData("--batch-size", "8", "head mode fits its linear probe on every image at once")]
+    [InlineData("--lr", "0.01", "head mode fits its linear probe with L-BFGS")]
+    public async Task HeadMode_RefusesOptionsItCannotHonour(string option, string value, string why)
+    {
+        var data = ColourSets.Write(temp.Combine("head"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+
+        var run = await new Cli().RunAsync(["train", "--data", data, "--output", temp.Combine("out"), option, value, .. Small]);
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains($"{option} does not apply here: {why}", run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine("out")));
+    }
+
+    [Fact]
+    public async Task PlanFile_CarriesSettingsWithoutAnOption_AndTheRunRecordsThem()
+    {
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var plan = temp.Combine("plan.json");
+        await File.WriteAllTextAsync(plan, """{ "mode": "finetune", "epochs": 1, "patience": 0, "labelSmoothing": 0, "start": "random", "refitHead": false, "precision": { "precision": "fp32" } }""");
+        var output = temp.Combine("out");
+
+        var run = await new Cli().RunAsync(["train", "--data", data, "--output", output, "--plan", plan, .. Small]);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("head start random", run.Out, StringComparison.Ordinal);
+        Assert.Contains("label smoothing 0;", run.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("Head initialised from a linear probe", run.Out, StringComparison.Ordinal);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Null(manifest.Training!.Probe); // no refit
+        Assert.Equal("validation", manifest.Training.Calibration!.Evidence);
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "report.json")));
+        Assert.Equal("random", report.RootElement.GetProperty("settings").GetProperty("head start").GetString());
+
+        var typo = temp.Combine("typo.json");
+        await File.WriteAllTextAsync(typo, """{ "mode": "finetune", "epochz": 1 }""");
+        var refused = await new Cli().RunAsync(["train", "--data", data, "--output", temp.Combine("typo-out"), "--plan", typo, .. Small]);
+        Assert.Equal(ExitCodes.Usage, refused.ExitCode);
+        Assert.Contains("epochz", refused.Err, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => temp.Dispose();
+}

@@ -6,6 +6,7 @@
 #   scripts/test.sh          every run: everything but the full architecture matrix (tests with the trait Category=Full)
 #   scripts/test.sh --full   everything, including every registry architecture through the CLI at full size: run it
 #                            before landing a change to backbones, export or quantisation
+#   --results DIR            also write each project's TRX file (every test's outcome and duration) into DIR
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -15,10 +16,17 @@ filter=(--filter "Category!=Full")
 for argument in "$@"; do
   case "$argument" in
     --full) run="full run"; filter=() ;;
+    --results) results_next=1 ;;
     -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $argument (scripts/test.sh [--full])" >&2; exit 2 ;;
+    *)
+      if [ -n "${results_next:-}" ]; then
+        mkdir -p "$argument"; trx_directory="$(cd "$argument" && pwd)"; results_next=""
+      else
+        echo "unknown argument: $argument (scripts/test.sh [--full] [--results DIR])" >&2; exit 2
+      fi ;;
   esac
 done
+if [ -n "${results_next:-}" ]; then echo "--results needs a folder" >&2; exit 2; fi
 started=$SECONDS
 
 # Debian's python3-torch puts libtorch 1.13 into the system library path. The tests run with it
@@ -65,7 +73,9 @@ counts() {
 run_project() {
   local name="$1" began=$SECONDS status
   set +e
-  dotnet test "tests/$name/$name.csproj" -c Release --no-build -nologo "${filter[@]}" 2>&1 \
+  local trx=()
+  [ -z "${trx_directory:-}" ] || trx=(--logger "trx;LogFileName=$name.trx" --results-directory "$trx_directory")
+  dotnet test "tests/$name/$name.csproj" -c Release --no-build -nologo "${filter[@]}" "${trx[@]}" 2>&1 \
     | tee "$results/$name.log" | sed -u "s/^/[$name] /"
   status=${PIPESTATUS[0]}
   set -e

@@ -94,6 +94,23 @@ public sealed class AppShapeTests
         Assert.Contains(key.Split(':')[^1], error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("ImagesContainer", "Not_A_Container", "container name 'Not_A_Container' has 'N': only lower-case letters, digits and hyphens are allowed.")]
+    [InlineData("ReviewContainer", "-review", "container name '-review' starts with a hyphen; it must start and end with a letter or digit.")]
+    [InlineData("ShardQueue", "classify--shards", "container name 'classify--shards' has two hyphens in a row.")]
+    [InlineData("JobsContainer", "jb", "container name 'jb' has 2 characters; it needs 3 to 63.")]
+    public void InvalidContainerSettings_SayWhatIsWrong(string setting, string value, string problem)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [$"Classifier:{setting}"] = value }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging().AddClassifierServices().BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<ClassifierOptions>>().Value);
+
+        var failure = Assert.Single(error.Failures);
+        Assert.Contains(setting, failure, StringComparison.Ordinal);
+        Assert.Contains(problem, failure, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Defaults_AreTheDocumentedOnes()
     {

@@ -93,7 +93,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
             _ => throw new ArgumentOutOfRangeException(nameof(@case)),
         };
 
-        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+        var result = await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run);
 
         AssertProblem(result, status, code);
     }
@@ -107,7 +107,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         var context = TestHost.HttpContext(contentType: "application/octet-stream");
         context.Request.Body = body;
 
-        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+        var result = await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run);
 
         AssertProblem(result, 413, "TooLarge");
         Assert.Equal(maxBytes + 1, body.BytesRead);
@@ -122,7 +122,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         context.Request.Body = body;
         context.Request.ContentLength = 1L << 30;
 
-        AssertProblem(await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None), 413, "TooLarge");
+        AssertProblem(await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run), 413, "TooLarge");
         Assert.Equal(0, body.BytesRead);
     }
 
@@ -131,11 +131,11 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
     {
         await using var host = await TestHost.StartAsync();
         var context = TestHost.HttpContext(ServingModelFixture.Image("red", seed: 27));
-        AssertProblem(await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None), 503, "NoModel");
+        AssertProblem(await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run), 503, "NoModel");
         Assert.Equal("30", context.Response.Headers.RetryAfter.ToString());
 
         var modelContext = new DefaultHttpContext();
-        AssertProblem(await host.Function<GetModel>().Run(modelContext.Request, CancellationToken.None), 503, "NoModel");
+        AssertProblem(await TestHost.AnswerAsync(modelContext, host.Function<GetModel>().Run), 503, "NoModel");
         Assert.Equal("30", modelContext.Response.Headers.RetryAfter.ToString());
     }
 

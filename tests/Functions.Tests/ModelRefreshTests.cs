@@ -57,7 +57,7 @@ public sealed class ModelRefreshTests(ServingModelFixture model)
         Assert.Equal(1, host.ModelProvider.RefusedCount);
         Assert.Equal(PredictionOutcome.NoModel,
             await host.Get<UploadedImageHandler>().HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
-        var answer = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(ServingModelFixture.Image("red", seed: 401)).Request, CancellationToken.None);
+        var answer = await TestHost.AnswerAsync(TestHost.HttpContext(ServingModelFixture.Image("red", seed: 401)), host.Function<ClassifyImage>().Run);
         var problem = Assert.IsType<ProblemDetails>(Assert.IsType<ObjectResult>(answer).Value);
         Assert.Equal(503, problem.Status);
         AssertNamesNoStorage(host, error.Message);
@@ -74,7 +74,7 @@ public sealed class ModelRefreshTests(ServingModelFixture model)
     {
         await using var host = await TestHost.StartAsync();
         var context = TestHost.HttpContext(ServingModelFixture.Image("red", seed: 402));
-        var answer = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+        var answer = await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run);
         var problem = Assert.IsType<ProblemDetails>(Assert.IsType<ObjectResult>(answer).Value);
         Assert.Equal(503, problem.Status);
         AssertNamesNoStorage(host, JsonSerializer.Serialize(problem));

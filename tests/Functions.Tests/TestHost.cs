@@ -1,8 +1,11 @@
 using Azure.Storage.Blobs;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ServerlessClassifier.Functions.Contracts;
+using ServerlessClassifier.Functions.Middleware;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
@@ -120,6 +123,26 @@ public sealed class TestHost : IAsyncDisposable
             context.Request.QueryString = new QueryString(query);
         }
         return context;
+    }
+
+    /// <summary>
+    /// An HTTP function's answer as a caller gets it: what <paramref name="function"/> returns for
+    /// <paramref name="context"/>'s request, or, when it throws, the answer the worker's <see cref="HttpProblemsMiddleware"/>
+    /// gives (<see cref="Problems.For(Exception, HttpResponse)"/>, headers on <paramref name="context"/>'s response). An
+    /// exception the middleware does not answer propagates, as it does to the host.
+    /// </summary>
+    public static async Task<IActionResult> AnswerAsync(HttpContext context, Func<HttpRequest, CancellationToken, Task<IActionResult>> function)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(function);
+        try
+        {
+            return await function(context.Request, CancellationToken.None);
+        }
+        catch (Exception error) when (Problems.For(error, context.Response) is { } problem)
+        {
+            return problem;
+        }
     }
 
     public async ValueTask DisposeAsync()

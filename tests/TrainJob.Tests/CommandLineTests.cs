@@ -1,4 +1,5 @@
 using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Commands.Review;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
@@ -53,5 +54,27 @@ public sealed class CommandLineTests
 
         Assert.Equal(ExitCodes.Usage, run.ExitCode);
         Assert.Contains("--container", run.Err, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("My_Photos", "container name 'My_Photos' has 'M': only lower-case letters, digits and hyphens are allowed")]
+    [InlineData("training--2024/new", "container name 'training--2024' has two hyphens in a row")]
+    [InlineData("ab/labels", "container name 'ab' has 2 characters; it needs 3 to 63")]
+    public async Task ReviewImport_DataThatIsNeitherAFolderNorAContainerName_IsAUsageErrorThatSaysWhy(string data, string problem)
+    {
+        var folder = Directory.CreateTempSubdirectory("review-import-").FullName;
+        try
+        {
+            ReviewCsv.Write(Path.Combine(folder, ReviewCsv.FileName), []);
+
+            var run = await cli.RunAsync("review", "import", folder, "--data", data);
+
+            Assert.Equal(ExitCodes.Usage, run.ExitCode);
+            Assert.Contains($"--data {data} is neither an existing folder nor container[/prefix]: {problem}.", run.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }

@@ -44,6 +44,20 @@ public static class Problems
         return Create(StatusCodes.Status503ServiceUnavailable, "NoModel", error.Message);
     }
 
+    /// <summary>
+    /// The answer to an exception an HTTP function let through (<see cref="Middleware.HttpProblemsMiddleware"/> asks,
+    /// once for every HTTP function): the problem above for a refused request, a refused image or no model (which also
+    /// sets <c>Retry-After</c> on <paramref name="response"/>); null for any other exception, which is not the caller's
+    /// to read and stays the host's to answer (500 with an empty body).
+    /// </summary>
+    public static ObjectResult? For(Exception error, HttpResponse response) => error switch
+    {
+        InvalidRequestException e => For(e),
+        ImageRejectedException e => For(e),
+        ModelUnavailableException e => For(e, response),
+        _ => null,
+    };
+
     public static ObjectResult Create(int status, string code, string detail)
     {
         var problem = new ProblemDetails

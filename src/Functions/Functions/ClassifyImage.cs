@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
-using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Services;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
@@ -11,7 +10,9 @@ namespace ServerlessClassifier.Functions.Functions;
 /// <summary>
 /// <c>POST /api/classify[?top=k][&amp;threshold=x]</c> with the image as the raw body or as the file of a
 /// multipart form: 200 with the prediction; 400 undecodable or bad parameters; 413 too large (refused before
-/// the body is read when Content-Length says so); 415 not an image; 503 no model yet.
+/// the body is read when Content-Length says so); 415 not an image; 503 no model yet. The errors are thrown
+/// (<see cref="InvalidRequestException"/>, <see cref="ImageRejectedException"/>, <see cref="ModelUnavailableException"/>)
+/// and answered by <see cref="Middleware.HttpProblemsMiddleware"/>.
 /// </summary>
 public sealed class ClassifyImage(ModelProvider models, ImageRequestReader reader, ClassificationService classifier)
 {
@@ -21,26 +22,11 @@ public sealed class ClassifyImage(ModelProvider models, ImageRequestReader reade
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        try
-        {
-            var query = ClassifyQuery.Parse(request.Query);
-            reader.CheckHeaders(request);
-            using var lease = await models.AcquireAsync(cancellationToken);
-            var image = await reader.ReadAsync(request, cancellationToken);
-            var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
-            return new OkObjectResult(PredictionDocument.ForResponse(result.Classification, result.ModelVersion));
-        }
-        catch (InvalidRequestException e)
-        {
-            return Problems.For(e);
-        }
-        catch (ImageRejectedException e)
-        {
-            return Problems.For(e);
-        }
-        catch (ModelUnavailableException e)
-        {
-            return Problems.For(e, request.HttpContext.Response);
-        }
+        var query = ClassifyQuery.Parse(request.Query);
+        reader.CheckHeaders(request);
+        using var lease = await models.AcquireAsync(cancellationToken);
+        var image = await reader.ReadAsync(request, cancellationToken);
+        var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
+        return new OkObjectResult(PredictionDocument.ForResponse(result.Classification, result.ModelVersion));
     }
 }

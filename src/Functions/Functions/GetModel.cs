@@ -6,7 +6,7 @@ using ServerlessClassifier.Functions.Services;
 
 namespace ServerlessClassifier.Functions.Functions;
 
-/// <summary><c>GET /api/model</c>: the version this instance serves, its labels, backbone, metrics and threshold; 503 when none.</summary>
+/// <summary><c>GET /api/model</c>: the version this instance serves, its labels, backbone, metrics and threshold; 503 when none (<see cref="Middleware.HttpProblemsMiddleware"/>).</summary>
 public sealed class GetModel(ModelProvider models)
 {
     [Function(nameof(GetModel))]
@@ -15,17 +15,10 @@ public sealed class GetModel(ModelProvider models)
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        try
-        {
-            using var lease = await models.AcquireAsync(cancellationToken);
-            var manifest = lease.Model.Manifest;
-            return new OkObjectResult(new ModelSummary(lease.Version, manifest.Labels, manifest.Backbone, manifest.Metrics,
-                manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc,
-                manifest.Precision.ToString().ToLowerInvariant()));
-        }
-        catch (ModelUnavailableException e)
-        {
-            return Problems.For(e, request.HttpContext.Response);
-        }
+        using var lease = await models.AcquireAsync(cancellationToken);
+        var manifest = lease.Model.Manifest;
+        return new OkObjectResult(new ModelSummary(lease.Version, manifest.Labels, manifest.Backbone, manifest.Metrics,
+            manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc,
+            manifest.Precision.ToString().ToLowerInvariant()));
     }
 }

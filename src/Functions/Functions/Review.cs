@@ -16,7 +16,8 @@ namespace ServerlessClassifier.Functions.Functions;
 /// <c>POST /api/review/label</c> with <c>{ "image", "imageVersion", "label" }</c> adds the image to the training
 /// container under that label (<c>"label": null</c> discards it) and removes it from the queue, as
 /// <c>trainjob review import</c> does: 200 <c>{ outcome, label }</c>, 400 a bad label or body, 409 not queued
-/// (any more) in that version.
+/// (any more) in that version. An image the decoder refuses (<see cref="ImageRejectedException"/>) is answered 400,
+/// 413 or 415 as classify answers it, by <see cref="Middleware.HttpProblemsMiddleware"/>.
 /// </summary>
 public sealed class Review(ReviewService review)
 {
@@ -38,16 +39,9 @@ public sealed class Review(ReviewService review)
         {
             return Problems.Create(StatusCodes.Status400BadRequest, "NoImage", "Name the queued image: ?image=<name>.");
         }
-        try
-        {
-            return await review.ThumbnailAsync(image, cancellationToken) is { } jpeg
-                ? new FileContentResult(jpeg, "image/jpeg")
-                : Problems.Create(StatusCodes.Status404NotFound, "NotQueued", "That image is not in the review queue (any more).");
-        }
-        catch (ImageRejectedException e)
-        {
-            return Problems.For(e);
-        }
+        return await review.ThumbnailAsync(image, cancellationToken) is { } jpeg
+            ? new FileContentResult(jpeg, "image/jpeg")
+            : Problems.Create(StatusCodes.Status404NotFound, "NotQueued", "That image is not in the review queue (any more).");
     }
 
     [Function("LabelReview")]

@@ -15,23 +15,23 @@ public sealed record ClassifierOptions
     public const string SectionName = ContainerDefaults.SectionName;
 
     /// <summary>Uploads to classify; the blob trigger's path is <c>%Classifier:ImagesContainer%/{name}</c>.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string ImagesContainer { get; init; } = ContainerDefaults.Images;
 
     /// <summary>One <c>&lt;name&gt;.json</c> per image.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string PredictionsContainer { get; init; } = ContainerDefaults.Predictions;
 
     /// <summary>The model store (<c>&lt;version&gt;/...</c> and <c>current.json</c>).</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string ModelsContainer { get; init; } = ContainerDefaults.Models;
 
     /// <summary>The labelled training data (<c>&lt;label&gt;/&lt;file&gt;</c>) that the review page adds confirmed uploads to.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string TrainingContainer { get; init; } = ContainerDefaults.Training;
 
     /// <summary>The review queue: <c>items/&lt;image&gt;.json</c> per listed upload, <c>days/&lt;date&gt;.json</c> counters.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string ReviewContainer { get; init; } = ReviewSettings.DefaultContainer;
 
     /// <summary>Most uploads listed for review per UTC day; 0 turns the queue off.</summary>
@@ -43,18 +43,18 @@ public sealed record ClassifierOptions
     public double ReviewMarginBelow { get; init; } = ReviewSettings.DefaultMarginBelow;
 
     /// <summary>Fanned-out jobs (<c>trainjob classify --container --distributed</c>): records, shard work, results.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string JobsContainer { get; init; } = ContainerDefaults.Jobs;
 
     /// <summary>Head-mode features that features shards (<c>trainjob train --feature-cache --distributed</c>) write.</summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string FeaturesContainer { get; init; } = ContainerDefaults.Features;
 
     /// <summary>
     /// The queue <c>ClassifyShard</c> reads shard messages from. The Functions host reads this setting itself (the
     /// trigger names <c>%Classifier:ShardQueue%</c>); it is bound here so that it is documented and validated.
     /// </summary>
-    [Required, RegularExpression(ContainerNamePattern)]
+    [Required, ContainerName]
     public string ShardQueue { get; init; } = ContainerDefaults.ShardQueue;
 
     /// <summary>
@@ -103,9 +103,6 @@ public sealed record ClassifierOptions
     /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
     [Range(1, 64)]
     public int InterOpThreads { get; init; } = 1;
-
-    /// <summary>Container names as Azure Storage allows them.</summary>
-    private const string ContainerNamePattern = "^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$";
 
     public ImageLimits ToImageLimits() => new() { MaxBytes = MaxBytes, MaxPixels = MaxPixels };
 

@@ -91,12 +91,12 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
         Assert.Equal(HttpStatusCode.OK, (await host.Http.GetAsync(host.Url($"api/model?code={FunctionsHostFixture.FunctionKey}"))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await host.Http.GetAsync(host.Url("api/health"))).StatusCode);
 
-        await AssertProblemAsync(host.Classify(red[..(red.Length / 2)]), HttpStatusCode.BadRequest, "Corrupt");
-        await AssertProblemAsync(host.Classify([]), HttpStatusCode.BadRequest, "Empty");
-        await AssertProblemAsync(host.Classify(red, query: "?top=0"), HttpStatusCode.BadRequest, "InvalidTop");
-        await AssertProblemAsync(host.Classify(red, contentType: "text/plain"), HttpStatusCode.UnsupportedMediaType, "UnsupportedMediaType");
-        await AssertProblemAsync(host.Classify("just text, not an image"u8.ToArray(), contentType: "application/octet-stream"), HttpStatusCode.UnsupportedMediaType, "UnsupportedFormat");
-        await AssertProblemAsync(host.Classify(new byte[FunctionsHostFixture.MaxBytes + 1]), HttpStatusCode.RequestEntityTooLarge, "TooLarge");
+        await host.AssertProblemAsync(host.Classify(red[..(red.Length / 2)]), HttpStatusCode.BadRequest, "Corrupt");
+        await host.AssertProblemAsync(host.Classify([]), HttpStatusCode.BadRequest, "Empty");
+        await host.AssertProblemAsync(host.Classify(red, query: "?top=0"), HttpStatusCode.BadRequest, "InvalidTop");
+        await host.AssertProblemAsync(host.Classify(red, contentType: "text/plain"), HttpStatusCode.UnsupportedMediaType, "UnsupportedMediaType");
+        await host.AssertProblemAsync(host.Classify("just text, not an image"u8.ToArray(), contentType: "application/octet-stream"), HttpStatusCode.UnsupportedMediaType, "UnsupportedFormat");
+        await host.AssertProblemAsync(host.Classify(new byte[FunctionsHostFixture.MaxBytes + 1]), HttpStatusCode.RequestEntityTooLarge, "TooLarge");
     }
 
     [HostFact]
@@ -219,18 +219,6 @@ public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixtur
     private static bool IsEntry(string line) =>
         line.StartsWith("info:", StringComparison.Ordinal) || line.StartsWith("warn:", StringComparison.Ordinal)
         || line.StartsWith("fail:", StringComparison.Ordinal) || line.StartsWith("crit:", StringComparison.Ordinal) || line.StartsWith("dbug:", StringComparison.Ordinal);
-
-    private async Task AssertProblemAsync(HttpRequestMessage request, HttpStatusCode status, string code)
-    {
-        using (request)
-        {
-            using var response = await host.Http.SendAsync(request);
-            var body = await response.Content.ReadAsStringAsync();
-            Assert.True(response.StatusCode == status, $"{request.RequestUri}: {(int)response.StatusCode} {body}");
-            Assert.Equal(code, (string?)JsonNode.Parse(body)!["code"]);
-            Assert.DoesNotContain("127.0.0.1", body, StringComparison.Ordinal);
-        }
-    }
 
     /// <summary>
     /// <c>trainjob classify --container --distributed --wait</c>, run as a user runs it, against the app under the host:

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
@@ -10,9 +12,9 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 /// One Functions host for all end-to-end tests: the app published once for the run (<see cref="PublishedApp"/>),
 /// run by the real host (<see cref="FunctionsHost"/>) against the test Azurite with containers of its own and the test model
 /// published as <c>v1</c> before the host starts. Its standard output is kept (for the log checks), and the time from
-/// starting the host to its first answer is measured.
+/// starting the host to its first answer is measured. <see cref="NoModelHostFixture"/> is the same app with nothing published.
 /// </summary>
-public sealed class FunctionsHostFixture : IAsyncLifetime
+public class FunctionsHostFixture : IAsyncLifetime
 {
     public const string FunctionKey = "e2e-function-key-000000000000000000000000000";
     public const string MasterKey = "e2e-master-key-00000000000000000000000000000";
@@ -22,8 +24,17 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     public const int MaxBytes = 300_000;
 
     private readonly Lock gate = new();
+    private readonly bool withModel;
     private Task? started;
     private FunctionsHost? host;
+
+    public FunctionsHostFixture()
+        : this(withModel: true)
+    {
+    }
+
+    /// <param name="withModel">False: no model is published, and the host is ready when <c>/api/health</c> answers.</param>
+    protected FunctionsHostFixture(bool withModel) => this.withModel = withModel;
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
 
@@ -36,7 +47,7 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
     /// <summary>Host process start to <c>/api/health</c> answering 200.</summary>
     public TimeSpan ToFirstHealth { get; private set; }
 
-    /// <summary>Host process start to the first 200 of <c>POST /api/classify</c> (the model loaded).</summary>
+    /// <summary>Host process start to the first 200 of <c>POST /api/classify</c> (the model loaded); not measured with no model.</summary>
     public TimeSpan ToFirstClassification { get; private set; }
 
     public DateTime StartedUtc { get; private set; }
@@ -94,8 +105,11 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         Jobs = account.GetBlobContainerClient($"e2e-jobs-{suffix}");
         ShardQueue = $"e2e-shards-{suffix}";
         ModelsContainer = models.Name;
-        await Store.PublishAsync(modelFolder, version: "v1");
-        await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
+        if (withModel)
+        {
+            await Store.PublishAsync(modelFolder, version: "v1");
+            await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
+        }
 
         var port = FunctionsHost.FreePort();
         Http.BaseAddress = new Uri($"http://127.0.0.1:{port}/");
@@ -127,11 +141,14 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         host = FunctionsHost.Start(app, settings, port, line => File.AppendAllText(LastLogFile, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n"));
 
         ToFirstHealth = await WaitForAsync(clock, async () => (await Http.GetAsync(Url("api/health"))).StatusCode == HttpStatusCode.OK);
-        ToFirstClassification = await WaitForAsync(clock, async () =>
+        if (withModel)
         {
-            using var request = Classify(ServingModelFixture.Image("red", seed: 900));
-            return (await Http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
-        });
+            ToFirstClassification = await WaitForAsync(clock, async () =>
+            {
+                using var request = Classify(ServingModelFixture.Image("red", seed: 900));
+                return (await Http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
+            });
+        }
         StartupLogLines = host.Lines.Count;
         ReadyUtc = DateTime.UtcNow;
     }
@@ -145,6 +162,35 @@ public sealed class FunctionsHostFixture : IAsyncLifetime
         {
             request.Headers.Add("x-functions-key", FunctionKey);
         }
+        return request;
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> and checks that the answer is the RFC 9457 problem with <paramref name="status"/>
+    /// and <paramref name="code"/>, and that it does not say where the storage is; returns the answer's headers.
+    /// </summary>
+    public async Task<HttpResponseHeaders> AssertProblemAsync(HttpRequestMessage request, HttpStatusCode status, string code)
+    {
+        using (request)
+        {
+            using var response = await Http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == status, $"{request.RequestUri}: {(int)response.StatusCode} {body}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = JsonNode.Parse(body)!;
+            Assert.Equal(code, (string?)problem["code"]);
+            Assert.Equal((int)status, (int?)problem["status"]);
+            Assert.False(string.IsNullOrWhiteSpace((string?)problem["detail"]), body);
+            Assert.DoesNotContain("127.0.0.1", body, StringComparison.Ordinal);
+            return response.Headers;
+        }
+    }
+
+    /// <summary>A GET of <paramref name="pathAndQuery"/> with the function key.</summary>
+    public HttpRequestMessage Get(string pathAndQuery)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, Url(pathAndQuery));
+        request.Headers.Add("x-functions-key", FunctionKey);
         return request;
     }
 

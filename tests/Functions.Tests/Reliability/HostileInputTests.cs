@@ -141,7 +141,7 @@ public sealed class HostileInputTests(ServingModelFixture model)
             ? ServingModelFixture.Image("red", seed: 703, width: 48, height: 48)
             : "plain text pretending to be a JPEG"u8.ToArray();
 
-        var result = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(bytes, contentType).Request, CancellationToken.None);
+        var result = await TestHost.AnswerAsync(TestHost.HttpContext(bytes, contentType), host.Function<ClassifyImage>().Run);
 
         var objectResult = Assert.IsAssignableFrom<ObjectResult>(result);
         Assert.Equal(status, ((IStatusCodeActionResult)objectResult).StatusCode ?? 200);

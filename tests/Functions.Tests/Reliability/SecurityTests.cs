@@ -64,7 +64,7 @@ public sealed class SecurityTests(ServingModelFixture model)
             context.Request.Headers[header] = "999999999";
         }
 
-        var result = await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None);
+        var result = await TestHost.AnswerAsync(context, host.Function<ClassifyImage>().Run);
 
         var objectResult = Assert.IsType<ObjectResult>(result);
         Assert.Equal(413, ((IStatusCodeActionResult)objectResult).StatusCode);

@@ -7,7 +7,7 @@ namespace ServerlessClassifier.ModelCore.Inputs;
 /// Finetune and full modes without a cached prefix: each batch is decoded from its images' bytes when it is asked
 /// for (training images resized to their working image, then augmented; validation images preprocessed as serving
 /// does) and dropped once it is a tensor, so memory holds one batch, not the data set. The images are those that
-/// decoded in the first pass (<see cref="TrainingData.LoadAsync{T}"/>); decoding is deterministic, so every epoch
+/// decoded in the first pass (<see cref="ImageLoader.LoadAsync{T}"/>); decoding is deterministic, so every epoch
 /// sees the pixels a decode-once cache would have held.
 /// </summary>
 internal sealed class ImageBatches(ImageLoader loader, LoadedSplit train, LoadedSplit validation, IReadOnlyList<float[]> verificationInputs,

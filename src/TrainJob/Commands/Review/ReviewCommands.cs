@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.TrainJob.Cli;
 
 namespace ServerlessClassifier.TrainJob.Commands.Review;
@@ -58,9 +59,9 @@ public static class ReviewCommands
         }
         var slash = data.IndexOf('/', StringComparison.Ordinal);
         var container = slash < 0 ? data : data[..slash];
-        if (container.Length < 3 || container.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-')))
+        if (ContainerNames.Problem(container) is { } problem)
         {
-            throw new UsageException($"--data {data} is neither an existing folder nor container[/prefix] (a container name is 3-63 lower-case letters, digits and hyphens).");
+            throw new UsageException($"--data {data} is neither an existing folder nor container[/prefix]: {problem}.");
         }
         return TrainingImages.Blobs(context.Storage.Container(container), slash < 0 ? "" : data[(slash + 1)..]);
     }

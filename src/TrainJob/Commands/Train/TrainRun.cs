@@ -138,9 +138,9 @@ internal static class TrainRun
         var slash = data.IndexOf('/', StringComparison.Ordinal);
         var containerName = ContainerOf(data);
         var prefix = slash < 0 ? "" : data[(slash + 1)..].TrimEnd('/');
-        if (containerName.Length is < 3 or > 63 || !containerName.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+        if (ModelCore.Storage.ContainerNames.Problem(containerName) is { } problem)
         {
-            throw new UsageException($"--data {data} is neither an existing folder nor container[/prefix] (container names are 3-63 lower-case letters, digits and '-').");
+            throw new UsageException($"--data {data} is neither an existing folder nor container[/prefix]: {problem}.");
         }
         var container = context.Storage.Container(containerName);
         if (!(await container.ExistsAsync(cancellationToken)).Value)

@@ -132,7 +132,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
     private IEnumerable<(string Key, string Value)> ClassifierSettingsFromTemplate()
     {
         var (deployment, template) = compiled.Main.Module("functionApp");
-        var config = Assert.Single(template.OfType("Microsoft.Web/sites/config"));
+        var config = Assert.Single(template.OfType("Microsoft.Web/sites/config"), c => ((string?)c["name"])!.Contains("appsettings", StringComparison.Ordinal));
         foreach (var (key, node) in config["properties"]!.AsObject())
         {
             if (!key.StartsWith("Classifier__", StringComparison.Ordinal))

@@ -76,7 +76,8 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
     }
 
     /// <summary>
-    /// Stages <paramref name="label"/> for the listed image version (null: discards it) and removes it from the queue.
+    /// Takes the listed image version out of the queue, then stages <paramref name="label"/> for it (null: records a discard);
+    /// see <see cref="ReviewLabeling"/>.
     /// A label that is not a class of the live model (or any label while no model is live) needs the Approver role: 403
     /// otherwise, nothing written.
     /// </summary>

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Reflection;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,8 +10,7 @@ namespace ServerlessClassifier.Functions.Tests;
 /// <summary>What the Functions host sees (functions.metadata) and what the app ships (no TorchSharp, no libtorch), from the real build and publish output.</summary>
 public sealed class AppShapeTests
 {
-    private static string BuildOutput => Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "bin",
-        typeof(AppShapeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration, "net10.0");
+    private static string BuildOutput => Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "bin", PublishedApp.Configuration, "net10.0");
 
     [Fact]
     public void FunctionsMetadata_DeclaresTheTriggersPathsConnectionsAndAuthLevels()
@@ -56,35 +53,17 @@ public sealed class AppShapeTests
     [Fact]
     public void PublishedApp_HasNoTorchSharpAndNoLibTorch()
     {
-        // Publish the already-built app as a deployment would (no rebuild), into a fresh folder.
-        var configuration = typeof(AppShapeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;
-        var output = Directory.CreateTempSubdirectory("published-app-").FullName;
-        try
-        {
-            var publish = Process.Start(new ProcessStartInfo("dotnet",
-                ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), "-c", configuration, "--no-build", "-nologo", "-o", output])
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            })!;
-            var log = publish.StandardOutput.ReadToEnd() + publish.StandardError.ReadToEnd();
-            publish.WaitForExit();
-            Assert.True(publish.ExitCode == 0, log);
-
-            var files = Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
-            Assert.Contains("ServerlessClassifier.Functions.dll", files);
-            Assert.Contains("ServerlessClassifier.ModelCore.Serving.dll", files);
-            Assert.Contains("Microsoft.ML.OnnxRuntime.dll", files);
-            var torch = files.Where(f => f!.Contains("torch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase)
-                || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase) || f.Contains("ModelCore.Training", StringComparison.Ordinal)).ToList();
-            Assert.Empty(torch);
-            var deps = File.ReadAllText(Path.Combine(output, "ServerlessClassifier.Functions.deps.json"));
-            Assert.DoesNotContain("TorchSharp", deps, StringComparison.OrdinalIgnoreCase);
-        }
-        finally
-        {
-            Directory.Delete(output, recursive: true);
-        }
+        // The already-built app published as a deployment would (no rebuild): the run's one publish.
+        var output = PublishedApp.Directory;
+        var files = Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToList();
+        Assert.Contains("ServerlessClassifier.Functions.dll", files);
+        Assert.Contains("ServerlessClassifier.ModelCore.Serving.dll", files);
+        Assert.Contains("Microsoft.ML.OnnxRuntime.dll", files);
+        var torch = files.Where(f => f!.Contains("torch", StringComparison.OrdinalIgnoreCase) || f.StartsWith("libc10", StringComparison.OrdinalIgnoreCase)
+            || f.StartsWith("c10", StringComparison.OrdinalIgnoreCase) || f.Contains("ModelCore.Training", StringComparison.Ordinal)).ToList();
+        Assert.Empty(torch);
+        var deps = File.ReadAllText(Path.Combine(output, "ServerlessClassifier.Functions.deps.json"));
+        Assert.DoesNotContain("TorchSharp", deps, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]

@@ -147,7 +147,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         var summary = Assert.IsType<ModelSummary>(Assert.IsType<OkObjectResult>(result).Value);
         Assert.Equal("v1", summary.Version);
         Assert.Equal(ServingModelFixture.Labels, summary.Labels);
-        Assert.Equal("resnet18", summary.Backbone);
+        Assert.Equal("colour-means", summary.Backbone);
         Assert.Equal(0.5, summary.Threshold);
         Assert.Equal(1, summary.Metrics!.Accuracy);
         Assert.Equal(64, summary.InputSize);

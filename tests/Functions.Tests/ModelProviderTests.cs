@@ -79,7 +79,7 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
 
         await host.Store.PublishAsync(model.ReversedFolder, version: "v2");
         // Tamper after publishing (publish verifies before moving the pointer): flip one byte of the ONNX graph.
-        var onnx = host.Models.GetBlobClient($"v2/{ModelCheckpoint.OnnxFileName}");
+        var onnx = host.Models.GetBlobClient($"v2/{ColourModel.OnnxFileName}");
         var bytes = (await onnx.DownloadContentAsync()).Value.Content.ToArray();
         bytes[bytes.Length / 2] ^= 0x20;
         await onnx.UploadAsync(BinaryData.FromBytes(bytes), overwrite: true);
@@ -102,7 +102,7 @@ public sealed class ModelProviderTests(ServingModelFixture model, ITestOutputHel
         await using var host = await TestHost.StartAsync();
         await host.Store.PublishAsync(model.Folder, version: "v1");
         // Serving reads the ONNX graph (not the training weights): tamper with that.
-        var graph = host.Models.GetBlobClient($"v1/{ModelCheckpoint.OnnxFileName}");
+        var graph = host.Models.GetBlobClient($"v1/{ColourModel.OnnxFileName}");
         await graph.UploadAsync(BinaryData.FromString("not the graph"), overwrite: true);
 
         var error = await Assert.ThrowsAsync<ModelUnavailableException>(() => host.ModelProvider.AcquireAsync());

@@ -33,7 +33,7 @@ public sealed class ModelRefreshTests(ServingModelFixture model)
             Assert.Equal("v2", host.ModelProvider.Current?.Version);
 
             await host.Store.PublishAsync(model.Folder, version: "v3");
-            var graph = host.Models.GetBlobClient($"v3/{ModelCheckpoint.OnnxFileName}");
+            var graph = host.Models.GetBlobClient($"v3/{ColourModel.OnnxFileName}");
             await graph.UploadAsync(BinaryData.FromString("not the graph"), overwrite: true);
             await WaitForAsync(() => logs.Messages.Any(m => m.StartsWith("Error", StringComparison.Ordinal) && m.Contains("Refused model version v3", StringComparison.Ordinal)));
             Assert.Equal(1, host.ModelProvider.RefusedCount);

@@ -1,26 +1,23 @@
-using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
-using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Imaging;
-using ServerlessClassifier.ModelCore.Models;
-using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Ood;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
-using static TorchSharp.torch;
-using ServerlessClassifier.ModelCore.OutOfDistribution;
 
 namespace ServerlessClassifier.Functions.Tests;
 
 /// <summary>
-/// A real, small, distinguishable serving model, built once: torchvision's ResNet-18 architecture (random
-/// init, 64 px input), whose linear head is fitted on the cached backbone features of synthetic red, green and
-/// blue images (a few hundred Adam steps on 24 feature vectors), then saved with
-/// <see cref="ModelCheckpoint.SaveForServing"/> (weights + verified model.onnx + manifest). A second folder has
-/// the same files with the labels listed in reverse, so a hot swap to it is visible in every answer.
+/// Small, distinguishable serving models, made in milliseconds without TorchSharp: <see cref="ColourModel"/>'s graph
+/// (64 px input, torchvision's preprocessing) in a model folder with its manifest, as the app loads any published
+/// model. A second folder has the same files with the labels listed in reverse, so a hot swap to it is visible in
+/// every answer; a third adds out-of-distribution statistics fitted on the graph's features of the synthetic red,
+/// green and blue training images. The engine-trained models and every architecture's exported graph are served
+/// in tests/ModelCore.Tests and tests/TrainJob.Tests, which reference the training library.
 /// </summary>
 public sealed class ServingModelFixture : IDisposable
 {
@@ -30,88 +27,35 @@ public sealed class ServingModelFixture : IDisposable
 
     public ServingModelFixture()
     {
-        TorchRuntime.EnsureInitialized();
         Root = Path.Combine(Path.GetTempPath(), $"functions-tests-{Guid.NewGuid():N}");
         Folder = Path.Combine(Root, "v1");
         ReversedFolder = Path.Combine(Root, "reversed");
+        OodFolder = Path.Combine(Root, "ood");
         var preprocessing = PreprocessingConfig.TorchVision with { InputSize = 64, ResizeSize = 64 };
-        var preprocessor = new ImagePreprocessor(preprocessing);
-        var decoder = new ImageDecoder();
-
-        var inputs = new List<float[]>();
-        var targets = new List<long>();
-        for (var label = 0; label < Labels.Length; label++)
-        {
-            for (var i = 0; i < 8; i++)
-            {
-                using var image = decoder.Decode(Image(Labels[label], seed: 1000 + (label * 100) + i));
-                inputs.Add(preprocessor.Preprocess(image));
-                targets.Add(label);
-            }
-        }
-
-        manual_seed(42);
-        using var model = new ImageClassifier(BackboneCatalog.Create("resnet18"), HeadSpec.Linear(Labels.Length));
-        model.eval();
-        using (var scope = NewDisposeScope())
-        {
-            using var batch = tensor(inputs.SelectMany(x => x).ToArray(), [inputs.Count, 3, 64, 64]);
-            Tensor features;
-            using (no_grad())
-            {
-                features = model.Backbone.call(batch);
-                // Scale-free fitting: the random backbone's features are large; the head learns on them as they are.
-            }
-            using var target = tensor(targets.ToArray());
-            using var optimizer = optim.Adam(model.Head.parameters(), lr: 0.01);
-            for (var step = 0; step < 300; step++)
-            {
-                optimizer.zero_grad();
-                using var loss = nn.functional.cross_entropy(model.Head.call(features), target);
-                loss.backward();
-                optimizer.step();
-            }
-        }
-
+        var graph = ColourModel.Graph(preprocessing.InputSize);
         var manifest = new ModelManifest
         {
-            Backbone = "resnet18",
-            BackboneSource = "random init (test model)",
+            Backbone = "colour-means",
+            BackboneSource = "hand-built test graph (ColourModel)",
             Head = HeadSpec.Linear(Labels.Length),
             Labels = Labels,
             Preprocessing = preprocessing,
             ConfidenceThreshold = 0.5,
-            Metrics = new ValidationMetrics { Accuracy = 1, Samples = inputs.Count },
+            Metrics = new ValidationMetrics { Accuracy = 1, Samples = 24 },
         };
-        ModelCheckpoint.SaveForServing(model, manifest, Folder, [.. inputs.Take(4)], meanImage: null);
+        ColourModel.WritePackage(Folder, manifest, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
+        ColourModel.WritePackage(ReversedFolder, manifest with { Labels = [.. Enumerable.Reverse(Labels)] }, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
 
-        // The same model with out-of-distribution statistics of its 24 images' features (the trainer's fit).
-        OodFolder = Path.Combine(Root, "ood");
-        float[] allFeatures;
-        using (var scope = NewDisposeScope())
-        using (no_grad())
-        {
-            allFeatures = model.Backbone.call(tensor(inputs.SelectMany(x => x).ToArray(), [inputs.Count, 3, 64, 64])).data<float>().ToArray();
-        }
-        var ood = FeatureStatisticsFit.Fit(allFeatures, [.. targets.Select(t => (int)t)], Labels.Length, allFeatures.Length / inputs.Count, seed: 42);
-        ModelCheckpoint.SaveForServing(model, manifest with { OutOfDistribution = ood.Spec }, OodFolder, [.. inputs.Take(4)], meanImage: null, ood.Statistics);
-
-        Directory.CreateDirectory(ReversedFolder);
-        foreach (var file in Directory.GetFiles(Folder))
-        {
-            File.Copy(file, Path.Combine(ReversedFolder, Path.GetFileName(file)));
-        }
-        var manifestPath = Path.Combine(ReversedFolder, ModelManifest.FileName);
-        var json = JsonNode.Parse(File.ReadAllText(manifestPath))!;
-        json["labels"] = new JsonArray([.. Labels.Reverse().Select(l => JsonValue.Create(l))]);
-        File.WriteAllText(manifestPath, json.ToJsonString());
+        var (statistics, spec) = FitOutOfDistribution(graph, preprocessing);
+        ColourModel.WritePackage(OodFolder, manifest with { OutOfDistribution = spec },
+            (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph), (ModelFileRoles.OutOfDistribution, spec.File, statistics.ToBytes()));
     }
 
     public string Root { get; }
 
     /// <summary>
     /// A models container with <see cref="Folder"/> published as version <c>v1</c> and live, shared by the tests
-    /// that only read it (publishing and loading a 90 MB model per test would dominate the run).
+    /// that only read it.
     /// </summary>
     public Task<BlobContainerClient> SharedModelsAsync() => sharedModels.Value;
 
@@ -130,7 +74,7 @@ public sealed class ServingModelFixture : IDisposable
     /// <summary>The model: red, green, blue.</summary>
     public string Folder { get; }
 
-    /// <summary>The same weights with the labels reversed: a red image is called "blue".</summary>
+    /// <summary>The same graph with the labels reversed: a red image is called "blue".</summary>
     public string ReversedFolder { get; }
 
     /// <summary>A 64x64 PNG of one colour with per-pixel noise (<paramref name="seed"/> makes it reproducible).</summary>
@@ -152,6 +96,47 @@ public sealed class ServingModelFixture : IDisposable
     }
 
     public void Dispose() => Directory.Delete(Root, recursive: true);
+
+    /// <summary>
+    /// Statistics of the graph's features of 8 noisy images per colour, as the out-of-distribution score reads them:
+    /// the class means, and the pooled within-class variance of each feature (the components are the feature axes).
+    /// The cut-off is twice the largest training image's distance, so that other noisy squares of these colours are
+    /// in distribution and anything unlike them (an emoji) is far outside.
+    /// </summary>
+    private static (FeatureStatistics Statistics, OutOfDistributionSpec Spec) FitOutOfDistribution(byte[] graph, PreprocessingConfig preprocessing)
+    {
+        var preprocessor = new ImagePreprocessor(preprocessing);
+        var decoder = new ImageDecoder();
+        using var engine = new OnnxEngine(graph, OnnxEngineOptions.Default);
+        const int PerClass = 8;
+        var width = engine.NumFeatures;
+        var features = new float[Labels.Length][][];
+        for (var label = 0; label < Labels.Length; label++)
+        {
+            features[label] = [.. Enumerable.Range(0, PerClass).Select(i =>
+                engine.ExtractFeatures(preprocessor.DecodeAndPreprocess(decoder, Image(Labels[label], seed: 1000 + (label * 100) + i)), 1))];
+        }
+        var means = features.SelectMany(rows => Enumerable.Range(0, width).Select(j => rows.Average(r => r[j]))).ToArray();
+        var variances = Enumerable.Range(0, width).Select(j => features.Select((rows, c) => rows.Sum(r => Math.Pow(r[j] - means[(c * width) + j], 2))).Sum()
+            / (Labels.Length * (PerClass - 1))).ToArray();
+        var axes = new float[width * width];
+        for (var j = 0; j < width; j++)
+        {
+            axes[(j * width) + j] = 1;
+        }
+        var unit = new FeatureStatistics(Labels.Length, width, means, axes, variances, variances.Average(), cutoff: 1);
+        var cutoff = 2 * features.SelectMany(rows => rows).Max(r => unit.Distance(r));
+        var spec = new OutOfDistributionSpec
+        {
+            File = "ood.bin",
+            Features = width,
+            Components = width,
+            ResidualVariance = variances.Average(),
+            Cutoff = cutoff,
+            Images = Labels.Length * PerClass,
+        };
+        return (new FeatureStatistics(Labels.Length, width, means, axes, variances, spec.ResidualVariance, cutoff), spec);
+    }
 
     private static byte Jitter(byte value, Random random) => (byte)Math.Clamp(value + random.Next(-35, 36), 0, 255);
 }

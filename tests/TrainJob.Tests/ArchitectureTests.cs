@@ -14,12 +14,14 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.TrainJob.Tests;
 
 /// <summary>
-/// Every architecture of the registry, brought from PyTorch as a user would: a torchvision
-/// <c>state_dict</c> saved with <c>torch.save</c> (random init, made by Debian's python3-torch through
-/// tests/fixtures/make_architecture_reference.py into a temporary folder, deleted after: a VGG's is over
-/// 500 MB). It loads unchanged and gives PyTorch's logits; <c>train --backbone it.pth</c> trains in head
-/// and in finetune mode (the default stage: the last) on a tiny set at 64 px; and <c>classify</c> serves
-/// both models through the ONNX pipeline.
+/// Architectures of the registry, brought from PyTorch as a user would: a torchvision <c>state_dict</c> saved with
+/// <c>torch.save</c> (random init, made by Debian's python3-torch through tests/fixtures/make_architecture_reference.py
+/// into the reference cache, <see cref="ReferencePython.Cached"/>: a VGG's is over 500 MB). It loads unchanged and
+/// gives PyTorch's logits; <c>train --backbone it.pth</c> trains in head and in finetune mode (the default stage: the
+/// last) on a tiny set at 64 px; and <c>classify</c> serves the model through the ONNX pipeline. Every run checks the
+/// logits of the smallest member of each family and variant (<see cref="ArchitectureMatrix.EveryRun"/>) and trains each
+/// family once per mode (<see cref="ArchitectureMatrix.EveryRunTraining"/>); the full run does the rest: every
+/// architecture's logits, and every architecture in both modes.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
@@ -29,57 +31,73 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
 
     private readonly TempFolder temp = new();
 
-    public static TheoryData<string> Architectures => new(BackboneCatalog.TorchVisionIds);
+    [Theory]
+    [MemberData(nameof(ArchitectureMatrix.EveryRunData), MemberType = typeof(ArchitectureMatrix))]
+    public void StateDictFromPyTorch_LoadsUnchanged_AndGivesPyTorchsLogits(string id) => AssertLogitsMatchPyTorch(id);
 
     [Theory]
-    [MemberData(nameof(Architectures))]
-    public async Task StateDictFromPyTorch_MatchesPyTorch_TrainsInHeadAndFinetuneMode_AndClassifies(string id)
+    [Trait(ArchitectureMatrix.Category, ArchitectureMatrix.Full)]
+    [MemberData(nameof(ArchitectureMatrix.FullOnlyData), MemberType = typeof(ArchitectureMatrix))]
+    public void StateDictFromPyTorch_LoadsUnchanged_AndGivesPyTorchsLogits_FullMatrix(string id) => AssertLogitsMatchPyTorch(id);
+
+    [Theory]
+    [MemberData(nameof(ArchitectureMatrix.EveryRunTrainingData), MemberType = typeof(ArchitectureMatrix))]
+    public Task StateDictFromPyTorch_Trains_AndClassifies(string id, string mode) => AssertTrainsAndClassifiesAsync(id, mode);
+
+    [Theory]
+    [Trait(ArchitectureMatrix.Category, ArchitectureMatrix.Full)]
+    [MemberData(nameof(ArchitectureMatrix.FullOnlyTrainingData), MemberType = typeof(ArchitectureMatrix))]
+    public Task StateDictFromPyTorch_Trains_AndClassifies_FullMatrix(string id, string mode) => AssertTrainsAndClassifiesAsync(id, mode);
+
+    /// <summary>
+    /// <c>train --backbone it.pth</c> in <paramref name="mode"/> (head, or finetune of the default stage, the last,
+    /// for one epoch), then <c>classify</c> with the model: head mode reads the pooled stages its family pools, finetune
+    /// mode trains the last stage and nothing else.
+    /// </summary>
+    private async Task AssertTrainsAndClassifiesAsync(string id, string mode)
     {
         TorchRuntime.EnsureInitialized();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         void Step(string what) => output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {what}");
         var architecture = BackboneCatalog.Architecture(id);
-        var reference = temp.Combine("reference");
-        var made = ReferencePython.Run("make_architecture_reference.py", "state-dict", id, reference);
-        output.WriteLine(made[..Math.Min(made.Length, 200)]);
-        var weights = Path.Combine(reference, $"{id}.pth");
-        Step("reference made by PyTorch");
-        AssertLogitsMatchPyTorch(weights, Path.Combine(reference, $"{id}.reference.pth"));
-        Step("parity checked");
-
+        var weights = StateDict(id);
         var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
         var cli = new Cli();
         var image = Path.Combine(data, "red", "5.png");
+        var model = temp.Combine(mode);
+        Step("reference made by PyTorch (or found in the cache)");
 
-        var head = temp.Combine("head");
-        var run = await cli.RunAsync("train", "--data", data, "--output", head, "--backbone", weights, "--input-size", "64", "--device", "cpu");
-        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
-        Step("head mode trained");
-        var manifest = (await ModelPackage.LoadAsync(head)).Manifest;
-        Assert.Equal(id, manifest.Backbone);
-        Assert.Equal($"torchvision weights {id}.pth", manifest.BackboneSource);
-        Assert.Equal(64, manifest.Preprocessing.InputSize);
-        // Only ResNets pool several stages; the others' heads read the replaced layer's input.
-        Assert.Equal(architecture is ResNetArchitecture ? 2 : 1, manifest.Head.PooledStages);
-        await AssertClassifiesAsync(cli, head, image, manifest.Labels);
-        Step("head model classified");
-        Directory.Delete(head, recursive: true);
-
-        var finetune = temp.Combine("finetune");
-        run = await cli.RunAsync("train", "--data", data, "--output", finetune, "--backbone", weights, "--input-size", "64", "--mode", "finetune", "--epochs", "1", "--device", "cpu");
-        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
-        Step("finetune mode trained");
-        var package = await ModelPackage.LoadAsync(finetune);
-        var last = architecture.StageNames[^1];
-        Assert.Equal([last], package.Manifest.Training!.UnfreezeStages);
-        // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0: the
-        // probe on the pretrained backbone, nothing changed); what the epoch trained is in the resume checkpoint.
-        Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : [last], ChangedStages(package, weights, trainedWeights: null));
-        var epochWeights = Directory.GetFiles(Path.Combine(finetune, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
-        Assert.Equal([last], ChangedStages(package, weights, epochWeights));
-        Step("changed stages compared");
-        await AssertClassifiesAsync(cli, finetune, image, package.Manifest.Labels);
-        Step("finetuned model classified");
+        if (mode == "head")
+        {
+            var run = await cli.RunAsync("train", "--data", data, "--output", model, "--backbone", weights, "--input-size", "64", "--device", "cpu");
+            Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+            Step("head mode trained");
+            var manifest = (await ModelPackage.LoadAsync(model)).Manifest;
+            Assert.Equal(id, manifest.Backbone);
+            Assert.Equal($"torchvision weights {id}.pth", manifest.BackboneSource);
+            Assert.Equal(64, manifest.Preprocessing.InputSize);
+            // Only ResNets pool several stages; the others' heads read the replaced layer's input.
+            Assert.Equal(architecture is ResNetArchitecture ? 2 : 1, manifest.Head.PooledStages);
+        }
+        else
+        {
+            Assert.Equal("finetune", mode);
+            var run = await cli.RunAsync("train", "--data", data, "--output", model, "--backbone", weights, "--input-size", "64", "--mode", "finetune", "--epochs", "1", "--device", "cpu");
+            Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+            Step("finetune mode trained");
+            var package = await ModelPackage.LoadAsync(model);
+            Assert.Equal(id, package.Manifest.Backbone);
+            var last = architecture.StageNames[^1];
+            Assert.Equal([last], package.Manifest.Training!.UnfreezeStages);
+            // The served model is the epoch with the lowest validation loss, which may be the start (epoch 0: the
+            // probe on the pretrained backbone, nothing changed); what the epoch trained is in the resume checkpoint.
+            Assert.Equal(package.Manifest.Training!.BestEpoch == 0 ? [] : [last], ChangedStages(package, weights, trainedWeights: null));
+            var epochWeights = Directory.GetFiles(Path.Combine(model, TrainCommand.CheckpointsFolder), "resume-e*-weights.safetensors").Order(StringComparer.Ordinal).Last();
+            Assert.Equal([last], ChangedStages(package, weights, epochWeights));
+            Step("changed stages compared");
+        }
+        await AssertClassifiesAsync(cli, model, image, (await ModelPackage.LoadAsync(model)).Manifest.Labels);
+        Step($"{mode} model classified");
     }
 
     public void Dispose()
@@ -93,8 +111,11 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>The state_dict, 5-class head included, loads into our module and gives PyTorch's logits on PyTorch's batch.</summary>
-    private void AssertLogitsMatchPyTorch(string weights, string referencePath)
+    private void AssertLogitsMatchPyTorch(string id)
     {
+        TorchRuntime.EnsureInitialized();
+        var weights = StateDict(id);
+        var referencePath = Path.Combine(Path.GetDirectoryName(weights)!, $"{id}.reference.pth");
         var loaded = TorchVisionWeights.CreateClassifier(weights, HeadSpec.Linear(5));
         using var model = loaded.Model;
         Assert.Empty(loaded.Report.DroppedHeadKeys);
@@ -109,7 +130,17 @@ public sealed class ArchitectureTests(ITestOutputHelper output) : IDisposable
         var relative = (logits - expected).abs().max().item<float>() / expected.abs().max().item<float>();
         output.WriteLine($"max |logits - PyTorch's| / max |PyTorch's| = {relative:E2}");
         Assert.True(relative <= RelativeTolerance, $"logits differ from PyTorch's by {relative:E2} of the largest, over {RelativeTolerance:E0}");
-        File.Delete(referencePath);
+    }
+
+    /// <summary>
+    /// The architecture's <c>state_dict</c> as <c>torch.save</c> writes it, with PyTorch's logits beside it
+    /// (<c>ID.reference.pth</c>), from the reference cache.
+    /// </summary>
+    private string StateDict(string id)
+    {
+        var reference = ReferencePython.Cached("make_architecture_reference.py", "state-dict", id);
+        output.WriteLine($"reference files: {reference}");
+        return Path.Combine(reference, $"{id}.pth");
     }
 
     /// <summary>classify answers with one of the model's labels and probabilities that sum to 1.</summary>

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
-using System.Reflection;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
@@ -10,7 +9,7 @@ using ServerlessClassifier.Tests.Common;
 namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 
 /// <summary>
-/// One Functions host for all end-to-end tests: the app published once (<c>dotnet publish src/Functions --no-build</c>),
+/// One Functions host for all end-to-end tests: the app published once for the run (<see cref="PublishedApp"/>),
 /// run by the real host (<see cref="FunctionsHost"/>) against the test Azurite with containers of its own and the test model
 /// published as <c>v1</c> before the host starts. Its standard output is kept (for the log checks), and the time from
 /// starting the host to its first answer is measured. <see cref="NoModelHostFixture"/> is the same app with nothing published.
@@ -28,7 +27,6 @@ public class FunctionsHostFixture : IAsyncLifetime
     private readonly bool withModel;
     private Task? started;
     private FunctionsHost? host;
-    private string? root;
 
     public FunctionsHostFixture()
         : this(withModel: true)
@@ -91,13 +89,7 @@ public class FunctionsHostFixture : IAsyncLifetime
 
     private async Task StartAsync(ServingModelFixture model, string modelFolder)
     {
-        root = Directory.CreateTempSubdirectory("functions-e2e-").FullName;
-        var app = Path.Combine(root, "app");
-        // --no-build: the app was built with the tests (their project reference), in their configuration; building it
-        // here again could race other test projects that build it (the Flex package test) in the same obj folders.
-        var configuration = typeof(FunctionsHostFixture).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()!.Configuration;
-        await RunAsync("dotnet", ["publish", Path.Combine(TestAssets.RepositoryRoot, "src", "Functions", "Functions.csproj"), "-c", configuration, "--no-build", "-o", app, "-nologo", "-v", "q"],
-            TimeSpan.FromMinutes(8));
+        var app = PublishedApp.Directory;
 
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var account = TestStorage.CreateServiceClient();
@@ -216,10 +208,6 @@ public class FunctionsHostFixture : IAsyncLifetime
             await Review.DeleteIfExistsAsync();
             await Training.DeleteIfExistsAsync();
         }
-        if (root is not null)
-        {
-            Directory.Delete(root, recursive: true);
-        }
     }
 
     /// <summary>The host's log of the last run is kept here for a look after a failure.</summary>
@@ -250,19 +238,6 @@ public class FunctionsHostFixture : IAsyncLifetime
                 throw new TimeoutException($"The Functions host did not answer in time:\n{string.Join('\n', host.Lines.TakeLast(60))}");
             }
             await Task.Delay(100);
-        }
-    }
-
-    private static async Task RunAsync(string file, string[] arguments, TimeSpan timeout)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cancel = new CancellationTokenSource(timeout);
-        await process.WaitForExitAsync(cancel.Token);
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await stdout}\n{await stderr}");
         }
     }
 }

@@ -32,7 +32,7 @@ public sealed class SecurityTests(ServingModelFixture model)
         await host.Store.PublishAsync(model.ReversedFolder, version: "v2");
         Assert.Equal("v2", (await host.ModelProvider.RefreshAsync())!.Version);
         await host.Store.PublishAsync(model.Folder, version: "v3");
-        var weights = host.Models.GetBlobClient($"v3/{ModelCheckpoint.OnnxFileName}");
+        var weights = host.Models.GetBlobClient($"v3/{ColourModel.OnnxFileName}");
         await weights.UploadAsync(BinaryData.FromString("tampered"), overwrite: true);
         Assert.Equal("v2", (await host.ModelProvider.RefreshAsync())!.Version);
         Assert.Equal(1, host.ModelProvider.RefusedCount);

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.Infra.Tests.Host;
 
@@ -25,32 +25,11 @@ public sealed class FlexPackage : IDisposable
     {
         var root = System.IO.Directory.CreateTempSubdirectory("flex-package-").FullName;
         var output = Path.Combine(root, "app");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { "publish", Path.Combine(BicepCli.RepositoryRoot, "src", "Functions"), "-c", "Release", "-p:FlexConsumption=true", "-o", output, "-nologo" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        string[] options = ["-c", "Release", "-p:FlexConsumption=true"];
         // When the solution is already built (scripts/test.sh builds it first), publish only the Functions project, so
         // that this build never writes ModelCore.Serving's output while another test project runs from or publishes it.
         var serving = Path.Combine(BicepCli.RepositoryRoot, "src", "ModelCore", "Serving", "bin", "Release", "net10.0", "ServerlessClassifier.ModelCore.Serving.dll");
-        if (File.Exists(serving))
-        {
-            start.ArgumentList.Add("--no-dependencies");
-        }
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet publish did not start");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("dotnet publish -p:FlexConsumption=true ran for more than 5 minutes");
-        }
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"dotnet publish -p:FlexConsumption=true failed ({process.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
-        }
+        DotnetPublish.Run(Path.Combine(BicepCli.RepositoryRoot, "src", "Functions"), output, TimeSpan.FromMinutes(5), File.Exists(serving) ? [.. options, "--no-dependencies"] : options);
         return output;
     }
 }

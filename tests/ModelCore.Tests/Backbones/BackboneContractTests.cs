@@ -4,6 +4,7 @@ using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Runtime;
+using ServerlessClassifier.Tests.Common;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -12,16 +13,33 @@ namespace ServerlessClassifier.ModelCore.Tests.Backbones;
 /// <summary>
 /// timm's contract tests, for every architecture of the registry: random init (BatchNorm statistics
 /// moved off their defaults), a small 2 x 3 x 64 x 64 batch. One test per architecture builds the model
-/// once (a VGG is 550 MB) and checks it all.
+/// once (a VGG is 550 MB) and checks it all: every run on the smallest member of each family
+/// (<see cref="ArchitectureMatrix.EveryRun"/>), the full run on the others.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class BackboneContractTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Architectures => new(BackboneCatalog.TorchVisionIds);
+    [Fact]
+    public void TheEveryRunMatrix_HoldsTheFirstMemberOfEachVariant_TrainsEachFamilyInEachMode_AndTheFullRunTheRest()
+    {
+        Assert.Equal(["resnet18", "resnet50", "vgg11", "vgg11_bn", "alexnet", "densenet121"], ArchitectureMatrix.EveryRun);
+        Assert.Equal(BackboneCatalog.TorchVisionIds.Order(StringComparer.Ordinal), ArchitectureMatrix.EveryRun.Concat(ArchitectureMatrix.FullOnly).Order(StringComparer.Ordinal));
+        Assert.Equal(BackboneCatalog.TorchVisionIds.Select(id => ArchitectureMatrix.Variant(BackboneCatalog.Architecture(id))).Distinct().Count(), ArchitectureMatrix.EveryRun.Count);
+        Assert.Equal([("resnet18", "head"), ("vgg11", "head"), ("alexnet", "head"), ("densenet121", "head"),
+            ("resnet50", "finetune"), ("vgg11_bn", "finetune"), ("alexnet", "finetune"), ("densenet121", "finetune")], ArchitectureMatrix.EveryRunTraining);
+        Assert.Equal(2 * BackboneCatalog.TorchVisionIds.Count, ArchitectureMatrix.EveryRunTraining.Concat(ArchitectureMatrix.FullOnlyTraining).Distinct().Count());
+    }
 
     [Theory]
-    [MemberData(nameof(Architectures))]
-    public void Architecture_KeepsTheBackboneContract(string id)
+    [MemberData(nameof(ArchitectureMatrix.EveryRunData), MemberType = typeof(ArchitectureMatrix))]
+    public void Architecture_KeepsTheBackboneContract(string id) => AssertKeepsTheContract(id);
+
+    [Theory]
+    [Trait(ArchitectureMatrix.Category, ArchitectureMatrix.Full)]
+    [MemberData(nameof(ArchitectureMatrix.FullOnlyData), MemberType = typeof(ArchitectureMatrix))]
+    public void Architecture_KeepsTheBackboneContract_FullMatrix(string id) => AssertKeepsTheContract(id);
+
+    private void AssertKeepsTheContract(string id)
     {
         var architecture = BackboneCatalog.Architecture(id);
         using var model = Create(id, classes: 4);

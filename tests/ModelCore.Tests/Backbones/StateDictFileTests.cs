@@ -22,8 +22,7 @@ public sealed class StateDictFileTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void WholePickledModel_IsRefused_SayingSoAndHowToSaveAStateDict()
     {
-        ReferencePython.Run("make_architecture_reference.py", "whole-model", "resnet18", folder);
-        var path = Path.Combine(folder, "resnet18.pth");
+        var path = Path.Combine(ReferencePython.Cached("make_architecture_reference.py", "whole-model", "resnet18"), "resnet18.pth");
 
         var error = Assert.Throws<InvalidDataException>(() => TorchVisionWeights.CreateClassifier(path, HeadSpec.Linear(3)));
         output.WriteLine(error.Message);
@@ -35,8 +34,7 @@ public sealed class StateDictFileTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void StateDictOfAnotherArchitecture_IsRefused_NamingTheSupportedOnes()
     {
-        ReferencePython.Run("make_architecture_reference.py", "state-dict-of", "mobilenet_v3_small", folder);
-        var path = Path.Combine(folder, "mobilenet_v3_small.pth");
+        var path = Path.Combine(ReferencePython.Cached("make_architecture_reference.py", "state-dict-of", "mobilenet_v3_small"), "mobilenet_v3_small.pth");
 
         var error = Assert.Throws<InvalidDataException>(() => TorchVisionWeights.CreateClassifier(path, HeadSpec.Linear(3)));
         output.WriteLine(error.Message);

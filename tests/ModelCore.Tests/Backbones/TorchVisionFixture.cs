@@ -1,3 +1,4 @@
+using ServerlessClassifier.Tests.Common;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -6,20 +7,14 @@ namespace ServerlessClassifier.ModelCore.Tests.Backbones;
 /// <summary>
 /// The reference files written by tests/fixtures/make_torchvision_fixture.py (PyTorch 1.13,
 /// torchvision 0.14): a resnet18(num_classes=5) state_dict and PyTorch's eval-mode outputs on a fixed
-/// batch. scripts/test.sh generates them and sets the variable; there is no silent skip.
+/// batch, made once per machine into the reference cache (<see cref="ReferencePython.Cached"/>) and again when
+/// the script changes. Without Debian's python3-torch the tests that read them fail, saying so.
 /// </summary>
 internal static class TorchVisionFixture
 {
-    public const string DirectoryVariable = "CLASSIFIER_TEST_TORCHVISION_FIXTURE";
+    private static readonly Lazy<string> Folder = new(() => ReferencePython.Cached("make_torchvision_fixture.py"));
 
-    public static string Directory =>
-        Environment.GetEnvironmentVariable(DirectoryVariable) is { Length: > 0 } value
-            ? System.IO.Directory.Exists(value)
-                ? value
-                : throw new InvalidOperationException($"{DirectoryVariable} points to '{value}', which does not exist. Run the tests with scripts/test.sh, which generates it.")
-            : throw new InvalidOperationException(
-                $"{DirectoryVariable} is not set. Run the tests with scripts/test.sh, which generates the torchvision reference files "
-                + "(tests/fixtures/make_torchvision_fixture.py) and sets it.");
+    public static string Directory => Folder.Value;
 
     public static string WeightsPath => Path.Combine(Directory, "resnet18_5classes.pth");
 

@@ -6,9 +6,9 @@ using ServerlessClassifier.ModelCore.Features;
 namespace ServerlessClassifier.ModelCore.Tests.Training;
 
 /// <summary>
-/// The out-of-distribution fit's covariance, accumulated a block at a time and eigendecomposed, is the decomposition a
-/// singular value decomposition of all the centred rows at once gives (the way it was computed before): same
-/// eigenvalues, residual variance and distances.
+/// The out-of-distribution fit's covariance, accumulated a block at a time and eigendecomposed (or, with fewer images than
+/// features, the Gram matrix of the centred rows), is the decomposition a singular value decomposition of all the centred
+/// rows at once gives (the way it was computed before): same eigenvalues, residual variance and distances.
 /// </summary>
 [Collection(TorchTests.Collection)]
 public sealed class FeatureStatisticsFitTests
@@ -16,9 +16,23 @@ public sealed class FeatureStatisticsFitTests
     [Fact]
     public void Fit_MatchesTheSvdOfTheCentredRows()
     {
-        TorchRuntime.EnsureInitialized();
         const int classes = 3, width = 40, perClass = 900; // 2,700 rows: more than one block of 1,024
-        var random = new Random(5);
+        var (rows, labels) = Rows(classes, width, perClass, seed: 5);
+        AssertMatchesTheSvd(rows, labels, classes, width, expectedComponents: FeatureStatisticsFit.MaxComponents);
+    }
+
+    /// <summary>Fewer images than features (a VGG's 4,096 from a small data set): the Gram-matrix route gives the same statistics.</summary>
+    [Fact]
+    public void Fit_WithFewerImagesThanFeatures_MatchesTheSvdOfTheCentredRows()
+    {
+        const int classes = 3, width = 300, perClass = 8;
+        var (rows, labels) = Rows(classes, width, perClass, seed: 6);
+        AssertMatchesTheSvd(rows, labels, classes, width, expectedComponents: ((classes * perClass) - classes) / 2);
+    }
+
+    private static (float[] Rows, int[] Labels) Rows(int classes, int width, int perClass, int seed)
+    {
+        var random = new Random(seed);
         var rows = new float[classes * perClass * width];
         var labels = new int[classes * perClass];
         for (var i = 0; i < labels.Length; i++)
@@ -30,7 +44,13 @@ public sealed class FeatureStatisticsFitTests
                 rows[i * width + f] = (float)((f % classes == labels[i] ? 2.0 : 0.5) + random.NextDouble() * (f < 4 ? 3.0 : 0.3));
             }
         }
+        return (rows, labels);
+    }
 
+    private static void AssertMatchesTheSvd(float[] rows, int[] labels, int classes, int width, int expectedComponents)
+    {
+        TorchRuntime.EnsureInitialized();
+        var random = new Random(7);
         var fitted = FeatureStatisticsFit.Fit(rows, labels, classes, width, seed: 1).Statistics;
 
         // The reference: unit-length rows, class means, SVD of every centred row.
@@ -48,7 +68,7 @@ public sealed class FeatureStatisticsFitTests
         {
             for (var f = 0; f < width; f++)
             {
-                means[labels[i] * width + f] += unit[i * width + f] / perClass;
+                means[labels[i] * width + f] += unit[i * width + f] / labels.Count(l => l == labels[i]);
             }
         }
         var centred = new double[unit.Length];
@@ -63,7 +83,7 @@ public sealed class FeatureStatisticsFitTests
         var (_, singular, _) = linalg.svd(tensor(centred, [labels.Length, width], ScalarType.Float64), fullMatrices: false);
         var eigen = (singular * singular / labels.Length).data<double>().ToArray();
         var k = fitted.Components;
-        Assert.Equal(FeatureStatisticsFit.MaxComponents, k);
+        Assert.Equal(expectedComponents, k);
         for (var c = 0; c < k; c++)
         {
             Assert.Equal(Math.Max(eigen[c], fitted.ResidualVariance), fitted.Eigenvalues[c], eigen[0] * 1e-9);

@@ -8,8 +8,11 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.ModelCore.Engine;
 
 /// <summary>The classifier a plan trains, with what describes its input and where its backbone came from. Owns the model until it is handed on.</summary>
-internal sealed record ModelSetup(ImageClassifier Model, PreprocessingConfig Preprocessing, float[]? MeanImage, string BackboneId, string BackboneSource)
+internal sealed record ModelSetup(ImageClassifier Model, PreprocessingConfig Preprocessing, float[]? MeanImage, BackboneReference Backbone, string BackboneSource)
 {
+    /// <summary>The backbone's id in the manifest (its architecture's name).</summary>
+    public string BackboneId => Backbone.Architecture.Name;
+
     /// <summary>
     /// The backbone the resolved plan names, with its pretrained weights (or random ones for <c>random:</c>), and a new linear
     /// head reading the plan's pooled stages; seeded by the plan, so the head's initialisation is reproducible.
@@ -30,16 +33,16 @@ internal sealed record ModelSetup(ImageClassifier Model, PreprocessingConfig Pre
                 var backbone = OnnxResNetImporter.LoadBackbone(Path.Combine(directory, OnnxResNetImporter.ModelFileName));
                 manual_seed(plan.Seed);
                 var meanImage = OnnxResNetImporter.LoadMeanImage(Path.Combine(directory, OnnxResNetImporter.PreprocessFileName));
-                return new ModelSetup(new ImageClassifier(backbone, head), OnnxResNetImporter.Preprocessing, meanImage, BackboneCatalog.DefaultId,
+                return new ModelSetup(new ImageClassifier(backbone, head), OnnxResNetImporter.Preprocessing, meanImage, reference,
                     "Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1 (ResNet18.onnx, ImageNet)");
             }
             case Backbones.BackboneSource.Random:
                 return new ModelSetup(new ImageClassifier(reference.Architecture.Create(), head), reference.Architecture.Preprocessing(plan.EffectiveInputSize), null,
-                    reference.Architecture.Name, "random initialisation (no pretrained weights)");
+                    reference, "random initialisation (no pretrained weights)");
             default:
             {
                 var loaded = TorchVisionWeights.CreateClassifier(reference.Value, head);
-                return new ModelSetup(loaded.Model, reference.Architecture.Preprocessing(plan.EffectiveInputSize), null, reference.Architecture.Name,
+                return new ModelSetup(loaded.Model, reference.Architecture.Preprocessing(plan.EffectiveInputSize), null, reference,
                     $"torchvision weights {Path.GetFileName(reference.Value)}");
             }
         }

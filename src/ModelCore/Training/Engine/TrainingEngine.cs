@@ -86,7 +86,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         var model = setup.Model;
         try
         {
-            if (plan.ParseBackbone().Source == Backbones.BackboneSource.Random)
+            if (setup.Backbone.Source == Backbones.BackboneSource.Random)
             {
                 LogRandomBackbone(setup.BackboneId);
             }

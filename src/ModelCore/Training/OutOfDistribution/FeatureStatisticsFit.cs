@@ -157,36 +157,81 @@ public static class FeatureStatisticsFit
         double total;
         using (var scope = NewDisposeScope())
         {
-            var covariance = zeros([width, width], ScalarType.Float64);
-            var block = new double[Math.Min(CovarianceBlockRows, indices.Length) * width];
-            for (var start = 0; start < indices.Length; start += CovarianceBlockRows)
+            if (indices.Length < width)
             {
-                var count = Math.Min(CovarianceBlockRows, indices.Length - start);
-                for (var r = 0; r < count; r++)
-                {
-                    var i = indices[start + r];
-                    var s = slot[labels[i]];
-                    rows.Read(i, row);
-                    for (var f = 0; f < width; f++)
-                    {
-                        block[r * width + f] = row[f] - means[s * width + f];
-                    }
-                }
-                using var inner = NewDisposeScope();
-                var centred = tensor(block.AsSpan(0, count * width).ToArray(), [count, width], ScalarType.Float64);
-                covariance.add_(centred.t().matmul(centred));
+                (variances, components, total) = DecomposeFewRows(rows, labels, indices, slot, means, width, k);
             }
-            covariance.div_(indices.Length);
-            var (eigen, vectors) = linalg.eigh(covariance); // ascending
-            var descending = eigen.flip(0).clamp_min(0).data<double>().ToArray();
-            total = descending.Sum();
-            variances = [.. descending.Take(k)];
-            components = k == 0 ? [] : [.. vectors.flip(1).narrow(1, 0, k).t().to_type(ScalarType.Float32).contiguous().data<float>().ToArray()];
+            else
+            {
+                var covariance = zeros([width, width], ScalarType.Float64);
+                var block = new double[Math.Min(CovarianceBlockRows, indices.Length) * width];
+                for (var start = 0; start < indices.Length; start += CovarianceBlockRows)
+                {
+                    var count = Math.Min(CovarianceBlockRows, indices.Length - start);
+                    for (var r = 0; r < count; r++)
+                    {
+                        CentredRow(rows, labels, indices[start + r], slot, means, block.AsSpan(r * width, width), row);
+                    }
+                    using var inner = NewDisposeScope();
+                    var centred = tensor(block.AsSpan(0, count * width).ToArray(), [count, width], ScalarType.Float64);
+                    covariance.add_(centred.t().matmul(centred));
+                }
+                covariance.div_(indices.Length);
+                var (eigen, vectors) = linalg.eigh(covariance); // ascending
+                var descending = eigen.flip(0).clamp_min(0).data<double>().ToArray();
+                total = descending.Sum();
+                variances = [.. descending.Take(k)];
+                components = k == 0 ? [] : [.. vectors.flip(1).narrow(1, 0, k).t().to_type(ScalarType.Float32).contiguous().data<float>().ToArray()];
+            }
         }
         // Directions beyond the decomposition's rank have no variance in the sample; they share the residual average.
         var residual = Math.Max((total - variances.Sum()) / (width - k), Math.Max(1e-6 * total / width, 1e-12));
         var eigenvalues = variances.Select(v => Math.Max(v, residual)).ToArray();
         return new FeatureStatistics(present.Length, width, [.. means.Select(m => (float)m)], components, eigenvalues, residual, cutoff, normalize: true);
+    }
+
+    /// <summary>
+    /// The decomposition when there are fewer rows than features (a few images of a VGG's 4,096 features): the eigenvalues
+    /// of the n x n Gram matrix of the centred rows over n are the covariance's non-zero ones, and each eigenvector u of it
+    /// gives the covariance's as the centred rows' transpose times u, scaled to unit length. The same statistics as the
+    /// width x width covariance gives (whose eigendecomposition took a minute at 4,096 features), from n x width doubles,
+    /// fewer than the covariance's. Components whose variance is negligible (below 1e-10 of the largest, far under the
+    /// residual floor) are left to the residual, which scores them the same.
+    /// </summary>
+    private static (double[] Variances, float[] Components, double Total) DecomposeFewRows(UnitRows rows, IReadOnlyList<int> labels, int[] indices, int[] slot, double[] means, int width, int k)
+    {
+        var n = indices.Length;
+        var centredRows = new double[n * width];
+        var row = new float[width];
+        for (var r = 0; r < n; r++)
+        {
+            CentredRow(rows, labels, indices[r], slot, means, centredRows.AsSpan(r * width, width), row);
+        }
+        using var scope = NewDisposeScope();
+        var centred = tensor(centredRows, [n, width], ScalarType.Float64);
+        var gram = centred.matmul(centred.t()).div_(n);
+        var (eigen, vectors) = linalg.eigh(gram); // ascending
+        var descending = eigen.flip(0).clamp_min(0).data<double>().ToArray();
+        var total = descending.Sum();
+        var kept = descending.Take(k).TakeWhile(v => v > 1e-10 * descending[0]).Count();
+        if (kept == 0)
+        {
+            return ([], [], total);
+        }
+        var directions = centred.t().matmul(vectors.flip(1).narrow(1, 0, kept)); // width x kept
+        directions = directions.div(directions.norm(0, keepdim: true));
+        return ([.. descending.Take(kept)], [.. directions.t().to_type(ScalarType.Float32).contiguous().data<float>().ToArray()], total);
+    }
+
+    /// <summary>Writes row <paramref name="index"/> at unit length minus its class mean into <paramref name="destination"/>.</summary>
+    private static void CentredRow(UnitRows rows, IReadOnlyList<int> labels, int index, int[] slot, double[] means, Span<double> destination, float[] row)
+    {
+        var s = slot[labels[index]];
+        rows.Read(index, row);
+        for (var f = 0; f < destination.Length; f++)
+        {
+            destination[f] = row[f] - means[s * destination.Length + f];
+        }
     }
 
     /// <summary>

@@ -15,6 +15,9 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Warning, "Checking for a new model failed; {Live} stays live")]
     public static partial void ModelCheckFailed(this ILogger logger, Exception error, string live);
 
+    [LoggerMessage(5, LogLevel.Error, "The model refresh failed unexpectedly; the live model stays and the next check tries again")]
+    public static partial void RefreshFailed(this ILogger logger, Exception error);
+
     [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
     public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
 

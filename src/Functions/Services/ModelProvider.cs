@@ -174,7 +174,7 @@ public sealed class ModelProvider : IDisposable
             {
                 await CheckCoreAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is RequestFailedException or IOException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
             {
                 Interlocked.Exchange(ref failedTicks, time.GetTimestamp());
                 logger.ModelCheckFailed(e, Current?.Version ?? "no model");
@@ -242,7 +242,7 @@ public sealed class ModelProvider : IDisposable
                 throw;
             }
         }
-        catch (Exception e) when (!IsStorageFailure(e) && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (!IsStorageFailure(e))
         {
             // Anything a candidate does while it is loaded refuses that candidate, whatever its type: an exception
             // that escaped here would end the refresh loop, and with it the host.
@@ -263,10 +263,12 @@ public sealed class ModelProvider : IDisposable
     }
 
     /// <summary>
-    /// A failure of the storage, not of the model: a request that failed, or a download that broke off. A missing model
-    /// file (<see cref="FileNotFoundException"/>) is the model's fault.
+    /// A failure of the storage, not of the model, so the next check tries again: a request that failed, a download
+    /// that broke off, or a cancellation (the storage SDK's network timeout is one nobody asked for; at shutdown the
+    /// callers see their own token). A missing model file (<see cref="FileNotFoundException"/>) is the model's fault.
     /// </summary>
-    private static bool IsStorageFailure(Exception e) => e is RequestFailedException || (e is IOException && e is not FileNotFoundException);
+    internal static bool IsStorageFailure(Exception e) =>
+        e is RequestFailedException or OperationCanceledException || (e is IOException && e is not FileNotFoundException);
 
     private void Swap(LoadedModel next)
     {

@@ -1,4 +1,3 @@
-using Azure;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -31,7 +30,7 @@ public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefre
             {
                 return;
             }
-            catch (Exception e) when (e is RequestFailedException or IOException)
+            catch (Exception e) when (ModelProvider.IsStorageFailure(e))
             {
                 // Logged by the provider; the live model (if any) stays, the next tick tries again.
             }

@@ -1,7 +1,10 @@
 using System.Text.Json.Nodes;
+using Azure.Core;
+using Azure.Core.Pipeline;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Azure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -53,6 +56,25 @@ public sealed class RefusedModelTests(ServingModelFixture model)
         {
             await service.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>The storage SDK reports its network timeout as a cancellation: that is the storage's failure, not the model's.</summary>
+    [Fact]
+    public async Task DownloadThatTimesOut_IsNotARefusal_TheNextCheckLoadsTheVersion()
+    {
+        var timeouts = new TimeoutPolicy();
+        await using var host = await TestHost.StartAsync(configure: services => services.AddAzureClients(clients => clients.ConfigureDefaults(options =>
+            options.AddPolicy(timeouts, HttpPipelinePosition.PerCall))));
+        await host.Store.PublishAsync(model.Folder, version: "v1");
+        Assert.Equal("v1", (await host.ModelProvider.RefreshAsync())!.Version);
+        await host.Store.PublishAsync(model.ReversedFolder, version: "v2");
+
+        timeouts.Path = $"/v2/{ColourModel.OnnxFileName}";
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => host.ModelProvider.RefreshAsync());
+        Assert.Equal((0, "v1"), (host.ModelProvider.RefusedCount, host.ModelProvider.Current!.Version));
+
+        timeouts.Path = null;
+        Assert.Equal("v2", (await host.ModelProvider.RefreshAsync())!.Version);
     }
 
     [Fact]
@@ -159,6 +181,32 @@ public sealed class RefusedModelTests(ServingModelFixture model)
     {
         var result = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(ServingModelFixture.Image(colour, seed)).Request, CancellationToken.None);
         return Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value);
+    }
+
+    /// <summary>Answers requests for a blob whose path ends with <see cref="Path"/> as the SDK answers a network timeout.</summary>
+    private sealed class TimeoutPolicy : HttpPipelinePolicy
+    {
+        public string? Path { get; set; }
+
+        public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            ThrowIfTimedOut(message);
+            ProcessNext(message, pipeline);
+        }
+
+        public override ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            ThrowIfTimedOut(message);
+            return ProcessNextAsync(message, pipeline);
+        }
+
+        private void ThrowIfTimedOut(HttpMessage message)
+        {
+            if (Path is { } path && message.Request.Uri.Path.EndsWith(path, StringComparison.Ordinal))
+            {
+                throw new TaskCanceledException("The operation was cancelled because it exceeded the configured timeout of 0:01:40.");
+            }
+        }
     }
 
     private static async Task WaitForAsync(Func<bool> condition)

@@ -50,4 +50,46 @@ public sealed class BackfillFailureTests
             await predictions.DeleteIfExistsAsync();
         }
     }
+
+    /// <summary>
+    /// Images whose name leaves no room for <c>.json</c> (never classifiable) and items the caller passes over (the sweep's
+    /// recent failures) take no place in the run's limit, so any number of them cannot keep it from the items after them.
+    /// </summary>
+    [Fact]
+    public async Task NamesTooLongAndPassedOverItems_TakeNoPlaceInTheLimit()
+    {
+        var images = await TestStorage.CreateContainerAsync("images");
+        var predictions = await TestStorage.CreateContainerAsync("predictions");
+        try
+        {
+            var tooLong = Enumerable.Range(0, 3).Select(i => $"a{i}" + new string('n', 1020 - 6) + ".png").ToList();
+            var longest = "b" + new string('n', 1019 - 5) + ".png"; // 1,019: its prediction's name is exactly 1,024
+            foreach (var name in tooLong.Append(longest).Append("c0.png").Append("c1.png").Append("d.png"))
+            {
+                await images.UploadBlobAsync(name, BinaryData.FromString("x"));
+            }
+            var attempted = new List<string>();
+
+            var report = await new PredictionBackfill(images, predictions).RunAsync(
+                (name, _) =>
+                {
+                    lock (attempted)
+                    {
+                        attempted.Add(name);
+                    }
+                    return Task.FromResult(PredictionOutcome.Classified);
+                },
+                maxItems: 2,
+                passOver: name => name.StartsWith('c'));
+
+            Assert.Equal([longest, "d.png"], attempted.Order(StringComparer.Ordinal));
+            Assert.Equal((2, 2, false), (report.Found, report.Classified, report.LimitReached));
+            Assert.Equal((3, tooLong[0], 2), (report.NamesTooLong, report.FirstNameTooLong, report.PassedOver));
+        }
+        finally
+        {
+            await images.DeleteIfExistsAsync();
+            await predictions.DeleteIfExistsAsync();
+        }
+    }
 }

@@ -72,10 +72,15 @@ public sealed class MonitorCommandTests : IDisposable
         Assert.Equal(12, json.RootElement.GetProperty("unknown").GetInt32());
         Assert.Equal(verdict, json.RootElement.GetProperty("verdict").GetString());
 
-        // A real browser renders the report: the verdict and the five plots are in its DOM, and it takes a screenshot.
+        // The report's labels and versions come from storage: its Content-Security-Policy allows no script and no request.
+        Assert.Contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';", await File.ReadAllTextAsync(html), StringComparison.Ordinal);
+
+        // A real browser renders the report: the verdict and the five plots are in its DOM, the policy blocked nothing
+        // the page uses (Chromium logs every violation to the console), and it takes a screenshot.
         if (File.Exists("/usr/bin/chromium") || Environment.GetEnvironmentVariable("CI") == "true")
         {
-            var dom = await ChromiumAsync("--dump-dom", new Uri(html).AbsoluteUri);
+            var (dom, console) = await ChromiumWithConsoleAsync("--dump-dom", new Uri(html).AbsoluteUri);
+            Assert.DoesNotContain("Content Security Policy", console, StringComparison.Ordinal);
             Assert.Contains(verdict.Replace(">", "&gt;", StringComparison.Ordinal), dom, StringComparison.Ordinal);
             Assert.Equal(5, dom.Split("<svg").Length - 1);
             var screenshot = Path.Combine(Environment.GetEnvironmentVariable("CLASSIFIER_SCREENSHOTS") is { Length: > 0 } dir ? dir : temp.Path, "monitor.png");
@@ -86,14 +91,17 @@ public sealed class MonitorCommandTests : IDisposable
 
     public void Dispose() => temp.Dispose();
 
-    private static async Task<string> ChromiumAsync(params string[] arguments)
+    private static async Task<string> ChromiumAsync(params string[] arguments) => (await ChromiumWithConsoleAsync(arguments)).Out;
+
+    /// <summary>Chromium's standard output, and its log with the page's console messages (CSP violations among them).</summary>
+    private static async Task<(string Out, string Console)> ChromiumWithConsoleAsync(params string[] arguments)
     {
         var profile = Directory.CreateTempSubdirectory("chromium-profile-").FullName;
         try
         {
             var start = new ProcessStartInfo("/usr/bin/chromium") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in (string[])["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--hide-scrollbars", $"--user-data-dir={profile}", .. arguments])
+                "--no-first-run", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", $"--user-data-dir={profile}", .. arguments])
             {
                 start.ArgumentList.Add(a);
             }
@@ -103,7 +111,7 @@ public sealed class MonitorCommandTests : IDisposable
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await process.WaitForExitAsync(timeout.Token);
             Assert.True(process.ExitCode == 0, $"chromium {string.Join(' ', arguments)} failed ({process.ExitCode}): {await error}");
-            return await output;
+            return (await output, await error);
         }
         finally
         {

@@ -15,6 +15,9 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Warning, "Checking for a new model failed; {Live} stays live")]
     public static partial void ModelCheckFailed(this ILogger logger, Exception error, string live);
 
+    [LoggerMessage(5, LogLevel.Error, "The model refresh failed unexpectedly; the live model stays and the next check tries again")]
+    public static partial void RefreshFailed(this ILogger logger, Exception error);
+
     [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
     public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
 
@@ -27,17 +30,23 @@ internal static partial class Log
     [LoggerMessage(22, LogLevel.Warning, "{Image} is left for the sweep: {Reason}")]
     public static partial void ImageLeftForSweep(this ILogger logger, string image, string reason);
 
+    [LoggerMessage(23, LogLevel.Warning, "{Image} is never classified: its name has {Length} characters, and its prediction's (the name and .json) must stay within 1,024, so names may have at most {MaxLength}; rename it")]
+    public static partial void ImageNameTooLong(this ILogger logger, string image, int length, int maxLength);
+
     [LoggerMessage(26, LogLevel.Information, "{Image}: {Outcome} via {Source}")]
     public static partial void ImageHandled(this ILogger logger, string image, PredictionOutcome outcome, string source);
 
     [LoggerMessage(30, LogLevel.Information, "Sweep skipped: no model is live yet")]
     public static partial void SweepSkipped(this ILogger logger);
 
-    [LoggerMessage(31, LogLevel.Information, "Sweep: {Found} images lacked a current prediction or predictions their image (more remain: {LimitReached}); {Classified} classified, {Rejected} rejected, {AlreadyDone} already done, {Removed} removed, {Failed} failed")]
-    public static partial void SweepDone(this ILogger logger, int found, bool limitReached, int classified, int rejected, int alreadyDone, int removed, int failed);
+    [LoggerMessage(31, LogLevel.Information, "Sweep: {Found} images lacked a current prediction or predictions their image (more remain: {LimitReached}); {Classified} classified, {Rejected} rejected, {AlreadyDone} already done, {Removed} removed, {Failed} failed; {PassedOver} that failed recently passed over")]
+    public static partial void SweepDone(this ILogger logger, int found, bool limitReached, int classified, int rejected, int alreadyDone, int removed, int failed, int passedOver);
 
-    [LoggerMessage(32, LogLevel.Warning, "Sweep: {Image} failed; the next sweep tries it again")]
+    [LoggerMessage(32, LogLevel.Warning, "Sweep: {Image} failed; the next sweeps pass over it for a while, then try it again")]
     public static partial void SweepItemFailed(this ILogger logger, Exception error, string image);
+
+    [LoggerMessage(33, LogLevel.Warning, "Sweep: {Count} images have names too long for a prediction (over {MaxLength} characters; the first is {First}): they are never classified; rename them")]
+    public static partial void SweepNamesTooLong(this ILogger logger, int count, int maxLength, string first);
 
     [LoggerMessage(40, LogLevel.Information, "Job {Job} shard {Shard}: {Outcome} (delivery {Delivery})")]
     public static partial void ShardHandled(this ILogger logger, string job, int shard, ModelCore.Jobs.ShardOutcome outcome, long delivery);

@@ -16,9 +16,11 @@ namespace ServerlessClassifier.Functions.Services;
 /// provider's own lifetime (a caller that disconnects stops waiting, the load goes on for the others). A new
 /// version is loaded and verified beside the old one, then swapped in with one
 /// <see cref="Interlocked.Exchange{T}(ref T, T)"/>; the old one is disposed by reference counting once its last
-/// request ends. A version that fails verification, or a <c>current.json</c> that is not a valid pointer, is
-/// refused: the old one stays live, and the refused ETag is remembered so that it is not downloaded again at every
-/// check. A load that failed for another reason (storage unreachable) is remembered for
+/// request ends. A candidate that cannot be loaded for any reason but storage (it fails verification, a size or
+/// a file is wrong, ONNX Runtime or the pipeline throws anything while it is loaded and warmed up), or a
+/// <c>current.json</c> that is not a valid pointer, is refused: the old one stays live, and the refused ETag is
+/// remembered so that it is not downloaded again at every check. A load that failed for storage (a request failed,
+/// a download broke off) is remembered for
 /// <see cref="FailureBackoff"/>: callers meanwhile get <see cref="ModelUnavailableException"/> at once instead of
 /// queueing for one failing load after another. Answers never say where the storage is; the logs do.
 /// </summary>
@@ -69,7 +71,7 @@ public sealed class ModelProvider : IDisposable
     /// <summary>How many versions this instance has loaded (downloaded, verified, session created).</summary>
     public int LoadCount => Volatile.Read(ref loads);
 
-    /// <summary>How many published versions this instance refused (failed verification); a refused ETag is not downloaded again.</summary>
+    /// <summary>How many published versions this instance refused (failed verification or could not be loaded); a refused ETag is not downloaded again.</summary>
     public int RefusedCount => Volatile.Read(ref refusals);
 
     /// <summary>How many times <c>current.json</c> was checked (each is one HEAD request, plus a load when it changed).</summary>
@@ -172,7 +174,7 @@ public sealed class ModelProvider : IDisposable
             {
                 await CheckCoreAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is RequestFailedException or IOException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (IsStorageFailure(e) && !cancellationToken.IsCancellationRequested)
             {
                 Interlocked.Exchange(ref failedTicks, time.GetTimestamp());
                 logger.ModelCheckFailed(e, Current?.Version ?? "no model");
@@ -240,13 +242,15 @@ public sealed class ModelProvider : IDisposable
                 throw;
             }
         }
-        catch (Exception e) when (e is ModelIntegrityException or ModelFormatException or InvalidDataException or FileNotFoundException or ArgumentException)
+        catch (Exception e) when (!IsStorageFailure(e))
         {
+            // Anything a candidate does while it is loaded refuses that candidate, whatever its type: an exception
+            // that escaped here would end the refresh loop, and with it the host.
             refusedETag = etag;
             Interlocked.Increment(ref refusals);
             if (live is null)
             {
-                unavailableReason = $"The published model {version} was refused (it failed verification); a corrected version must be published.";
+                unavailableReason = $"The published model {version} was refused (it failed verification or could not be loaded); a corrected version must be published.";
             }
             logger.ModelRefused(e, version, e.Message, live?.Version ?? "no model");
             return;
@@ -257,6 +261,14 @@ public sealed class ModelProvider : IDisposable
         Swap(new LoadedModel(version, pipeline, time.GetUtcNow()));
         logger.ModelLive(version, live?.Version ?? "none", pipeline.Manifest.Labels.Count, pipeline.Manifest.Backbone);
     }
+
+    /// <summary>
+    /// A failure of the storage, not of the model, so the next check tries again: a request that failed, a download
+    /// that broke off, or a cancellation (the storage SDK's network timeout is one nobody asked for; at shutdown the
+    /// callers see their own token). A missing model file (<see cref="FileNotFoundException"/>) is the model's fault.
+    /// </summary>
+    internal static bool IsStorageFailure(Exception e) =>
+        e is RequestFailedException or OperationCanceledException || (e is IOException && e is not FileNotFoundException);
 
     private void Swap(LoadedModel next)
     {

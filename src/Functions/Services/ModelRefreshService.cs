@@ -1,4 +1,3 @@
-using Azure;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -8,7 +7,8 @@ namespace ServerlessClassifier.Functions.Services;
 /// Keeps <see cref="ModelProvider"/> current in the background of the worker: loads the live model at startup (so the
 /// first request finds it ready, or in flight), then checks <c>current.json</c> every
 /// <see cref="ModelProvider.RefreshInterval"/> (a HEAD request; a download only when its ETag changed). Swaps and
-/// refusals are logged here, outside any request, so they reach the host's log and Application Insights.
+/// refusals are logged here, outside any request, so they reach the host's log and Application Insights. Nothing but
+/// shutdown ends the loop: an exception escaping a background service stops the host, and with it the live model.
 /// </summary>
 public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null) : BackgroundService
 {
@@ -26,13 +26,18 @@ public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefre
             {
                 await models.RefreshAsync(stoppingToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is RequestFailedException or IOException)
-            {
-                // Logged by the provider; the live model (if any) stays, the next tick tries again.
-            }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
+            }
+            catch (Exception e) when (ModelProvider.IsStorageFailure(e))
+            {
+                // Logged by the provider; the live model (if any) stays, the next tick tries again.
+            }
+            catch (Exception e)
+            {
+                // The provider refuses whatever a candidate model throws; this is for a fault of its own.
+                logger.RefreshFailed(e);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));

@@ -14,7 +14,9 @@ namespace ServerlessClassifier.Functions.Services;
 /// with source <c>sweep</c>, orphaned predictions are removed. At most
 /// <see cref="ClassifierOptions.SweepMaxImagesPerRun"/> items per run; images younger than
 /// <see cref="ClassifierOptions.SweepMinImageAge"/> are left to the trigger. A failing image is logged and counted,
-/// and the run goes on.
+/// the run goes on, and the next sweeps pass over it for a while (<see cref="SweepRetries"/>), so images that always
+/// fail cannot hold the per-run bound; images whose name leaves no room for their prediction's are never work (one
+/// warning per sweep counts them).
 /// </summary>
 public sealed class UnclassifiedImageSweeper(
     ClassifierContainers containers,
@@ -27,6 +29,8 @@ public sealed class UnclassifiedImageSweeper(
     /// <summary>Images classified at once, so that micro-batching can group them.</summary>
     public const int Parallelism = 4;
 
+    private readonly SweepRetries retries = new();
+
     public async Task<BackfillReport> SweepAsync(CancellationToken cancellationToken)
     {
         if (await models.RefreshAsync(cancellationToken).ConfigureAwait(false) is null)
@@ -35,16 +39,27 @@ public sealed class UnclassifiedImageSweeper(
             return BackfillReport.Nothing;
         }
         var settings = options.Value;
+        retries.StartSweep();
         var report = await new PredictionBackfill(containers.Images, containers.Predictions).RunAsync(
             (name, token) => handler.HandleAsync(containers.Images.GetBlobClient(name), name, PredictionSource.Sweep, token),
             settings.SweepMaxImagesPerRun,
             Parallelism,
             modifiedBefore: (time ?? TimeProvider.System).GetUtcNow() - settings.SweepMinImageAge,
-            failed: (name, error) => logger.SweepItemFailed(error, name),
+            failed: (name, error) =>
+            {
+                retries.Failed(name);
+                logger.SweepItemFailed(error, name);
+            },
+            done: (name, _) => retries.Succeeded(name),
+            passOver: retries.ShouldPassOver,
             cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (report.Found > 0)
+        if (report.Found > 0 || report.PassedOver > 0)
         {
-            logger.SweepDone(report.Found, report.LimitReached, report.Classified, report.Rejected, report.AlreadyDone, report.Removed, report.Failed);
+            logger.SweepDone(report.Found, report.LimitReached, report.Classified, report.Rejected, report.AlreadyDone, report.Removed, report.Failed, report.PassedOver);
+        }
+        if (report.FirstNameTooLong is { } first)
+        {
+            logger.SweepNamesTooLong(report.NamesTooLong, PredictionDocument.MaxImageNameLength, first);
         }
         return report;
     }

@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.Logging;
 using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 
@@ -17,7 +18,9 @@ namespace ServerlessClassifier.Functions.Services;
 /// are conditional, so of concurrent deliveries exactly one writes.</item>
 /// <item>A deleted image's prediction is removed (here when a delivery finds the image gone, and by the sweep).</item>
 /// <item>Bad input is answered with a <c>rejected</c> prediction and a normal return, so the host does not retry it.
-/// A blob over <see cref="ImageLimits.MaxBytes"/> is rejected from its properties, without downloading it.</item>
+/// A blob over <see cref="ImageLimits.MaxBytes"/> is rejected from its properties, without downloading it. A name too long
+/// for its prediction (<c>&lt;name&gt;.json</c> over 1,024 characters) is refused before any request and logged: no
+/// prediction can exist for it, and a storage 400 thrown here would be retried and poisoned for nothing.</item>
 /// <item>An uncertain prediction (unknown, low margin, out of distribution) is offered to the <see cref="ReviewQueue"/>.</item>
 /// <item>One model lease per image: the version that classified it (or refused it) is the one the prediction names.</item>
 /// <item>No model yet: nothing is written and no exception is thrown. Throwing would make the host retry
@@ -53,6 +56,11 @@ public sealed class UploadedImageHandler(
 
     private async Task<PredictionOutcome> HandleCoreAsync(BlobClient image, string name, string source, CancellationToken cancellationToken)
     {
+        if (!PredictionDocument.CanStoreFor(name))
+        {
+            logger.ImageNameTooLong(name, name.Length, PredictionDocument.MaxImageNameLength);
+            return PredictionOutcome.NameTooLong;
+        }
         var check = await PredictionUpdater.CheckAsync(image, name, containers.Predictions, cancellationToken).ConfigureAwait(false);
         if (!check.Exists)
         {

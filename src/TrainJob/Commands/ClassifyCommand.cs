@@ -159,6 +159,10 @@ public static class ClassifyCommand
         context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
             $"{report.Rejected} rejected) with {model.Description}; {report.Removed} predictions of deleted images removed; " +
             $"{report.AlreadyDone} were current already.");
+        if (report.FirstNameTooLong is { } first)
+        {
+            context.Error($"{report.NamesTooLong} images have names too long for a prediction (over {PredictionDocument.MaxImageNameLength} characters; the first is {first}): they were not classified; rename them.");
+        }
         foreach (var failure in failures)
         {
             context.Error(failure);

@@ -243,6 +243,9 @@ public sealed record ModelManifest
         }
     }
 
+    /// <summary>The largest manifest read (1 MiB; a real one is a few kilobytes): a larger one is refused before it is read.</summary>
+    public const int MaxBytes = 1024 * 1024;
+
     /// <summary>A name that cannot leave its folder: no separators, no dot segments, no control characters.</summary>
     public static bool IsPlainFileName(string name) =>
         !string.IsNullOrWhiteSpace(name) && name.Length <= 255 && name is not "." and not ".."

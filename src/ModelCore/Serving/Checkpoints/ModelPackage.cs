@@ -9,25 +9,51 @@ public interface IModelFileSource
     /// <summary>A description for error messages (a folder path or a blob URI).</summary>
     string Description { get; }
 
-    /// <summary>Opens a file of the model by its plain name; throws <see cref="FileNotFoundException"/> if it is absent.</summary>
-    Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken);
+    /// <summary>
+    /// Opens a file of the model by its plain name, with its length as the source records it (the file system, the
+    /// blob's properties), known before a byte is read; throws <see cref="FileNotFoundException"/> if it is absent.
+    /// </summary>
+    Task<OpenedModelFile> OpenReadAsync(string name, CancellationToken cancellationToken);
 }
 
-/// <summary>A model folder on disk.</summary>
+/// <summary>An opened model file and its length, so that a reader can refuse a size before it allocates anything.</summary>
+public sealed record OpenedModelFile(Stream Content, long Length) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Content.DisposeAsync();
+}
+
+/// <summary>
+/// A model folder on disk. Files are read only from the folder itself: names are plain (no separators, no dot segments),
+/// and a file that is a symbolic link is read only when the link ends inside the folder, so a folder cannot bring in
+/// a file from elsewhere on the machine (publishing it would upload that file).
+/// </summary>
 public sealed class FolderModelFiles(string folder) : IModelFileSource
 {
     public string Description => folder;
 
-    public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken)
+    public Task<OpenedModelFile> OpenReadAsync(string name, CancellationToken cancellationToken)
     {
         if (!ModelManifest.IsPlainFileName(name))
         {
             throw new ModelFormatException($"{folder}: {name} is not a plain file name.");
         }
         var path = Path.Combine(folder, name);
-        return File.Exists(path)
-            ? Task.FromResult<Stream>(File.OpenRead(path))
-            : throw new FileNotFoundException($"{folder}: model file {name} is missing.", path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{folder}: model file {name} is missing.", path);
+        }
+        if (File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target && !IsInFolder(target.FullName))
+        {
+            throw new ModelFormatException($"{folder}: {name} is a link to a file outside the model folder.");
+        }
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return Task.FromResult(new OpenedModelFile(stream, stream.Length));
+    }
+
+    private bool IsInFolder(string path)
+    {
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar;
+        return Path.GetFullPath(path).StartsWith(root, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
     }
 }
 
@@ -99,15 +125,21 @@ public sealed class ModelPackage
 
     /// <summary>
     /// Reads the manifest, then the files it lists (all of them, or only those whose role is in
-    /// <paramref name="roles"/>, e.g. <see cref="ServingRoles"/>), verifying each size and hash.
+    /// <paramref name="roles"/>, e.g. <see cref="ServingRoles"/>), verifying each size and hash. Sizes are checked before
+    /// anything is allocated: a manifest over <see cref="ModelManifest.MaxBytes"/>, or a file whose stored length is not
+    /// the manifest's size, is refused without reading it (a hostile size cannot make the reader allocate it).
     /// </summary>
     public static async Task<ModelPackage> LoadAsync(IModelFileSource source, IReadOnlyCollection<string>? roles, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         byte[] manifestBytes;
-        await using (var stream = await source.OpenReadAsync(ModelManifest.FileName, cancellationToken))
+        await using (var file = await source.OpenReadAsync(ModelManifest.FileName, cancellationToken))
         {
-            (manifestBytes, _) = await ReadBoundedAsync(stream, 1024 * 1024, $"{source.Description}: {ModelManifest.FileName}", cancellationToken);
+            if (file.Length > ModelManifest.MaxBytes)
+            {
+                throw new ModelFormatException($"{source.Description}: {ModelManifest.FileName} is {file.Length} bytes; a manifest is at most {ModelManifest.MaxBytes}.");
+            }
+            (manifestBytes, _) = await ReadBoundedAsync(file.Content, file.Length, $"{source.Description}: {ModelManifest.FileName}", cancellationToken);
         }
         var manifest = ModelManifest.Parse(manifestBytes, source.Description);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
@@ -115,9 +147,13 @@ public sealed class ModelPackage
         {
             byte[] content;
             string sha256;
-            await using (var stream = await source.OpenReadAsync(entry.Name, cancellationToken))
+            await using (var file = await source.OpenReadAsync(entry.Name, cancellationToken))
             {
-                (content, sha256) = await ReadBoundedAsync(stream, entry.Bytes, $"{source.Description}: {entry.Name}", cancellationToken);
+                if (file.Length != entry.Bytes)
+                {
+                    throw new ModelIntegrityException($"{source.Description}: {entry.Name} is {file.Length} bytes, the manifest says {entry.Bytes}.");
+                }
+                (content, sha256) = await ReadBoundedAsync(file.Content, entry.Bytes, $"{source.Description}: {entry.Name}", cancellationToken);
             }
             Verify(entry, content.Length, sha256, source.Description);
             files[entry.Name] = content;
@@ -143,7 +179,8 @@ public sealed class ModelPackage
     }
 
     /// <summary>
-    /// Reads a stream that should hold exactly <paramref name="expected"/> bytes into one array of that size (no
+    /// Reads a stream that should hold exactly <paramref name="expected"/> bytes (the source's length, already checked
+    /// against the manifest) into one array of that size (no
     /// growing buffers: a model is read once, not three times over), hashing each chunk as it arrives (one pass:
     /// the SHA-256 is ready when the last byte is), and refusing a longer stream. Returns the content (shorter
     /// when the stream was; the caller's size check names both sizes) and its SHA-256 in lower-case hex.

@@ -50,6 +50,30 @@ public static class Csv
     /// <summary>One record of fields, quoted where needed, joined by commas.</summary>
     public static string Format(IEnumerable<string> fields) => string.Join(',', fields.Select(Quote));
 
+    /// <summary>
+    /// A field a spreadsheet will show as text (OWASP "CSV injection"): a field beginning with <c>= + - @</c>, a tab or
+    /// a line break would be run as a formula when the file is opened, so it gets a single quote in front; so does a
+    /// field that begins with a single quote, so that <see cref="Unprotect"/> can tell the two apart. Other fields are
+    /// unchanged. For files people open in a spreadsheet and this program reads back (<c>review.csv</c>).
+    /// </summary>
+    public static string Protect(string field)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        return field.Length > 0 && (IsFormulaStart(field[0]) || field[0] == '\'') ? "'" + field : field;
+    }
+
+    /// <summary>
+    /// The field <see cref="Protect"/> was given: one leading single quote is dropped when a formula character or
+    /// another single quote follows it (a line break counts, as the reader turns a carriage return into one).
+    /// </summary>
+    public static string Unprotect(string field)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        return field.Length > 1 && field[0] == '\'' && (IsFormulaStart(field[1]) || field[1] == '\'') ? field[1..] : field;
+    }
+
+    private static bool IsFormulaStart(char c) => c is '=' or '+' or '-' or '@' or '\t' or '\r' or '\n';
+
     /// <summary>False when the record ends inside a quoted field (it continues on the next line).</summary>
     private static bool TrySplit(string record, out List<string> fields)
     {

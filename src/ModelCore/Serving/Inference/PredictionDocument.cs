@@ -59,6 +59,15 @@ public sealed record PredictionDocument
     /// <summary>Suffix appended to the image blob's name to name its prediction blob.</summary>
     public const string BlobSuffix = ".json";
 
+    /// <summary>The most characters a blob name may have in Azure Storage (Azurite does not enforce it).</summary>
+    public const int MaxBlobNameLength = 1024;
+
+    /// <summary>
+    /// The longest image name whose prediction, <c>&lt;name&gt;.json</c>, is still a valid blob name (1,019 characters):
+    /// an image with a longer name (1,020 to 1,024 characters) can never have a prediction.
+    /// </summary>
+    public const int MaxImageNameLength = MaxBlobNameLength - 5; // BlobSuffix.Length
+
     [JsonPropertyName("status")]
     public required string Status { get; init; }
 
@@ -120,6 +129,17 @@ public sealed record PredictionDocument
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
+
+    /// <summary>
+    /// True when the image's prediction can be stored: <c>&lt;image&gt;.json</c> is within <see cref="MaxBlobNameLength"/>
+    /// (counted in UTF-16 characters, as Azurite does; a name of characters outside the Basic Multilingual Plane may
+    /// be refused a few characters before Azure would).
+    /// </summary>
+    public static bool CanStoreFor(string imageBlobName)
+    {
+        ArgumentNullException.ThrowIfNull(imageBlobName);
+        return imageBlobName.Length <= MaxImageNameLength;
+    }
 
     /// <summary>The prediction blob's name for an image blob: <c>&lt;image&gt;.json</c>.</summary>
     public static string BlobNameFor(string imageBlobName)

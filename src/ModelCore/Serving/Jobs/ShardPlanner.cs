@@ -10,7 +10,9 @@ namespace ServerlessClassifier.ModelCore.Jobs;
 /// of deleted images become work), cuts the work into shards of at most <c>shardSize</c> items, writes each shard's
 /// work to the jobs container and then enqueues its message. Memory holds one shard. The job record is updated as
 /// shards go out and marked complete at the end; a crash leaves it incomplete, and running again starts a new job
-/// with only what is still missing (shards already queued are finished by the consumers either way).
+/// with only what is still missing (shards already queued are finished by the consumers either way). Images whose
+/// name is too long for a prediction (<see cref="Inference.PredictionDocument.CanStoreFor"/>) are left out: nothing
+/// can ever be written for them.
 /// </summary>
 public sealed class ShardPlanner(BlobContainerClient images, BlobContainerClient predictions, JobStore jobs, QueueClient queue)
 {
@@ -35,6 +37,10 @@ public sealed class ShardPlanner(BlobContainerClient images, BlobContainerClient
         var items = new List<ShardItem>(shardSize);
         await foreach (var item in new PredictionBackfill(images, predictions).FindAsync(modifiedBefore: null, cancellationToken).ConfigureAwait(false))
         {
+            if (item.ImageExists && !Inference.PredictionDocument.CanStoreFor(item.Name))
+            {
+                continue;
+            }
             items.Add(new ShardItem(item.Name, item.ImageExists));
             if (items.Count == shardSize)
             {

@@ -17,4 +17,7 @@ public enum ReviewOutcome
 
     /// <summary><see cref="ReviewSettings.MaxPerDay"/> is 0: the queue is off.</summary>
     Disabled,
+
+    /// <summary>The image's name is too long for an item blob (<c>items/&lt;name&gt;.json</c> over 1,024 characters): not listed.</summary>
+    NameTooLong,
 }

@@ -44,6 +44,10 @@ public sealed class ReviewQueue(BlobContainerClient container, ReviewSettings se
         {
             return ReviewOutcome.Disabled;
         }
+        if (ItemBlobName(prediction.Image).Length > PredictionDocument.MaxBlobNameLength)
+        {
+            return ReviewOutcome.NameTooLong; // refused by storage (400) otherwise, and the prediction's write with it
+        }
         var existing = await FindAsync(ItemBlobName(prediction.Image), cancellationToken).ConfigureAwait(false);
         if (existing is { } e && e.Metadata.TryGetValue(ImageVersionMetadata, out var version) && version == prediction.ImageVersion)
         {

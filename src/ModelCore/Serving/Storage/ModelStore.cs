@@ -25,6 +25,9 @@ public sealed class ModelStore(BlobContainerClient container)
 {
     public const string PointerBlobName = "current.json";
 
+    /// <summary>The largest <c>current.json</c> read (a real one is about 150 bytes): a larger one is refused unread.</summary>
+    public const int MaxPointerBytes = 64 * 1024;
+
     private static readonly JsonSerializerOptions PointerJson = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public BlobContainerClient Container => container;
@@ -69,15 +72,15 @@ public sealed class ModelStore(BlobContainerClient container)
         return version;
     }
 
-    /// <summary>The pointer and its ETag, or null when nothing has been published.</summary>
+    /// <summary>The pointer and its ETag, or null when nothing has been published. A pointer over <see cref="MaxPointerBytes"/> is refused unread.</summary>
     public async Task<CurrentModel?> GetCurrentAsync(CancellationToken cancellationToken = default)
     {
         try
         {
-            var response = await container.GetBlobClient(PointerBlobName).DownloadContentAsync(cancellationToken);
-            var pointer = JsonSerializer.Deserialize<CurrentModelPointer>(response.Value.Content.ToMemory().Span, PointerJson);
+            var (content, etag) = await ReadSmallAsync(PointerBlobName, MaxPointerBytes, cancellationToken);
+            var pointer = JsonSerializer.Deserialize<CurrentModelPointer>(content, PointerJson);
             return pointer is { Version: { } v } && IsValidVersion(v)
-                ? new CurrentModel(pointer, response.Value.Details.ETag)
+                ? new CurrentModel(pointer, etag)
                 : throw new ModelFormatException($"{container.Uri}/{PointerBlobName} does not name a valid version.");
         }
         catch (RequestFailedException e) when (e.Status == 404)
@@ -162,8 +165,8 @@ public sealed class ModelStore(BlobContainerClient container)
             string? problem = null;
             try
             {
-                var content = await container.GetBlobClient($"{version}/{ModelManifest.FileName}").DownloadContentAsync(cancellationToken);
-                manifest = ModelManifest.Parse(content.Value.Content.ToMemory().Span, $"{version}/{ModelManifest.FileName}");
+                var (content, _) = await ReadSmallAsync($"{version}/{ModelManifest.FileName}", ModelManifest.MaxBytes, cancellationToken);
+                manifest = ModelManifest.Parse(content, $"{version}/{ModelManifest.FileName}");
             }
             catch (RequestFailedException e) when (e.Status == 404)
             {
@@ -176,6 +179,24 @@ public sealed class ModelStore(BlobContainerClient container)
             result.Add(new PublishedModel(version, manifest, problem, current?.State.Version == version));
         }
         return result;
+    }
+
+    /// <summary>
+    /// A small blob's content and ETag, its length checked against <paramref name="maxBytes"/> from the response's headers
+    /// before its body is read: a hostile size is refused (<see cref="ModelFormatException"/>), never allocated.
+    /// </summary>
+    private async Task<(byte[] Content, ETag ETag)> ReadSmallAsync(string name, int maxBytes, CancellationToken cancellationToken)
+    {
+        var response = await container.GetBlobClient(name).DownloadStreamingAsync(cancellationToken: cancellationToken);
+        await using var stream = response.Value.Content;
+        var length = response.Value.Details.ContentLength;
+        if (length > maxBytes)
+        {
+            throw new ModelFormatException($"{container.Uri}/{name} is {length} bytes; at most {maxBytes} are read.");
+        }
+        var content = new byte[length];
+        await stream.ReadExactlyAsync(content, cancellationToken);
+        return (content, response.Value.Details.ETag);
     }
 
     private async Task UploadAsync(string name, BinaryData content, BlobUploadOptions options, CancellationToken cancellationToken)
@@ -196,7 +217,7 @@ public sealed class BlobModelFiles(BlobContainerClient container, string version
 {
     public string Description => $"{container.Uri}/{version}";
 
-    public async Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken)
+    public async Task<OpenedModelFile> OpenReadAsync(string name, CancellationToken cancellationToken)
     {
         if (!ModelManifest.IsPlainFileName(name))
         {
@@ -205,7 +226,7 @@ public sealed class BlobModelFiles(BlobContainerClient container, string version
         try
         {
             var response = await container.GetBlobClient($"{version}/{name}").DownloadStreamingAsync(cancellationToken: cancellationToken);
-            return response.Value.Content;
+            return new OpenedModelFile(response.Value.Content, response.Value.Details.ContentLength);
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -80,7 +80,11 @@ public sealed class PredictionBackfill(BlobContainerClient images, BlobContainer
     /// at a time: an image goes to <paramref name="updateImage"/> (<see cref="PredictionUpdater.UpdateAsync"/> with
     /// the caller's classifier, or the Functions app's handler); an orphaned prediction is removed after a HEAD
     /// request shows its image is still gone. An item that throws is counted as failed and reported to
-    /// <paramref name="failed"/>; the run goes on (only cancellation ends it).
+    /// <paramref name="failed"/>; the run goes on (only cancellation ends it). Two kinds of item take no place in the
+    /// limit, so that they can never keep a bounded run from the items after them: images whose name is too long for a
+    /// prediction (<see cref="PredictionDocument.CanStoreFor"/>: nothing can ever be written for them; counted, and the
+    /// first named, in <see cref="BackfillReport.NamesTooLong"/>), and items <paramref name="passOver"/> names (the
+    /// sweep passes over images that failed in recent runs).
     /// </summary>
     public async Task<BackfillReport> RunAsync(
         Func<string, CancellationToken, Task<PredictionOutcome>> updateImage,
@@ -89,14 +93,29 @@ public sealed class PredictionBackfill(BlobContainerClient images, BlobContainer
         DateTimeOffset? modifiedBefore = null,
         Action<string, Exception>? failed = null,
         Action<string, PredictionOutcome>? done = null,
+        Func<string, bool>? passOver = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(updateImage);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxItems, 1);
         var work = new List<BackfillItem>();
         var limitReached = false;
+        var passedOver = 0;
+        var namesTooLong = 0;
+        string? firstTooLong = null;
         await foreach (var item in FindAsync(modifiedBefore, cancellationToken).ConfigureAwait(false))
         {
+            if (item.ImageExists && !PredictionDocument.CanStoreFor(item.Name))
+            {
+                namesTooLong++;
+                firstTooLong ??= item.Name;
+                continue;
+            }
+            if (passOver?.Invoke(item.Name) == true)
+            {
+                passedOver++;
+                continue;
+            }
             if (work.Count == maxItems)
             {
                 limitReached = true;
@@ -123,7 +142,12 @@ public sealed class PredictionBackfill(BlobContainerClient images, BlobContainer
             }
         }).ConfigureAwait(false);
         return new BackfillReport(work.Count, outcomes[(int)PredictionOutcome.Classified], outcomes[(int)PredictionOutcome.Rejected],
-            outcomes[(int)PredictionOutcome.AlreadyDone], outcomes[(int)PredictionOutcome.Removed], failures, limitReached);
+            outcomes[(int)PredictionOutcome.AlreadyDone], outcomes[(int)PredictionOutcome.Removed], failures, limitReached)
+        {
+            PassedOver = passedOver,
+            NamesTooLong = namesTooLong,
+            FirstNameTooLong = firstTooLong,
+        };
     }
 
     private async Task<PredictionOutcome> RemoveOrphanAsync(BackfillItem item, CancellationToken cancellationToken)

@@ -23,4 +23,10 @@ public enum PredictionOutcome
 
     /// <summary>A prediction whose image no longer exists was removed (the sweep, the backfill).</summary>
     Removed,
+
+    /// <summary>
+    /// The image's name is too long for a prediction (<c>&lt;name&gt;.json</c> would be over 1,024 characters,
+    /// <see cref="Inference.PredictionDocument.CanStoreFor"/>): refused before it was read, nothing written.
+    /// </summary>
+    NameTooLong,
 }

@@ -22,7 +22,8 @@ namespace ServerlessClassifier.ModelCore.Storage;
 /// it before the prediction is written, so a failure there is retried with the write (the queue lists an image
 /// version once, however often it is offered).</item>
 /// </list>
-/// Bad input becomes a <c>rejected</c> prediction; storage failures propagate.
+/// Bad input becomes a <c>rejected</c> prediction; an image whose name leaves no room for <c>.json</c> is refused before
+/// anything is read (<see cref="PredictionOutcome.NameTooLong"/>: no prediction can exist for it); storage failures propagate.
 /// </summary>
 public static class PredictionUpdater
 {
@@ -46,6 +47,10 @@ public static class PredictionUpdater
     public static async Task<PredictionOutcome> UpdateAsync(
         BlobClient image, string name, BlobContainerClient predictions, PredictionClassifier classifier, string source, ReviewQueue? review = null, CancellationToken cancellationToken = default)
     {
+        if (!PredictionDocument.CanStoreFor(name))
+        {
+            return PredictionOutcome.NameTooLong;
+        }
         var check = await CheckAsync(image, name, predictions, cancellationToken).ConfigureAwait(false);
         if (!check.Exists)
         {

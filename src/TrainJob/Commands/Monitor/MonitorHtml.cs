@@ -5,16 +5,27 @@ using ScottPlot;
 
 namespace ServerlessClassifier.TrainJob.Commands.Monitor;
 
-/// <summary>The drift report as one self-contained HTML page: the verdict, then plots (ScottPlot SVG) with the tables beside them.</summary>
+/// <summary>
+/// The drift report as one self-contained HTML page: the verdict, then plots (ScottPlot SVG) with the tables beside them.
+/// Its Content-Security-Policy (a meta element: the page is a file, no server sends headers for it) allows what it
+/// uses and nothing else: its own style element and the plots' style attributes; no script, no request for anything
+/// (labels and versions in it come from storage, so markup that slipped past the encoding could run nothing, nor load
+/// or send anything).
+/// </summary>
 internal static class MonitorHtml
 {
+    /// <summary>The report's policy: styles inline, nothing else from anywhere.</summary>
+    public const string ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+
     private const int Width = 560;
     private const int Height = 300;
 
     public static string Render(DriftReport report)
     {
         var html = new StringBuilder();
-        html.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drift report</title><style>")
+        html.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")
+            .Append(CultureInfo.InvariantCulture, $"<meta http-equiv=\"Content-Security-Policy\" content=\"{ContentSecurityPolicy}\">")
+            .Append("<title>Drift report</title><style>")
             .Append("body{font-family:system-ui,sans-serif;margin:24px;color:#1d232b;max-width:1200px}h1{font-size:22px}.verdict{font-size:17px;font-weight:600;padding:10px 14px;border-radius:6px}")
             .Append(".drift{background:#fff1e0;color:#8a4500}.steady{background:#e7f6ec;color:#1b6b34}table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #d5dbe1;padding:4px 8px;font-size:13px;text-align:right}")
             .Append("th{background:#f1f3f6}td:first-child,th:first-child{text-align:left}.row{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start}figure{margin:0}</style></head><body>");

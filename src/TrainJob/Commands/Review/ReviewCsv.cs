@@ -12,6 +12,9 @@ internal sealed record ReviewCsvRow(string File, string Label, string Image, str
 /// <c>review.csv</c> (RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled): the header
 /// <c>file,label,image,imageVersion,modelVersion,confidence,margin,outOfDistribution,reasons,queuedUtc</c>, one row
 /// per exported image; <c>file</c> is the path under the export folder as written (<c>&lt;label&gt;/&lt;name&gt;</c>).
+/// People open it in a spreadsheet: every field is written through <see cref="Csv.Protect"/>, so a blob name or label
+/// beginning with <c>=</c>, <c>+</c>, <c>-</c>, <c>@</c> or a tab is shown as text, never run as a formula, and read
+/// back through <see cref="Csv.Unprotect"/>, so import sees the names export wrote.
 /// </summary>
 internal static class ReviewCsv
 {
@@ -31,7 +34,7 @@ internal static class ReviewCsv
                 r.Confidence.ToString("0.0000", CultureInfo.InvariantCulture), r.Margin.ToString("0.0000", CultureInfo.InvariantCulture),
                 r.OutOfDistribution?.ToString("0.0000", CultureInfo.InvariantCulture) ?? "", r.Reasons, r.QueuedUtc.ToString("O", CultureInfo.InvariantCulture),
             ];
-            text.AppendLine(Csv.Format(fields));
+            text.AppendLine(Csv.Format(fields.Select(Csv.Protect)));
         }
         File.WriteAllText(path, text.ToString(), new UTF8Encoding(false));
     }
@@ -56,7 +59,7 @@ internal static class ReviewCsv
         var rows = new List<ReviewCsvRow>();
         for (var i = 1; i < records.Count; i++)
         {
-            var f = records[i];
+            var f = records[i].ConvertAll(Csv.Unprotect);
             if (f.Count != Header.Length)
             {
                 throw new InvalidDataException($"{path} record {i + 1} has {f.Count} fields, not {Header.Length}.");

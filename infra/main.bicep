@@ -109,8 +109,8 @@ var featuresContainerName = 'features'
 var shardQueueName = 'classify-shards'
 // Where the host's queue trigger moves a shard message after maxDequeueCount deliveries (<queue>-poison), and where the
 // blob trigger puts a poison blob's message: both on the trigger's connection (ClassifierStorage), so on the data account.
-// Created here so that the app needs only to send to them, not to create queues.
-var shardPoisonQueueName = '${shardQueueName}-poison'
+// Created here so that the app needs only to send to them, not to create queues. The host names the first <queue>-poison.
+var shardPoisonQueueName = 'classify-shards-poison'
 var blobTriggerPoisonQueueName = 'webjobs-blobtrigger-poison'
 var deploymentContainerName = 'app-package-${resourceToken}'
 

@@ -332,6 +332,8 @@ module operatorDataRoles 'modules/storageDataRoles.bicep' = if (!empty(operatorP
     principalKey: operatorPrincipalId
     principalType: operatorPrincipalType
     principalLabel: 'Operator'
+    // User delegation SAS for tools (README, "Moving from Custom Vision"): the key is an account-level operation.
+    delegator: true
     containerRoles: [
       { container: imagesContainerName, roleId: blobContributor, why: 'upload images to classify.' }
       { container: trainingContainerName, roleId: blobContributor, why: 'upload and approve training data (trainjob review).' }

@@ -25,8 +25,14 @@ param principalLabel string
 @description('One entry per container: the container and the built-in role definition id it gets there (Storage Blob Data Reader or Contributor).')
 param containerRoles { container: string, roleId: string, why: string }[]
 
+@description('Also Storage Blob Delegator on the account: it grants no data access, only the user delegation key that signs a user delegation SAS (an account-level operation), and such a SAS carries no more than the principal\'s container roles above. For people who hand a tool a SAS (scripts/export-customvision.sh).')
+param delegator bool = false
+
 @description('One entry per queue: the queue and the built-in role definition id it gets there (Storage Queue Data Reader, Message Processor or Message Sender).')
 param queueRoles { queue: string, roleId: string, why: string }[] = []
+
+// Built-in role definition id: Storage Blob Delegator.
+var storageBlobDelegatorRoleId = 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
 
 resource account 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
   name: storageAccountName
@@ -81,3 +87,14 @@ resource queueAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     }
   }
 ]
+
+resource delegatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (delegator) {
+  name: guid(account.id, principalKey, storageBlobDelegatorRoleId)
+  scope: account
+  properties: {
+    principalId: principalId
+    principalType: principalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDelegatorRoleId)
+    description: '${principalLabel}: sign user delegation SAS (no data access by itself).'
+  }
+}

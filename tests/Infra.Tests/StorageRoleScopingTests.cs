@@ -13,6 +13,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
     private const string QueueReader = "19e7f393-937e-4f77-808e-94535e297925";
     private const string QueueProcessor = "8a0f0c08-91a1-4084-bc3d-661d67233fed";
     private const string QueueSender = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a";
+    private const string BlobDelegator = "db58b8e5-c6ad-4a2a-8342-4190687cbf4a";
 
     private static readonly string[] RoleModules = ["functionAppDataRoles", "trainJobDataRoles", "operatorDataRoles"];
 
@@ -26,7 +27,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
             var (deployment, template) = Main.Module(name);
             // On the data account, not the host's.
             Assert.Equal("[variables('storageAccountName')]", (string?)deployment["properties"]!["parameters"]!["storageAccountName"]!["value"]);
-            var assignments = template.OfType("Microsoft.Authorization/roleAssignments").ToList();
+            var assignments = template.OfType("Microsoft.Authorization/roleAssignments").Where(a => a["copy"] is not null).ToList();
             Assert.Equal(2, assignments.Count);
             Assert.Equal(
                 "[resourceId('Microsoft.Storage/storageAccounts/blobServices/containers', parameters('storageAccountName'), 'default', parameters('containerRoles')[copyIndex()].container)]",
@@ -45,7 +46,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
             foreach (var assignment in template.OfType("Microsoft.Authorization/roleAssignments"))
             {
                 var scope = (string?)assignment["scope"] ?? "";
-                if (scope.Contains("'Microsoft.Storage/storageAccounts'", StringComparison.Ordinal))
+                if (scope.Contains("'Microsoft.Storage/storageAccounts'", StringComparison.Ordinal) && !IsDelegator(assignment))
                 {
                     Assert.Equal("[resourceId('Microsoft.Storage/storageAccounts', parameters('hostStorageAccountName'))]", scope);
                 }
@@ -102,6 +103,20 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
     }
 
     [Fact]
+    public void DataAccount_TheOnlyAccountWideRoleIsTheOperatorsDelegator_WhichGrantsNoData()
+    {
+        foreach (var name in RoleModules)
+        {
+            var (deployment, template) = Main.Module(name);
+            var delegator = Assert.Single(template.OfType("Microsoft.Authorization/roleAssignments"), a => a["copy"] is null);
+            Assert.True(IsDelegator(delegator));
+            Assert.Equal("[parameters('delegator')]", (string?)delegator["condition"]);
+            Assert.Equal("[resourceId('Microsoft.Storage/storageAccounts', parameters('storageAccountName'))]", (string?)delegator["scope"]);
+            Assert.Equal(name == "operatorDataRoles", (bool?)deployment["properties"]!["parameters"]!["delegator"]?["value"] ?? false);
+        }
+    }
+
+    [Fact]
     public void DataRoles_NameOnlyContainersAndQueuesTheTemplateCreates_AndNeverGrantOwner()
     {
         var parameters = Main.Module("storage").Deployment["properties"]!["parameters"]!;
@@ -139,4 +154,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
         Assert.NotNull(Main.Root["outputs"]!["HOST_STORAGE_ACCOUNT_NAME"]);
         Assert.NotNull(Main.Root["outputs"]!["STORAGE_ACCOUNT_NAME"]);
     }
+
+    private static bool IsDelegator(System.Text.Json.Nodes.JsonObject assignment) =>
+        ((string?)assignment["properties"]!["roleDefinitionId"])!.Contains("variables('storageBlobDelegatorRoleId')", StringComparison.Ordinal);
 }

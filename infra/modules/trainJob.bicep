@@ -150,7 +150,10 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
         replicaCompletionCount: 1
       }
       replicaTimeout: replicaTimeoutSeconds
-      replicaRetryLimit: 0 // a failed training run is looked at, not silently repeated on a GPU
+      // A failed training run is looked at, not silently repeated on a GPU: its checkpoints are on the replica's disk
+      // (/tmp/model), so a retry would start over. Resuming needs them on storage that outlives the replica (open:
+      // docs/deploy.md, step 5).
+      replicaRetryLimit: 0
       registries: imageFromRegistry
         ? [
             {

@@ -1,6 +1,8 @@
 // ServerlessClassifier: everything it needs in one resource group.
-//   storage (identity only) ── Functions app on Flex Consumption (serves the model; blob trigger via Event Grid)
-//                          └── Container Apps job on a serverless GPU (TrainJob: trains and publishes models)
+//   data storage (identity only) ── Functions app on Flex Consumption (serves the model; blob trigger via Event Grid)
+//                               └── Container Apps job on a serverless GPU (TrainJob: trains and publishes models)
+//   host storage (identity only): the Functions host's AzureWebJobsStorage and the deployment package, nothing else.
+//   Data-plane roles on the data account are per container and per queue (modules/storageDataRoles.bicep).
 //   Application Insights + Log Analytics, a container registry for the TrainJob image.
 // The Event Grid subscription that feeds the blob trigger is a separate template (infra/eventgrid.bicep),
 // deployed once the app's code is published and answering: this deployment rewrites the site and its
@@ -74,7 +76,7 @@ param trainJobTimeoutSeconds int = 14400
 @description('Application (client) id of the Entra app registration for the review page\'s sign-in (app roles Reviewer and Approver; docs/deploy.md, "Review sign-in"). Empty: review sign-in off (the review API answers 503); everything else works.')
 param reviewSignInClientId string = ''
 
-@description('Optional object id of the person or group who uploads training data (gets Storage Blob Data Contributor). Empty: none.')
+@description('Optional object id of the person or group who uploads training data and images, reviews from the command line and promotes models (Storage Blob Data Contributor on images, training, review and models; Reader on predictions and jobs; docs/deploy.md). Empty: none.')
 param operatorPrincipalId string = ''
 
 @description('Principal type of operatorPrincipalId.')
@@ -99,18 +101,35 @@ var predictionsContainerName = 'predictions'
 var modelsContainerName = 'models'
 var trainingContainerName = 'training'
 var jobsContainerName = 'jobs'
+// The review queue and staged labels (review page, trainjob review).
+var reviewContainerName = 'review'
 // Head-mode features kept between training runs (train --feature-cache), written by the features shards too.
 var featuresContainerName = 'features'
 // The shard queue of `trainjob classify --container --distributed`, consumed by the app's ClassifyShard.
 var shardQueueName = 'classify-shards'
+// Where the host's queue trigger moves a shard message after maxDequeueCount deliveries (<queue>-poison), and where the
+// blob trigger puts a poison blob's message: both on the trigger's connection (ClassifierStorage), so on the data account.
+// Created here so that the app needs only to send to them, not to create queues. The host names the first <queue>-poison.
+var shardPoisonQueueName = 'classify-shards-poison'
+var blobTriggerPoisonQueueName = 'webjobs-blobtrigger-poison'
 var deploymentContainerName = 'app-package-${resourceToken}'
+
+// Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var blobReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // Storage Blob Data Reader
+var blobContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
+var queueReader = '19e7f393-937e-4f77-808e-94535e297925' // Storage Queue Data Reader
+var queueProcessor = '8a0f0c08-91a1-4084-bc3d-661d67233fed' // Storage Queue Data Message Processor
+var queueSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a' // Storage Queue Data Message Sender
 
 // Names are computed here, not taken from module outputs, so What-If can predict every resource.
 var storageAccountName = 'st${resourceToken}'
+// The host's own account: 'sth' + the 13-character token, within the 24-character limit.
+var hostStorageAccountName = 'sth${resourceToken}'
 var appInsightsName = 'appi-${nameStem}-${resourceToken}'
 var functionAppName = 'func-${nameStem}-${resourceToken}'
 var systemTopicName = 'evgt-${nameStem}-${resourceToken}'
 var registryName = 'cr${resourceToken}'
+var trainJobIdentityName = 'id-trainjob-${nameStem}-${resourceToken}'
 var trainJobImageRepository = 'serverless-classifier-trainjob'
 // Placeholder until the first `az acr build`: a small public sample image (never started by us).
 var placeholderImage = 'mcr.microsoft.com/k8se/quickstart-jobs:latest'
@@ -138,13 +157,27 @@ module storage 'modules/storage.bicep' = {
       trainingContainerName
       jobsContainerName
       featuresContainerName
-      deploymentContainerName
+      reviewContainerName
     ]
     queueNames: [
       shardQueueName
+      shardPoisonQueueName
+      blobTriggerPoisonQueueName
     ]
-    operatorPrincipalId: operatorPrincipalId
-    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+// The Functions host's storage: AzureWebJobsStorage (leases, keys in azure-webjobs-secrets, the blob trigger's host
+// queue) and the deployment package. The app is Storage Blob Data Owner here, and here only.
+module hostStorage 'modules/storage.bicep' = {
+  name: 'hostStorage'
+  params: {
+    location: location
+    tags: allTags
+    name: hostStorageAccountName
+    containerNames: [
+      deploymentContainerName
+    ]
   }
 }
 
@@ -152,6 +185,7 @@ module functionApp 'modules/functionApp.bicep' = {
   name: 'functionApp'
   dependsOn: [
     storage
+    hostStorage
     monitoring
   ]
   params: {
@@ -159,7 +193,8 @@ module functionApp 'modules/functionApp.bicep' = {
     tags: union(allTags, { 'azd-service-name': 'functions' })
     name: functionAppName
     planName: 'plan-${nameStem}-${resourceToken}'
-    storageAccountName: storageAccountName
+    hostStorageAccountName: hostStorageAccountName
+    dataStorageAccountName: storageAccountName
     deploymentContainerName: deploymentContainerName
     appInsightsName: appInsightsName
     instanceMemoryMB: functionInstanceMemoryMB
@@ -167,10 +202,41 @@ module functionApp 'modules/functionApp.bicep' = {
     imagesContainerName: imagesContainerName
     predictionsContainerName: predictionsContainerName
     modelsContainerName: modelsContainerName
+    trainingContainerName: trainingContainerName
+    reviewContainerName: reviewContainerName
     jobsContainerName: jobsContainerName
     featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
     reviewSignInClientId: reviewSignInClientId
+  }
+}
+
+// What the app's code touches on the data account (src/Functions, src/ModelCore/Serving), and nothing more.
+module functionAppDataRoles 'modules/storageDataRoles.bicep' = {
+  name: 'functionAppDataRoles'
+  dependsOn: [
+    storage
+  ]
+  params: {
+    storageAccountName: storageAccountName
+    principalId: functionApp.outputs.principalId
+    principalKey: resourceId('Microsoft.Web/sites', functionAppName)
+    principalLabel: 'Functions app'
+    containerRoles: [
+      { container: imagesContainerName, roleId: blobReader, why: 'read uploads (blob trigger, sweep, shards, review).' }
+      { container: modelsContainerName, roleId: blobReader, why: 'read the published model and current.json.' }
+      { container: predictionsContainerName, roleId: blobContributor, why: 'write and remove predictions.' }
+      { container: reviewContainerName, roleId: blobContributor, why: 'the review queue and staged labels.' }
+      { container: trainingContainerName, roleId: blobContributor, why: 'approved labels; features shards read their images here.' }
+      { container: jobsContainerName, roleId: blobContributor, why: 'shard work and results of fan-out jobs.' }
+      { container: featuresContainerName, roleId: blobContributor, why: 'features that features shards write.' }
+    ]
+    queueRoles: [
+      { queue: shardQueueName, roleId: queueReader, why: 'the ClassifyShard queue trigger (peek, length).' }
+      { queue: shardQueueName, roleId: queueProcessor, why: 'the ClassifyShard queue trigger (receive, delete).' }
+      { queue: shardPoisonQueueName, roleId: queueSender, why: 'the host moves a shard message here after its last delivery.' }
+      { queue: blobTriggerPoisonQueueName, roleId: queueSender, why: 'the blob trigger puts a poison blob\'s message here.' }
+    ]
   }
 }
 
@@ -207,7 +273,7 @@ module trainJob 'modules/trainJob.bicep' = {
     tags: allTags
     environmentName: 'cae-${nameStem}-${resourceToken}'
     jobName: take('caj-train-${resourceToken}', 32)
-    identityName: 'id-trainjob-${nameStem}-${resourceToken}'
+    identityName: trainJobIdentityName
     registryName: registryName
     storageAccountName: storageAccountName
     logAnalyticsId: monitoring.outputs.logAnalyticsId
@@ -226,10 +292,64 @@ module trainJob 'modules/trainJob.bicep' = {
   }
 }
 
+// What the job's commands touch (train [--feature-cache] [--distributed] [--publish], classify --container --distributed,
+// models promote, monitor): it reads the data and writes models, features and fan-out jobs; it never writes images,
+// predictions, training data or the review queue (classify --container without --distributed and trainjob review are
+// the operator's, from their own machine).
+module trainJobDataRoles 'modules/storageDataRoles.bicep' = {
+  name: 'trainJobDataRoles'
+  dependsOn: [
+    storage
+  ]
+  params: {
+    storageAccountName: storageAccountName
+    principalId: trainJob.outputs.identityPrincipalId
+    principalKey: resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', trainJobIdentityName)
+    principalLabel: 'TrainJob'
+    containerRoles: [
+      { container: trainingContainerName, roleId: blobReader, why: 'read the labelled training data.' }
+      { container: imagesContainerName, roleId: blobReader, why: 'list uploads for classify --container --distributed.' }
+      { container: predictionsContainerName, roleId: blobReader, why: 'skip classified uploads (classify --distributed), monitor.' }
+      { container: modelsContainerName, roleId: blobContributor, why: 'publish models, move current.json (train --publish, models promote).' }
+      { container: featuresContainerName, roleId: blobContributor, why: 'the feature cache (train --feature-cache).' }
+      { container: jobsContainerName, roleId: blobContributor, why: 'plan and follow fan-out jobs (--distributed).' }
+    ]
+    queueRoles: [
+      { queue: shardQueueName, roleId: queueSender, why: 'enqueue shards of a fanned-out job (--distributed).' }
+    ]
+  }
+}
+
+// The optional operator: uploads images and training data, reviews with trainjob review, promotes models, reads results.
+module operatorDataRoles 'modules/storageDataRoles.bicep' = if (!empty(operatorPrincipalId)) {
+  name: 'operatorDataRoles'
+  dependsOn: [
+    storage
+  ]
+  params: {
+    storageAccountName: storageAccountName
+    principalId: operatorPrincipalId
+    principalKey: operatorPrincipalId
+    principalType: operatorPrincipalType
+    principalLabel: 'Operator'
+    // User delegation SAS for tools (README, "Moving from Custom Vision"): the key is an account-level operation.
+    delegator: true
+    containerRoles: [
+      { container: imagesContainerName, roleId: blobContributor, why: 'upload images to classify.' }
+      { container: trainingContainerName, roleId: blobContributor, why: 'upload and approve training data (trainjob review).' }
+      { container: reviewContainerName, roleId: blobContributor, why: 'trainjob review export, import, approve, reject.' }
+      { container: modelsContainerName, roleId: blobContributor, why: 'list and promote models (trainjob models).' }
+      { container: predictionsContainerName, roleId: blobReader, why: 'read predictions.' }
+      { container: jobsContainerName, roleId: blobReader, why: 'follow fan-out jobs.' }
+    ]
+  }
+}
+
 // Names, ids and URLs only: nothing here is a secret.
 output AZURE_LOCATION string = location
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
 output FUNCTION_APP_NAME string = functionApp.outputs.name
 output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
 output FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId

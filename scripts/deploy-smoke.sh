@@ -7,7 +7,7 @@
 #   5. uploads the image to the images container and waits for predictions/<name>.json (the blob
 #      trigger, fed by Event Grid), then prints it.
 # Usage: scripts/deploy-smoke.sh <resource group> <image file> [deployment name of infra/main.bicep, default: classifier]
-# Needs: az (logged in, with Storage Blob Data Contributor on the account: CLASSIFIER_OPERATOR_PRINCIPAL_ID), curl.
+# Needs: az (logged in as CLASSIFIER_OPERATOR_PRINCIPAL_ID: Storage Blob Data Contributor on images, Reader on predictions), curl.
 # Environment: SMOKE_WAIT_SECONDS (per wait, default 300).
 # Exit: 0 all seen; 1 a step failed; 2 usage; 3 no model published yet (health and keys work; train and publish first).
 set -euo pipefail

@@ -1,11 +1,11 @@
 // The Flex Consumption plan and the Functions app (isolated worker, .NET 10) with a system-assigned
-// identity, identity-based app settings only, and its least-privilege role assignments:
-//   Storage Blob Data Owner     on the storage account (AzureWebJobsStorage over identity needs
-//                               Owner for the host's blob leases and blob-trigger receipts; also
-//                               the deployment container, images, predictions and models)
-//   Storage Queue Data Contributor on the storage account (blob trigger poison/bookkeeping queues,
-//                               and the shard queue ClassifyShard reads and deletes from)
+// identity, identity-based app settings only, and its role assignments here:
+//   on the host storage account (AzureWebJobsStorage and the deployment package; it holds nothing else):
+//     Storage Blob Data Owner        the host's blob leases, keys (azure-webjobs-secrets), the package container
+//     Storage Queue Data Contributor the Event Grid blob trigger's host queue (azure-webjobs-blobtrigger-<host id>)
+//     Storage Table Data Contributor the host's diagnostic events table (documented as optional for the host)
 //   Monitoring Metrics Publisher on Application Insights (telemetry with Entra ID; local auth is off)
+// Its roles on the data account are per container and per queue (storageDataRoles.bicep, from main.bicep).
 
 @description('Azure region.')
 param location string
@@ -19,10 +19,13 @@ param name string
 @description('Flex Consumption plan name.')
 param planName string
 
-@description('Name of the storage account the app and its host use.')
-param storageAccountName string
+@description('Name of the host storage account: AzureWebJobsStorage and the deployment package.')
+param hostStorageAccountName string
 
-@description('Blob container that holds the Flex Consumption deployment package.')
+@description('Name of the data storage account: the classifier\'s containers and queues (the ClassifierStorage connection).')
+param dataStorageAccountName string
+
+@description('Blob container (in the host account) that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
 @description('Name of the Application Insights component.')
@@ -45,6 +48,8 @@ param maximumInstanceCount int = 40
 param imagesContainerName string
 param predictionsContainerName string
 param modelsContainerName string
+param trainingContainerName string
+param reviewContainerName string
 param jobsContainerName string
 
 @description('The feature store that features shards write (trainjob train --feature-cache --distributed).')
@@ -59,10 +64,15 @@ param reviewSignInClientId string = ''
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
 
-resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
-  name: storageAccountName
+resource hostStorage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
+  name: hostStorageAccountName
+}
+
+resource dataStorage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
+  name: dataStorageAccountName
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -103,7 +113,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       deployment: {
         storage: {
           type: 'blobContainer'
-          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
           authentication: {
             type: 'SystemAssignedIdentity'
           }
@@ -128,11 +138,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   parent: site
   name: 'appsettings'
   properties: {
-    // The host's own storage (system-assigned identity: the account name is enough).
-    AzureWebJobsStorage__accountName: storage.name
-    // The classifier's storage connection ("ClassifierStorage"): blob trigger, model store, outputs.
-    ClassifierStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
-    ClassifierStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+    // The host's own storage, its own account (system-assigned identity: the account name is enough).
+    AzureWebJobsStorage__accountName: hostStorage.name
+    // The classifier's storage connection ("ClassifierStorage") on the data account: blob trigger, model store, outputs.
+    ClassifierStorage__blobServiceUri: dataStorage.properties.primaryEndpoints.blob
+    ClassifierStorage__queueServiceUri: dataStorage.properties.primaryEndpoints.queue
     ClassifierStorage__credential: 'managedidentity'
     // The connection string names the component and its ingestion endpoint; Microsoft documents it
     // as not a secret. With local auth off, ingestion needs the Entra ID token the next line asks for.
@@ -141,6 +151,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     Classifier__ImagesContainer: imagesContainerName
     Classifier__PredictionsContainer: predictionsContainerName
     Classifier__ModelsContainer: modelsContainerName
+    // Named here (the defaults are the same) so that the containers the app's roles are scoped to are the ones it uses.
+    Classifier__TrainingContainer: trainingContainerName
+    Classifier__ReviewContainer: reviewContainerName
     Classifier__JobsContainer: jobsContainerName
     Classifier__FeaturesContainer: featuresContainerName
     // The host resolves the queue trigger's %Classifier:ShardQueue% from app settings.
@@ -212,25 +225,36 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   }
 }
 
-resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, site.id, storageBlobDataOwnerRoleId)
-  scope: storage
+resource hostBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, site.id, storageBlobDataOwnerRoleId)
+  scope: hostStorage
   properties: {
     principalId: site.identity.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwnerRoleId)
-    description: 'Functions app: host storage (AzureWebJobsStorage), deployment package, classifier containers.'
+    description: 'Functions host: AzureWebJobsStorage (leases, keys) and the deployment package, on the host account only.'
   }
 }
 
-resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, site.id, storageQueueDataContributorRoleId)
-  scope: storage
+resource hostQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, site.id, storageQueueDataContributorRoleId)
+  scope: hostStorage
   properties: {
     principalId: site.identity.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
-    description: 'Functions app: blob trigger poison and bookkeeping queues; the shard queue of fanned-out classification.'
+    description: 'Functions host: the blob trigger\'s host queue, on the host account only.'
+  }
+}
+
+resource hostTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, site.id, storageTableDataContributorRoleId)
+  scope: hostStorage
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    description: 'Functions host: its diagnostic events table, on the host account only.'
   }
 }
 

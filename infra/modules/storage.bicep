@@ -1,5 +1,8 @@
-// The one storage account: the classifier's containers, the Functions host's own storage
-// (AzureWebJobsStorage over managed identity) and the Flex Consumption deployment container.
+// A storage account with its blob containers and queues. main.bicep deploys it twice: the data account
+// (the classifier's containers and queues) and the host account (the Functions host's own storage,
+// AzureWebJobsStorage over managed identity, and the Flex Consumption deployment container), so that no
+// role the host needs reaches the classifier's data. Role assignments live with their principals
+// (functionApp.bicep for the host account, storageDataRoles.bicep per container and queue for the data).
 // Modelled on the Azure Verified Module defaults (avm/res/storage/storage-account): no shared
 // keys, no anonymous blob access, TLS 1.2, HTTPS only, Entra ID by default in the portal.
 
@@ -23,30 +26,16 @@ param name string
 ])
 param skuName string = 'Standard_LRS'
 
-@description('Blob containers to create (classifier data plus the Flex Consumption deployment container).')
+@description('Blob containers to create.')
 param containerNames string[]
 
-@description('Storage queues to create (the shard queue of fanned-out classification).')
+@description('Storage queues to create.')
 param queueNames string[] = []
 
 @description('Days a deleted blob or container can be restored.')
 @minValue(1)
 @maxValue(365)
 param deleteRetentionDays int = 7
-
-@description('Optional: object id of a person or group that uploads training data and inspects predictions (gets Storage Blob Data Contributor). Empty: none.')
-param operatorPrincipalId string = ''
-
-@description('Principal type of operatorPrincipalId.')
-@allowed([
-  'User'
-  'Group'
-  'ServicePrincipal'
-])
-param operatorPrincipalType string = 'User'
-
-// Built-in role definition id: Storage Blob Data Contributor.
-var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   name: name
@@ -124,18 +113,6 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-
     name: queueName
   }
 ]
-
-// Shared keys are off, so people need a data-plane role too (az storage ... --auth-mode login).
-resource operatorBlobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
-  name: guid(account.id, operatorPrincipalId, storageBlobDataContributorRoleId)
-  scope: account
-  properties: {
-    principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
-    description: 'Operator: upload training data and images, read predictions and models.'
-  }
-}
 
 output id string = account.id
 output name string = account.name

@@ -1,9 +1,7 @@
 // The GPU training job: a Container Apps managed environment with a serverless GPU workload profile
 // and a manually triggered Container Apps job running the TrainJob image, with a user-assigned
-// identity that has exactly
-//   AcrPull                       on the registry (the job pulls its image by identity)
-//   Storage Blob Data Contributor on the storage account (reads training/, publishes to models/)
-//   Storage Queue Data Message Sender on the shard queue only (classify --container --distributed)
+// identity that has AcrPull on the registry (the job pulls its image by identity) here, and its
+// storage roles per container and per queue of the data account (storageDataRoles.bicep, from main.bicep).
 // Environment logs go to Log Analytics through a diagnostic setting (no workspace shared key).
 
 @description('Azure region (must offer serverless GPUs for the chosen profile).')
@@ -24,7 +22,7 @@ param identityName string
 @description('Name of the container registry that holds the TrainJob image.')
 param registryName string
 
-@description('Name of the storage account the job reads training data from and publishes models to.')
+@description('Name of the data storage account the job reads training data from and publishes models to.')
 param storageAccountName string
 
 @description('Resource id of the Log Analytics workspace for environment logs.')
@@ -68,8 +66,6 @@ param replicaTimeoutSeconds int = 14400
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var acrPullRoleId = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
-var storageBlobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' existing = {
   name: registryName
@@ -93,38 +89,6 @@ resource acrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', acrPullRoleId)
     description: 'TrainJob: pull its image from the registry.'
-  }
-}
-
-resource blobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, identity.id, storageBlobDataContributorRoleId)
-  scope: storage
-  properties: {
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
-    description: 'TrainJob: read training data, publish models.'
-  }
-}
-
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' existing = {
-  parent: storage
-  name: 'default'
-}
-
-resource shardQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' existing = {
-  parent: queueService
-  name: shardQueueName
-}
-
-resource queueMessageSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(shardQueue.id, identity.id, storageQueueDataMessageSenderRoleId)
-  scope: shardQueue
-  properties: {
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
-    description: 'TrainJob: enqueue shards of a fanned-out classification (classify --container --distributed).'
   }
 }
 
@@ -186,7 +150,10 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
         replicaCompletionCount: 1
       }
       replicaTimeout: replicaTimeoutSeconds
-      replicaRetryLimit: 0 // a failed training run is looked at, not silently repeated on a GPU
+      // A failed training run is looked at, not silently repeated on a GPU: its checkpoints are on the replica's disk
+      // (/tmp/model), so a retry would start over. Resuming needs them on storage that outlives the replica (open:
+      // docs/deploy.md, step 5).
+      replicaRetryLimit: 0
       registries: imageFromRegistry
         ? [
             {

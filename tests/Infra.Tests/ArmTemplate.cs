@@ -52,10 +52,28 @@ internal sealed partial class ArmTemplate(JsonObject root)
     /// <summary>
     /// The built-in role definition ids this template assigns, resolved from literals or
     /// <c>variables('name')</c> in <c>subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ...)</c>.
+    /// Assignments in a copy loop over a parameter (storageDataRoles.bicep) are left out: their roles are the
+    /// caller's parameter values (<see cref="Grants"/>).
     /// </summary>
     public IReadOnlySet<string> AssignedRoleIds() => OfType("Microsoft.Authorization/roleAssignments")
-        .Select(assignment => ResolveGuid((string?)assignment["properties"]?["roleDefinitionId"] ?? ""))
+        .Select(assignment => (string?)assignment["properties"]?["roleDefinitionId"] ?? "")
+        .Where(expression => !LoopParameter().IsMatch(expression))
+        .Select(ResolveGuid)
         .ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The grants a storageDataRoles.bicep module deployed under <paramref name="deploymentName"/> makes: each
+    /// (container or queue name, role definition id), from the <paramref name="parameter"/> array
+    /// (<c>containerRoles</c> or <c>queueRoles</c>) with this template's variables resolved.
+    /// </summary>
+    public IReadOnlyList<(string Target, string RoleId)> Grants(string deploymentName, string parameter)
+    {
+        var key = parameter == "containerRoles" ? "container" : "queue";
+        var value = Module(deploymentName).Deployment["properties"]?["parameters"]?[parameter]?["value"] as JsonArray ?? [];
+        return value.OfType<JsonObject>()
+            .Select(grant => (Resolve((string?)grant[key]) ?? "", Resolve((string?)grant["roleId"]) ?? ""))
+            .ToList();
+    }
 
     /// <summary>A literal string, or the value of a template variable referenced as <c>[variables('x')]</c>.</summary>
     public string? Resolve(string? expression)
@@ -94,6 +112,9 @@ internal sealed partial class ArmTemplate(JsonObject root)
 
     [GeneratedRegex(@"variables\('(\w+)'\)")]
     private static partial Regex VariableReference();
+
+    [GeneratedRegex(@"parameters\('\w+'\)\[copyIndex\(\)\]\.roleId")]
+    private static partial Regex LoopParameter();
 
     [GeneratedRegex(@"^\[variables\('(\w+)'\)\]$")]
     private static partial Regex WholeVariable();

@@ -10,11 +10,10 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
 {
     // Built-in role definition ids.
     private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
-    private const string StorageBlobDataContributor = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
+    private const string StorageTableDataContributor = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
     private const string MonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb";
     private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
-    private const string StorageQueueDataMessageSender = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a";
     private const string Owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
     private const string Contributor = "b24988ac-6180-42a0-ab88-20f7382dd24c";
     private const string UserAccessAdministrator = "18d7d88d-d35c-4d12-aa0b-e0cb1d0e8a4b";
@@ -36,30 +35,24 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     }
 
     [Fact]
-    public void Storage_CreatesTheClassifierContainersAndTheDeploymentContainer()
+    public void Storage_DataAccountHasTheClassifierContainers_HostAccountOnlyTheDeploymentContainer()
     {
-        var containerNames = Main.Module("storage").Deployment["properties"]!["parameters"]!["containerNames"]!["value"]!
-            .AsArray().Select(name => Main.Resolve((string?)name)).ToList();
+        var containerNames = ModuleArray("storage", "containerNames");
+        Assert.Equal(["images", "predictions", "models", "training", "jobs", "features", "review"], containerNames);
 
-        Assert.Contains("images", containerNames);
-        Assert.Contains("predictions", containerNames);
-        Assert.Contains("models", containerNames);
-        Assert.Contains("training", containerNames);
-        Assert.Contains("jobs", containerNames);
-        Assert.Contains("features", containerNames);
-        // The Flex Consumption package container is the one the app deploys from.
-        var appDeploymentContainer = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"];
-        Assert.Contains(Main.Resolve((string?)appDeploymentContainer), containerNames);
-        Assert.Equal(7, containerNames.Count);
+        // The Flex Consumption package is in the host's own account, alone.
+        var appDeploymentContainer = Main.Resolve((string?)Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"]);
+        Assert.Equal("[variables('deploymentContainerName')]", (string?)Main.Module("hostStorage").Deployment["properties"]!["parameters"]!["containerNames"]!["value"]![0]);
+        Assert.Single(Main.Module("hostStorage").Deployment["properties"]!["parameters"]!["containerNames"]!["value"]!.AsArray());
+        Assert.Equal("[variables('deploymentContainerName')]", (string?)Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"]);
+        Assert.DoesNotContain(appDeploymentContainer, containerNames);
+        Assert.Null(Main.Module("hostStorage").Deployment["properties"]!["parameters"]!["queueNames"]);
     }
 
     [Fact]
-    public void Storage_CreatesTheShardQueueThatTheAppAndTheTrainJobShare()
+    public void Storage_CreatesTheShardQueueThatTheAppAndTheTrainJobShare_AndThePoisonQueuesTheAppSendsTo()
     {
-        var queueNames = Main.Module("storage").Deployment["properties"]!["parameters"]!["queueNames"]!["value"]!
-            .AsArray().Select(name => Main.Resolve((string?)name)).ToList();
-        Assert.Equal(["classify-shards"], queueNames);
-        Assert.Single(Main.Module("storage").Template.OfType("Microsoft.Storage/storageAccounts/queueServices/queues"));
+        Assert.Equal(["classify-shards", "classify-shards-poison", "webjobs-blobtrigger-poison"], ModuleArray("storage", "queueNames"));
         var appQueue = Main.Module("functionApp").Deployment["properties"]!["parameters"]!["shardQueueName"]!["value"];
         var jobQueue = Main.Module("trainJob").Deployment["properties"]!["parameters"]!["shardQueueName"]!["value"];
         Assert.Equal("classify-shards", Main.Resolve((string?)appQueue));
@@ -102,6 +95,8 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__ImagesContainer",
             "Classifier__PredictionsContainer",
             "Classifier__ModelsContainer",
+            "Classifier__TrainingContainer",
+            "Classifier__ReviewContainer",
             "Classifier__JobsContainer",
             "Classifier__FeaturesContainer",
             "Classifier__ShardQueue",
@@ -129,41 +124,42 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     }
 
     [Fact]
-    public void FunctionApp_HasOnlyItsThreeDataPlaneRoles()
+    public void FunctionApp_ModuleAssignsOnlyTheHostAccountRolesAndMetricsPublisher()
     {
+        var template = Main.Module("functionApp").Template;
         Assert.Equal(
-            new HashSet<string> { StorageBlobDataOwner, StorageQueueDataContributor, MonitoringMetricsPublisher },
-            Main.Module("functionApp").Template.AssignedRoleIds());
-    }
-
-    [Fact]
-    public void TrainJob_IdentityHasOnlyAcrPullBlobDataContributorAndMessageSenderOnTheShardQueue()
-    {
-        var template = Main.Module("trainJob").Template;
-        Assert.Equal(
-            new HashSet<string> { AcrPull, StorageBlobDataContributor, StorageQueueDataMessageSender },
+            new HashSet<string> { StorageBlobDataOwner, StorageQueueDataContributor, StorageTableDataContributor, MonitoringMetricsPublisher },
             template.AssignedRoleIds());
-        // Sending only, and only to the shard queue (not the account's other queues, such as the host's).
-        var sender = template.OfType("Microsoft.Authorization/roleAssignments")
-            .Single(a => ((string?)a["properties"]!["roleDefinitionId"])!.Contains("storageQueueDataMessageSenderRoleId", StringComparison.Ordinal));
-        Assert.Contains("queueServices/queues", (string?)sender["scope"], StringComparison.Ordinal);
-        Assert.Contains("parameters('shardQueueName')", (string?)sender["scope"], StringComparison.Ordinal);
+        // Every storage role in the module is on the host account, none on the data account.
+        var storageScoped = template.OfType("Microsoft.Authorization/roleAssignments")
+            .Where(a => ((string?)a["scope"])!.Contains("Microsoft.Storage", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, storageScoped.Count);
+        Assert.All(storageScoped, a => Assert.Equal("[resourceId('Microsoft.Storage/storageAccounts', parameters('hostStorageAccountName'))]", (string?)a["scope"]));
     }
 
     [Fact]
-    public void Storage_OptionalOperatorGetsOnlyBlobDataContributor()
+    public void TrainJob_ModuleAssignsOnlyAcrPull_ItsStorageRolesArePerContainer()
     {
-        var storage = Main.Module("storage").Template;
-        var operatorAssignment = storage.Single("Microsoft.Authorization/roleAssignments");
+        Assert.Equal(new HashSet<string> { AcrPull }, Main.Module("trainJob").Template.AssignedRoleIds());
+    }
 
-        Assert.Equal(new HashSet<string> { StorageBlobDataContributor }, storage.AssignedRoleIds());
-        Assert.Equal("[not(empty(parameters('operatorPrincipalId')))]", (string?)operatorAssignment["condition"]);
+    [Fact]
+    public void Storage_ModuleAssignsNoRoles_TheOperatorIsOptional()
+    {
+        Assert.Empty(Main.Module("storage").Template.OfType("Microsoft.Authorization/roleAssignments"));
+        Assert.Empty(Main.Module("hostStorage").Template.OfType("Microsoft.Authorization/roleAssignments"));
+        Assert.Equal("[not(empty(parameters('operatorPrincipalId')))]", (string?)Main.Module("operatorDataRoles").Deployment["condition"]);
     }
 
     [Fact]
     public void Template_AssignsNoBroadRoles()
     {
         var allRoles = Main.SelfAndModules().SelectMany(template => template.AssignedRoleIds()).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var module in new[] { "functionAppDataRoles", "trainJobDataRoles", "operatorDataRoles" })
+        {
+            allRoles.UnionWith(Main.Grants(module, "containerRoles").Select(g => g.RoleId));
+            allRoles.UnionWith(Main.Grants(module, "queueRoles").Select(g => g.RoleId));
+        }
 
         Assert.NotEmpty(allRoles);
         foreach (var broad in new[] { Owner, Contributor, UserAccessAdministrator, StorageAccountContributor })
@@ -301,6 +297,9 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.Null(entra["registration"]!["clientSecretSettingName"]);
         Assert.True((bool)properties["httpSettings"]!["requireHttps"]!);
     }
+
+    private List<string?> ModuleArray(string module, string parameter) =>
+        Main.Module(module).Deployment["properties"]!["parameters"]![parameter]!["value"]!.AsArray().Select(name => Main.Resolve((string?)name)).ToList();
 
     private Dictionary<string, string> AppSettings()
     {

@@ -47,8 +47,12 @@ public static class ClassifierServiceCollectionExtensions
         services.AddSingleton(provider => new ReviewLabels(provider.GetRequiredService<ReviewQueue>().Container));
         services.AddSingleton<ReviewerIdentity>();
         services.AddSingleton(provider => new ModelStore(provider.GetRequiredService<ClassifierContainers>().Models));
-        // Reads request bodies and blobs within the same limits the model pipelines enforce.
-        services.AddSingleton(provider => new ImageDecoder(provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToImageLimits()));
+        // Reads request bodies and blobs within the same limits the model pipelines enforce, and decodes for all of
+        // them (HTTP, blob trigger, sweep, shards, thumbnails) within one process-wide decode budget.
+        services.AddSingleton(provider => provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToDecodeBudget());
+        services.AddSingleton(provider => new ImageDecoder(
+            provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ToImageLimits(), provider.GetRequiredService<DecodeBudget>()));
+        services.AddSingleton(provider => new ThumbnailCache((long)provider.GetRequiredService<IOptions<ClassifierOptions>>().Value.ThumbnailCacheMegabytes << 20));
 
         services.AddSingleton(provider =>
         {
@@ -61,7 +65,8 @@ public static class ClassifierServiceCollectionExtensions
             var options = provider.GetRequiredService<IOptions<ClassifierOptions>>().Value;
             var service = provider.GetRequiredService<BlobServiceClient>();
             return new FeatureShardWorker(new JobStore(service.GetBlobContainerClient(options.JobsContainer)), service,
-                new FeatureStore(service.GetBlobContainerClient(options.FeaturesContainer)), options.ShardParallelism);
+                new FeatureStore(service.GetBlobContainerClient(options.FeaturesContainer)), options.ShardParallelism,
+                provider.GetRequiredService<ImageDecoder>());
         });
         services.AddSingleton<ModelProvider>();
         services.AddSingleton<ClassificationBatcher>();

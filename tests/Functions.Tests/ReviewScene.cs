@@ -59,10 +59,10 @@ internal sealed class ReviewScene : IAsyncDisposable
         return new ReviewScene(host, logs);
     }
 
-    /// <summary>Uploads a red square as <paramref name="name"/> and lists it for review (an unknown prediction suggesting red); returns its version.</summary>
-    public async Task<string> QueueAsync(string name, int seed = 1)
+    /// <summary>Uploads a red square (or <paramref name="content"/>) as <paramref name="name"/> and lists it for review (an unknown prediction suggesting red); returns its version.</summary>
+    public async Task<string> QueueAsync(string name, int seed = 1, byte[]? content = null)
     {
-        await Host.UploadAsync(name, ServingModelFixture.Image("red", seed));
+        await Host.UploadAsync(name, content ?? ServingModelFixture.Image("red", seed));
         var version = PredictionBlobs.VersionOf((await Host.Images.GetBlobClient(name).GetPropertiesAsync()).Value.ETag);
         Assert.Equal(ReviewOutcome.Queued, await Queue.OfferAsync(new PredictionDocument
         {

@@ -85,6 +85,17 @@ public sealed record ClassifierOptions
     [Range(typeof(long), "1", "9223372036854775807")]
     public long MaxPixels { get; init; } = ImageLimits.DefaultMaxPixels;
 
+    /// <summary>
+    /// The process-wide bound on decode memory, in MiB (<see cref="DecodeBudget"/>): the pixel buffers of all decodes
+    /// in progress (HTTP, blob trigger, sweep, shards, thumbnails) together stay within it; more wait their turn.
+    /// </summary>
+    [Range(1, 65536)]
+    public int DecodeBudgetMegabytes { get; init; } = (int)(DecodeBudget.DefaultMaxBytes >> 20);
+
+    /// <summary>Memory for review thumbnails kept by an instance, in MiB (<see cref="ThumbnailCache"/>): each is made once per image version; 0 keeps none.</summary>
+    [Range(0, 1024)]
+    public int ThumbnailCacheMegabytes { get; init; } = 8;
+
     /// <summary>How often an instance checks <c>models/current.json</c>'s ETag for a newly published model.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan ModelRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
@@ -113,6 +124,8 @@ public sealed record ClassifierOptions
     public int InterOpThreads { get; init; } = 1;
 
     public ImageLimits ToImageLimits() => new() { MaxBytes = MaxBytes, MaxPixels = MaxPixels };
+
+    public DecodeBudget ToDecodeBudget() => new((long)DecodeBudgetMegabytes << 20);
 
     public ReviewSettings ToReviewSettings() => new() { Container = ReviewContainer, MaxPerDay = ReviewMaxPerDay, MarginBelow = ReviewMarginBelow };
 }

@@ -15,8 +15,8 @@ public sealed record VersionedClassification(string ModelVersion, Classification
 
 /// <summary>
 /// The one way images are classified, for the HTTP function, the blob trigger and the sweep: a lease on the
-/// live model, <see cref="ClassificationPipeline.Prepare"/> on the caller's thread (decoding, limits,
-/// preprocessing), the forward pass through the <see cref="ClassificationBatcher"/>, then the caller's top-k
+/// live model, <see cref="ClassificationPipeline.PrepareAsync"/> on the caller's thread (decoding within the limits and
+/// the process-wide decode budget, preprocessing), the forward pass through the <see cref="ClassificationBatcher"/>, then the caller's top-k
 /// and threshold. Throws <c>ImageRejectedException</c> for bad input and
 /// <see cref="ModelUnavailableException"/> when no model is live.
 /// </summary>
@@ -44,7 +44,7 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         {
             throw new InvalidRequestException(400, "InvalidThreshold", $"threshold must be between 0 and 1, not {t}.");
         }
-        var prepared = pipeline.Prepare(image);
+        var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
         var full = await batcher.ClassifyAsync(lease.Model, prepared, cancellationToken).ConfigureAwait(false);
         return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.EffectiveThreshold(threshold)));
     }

@@ -32,6 +32,7 @@ public sealed class ModelProvider : IDisposable
     private readonly TimeSpan refreshInterval;
     private readonly OnnxEngineOptions engineOptions;
     private readonly ImageLimits limits;
+    private readonly ImageDecoder decoder;
     private readonly SemaphoreSlim checkLock = new(1, 1);
     private readonly CancellationTokenSource lifetime = new();
     private readonly Lock gate = new();
@@ -48,7 +49,7 @@ public sealed class ModelProvider : IDisposable
     private int checks;
     private bool disposed;
 
-    public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null)
+    public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null, ImageDecoder? decoder = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -58,6 +59,8 @@ public sealed class ModelProvider : IDisposable
         var settings = options.Value;
         refreshInterval = settings.ModelRefreshInterval;
         limits = settings.ToImageLimits();
+        // The app's decoder (its limits and the process-wide decode budget); a new one over the same limits without one.
+        this.decoder = decoder ?? new ImageDecoder(limits);
         engineOptions = new OnnxEngineOptions
         {
             IntraOpThreads = settings.IntraOpThreads ?? OnnxEngineOptions.Default.IntraOpThreads,
@@ -231,7 +234,7 @@ public sealed class ModelProvider : IDisposable
                 return;
             }
             var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
-            pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits);
+            pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits, decoder);
             try
             {
                 pipeline.WarmUp(); // before it goes live: the first request it serves pays no first-use costs

@@ -18,7 +18,7 @@ namespace ServerlessClassifier.Functions.Services;
 /// recorded in the review container (who, when, image version, suggestion) and logged.
 /// </summary>
 public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels, ClassifierContainers containers, ImageDecoder decoder, ModelProvider models,
-    ILogger<ReviewService> logger)
+    ThumbnailCache thumbnails, ILogger<ReviewService> logger)
 {
     public const int MaxItems = 100;
 
@@ -56,8 +56,14 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
             {
                 return null;
             }
+            if (thumbnails.TryGet(image, queued.Item.ImageVersion, out var made))
+            {
+                return made; // made once per image version (per instance): not downloaded or decoded again
+            }
             var bytes = await ImageBlobs.ReadAsync(blob, properties.ETag, properties.ContentLength, decoder, cancellationToken).ConfigureAwait(false);
-            return Thumbnail.Jpeg(decoder, bytes);
+            var jpeg = await Thumbnail.JpegAsync(decoder, bytes, cancellationToken).ConfigureAwait(false);
+            thumbnails.Add(image, queued.Item.ImageVersion, jpeg);
+            return jpeg;
         }
         catch (RequestFailedException e) when (e.Status is 404 or 412)
         {
@@ -72,7 +78,7 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
         {
             return null;
         }
-        return Thumbnail.Jpeg(decoder, await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false));
+        return await Thumbnail.JpegAsync(decoder, await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

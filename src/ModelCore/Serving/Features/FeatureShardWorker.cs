@@ -4,6 +4,7 @@ using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Jobs;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.ModelCore.Features;
 
@@ -13,10 +14,15 @@ namespace ServerlessClassifier.ModelCore.Features;
 /// preprocesses it as training does, runs the job's extractor graph on batches, and writes the shard's features as
 /// one file <c>&lt;key&gt;/job-&lt;id&gt;-&lt;shard&gt;.safetensors</c> of the feature store (a retry rewrites the same
 /// file, so duplicates add nothing). An image that does not decode is counted as rejected and not stored. The
-/// extractor of the last job seen is kept loaded, so an instance loads it once per job.
+/// extractor of the last job seen is kept loaded, so an instance loads it once per job. Images are read and decoded
+/// through <paramref name="decoder"/> (the app's: its limits and decode budget): a blob over the byte limit is
+/// rejected from its properties, without a download.
 /// </summary>
-public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service, FeatureStore store, int parallelism) : IDisposable
+/// <param name="decoder">null: a decoder with the default limits and no budget (the CLI).</param>
+public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service, FeatureStore store, int parallelism, ImageDecoder? decoder = null) : IDisposable
 {
+    private readonly ImageDecoder decoder = decoder ?? new ImageDecoder();
+
     /// <summary>Images per forward pass.</summary>
     public const int BatchSize = 16;
 
@@ -28,7 +34,6 @@ public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service,
         ArgumentNullException.ThrowIfNull(work);
         var (job, engine, preprocessor) = await LoadAsync(work.Job, cancellationToken).ConfigureAwait(false);
         var images = service.GetBlobContainerClient(job.ImagesContainer);
-        var decoder = new ImageDecoder();
         var inputs = new float[work.Items.Count][];
         var outcome = new ItemOutcome[work.Items.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, work.Items.Count), new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, async (i, token) =>
@@ -39,20 +44,27 @@ public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service,
                 outcome[i] = ItemOutcome.Changed;
                 return;
             }
-            BinaryData bytes;
+            ReadOnlyMemory<byte> bytes;
             try
             {
-                bytes = (await images.GetBlobClient(item.Name).DownloadContentAsync(
-                    new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = new ETag($"\"{item.Version}\"") } }, token).ConfigureAwait(false)).Value.Content;
+                // The listed version's size first (If-Match): over the byte limit it is rejected without a download.
+                var blob = images.GetBlobClient(item.Name);
+                var properties = (await blob.GetPropertiesAsync(new BlobRequestConditions { IfMatch = new ETag($"\"{item.Version}\"") }, token).ConfigureAwait(false)).Value;
+                bytes = await ImageBlobs.ReadAsync(blob, properties.ETag, properties.ContentLength, this.decoder, token).ConfigureAwait(false);
             }
             catch (RequestFailedException e) when (e.Status is 404 or 412)
             {
                 outcome[i] = ItemOutcome.Changed; // deleted or overwritten since the listing: the trainer sees the new state
                 return;
             }
+            catch (ImageRejectedException)
+            {
+                outcome[i] = ItemOutcome.Rejected;
+                return;
+            }
             try
             {
-                inputs[i] = preprocessor.DecodeAndPreprocess(decoder, bytes.ToMemory());
+                inputs[i] = await preprocessor.DecodeAndPreprocessAsync(this.decoder, bytes, token).ConfigureAwait(false);
                 outcome[i] = ItemOutcome.Extracted;
             }
             catch (ImageRejectedException)

@@ -27,9 +27,10 @@ public sealed partial class ImageDecoder
 
     private readonly Configuration _configuration;
 
-    public ImageDecoder(ImageLimits? limits = null)
+    public ImageDecoder(ImageLimits? limits = null, DecodeBudget? budget = null)
         : this(limits ?? ImageLimits.Default, allocator: null)
     {
+        Budget = budget;
     }
 
     /// <summary>For tests: the same decoder over a given allocator (e.g. one that counts bytes).</summary>
@@ -63,6 +64,14 @@ public sealed partial class ImageDecoder
 
     /// <summary>The limits this decoder enforces.</summary>
     public ImageLimits Limits { get; }
+
+    /// <summary>
+    /// The process-wide bound every decode of this decoder is charged to; null: none (the CLI, tests). A decoder with
+    /// a budget decodes only through <see cref="DecodeAsync{T}"/> and <see cref="Decode{T}"/>, which hold the charge
+    /// until the decoded image is disposed; <see cref="Decode(ReadOnlyMemory{byte}, int)"/>, whose image outlives
+    /// the call, refuses to run on it.
+    /// </summary>
+    public DecodeBudget? Budget { get; }
 
     /// <summary>Reads the header only: format, size, orientation. Throws <see cref="ImageRejectedException"/> for bad input.</summary>
     /// <remarks>Enforces the byte limit but not the pixel limit, so a caller can report an oversized image's size.</remarks>
@@ -114,6 +123,92 @@ public sealed partial class ImageDecoder
     /// </summary>
     public Image<Rgb24> Decode(ReadOnlyMemory<byte> data, int minShorterSide)
     {
+        if (Budget is not null)
+        {
+            throw new InvalidOperationException("This decoder charges a decode budget: decode with DecodeAsync(data, minShorterSide, use, cancellationToken).");
+        }
+        var header = Inspect(data);
+        var plan = Plan(header, minShorterSide);
+        return (plan is { } p ? TryDecodeScaled(data, header, p) : null) ?? DecodeFull(data, header);
+    }
+
+    /// <summary>
+    /// Decodes as <see cref="Decode(ReadOnlyMemory{byte}, int)"/> does, within <see cref="Budget"/>: the decode is
+    /// charged <see cref="DecodeCost"/> (read from the header, before any pixel is decoded) and waits while that does
+    /// not fit; <paramref name="use"/> runs on the decoded image, which is then disposed and the charge returned.
+    /// Throws <see cref="ImageRejectedException"/> for bad input (before waiting), <see cref="OperationCanceledException"/>
+    /// when cancelled while waiting.
+    /// </summary>
+    public async Task<T> DecodeAsync<T>(ReadOnlyMemory<byte> data, int minShorterSide, Func<Image<Rgb24>, T> use, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(use);
+        var header = Inspect(data);
+        if (Plan(header, minShorterSide) is { } plan)
+        {
+            using var lease = await ChargeAsync(ScaledCost(header, plan), cancellationToken).ConfigureAwait(false);
+            using var scaled = TryDecodeScaled(data, header, plan);
+            if (scaled is not null)
+            {
+                return use(scaled);
+            }
+        }
+        // No reduction, or Skia declined the data: the full decode, charged in full (the small charge was returned).
+        using (await ChargeAsync(FullCost(header), cancellationToken).ConfigureAwait(false))
+        {
+            using var image = DecodeFull(data, header);
+            return use(image);
+        }
+    }
+
+    /// <summary>Blocking form of <see cref="DecodeAsync{T}"/> for synchronous callers (the CLI, tests); without a budget it never waits.</summary>
+    public T Decode<T>(ReadOnlyMemory<byte> data, int minShorterSide, Func<Image<Rgb24>, T> use, CancellationToken cancellationToken = default) =>
+        DecodeAsync(data, minShorterSide, use, cancellationToken).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Bytes of the pixel buffers decoding this image holds at once, the charge against <see cref="Budget"/>: RGB24
+    /// (3 bytes a pixel) for a JPEG decoded in full; RGBA32 then RGB24 (7) for the other formats, which may carry
+    /// alpha; for a JPEG decoded at reduced scale, Skia's RGBA buffer, its RGBA32 copy and the RGB24 result (11) at
+    /// the reduced size. An EXIF rotation adds one more frame. The decoders' own working buffers (JPEG coefficients,
+    /// PNG scanlines) are not counted.
+    /// </summary>
+    public static long DecodeCost(ImageHeader header, int minShorterSide)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        return Plan(header, minShorterSide) is { } plan ? ScaledCost(header, plan) : FullCost(header);
+    }
+
+    private static long FullCost(ImageHeader header)
+    {
+        var jpeg = header.Format == JpegFormat.Instance.Name;
+        long perPixel = jpeg ? 3 : 4 + 3;
+        if (header.Orientation != 1)
+        {
+            perPixel += jpeg ? 3 : 4;
+        }
+        return header.Pixels * perPixel;
+    }
+
+    private static long ScaledCost(ImageHeader header, (float Scale, int Width, int Height) plan) =>
+        (long)plan.Width * plan.Height * (4 + 4 + 3 + (header.Orientation != 1 ? 3 : 0));
+
+    private static (float Scale, int Width, int Height)? Plan(ImageHeader header, int minShorterSide) =>
+        header.Format == JpegFormat.Instance.Name ? ScaledJpegDecoder.Plan(header, minShorterSide) : null;
+
+    private ValueTask<DecodeBudget.Lease?> ChargeAsync(long bytes, CancellationToken cancellationToken)
+    {
+        if (Budget is null)
+        {
+            return ValueTask.FromResult<DecodeBudget.Lease?>(null);
+        }
+        var pending = Budget.AcquireAsync(bytes, cancellationToken);
+        return pending.IsCompletedSuccessfully ? ValueTask.FromResult<DecodeBudget.Lease?>(pending.Result) : Await(pending);
+
+        static async ValueTask<DecodeBudget.Lease?> Await(ValueTask<DecodeBudget.Lease> pending) => await pending.ConfigureAwait(false);
+    }
+
+    /// <summary>Every check that needs no pixel: bytes, format, header, pixel limit, completeness.</summary>
+    private ImageHeader Inspect(ReadOnlyMemory<byte> data)
+    {
         ThrowIfEmptyOrOverByteLimit(data.Length);
         using var stream = AsStream(data);
         var header = IdentifyCore(stream, data.Span);
@@ -125,19 +220,30 @@ public sealed partial class ImageDecoder
         }
 
         EnsureComplete(header.Format, data.Span);
-        stream.Position = 0;
+        return header;
+    }
+
+    private Image<Rgb24>? TryDecodeScaled(ReadOnlyMemory<byte> data, ImageHeader header, (float Scale, int Width, int Height) plan)
+    {
+        try
+        {
+            return ScaledJpegDecoder.TryDecode(data.Span, header, plan, _configuration);
+        }
+        catch (Exception e) when (e is not ImageRejectedException)
+        {
+            throw Reject(e, header.Format);
+        }
+    }
+
+    private Image<Rgb24> DecodeFull(ReadOnlyMemory<byte> data, ImageHeader header)
+    {
+        using var stream = AsStream(data);
         try
         {
             // JPEG has no alpha: decode straight to RGB24 (half the memory of a detour through RGBA).
             if (header.Format == JpegFormat.Instance.Name)
             {
-                var scaled = ScaledJpegDecoder.TryDecode(data.Span, header, minShorterSide, _configuration);
-                if (scaled is not null)
-                {
-                    return scaled;
-                }
-                var rgb = Image.Load<Rgb24>(_configuration, stream);
-                return Orient(rgb);
+                return Orient(Image.Load<Rgb24>(_configuration, stream));
             }
 
             using var rgba = Orient(Image.Load<Rgba32>(_configuration, stream));

@@ -132,8 +132,14 @@ public sealed class ImagePreprocessor
     public float[] DecodeAndPreprocess(ImageDecoder decoder, ReadOnlyMemory<byte> data)
     {
         ArgumentNullException.ThrowIfNull(decoder);
-        using var image = decoder.Decode(data, DecodeShorterSide);
-        return Preprocess(image);
+        return decoder.Decode(data, DecodeShorterSide, Preprocess);
+    }
+
+    /// <summary>Like <see cref="DecodeAndPreprocess"/>, waiting (cancellably) for the decoder's budget.</summary>
+    public Task<float[]> DecodeAndPreprocessAsync(ImageDecoder decoder, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        return decoder.DecodeAsync(data, DecodeShorterSide, Preprocess, cancellationToken);
     }
 
     /// <summary>Preprocesses one image into a new array of <see cref="InputLength"/> floats.</summary>

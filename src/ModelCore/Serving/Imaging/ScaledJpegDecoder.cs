@@ -19,26 +19,43 @@ internal static class ScaledJpegDecoder
     private static readonly float[] Scales = [0.125f, 0.25f, 0.5f];
 
     /// <summary>
-    /// The decoded image when a scale below 1 keeps the shorter side at least <paramref name="minShorterSide"/>
-    /// pixels (EXIF orientation applied, as the full decode does); null when no reduction applies or
-    /// Skia cannot decode the data (the caller then uses the full decode).
+    /// The reduced size a JPEG with this header decodes to when its shorter side must stay at least
+    /// <paramref name="minShorterSide"/> pixels (libjpeg's scaled size: each side times the scale, rounded up);
+    /// null when no reduction applies. Read from the header alone, so a decode can be charged before it runs.
     /// </summary>
-    public static Image<Rgb24>? TryDecode(ReadOnlySpan<byte> jpeg, ImageHeader header, int minShorterSide, Configuration configuration)
+    public static (float Scale, int Width, int Height)? Plan(ImageHeader header, int minShorterSide)
     {
         if (minShorterSide <= 0 || Math.Min(header.Width, header.Height) < 2 * minShorterSide)
         {
             return null;
         }
+        foreach (var scale in Scales)
+        {
+            var eighths = (int)(scale * 8);
+            var width = (int)(((long)header.Width * eighths + 7) / 8);
+            var height = (int)(((long)header.Height * eighths + 7) / 8);
+            if (Math.Min(width, height) >= minShorterSide && width < header.Width)
+            {
+                return (scale, width, height);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The image decoded at the <see cref="Plan"/>ned size (EXIF orientation applied, as the full decode does);
+    /// null when Skia cannot decode the data or would decode it at another size (the caller then uses the full decode).
+    /// </summary>
+    public static Image<Rgb24>? TryDecode(ReadOnlySpan<byte> jpeg, ImageHeader header, (float Scale, int Width, int Height) plan, Configuration configuration)
+    {
         using var data = SKData.CreateCopy(jpeg);
         using var codec = SKCodec.Create(data);
         if (codec is null || codec.EncodedFormat != SKEncodedImageFormat.Jpeg)
         {
             return null;
         }
-        var size = Scales
-            .Select(codec.GetScaledDimensions)
-            .FirstOrDefault(s => Math.Min(s.Width, s.Height) >= minShorterSide && s.Width < header.Width);
-        if (size.Width == 0)
+        var size = codec.GetScaledDimensions(plan.Scale);
+        if (size.Width != plan.Width || size.Height != plan.Height)
         {
             return null;
         }

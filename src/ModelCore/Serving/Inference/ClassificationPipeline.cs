@@ -86,7 +86,9 @@ public sealed class ClassificationPipeline : IDisposable
     private readonly ImageDecoder decoder;
     private readonly ImagePreprocessor preprocessor;
 
-    public ClassificationPipeline(ModelManifest manifest, IClassifierEngine engine, float[]? meanImage, ImageLimits? limits = null, Ood.FeatureStatistics? outOfDistribution = null)
+    /// <param name="decoder">The decoder to share (the app's, with its limits and decode budget); null: a new one over <paramref name="limits"/>.</param>
+    public ClassificationPipeline(ModelManifest manifest, IClassifierEngine engine, float[]? meanImage, ImageLimits? limits = null, Ood.FeatureStatistics? outOfDistribution = null,
+        ImageDecoder? decoder = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ArgumentNullException.ThrowIfNull(engine);
@@ -98,12 +100,12 @@ public sealed class ClassificationPipeline : IDisposable
         Manifest = manifest;
         Engine = engine;
         OutOfDistribution = outOfDistribution;
-        decoder = new ImageDecoder(limits);
+        this.decoder = decoder ?? new ImageDecoder(limits);
         preprocessor = new ImagePreprocessor(manifest.Preprocessing, meanImage);
     }
 
     /// <summary>The serving pipeline: ONNX Runtime over the package's verified model.onnx.</summary>
-    public static ClassificationPipeline CreateServing(ModelPackage package, OnnxEngineOptions? options = null, ImageLimits? limits = null)
+    public static ClassificationPipeline CreateServing(ModelPackage package, OnnxEngineOptions? options = null, ImageLimits? limits = null, ImageDecoder? decoder = null)
     {
         ArgumentNullException.ThrowIfNull(package);
         var onnx = package.GetFile(ModelFileRoles.Onnx);
@@ -112,7 +114,7 @@ public sealed class ClassificationPipeline : IDisposable
         var engine = new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default);
         try
         {
-            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution());
+            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution(), decoder);
         }
         catch
         {
@@ -132,15 +134,20 @@ public sealed class ClassificationPipeline : IDisposable
 
     public ImageDecoder Decoder => decoder;
 
-    /// <summary>Decodes and preprocesses; throws <see cref="ImageRejectedException"/> for bad input.</summary>
-    public PreparedImage Prepare(ReadOnlyMemory<byte> image)
+    /// <summary>Decodes and preprocesses; throws <see cref="ImageRejectedException"/> for bad input. Blocks while the decoder's budget is spent.</summary>
+    public PreparedImage Prepare(ReadOnlyMemory<byte> image) => PrepareAsync(image, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>Decodes (within the decoder's budget, waiting cancellably for room) and preprocesses; throws <see cref="ImageRejectedException"/> for bad input.</summary>
+    public Task<PreparedImage> PrepareAsync(ReadOnlyMemory<byte> image, CancellationToken cancellationToken)
     {
-        var clock = Stopwatch.StartNew();
-        using var decoded = decoder.Decode(image, preprocessor.DecodeShorterSide);
-        var decodeMs = clock.Elapsed.TotalMilliseconds;
-        clock.Restart();
-        var input = preprocessor.Preprocess(decoded);
-        return new PreparedImage(input, decodeMs, clock.Elapsed.TotalMilliseconds);
+        var started = Stopwatch.GetTimestamp(); // the decode's time includes any wait for the budget
+        return decoder.DecodeAsync(image, preprocessor.DecodeShorterSide, decoded =>
+        {
+            var decodeMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var clock = Stopwatch.StartNew();
+            var input = preprocessor.Preprocess(decoded);
+            return new PreparedImage(input, decodeMs, clock.Elapsed.TotalMilliseconds);
+        }, cancellationToken);
     }
 
     /// <summary>Classifies one image; throws <see cref="ImageRejectedException"/> for bad input.</summary>
@@ -197,9 +204,10 @@ public sealed class ClassificationPipeline : IDisposable
     {
         try
         {
-            // Decoded within the default limits, not this pipeline's: the warm-up image is not an upload.
-            using var decoded = new ImageDecoder().Decode(WarmUpJpeg.Value, preprocessor.DecodeShorterSide);
-            ClassifyPrepared([new PreparedImage(preprocessor.Preprocess(decoded), 0, 0)], top: 1);
+            // Decoded within the default limits, not this pipeline's (the warm-up image is not an upload), but charged
+            // to the same decode budget as every other decode.
+            var input = new ImageDecoder(ImageLimits.Default, decoder.Budget).Decode(WarmUpJpeg.Value, preprocessor.DecodeShorterSide, preprocessor.Preprocess);
+            ClassifyPrepared([new PreparedImage(input, 0, 0)], top: 1);
         }
         catch (OnnxRuntimeException e)
         {

@@ -34,6 +34,7 @@ public sealed class CommandLineTests
     [InlineData("--backbone", "train --data d --output o --backbone resnet101")]
     [InlineData("--unfreeze", "train --data d --output o --unfreeze layer4")]
     [InlineData("--unfreeze", "train --data d --output o --mode finetune --unfreeze layer9")]
+    [InlineData("--shard-size", "train --data d --output o --feature-cache --distributed --shard-size 5001")]
     [InlineData("--data", "train --output o")]
     [InlineData("--model", "evaluate --data d")]
     [InlineData("--top", "classify --model m x.png --top 0")]

@@ -1,3 +1,6 @@
+using System.Text.Json.Nodes;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -37,6 +40,27 @@ public sealed class ModelStoreCommandTests(ModelFolders models) : IClassFixture<
         var classify = await cli.RunAsync("classify", "--model", "current", Emoji());
         Assert.Equal(ExitCodes.Ok, classify.ExitCode);
         Assert.Contains("gamma", classify.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task List_AManifestThatBreaksItsOwnChecks_IsReportedUnreadable_AndTheOthersAreListed()
+    {
+        var good = (await cli.RunAsync("publish", "--model", models.AlwaysGamma)).Out.Trim();
+        // "labels": null passes the JSON reader and throws a NullReferenceException in the manifest's own checks.
+        var container = new BlobContainerClient(TestStorage.ConnectionString, cli.ModelsContainer);
+        var manifest = JsonNode.Parse((await container.GetBlobClient($"{good}/{ModelManifest.FileName}").DownloadContentAsync()).Value.Content.ToString())!;
+        manifest["labels"] = null;
+        const string bad = "20000101-000000-0bad00";
+        manifest["version"] = bad;
+        await container.GetBlobClient($"{bad}/{ModelManifest.FileName}").UploadAsync(BinaryData.FromString(manifest.ToJsonString()));
+
+        var list = await cli.RunAsync("models", "list");
+
+        Assert.True(list.ExitCode == ExitCodes.Ok, list.All);
+        Assert.Equal(good, CurrentVersion(list.Out));
+        Assert.Contains("resnet18", Assert.Single(list.Out.Split('\n'), l => l.Contains(good, StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.Single(list.Out.Split('\n'), l => l.Contains(bad + " ", StringComparison.Ordinal));
+        Assert.Contains($"{bad}/manifest.json: unreadable", list.Out, StringComparison.Ordinal);
     }
 
     [Fact]

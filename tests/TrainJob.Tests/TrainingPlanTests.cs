@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.TrainJob.Cli;
@@ -93,6 +94,31 @@ public sealed class TrainingPlanTests : IDisposable
         var same = await cli.RunAsync(["train", "--output", output, "--resume", "--epochs", "1", "--mode", "finetune", "--device", "cpu"]);
         Assert.True(same.ExitCode == ExitCodes.Ok, same.All);
         Assert.Contains("Resumed from", same.Out, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("weightsFile", "../../outside.safetensors")]
+    [InlineData("bestWeightsFile", "/tmp/outside.safetensors")]
+    [InlineData("optimizerFile", "..")]
+    public async Task Resume_RefusesARunJsonWhoseEpochFilesAreNotPlainNames(string field, string name)
+    {
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var output = temp.Combine("run");
+        var cli = new Cli();
+        var first = await cli.RunAsync(["train", "--data", data, "--output", output, "--mode", "finetune", "--epochs", "1", "--precision", "fp32", .. Small]);
+        Assert.True(first.ExitCode == ExitCodes.Ok, first.All);
+        var runJson = Path.Combine(output, "checkpoints", "run.json");
+        var record = JsonNode.Parse(await File.ReadAllTextAsync(runJson))!;
+        Assert.NotNull(record["epochs"]?[field]);
+        record["epochs"]![field] = name;
+        await File.WriteAllTextAsync(runJson, record.ToJsonString());
+
+        var resumed = await cli.RunAsync(["train", "--output", output, "--resume", "--device", "cpu"]);
+
+        Assert.True(resumed.ExitCode == ExitCodes.Usage, resumed.All);
+        Assert.Contains("run.json", resumed.Err, StringComparison.Ordinal);
+        Assert.Contains($"{JsonSerializer.Serialize(name)}, which is not a plain file name", resumed.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("Resumed from", resumed.Out, StringComparison.Ordinal);
     }
 
     [Theory]

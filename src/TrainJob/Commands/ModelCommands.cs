@@ -29,7 +29,7 @@ public static class ModelCommands
 
     public static Command CreateModels(GlobalOptions global, CliHost host)
     {
-        var list = new Command("list", "List the published versions, newest first; the current one is marked.");
+        var list = new Command("list", "List the published versions, newest first; the current one is marked. A version whose manifest cannot be read is listed with the problem (exit code 0).");
         CliApp.Handle(list, global, host, async (_, context, cancellationToken) =>
         {
             var models = await context.Storage.ModelStore().ListAsync(cancellationToken);

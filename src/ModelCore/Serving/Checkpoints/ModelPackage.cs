@@ -161,6 +161,19 @@ public sealed class ModelPackage
         return new ModelPackage(manifest, files, source.Description);
     }
 
+    /// <summary>The largest model file a reader loads (into one array): a larger size, in a manifest or a blob's properties, is refused unread.</summary>
+    public static long MaxFileBytes => Array.MaxLength;
+
+    /// <summary>Refuses a file of more than <see cref="MaxFileBytes"/>, before anything of that size is allocated.</summary>
+    /// <exception cref="ModelIntegrityException">The size is over the limit.</exception>
+    public static void CheckFileSize(long bytes, string what)
+    {
+        if (bytes > MaxFileBytes)
+        {
+            throw new ModelIntegrityException($"{what}: {bytes} bytes is larger than a model file can be (at most {MaxFileBytes}).");
+        }
+    }
+
     /// <summary>Refuses content whose size or SHA-256 differs from the manifest's entry.</summary>
     public static void Verify(ModelFileEntry entry, ReadOnlySpan<byte> content, string source) =>
         Verify(entry, content.Length, Convert.ToHexStringLower(SHA256.HashData(content)), source);
@@ -187,10 +200,7 @@ public sealed class ModelPackage
     /// </summary>
     private static async Task<(byte[] Content, string Sha256)> ReadBoundedAsync(Stream stream, long expected, string what, CancellationToken cancellationToken)
     {
-        if (expected > Array.MaxLength)
-        {
-            throw new ModelIntegrityException($"{what}: {expected} bytes is larger than a model file can be.");
-        }
+        CheckFileSize(expected, what);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[expected];
         var filled = 0;

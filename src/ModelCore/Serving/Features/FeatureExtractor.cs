@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Azure;
 using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
 
@@ -33,20 +34,33 @@ public sealed record FeatureExtractor(byte[] Graph, PreprocessingConfig Preproce
         }
     }
 
-    /// <exception cref="InvalidDataException">The job has no extractor, or it is not readable.</exception>
+    /// <exception cref="InvalidDataException">The job has no extractor, it is not readable, or a file of it is over <see cref="ModelPackage.MaxFileBytes"/> (refused before it is downloaded).</exception>
     public static async Task<FeatureExtractor> DownloadAsync(BlobContainerClient jobs, string jobId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(jobs);
         async Task<BinaryData?> ReadAsync(string file)
         {
+            var blob = jobs.GetBlobClient($"{jobId}/{Folder}/{file}");
+            BlobProperties properties;
             try
             {
-                return (await jobs.GetBlobClient($"{jobId}/{Folder}/{file}").DownloadContentAsync(cancellationToken).ConfigureAwait(false)).Value.Content;
+                properties = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
             }
             catch (RequestFailedException e) when (e.Status == 404)
             {
                 return null;
             }
+            // The size from the properties, checked before the download allocates it; the download is of that version only.
+            try
+            {
+                ModelPackage.CheckFileSize(properties.ContentLength, $"Job {jobId}: {Folder}/{file}");
+            }
+            catch (ModelIntegrityException e)
+            {
+                throw new InvalidDataException(e.Message, e);
+            }
+            var options = new BlobDownloadOptions { Conditions = new BlobRequestConditions { IfMatch = properties.ETag } };
+            return (await blob.DownloadContentAsync(options, cancellationToken).ConfigureAwait(false)).Value.Content;
         }
         var graph = await ReadAsync(GraphFile).ConfigureAwait(false) ?? throw new InvalidDataException($"Job {jobId} has no feature extractor ({Folder}/{GraphFile}).");
         var preprocessingJson = await ReadAsync(PreprocessingFile).ConfigureAwait(false) ?? throw new InvalidDataException($"Job {jobId} has no {Folder}/{PreprocessingFile}.");

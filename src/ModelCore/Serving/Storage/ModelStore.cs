@@ -161,12 +161,13 @@ public sealed class ModelStore(BlobContainerClient container)
         var result = new List<PublishedModel>();
         foreach (var version in versions.Where(IsValidVersion).OrderDescending(StringComparer.Ordinal))
         {
+            var source = $"{version}/{ModelManifest.FileName}";
             ModelManifest? manifest = null;
             string? problem = null;
             try
             {
-                var (content, _) = await ReadSmallAsync($"{version}/{ModelManifest.FileName}", ModelManifest.MaxBytes, cancellationToken);
-                manifest = ModelManifest.Parse(content, $"{version}/{ModelManifest.FileName}");
+                var (content, _) = await ReadSmallAsync(source, ModelManifest.MaxBytes, cancellationToken);
+                manifest = ModelManifest.Parse(content, source);
             }
             catch (RequestFailedException e) when (e.Status == 404)
             {
@@ -175,6 +176,12 @@ public sealed class ModelStore(BlobContainerClient container)
             catch (ModelFormatException e)
             {
                 problem = e.Message;
+            }
+            catch (Exception e) when (e is not (RequestFailedException or OperationCanceledException or IOException))
+            {
+                // A manifest can break its own checks in ways no exception list names (e.g. "labels": null throws a
+                // NullReferenceException): one bad version is listed as unreadable, it does not end the listing.
+                problem = $"{source}: unreadable manifest ({e.GetType().Name}: {e.Message})";
             }
             result.Add(new PublishedModel(version, manifest, problem, current?.State.Version == version));
         }

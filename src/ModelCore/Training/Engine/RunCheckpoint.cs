@@ -84,9 +84,17 @@ public static class RunCheckpoint
         {
             var record = JsonSerializer.Deserialize<RunRecord>(File.ReadAllBytes(path), TrainingPlan.JsonOptions)
                 ?? throw new TrainingException($"{path} is empty.");
-            return record.Format == RunRecord.CurrentFormat
-                ? record
-                : throw new TrainingException($"{path} has format {record.Format}; this build reads {RunRecord.CurrentFormat}. Start a new run in another folder.");
+            if (record.Format != RunRecord.CurrentFormat)
+            {
+                throw new TrainingException($"{path} has format {record.Format}; this build reads {RunRecord.CurrentFormat}. Start a new run in another folder.");
+            }
+            // The epoch files are joined to this folder: a name with a separator, a drive, '.' or '..' would read outside it.
+            if (record.Epochs is { } epochs
+                && new[] { epochs.WeightsFile, epochs.BestWeightsFile, epochs.OptimizerFile }.FirstOrDefault(f => !ModelManifest.IsPlainFileName(f)) is { } bad)
+            {
+                throw new TrainingException($"{path} names the epoch file {JsonSerializer.Serialize(bad)}, which is not a plain file name in its folder; start a new run in another folder.");
+            }
+            return record;
         }
         catch (JsonException e)
         {

@@ -113,7 +113,7 @@ internal sealed class TrainOptions
         o.LearningRate.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 10)) { r.AddError("--lr must be > 0 (and below 10)."); } });
         o.ValSplit.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 1)) { r.AddError("--val-split must be between 0 and 1 (exclusive)."); } });
         o.InputSize.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 32) { r.AddError("--input-size must be >= 32."); } });
-        o.ShardSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--shard-size must be >= 1."); } });
+        o.ShardSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 5000) { r.AddError("--shard-size must be between 1 and 5000."); } });
         return o;
     }
 }

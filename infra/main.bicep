@@ -67,6 +67,8 @@ param trainJobArgs string[] = [
   '--publish'
   '--device'
   'auto'
+  '--checkpoints'
+  'checkpoints/train'
 ]
 
 @description('Longest a training run may take, in seconds.')
@@ -105,6 +107,8 @@ var jobsContainerName = 'jobs'
 var reviewContainerName = 'review'
 // Head-mode features kept between training runs (train --feature-cache), written by the features shards too.
 var featuresContainerName = 'features'
+// The training job's checkpoint, kept after every epoch so that a retried replica continues the run (train --checkpoints).
+var checkpointsContainerName = 'checkpoints'
 // The shard queue of `trainjob classify --container --distributed`, consumed by the app's ClassifyShard.
 var shardQueueName = 'classify-shards'
 // Where the host's queue trigger moves a shard message after maxDequeueCount deliveries (<queue>-poison), and where the
@@ -158,6 +162,7 @@ module storage 'modules/storage.bicep' = {
       jobsContainerName
       featuresContainerName
       reviewContainerName
+      checkpointsContainerName
     ]
     queueNames: [
       shardQueueName
@@ -312,6 +317,7 @@ module trainJobDataRoles 'modules/storageDataRoles.bicep' = {
       { container: predictionsContainerName, roleId: blobReader, why: 'skip classified uploads (classify --distributed), monitor.' }
       { container: modelsContainerName, roleId: blobContributor, why: 'publish models, move current.json (train --publish, models promote).' }
       { container: featuresContainerName, roleId: blobContributor, why: 'the feature cache (train --feature-cache).' }
+      { container: checkpointsContainerName, roleId: blobContributor, why: 'the run\'s checkpoint, kept after every epoch and restored by a retried replica (train --checkpoints).' }
       { container: jobsContainerName, roleId: blobContributor, why: 'plan and follow fan-out jobs (--distributed).' }
     ]
     queueRoles: [

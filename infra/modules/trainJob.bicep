@@ -150,10 +150,9 @@ resource job 'Microsoft.App/jobs@2025-01-01' = {
         replicaCompletionCount: 1
       }
       replicaTimeout: replicaTimeoutSeconds
-      // A failed training run is looked at, not silently repeated on a GPU: its checkpoints are on the replica's disk
-      // (/tmp/model), so a retry would start over. Resuming needs them on storage that outlives the replica (open:
-      // docs/deploy.md, step 5).
-      replicaRetryLimit: 0
+      // A lost replica (node loss, a crash) is started again up to twice; with the default arguments it restores the run's
+      // checkpoint from the checkpoints container and continues after the last completed epoch (train --checkpoints).
+      replicaRetryLimit: 2
       registries: imageFromRegistry
         ? [
             {

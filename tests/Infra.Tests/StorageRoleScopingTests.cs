@@ -75,12 +75,12 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
     }
 
     [Fact]
-    public void TrainJob_ReadsTheData_WritesModelsFeaturesAndJobs_SendsShards()
+    public void TrainJob_ReadsTheData_WritesModelsFeaturesCheckpointsAndJobs_SendsShards()
     {
         Assert.Equal(
             [
                 ("training", BlobReader), ("images", BlobReader), ("predictions", BlobReader),
-                ("models", BlobContributor), ("features", BlobContributor), ("jobs", BlobContributor),
+                ("models", BlobContributor), ("features", BlobContributor), ("checkpoints", BlobContributor), ("jobs", BlobContributor),
             ],
             Main.Grants("trainJobDataRoles", "containerRoles"));
         Assert.Equal([("classify-shards", QueueSender)], Main.Grants("trainJobDataRoles", "queueRoles"));

@@ -38,7 +38,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     public void Storage_DataAccountHasTheClassifierContainers_HostAccountOnlyTheDeploymentContainer()
     {
         var containerNames = ModuleArray("storage", "containerNames");
-        Assert.Equal(["images", "predictions", "models", "training", "jobs", "features", "review"], containerNames);
+        Assert.Equal(["images", "predictions", "models", "training", "jobs", "features", "review", "checkpoints"], containerNames);
 
         // The Flex Consumption package is in the host's own account, alone.
         var appDeploymentContainer = Main.Resolve((string?)Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"]);
@@ -216,7 +216,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.All(container["env"]!.AsArray(), e => Assert.Null(e!["secretRef"]));
 
         var defaultArgs = Main.Root["parameters"]!["trainJobArgs"]!["defaultValue"]!.AsArray().Select(a => (string?)a);
-        Assert.Equal(["train", "--data", "training", "--output", "/tmp/model", "--mode", "head", "--publish", "--device", "auto"], defaultArgs);
+        Assert.Equal(["train", "--data", "training", "--output", "/tmp/model", "--mode", "head", "--publish", "--device", "auto", "--checkpoints", "checkpoints/train"], defaultArgs);
     }
 
     [Fact]

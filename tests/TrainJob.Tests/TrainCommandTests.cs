@@ -8,6 +8,7 @@ using SixLabors.ImageSharp.PixelFormats;
 using ReportSkippedImage = ServerlessClassifier.TrainJob.Reports.SkippedImage;
 using ServerlessClassifier.ModelCore.Results;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.TrainJob.Tests;
 
@@ -133,6 +134,58 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(["layer3", "layer4"], training.UnfreezeStages);
         Assert.Equal((5, 0.003, 11, 0.25), (training.BatchSize, training.LearningRate, training.Seed, training.ValidationSplit));
         Assert.Equal(3, training.Epochs);
+    }
+
+    [Fact]
+    public async Task Train_WithCheckpointsInStorage_SurvivesTheLossOfTheMachine_AndAStoredRunOfAnotherPlanIsReplaced()
+    {
+        var data = Colours("stored", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var cli = new Cli();
+        var containerName = cli.ModelsContainer.Replace("models-", "ckpt-", StringComparison.Ordinal);
+        var stored = new Azure.Storage.Blobs.BlobContainerClient(TestStorage.ConnectionString, containerName);
+        string[] Train(string output, string lr) => ["train", "--data", data, "--output", output, "--mode", "finetune", "--epochs", "3", "--batch-size", "5",
+            "--lr", lr, "--seed", "3", "--device", "cpu", "--checkpoints", $"{containerName}/runs/nightly"];
+        async Task<CliRun> Interrupted(string output, string lr)
+        {
+            using var cancellation = new CancellationTokenSource();
+            var interrupting = new Cli { OnOutputLine = line => { if (line.StartsWith("epoch 1/3", StringComparison.Ordinal)) { cancellation.Cancel(); } } };
+            var run = await interrupting.RunAsync(cancellation.Token, Train(output, lr));
+            Assert.True(run.ExitCode == ExitCodes.Cancelled, run.All);
+            return run;
+        }
+        async Task<List<string>> StoredNames()
+        {
+            var names = new List<string>();
+            await foreach (var blob in stored.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, "runs/nightly/", CancellationToken.None))
+            {
+                names.Add(blob.Name["runs/nightly/".Length..]);
+            }
+            return names;
+        }
+
+        // A run on one machine stops after its first epoch; the storage holds run.json and that epoch's files.
+        await Interrupted(temp.Combine("machine-1"), "0.003");
+        Assert.Equal(["resume-e0001-best.safetensors", "resume-e0001-optimizer.bin", "resume-e0001-weights.safetensors", "run.json"], (await StoredNames()).Order(StringComparer.Ordinal));
+
+        // The same command with another learning rate on a second machine: the stored run is not its own, so it starts anew
+        // in its place (and stops after its first epoch too).
+        var replacing = await Interrupted(temp.Combine("machine-2"), "0.004");
+        Assert.Contains("Restored the checkpoint of an interrupted run", replacing.Out, StringComparison.Ordinal);
+        Assert.Contains("was made with another plan (learning rate was 0.003, not 0.004): starting a new run in its place", replacing.Out, StringComparison.Ordinal);
+
+        // The machine is lost with its disk: the very same command on a third machine continues after epoch 1, with lr 0.004.
+        var output = temp.Combine("machine-3");
+        var resumed = await cli.RunAsync(Train(output, "0.004"));
+
+        Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
+        Assert.Contains("Restored the checkpoint of an interrupted run", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
+        Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
+        var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
+        Assert.Equal((0.004, 3), (training.LearningRate, training.Epochs));
+        // The run completed: nothing is left for the next run of the command to continue.
+        Assert.Empty(await StoredNames());
     }
 
     [Theory]

@@ -178,28 +178,32 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         if (run.Resume && RunCheckpoint.Read(folder) is { } record)
         {
             var differences = RunCheckpoint.Differences(record.Plan, plan);
-            if (differences.Count > 0)
+            var other = differences.Count > 0 ? $"another plan ({RunCheckpoint.Describe(differences)})"
+                : record.DataHash != dataset.DataHash ? "other data (the images or their sizes changed since)"
+                : null;
+            if (other is null)
+            {
+                if (record.Epochs is { } epochs)
+                {
+                    return (new EpochCheckpoint(folder, record, run.CheckpointSaved), epochs);
+                }
+                Info(progress, $"The checkpoint in {folder} has no completed epoch; starting from the beginning.");
+                return (new EpochCheckpoint(folder, record, run.CheckpointSaved), null);
+            }
+            if (!run.ReplaceOtherRun)
             {
                 throw new TrainingException(
-                    $"The checkpoint in {folder} was made with another plan ({RunCheckpoint.Describe(differences)}); resume with the same plan, or start without resume (or in another folder).");
+                    $"The checkpoint in {folder} was made with {other}; resume with the same {(differences.Count > 0 ? "plan" : "data")}, or start without resume (or in another folder).");
             }
-            if (record.DataHash != dataset.DataHash)
-            {
-                throw new TrainingException(
-                    $"The checkpoint in {folder} was made with other data (the images or their sizes changed since); resume with the same data, or start without resume (or in another folder).");
-            }
-            if (record.Epochs is { } epochs)
-            {
-                return (new EpochCheckpoint(folder, record), epochs);
-            }
-            Info(progress, $"The checkpoint in {folder} has no completed epoch; starting from the beginning.");
-            return (new EpochCheckpoint(folder, record), null);
+            Info(progress, $"The checkpoint in {folder} was made with {other}: starting a new run in its place.");
         }
-        if (run.Resume)
+        else if (run.Resume)
         {
             Info(progress, $"No checkpoint in {folder}; starting from the beginning.");
         }
-        return (new EpochCheckpoint(folder, RunCheckpoint.Begin(folder, plan, dataset.DataHash)), null);
+        var begun = RunCheckpoint.Begin(folder, plan, dataset.DataHash);
+        run.CheckpointSaved?.Invoke(folder);
+        return (new EpochCheckpoint(folder, begun, run.CheckpointSaved), null);
     }
 
     private static async Task<ITrainingInputs> PrepareInputsAsync(TrainingPlan plan, ModelSetup setup, ImagePreprocessor preprocessor, ImageLoader loader, TrainingRun run, Device device,

@@ -16,6 +16,18 @@ public sealed record TrainingRun
     /// <summary>Continue from the checkpoint in <see cref="CheckpointDirectory"/> (a fresh start when it has no epoch yet); refused when made with another plan or data.</summary>
     public bool Resume { get; init; }
 
+    /// <summary>
+    /// With <see cref="Resume"/>: a checkpoint made with another plan or other data is replaced by a new run (said in the
+    /// progress) instead of refused. For a job that runs the same command again after a failure (train --checkpoints).
+    /// </summary>
+    public bool ReplaceOtherRun { get; init; }
+
+    /// <summary>
+    /// Called with <see cref="CheckpointDirectory"/> each time it holds a new complete state (the run's start, every epoch),
+    /// for example to copy it to storage that outlives the machine.
+    /// </summary>
+    public Action<string>? CheckpointSaved { get; init; }
+
     /// <summary><c>auto</c> (CUDA when <c>torch.cuda.is_available()</c>, else the CPU), <c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; init; } = "auto";
 

@@ -13,14 +13,17 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.ModelCore.Fitting;
 
 /// <summary>Where an epoch loop keeps its checkpoint: the folder and the run record it updates after every epoch.</summary>
-internal sealed class EpochCheckpoint(string folder, RunRecord record)
+internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<string>? saved = null)
 {
     public string Folder => folder;
 
     public RunRecord Record { get; private set; } = record;
 
-    public void Write(EpochState state, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer) =>
+    public void Write(EpochState state, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer)
+    {
         Record = RunCheckpoint.WriteEpoch(folder, Record, state, trainable, best, optimizer);
+        saved?.Invoke(folder);
+    }
 }
 
 /// <summary>

@@ -32,6 +32,7 @@ internal sealed class TrainOptions
     public required Option<bool> Distributed { get; init; }
     public required Option<int> ShardSize { get; init; }
     public required Option<bool> Resume { get; init; }
+    public required Option<string?> Checkpoints { get; init; }
     public required Option<bool> Publish { get; init; }
 
     public static TrainOptions Create()
@@ -103,6 +104,14 @@ internal sealed class TrainOptions
             },
             ShardSize = new Option<int>("--shard-size") { Description = "With --distributed: most images per shard (one queue message).", DefaultValueFactory = _ => FeatureJobPlanner.DefaultShardSize },
             Resume = new Option<bool>("--resume") { Description = "Continue the interrupted run in --output with the plan it was started with (in <output>/checkpoints/run.json); options given again must agree with it." },
+            Checkpoints = new Option<string?>("--checkpoints")
+            {
+                Description = "Keep the run's checkpoint in the configured storage too, under container[/prefix]: copied when the run starts and after every epoch, " +
+                    "removed when the run completes. The same command run again with an empty --output (a retried job after a node loss) restores it and continues " +
+                    "after the last completed epoch when the plan and data are the same; a stored run with another plan or data is replaced by the new one. " +
+                    "With --resume, the stored run is restored when --output has none.",
+                HelpName = "container[/prefix]",
+            },
             Publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." },
         };
         o.Mode.AcceptOnlyFromAmong("head", "finetune", "full");

@@ -6,6 +6,7 @@ using ServerlessClassifier.ModelCore.Plans;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Results;
 using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.TrainJob.Commands.Train;
 
@@ -16,12 +17,15 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// (<see cref="TrainingOutput"/>) and publishes with <c>--publish</c>. Ctrl-C keeps <c>checkpoints/</c>
 /// and prints the one command that continues.
 /// </summary>
+/// <summary>The run's checkpoint kept in storage too (<c>train --checkpoints</c>), and whether a stored run of another plan or data is replaced.</summary>
+internal sealed record StoredCheckpoint(CheckpointStore Store, bool ReplaceOtherRun);
+
 internal static class TrainRun
 {
     /// <param name="plan">The resolved plan.</param>
     /// <param name="fanOutShardSize">With the plan's feature cache: have the Functions app compute the missing features first, in shards of this many images.</param>
     public static async Task<int> RunAsync(TrainingPlan plan, string output, bool resume, bool publish, string device, CliContext context, CancellationToken cancellationToken,
-        int? fanOutShardSize = null)
+        int? fanOutShardSize = null, StoredCheckpoint? stored = null)
     {
         var checkpoints = Path.Combine(output, TrainCommand.CheckpointsFolder);
         PrepareOutput(output, checkpoints, resume);
@@ -47,6 +51,8 @@ internal static class TrainRun
                 {
                     CheckpointDirectory = checkpoints,
                     Resume = resume,
+                    ReplaceOtherRun = stored?.ReplaceOtherRun ?? false,
+                    CheckpointSaved = stored is null ? null : folder => Keep(stored.Store, folder, sink),
                     Device = device,
                     FeatureStore = featureCache ? context.Storage.Features() : null,
                     FeatureFanOut = featureCache && fanOutShardSize is { } shardSize ? JobCommands.FeatureFanOut(context, sink, ContainerOf(plan.Data), shardSize) : null,
@@ -74,6 +80,11 @@ internal static class TrainRun
             TrainingOutput.WriteReports(result, dataset, output, context);
             var manifest = result.Manifest;
             context.WriteLine(DescribePrecision(manifest));
+            if (stored is not null)
+            {
+                // The run is complete: running the same command again starts a new one.
+                await stored.Store.ClearAsync(cancellationToken);
+            }
             if (result.Int8Refusal is { } refusal && plan.Precision.Precision == PrecisionChoice.Int8)
             {
                 context.Error($"--precision int8: {refusal}. The fp32 model was written to {output}{(publish ? " and not published" : "")}; " +
@@ -91,7 +102,21 @@ internal static class TrainRun
         return ExitCodes.Ok;
     }
 
-    private static void PrepareOutput(string output, string checkpoints, bool resume)
+    /// <summary>Copies the checkpoint folder to storage; a storage failure is reported and the run goes on (the local checkpoint is whole).</summary>
+    private static void Keep(CheckpointStore store, string folder, IProgressSink sink)
+    {
+        try
+        {
+            store.Save(folder);
+        }
+        catch (Azure.RequestFailedException e)
+        {
+            sink.Line($"Warning: could not copy the checkpoint to {store.Location} ({CheckpointStore.Describe(e)}); the run goes on and the local checkpoint is whole, " +
+                "but a lost machine would lose the epochs since the last copy.");
+        }
+    }
+
+    internal static void PrepareOutput(string output, string checkpoints, bool resume)
     {
         if (File.Exists(output))
         {

@@ -69,6 +69,7 @@ public static class ClassifierServiceCollectionExtensions
                 provider.GetRequiredService<ImageDecoder>());
         });
         services.AddSingleton<ModelProvider>();
+        services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ClassificationBatcher>();
         services.AddSingleton<ClassificationService>();
         services.AddSingleton<ImageRequestReader>();

@@ -18,7 +18,7 @@ public sealed class AppShapeTests
         var functions = JsonNode.Parse(File.ReadAllText(Path.Combine(BuildOutput, "functions.metadata")))!.AsArray()
             .ToDictionary(f => (string)f!["name"]!, f => f!["bindings"]!.AsArray()[0]!);
 
-        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "ClassifyWithModel", "DecideLabel", "GetModel", "Health", "LabelReview", "ListModels", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
             functions.Keys.Order(StringComparer.Ordinal));
         foreach (var name in new[] { "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid" })
         {
@@ -32,6 +32,8 @@ public sealed class AppShapeTests
 
         AssertHttp(functions["ClassifyImage"], "Function", "post", "classify");
         AssertHttp(functions["GetModel"], "Function", "get", "model");
+        AssertHttp(functions["ClassifyWithModel"], "Function", "post", "classify/{model}");
+        AssertHttp(functions["ListModels"], "Function", "get", "models");
         AssertHttp(functions["Health"], "Anonymous", "get", "health");
         // The page and its API are protected like the classification API (the review API also needs a signed-in role: ReviewAccessTests).
         AssertHttp(functions["WebPage"], "Function", "get", "ui");

@@ -101,6 +101,14 @@ public sealed record ClassifierOptions
     public TimeSpan ModelRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// The memory an instance lets its loaded models hold, in megabytes (each counted by the bytes of its serving files;
+    /// a ResNet-18 is about 45 MB): past it, the least recently used named models that no request holds are unloaded.
+    /// The default model is never unloaded; 0 keeps only the named model used last.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int ModelMemoryBudgetMegabytes { get; init; } = 1024;
+
+    /// <summary>
     /// NCRONTAB schedule of <c>SweepUnclassifiedImages</c>. The Functions host reads this setting itself
     /// (the trigger names <c>%Classifier:SweepSchedule%</c>); it is bound here so that it is documented and visible.
     /// </summary>

@@ -68,6 +68,9 @@ public sealed class ModelProvider : IDisposable
         };
     }
 
+    /// <summary>The name of the model this provider serves (<see cref="ModelNames.Default"/> for the app's default model).</summary>
+    public string Model => store.Model;
+
     /// <summary>The live version, or null before the first load (never blocks, never calls storage).</summary>
     public LoadedModel? Current => Volatile.Read(ref current);
 
@@ -126,6 +129,29 @@ public sealed class ModelProvider : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         await CheckAsync(force: true).WaitAsync(cancellationToken).ConfigureAwait(false);
         return Current;
+    }
+
+    /// <summary>
+    /// Lets go of the loaded version (the <see cref="ModelRegistry"/>'s memory budget): the provider's own reference is
+    /// released, so the pipeline is disposed when the last request holding it ends, never under one. The next request
+    /// loads the model again. Returns whether a version was loaded.
+    /// </summary>
+    public async Task<bool> UnloadAsync()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        await checkLock.WaitAsync(lifetime.Token).ConfigureAwait(false);
+        try
+        {
+            var old = Interlocked.Exchange(ref current, null);
+            liveETag = null;
+            Interlocked.Exchange(ref lastCheckTicks, long.MinValue);
+            old?.Release();
+            return old is not null;
+        }
+        finally
+        {
+            checkLock.Release();
+        }
     }
 
     public void Dispose()

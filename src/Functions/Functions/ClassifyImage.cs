@@ -18,7 +18,7 @@ public sealed class ClassifyImage(ModelProvider models, ImageRequestReader reade
 {
     [Function(nameof(ClassifyImage))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "classify")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/classify")] HttpRequest request,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);

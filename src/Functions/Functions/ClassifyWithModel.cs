@@ -16,7 +16,7 @@ public sealed class ClassifyWithModel(ModelRegistry models, ImageRequestReader r
 {
     [Function(nameof(ClassifyWithModel))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "classify/{model}")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/classify/{model}")] HttpRequest request,
         string model,
         CancellationToken cancellationToken)
     {

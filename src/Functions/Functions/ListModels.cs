@@ -15,7 +15,7 @@ public sealed class ListModels(ModelRegistry models, ClassifierContainers contai
 {
     [Function(nameof(ListModels))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "models")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/models")] HttpRequest request,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -109,6 +109,19 @@ public sealed record ClassifierOptions
     public int ModelMemoryBudgetMegabytes { get; init; } = 1024;
 
     /// <summary>
+    /// The Custom Vision projects this app answers for (<see cref="CustomVisionProjects"/>):
+    /// <c>&lt;project id&gt;=&lt;model name&gt;</c> pairs separated by commas or semicolons, e.g.
+    /// <c>0f3c...-...=default,7a1b...-...=cats</c> (a setting value, because Linux app setting names cannot hold a GUID's dashes).
+    /// </summary>
+    public string? CustomVisionProjects { get; init; }
+
+    /// <summary>
+    /// The keys the Custom Vision routes accept in the <c>Prediction-Key</c> header, separated by commas (two during a
+    /// rotation). A secret: in Azure a Key Vault reference. Unset, those routes refuse every call (401).
+    /// </summary>
+    public string? CustomVisionPredictionKeys { get; init; }
+
+    /// <summary>
     /// NCRONTAB schedule of <c>SweepUnclassifiedImages</c>. The Functions host reads this setting itself
     /// (the trigger names <c>%Classifier:SweepSchedule%</c>); it is bound here so that it is documented and visible.
     /// </summary>

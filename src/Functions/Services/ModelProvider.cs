@@ -49,8 +49,20 @@ public sealed class ModelProvider : IDisposable
     private int checks;
     private bool disposed;
 
+    private readonly string? pinnedVersion;
+
     public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null, ImageDecoder? decoder = null)
+        : this(store, options, logger, time, decoder, pinnedVersion: null)
     {
+    }
+
+    /// <summary>
+    /// A provider of one fixed version (<paramref name="pinnedVersion"/>, e.g. a Custom Vision published name or a canary's
+    /// version) instead of the one <c>current.json</c> names: versions are immutable, so it is loaded once and never swapped.
+    /// </summary>
+    internal ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time, ImageDecoder? decoder, string? pinnedVersion)
+    {
+        this.pinnedVersion = pinnedVersion;
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
         this.store = store;
@@ -229,7 +241,11 @@ public sealed class ModelProvider : IDisposable
     private async Task CheckCoreAsync(CancellationToken cancellationToken)
     {
         var live = Current;
-        var etag = await store.GetCurrentETagAsync(cancellationToken).ConfigureAwait(false);
+        if (pinnedVersion is not null && live is not null)
+        {
+            return; // a pinned version never changes
+        }
+        var etag = pinnedVersion is not null ? new ETag(pinnedVersion) : await store.GetCurrentETagAsync(cancellationToken).ConfigureAwait(false);
         if (etag is null)
         {
             if (live is null)
@@ -246,7 +262,9 @@ public sealed class ModelProvider : IDisposable
         ClassificationPipeline pipeline;
         try
         {
-            var pointer = await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
+            var pointer = pinnedVersion is not null
+                ? new CurrentModel(new CurrentModelPointer(pinnedVersion, DateTimeOffset.MinValue, null), etag.Value)
+                : await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
             if (pointer is null)
             {
                 return;

@@ -107,6 +107,62 @@ public sealed class ModelRegistry : IDisposable
     }
 
     /// <summary>
+    /// A lease on one fixed version of a model (a Custom Vision published name, a canary's version): served by a pinned
+    /// provider of its own, loaded on first use and counted against the budget like a named model. A version that is not
+    /// published is a <see cref="ModelNotFoundException"/>.
+    /// </summary>
+    public async Task<ModelLease> AcquireVersionAsync(string name, string version, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (ModelNames.Problem(name) is { } problem)
+        {
+            throw new ModelNotFoundException(problem);
+        }
+        var key = $"{name}@{version}";
+        if (!named.TryGetValue(key, out var entry))
+        {
+            var store = new ModelStore(containers.Models, name);
+            if (!await store.ExistsAsync(version, cancellationToken).ConfigureAwait(false))
+            {
+                throw new ModelNotFoundException($"Model \"{name}\" has no published version \"{(version.Length > 100 ? version[..100] : version)}\".");
+            }
+            var created = new Entry(new ModelProvider(store, options, providerLogger, time, decoder, version));
+            entry = named.GetOrAdd(key, created);
+            if (!ReferenceEquals(entry, created))
+            {
+                created.Provider.Dispose();
+            }
+        }
+        var lease = await entry.Provider.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        Interlocked.Exchange(ref entry.LastUse, Interlocked.Increment(ref useClock));
+        await EnforceBudgetAsync(entry.Provider).ConfigureAwait(false);
+        return lease;
+    }
+
+    /// <summary>
+    /// Whether a version of a model is published (loaded here already, or its manifest exists); a miss is remembered for
+    /// the refresh interval, so a name that is no version costs one HEAD request per interval.
+    /// </summary>
+    public async Task<bool> IsPublishedVersionAsync(string name, string version, CancellationToken cancellationToken)
+    {
+        var key = $"{name}@{version}";
+        if (named.ContainsKey(key))
+        {
+            return true;
+        }
+        if (absent.TryGetValue(key, out var since) && time.GetElapsedTime(since) < options.Value.ModelRefreshInterval)
+        {
+            return false;
+        }
+        var exists = await new ModelStore(containers.Models, name).ExistsAsync(version, cancellationToken).ConfigureAwait(false);
+        if (!exists && absent.Count < 10_000)
+        {
+            absent[key] = time.GetTimestamp();
+        }
+        return exists;
+    }
+
+    /// <summary>
     /// The model an uploaded blob is classified with (README "Several models"): the first segment of the blob's name
     /// when it names a published model (<c>cats/photo.jpg</c> goes to model <c>cats</c>), else the default model.
     /// </summary>

@@ -166,6 +166,10 @@ public sealed class ModelStore
         return pointer;
     }
 
+    /// <summary>Whether a version of this model is published (its manifest exists; the files are verified when it is loaded).</summary>
+    public async Task<bool> ExistsAsync(string version, CancellationToken cancellationToken = default) =>
+        IsValidVersion(version) && await container.GetBlobClient($"{prefix}{version}/{ModelManifest.FileName}").ExistsAsync(cancellationToken);
+
     /// <summary>
     /// Points <c>current.json</c> back at the version it named before (<see cref="CurrentModelPointer.Previous"/>), verified
     /// first and with the same ETag condition as <see cref="SetCurrentAsync"/>.

@@ -97,6 +97,47 @@ public sealed class NamedModelTests(ServingModelFixture model)
         Assert.Equal([new KnownModel("a", "v1"), new KnownModel("b", null)], registry.Loaded);
     }
 
+    [Fact]
+    public async Task Canary_SendsTheNamesInItsShareToTheNewVersion_UploadsAndHttp()
+    {
+        await using var host = await TestHost.StartAsync();
+        await host.Store.PublishAsync(model.Folder, version: "v1");
+        await host.Store.PublishAsync(model.ReversedFolder, version: "v2", makeCurrent: false);
+        await host.Store.PromoteAsync("v2", 50);
+        await host.ModelProvider.RefreshAsync();
+        var names = Enumerable.Range(0, 40).Select(i => $"canary/{i}.png").ToList();
+        var toCanary = names.Where(n => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), new CanaryRelease("v2", 50))).Take(2).ToList();
+        var toLive = names.Except(toCanary).Where(n => !CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), new CanaryRelease("v2", 50))).Take(2).ToList();
+        var red = ServingModelFixture.Image("red", seed: 33);
+
+        var handler = host.Get<UploadedImageHandler>();
+        foreach (var name in toCanary.Concat(toLive))
+        {
+            await host.UploadAsync(name, red);
+            await handler.HandleAsync(host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None);
+        }
+        foreach (var name in toCanary)
+        {
+            Assert.Equal(("blue", "v2", null), await PredictionAsync(host, name));
+        }
+        foreach (var name in toLive)
+        {
+            Assert.Equal(("red", "v1", null), await PredictionAsync(host, name));
+        }
+
+        // HTTP: the image's bytes choose, so the same image always gets the same version.
+        var images = Enumerable.Range(100, 40).Select(seed => ServingModelFixture.Image("red", seed)).ToList();
+        var byCanary = images.GroupBy(i => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(i), new CanaryRelease("v2", 50))).ToDictionary(g => g.Key, g => g.First());
+        foreach (var (canary, image) in byCanary)
+        {
+            for (var attempt = 0; attempt < 2; attempt++)
+            {
+                var result = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(image).Request, CancellationToken.None);
+                Assert.Equal(canary ? "v2" : "v1", ((PredictionDocument)((OkObjectResult)result).Value!).ModelVersion);
+            }
+        }
+    }
+
     private static async Task<(string? Label, string? Version, string? Model)> ClassifyAsync(TestHost host, string name, byte[] image)
     {
         var result = await host.Function<ClassifyWithModel>().Run(TestHost.HttpContext(image).Request, name, CancellationToken.None);

@@ -118,6 +118,30 @@ public sealed class ModelStoreCommandTests(ModelFolders models) : IClassFixture<
         Assert.Contains("--model: Model name \"Cats/1\" must start with a lowercase letter", bad.Err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Canary_PromoteWithTraffic_ListShowsItsShare_RollbackEndsIt()
+    {
+        var v1 = (await cli.RunAsync("publish", "--model", models.AlwaysGamma, "--name", "birds")).Out.Trim();
+        await Task.Delay(1100);
+        var v2 = (await cli.RunAsync("publish", "--model", models.AlwaysAlpha, "--name", "birds")).Out.Trim();
+        await cli.RunAsync("models", "promote", v1, "--model", "birds");
+
+        var canary = await cli.RunAsync("models", "promote", v2, "--model", "birds", "--traffic", "10");
+        Assert.True(canary.ExitCode == ExitCodes.Ok, canary.All);
+        Assert.Contains($"Canary: birds {v2} serves 10 % of the images; {v1} the rest", canary.Out, StringComparison.Ordinal);
+        var list = await cli.RunAsync("models", "list", "--model", "birds");
+        Assert.Equal(v1, CurrentVersion(list.Out));
+        Assert.Contains("10%", Assert.Single(list.Out.Split('\n'), l => l.Contains(v2, StringComparison.Ordinal)), StringComparison.Ordinal);
+
+        var rollback = await cli.RunAsync("models", "rollback", "--model", "birds");
+        Assert.Contains($"birds {v1} serves all images again (the canary {v2} ended)", rollback.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("10%", (await cli.RunAsync("models", "list", "--model", "birds")).Out, StringComparison.Ordinal);
+
+        var bad = await cli.RunAsync("models", "promote", v2, "--model", "birds", "--traffic", "0");
+        Assert.Equal(ExitCodes.Usage, bad.ExitCode);
+        Assert.Contains("--traffic 0", bad.Err, StringComparison.Ordinal);
+    }
+
     private static string Emoji(int index = 0) => TestAssets.SampleEmoji(4)[index];
 
     /// <summary>The version on the row marked current in the models list table.</summary>

@@ -53,10 +53,8 @@ public sealed class CustomVisionService(
         {
             reader.CheckHeaders(request);
         }
-        using var lease = await AcquireAsync(model, publishedName, cancellationToken).ConfigureAwait(false);
-        var image = source == "image"
-            ? await reader.ReadAsync(request, cancellationToken, field: "imageData").ConfigureAwait(false)
-            : await ReadUrlAsync(request, cancellationToken).ConfigureAwait(false);
+        var (image, lease) = await ReadAndAcquireAsync(request, model, publishedName, source, cancellationToken).ConfigureAwait(false);
+        using var held = lease;
         var labels = lease.Pipeline.Manifest.Labels.Count;
         var result = await classifier.ClassifyAsync(lease, image, labels, threshold: null, cancellationToken).ConfigureAwait(false);
         var predictions = result.Classification.Top
@@ -66,8 +64,26 @@ public sealed class CustomVisionService(
             (time ?? TimeProvider.System).GetUtcNow(), predictions);
     }
 
+    /// <summary>The image and the lease that classifies it (a canary's share by the image's bytes, when the published name leaves the choice to <c>current.json</c>).</summary>
+    private async Task<(ReadOnlyMemory<byte> Image, ModelLease Lease)> ReadAndAcquireAsync(HttpRequest request, string model, string publishedName, string source, CancellationToken cancellationToken)
+    {
+        var (live, pinned) = await AcquireAsync(model, publishedName, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var image = source == "image"
+                ? await reader.ReadAsync(request, cancellationToken, field: "imageData").ConfigureAwait(false)
+                : await ReadUrlAsync(request, cancellationToken).ConfigureAwait(false);
+            return (image, pinned ? live : await models.RouteAsync(model, live, image, cancellationToken).ConfigureAwait(false));
+        }
+        catch
+        {
+            live.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The published name: a version id of the model serves that version; any other name (an iteration name such as <c>Iteration3</c>, or <c>current</c>) serves the model's current version.</summary>
-    private async Task<ModelLease> AcquireAsync(string model, string publishedName, CancellationToken cancellationToken)
+    private async Task<(ModelLease Lease, bool Pinned)> AcquireAsync(string model, string publishedName, CancellationToken cancellationToken)
     {
         try
         {
@@ -75,9 +91,9 @@ public sealed class CustomVisionService(
                 && (await models.GetAsync(model, cancellationToken).ConfigureAwait(false)).Current?.Version != publishedName
                 && await models.IsPublishedVersionAsync(model, publishedName, cancellationToken).ConfigureAwait(false))
             {
-                return await models.AcquireVersionAsync(model, publishedName, cancellationToken).ConfigureAwait(false);
+                return (await models.AcquireVersionAsync(model, publishedName, cancellationToken).ConfigureAwait(false), true);
             }
-            return await models.AcquireAsync(model, cancellationToken).ConfigureAwait(false);
+            return (await models.AcquireAsync(model, cancellationToken).ConfigureAwait(false), false);
         }
         catch (ModelNotFoundException e)
         {

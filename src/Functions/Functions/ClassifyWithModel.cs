@@ -23,8 +23,20 @@ public sealed class ClassifyWithModel(ModelRegistry models, ImageRequestReader r
         ArgumentNullException.ThrowIfNull(request);
         var query = ClassifyQuery.Parse(request.Query);
         reader.CheckHeaders(request);
-        using var lease = await models.AcquireAsync(model, cancellationToken);
-        var image = await reader.ReadAsync(request, cancellationToken);
+        var live = await models.AcquireAsync(model, cancellationToken);
+        ModelLease lease;
+        ReadOnlyMemory<byte> image;
+        try
+        {
+            image = await reader.ReadAsync(request, cancellationToken);
+            lease = await models.RouteAsync(model, live, image, cancellationToken); // a canary's share, by the image's bytes
+        }
+        catch
+        {
+            live.Dispose();
+            throw;
+        }
+        using var held = lease;
         var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
         var document = PredictionDocument.ForResponse(result.Classification, result.ModelVersion);
         return new OkObjectResult(model == ModelNames.Default ? document : document with { Model = model });

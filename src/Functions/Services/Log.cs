@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(7, LogLevel.Warning, "Checking model {Model} for a new version failed; its loaded version stays live")]
     public static partial void NamedRefreshFailed(this ILogger logger, Exception error, string model);
 
+    [LoggerMessage(8, LogLevel.Warning, "Model {Model}'s canary {Canary} cannot be served; its share stays on {Live}")]
+    public static partial void CanaryUnavailable(this ILogger logger, Exception error, string model, string canary, string live);
+
     [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
     public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
 

@@ -38,6 +38,7 @@ public sealed class ModelProvider : IDisposable
     private readonly Lock gate = new();
 
     private LoadedModel? current;
+    private CanaryRelease? canary;
     private Task? sharedCheck;
     private long lastCheckTicks = long.MinValue;
     private long failedTicks = long.MinValue;
@@ -85,6 +86,9 @@ public sealed class ModelProvider : IDisposable
 
     /// <summary>The live version, or null before the first load (never blocks, never calls storage).</summary>
     public LoadedModel? Current => Volatile.Read(ref current);
+
+    /// <summary>The canary release <c>current.json</c> named at the last check (null: the live version serves everything).</summary>
+    public CanaryRelease? Canary => Volatile.Read(ref canary);
 
     /// <summary>How many versions this instance has loaded (downloaded, verified, session created).</summary>
     public int LoadCount => Volatile.Read(ref loads);
@@ -271,6 +275,7 @@ public sealed class ModelProvider : IDisposable
             }
             version = pointer.State.Version;
             etag = pointer.ETag;
+            Volatile.Write(ref canary, pointer.State.Canary);
             if (live is not null && live.Version == version)
             {
                 // The pointer was rewritten to the version already live: keep it, remember the new ETag.

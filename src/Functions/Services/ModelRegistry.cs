@@ -107,6 +107,34 @@ public sealed class ModelRegistry : IDisposable
     }
 
     /// <summary>
+    /// The lease that serves an image during a canary release: when the model's <c>current.json</c> names a canary and
+    /// <paramref name="routingKey"/>'s bucket (<see cref="CanaryRouter"/>) falls in its share, a lease on the canary's
+    /// version replaces <paramref name="lease"/> (released); otherwise <paramref name="lease"/> itself. A canary that
+    /// cannot be served (not published, refused) leaves the image on the current version.
+    /// </summary>
+    public async Task<ModelLease> RouteAsync(string name, ModelLease lease, ReadOnlyMemory<byte> routingKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var provider = await GetAsync(name, cancellationToken).ConfigureAwait(false);
+        var canary = provider.Canary;
+        if (canary is null || canary.Version == lease.Version || !CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(routingKey.Span), canary))
+        {
+            return lease;
+        }
+        try
+        {
+            var routed = await AcquireVersionAsync(name, canary.Version, cancellationToken).ConfigureAwait(false);
+            lease.Dispose();
+            return routed;
+        }
+        catch (Exception e) when (e is ModelNotFoundException or ModelUnavailableException)
+        {
+            logger.CanaryUnavailable(e, name, canary.Version, lease.Version);
+            return lease;
+        }
+    }
+
+    /// <summary>
     /// A lease on one fixed version of a model (a Custom Vision published name, a canary's version): served by a pinned
     /// provider of its own, loaded on first use and counted against the budget like a named model. A version that is not
     /// published is a <see cref="ModelNotFoundException"/>.

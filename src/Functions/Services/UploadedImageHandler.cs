@@ -77,7 +77,17 @@ public sealed class UploadedImageHandler(
         ModelLease lease;
         try
         {
-            lease = await models.AcquireAsync(model, cancellationToken).ConfigureAwait(false);
+            var live = await models.AcquireAsync(model, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // During a canary release the blob's name picks the version (the same name always gets the same one).
+                lease = await models.RouteAsync(model, live, System.Text.Encoding.UTF8.GetBytes(name), cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                live.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is ModelUnavailableException or ModelNotFoundException)
         {

@@ -39,6 +39,7 @@ public static class ModelCommands
         {
             var store = Store(context, parse.GetRequiredValue(listName), "--model");
             var models = await store.ListAsync(cancellationToken);
+            var canaryRelease = (await store.GetCurrentAsync(cancellationToken))?.State.Canary;
             var others = (await ModelCore.Storage.ModelStore.ListModelsAsync(store.Container, cancellationToken)).Where(n => n != store.Model).ToList();
             if (models.Count == 0)
             {
@@ -53,7 +54,7 @@ public static class ModelCommands
             {
                 var manifest = m.Manifest;
                 table.AddRow(
-                    Text(m.IsCurrent ? "*" : ""),
+                    Text(m.IsCurrent ? "*" : canaryRelease?.Version == m.Version ? $"{canaryRelease.Traffic}%" : ""),
                     Text(m.Version),
                     Text(manifest?.CreatedUtc.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) ?? "-"),
                     Text(manifest?.Backbone ?? "-"),
@@ -69,7 +70,13 @@ public static class ModelCommands
 
         var version = new Argument<string>("version") { Description = "The version id to make current (see models list)." };
         var promoteName = NameOption("--model");
-        var promote = new Command("promote", "Make an existing version the current one (also a rollback). The version is verified first.") { version, promoteName };
+        var traffic = new Option<int>("--traffic")
+        {
+            Description = "The percentage of images the version serves (1-100): below 100 it is a canary beside the current version (each image chosen by a stable hash of its name, or of an HTTP image's bytes); 100 makes it current.",
+            DefaultValueFactory = _ => 100,
+            HelpName = "percent",
+        };
+        var promote = new Command("promote", "Make an existing version the current one (also a rollback), or with --traffic below 100 a canary that serves that share. The version is verified first.") { version, promoteName, traffic };
         CliApp.Handle(promote, global, host, async (parse, context, cancellationToken) =>
         {
             var id = parse.GetRequiredValue(version);
@@ -78,10 +85,17 @@ public static class ModelCommands
                 throw new UsageException($"\"{id}\" is not a version id.");
             }
             var store = Store(context, parse.GetRequiredValue(promoteName), "--model");
+            var share = parse.GetValue(traffic);
+            if (share is < 1 or > 100)
+            {
+                throw new UsageException($"--traffic {share} is not a percentage from 1 to 100.");
+            }
             try
             {
-                var pointer = await store.SetCurrentAsync(id, cancellationToken);
-                context.WriteLine($"Current model: {Describe(store, pointer.Version)}{(pointer.Previous is { } previous ? $" (was {previous})" : "")}");
+                var pointer = await store.PromoteAsync(id, share, cancellationToken);
+                context.WriteLine(pointer.Canary is { } canary
+                    ? $"Canary: {Describe(store, canary.Version)} serves {canary.Traffic} % of the images; {pointer.Version} the rest (models promote {canary.Version} --traffic 100 completes it, models rollback ends it)."
+                    : $"Current model: {Describe(store, pointer.Version)}{(pointer.Previous is { } previous ? $" (was {previous})" : "")}");
             }
             catch (FileNotFoundException e)
             {
@@ -91,14 +105,17 @@ public static class ModelCommands
         });
 
         var rollbackName = NameOption("--model");
-        var rollback = new Command("rollback", "Make the version that was current before the current one current again (verified first).") { rollbackName };
+        var rollback = new Command("rollback", "End a canary release (the current version serves everything again), or without one make the version that was current before the current one current again (verified first).") { rollbackName };
         CliApp.Handle(rollback, global, host, async (parse, context, cancellationToken) =>
         {
             var store = Store(context, parse.GetRequiredValue(rollbackName), "--model");
             try
             {
+                var before = (await store.GetCurrentAsync(cancellationToken))?.State.Canary;
                 var pointer = await store.RollbackAsync(cancellationToken);
-                context.WriteLine($"Current model: {Describe(store, pointer.Version)} (was {pointer.Previous})");
+                context.WriteLine(before is not null
+                    ? $"Current model: {Describe(store, pointer.Version)} serves all images again (the canary {before.Version} ended)."
+                    : $"Current model: {Describe(store, pointer.Version)} (was {pointer.Previous})");
             }
             catch (FileNotFoundException e)
             {
@@ -127,7 +144,7 @@ public static class ModelCommands
             var entry = (await store.ListAsync(cancellationToken)).FirstOrDefault(m => m.Version == id)
                 ?? throw new InvalidOperationException($"Version {id} of model {store.Model} is not in the '{context.Storage.ModelsContainer}' container.");
             context.WriteLine($"model:      {store.Model}");
-            context.WriteLine($"version:    {entry.Version}{(entry.IsCurrent ? " (current)" : "")}");
+            context.WriteLine($"version:    {entry.Version}{(entry.IsCurrent ? " (current)" : current?.State.Canary?.Version == entry.Version ? $" (canary: {current.State.Canary.Traffic} % of the images)" : "")}");
             if (entry.Manifest is not { } manifest)
             {
                 context.WriteLine($"problem:    {context.Mask(entry.Problem ?? "unreadable")}");

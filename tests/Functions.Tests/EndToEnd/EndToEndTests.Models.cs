@@ -88,6 +88,30 @@ public sealed partial class EndToEndTests
         await new ModelStore(host.Store.Container, second).PublishAsync(model.Folder, version: "s2");
         await WaitForAsync(async () => await ClassifyWithAsync(second, red) == ("red", "s2"), "the second model's swap to s2");
         Assert.Equal(defaultVersion, await DefaultVersionAsync());
+
+        // A canary of s1 at 30 %: the names its hash puts in the share get s1, the others s2, each prediction saying which.
+        var secondStore = new ModelStore(host.Store.Container, second);
+        await secondStore.PromoteAsync("s1", 30);
+        var release = new CanaryRelease("s1", 30);
+        var candidates = Enumerable.Range(0, 50).Select(i => $"{second}/canary-{i}.png").ToList();
+        var toCanary = candidates.First(n => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), release));
+        var toLive = candidates.First(n => !CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), release));
+        await Task.Delay(TimeSpan.FromSeconds(3)); // the refresh interval (2 s): the instance reads the canary
+        foreach (var name in new[] { toCanary, toLive })
+        {
+            await host.Images.GetBlobClient(name).UploadAsync(BinaryData.FromBytes(red), overwrite: true);
+            await Task.Delay(TimeSpan.FromSeconds(1.1));
+        }
+        Assert.Equal(("blue", "s1"), await LabelAndVersionAsync(toCanary));
+        Assert.Equal(("red", "s2"), await LabelAndVersionAsync(toLive));
+        await secondStore.RollbackAsync();
+        Assert.Null((await secondStore.GetCurrentAsync())!.State.Canary);
+    }
+
+    private async Task<(string? Label, string? Version)> LabelAndVersionAsync(string image)
+    {
+        var prediction = await WaitForPredictionAsync(host.Predictions, image);
+        return (prediction.Label, prediction.ModelVersion);
     }
 
     private async Task<string?> DefaultVersionAsync()

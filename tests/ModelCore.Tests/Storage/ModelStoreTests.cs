@@ -243,4 +243,33 @@ public sealed class ModelStoreTests : IClassFixture<ModelStoreTests.Models>, IAs
         var error = Assert.Throws<ArgumentException>(() => new ModelStore(container, name));
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Canary_TenPercent_ThenHundredCompletes_AndRollbackEndsOne()
+    {
+        var cats = new ModelStore(container, "cats");
+        await cats.PublishAsync(models.First, version: "v1");
+        await cats.PublishAsync(models.Second, version: "v2", makeCurrent: false);
+
+        var canary = await cats.PromoteAsync("v2", 10);
+        Assert.Equal("v1", canary.Version);
+        Assert.Equal(new CanaryRelease("v2", 10), canary.Canary);
+        Assert.Equal(new CanaryRelease("v2", 10), (await cats.GetCurrentAsync())!.State.Canary);
+
+        var ended = await cats.RollbackAsync();
+        Assert.Equal("v1", ended.Version);
+        Assert.Null(ended.Canary);
+        Assert.Null((await cats.GetCurrentAsync())!.State.Canary);
+
+        await cats.PromoteAsync("v2", 10);
+        var complete = await cats.PromoteAsync("v2", 100);
+        Assert.Equal("v2", complete.Version);
+        Assert.Equal("v1", complete.Previous);
+        Assert.Null((await cats.GetCurrentAsync())!.State.Canary);
+        var pointerJson = (await container.GetBlobClient("cats/current.json").DownloadContentAsync()).Value.Content.ToString();
+        Assert.DoesNotContain("canary", pointerJson, StringComparison.Ordinal);
+
+        var same = await Assert.ThrowsAsync<InvalidOperationException>(() => cats.PromoteAsync("v2", 10));
+        Assert.Contains("current version already", same.Message, StringComparison.Ordinal);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -7,8 +8,38 @@ using ServerlessClassifier.ModelCore.Checkpoints;
 
 namespace ServerlessClassifier.ModelCore.Storage;
 
-/// <summary>The live-version pointer, <c>models/current.json</c>.</summary>
-public sealed record CurrentModelPointer(string Version, DateTimeOffset PublishedUtc, string? Previous);
+/// <summary>
+/// The live-version pointer, <c>models/current.json</c>: the version serving all traffic, or, during a canary release,
+/// all traffic but <see cref="Canary"/>'s share.
+/// </summary>
+public sealed record CurrentModelPointer(string Version, DateTimeOffset PublishedUtc, string? Previous)
+{
+    /// <summary>A version being released to a share of the traffic (<see cref="CanaryRouter"/>); absent when one version serves everything.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CanaryRelease? Canary { get; init; }
+}
+
+/// <summary>A canary release: <see cref="Version"/> serves <see cref="Traffic"/> percent (1-99) of the images, chosen by <see cref="CanaryRouter"/>.</summary>
+public sealed record CanaryRelease(string Version, int Traffic);
+
+/// <summary>
+/// Which images a canary serves: the first four bytes of the SHA-256 of the routing key (an upload's blob name; an HTTP
+/// image's bytes) as a number, modulo 100, below the canary's traffic share. Stable: the same key always gets the same
+/// version, on every instance, for as long as the share is unchanged (raising it only moves more keys to the canary).
+/// </summary>
+public static class CanaryRouter
+{
+    public static int Bucket(ReadOnlySpan<byte> key)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(key, hash);
+        return (int)(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(hash) % 100);
+    }
+
+    public static int Bucket(string key) => Bucket(System.Text.Encoding.UTF8.GetBytes(key ?? throw new ArgumentNullException(nameof(key))));
+
+    public static bool ChoosesCanary(int bucket, CanaryRelease? canary) => canary is { Traffic: > 0 } c && bucket < c.Traffic;
+}
 
 /// <summary>The pointer as read, with the ETag that a conditional update must match.</summary>
 public sealed record CurrentModel(CurrentModelPointer State, ETag ETag);
@@ -100,6 +131,7 @@ public sealed class ModelStore
             var (content, etag) = await ReadSmallAsync(PointerName, MaxPointerBytes, cancellationToken);
             var pointer = JsonSerializer.Deserialize<CurrentModelPointer>(content, PointerJson);
             return pointer is { Version: { } v } && IsValidVersion(v)
+                && (pointer.Canary is null || (pointer.Canary.Version is { } c && IsValidVersion(c) && pointer.Canary.Traffic is >= 1 and <= 99))
                 ? new CurrentModel(pointer, etag)
                 : throw new ModelFormatException($"{container.Uri}/{PointerName} does not name a valid version.");
         }
@@ -148,7 +180,11 @@ public sealed class ModelStore
     {
         await LoadAsync(version, roles: null, cancellationToken);
         var current = await GetCurrentAsync(cancellationToken);
-        var pointer = new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version);
+        return await WritePointerAsync(new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version), current, cancellationToken);
+    }
+
+    private async Task<CurrentModelPointer> WritePointerAsync(CurrentModelPointer pointer, CurrentModel? current, CancellationToken cancellationToken)
+    {
         var conditions = current is null
             ? new BlobRequestConditions { IfNoneMatch = ETag.All }
             : new BlobRequestConditions { IfMatch = current.ETag };
@@ -161,9 +197,33 @@ public sealed class ModelStore
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {
-            throw new InvalidOperationException($"{PointerName} was changed by another publisher while moving it to {version}; nothing was changed by this call. Retry.", e);
+            throw new InvalidOperationException($"{PointerName} was changed by another publisher while moving it to {pointer.Version}; nothing was changed by this call. Retry.", e);
         }
         return pointer;
+    }
+
+    /// <summary>
+    /// Starts, changes or completes a canary release of an existing version (verified first): with
+    /// <paramref name="traffic"/> 1-99 the current version stays and <paramref name="version"/> gets that share of the
+    /// traffic; with 100 it becomes the current version (as <see cref="SetCurrentAsync"/>, the canary ended). Same ETag
+    /// condition as <see cref="SetCurrentAsync"/>.
+    /// </summary>
+    public async Task<CurrentModelPointer> PromoteAsync(string version, int traffic, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(traffic, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(traffic, 100);
+        if (traffic == 100)
+        {
+            return await SetCurrentAsync(version, cancellationToken);
+        }
+        await LoadAsync(version, roles: null, cancellationToken);
+        var current = await GetCurrentAsync(cancellationToken)
+            ?? throw new InvalidOperationException($"Model {Model} has no current version: a canary needs one to share the traffic with. Promote {version} with --traffic 100 (the default).");
+        if (current.State.Version == version)
+        {
+            throw new InvalidOperationException($"{version} is model {Model}'s current version already; a canary is another version.");
+        }
+        return await WritePointerAsync(current.State with { Canary = new CanaryRelease(version, traffic) }, current, cancellationToken);
     }
 
     /// <summary>Whether a version of this model is published (its manifest exists; the files are verified when it is loaded).</summary>
@@ -171,13 +231,19 @@ public sealed class ModelStore
         IsValidVersion(version) && await container.GetBlobClient($"{prefix}{version}/{ModelManifest.FileName}").ExistsAsync(cancellationToken);
 
     /// <summary>
-    /// Points <c>current.json</c> back at the version it named before (<see cref="CurrentModelPointer.Previous"/>), verified
-    /// first and with the same ETag condition as <see cref="SetCurrentAsync"/>.
+    /// Ends a canary release (the current version serves everything again), or, without one, points <c>current.json</c>
+    /// back at the version it named before (<see cref="CurrentModelPointer.Previous"/>), verified first; the same ETag
+    /// condition as <see cref="SetCurrentAsync"/>.
     /// </summary>
     public async Task<CurrentModelPointer> RollbackAsync(CancellationToken cancellationToken = default)
     {
         var current = await GetCurrentAsync(cancellationToken)
             ?? throw new InvalidOperationException($"Model {Model} has no current version to roll back from.");
+        if (current.State.Canary is not null)
+        {
+            // A canary is rolled back first: the current version serves everything again.
+            return await WritePointerAsync(current.State with { Canary = null }, current, cancellationToken);
+        }
         var previous = current.State.Previous is { } p && IsValidVersion(p)
             ? p
             : throw new InvalidOperationException($"Model {Model}'s current version {current.State.Version} records no previous version; promote a version by its id instead (models list).");

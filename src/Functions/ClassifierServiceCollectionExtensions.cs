@@ -22,7 +22,9 @@ public static class ClassifierServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddClassifierServices(this IServiceCollection services)
     {
-        services.AddOptions<ClassifierOptions>().BindConfiguration(ClassifierOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ClassifierOptions>().BindConfiguration(ClassifierOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => CustomVision.CustomVisionProjects.TryParse(o.CustomVisionProjects, out _), "Classifier:CustomVisionProjects must be <project id (a GUID)>=<model name> pairs separated by commas.")
+            .ValidateOnStart();
         services.AddOptions<MicroBatchingOptions>().BindConfiguration(MicroBatchingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         services.AddAzureClients(clients => clients.AddClient<BlobServiceClient, BlobClientOptions>((clientOptions, provider) =>
@@ -69,6 +71,8 @@ public static class ClassifierServiceCollectionExtensions
                 provider.GetRequiredService<ImageDecoder>());
         });
         services.AddSingleton<ModelProvider>();
+        services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<CustomVision.CustomVisionService>();
         services.AddSingleton<ClassificationBatcher>();
         services.AddSingleton<ClassificationService>();
         services.AddSingleton<ImageRequestReader>();

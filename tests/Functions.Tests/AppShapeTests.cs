@@ -18,7 +18,7 @@ public sealed class AppShapeTests
         var functions = JsonNode.Parse(File.ReadAllText(Path.Combine(BuildOutput, "functions.metadata")))!.AsArray()
             .ToDictionary(f => (string)f!["name"]!, f => f!["bindings"]!.AsArray()[0]!);
 
-        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid", "ClassifyWithModel", "CustomVisionClassify", "DecideLabel", "GetModel", "Health", "LabelReview", "ListModels", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"],
             functions.Keys.Order(StringComparer.Ordinal));
         foreach (var name in new[] { "ClassifyUploadedImage", "ClassifyUploadedImageEventGrid" })
         {
@@ -30,16 +30,21 @@ public sealed class AppShapeTests
         Assert.Null(functions["ClassifyUploadedImage"]["source"]);
         Assert.Equal("EventGrid", (string?)functions["ClassifyUploadedImageEventGrid"]["source"]);
 
-        AssertHttp(functions["ClassifyImage"], "Function", "post", "classify");
-        AssertHttp(functions["GetModel"], "Function", "get", "model");
-        AssertHttp(functions["Health"], "Anonymous", "get", "health");
+        AssertHttp(functions["ClassifyImage"], "Function", "post", "api/classify");
+        AssertHttp(functions["GetModel"], "Function", "get", "api/model");
+        AssertHttp(functions["ClassifyWithModel"], "Function", "post", "api/classify/{model}");
+        AssertHttp(functions["ListModels"], "Function", "get", "api/models");
+        // Custom Vision's clients call {Endpoint}/customvision/... and drop any path of the endpoint, so its routes are at
+        // the root: host.json's routePrefix is empty and every other route carries its api/ itself (the URLs are as before).
+        AssertHttp(functions["CustomVisionClassify"], "Anonymous", "post", "customvision/{apiVersion}/prediction/{projectId}/classify/iterations/{publishedName}/{source}/{nostore?}");
+        AssertHttp(functions["Health"], "Anonymous", "get", "api/health");
         // The page and its API are protected like the classification API (the review API also needs a signed-in role: ReviewAccessTests).
-        AssertHttp(functions["WebPage"], "Function", "get", "ui");
-        AssertHttp(functions["ListReview"], "Function", "get", "review");
-        AssertHttp(functions["ReviewThumbnail"], "Function", "get", "review/thumbnail");
-        AssertHttp(functions["LabelReview"], "Function", "post", "review/label");
-        AssertHttp(functions["ListStagedLabels"], "Function", "get", "review/staged");
-        AssertHttp(functions["DecideLabel"], "Function", "post", "review/decide");
+        AssertHttp(functions["WebPage"], "Function", "get", "api/ui");
+        AssertHttp(functions["ListReview"], "Function", "get", "api/review");
+        AssertHttp(functions["ReviewThumbnail"], "Function", "get", "api/review/thumbnail");
+        AssertHttp(functions["LabelReview"], "Function", "post", "api/review/label");
+        AssertHttp(functions["ListStagedLabels"], "Function", "get", "api/review/staged");
+        AssertHttp(functions["DecideLabel"], "Function", "post", "api/review/decide");
 
         var shards = functions["ClassifyShard"];
         Assert.Equal("queueTrigger", (string?)shards["type"]);

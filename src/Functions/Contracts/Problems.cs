@@ -55,6 +55,7 @@ public static class Problems
         InvalidRequestException e => For(e),
         ImageRejectedException e => For(e),
         ModelUnavailableException e => For(e, response),
+        ModelNotFoundException e => Create(StatusCodes.Status404NotFound, "ModelNotFound", e.Message),
         _ => null,
     };
 

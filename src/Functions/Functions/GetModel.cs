@@ -11,7 +11,7 @@ public sealed class GetModel(ModelProvider models)
 {
     [Function(nameof(GetModel))]
     public async Task<IActionResult> Run(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "model")] HttpRequest request,
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/model")] HttpRequest request,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -8,7 +8,7 @@ namespace ServerlessClassifier.Functions.Functions;
 public sealed class Health
 {
     [Function(nameof(Health))]
-    public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "health")] HttpRequest request)
+    public IActionResult Run([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "api/health")] HttpRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         return new OkObjectResult(new { status = "ok" });

@@ -32,7 +32,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
 {
     [Function("ListReview")]
     public async Task<IActionResult> List(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "review")] HttpRequest request, CancellationToken cancellationToken)
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/review")] HttpRequest request, CancellationToken cancellationToken)
     {
         var reviewer = identity.Require(request, ReviewRoles.Reviewer, ReviewRoles.Approver);
         return new OkObjectResult(await review.ListAsync(reviewer, cancellationToken));
@@ -40,7 +40,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
 
     [Function("ReviewThumbnail")]
     public async Task<IActionResult> Thumbnail(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "review/thumbnail")] HttpRequest request, CancellationToken cancellationToken)
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/review/thumbnail")] HttpRequest request, CancellationToken cancellationToken)
     {
         identity.Require(request, ReviewRoles.Reviewer, ReviewRoles.Approver);
         var image = request.Query["image"].ToString();
@@ -57,7 +57,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
 
     [Function("LabelReview")]
     public async Task<IActionResult> Label(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "review/label")] HttpRequest request, CancellationToken cancellationToken)
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/review/label")] HttpRequest request, CancellationToken cancellationToken)
     {
         var reviewer = identity.Require(request, ReviewRoles.Reviewer);
         var body = await ReadAsync<LabelRequest>(request, cancellationToken);
@@ -82,7 +82,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
 
     [Function("ListStagedLabels")]
     public async Task<IActionResult> ListStaged(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "review/staged")] HttpRequest request, CancellationToken cancellationToken)
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/review/staged")] HttpRequest request, CancellationToken cancellationToken)
     {
         identity.Require(request, ReviewRoles.Approver);
         return new OkObjectResult(await review.ListStagedAsync(cancellationToken));
@@ -90,7 +90,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
 
     [Function("DecideLabel")]
     public async Task<IActionResult> Decide(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "review/decide")] HttpRequest request, CancellationToken cancellationToken)
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/review/decide")] HttpRequest request, CancellationToken cancellationToken)
     {
         var approver = identity.Require(request, ReviewRoles.Approver);
         var body = await ReadAsync<DecideRequest>(request, cancellationToken);

@@ -22,7 +22,7 @@ public sealed class WebPage
     });
 
     [Function(nameof(WebPage))]
-    public IActionResult Run([HttpTrigger(AuthorizationLevel.Function, "get", Route = "ui")] HttpRequest request)
+    public IActionResult Run([HttpTrigger(AuthorizationLevel.Function, "get", Route = "api/ui")] HttpRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         var headers = request.HttpContext.Response.Headers;

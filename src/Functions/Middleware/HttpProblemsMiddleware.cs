@@ -32,7 +32,10 @@ public sealed class HttpProblemsMiddleware : IFunctionsWorkerMiddleware
         }
         catch (Exception error) when (context.GetHttpContext() is { } http)
         {
-            var problem = Problems.For(error, http.Response);
+            // Custom Vision's routes answer in Custom Vision's error shape; every other HTTP function in RFC 9457 problems.
+            var problem = context.FunctionDefinition.Name == nameof(Functions.CustomVisionClassify)
+                ? CustomVision.CustomVisionErrors.For(error, http.Response)
+                : Problems.For(error, http.Response);
             if (problem is null)
             {
                 throw;

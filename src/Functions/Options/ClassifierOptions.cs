@@ -101,6 +101,27 @@ public sealed record ClassifierOptions
     public TimeSpan ModelRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// The memory an instance lets its loaded models hold, in megabytes (each counted by the bytes of its serving files;
+    /// a ResNet-18 is about 45 MB): past it, the least recently used named models that no request holds are unloaded.
+    /// The default model is never unloaded; 0 keeps only the named model used last.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int ModelMemoryBudgetMegabytes { get; init; } = 1024;
+
+    /// <summary>
+    /// The Custom Vision projects this app answers for (<see cref="CustomVisionProjects"/>):
+    /// <c>&lt;project id&gt;=&lt;model name&gt;</c> pairs separated by commas or semicolons, e.g.
+    /// <c>0f3c...-...=default,7a1b...-...=cats</c> (a setting value, because Linux app setting names cannot hold a GUID's dashes).
+    /// </summary>
+    public string? CustomVisionProjects { get; init; }
+
+    /// <summary>
+    /// The keys the Custom Vision routes accept in the <c>Prediction-Key</c> header, separated by commas (two during a
+    /// rotation). A secret: in Azure a Key Vault reference. Unset, those routes refuse every call (401).
+    /// </summary>
+    public string? CustomVisionPredictionKeys { get; init; }
+
+    /// <summary>
     /// NCRONTAB schedule of <c>SweepUnclassifiedImages</c>. The Functions host reads this setting itself
     /// (the trigger names <c>%Classifier:SweepSchedule%</c>); it is bound here so that it is documented and visible.
     /// </summary>

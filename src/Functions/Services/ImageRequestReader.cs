@@ -61,8 +61,12 @@ public sealed class ImageRequestReader(ImageDecoder decoder)
         }
     }
 
-    /// <summary>The image bytes; throws <see cref="ImageRejectedException"/> (TooLarge) past the limit.</summary>
-    public async Task<ReadOnlyMemory<byte>> ReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// The image bytes; throws <see cref="ImageRejectedException"/> (TooLarge) past the limit. Of a multipart form, the
+    /// first file part, or the first part named <paramref name="field"/> whether or not it names a file (Custom Vision's
+    /// clients send <c>imageData</c> without a file name).
+    /// </summary>
+    public async Task<ReadOnlyMemory<byte>> ReadAsync(HttpRequest request, CancellationToken cancellationToken, string? field = null)
     {
         CheckHeaders(request);
         if (!IsMultipart(request))
@@ -81,7 +85,8 @@ public sealed class ImageRequestReader(ImageDecoder decoder)
         {
             while (await reader.ReadNextSectionAsync(cancellationToken).ConfigureAwait(false) is { } section)
             {
-                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.IsFileDisposition())
+                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                    || !(disposition.IsFileDisposition() || (field is not null && HeaderUtilities.RemoveQuotes(disposition.Name).Equals(field, StringComparison.Ordinal))))
                 {
                     continue;
                 }

@@ -28,6 +28,15 @@ public sealed class LoadedModel
 
     public DateTimeOffset LoadedUtc { get; }
 
+    /// <summary>
+    /// The memory this version is counted as holding against the model memory budget: the bytes of its serving files
+    /// (the ONNX graph's weights, which ONNX Runtime keeps in memory, and any mean image or OOD statistics).
+    /// </summary>
+    public long EstimatedBytes => Manifest.Files.Where(f => ModelPackage.ServingRoles.Contains(f.Role)).Sum(f => f.Bytes);
+
+    /// <summary>Whether a request holds this version now (a reference besides the provider's).</summary>
+    internal bool InUse => Volatile.Read(ref references) > 1;
+
     /// <summary>True once the pipeline has been disposed (for tests and diagnostics).</summary>
     public bool IsDisposed => Volatile.Read(ref references) == 0;
 

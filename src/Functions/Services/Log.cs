@@ -18,6 +18,15 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Error, "The model refresh failed unexpectedly; the live model stays and the next check tries again")]
     public static partial void RefreshFailed(this ILogger logger, Exception error);
 
+    [LoggerMessage(6, LogLevel.Information, "Model {Model} version {Version} unloaded (about {Megabytes} MB) to keep the loaded models within {BudgetMegabytes} MB; its next request loads it again")]
+    public static partial void ModelUnloaded(this ILogger logger, string model, string version, long megabytes, long budgetMegabytes);
+
+    [LoggerMessage(7, LogLevel.Warning, "Checking model {Model} for a new version failed; its loaded version stays live")]
+    public static partial void NamedRefreshFailed(this ILogger logger, Exception error, string model);
+
+    [LoggerMessage(8, LogLevel.Warning, "Model {Model}'s canary {Canary} cannot be served; its share stays on {Live}")]
+    public static partial void CanaryUnavailable(this ILogger logger, Exception error, string model, string canary, string live);
+
     [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
     public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
 

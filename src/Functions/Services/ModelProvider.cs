@@ -38,6 +38,7 @@ public sealed class ModelProvider : IDisposable
     private readonly Lock gate = new();
 
     private LoadedModel? current;
+    private CanaryRelease? canary;
     private Task? sharedCheck;
     private long lastCheckTicks = long.MinValue;
     private long failedTicks = long.MinValue;
@@ -49,8 +50,20 @@ public sealed class ModelProvider : IDisposable
     private int checks;
     private bool disposed;
 
+    private readonly string? pinnedVersion;
+
     public ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time = null, ImageDecoder? decoder = null)
+        : this(store, options, logger, time, decoder, pinnedVersion: null)
     {
+    }
+
+    /// <summary>
+    /// A provider of one fixed version (<paramref name="pinnedVersion"/>, e.g. a Custom Vision published name or a canary's
+    /// version) instead of the one <c>current.json</c> names: versions are immutable, so it is loaded once and never swapped.
+    /// </summary>
+    internal ModelProvider(ModelStore store, IOptions<ClassifierOptions> options, ILogger<ModelProvider> logger, TimeProvider? time, ImageDecoder? decoder, string? pinnedVersion)
+    {
+        this.pinnedVersion = pinnedVersion;
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
         this.store = store;
@@ -68,8 +81,14 @@ public sealed class ModelProvider : IDisposable
         };
     }
 
+    /// <summary>The name of the model this provider serves (<see cref="ModelNames.Default"/> for the app's default model).</summary>
+    public string Model => store.Model;
+
     /// <summary>The live version, or null before the first load (never blocks, never calls storage).</summary>
     public LoadedModel? Current => Volatile.Read(ref current);
+
+    /// <summary>The canary release <c>current.json</c> named at the last check (null: the live version serves everything).</summary>
+    public CanaryRelease? Canary => Volatile.Read(ref canary);
 
     /// <summary>How many versions this instance has loaded (downloaded, verified, session created).</summary>
     public int LoadCount => Volatile.Read(ref loads);
@@ -126,6 +145,29 @@ public sealed class ModelProvider : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         await CheckAsync(force: true).WaitAsync(cancellationToken).ConfigureAwait(false);
         return Current;
+    }
+
+    /// <summary>
+    /// Lets go of the loaded version (the <see cref="ModelRegistry"/>'s memory budget): the provider's own reference is
+    /// released, so the pipeline is disposed when the last request holding it ends, never under one. The next request
+    /// loads the model again. Returns whether a version was loaded.
+    /// </summary>
+    public async Task<bool> UnloadAsync()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        await checkLock.WaitAsync(lifetime.Token).ConfigureAwait(false);
+        try
+        {
+            var old = Interlocked.Exchange(ref current, null);
+            liveETag = null;
+            Interlocked.Exchange(ref lastCheckTicks, long.MinValue);
+            old?.Release();
+            return old is not null;
+        }
+        finally
+        {
+            checkLock.Release();
+        }
     }
 
     public void Dispose()
@@ -203,7 +245,11 @@ public sealed class ModelProvider : IDisposable
     private async Task CheckCoreAsync(CancellationToken cancellationToken)
     {
         var live = Current;
-        var etag = await store.GetCurrentETagAsync(cancellationToken).ConfigureAwait(false);
+        if (pinnedVersion is not null && live is not null)
+        {
+            return; // a pinned version never changes
+        }
+        var etag = pinnedVersion is not null ? new ETag(pinnedVersion) : await store.GetCurrentETagAsync(cancellationToken).ConfigureAwait(false);
         if (etag is null)
         {
             if (live is null)
@@ -220,13 +266,16 @@ public sealed class ModelProvider : IDisposable
         ClassificationPipeline pipeline;
         try
         {
-            var pointer = await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
+            var pointer = pinnedVersion is not null
+                ? new CurrentModel(new CurrentModelPointer(pinnedVersion, DateTimeOffset.MinValue, null), etag.Value)
+                : await store.GetCurrentAsync(cancellationToken).ConfigureAwait(false);
             if (pointer is null)
             {
                 return;
             }
             version = pointer.State.Version;
             etag = pointer.ETag;
+            Volatile.Write(ref canary, pointer.State.Canary);
             if (live is not null && live.Version == version)
             {
                 // The pointer was rewritten to the version already live: keep it, remember the new ETag.

@@ -9,8 +9,9 @@ namespace ServerlessClassifier.Functions.Services;
 /// <see cref="ModelProvider.RefreshInterval"/> (a HEAD request; a download only when its ETag changed). Swaps and
 /// refusals are logged here, outside any request, so they reach the host's log and Application Insights. Nothing but
 /// shutdown ends the loop: an exception escaping a background service stops the host, and with it the live model.
+/// The named models this instance has loaded (<see cref="ModelRegistry"/>) are checked on the same tick, each on its own.
 /// </summary>
-public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null) : BackgroundService
+public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null, ModelRegistry? named = null) : BackgroundService
 {
     /// <summary>The shortest pause between checks, whatever the setting (0 means "check on every request" in tests).</summary>
     public static readonly TimeSpan MinimumInterval = TimeSpan.FromSeconds(1);
@@ -25,6 +26,11 @@ public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefre
             try
             {
                 await models.RefreshAsync(stoppingToken).ConfigureAwait(false);
+                if (named is not null)
+                {
+                    // Each loaded named model checks its own current.json and swaps on its own.
+                    await named.RefreshLoadedAsync(stoppingToken).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -33,7 +33,9 @@ public sealed class UnclassifiedImageSweeper(
 
     public async Task<BackfillReport> SweepAsync(CancellationToken cancellationToken)
     {
-        if (await models.RefreshAsync(cancellationToken).ConfigureAwait(false) is null)
+        // Nothing to do while no model at all is published (the default, or a named one that uploads can be routed to).
+        if (await models.RefreshAsync(cancellationToken).ConfigureAwait(false) is null
+            && (await ModelStore.ListModelsAsync(containers.Models, cancellationToken).ConfigureAwait(false)).Count == 0)
         {
             logger.SweepSkipped();
             return BackfillReport.Nothing;

@@ -22,7 +22,10 @@ namespace ServerlessClassifier.Functions.Services;
 /// for its prediction (<c>&lt;name&gt;.json</c> over 1,024 characters) is refused before any request and logged: no
 /// prediction can exist for it, and a storage 400 thrown here would be retried and poisoned for nothing.</item>
 /// <item>An uncertain prediction (unknown, low margin, out of distribution) is offered to the <see cref="ReviewQueue"/>.</item>
-/// <item>One model lease per image: the version that classified it (or refused it) is the one the prediction names.</item>
+/// <item>One model lease per image: the version that classified it (or refused it) is the one the prediction names.
+/// The model is chosen by <see cref="ModelRegistry.RouteBlobAsync"/>: the first segment of the blob's name when it names a
+/// published model (<c>cats/photo.jpg</c>: model <c>cats</c>, whose predictions also carry <c>"model": "cats"</c>), else the
+/// default model.</item>
 /// <item>No model yet: nothing is written and no exception is thrown. Throwing would make the host retry
 /// <c>poisonBlobThreshold</c> times within seconds and then park the blob in the poison queue; instead
 /// <c>SweepUnclassifiedImages</c> finds every image without a prediction once a model is live.</item>
@@ -32,7 +35,7 @@ namespace ServerlessClassifier.Functions.Services;
 /// </summary>
 public sealed class UploadedImageHandler(
     ClassifierContainers containers,
-    ModelProvider models,
+    ModelRegistry models,
     ClassificationService classifier,
     ImageDecoder reader,
     ILogger<UploadedImageHandler> logger,
@@ -70,12 +73,23 @@ public sealed class UploadedImageHandler(
         {
             return PredictionOutcome.AlreadyDone;
         }
+        var model = await models.RouteBlobAsync(name, cancellationToken).ConfigureAwait(false);
         ModelLease lease;
         try
         {
-            lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
+            var live = await models.AcquireAsync(model, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // During a canary release the blob's name picks the version (the same name always gets the same one).
+                lease = await models.RouteAsync(model, live, System.Text.Encoding.UTF8.GetBytes(name), cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                live.Dispose();
+                throw;
+            }
         }
-        catch (ModelUnavailableException e)
+        catch (Exception e) when (e is ModelUnavailableException or ModelNotFoundException)
         {
             logger.ImageLeftForSweep(name, e.Message);
             return PredictionOutcome.NoModel;
@@ -83,8 +97,14 @@ public sealed class UploadedImageHandler(
         using (lease)
         {
             var withLease = new PredictionClassifier(lease.Version, reader, async (bytes, token) =>
-                (await classifier.ClassifyAsync(lease, bytes, top: null, threshold: null, token).ConfigureAwait(false)).Classification);
-            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, review, cancellationToken).ConfigureAwait(false);
+                (await classifier.ClassifyAsync(lease, bytes, top: null, threshold: null, token).ConfigureAwait(false)).Classification)
+            {
+                Model = model == ModelNames.Default ? null : model,
+            };
+            // The review queue and the training data it feeds are the default model's: a named model's uncertain uploads are
+            // not listed there (their labels would be mixed into the default model's training data).
+            var reviewQueue = model == ModelNames.Default ? review : null;
+            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, reviewQueue, cancellationToken).ConfigureAwait(false);
         }
     }
 }

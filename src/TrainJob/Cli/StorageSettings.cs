@@ -73,7 +73,7 @@ public sealed class StorageSettings
 
     public BlobContainerClient Container(string name) => Service.GetBlobContainerClient(name);
 
-    public ModelStore ModelStore() => new(Container(ModelsContainer));
+    public ModelStore ModelStore(string model = ModelNames.Default) => new(Container(ModelsContainer), model);
 
     /// <summary>Values that must never be printed.</summary>
     public IEnumerable<string?> Secrets => [Configuration[StorageClients.DefaultConnectionName]];

@@ -147,6 +147,10 @@ public static class ClassifyCommand
         var classifier = new PredictionClassifier(model.Version, pipeline.Decoder, (bytes, _) => Task.FromResult(pipeline.Classify(bytes)));
         var review = context.Storage.ReviewQueue();
         var failures = new List<string>();
+        // Images whose first path segment names another model of the store are that model's (README "Several models"):
+        // left to the app, which routes them, never classified here with this one.
+        var named = (await ModelStore.ListModelsAsync(context.Storage.Container(context.Storage.ModelsContainer), cancellationToken))
+            .Where(n => n != ModelNames.Default).ToHashSet(StringComparer.Ordinal);
         var report = await ProgressDisplay.RunAsync(context, sink =>
         {
             var done = 0;
@@ -154,11 +158,16 @@ public static class ClassifyCommand
                 (name, token) => PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, classifier, PredictionSource.Backfill, review, token),
                 failed: (name, error) => failures.Add($"{name}: {error.Message}"),
                 done: (_, _) => sink.Report("backfill", ++done, done),
+                passOver: named.Count == 0 ? null : name => name.IndexOf('/', StringComparison.Ordinal) is > 0 and var slash && named.Contains(name[..slash]),
                 cancellationToken: cancellationToken);
         });
         context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
             $"{report.Rejected} rejected) with {model.Description}; {report.Removed} predictions of deleted images removed; " +
             $"{report.AlreadyDone} were current already.");
+        if (report.PassedOver > 0)
+        {
+            context.WriteLine($"{report.PassedOver} images under a named model's folder ({string.Join(", ", named.Order(StringComparer.Ordinal))}) were left to that model (the Functions app classifies them).");
+        }
         if (report.FirstNameTooLong is { } first)
         {
             context.Error($"{report.NamesTooLong} images have names too long for a prediction (over {PredictionDocument.MaxImageNameLength} characters; the first is {first}): they were not classified; rename them.");

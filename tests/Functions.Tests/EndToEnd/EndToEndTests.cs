@@ -17,7 +17,7 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 /// and the log the host writes meanwhile. In the Functions collection, so nothing else runs beside the host.
 /// </summary>
 [Collection(FunctionsTests.Collection)]
-public sealed class EndToEndTests(ServingModelFixture model, FunctionsHostFixture host, ITestOutputHelper output) : IClassFixture<FunctionsHostFixture>
+public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHostFixture host, ITestOutputHelper output) : IClassFixture<FunctionsHostFixture>
 {
     [HostFact]
     public async Task Uploads_GoodCorruptEmptyHugeAndNested_GetExactlyOnePredictionEach()

@@ -20,6 +20,14 @@ public class FunctionsHostFixture : IAsyncLifetime
     public const string MasterKey = "e2e-master-key-00000000000000000000000000000";
     public const string BlobsExtensionKey = "e2e-blobs-extension-key-00000000000000000000";
 
+    /// <summary>The named model published beside the default one (<c>s1</c>: the reversed labels).</summary>
+    public const string SecondModel = "e2e-second";
+
+    /// <summary>Custom Vision project ids the app maps to the default model and to <see cref="SecondModel"/>.</summary>
+    public static readonly Guid DefaultProject = new("3f2b8c4e-0d6a-4e1f-9b7c-5a8d2e6f1c30");
+
+    public static readonly Guid SecondProject = new("a7c1e9d2-4b3f-4c8a-8e6d-1f0b9c2d7e45");
+
     /// <summary>Bytes over which an image is refused (HTTP 413, prediction TooLarge); small, so that "huge" is cheap to upload.</summary>
     public const int MaxBytes = 300_000;
 
@@ -109,6 +117,7 @@ public class FunctionsHostFixture : IAsyncLifetime
         {
             await Store.PublishAsync(modelFolder, version: "v1");
             await Store.PublishAsync(model.ReversedFolder, makeCurrent: false, version: "v2");
+            await new ModelStore(models, SecondModel).PublishAsync(model.ReversedFolder, version: "s1");
         }
 
         var port = FunctionsHost.FreePort();
@@ -131,6 +140,9 @@ public class FunctionsHostFixture : IAsyncLifetime
             ["Classifier__MaxBytes"] = MaxBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             // Event Grid deliveries go through the host's blob-trigger queue, which otherwise backs off to a minute when idle.
             ["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = "00:00:02",
+            // Custom Vision clients send the function key as their Prediction-Key (the host itself never reads that header).
+            ["Classifier__CustomVisionProjects"] = $"{DefaultProject}=default,{SecondProject}={SecondModel}",
+            ["Classifier__CustomVisionPredictionKeys"] = FunctionKey,
             ["FUNCTIONS_HOST_FUNCTION_KEY"] = FunctionKey,
             ["FUNCTIONS_HOST_MASTER_KEY"] = MasterKey,
             ["FUNCTIONS_HOST_BLOBS_EXTENSION_KEY"] = BlobsExtensionKey,

@@ -170,4 +170,106 @@ public sealed class ModelStoreTests : IClassFixture<ModelStoreTests.Models>, IAs
         }
         Assert.Equal(live, (await store.GetCurrentAsync())!.State.Version);
     }
+
+    [Fact]
+    public async Task NamedModels_LiveBesideAnExistingStore_WhichStillServesAsTheDefault()
+    {
+        // An existing store: the layout from before named models, written blob by blob at the root.
+        var legacy = await ModelPackage.LoadAsync(models.First);
+        foreach (var file in legacy.Manifest.Files)
+        {
+            await container.GetBlobClient($"v1/{file.Name}").UploadAsync(BinaryData.FromBytes(legacy.GetFileByName(file.Name)));
+        }
+        await container.GetBlobClient($"v1/{ModelManifest.FileName}").UploadAsync(BinaryData.FromString((legacy.Manifest with { Version = "v1" }).ToJson()));
+        await container.GetBlobClient(ModelStore.PointerBlobName).UploadAsync(BinaryData.FromString("""{"version":"v1","publishedUtc":"2026-01-01T00:00:00Z"}"""));
+
+        var cats = new ModelStore(container, "cats");
+        var catsVersion = await cats.PublishAsync(models.Second, version: "v1");
+
+        var defaultStore = new ModelStore(container, ModelNames.Default);
+        Assert.Equal("v1", (await defaultStore.GetCurrentAsync())!.State.Version);
+        Assert.Equal(legacy.Manifest.Files, (await defaultStore.LoadAsync("v1")).Manifest.Files);
+        Assert.Equal(["v1"], (await defaultStore.ListAsync()).Select(m => m.Version));
+        Assert.Equal("v1", catsVersion);
+        Assert.True(await container.GetBlobClient("cats/current.json").ExistsAsync());
+        Assert.True(await container.GetBlobClient("cats/v1/manifest.json").ExistsAsync());
+        Assert.Equal((await ModelPackage.LoadAsync(models.Second)).Manifest.Files, (await cats.LoadAsync("v1")).Manifest.Files);
+        Assert.Equal(["v1"], (await cats.ListAsync()).Select(m => m.Version));
+        Assert.Equal([ModelNames.Default, "cats"], await ModelStore.ListModelsAsync(container));
+    }
+
+    [Fact]
+    public async Task NamedModels_PromoteAndRollBackAlone()
+    {
+        var defaultStore = new ModelStore(container);
+        await defaultStore.PublishAsync(models.First, version: "d1");
+        var dogs = new ModelStore(container, "dogs");
+        await dogs.PublishAsync(models.First, version: "v1");
+        await dogs.PublishAsync(models.Second, version: "v2");
+
+        var back = await dogs.RollbackAsync();
+
+        Assert.Equal("v1", back.Version);
+        Assert.Equal("v2", back.Previous);
+        Assert.Equal("v1", (await dogs.GetCurrentAsync())!.State.Version);
+        Assert.Equal("d1", (await defaultStore.GetCurrentAsync())!.State.Version);
+        Assert.Equal([ModelNames.Default, "dogs"], await ModelStore.ListModelsAsync(container));
+        var none = await Assert.ThrowsAsync<InvalidOperationException>(() => defaultStore.RollbackAsync());
+        Assert.Contains("no previous version", none.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NamedModel_AndADefaultVersionOfTheSameName_AreRefused()
+    {
+        await new ModelStore(container).PublishAsync(models.First, version: "birds");
+        var clash = await Assert.ThrowsAsync<InvalidOperationException>(() => new ModelStore(container, "birds").PublishAsync(models.Second));
+        Assert.Contains("version named \"birds\"", clash.Message, StringComparison.Ordinal);
+
+        await new ModelStore(container, "fish").PublishAsync(models.Second);
+        var reverse = await Assert.ThrowsAsync<InvalidOperationException>(() => new ModelStore(container).PublishAsync(models.First, version: "fish"));
+        Assert.Contains("name of a model", reverse.Message, StringComparison.Ordinal);
+        Assert.Equal(["birds"], (await new ModelStore(container).ListAsync()).Select(m => m.Version));
+    }
+
+    [Theory]
+    [InlineData("", "required")]
+    [InlineData("Cats", "must start with a lowercase letter")]
+    [InlineData("1cats", "must start with a lowercase letter")]
+    [InlineData("cats/dogs", "contains '/'")]
+    [InlineData("cats-", "must not end with '-'")]
+    [InlineData("a234567890123456789012345678901234", "at most 32")]
+    public void ModelName_Invalid_SaysWhatIsWrong(string name, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new ModelStore(container, name));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Canary_TenPercent_ThenHundredCompletes_AndRollbackEndsOne()
+    {
+        var cats = new ModelStore(container, "cats");
+        await cats.PublishAsync(models.First, version: "v1");
+        await cats.PublishAsync(models.Second, version: "v2", makeCurrent: false);
+
+        var canary = await cats.PromoteAsync("v2", 10);
+        Assert.Equal("v1", canary.Version);
+        Assert.Equal(new CanaryRelease("v2", 10), canary.Canary);
+        Assert.Equal(new CanaryRelease("v2", 10), (await cats.GetCurrentAsync())!.State.Canary);
+
+        var ended = await cats.RollbackAsync();
+        Assert.Equal("v1", ended.Version);
+        Assert.Null(ended.Canary);
+        Assert.Null((await cats.GetCurrentAsync())!.State.Canary);
+
+        await cats.PromoteAsync("v2", 10);
+        var complete = await cats.PromoteAsync("v2", 100);
+        Assert.Equal("v2", complete.Version);
+        Assert.Equal("v1", complete.Previous);
+        Assert.Null((await cats.GetCurrentAsync())!.State.Canary);
+        var pointerJson = (await container.GetBlobClient("cats/current.json").DownloadContentAsync()).Value.Content.ToString();
+        Assert.DoesNotContain("canary", pointerJson, StringComparison.Ordinal);
+
+        var same = await Assert.ThrowsAsync<InvalidOperationException>(() => cats.PromoteAsync("v2", 10));
+        Assert.Contains("current version already", same.Message, StringComparison.Ordinal);
+    }
 }

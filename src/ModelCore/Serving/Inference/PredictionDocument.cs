@@ -87,6 +87,10 @@ public sealed record PredictionDocument
     [JsonPropertyName("modelVersion")]
     public string? ModelVersion { get; init; }
 
+    /// <summary>The named model that classified the image; absent for the default model (so its documents are as before named models).</summary>
+    [JsonPropertyName("model")]
+    public string? Model { get; init; }
+
     /// <summary>The decision: the top label, or <see cref="ClassificationPipeline.UnknownLabel"/> below the threshold.</summary>
     [JsonPropertyName("label"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Label { get; init; }

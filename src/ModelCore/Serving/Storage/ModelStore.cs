@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -7,8 +8,38 @@ using ServerlessClassifier.ModelCore.Checkpoints;
 
 namespace ServerlessClassifier.ModelCore.Storage;
 
-/// <summary>The live-version pointer, <c>models/current.json</c>.</summary>
-public sealed record CurrentModelPointer(string Version, DateTimeOffset PublishedUtc, string? Previous);
+/// <summary>
+/// The live-version pointer, <c>models/current.json</c>: the version serving all traffic, or, during a canary release,
+/// all traffic but <see cref="Canary"/>'s share.
+/// </summary>
+public sealed record CurrentModelPointer(string Version, DateTimeOffset PublishedUtc, string? Previous)
+{
+    /// <summary>A version being released to a share of the traffic (<see cref="CanaryRouter"/>); absent when one version serves everything.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CanaryRelease? Canary { get; init; }
+}
+
+/// <summary>A canary release: <see cref="Version"/> serves <see cref="Traffic"/> percent (1-99) of the images, chosen by <see cref="CanaryRouter"/>.</summary>
+public sealed record CanaryRelease(string Version, int Traffic);
+
+/// <summary>
+/// Which images a canary serves: the first four bytes of the SHA-256 of the routing key (an upload's blob name; an HTTP
+/// image's bytes) as a number, modulo 100, below the canary's traffic share. Stable: the same key always gets the same
+/// version, on every instance, for as long as the share is unchanged (raising it only moves more keys to the canary).
+/// </summary>
+public static class CanaryRouter
+{
+    public static int Bucket(ReadOnlySpan<byte> key)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(key, hash);
+        return (int)(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(hash) % 100);
+    }
+
+    public static int Bucket(string key) => Bucket(System.Text.Encoding.UTF8.GetBytes(key ?? throw new ArgumentNullException(nameof(key))));
+
+    public static bool ChoosesCanary(int bucket, CanaryRelease? canary) => canary is { Traffic: > 0 } c && bucket < c.Traffic;
+}
 
 /// <summary>The pointer as read, with the ETag that a conditional update must match.</summary>
 public sealed record CurrentModel(CurrentModelPointer State, ETag ETag);
@@ -17,13 +48,32 @@ public sealed record CurrentModel(CurrentModelPointer State, ETag ETag);
 public sealed record PublishedModel(string Version, ModelManifest? Manifest, string? Problem, bool IsCurrent);
 
 /// <summary>
-/// The blob-backed model store (docs/architecture.md, "Storage contract"): <c>&lt;version&gt;/...</c> is written once
-/// and never overwritten (files first, the manifest last), then <c>current.json</c> is moved with an
-/// ETag condition, so a reader either sees the previous complete model or the new complete model.
+/// The blob-backed store of one named model (docs/architecture.md, "Storage contract"): <c>&lt;version&gt;/...</c> is
+/// written once and never overwritten (files first, the manifest last), then <c>current.json</c> is moved with an
+/// ETag condition, so a reader either sees the previous complete model or the new complete model. The
+/// <see cref="ModelNames.Default"/> model's files are at the container's root (the layout of a store from before named
+/// models, read as it is); any other model's are under <c>&lt;name&gt;/</c>.
 /// </summary>
-public sealed class ModelStore(BlobContainerClient container)
+public sealed class ModelStore
 {
     public const string PointerBlobName = "current.json";
+
+    private readonly BlobContainerClient container;
+    private readonly string prefix;
+
+    public ModelStore(BlobContainerClient container, string model = ModelNames.Default)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        this.container = container;
+        Model = ModelNames.Validate(model);
+        prefix = ModelNames.Prefix(model);
+    }
+
+    /// <summary>The model this store reads and writes.</summary>
+    public string Model { get; }
+
+    /// <summary>The blob name of this model's pointer (<c>current.json</c>, or <c>&lt;name&gt;/current.json</c>).</summary>
+    public string PointerName => prefix + PointerBlobName;
 
     /// <summary>The largest <c>current.json</c> read (a real one is about 150 bytes): a larger one is refused unread.</summary>
     public const int MaxPointerBytes = 64 * 1024;
@@ -58,13 +108,14 @@ public sealed class ModelStore(BlobContainerClient container)
             throw new ArgumentException($"\"{version}\" is not a valid version id (letters, digits, '-', '_', '.').", nameof(version));
         }
         await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        await CheckNoClashAsync(version, cancellationToken);
         var immutable = new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } };
         foreach (var entry in package.Manifest.Files)
         {
-            await UploadAsync($"{version}/{entry.Name}", BinaryData.FromBytes(package.GetFileByName(entry.Name)), immutable, cancellationToken);
+            await UploadAsync($"{prefix}{version}/{entry.Name}", BinaryData.FromBytes(package.GetFileByName(entry.Name)), immutable, cancellationToken);
         }
         var manifest = package.Manifest with { Version = version };
-        await UploadAsync($"{version}/{ModelManifest.FileName}", BinaryData.FromString(manifest.ToJson()), immutable, cancellationToken);
+        await UploadAsync($"{prefix}{version}/{ModelManifest.FileName}", BinaryData.FromString(manifest.ToJson()), immutable, cancellationToken);
         if (makeCurrent)
         {
             await SetCurrentAsync(version, cancellationToken);
@@ -77,11 +128,12 @@ public sealed class ModelStore(BlobContainerClient container)
     {
         try
         {
-            var (content, etag) = await ReadSmallAsync(PointerBlobName, MaxPointerBytes, cancellationToken);
+            var (content, etag) = await ReadSmallAsync(PointerName, MaxPointerBytes, cancellationToken);
             var pointer = JsonSerializer.Deserialize<CurrentModelPointer>(content, PointerJson);
             return pointer is { Version: { } v } && IsValidVersion(v)
+                && (pointer.Canary is null || (pointer.Canary.Version is { } c && IsValidVersion(c) && pointer.Canary.Traffic is >= 1 and <= 99))
                 ? new CurrentModel(pointer, etag)
-                : throw new ModelFormatException($"{container.Uri}/{PointerBlobName} does not name a valid version.");
+                : throw new ModelFormatException($"{container.Uri}/{PointerName} does not name a valid version.");
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
@@ -89,7 +141,7 @@ public sealed class ModelStore(BlobContainerClient container)
         }
         catch (JsonException e)
         {
-            throw new ModelFormatException($"{container.Uri}/{PointerBlobName} is not valid JSON ({e.Message}).", e);
+            throw new ModelFormatException($"{container.Uri}/{PointerName} is not valid JSON ({e.Message}).", e);
         }
     }
 
@@ -98,7 +150,7 @@ public sealed class ModelStore(BlobContainerClient container)
     {
         try
         {
-            return (await container.GetBlobClient(PointerBlobName).GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ETag;
+            return (await container.GetBlobClient(PointerName).GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ETag;
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
@@ -116,7 +168,7 @@ public sealed class ModelStore(BlobContainerClient container)
         {
             throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
         }
-        return ModelPackage.LoadAsync(new BlobModelFiles(container, version), roles, cancellationToken);
+        return ModelPackage.LoadAsync(new BlobModelFiles(container, prefix + version), roles, cancellationToken);
     }
 
     /// <summary>
@@ -128,22 +180,74 @@ public sealed class ModelStore(BlobContainerClient container)
     {
         await LoadAsync(version, roles: null, cancellationToken);
         var current = await GetCurrentAsync(cancellationToken);
-        var pointer = new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version);
+        return await WritePointerAsync(new CurrentModelPointer(version, DateTimeOffset.UtcNow, current?.State.Version), current, cancellationToken);
+    }
+
+    private async Task<CurrentModelPointer> WritePointerAsync(CurrentModelPointer pointer, CurrentModel? current, CancellationToken cancellationToken)
+    {
         var conditions = current is null
             ? new BlobRequestConditions { IfNoneMatch = ETag.All }
             : new BlobRequestConditions { IfMatch = current.ETag };
         try
         {
-            await container.GetBlobClient(PointerBlobName).UploadAsync(
+            await container.GetBlobClient(PointerName).UploadAsync(
                 BinaryData.FromString(JsonSerializer.Serialize(pointer, PointerJson)),
                 new BlobUploadOptions { Conditions = conditions, HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" } },
                 cancellationToken);
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)
         {
-            throw new InvalidOperationException($"{PointerBlobName} was changed by another publisher while moving it to {version}; nothing was changed by this call. Retry.", e);
+            throw new InvalidOperationException($"{PointerName} was changed by another publisher while moving it to {pointer.Version}; nothing was changed by this call. Retry.", e);
         }
         return pointer;
+    }
+
+    /// <summary>
+    /// Starts, changes or completes a canary release of an existing version (verified first): with
+    /// <paramref name="traffic"/> 1-99 the current version stays and <paramref name="version"/> gets that share of the
+    /// traffic; with 100 it becomes the current version (as <see cref="SetCurrentAsync"/>, the canary ended). Same ETag
+    /// condition as <see cref="SetCurrentAsync"/>.
+    /// </summary>
+    public async Task<CurrentModelPointer> PromoteAsync(string version, int traffic, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(traffic, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(traffic, 100);
+        if (traffic == 100)
+        {
+            return await SetCurrentAsync(version, cancellationToken);
+        }
+        await LoadAsync(version, roles: null, cancellationToken);
+        var current = await GetCurrentAsync(cancellationToken)
+            ?? throw new InvalidOperationException($"Model {Model} has no current version: a canary needs one to share the traffic with. Promote {version} with --traffic 100 (the default).");
+        if (current.State.Version == version)
+        {
+            throw new InvalidOperationException($"{version} is model {Model}'s current version already; a canary is another version.");
+        }
+        return await WritePointerAsync(current.State with { Canary = new CanaryRelease(version, traffic) }, current, cancellationToken);
+    }
+
+    /// <summary>Whether a version of this model is published (its manifest exists; the files are verified when it is loaded).</summary>
+    public async Task<bool> ExistsAsync(string version, CancellationToken cancellationToken = default) =>
+        IsValidVersion(version) && await container.GetBlobClient($"{prefix}{version}/{ModelManifest.FileName}").ExistsAsync(cancellationToken);
+
+    /// <summary>
+    /// Ends a canary release (the current version serves everything again), or, without one, points <c>current.json</c>
+    /// back at the version it named before (<see cref="CurrentModelPointer.Previous"/>), verified first; the same ETag
+    /// condition as <see cref="SetCurrentAsync"/>.
+    /// </summary>
+    public async Task<CurrentModelPointer> RollbackAsync(CancellationToken cancellationToken = default)
+    {
+        var current = await GetCurrentAsync(cancellationToken)
+            ?? throw new InvalidOperationException($"Model {Model} has no current version to roll back from.");
+        if (current.State.Canary is not null)
+        {
+            // A canary is rolled back first: the current version serves everything again.
+            return await WritePointerAsync(current.State with { Canary = null }, current, cancellationToken);
+        }
+        var previous = current.State.Previous is { } p && IsValidVersion(p)
+            ? p
+            : throw new InvalidOperationException($"Model {Model}'s current version {current.State.Version} records no previous version; promote a version by its id instead (models list).");
+        return await SetCurrentAsync(previous, cancellationToken);
     }
 
     /// <summary>Every version in the store, newest first, with its manifest (or why it could not be read).</summary>
@@ -151,17 +255,17 @@ public sealed class ModelStore(BlobContainerClient container)
     {
         var current = await GetCurrentAsync(cancellationToken);
         var versions = new List<string>();
-        await foreach (var item in container.GetBlobsByHierarchyAsync(BlobTraits.None, BlobStates.None, "/", prefix: null, cancellationToken))
+        await foreach (var item in container.GetBlobsByHierarchyAsync(BlobTraits.None, BlobStates.None, "/", prefix: prefix.Length == 0 ? null : prefix, cancellationToken))
         {
             if (item.IsPrefix)
             {
-                versions.Add(item.Prefix.TrimEnd('/'));
+                versions.Add(item.Prefix[prefix.Length..].TrimEnd('/'));
             }
         }
         var result = new List<PublishedModel>();
         foreach (var version in versions.Where(IsValidVersion).OrderDescending(StringComparer.Ordinal))
         {
-            var source = $"{version}/{ModelManifest.FileName}";
+            var source = $"{prefix}{version}/{ModelManifest.FileName}";
             ModelManifest? manifest = null;
             string? problem = null;
             try
@@ -171,6 +275,10 @@ public sealed class ModelStore(BlobContainerClient container)
             }
             catch (RequestFailedException e) when (e.Status == 404)
             {
+                if (prefix.Length == 0 && await IsNamedModelFolderAsync(container, version, cancellationToken))
+                {
+                    continue; // another model's folder at the root, not a version of the default model
+                }
                 problem = "incomplete: no manifest";
             }
             catch (ModelFormatException e)
@@ -186,6 +294,77 @@ public sealed class ModelStore(BlobContainerClient container)
             result.Add(new PublishedModel(version, manifest, problem, current?.State.Version == version));
         }
         return result;
+    }
+
+    /// <summary>
+    /// The models in a container: <see cref="ModelNames.Default"/> when anything is published at the root, then every
+    /// named model (a root folder holding a <c>current.json</c> or version folders), by name.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> ListModelsAsync(BlobContainerClient container, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        var hasDefault = false;
+        try
+        {
+            await foreach (var item in container.GetBlobsByHierarchyAsync(BlobTraits.None, BlobStates.None, "/", prefix: null, cancellationToken))
+            {
+                if (!item.IsPrefix)
+                {
+                    hasDefault |= item.Blob.Name == PointerBlobName;
+                    continue;
+                }
+                var folder = item.Prefix.TrimEnd('/');
+                if (ModelNames.IsValid(folder) && folder != ModelNames.Default && await IsNamedModelFolderAsync(container, folder, cancellationToken))
+                {
+                    names.Add(folder);
+                }
+                else
+                {
+                    hasDefault |= IsValidVersion(folder);
+                }
+            }
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return [];
+        }
+        return hasDefault ? [ModelNames.Default, .. names] : [.. names];
+    }
+
+    /// <summary>
+    /// Whether a root folder is a named model's: it holds <c>current.json</c> or folders (a version folder holds only files).
+    /// </summary>
+    private static async Task<bool> IsNamedModelFolderAsync(BlobContainerClient container, string folder, CancellationToken cancellationToken)
+    {
+        await foreach (var item in container.GetBlobsByHierarchyAsync(BlobTraits.None, BlobStates.None, "/", prefix: folder + "/", cancellationToken))
+        {
+            if (item.IsPrefix || item.Blob.Name == $"{folder}/{PointerBlobName}")
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// A named model and a version of the default model share the root's folder names: a named model is not published
+    /// where a default version of its name exists, and a default version is not published under a named model's name.
+    /// </summary>
+    private async Task CheckNoClashAsync(string version, CancellationToken cancellationToken)
+    {
+        if (prefix.Length > 0)
+        {
+            if (await container.GetBlobClient($"{Model}/{ModelManifest.FileName}").ExistsAsync(cancellationToken))
+            {
+                throw new InvalidOperationException(
+                    $"The default model has a version named \"{Model}\", so no model of that name can be stored beside it. Choose another model name. Nothing was published.");
+            }
+        }
+        else if (await IsNamedModelFolderAsync(container, version, cancellationToken))
+        {
+            throw new InvalidOperationException($"\"{version}\" is the name of a model in this store; publish the default model under another version id. Nothing was published.");
+        }
     }
 
     /// <summary>

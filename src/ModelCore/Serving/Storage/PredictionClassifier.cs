@@ -11,4 +11,8 @@ namespace ServerlessClassifier.ModelCore.Storage;
 public sealed record PredictionClassifier(
     string? ModelVersion,
     ImageDecoder Decoder,
-    Func<ReadOnlyMemory<byte>, CancellationToken, Task<Classification>> ClassifyAsync);
+    Func<ReadOnlyMemory<byte>, CancellationToken, Task<Classification>> ClassifyAsync)
+{
+    /// <summary>The named model written in every prediction (<see cref="PredictionDocument.Model"/>); null for the default model.</summary>
+    public string? Model { get; init; }
+}

@@ -82,11 +82,11 @@ public static class PredictionUpdater
         {
             var bytes = await ImageBlobs.ReadAsync(image, check.ETag, check.Length, classifier.Decoder, cancellationToken).ConfigureAwait(false);
             var classification = await classifier.ClassifyAsync(bytes, cancellationToken).ConfigureAwait(false);
-            document = PredictionDocument.FromClassification(check.Name, classification, classifier.ModelVersion, source);
+            document = PredictionDocument.FromClassification(check.Name, classification, classifier.ModelVersion, source) with { Model = classifier.Model };
         }
         catch (ImageRejectedException e)
         {
-            document = PredictionDocument.FromRejection(check.Name, e, classifier.ModelVersion, source);
+            document = PredictionDocument.FromRejection(check.Name, e, classifier.ModelVersion, source) with { Model = classifier.Model };
         }
         catch (RequestFailedException e) when (e.Status == 404 && e.ErrorCode == BlobErrorCode.BlobNotFound)
         {

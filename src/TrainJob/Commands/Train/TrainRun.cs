@@ -71,7 +71,7 @@ internal static class TrainRun
         }
         using (result)
         {
-            TrainingOutput.WriteReports(result, dataset, output, context);
+            await TrainingOutput.WriteReportsAsync(result, dataset, output, context, cancellationToken);
             var manifest = result.Manifest;
             context.WriteLine(DescribePrecision(manifest));
             if (result.Int8Refusal is { } refusal && plan.Precision.Precision == PrecisionChoice.Int8)

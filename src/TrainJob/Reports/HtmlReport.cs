@@ -26,7 +26,7 @@ public static class HtmlReport
             .Append("td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}")
             .Append(".charts{display:flex;flex-wrap:wrap;gap:1.5em}svg text{font-size:11px;font-family:sans-serif}")
             .Append(".note{padding:6px 10px;border-radius:4px;margin:4px 0;max-width:60em}.info{background:#eef3f8;color:#234;border-left:4px solid #4c78a8}")
-            .Append(".warning{background:#fdf1e4;color:#6b3a00;border-left:4px solid #d9822b}")
+            .Append(".warning{background:#fff1e0;color:#8a4500;border-left:4px solid #d9822b}")
             .Append(".verdict{display:flex;flex-wrap:wrap;gap:1em;margin:1em 0}.figure{background:#f6f8fa;border-radius:6px;padding:10px 14px;min-width:12em}")
             .Append(".figure b{display:block;font-size:1.6em}.figure span{color:#555;font-size:0.9em}")
             .Append(".gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;width:128px;font-size:12px}.gallery img{width:128px;height:128px;border-radius:4px}")

@@ -62,7 +62,7 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Assert.StartsWith("In distribution (score", browser.Driver.FindElement(By.Id("ood")).Text, StringComparison.Ordinal);
         Assert.StartsWith("red (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
         // Where it looked: the activation map of the top label over the model's view, asked for by default.
-        browser.WaitFor(d => d.FindElement(By.Id("overlay")).GetDomProperty("src")?.StartsWith("data:image/png;base64,", StringComparison.Ordinal) == true, "the activation map overlay");
+        browser.WaitFor(d => d.FindElement(By.Id("overlay")).GetDomProperty("src")?.StartsWith("data:image/jpeg;base64,", StringComparison.Ordinal) == true, "the activation map overlay");
         Assert.StartsWith("Where the model found red:", browser.Driver.FindElement(By.Id("explain-caption")).Text, StringComparison.Ordinal);
         Pick(browser, emoji[0]);
         browser.WaitFor(d => d.FindElement(By.Id("ood")).Text.StartsWith("Out of distribution", StringComparison.Ordinal), "the out-of-distribution verdict");

@@ -45,6 +45,19 @@ public sealed record ActivationMap(string Label, int Side, float[] Values)
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// As <see cref="RenderOverlayPng"/>, as a JPEG (quality 85): what the HTTP answer carries, a fraction of the PNG's bytes and
+    /// encoding time for a photo (docs/benchmarks.md, "What explain=true costs").
+    /// </summary>
+    public byte[] RenderOverlayJpeg(ImagePreprocessor preprocessor, ReadOnlySpan<float> input)
+    {
+        ArgumentNullException.ThrowIfNull(preprocessor);
+        using var image = RenderOverlay(preprocessor, input);
+        using var stream = new MemoryStream();
+        image.SaveAsJpeg(stream, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 85 });
+        return stream.ToArray();
+    }
+
     /// <summary>As <see cref="RenderOverlayPng"/>, the image itself.</summary>
     public Image<Rgb24> RenderOverlay(ImagePreprocessor preprocessor, ReadOnlySpan<float> input)
     {
@@ -86,7 +99,7 @@ public sealed record ActivationMap(string Label, int Side, float[] Values)
 
 /// <summary>
 /// The <c>explanation</c> of a prediction document (<c>POST /api/classify?explain=true</c>): the predicted class's
-/// activation map as a grid (rows over the model's input, the resized centre crop, top row first) and as a PNG overlay of
+/// activation map as a grid (rows over the model's input, the resized centre crop, top row first) and as a JPEG overlay of
 /// that crop (base64), or, for a model without one, <c>unavailable</c> saying why.
 /// </summary>
 public sealed record ExplanationDocument
@@ -99,17 +112,17 @@ public sealed record ExplanationDocument
     [JsonPropertyName("grid"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public float[][]? Grid { get; init; }
 
-    /// <summary>The overlay as a base64 PNG of the model's input size.</summary>
-    [JsonPropertyName("overlayPng"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? OverlayPng { get; init; }
+    /// <summary>The overlay as a base64 JPEG of the model's input size.</summary>
+    [JsonPropertyName("overlayJpeg"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? OverlayJpeg { get; init; }
 
     /// <summary>Why there is no map for this model; null when there is one.</summary>
     [JsonPropertyName("unavailable"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Unavailable { get; init; }
 
-    public static ExplanationDocument From(ActivationMap map, byte[] overlayPng)
+    public static ExplanationDocument From(ActivationMap map, byte[] overlayJpeg)
     {
         ArgumentNullException.ThrowIfNull(map);
-        return new ExplanationDocument { Label = map.Label, Grid = map.Rows(), OverlayPng = Convert.ToBase64String(overlayPng) };
+        return new ExplanationDocument { Label = map.Label, Grid = map.Rows(), OverlayJpeg = Convert.ToBase64String(overlayJpeg) };
     }
 }

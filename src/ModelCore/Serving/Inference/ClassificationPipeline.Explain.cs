@@ -60,5 +60,5 @@ public sealed partial class ClassificationPipeline
     public ExplanationDocument ExplanationFor(ActivationMap? map, PreparedImage image) =>
         map is null
             ? new ExplanationDocument { Unavailable = ActivationMapUnavailable }
-            : ExplanationDocument.From(map, RenderOverlayPng(map, image));
+            : ExplanationDocument.From(map, map.RenderOverlayJpeg(preprocessor, image.Input));
 }

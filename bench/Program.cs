@@ -22,6 +22,11 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));
 }
 
+if (args is [ExplainBench.Flag, var explainModel])
+{
+    return await ExplainBench.RunAloneAsync(explainModel);
+}
+
 var quick = args.Contains("--quick");
 var storage = Environment.GetEnvironmentVariable("ClassifierStorage");
 var repository = BenchEnvironment.RepositoryRoot();
@@ -105,6 +110,9 @@ rows.Add(Row("2. end to end", $"4000x3000 JPEG ({photo12MP.Length / 1024} KB) ->
 var decode12Scaled = Timing.Of(() => { using var _ = decoder.Decode(photo12MP, preprocessor.DecodeShorterSide); }, Math.Max(1, warmup / 3), Math.Max(5, runs / 4));
 rows.Add(Row("2. end to end", "  12 MP JPEG decode at reduced scale (SkiaSharp, as served)", decode12Scaled, decode12, ""));
 rows.Add(Row("2. end to end", "  12 MP JPEG full decode (ImageSharp; not served, reference)", decode12, e2e12, ""));
+
+// 2b. What explain=true costs beside a plain classification, on the default (int8) model.
+rows.AddRange(ExplainBench.Measure(int8Package, int8Pipeline, photo224, warmup, runs));
 
 // 3. Batch throughput per precision, against plain ONNX Runtime at batch 1 (both use the same cores).
 var plainRate = 1000 / plainTiming.MedianMs;

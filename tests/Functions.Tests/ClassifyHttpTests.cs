@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Mvc.Infrastructure;
 using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Functions;
 using ServerlessClassifier.ModelCore.Inference;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -54,6 +56,52 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         Assert.Equal("blue", prediction.Label);
     }
 
+    [Fact]
+    public async Task ClassifyExplain_AnswersTheMapOfThePredictedClass_PeakingWhereTheColourIs()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        // Grey, with a red square in the bottom-left quadrant: red wins, and the map says where.
+        using var image = new Image<Rgb24>(64, 64, new Rgb24(128, 128, 128));
+        for (var y = 36; y < 60; y++)
+        {
+            for (var x = 4; x < 28; x++)
+            {
+                image[x, y] = new Rgb24(230, 20, 20);
+            }
+        }
+        using var png = new MemoryStream();
+        await image.SaveAsPngAsync(png);
+        var context = TestHost.HttpContext(png.ToArray(), query: "?explain=true&top=3");
+
+        var prediction = (PredictionDocument)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+
+        Assert.Equal("red", prediction.Top![0].Label);
+        var explanation = prediction.Explanation!;
+        Assert.Null(explanation.Unavailable);
+        Assert.Equal("red", explanation.Label);
+        var grid = explanation.Grid!;
+        Assert.Equal(8, grid.Length);
+        var peak = grid.SelectMany((row, r) => row.Select((v, c) => (v, r, c))).MaxBy(x => x.v);
+        Assert.True(peak.r >= 4 && peak.c < 4, $"the map peaks at row {peak.r}, column {peak.c}, outside the bottom-left quadrant");
+        // Exact: the grid averages to log p(red) minus the mean log probability.
+        var logs = prediction.Top!.Select(t => Math.Log(t.Probability)).ToList();
+        Assert.Equal(logs[0] - logs.Average(), grid.SelectMany(r => r).Average(), 3);
+        using var overlay = SixLabors.ImageSharp.Image.Load<Rgb24>(Convert.FromBase64String(explanation.OverlayJpeg!));
+        Assert.Equal(64, overlay.Width);
+        // The overlay is warm over the square, grey elsewhere (a JPEG: a margin for its rounding).
+        Assert.True(overlay[16, 48].R > overlay[48, 16].R + 40, $"overlay {overlay[16, 48]} over the square, {overlay[48, 16]} away from it");
+    }
+
+    [Fact]
+    public async Task Classify_WithoutExplain_HasNoExplanation()
+    {
+        await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
+        var context = TestHost.HttpContext(ServingModelFixture.Image("green", seed: 28), query: "?explain=false");
+        var prediction = (PredictionDocument)((OkObjectResult)await host.Function<ClassifyImage>().Run(context.Request, CancellationToken.None)).Value!;
+        Assert.Equal("green", prediction.Label);
+        Assert.Null(prediction.Explanation);
+    }
+
     public static TheoryData<string, int, string> BadRequests => new()
     {
         { "corrupt", 400, "Corrupt" },
@@ -63,6 +111,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         { "top-above-labels", 400, "InvalidTop" },
         { "top-not-a-number", 400, "InvalidTop" },
         { "threshold-above-one", 400, "InvalidThreshold" },
+        { "explain-not-a-boolean", 400, "InvalidExplain" },
         { "multipart-without-file", 400, "NoFile" },
         { "content-length-over-limit", 413, "TooLarge" },
         { "too-many-pixels", 413, "TooManyPixels" },
@@ -85,6 +134,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
             "top-above-labels" => TestHost.HttpContext(png, query: "?top=4"),
             "top-not-a-number" => TestHost.HttpContext(png, query: "?top=many"),
             "threshold-above-one" => TestHost.HttpContext(png, query: "?threshold=1.5"),
+            "explain-not-a-boolean" => TestHost.HttpContext(png, query: "?explain=please"),
             "multipart-without-file" => MultipartWithoutFile(),
             "content-length-over-limit" => WithContentLength(TestHost.HttpContext(png), 30L * 1024 * 1024),
             "too-many-pixels" => TestHost.HttpContext(ServingModelFixture.Image("red", seed: 26, width: 400, height: 300)),

@@ -16,7 +16,8 @@ namespace ServerlessClassifier.Functions.Tests;
 /// and likewise for green and blue. Before the pooling, a stack of 3 x 3 convolutions whose weights pass each colour
 /// channel through unchanged (and compute 32 channels of zeros beside them) costs a forward pass about what a small
 /// CNN's costs at 64 px (some 150 million multiply-adds): requests that arrive together queue behind a running pass as
-/// they do with a trained model, which the micro-batching tests rely on.
+/// they do with a trained model, which the micro-batching tests rely on. Its <c>activation_map</c> is the exact one of
+/// that head over the last feature map, on a grid of 8 x 8 pixel cells.
 /// </summary>
 public static class ColourModel
 {
@@ -46,8 +47,20 @@ public static class ColourModel
         graph.Node.Add(Node("Flatten", ["pooled"], OnnxGraphNames.Features, new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
         graph.Node.Add(Node("Gemm", [OnnxGraphNames.Features, "weight", "bias"], "logits"));
         graph.Node.Add(Node("Softmax", ["logits"], OnnxGraphNames.Probabilities, new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        // The activation map as the exporter computes it for a linear head over pooled maps: the centred head (each class's
+        // weight row minus the rows' mean) over the map before the pool, here pooled 8 x 8 first (which keeps its mean),
+        // so each class's grid averages to its logit minus the logits' mean.
+        graph.Node.Add(Node("AveragePool", [x], "cam_cells",
+            new AttributeProto { Name = "kernel_shape", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 8, 8 } },
+            new AttributeProto { Name = "strides", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 8, 8 } }));
+        graph.Node.Add(Node("ReduceMean", ["cam_cells"], "cam_mean",
+            new AttributeProto { Name = "axes", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1 } }));
+        graph.Node.Add(Node("Sub", ["cam_cells", "cam_mean"], "cam_centred"));
+        graph.Initializer.Add(Floats("cam_gain", [Gain]));
+        graph.Node.Add(Node("Mul", ["cam_centred", "cam_gain"], OnnxGraphNames.ActivationMap));
         graph.Output.Add(Tensor(OnnxGraphNames.Probabilities, 3));
         graph.Output.Add(Tensor(OnnxGraphNames.Features, 3));
+        graph.Output.Add(Tensor(OnnxGraphNames.ActivationMap, 3, inputSize / 8, inputSize / 8));
         var model = new ModelProto { IrVersion = 7, ProducerName = "ServerlessClassifier.Functions.Tests", Graph = graph };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
         return model.ToByteArray();

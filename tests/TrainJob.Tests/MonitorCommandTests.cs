@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ServerlessClassifier.ModelCore.Checkpoints;
@@ -77,45 +76,17 @@ public sealed class MonitorCommandTests : IDisposable
 
         // A real browser renders the report: the verdict and the five plots are in its DOM, the policy blocked nothing
         // the page uses (Chromium logs every violation to the console), and it takes a screenshot.
-        if (File.Exists("/usr/bin/chromium") || Environment.GetEnvironmentVariable("CI") == "true")
+        if (HeadlessChromium.Available)
         {
-            var (dom, console) = await ChromiumWithConsoleAsync("--dump-dom", new Uri(html).AbsoluteUri);
+            var (dom, console) = await HeadlessChromium.RunWithConsoleAsync("--dump-dom", new Uri(html).AbsoluteUri);
             Assert.DoesNotContain("Content Security Policy", console, StringComparison.Ordinal);
             Assert.Contains(verdict.Replace(">", "&gt;", StringComparison.Ordinal), dom, StringComparison.Ordinal);
             Assert.Equal(5, dom.Split("<svg").Length - 1);
-            var screenshot = Path.Combine(Environment.GetEnvironmentVariable("CLASSIFIER_SCREENSHOTS") is { Length: > 0 } dir ? dir : temp.Path, "monitor.png");
-            await ChromiumAsync($"--screenshot={screenshot}", "--window-size=1200,1500", new Uri(html).AbsoluteUri);
+            var screenshot = HeadlessChromium.ScreenshotPath(temp.Path, "monitor.png");
+            await HeadlessChromium.RunAsync($"--screenshot={screenshot}", "--window-size=1200,1500", new Uri(html).AbsoluteUri);
             Assert.True(new FileInfo(screenshot).Length > 20_000, "the screenshot is (nearly) empty");
         }
     }
 
     public void Dispose() => temp.Dispose();
-
-    private static async Task<string> ChromiumAsync(params string[] arguments) => (await ChromiumWithConsoleAsync(arguments)).Out;
-
-    /// <summary>Chromium's standard output, and its log with the page's console messages (CSP violations among them).</summary>
-    private static async Task<(string Out, string Console)> ChromiumWithConsoleAsync(params string[] arguments)
-    {
-        var profile = Directory.CreateTempSubdirectory("chromium-profile-").FullName;
-        try
-        {
-            var start = new ProcessStartInfo("/usr/bin/chromium") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in (string[])["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", $"--user-data-dir={profile}", .. arguments])
-            {
-                start.ArgumentList.Add(a);
-            }
-            using var process = Process.Start(start)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-            await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, $"chromium {string.Join(' ', arguments)} failed ({process.ExitCode}): {await error}");
-            return (await output, await error);
-        }
-        finally
-        {
-            Directory.Delete(profile, recursive: true);
-        }
-    }
 }

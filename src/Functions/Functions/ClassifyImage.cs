@@ -9,8 +9,8 @@ using ServerlessClassifier.ModelCore.Storage;
 namespace ServerlessClassifier.Functions.Functions;
 
 /// <summary>
-/// <c>POST /api/classify[?top=k][&amp;threshold=x]</c> with the image as the raw body or as the file of a
-/// multipart form: 200 with the prediction; 400 undecodable or bad parameters; 413 too large (refused before
+/// <c>POST /api/classify[?top=k][&amp;threshold=x][&amp;explain=true]</c> with the image as the raw body or as the file of a
+/// multipart form: 200 with the prediction (with <c>explain=true</c>, and its <c>explanation</c>: the activation map); 400 undecodable or bad parameters; 413 too large (refused before
 /// the body is read when Content-Length says so); 415 not an image; 503 no model yet. The errors are thrown
 /// (<see cref="InvalidRequestException"/>, <see cref="ImageRejectedException"/>, <see cref="ModelUnavailableException"/>)
 /// and answered by <see cref="Middleware.HttpProblemsMiddleware"/>.
@@ -41,6 +41,10 @@ public sealed class ClassifyImage(ModelProvider models, ModelRegistry registry, 
             throw;
         }
         using var held = lease;
+        if (query.Explain)
+        {
+            return new OkObjectResult(await ClassificationService.ExplainAsync(lease, image, query.Top, query.Threshold, cancellationToken));
+        }
         var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
         return new OkObjectResult(PredictionDocument.ForResponse(result.Classification, result.ModelVersion));
     }

@@ -36,6 +36,29 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         ArgumentNullException.ThrowIfNull(lease);
         var pipeline = lease.Pipeline;
         var labels = pipeline.Manifest.Labels.Count;
+        CheckArguments(top, threshold, labels);
+        var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
+        var full = await batcher.ClassifyAsync(lease.Model, prepared, cancellationToken).ConfigureAwait(false);
+        return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.EffectiveThreshold(threshold)));
+    }
+
+    /// <summary>
+    /// Classifies with the activation map of the most probable class (<c>explain=true</c>): one forward pass of its own,
+    /// outside the batcher, that also gives the map; the document carries it as <c>explanation</c>.
+    /// </summary>
+    public static async Task<PredictionDocument> ExplainAsync(ModelLease lease, ReadOnlyMemory<byte> image, int? top, double? threshold, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var pipeline = lease.Pipeline;
+        var labels = pipeline.Manifest.Labels.Count;
+        CheckArguments(top, threshold, labels);
+        var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
+        var (classification, map) = pipeline.Explain(prepared, Math.Min(top ?? DefaultTop, labels), threshold);
+        return PredictionDocument.ForResponse(classification, lease.Version) with { Explanation = pipeline.ExplanationFor(map, prepared) };
+    }
+
+    private static void CheckArguments(int? top, double? threshold, int labels)
+    {
         if (top is { } k && (k < 1 || k > labels))
         {
             throw new InvalidRequestException(400, "InvalidTop", $"top must be between 1 and {labels} (the model's labels), not {k}.");
@@ -44,9 +67,6 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         {
             throw new InvalidRequestException(400, "InvalidThreshold", $"threshold must be between 0 and 1, not {t}.");
         }
-        var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
-        var full = await batcher.ClassifyAsync(lease.Model, prepared, cancellationToken).ConfigureAwait(false);
-        return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.EffectiveThreshold(threshold)));
     }
 
     /// <summary>

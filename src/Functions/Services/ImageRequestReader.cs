@@ -9,6 +9,9 @@ namespace ServerlessClassifier.Functions.Services;
 /// <summary>The query of <c>POST /api/classify</c>.</summary>
 public sealed record ClassifyQuery(int? Top, double? Threshold)
 {
+    /// <summary><c>?explain=true</c>: answer with the activation map too (<c>explanation</c>).</summary>
+    public bool Explain { get; init; }
+
     /// <summary>Parses <c>?top=k</c> and <c>?threshold=x</c> (invariant culture); the range of top is checked against the model's labels later.</summary>
     public static ClassifyQuery Parse(IQueryCollection query)
     {
@@ -27,7 +30,14 @@ public sealed record ClassifyQuery(int? Top, double? Threshold)
                 ? t
                 : throw new InvalidRequestException(StatusCodes.Status400BadRequest, "InvalidThreshold", $"threshold must be a number from 0 to 1, not \"{thresholdText}\".");
         }
-        return new ClassifyQuery(top, threshold);
+        var explain = false;
+        if (query.TryGetValue("explain", out var explainText))
+        {
+            explain = bool.TryParse(explainText, out var e)
+                ? e
+                : throw new InvalidRequestException(StatusCodes.Status400BadRequest, "InvalidExplain", $"explain must be true or false, not \"{explainText}\".");
+        }
+        return new ClassifyQuery(top, threshold) { Explain = explain };
     }
 }
 

@@ -43,9 +43,15 @@ public static class ClassifyCommand
         var wait = new Option<bool>("--wait") { Description = "With --distributed: follow the job until every shard is done or parked (exit code 1 when one is parked)." };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per inference call.", DefaultValueFactory = _ => 16 };
         batchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
+        var explain = new Option<string?>("--explain")
+        {
+            Description = "Write each local image's activation map (where the model looked for its most probable class) over the model's view of it, " +
+                "as <name>.explain.png in this folder; with --json the document also carries the map as a grid. ResNet and DenseNet models.",
+            HelpName = "folder",
+        };
         var command = new Command("classify", "Classify local images with the serving (ONNX) pipeline, or backfill predictions for a blob container.")
         {
-            inputs, model, top, json, container, distributed, shardSize, wait, batchSize,
+            inputs, model, top, json, container, distributed, shardSize, wait, batchSize, explain,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {
@@ -75,21 +81,54 @@ public static class ClassifyCommand
             {
                 throw new UsageException("--shard-size and --wait go with --distributed.");
             }
+            var explainFolder = parse.GetValue(explain);
+            if (explainFolder is not null && backfill)
+            {
+                throw new UsageException("--explain goes with local images, not --container.");
+            }
             var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
             using var pipeline = ModelLoader.CreatePipeline(loaded);
+            if (explainFolder is not null && pipeline.ActivationMapUnavailable is { } why)
+            {
+                throw new UsageException($"--explain: {why}");
+            }
             return backfill
                 ? await BackfillAsync(context, pipeline, loaded, parse.GetValue(container) ?? context.Storage.ImagesContainer, cancellationToken)
-                : await ClassifyLocalAsync(context, pipeline, loaded, paths, parse.GetValue(top), parse.GetValue(json), parse.GetValue(batchSize), cancellationToken);
+                : await ClassifyLocalAsync(context, pipeline, loaded, paths, parse.GetValue(top), parse.GetValue(json), parse.GetValue(batchSize), explainFolder, cancellationToken);
         });
         return command;
     }
 
-    private static async Task<int> ClassifyLocalAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string[] paths, int top, bool json, int batchSize, CancellationToken cancellationToken)
+    private static async Task<int> ClassifyLocalAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string[] paths, int top, bool json, int batchSize, string? explainFolder,
+        CancellationToken cancellationToken)
     {
         var files = paths.SelectMany(p => Directory.Exists(p) ? ImageFiles.InFolder(p) : [p]).ToList();
         var table = new Table().AddColumns("file", "label", "confidence", $"top {top}", "error");
         var rejected = 0;
-        await ImageFiles.ClassifyAsync(pipeline, files, batchSize, top, outcome =>
+        var maps = new Dictionary<string, ActivationMap>(StringComparer.Ordinal);
+        var written = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        Action<string, ActivationMap?, PreparedImage>? onMap = null;
+        if (explainFolder is not null)
+        {
+            Directory.CreateDirectory(explainFolder);
+            onMap = (file, map, image) =>
+            {
+                if (map is null)
+                {
+                    return;
+                }
+                maps[file] = map;
+                // <name>.explain.png; a second image of the same name (from another folder) gets -2, -3, ...
+                var stem = Path.GetFileNameWithoutExtension(file);
+                var name = $"{stem}.explain.png";
+                for (var n = 2; !written.Add(name); n++)
+                {
+                    name = string.Create(CultureInfo.InvariantCulture, $"{stem}-{n}.explain.png");
+                }
+                File.WriteAllBytes(Path.Combine(explainFolder, name), pipeline.RenderOverlayPng(map, image));
+            };
+        }
+        await ImageFiles.ClassifyAsync(pipeline, [.. files.Select(ImageInput.FromFile)], batchSize, top, outcome =>
         {
             if (!outcome.Ok)
             {
@@ -98,7 +137,10 @@ public static class ClassifyCommand
             if (json)
             {
                 var document = outcome.Classification is { } c
-                    ? PredictionDocument.FromClassification(outcome.File, c, model.Version, source: null)
+                    ? PredictionDocument.FromClassification(outcome.File, c, model.Version, source: null) with
+                    {
+                        Explanation = maps.TryGetValue(outcome.File, out var map) ? new ExplanationDocument { Label = map.Label, Grid = map.Rows() } : null,
+                    }
                     : new PredictionDocument
                     {
                         Status = PredictionStatus.Rejected,
@@ -117,10 +159,14 @@ public static class ClassifyCommand
             {
                 table.AddRow(new Text(outcome.File), new Text("-"), new Text("-"), new Text("-"), new Text($"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
             }
-        }, cancellationToken);
+        }, cancellationToken, onMap);
         if (!json)
         {
             context.Console.Write(table);
+        }
+        if (explainFolder is not null)
+        {
+            context.Error($"Wrote {written.Count} activation map overlays to {explainFolder}.");
         }
         if (rejected > 0)
         {

@@ -35,8 +35,13 @@ public static class ImageFiles
         return ClassifyAsync(pipeline, [.. files.Select(ImageInput.FromFile)], batchSize, top, onOutcome, cancellationToken);
     }
 
-    /// <summary>Classifies images (files or blobs) in batches; reports each outcome (in input order, by <see cref="ImageInput.Name"/>) as soon as its batch is done.</summary>
-    public static async Task ClassifyAsync(ClassificationPipeline pipeline, IReadOnlyList<ImageInput> inputs, int batchSize, int top, Action<FileOutcome> onOutcome, CancellationToken cancellationToken)
+    /// <summary>
+    /// Classifies images (files or blobs) in batches; reports each outcome (in input order, by <see cref="ImageInput.Name"/>) as soon as its batch is done.
+    /// With <paramref name="onMap"/>, each image is classified on its own with its activation map (<see cref="ClassificationPipeline.Explain"/>),
+    /// which is handed to it (null for a model without maps) before the outcome.
+    /// </summary>
+    public static async Task ClassifyAsync(ClassificationPipeline pipeline, IReadOnlyList<ImageInput> inputs, int batchSize, int top, Action<FileOutcome> onOutcome, CancellationToken cancellationToken,
+        Action<string, ActivationMap?, PreparedImage>? onMap = null)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(inputs);
@@ -72,7 +77,14 @@ public static class ImageFiles
                     outcomes[i] = new FileOutcome(file, null, Unreadable, e.Message);
                 }
             }
-            var results = pipeline.ClassifyPrepared([.. prepared.Select(p => p.Image)], top);
+            var results = onMap is null
+                ? pipeline.ClassifyPrepared([.. prepared.Select(p => p.Image)], top)
+                : [.. prepared.Select(p =>
+                {
+                    var (classification, map) = pipeline.Explain(p.Image, top);
+                    onMap(chunk[p.Index].Name, map, p.Image);
+                    return classification;
+                })];
             for (var j = 0; j < prepared.Count; j++)
             {
                 outcomes[prepared[j].Index] = new FileOutcome(chunk[prepared[j].Index].Name, results[j], null, null);

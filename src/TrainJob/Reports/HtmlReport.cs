@@ -24,13 +24,24 @@ public static class HtmlReport
             .Append("<title>").Append(E(report.Title)).Append("</title>\n<style>\n")
             .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:0.5em 0 1.5em}")
             .Append("td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}")
-            .Append(".charts{display:flex;flex-wrap:wrap;gap:1.5em}.note{color:#a33}svg text{font-size:11px;font-family:sans-serif}\n")
+            .Append(".charts{display:flex;flex-wrap:wrap;gap:1.5em}svg text{font-size:11px;font-family:sans-serif}")
+            .Append(".note{padding:6px 10px;border-radius:4px;margin:4px 0;max-width:60em}.info{background:#eef3f8;color:#234;border-left:4px solid #4c78a8}")
+            .Append(".warning{background:#fff1e0;color:#8a4500;border-left:4px solid #d9822b}")
+            .Append(".verdict{display:flex;flex-wrap:wrap;gap:1em;margin:1em 0}.figure{background:#f6f8fa;border-radius:6px;padding:10px 14px;min-width:12em}")
+            .Append(".figure b{display:block;font-size:1.6em}.figure span{color:#555;font-size:0.9em}")
+            .Append(".gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;width:128px;font-size:12px}.gallery img{width:128px;height:128px;border-radius:4px}")
+            .Append(".gallery figcaption{word-break:break-all}\n")
             .Append("</style>\n</head>\n<body>\n");
         html.Append("<h1>").Append(E(report.Title)).Append("</h1>\n<p>Created ")
             .Append(E(report.CreatedUtc.ToString("u", CultureInfo.InvariantCulture))).Append("</p>\n");
+        AppendVerdict(html, report);
+        foreach (var warning in report.Warnings)
+        {
+            html.Append("<p class=\"note warning\" role=\"alert\">Warning: ").Append(E(warning)).Append("</p>\n");
+        }
         foreach (var note in report.Notes)
         {
-            html.Append("<p class=\"note\">").Append(E(note)).Append("</p>\n");
+            html.Append("<p class=\"note info\">").Append(E(note)).Append("</p>\n");
         }
 
         if (report.Validation is { } validation)
@@ -50,11 +61,30 @@ public static class HtmlReport
 
         AppendPrecision(html, report);
 
-        html.Append("<h2>Training curves</h2>\n<div class=\"charts\">\n");
-        AppendChart(html, "Loss", report.History, h => h.TrainLoss, h => h.ValidationLoss, isFraction: false);
-        AppendChart(html, "Accuracy", report.History, h => h.TrainAccuracy, h => h.ValidationAccuracy, isFraction: true);
-        html.Append("</div>\n");
-        AppendHistoryTable(html, report.History);
+        AppendErrorGallery(html, report);
+        AppendPrecisionRecall(html, report);
+
+        if (report.Probe is { Grid.Count: > 0 } probe)
+        {
+            // Head mode fits the probe to convergence once per L2 strength: its curve is the cross-validation, not epochs.
+            html.Append("<h2>Cross-validation of the linear probe</h2>\n<p>Out-of-fold log-loss for each L2 strength tried (lower is better); the dashed line is the strength chosen, ")
+                .Append("at which the head was refitted on every image.</p>\n<figure role=\"img\" aria-label=\"Out-of-fold loss against L2 strength\">")
+                .Append(ReportCharts.ProbeCurve(probe)).Append("</figure>\n<table>\n<tr><th>L2 strength</th><th>Out-of-fold log-loss</th><th>Out-of-fold accuracy</th></tr>\n");
+            foreach (var point in probe.Grid.OrderBy(p => p.Lambda))
+            {
+                html.Append(point.Lambda == probe.Lambda ? "<tr style=\"font-weight:bold\">" : "<tr>").Append("<td>").Append(point.Lambda.ToString("G3", CultureInfo.InvariantCulture))
+                    .Append("</td><td>").Append(F(point.Loss)).Append("</td><td>").Append(Percent(point.Accuracy)).Append("</td></tr>\n");
+            }
+            html.Append("</table>\n");
+        }
+        else
+        {
+            html.Append("<h2>Training curves</h2>\n<div class=\"charts\">\n");
+            AppendChart(html, "Loss", report.History, h => h.TrainLoss, h => h.ValidationLoss, isFraction: false);
+            AppendChart(html, "Accuracy", report.History, h => h.TrainAccuracy, h => h.ValidationAccuracy, isFraction: true);
+            html.Append("</div>\n");
+            AppendHistoryTable(html, report.History);
+        }
 
         AppendCalibration(html, report);
 
@@ -62,11 +92,14 @@ public static class HtmlReport
         {
             html.Append("<h2>Confusion matrix (validation; rows: true label, columns: predicted)</h2>\n");
             AppendHeatMap(html, metrics);
-            html.Append("<h2>Per class</h2>\n<table>\n<tr><th class=\"l\">Label</th><th>Precision</th><th>Recall</th><th>F1</th><th>Support</th></tr>\n");
+            var averagePrecision = PrecisionRecallCurve.For(report.Labels, report.Predictions).ToDictionary(c => c.Label, c => c.AveragePrecision, StringComparer.Ordinal);
+            html.Append("<h2>Per class</h2>\n<table>\n<tr><th class=\"l\">Label</th><th>Precision</th><th>Recall</th><th>F1</th><th>Average precision</th><th>Support</th></tr>\n");
             foreach (var c in metrics.PerClass)
             {
+                var ap = averagePrecision.GetValueOrDefault(c.Label, double.NaN);
                 html.Append("<tr><td class=\"l\">").Append(E(c.Label)).Append("</td><td>").Append(F(c.Precision)).Append("</td><td>")
-                    .Append(F(c.Recall)).Append("</td><td>").Append(F(c.F1)).Append("</td><td>").Append(c.Support).Append("</td></tr>\n");
+                    .Append(F(c.Recall)).Append("</td><td>").Append(F(c.F1)).Append("</td><td>").Append(double.IsFinite(ap) ? F(ap) : "-").Append("</td><td>")
+                    .Append(c.Support).Append("</td></tr>\n");
             }
             html.Append("</table>\n");
         }
@@ -82,6 +115,91 @@ public static class HtmlReport
         html.Append("</table>\n</body>\n</html>\n");
         return html.ToString();
     }
+
+    /// <summary>
+    /// The verdict, first: accuracy and macro-F1 beside what always answering the largest validation class would score,
+    /// and the calibration error beside the model's before temperature scaling.
+    /// </summary>
+    private static void AppendVerdict(StringBuilder html, TrainingReport report)
+    {
+        if (report.Validation is not { Samples: > 0 } validation)
+        {
+            html.Append("<p class=\"note warning\">No validation figures: the run had no validation images.</p>\n");
+            return;
+        }
+        var largest = validation.PerClass.Select(c => c.Support).DefaultIfEmpty(0).Max();
+        var baselineAccuracy = (double)largest / validation.Samples;
+        // Always the largest class: its F1 is 2p/(1+p) with p its share, every other class's 0.
+        var baselineF1 = 2 * baselineAccuracy / (1 + baselineAccuracy) / Math.Max(1, report.Labels.Count);
+        var better = validation.Accuracy > baselineAccuracy;
+        html.Append("<section aria-label=\"Verdict\"><h2>Verdict</h2>\n<p class=\"note ").Append(better ? "info" : "warning").Append("\">")
+            .Append(better
+                ? $"The model is right on {Percent(validation.Accuracy)} of {validation.Samples} validation images, where always answering the largest class would be right on {Percent(baselineAccuracy)}."
+                : $"The model does no better than always answering the largest class ({Percent(validation.Accuracy)} against {Percent(baselineAccuracy)} of {validation.Samples} validation images).")
+            .Append("</p>\n<div class=\"verdict\">\n");
+        Figure(html, "Accuracy", Percent(validation.Accuracy), $"largest class always: {Percent(baselineAccuracy)}");
+        Figure(html, "Macro-F1", F2(validation.MacroF1), $"largest class always: {F2(baselineF1)}");
+        if (report.Calibration is { } calibration)
+        {
+            Figure(html, "Calibration error", Percent(calibration.EceAfter), $"before temperature scaling: {Percent(calibration.EceBefore)}");
+        }
+        else if (report.Predictions.Count > 0)
+        {
+            Figure(html, "Calibration error", Percent(Calibration.ExpectedCalibrationError([.. report.Predictions.Select(p => (p.Correct, p.Confidence))])), "expected calibration error");
+        }
+        var curves = PrecisionRecallCurve.For(report.Labels, report.Predictions).Where(c => double.IsFinite(c.AveragePrecision)).ToList();
+        if (curves.Count > 0)
+        {
+            var worst = curves.MinBy(c => c.AveragePrecision)!;
+            Figure(html, "Weakest class", E(worst.Label), $"average precision {F2(worst.AveragePrecision)}");
+        }
+        html.Append("</div>\n<p>").Append(report.Probe is not null
+            ? "Validation figures are out-of-fold: every image was scored by a head fitted without it."
+            : "Validation figures are on the held-out validation images.").Append("</p></section>\n");
+    }
+
+    private static void Figure(StringBuilder html, string name, string value, string detail) =>
+        html.Append("<div class=\"figure\"><span>").Append(E(name)).Append("</span><b>").Append(value).Append("</b><span>").Append(E(detail)).Append("</span></div>\n");
+
+    private static void AppendPrecisionRecall(StringBuilder html, TrainingReport report)
+    {
+        var curves = PrecisionRecallCurve.For(report.Labels, report.Predictions);
+        if (report.Predictions.Count == 0 || curves.All(c => c.Recall.Length == 0))
+        {
+            return;
+        }
+        html.Append("<h2>Precision and recall per class</h2>\n<p>Each class against the rest, over the scores of the validation predictions: ")
+            .Append("how precise the class's answers stay as the threshold falls to find more of it. Average precision (AP) sums the curve.</p>\n")
+            .Append("<figure role=\"img\" aria-label=\"Precision-recall curves\">").Append(ReportCharts.PrecisionRecall(curves)).Append("</figure>\n");
+    }
+
+    private static void AppendErrorGallery(StringBuilder html, TrainingReport report)
+    {
+        var wrong = report.Predictions.Count(p => !p.Correct);
+        if (report.Predictions.Count == 0)
+        {
+            return;
+        }
+        html.Append("<h2>Images it got wrong (").Append(wrong).Append(")</h2>\n");
+        if (wrong == 0)
+        {
+            html.Append("<p>None: every validation image was classified correctly.</p>\n");
+            return;
+        }
+        html.Append("<p>The most confident mistakes first").Append(report.Errors.Count < wrong ? $" ({report.Errors.Count} shown)" : "")
+            .Append(": the model's view of each image (the resized centre crop)")
+            .Append(report.Errors.Any(e => e.HasMap) ? ", warm where the served model found the wrong label" : "")
+            .Append(".</p>\n<div class=\"gallery\">\n");
+        foreach (var image in report.Errors)
+        {
+            html.Append("<figure><img alt=\"").Append(E(image.Source)).Append("\" src=\"data:image/jpeg;base64,").Append(image.ThumbnailJpegBase64).Append("\">")
+                .Append("<figcaption><b>").Append(E(image.Predicted)).Append("</b> ").Append(Percent(image.Confidence)).Append("<br>true: ").Append(E(image.Actual))
+                .Append("<br><span style=\"color:#666\">").Append(E(image.Source)).Append("</span></figcaption></figure>\n");
+        }
+        html.Append("</div>\n");
+    }
+
+    private static string F2(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
 
     private static void AppendPrecision(StringBuilder html, TrainingReport report)
     {

@@ -97,6 +97,64 @@ internal static class ReportCharts
         return Svg(plot, Width, Height + 40);
     }
 
+    /// <summary>Precision against recall, one line per class (one against the rest), its average precision in the legend.</summary>
+    public static string PrecisionRecall(IReadOnlyList<PrecisionRecallCurve> curves)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        for (var i = 0; i < curves.Count; i++)
+        {
+            var curve = curves[i];
+            if (curve.Recall.Length == 0)
+            {
+                continue;
+            }
+            // From (0, first precision), a step down the points, as the curve is read.
+            var line = plot.Add.Scatter((double[])[0, .. curve.Recall], (double[])[curve.Precision[0], .. curve.Precision], palette.GetColor(i));
+            line.ConnectStyle = ConnectStyle.StepVertical;
+            line.MarkerSize = 0;
+            line.LineWidth = 2;
+            line.LegendText = string.Create(CultureInfo.InvariantCulture, $"{Shorten(curve.Label)} (AP {curve.AveragePrecision:0.000})");
+        }
+        plot.Title("Precision-recall per class");
+        plot.XLabel("recall");
+        plot.YLabel("precision");
+        plot.Axes.SetLimits(0, 1.02, 0, 1.05);
+        plot.ShowLegend(Edge.Right);
+        return Svg(plot, Width + 120, Height);
+    }
+
+    /// <summary>
+    /// The linear probe's cross-validation: out-of-fold log-loss (and accuracy) against the L2 strength on a log axis,
+    /// the chosen strength marked.
+    /// </summary>
+    public static string ProbeCurve(ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary probe)
+    {
+        var plot = new Plot();
+        var points = probe.Grid.OrderBy(p => p.Lambda).ToList();
+        double[] x = [.. points.Select(p => Math.Log10(p.Lambda))];
+        var loss = plot.Add.Scatter(x, [.. points.Select(p => p.Loss)], Colors.C0);
+        loss.LegendText = "out-of-fold log-loss";
+        loss.LineWidth = 2;
+        loss.MarkerSize = 6;
+        var chosen = plot.Add.VerticalLine(Math.Log10(probe.Lambda));
+        chosen.Color = Colors.C1;
+        chosen.LinePattern = LinePattern.Dashed;
+        chosen.LegendText = string.Create(CultureInfo.InvariantCulture, $"chosen L2 {probe.Lambda:G3}");
+        plot.Title(string.Create(CultureInfo.InvariantCulture, $"Linear probe: {probe.Folds}-fold cross-validation"));
+        plot.XLabel("L2 strength");
+        plot.YLabel("out-of-fold log-loss");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            LabelFormatter = v => Math.Pow(10, v).ToString("G2", CultureInfo.InvariantCulture),
+            IntegerTicksOnly = true,
+        };
+        plot.ShowLegend(Edge.Right);
+        return Svg(plot, Width + 120, Height);
+    }
+
+    private static string Shorten(string label) => label.Length <= 24 ? label : label[..23] + "…";
+
     /// <summary>The plot as an <c>svg</c> element to place inside HTML (without the XML declaration a standalone file has).</summary>
     private static string Svg(Plot plot, int width, int height)
     {

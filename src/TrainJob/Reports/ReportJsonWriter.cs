@@ -24,6 +24,10 @@ public static class ReportJsonWriter
             Validation = report.Validation is { } v ? MetricsJson.Create(v) : null,
             report.Skipped,
             report.Notes,
+            report.Warnings,
+            AveragePrecision = PrecisionRecallCurve.For(report.Labels, report.Predictions)
+                .ToDictionary(c => c.Label, c => double.IsFinite(c.AveragePrecision) ? c.AveragePrecision : (double?)null),
+            Errors = report.Errors.Select(e => new { e.Source, e.Actual, e.Predicted, e.Confidence }),
             report.Probe,
             report.Calibration,
             Precision = report.Precision.ToString().ToLowerInvariant(),

@@ -75,6 +75,19 @@ public sealed record TrainingReport
     /// <summary>The int8 check (int8 vs fp32 on the validation images), when an int8 graph was made.</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.QuantizationSummary? Quantization { get; init; }
 
-    /// <summary>Notes for people (e.g. "stopped early at epoch 7").</summary>
+    /// <summary>Notes for people, for information (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>Warnings for people: something about the data or the model needs a look (shown apart from <see cref="Notes"/>).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>The validation images the model got wrong, most confident first (at most <see cref="ErrorGallery.MaxImages"/>).</summary>
+    public IReadOnlyList<GalleryImage> Errors { get; init; } = [];
 }
+
+/// <summary>
+/// One wrong prediction of the error gallery: the image, its true and predicted labels and the confidence (of the
+/// predictions the validation metrics come from), and a thumbnail of the model's view with the served model's activation
+/// map of the predicted label over it (without one for models that have no map).
+/// </summary>
+public sealed record GalleryImage(string Source, string Actual, string Predicted, double Confidence, string ThumbnailJpegBase64, bool HasMap);

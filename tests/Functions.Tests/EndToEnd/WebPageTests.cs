@@ -8,7 +8,7 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 
 /// <summary>
 /// The page the app serves (<c>/api/ui</c>), in headless Chromium against the app under the real Functions host: "Try
-/// it" classifies a picked image and shows the bars, the version and the out-of-distribution verdict; uploads the
+/// it" classifies a picked image and shows the bars, the version, the out-of-distribution verdict and where the model looked; uploads the
 /// model is unsure about are queued by the blob trigger, "Review" shows them to the signed-in reviewer, one click labels
 /// an image with the suggested label or another one (it leaves the queue and waits for approval, outside the training
 /// container), and an Approver's click adds it to the training container. The browser is signed in as App Service
@@ -61,6 +61,9 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Assert.Equal(3, browser.Driver.FindElements(By.CssSelector("#bars .bar-row")).Count);
         Assert.StartsWith("In distribution (score", browser.Driver.FindElement(By.Id("ood")).Text, StringComparison.Ordinal);
         Assert.StartsWith("red (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
+        // Where it looked: the activation map of the top label over the model's view, asked for by default.
+        browser.WaitFor(d => d.FindElement(By.Id("overlay")).GetDomProperty("src")?.StartsWith("data:image/jpeg;base64,", StringComparison.Ordinal) == true, "the activation map overlay");
+        Assert.StartsWith("Where the model found red:", browser.Driver.FindElement(By.Id("explain-caption")).Text, StringComparison.Ordinal);
         Pick(browser, emoji[0]);
         browser.WaitFor(d => d.FindElement(By.Id("ood")).Text.StartsWith("Out of distribution", StringComparison.Ordinal), "the out-of-distribution verdict");
         Assert.StartsWith("unknown (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);

@@ -59,6 +59,20 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         output.WriteLine($"feature cosine fp32 vs int8 on {test.Count} emoji: mean {cosines.Average():F4}, min {cosines.Min():F4}");
         Assert.True(cosines.Average() >= 0.99, $"mean cosine {cosines.Average():F4}");
         Assert.True(cosines.Min() >= 0.98, $"min cosine {cosines.Min():F4}");
+
+        // The activation map rides along in float over the dequantised stage outputs: exact for the int8 graph's own
+        // probabilities (each class's grid averages to log p minus the mean log p).
+        Assert.True(int8Engine.HasActivationMap);
+        foreach (var x in test.Take(3))
+        {
+            var (probabilities, _, map, side) = int8Engine.Explain(x);
+            Assert.Equal(14, side);
+            var meanLog = probabilities.Average(p => Math.Log(p));
+            for (var c = 0; c < probabilities.Length; c++)
+            {
+                Assert.Equal(Math.Log(probabilities[c]) - meanLog, map.Skip(c * side * side).Take(side * side).Average(), 3);
+            }
+        }
     }
 
     [Fact]

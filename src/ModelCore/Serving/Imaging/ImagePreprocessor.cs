@@ -233,6 +233,38 @@ public sealed class ImagePreprocessor
         }
     }
 
+    /// <summary>
+    /// The model's view of an image: the resized, cropped pixels that <see cref="Preprocess(Image{Rgb24})"/> turned into
+    /// <paramref name="input"/>, recovered by undoing the normalisation (to within rounding), InputSize x InputSize.
+    /// </summary>
+    public Image<Rgb24> ToImage(ReadOnlySpan<float> input)
+    {
+        if (input.Length != InputLength)
+        {
+            throw new ArgumentException($"Expected {InputLength} floats, got {input.Length}.", nameof(input));
+        }
+        int s = Config.InputSize;
+        bool bgr = Config.ChannelOrder == ChannelOrder.Bgr;
+        var image = new Image<Rgb24>(s, s);
+        for (int y = 0; y < s; y++)
+        {
+            for (int x = 0; x < s; x++)
+            {
+                int i = (y * s) + x;
+                var (first, second, third) = (Unnormalize(input, 0, i), Unnormalize(input, 1, i), Unnormalize(input, 2, i));
+                image[x, y] = bgr ? new Rgb24(third, second, first) : new Rgb24(first, second, third);
+            }
+        }
+        return image;
+    }
+
+    private byte Unnormalize(ReadOnlySpan<float> input, int channel, int i)
+    {
+        var at = (channel * Config.InputSize * Config.InputSize) + i;
+        var value = _meanImage is not null ? input[at] + _meanImage[at] : (input[at] * _std[channel]) + _mean[channel];
+        return (byte)Math.Clamp(MathF.Round(value / Config.Scale), 0, 255);
+    }
+
     private void Normalize(ReadOnlySpan<Rgb24> pixels, Span<float> destination)
     {
         int plane = pixels.Length;

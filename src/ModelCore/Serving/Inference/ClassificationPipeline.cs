@@ -79,7 +79,7 @@ public sealed record PreparedImage(float[] Input, double DecodeMs, double Prepro
 /// one engine call per batch, top-k, the confidence threshold and, for a model with feature statistics,
 /// the out-of-distribution score from the same forward pass. Thread-safe; one per model.
 /// </summary>
-public sealed class ClassificationPipeline : IDisposable
+public sealed partial class ClassificationPipeline : IDisposable
 {
     public const string UnknownLabel = "unknown";
 

@@ -55,7 +55,11 @@ public sealed class OnnxEngine : IClassifierEngine
             ? output.Dimensions[^1]
             : throw new InvalidDataException($"The ONNX graph has no output named {OnnxGraphNames.Probabilities}.");
         NumFeatures = session.OutputMetadata.TryGetValue(OnnxGraphNames.Features, out var features) ? features.Dimensions[^1] : 0;
+        HasActivationMap = session.OutputMetadata.ContainsKey(OnnxGraphNames.ActivationMap);
     }
+
+    /// <summary>True when the graph has the <see cref="OnnxGraphNames.ActivationMap"/> output (ResNet and DenseNet models exported since it exists).</summary>
+    public bool HasActivationMap { get; }
 
     public string Name => "onnxruntime";
 
@@ -82,13 +86,37 @@ public sealed class OnnxEngine : IClassifierEngine
     /// <summary>The pooled backbone features for a batch (batchSize x NumFeatures), e.g. to train a head on a frozen backbone.</summary>
     public float[] ExtractFeatures(ReadOnlySpan<float> input, int batchSize) => Run(input, batchSize, OnnxGraphNames.Features)[0];
 
+    /// <summary>
+    /// One image's probabilities, features (when the graph has them) and activation map (classes x side x side, row by
+    /// row per class) from one forward pass; the graph must have the map (<see cref="HasActivationMap"/>).
+    /// </summary>
+    public (float[] Probabilities, float[]? Features, float[] Map, int Side) Explain(ReadOnlySpan<float> input)
+    {
+        if (!HasActivationMap)
+        {
+            throw new InvalidOperationException("The ONNX graph has no activation map output.");
+        }
+        string[] names = NumFeatures > 0
+            ? [OnnxGraphNames.Probabilities, OnnxGraphNames.ActivationMap, OnnxGraphNames.Features]
+            : [OnnxGraphNames.Probabilities, OnnxGraphNames.ActivationMap];
+        var (outputs, shapes) = RunWithShapes(input, 1, names);
+        var side = (int)shapes[1][^1];
+        if (shapes[1].Length != 4 || shapes[1][^2] != side || shapes[1][1] != NumClasses)
+        {
+            throw new InvalidDataException($"The activation map has shape [{string.Join(", ", shapes[1])}]; expected [1, {NumClasses}, side, side].");
+        }
+        return (outputs[0], outputs.Length > 2 ? outputs[2] : null, outputs[1], side);
+    }
+
     public void Dispose()
     {
         session.Dispose();
         runOptions.Dispose();
     }
 
-    private float[][] Run(ReadOnlySpan<float> input, int batchSize, params string[] outputNames)
+    private float[][] Run(ReadOnlySpan<float> input, int batchSize, params string[] outputNames) => RunWithShapes(input, batchSize, outputNames).Outputs;
+
+    private (float[][] Outputs, long[][] Shapes) RunWithShapes(ReadOnlySpan<float> input, int batchSize, params string[] outputNames)
     {
         var imageSize = 3 * InputSize * InputSize;
         if (batchSize < 1 || input.Length != batchSize * imageSize)
@@ -105,7 +133,7 @@ public sealed class OnnxEngine : IClassifierEngine
                 using var value = OrtValue.CreateTensorValueWithData(
                     OrtMemoryInfo.DefaultInstance, TensorElementType.Float, shape, (IntPtr)data, (long)input.Length * sizeof(float));
                 using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], outputNames);
-                return [.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())];
+                return ([.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())], [.. results.Select(r => r.GetTensorTypeAndShape().Shape)]);
             }
         }
     }

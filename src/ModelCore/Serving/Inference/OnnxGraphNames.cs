@@ -14,4 +14,11 @@ public static class OnnxGraphNames
 
     /// <summary>(N, F) the features the head reads (the pooled backbone output).</summary>
     public const string Features = "features";
+
+    /// <summary>
+    /// (N, classes, H, W) the class activation map, in graphs whose features are pooled feature maps (ResNet, DenseNet):
+    /// each cell is its region's share of the class's centred logit, so a class's grid averages to
+    /// <c>log p_c - mean over classes of log p</c>. Absent from VGG and AlexNet graphs and from graphs exported before it existed.
+    /// </summary>
+    public const string ActivationMap = "activation_map";
 }

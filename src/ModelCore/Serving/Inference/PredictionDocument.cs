@@ -122,6 +122,10 @@ public sealed record PredictionDocument
     [JsonPropertyName("error"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public PredictionError? Error { get; init; }
 
+    /// <summary>Only in an HTTP response to <c>explain=true</c>: the activation map of the most probable class, or why there is none.</summary>
+    [JsonPropertyName("explanation"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ExplanationDocument? Explanation { get; init; }
+
     [JsonPropertyName("classifiedUtc")]
     public DateTimeOffset ClassifiedUtc { get; init; } = DateTimeOffset.UtcNow;
 

@@ -50,4 +50,12 @@ public abstract class Backbone(string name) : nn.Module<Tensor, Tensor>(name)
     /// <paramref name="input"/> (N, 3, inputSize, inputSize) to the features; returns the features' value name.
     /// </summary>
     internal abstract string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize);
+
+    /// <summary>
+    /// As <see cref="EmitOnnx"/>, and the feature maps whose global average pools the features are, in the features'
+    /// order (what an exact class activation map reads); empty when the features are not such pools (VGG and AlexNet:
+    /// their features come out of fully connected layers).
+    /// </summary>
+    internal virtual (string Features, IReadOnlyList<PooledMap> Maps) EmitOnnxWithMaps(OnnxGraphBuilder graph, string input, int inputSize) =>
+        (EmitOnnx(graph, input, inputSize), []);
 }

@@ -61,7 +61,9 @@ public sealed class TorchVisionDenseNet : Backbone
         return functional.adaptive_avg_pool2d(functional.relu(features.call(input)), 1).flatten(1).MoveToOuterDisposeScope();
     }
 
-    internal override string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize)
+    internal override string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize) => EmitOnnxWithMaps(graph, input, inputSize).Features;
+
+    internal override (string Features, IReadOnlyList<PooledMap> Maps) EmitOnnxWithMaps(OnnxGraphBuilder graph, string input, int inputSize)
     {
         var x = graph.Unary("Relu", graph.BatchNorm(graph.Conv(input, "backbone.features.conv0", 2, (3, 3, 3, 3)), "backbone.features.norm0"));
         x = graph.MaxPool(x, 3, 2, (1, 1, 1, 1));
@@ -81,7 +83,8 @@ public sealed class TorchVisionDenseNet : Backbone
             }
             x = graph.Concat(concatenated, axis: 1);
         }
-        return graph.GlobalAveragePoolFlat(graph.Unary("Relu", graph.BatchNorm(x, "backbone.features.norm5")));
+        var map = graph.Unary("Relu", graph.BatchNorm(x, "backbone.features.norm5"));
+        return (graph.GlobalAveragePoolFlat(map), [new PooledMap(map, NumFeatures)]);
     }
 
     private static Sequential Transition(int input, int output) => Sequential(

@@ -5,12 +5,15 @@ namespace ServerlessClassifier.ModelCore.Backbones;
 /// <summary>The ResNet's ONNX nodes, in the module's order and with its padding.</summary>
 public sealed partial class TorchVisionResNet
 {
-    internal override string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize)
+    internal override string EmitOnnx(OnnxGraphBuilder graph, string input, int inputSize) => EmitOnnxWithMaps(graph, input, inputSize).Features;
+
+    internal override (string Features, IReadOnlyList<PooledMap> Maps) EmitOnnxWithMaps(OnnxGraphBuilder graph, string input, int inputSize)
     {
         var outputs = EmitStages(graph, input, Architecture.Layers.Count);
         // The pooled outputs of the last PooledStages stages, last stage first (the head reads them all).
-        var pooled = outputs.Skip(1).Reverse().Take(PooledStages).Select(graph.GlobalAveragePoolFlat).ToList();
-        return graph.Concat(pooled, axis: 1);
+        var widths = Architecture.StageWidths;
+        var maps = outputs.Skip(1).Select((value, stage) => new PooledMap(value, widths[stage])).Reverse().Take(PooledStages).ToList();
+        return (graph.Concat([.. maps.Select(m => graph.GlobalAveragePoolFlat(m.Value))], axis: 1), maps);
     }
 
     /// <summary>

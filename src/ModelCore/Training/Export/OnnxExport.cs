@@ -19,13 +19,16 @@ public sealed class OnnxExportException(string message) : Exception(message);
 /// Exports a classifier (any backbone of the registry, either head) to one ONNX graph: backbone, head
 /// and softmax, BatchNorm in inference form, a dynamic batch dimension. Input <c>input</c> (N, 3, S, S), already preprocessed as the manifest says; outputs
 /// <c>probabilities</c> (N, classes) and <c>features</c> (N, NumFeatures), the backbone output (the input
-/// of the layer the head replaced; for a ResNet, the pooled outputs of its last PooledStages stages), so the frozen backbone can also run on the serving engine.
+/// of the layer the head replaced; for a ResNet, the pooled outputs of its last PooledStages stages), so the frozen backbone can also run on the serving engine;
+/// and for backbones whose features are pooled feature maps (ResNet, DenseNet), <c>activation_map</c> (N, classes, H, W), the exact class activation map
+/// (<see cref="OnnxGraphBuilder.ActivationMap"/>).
 /// </summary>
 public static class OnnxExport
 {
     public const string InputName = OnnxGraphNames.Input;
     public const string ProbabilitiesName = OnnxGraphNames.Probabilities;
     public const string FeaturesName = OnnxGraphNames.Features;
+    public const string ActivationMapName = OnnxGraphNames.ActivationMap;
     public const double DefaultTolerance = 1e-4;
 
     /// <summary>Output of <see cref="ExportPrefix"/>: the last frozen stage's feature map (N, C, H, W).</summary>
@@ -37,16 +40,20 @@ public static class OnnxExport
         ArgumentNullException.ThrowIfNull(model);
         var graph = new OnnxGraphBuilder(model.state_dict());
         // The backbone's own nodes (each architecture emits its module structure), then the head.
-        var features = model.Backbone.EmitOnnx(graph, InputName, inputSize);
+        var (features, maps) = model.Backbone.EmitOnnxWithMaps(graph, InputName, inputSize);
         var logits = model.HeadSpec.Kind switch
         {
             HeadKind.Linear => graph.Linear(features, "head.fc"),
             _ => throw new NotSupportedException($"Head kind {model.HeadSpec.Kind} cannot be exported."),
         };
         var probabilities = graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));
-        var proto = graph.Build(InputName, inputSize,
-            [(probabilities, ProbabilitiesName, [model.NumClasses]), (features, FeaturesName, [model.Backbone.NumFeatures])]);
-        return proto.ToByteArray();
+        List<(string, string, long?[])> outputs = [(probabilities, ProbabilitiesName, [model.NumClasses]), (features, FeaturesName, [model.Backbone.NumFeatures])];
+        if (maps.Count > 0)
+        {
+            // A linear head over pooled maps has an exact activation map; ONNX Runtime computes it only for callers that ask for it.
+            outputs.Add((graph.ActivationMap(maps, "head.fc"), ActivationMapName, [model.NumClasses, null, null]));
+        }
+        return graph.Build(InputName, inputSize, outputs).ToByteArray();
     }
 
     /// <summary>

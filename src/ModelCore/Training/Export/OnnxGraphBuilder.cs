@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace ServerlessClassifier.ModelCore.Export;
 
 /// <summary>Accumulates ONNX nodes and initializers (OnnxSharp's protobuf object model) for one graph.</summary>
-internal sealed class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state)
+internal sealed partial class OnnxGraphBuilder(IReadOnlyDictionary<string, Tensor> state)
 {
     private readonly GraphProto graph = new() { Name = "serverless-classifier" };
     private int counter;

@@ -77,7 +77,7 @@ internal static class TrainRun
         }
         using (result)
         {
-            TrainingOutput.WriteReports(result, dataset, output, context);
+            await TrainingOutput.WriteReportsAsync(result, dataset, output, context, cancellationToken);
             var manifest = result.Manifest;
             context.WriteLine(DescribePrecision(manifest));
             if (stored is not null)

@@ -12,9 +12,11 @@ namespace ServerlessClassifier.TrainJob.Commands.Train;
 /// <summary>Writes the reports of a run the engine packaged: report.html and report.json beside the model.</summary>
 internal static class TrainingOutput
 {
-    public static void WriteReports(TrainingResult result, ImageFolderDataset dataset, string output, CliContext context)
+    public static async Task WriteReportsAsync(TrainingResult result, ImageFolderDataset dataset, string output, CliContext context, CancellationToken cancellationToken)
     {
         var manifest = result.Manifest;
+        var images = dataset.Train.Concat(dataset.Validation).GroupBy(i => i.Source, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var errors = await ErrorGallery.BuildAsync(output, result.ValidationPredictions, images, cancellationToken);
         var labels = manifest.Labels;
         var report = new TrainingReport
         {
@@ -27,7 +29,9 @@ internal static class TrainingOutput
             Skipped = [.. result.SkippedImages.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
             BestEpoch = result.BestEpoch,
             ConfidenceThreshold = result.ConfidenceThreshold,
-            Notes = Notes(result, dataset),
+            Notes = Notes(result),
+            Warnings = Warnings(result, dataset),
+            Errors = errors,
             Probe = manifest.Training?.Probe,
             Calibration = manifest.Training?.Calibration,
             Predictions = result.ValidationPredictions,
@@ -42,13 +46,21 @@ internal static class TrainingOutput
         }
     }
 
-    private static List<string> Notes(TrainingResult result, ImageFolderDataset dataset)
+    /// <summary>What needs a look: the data's warnings, and an int8 graph that was refused.</summary>
+    private static List<string> Warnings(TrainingResult result, ImageFolderDataset dataset)
     {
-        var notes = new List<string>(dataset.Warnings);
+        var warnings = new List<string>(dataset.Warnings);
         if (result.Int8Refusal is { } refusal)
         {
-            notes.Add($"The int8 graph is not served: {refusal}. The model serves the fp32 graph.");
+            warnings.Add($"The int8 graph is not served: {refusal}. The model serves the fp32 graph.");
         }
+        return warnings;
+    }
+
+    /// <summary>How the run went, for information.</summary>
+    private static List<string> Notes(TrainingResult result)
+    {
+        var notes = new List<string>();
         if (result.ResumedFromEpoch > 0)
         {
             notes.Add($"Resumed after epoch {result.ResumedFromEpoch}.");

@@ -51,9 +51,9 @@ public static class ErrorGallery
             {
                 prepared = pipeline.Prepare(await image.ReadAsync(cancellationToken));
             }
-            catch (Exception e) when (e is ImageRejectedException or IOException)
+            catch (Exception e) when (e is ImageRejectedException or IOException or UnauthorizedAccessException or Azure.RequestFailedException)
             {
-                continue;
+                continue; // gone or changed since training read it: the report goes on without it
             }
             var map = pipeline.ActivationMapUnavailable is null ? pipeline.Explain(prepared, top: 1, mapLabel: prediction.Predicted).Map : null;
             using var view = map is null ? preprocessor.ToImage(prepared.Input) : map.RenderOverlay(preprocessor, prepared.Input);

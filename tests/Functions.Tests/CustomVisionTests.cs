@@ -25,6 +25,7 @@ public sealed class CustomVisionTests(ServingModelFixture model)
     [InlineData("{images}/a/b.png", "a/b.png")]
     [InlineData("{images}/sp%20ace.png?sv=2020&sig=x", "sp ace.png")]
     [InlineData("http://example.com/images/a.png", null)]
+    [InlineData("{images-on-another-host}/a.png", null)]
     [InlineData("{account}/models/current.json", null)]
     [InlineData("{images}/../models/current.json", null)]
     [InlineData("{images}/a/%2E%2E/b.png", "b.png")]
@@ -39,7 +40,11 @@ public sealed class CustomVisionTests(ServingModelFixture model)
         var account = images[..images.LastIndexOf('/')];
         var service = host.Get<CustomVisionService>();
 
-        Assert.Equal(expected, service.BlobNameInImages(url.Replace("{images}", images, StringComparison.Ordinal).Replace("{account}", account, StringComparison.Ordinal)));
+        var elsewhere = images.Replace(host.Images.Uri.Host, "localhost", StringComparison.Ordinal); // the same port and path, another host
+        Assert.Equal(expected, service.BlobNameInImages(url
+            .Replace("{images-on-another-host}", elsewhere, StringComparison.Ordinal)
+            .Replace("{images}", images, StringComparison.Ordinal)
+            .Replace("{account}", account, StringComparison.Ordinal)));
     }
 
     [Theory]

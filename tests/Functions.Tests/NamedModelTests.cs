@@ -109,6 +109,7 @@ public sealed class NamedModelTests(ServingModelFixture model)
         var toCanary = names.Where(n => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), new CanaryRelease("v2", 50))).Take(2).ToList();
         var toLive = names.Except(toCanary).Where(n => !CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), new CanaryRelease("v2", 50))).Take(2).ToList();
         var red = ServingModelFixture.Image("red", seed: 33);
+        Assert.Equal(2, toCanary.Count); // half of 40 names are in a 50 % share: a router that never chooses the canary fails here
 
         var handler = host.Get<UploadedImageHandler>();
         foreach (var name in toCanary.Concat(toLive))
@@ -128,6 +129,7 @@ public sealed class NamedModelTests(ServingModelFixture model)
         // HTTP: the image's bytes choose, so the same image always gets the same version.
         var images = Enumerable.Range(100, 40).Select(seed => ServingModelFixture.Image("red", seed)).ToList();
         var byCanary = images.GroupBy(i => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(i), new CanaryRelease("v2", 50))).ToDictionary(g => g.Key, g => g.First());
+        Assert.Equal(2, byCanary.Count);
         foreach (var (canary, image) in byCanary)
         {
             for (var attempt = 0; attempt < 2; attempt++)

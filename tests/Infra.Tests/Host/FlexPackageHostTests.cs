@@ -21,7 +21,7 @@ public sealed class FlexPackageHostTests(FlexPackage package, CompiledTemplateFi
         var names = JsonNode.Parse(File.ReadAllText(Path.Combine(package.Directory, "functions.metadata")))!.AsArray()
             .Select(function => (string?)function!["name"]).Order(StringComparer.Ordinal);
 
-        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "DecideLabel", "GetModel", "Health", "LabelReview", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"], names);
+        Assert.Equal(["ClassifyImage", "ClassifyShard", "ClassifyUploadedImageEventGrid", "ClassifyWithModel", "CustomVisionClassify", "DecideLabel", "GetModel", "Health", "LabelReview", "ListModels", "ListReview", "ListStagedLabels", "ReviewThumbnail", "SweepUnclassifiedImages", "WebPage"], names);
     }
 
     [Fact]

@@ -15,37 +15,11 @@ namespace ServerlessClassifier.Functions.Functions;
 /// (<see cref="InvalidRequestException"/>, <see cref="ImageRejectedException"/>, <see cref="ModelUnavailableException"/>)
 /// and answered by <see cref="Middleware.HttpProblemsMiddleware"/>.
 /// </summary>
-public sealed class ClassifyImage(ModelProvider models, ModelRegistry registry, ImageRequestReader reader, ClassificationService classifier)
+public sealed class ClassifyImage(ModelRegistry models, ImageRequestReader reader, ClassificationService classifier)
 {
     [Function(nameof(ClassifyImage))]
     public async Task<IActionResult> Run(
         [HttpTrigger(AuthorizationLevel.Function, "post", Route = "api/classify")] HttpRequest request,
-        CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        var query = ClassifyQuery.Parse(request.Query);
-        reader.CheckHeaders(request);
-        ReadOnlyMemory<byte> image;
-        var live = await models.AcquireAsync(cancellationToken);
-        ModelLease lease;
-        try
-        {
-            var body = await reader.ReadAsync(request, cancellationToken);
-            // During a canary release the image's bytes pick the version (the same image always gets the same one).
-            lease = await registry.RouteAsync(ModelNames.Default, live, body, cancellationToken);
-            image = body;
-        }
-        catch
-        {
-            live.Dispose();
-            throw;
-        }
-        using var held = lease;
-        if (query.Explain)
-        {
-            return new OkObjectResult(await ClassificationService.ExplainAsync(lease, image, query.Top, query.Threshold, cancellationToken));
-        }
-        var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
-        return new OkObjectResult(PredictionDocument.ForResponse(result.Classification, result.ModelVersion));
-    }
+        CancellationToken cancellationToken) =>
+        new OkObjectResult(await HttpClassification.AnswerAsync(ModelNames.Default, request, models, reader, classifier, cancellationToken));
 }

@@ -8,7 +8,7 @@ using ServerlessClassifier.ModelCore.Storage;
 namespace ServerlessClassifier.Functions.Functions;
 
 /// <summary>
-/// <c>POST /api/classify/{model}[?top=k][&amp;threshold=x]</c>: <see cref="ClassifyImage"/> with a named model
+/// <c>POST /api/classify/{model}[?top=k][&amp;threshold=x][&amp;explain=true]</c>: <see cref="ClassifyImage"/> with a named model
 /// (<c>default</c> is the default model). 404 when no model of that name is published; otherwise the same answers,
 /// and the body also names the model.
 /// </summary>
@@ -20,25 +20,7 @@ public sealed class ClassifyWithModel(ModelRegistry models, ImageRequestReader r
         string model,
         CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var query = ClassifyQuery.Parse(request.Query);
-        reader.CheckHeaders(request);
-        var live = await models.AcquireAsync(model, cancellationToken);
-        ModelLease lease;
-        ReadOnlyMemory<byte> image;
-        try
-        {
-            image = await reader.ReadAsync(request, cancellationToken);
-            lease = await models.RouteAsync(model, live, image, cancellationToken); // a canary's share, by the image's bytes
-        }
-        catch
-        {
-            live.Dispose();
-            throw;
-        }
-        using var held = lease;
-        var result = await classifier.ClassifyAsync(lease, image, query.Top, query.Threshold, cancellationToken);
-        var document = PredictionDocument.ForResponse(result.Classification, result.ModelVersion);
+        var document = await HttpClassification.AnswerAsync(model, request, models, reader, classifier, cancellationToken);
         return new OkObjectResult(model == ModelNames.Default ? document : document with { Model = model });
     }
 }

@@ -101,7 +101,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
 
             // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
-            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, progress);
+            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, progress);
             var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
             var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
 

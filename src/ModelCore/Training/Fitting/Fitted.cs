@@ -37,8 +37,8 @@ internal sealed record Fitted
     /// <summary>The manifest's training summary, without the calibration (the next stage adds it).</summary>
     public required TrainingSummary Summary { get; init; }
 
-    /// <summary>The temperature the fit already folded into the head, fitted on <see cref="Judged"/> (a probe's own); null: calibration fits one.</summary>
-    public double? Temperature { get; init; }
+    /// <summary>The temperature the fit already folded into the head, chosen on <see cref="Judged"/> (a probe's own); null: calibration chooses one.</summary>
+    public Probe.TemperatureChoice? Temperature { get; init; }
 
     /// <summary>The features of every image under the final backbone, where the fit computed them (head mode's, a refit's); null: the OOD stage computes them.</summary>
     public FeatureCache? Features { get; init; }

@@ -18,7 +18,11 @@ internal sealed record ProbeFit
 
     public required double Lambda { get; init; }
 
-    public required double Temperature { get; init; }
+    /// <summary>The temperature folded into the head: <see cref="TemperatureChoice.Temperature"/>.</summary>
+    public double Temperature => TemperatureChoice.Temperature;
+
+    /// <summary>How the temperature was chosen: fitted on the out-of-fold logits, cross-fitted over the same folds, 1 unless that helps.</summary>
+    public required TemperatureChoice TemperatureChoice { get; init; }
 
     public required int Folds { get; init; }
 
@@ -60,7 +64,8 @@ internal sealed record ProbeFit
 /// The linear-probe protocol on cached features: standardise; multinomial logistic regression fitted
 /// to convergence (full-batch L-BFGS); the L2 strength chosen by stratified k-fold cross-validation
 /// over a log grid (lowest out-of-fold log-loss); temperature
-/// scaling fitted on the out-of-fold logits; then a refit on every image at the chosen strength.
+/// scaling fitted on the out-of-fold logits and kept only when it lowers their cross-fitted log-loss
+/// (<see cref="Calibration.ChooseTemperature"/>); then a refit on every image at the chosen strength.
 /// Flipped images' features, when given, are extra training rows that stay in their image's fold
 /// and are never scored. The loss is class-weighted (n / (classes n_c)) when the largest class has
 /// over <see cref="ImbalanceRatioForWeights"/> times the images of the smallest.
@@ -164,7 +169,8 @@ internal static class LinearProbe
         var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
         var chosen = oofLogits[best];
         var chosenScored = Scored(chosen);
-        var temperature = Calibration.FitTemperature(chosenScored, scoredLabels, classes);
+        var choice = Calibration.ChooseTemperature(chosenScored, scoredLabels, classes, [.. scored.Select(i => foldOf[i])]);
+        var temperature = choice.Temperature;
         var before = Calibration.Softmax(chosenScored, classes);
         var after = Calibration.Softmax(chosenScored, classes, temperature);
 
@@ -191,7 +197,7 @@ internal static class LinearProbe
             Weight = weight,
             Bias = bias,
             Lambda = lambdas[best],
-            Temperature = temperature,
+            TemperatureChoice = choice,
             Folds = k,
             Grid = points,
             OutOfFoldLogits = chosen,

@@ -10,6 +10,12 @@ namespace ServerlessClassifier.ModelCore.Fitting;
 /// </summary>
 internal sealed record Judged(IReadOnlyList<LabeledImage> Images, int[] Labels, IReadOnlyList<string> Sources, double[] Logits, string Evidence)
 {
+    /// <summary>A probe's fold heads on raw features, which gave <see cref="Logits"/>; null: the served head gave them.</summary>
+    public IReadOnlyList<Export.Quantization.LinearWeights>? Heads { get; init; }
+
+    /// <summary>With <see cref="Heads"/>: each image's head (its fold).</summary>
+    public int[]? HeadOf { get; init; }
+
     /// <summary>The evidence of a probe's cross-validation.</summary>
     public const string OutOfFold = "out-of-fold";
 

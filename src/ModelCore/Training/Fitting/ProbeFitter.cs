@@ -33,7 +33,11 @@ internal static class ProbeFitter
         var counts = ProbeHeads.Counts(classes, labels);
         return new Fitted
         {
-            Judged = new Judged([.. cache.TrainImages, .. cache.ValidationImages], labels, [.. cache.TrainSources, .. cache.ValidationSources], fit.OutOfFoldLogits, Judged.OutOfFold),
+            Judged = new Judged([.. cache.TrainImages, .. cache.ValidationImages], labels, [.. cache.TrainSources, .. cache.ValidationSources], fit.OutOfFoldLogits, Judged.OutOfFold)
+            {
+                Heads = fit.FoldHeads,
+                HeadOf = fit.FoldOf,
+            },
             History = [new EpochMetrics(1, fit.FinalTrainLoss, fit.FinalTrainAccuracy, fit.NllAfter, fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy, 0, fit.Seconds)],
             BestEpoch = 1,
             Temperature = fit.TemperatureChoice,

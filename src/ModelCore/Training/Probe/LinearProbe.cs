@@ -31,6 +31,15 @@ internal sealed record ProbeFit
     /// <summary>Uncalibrated out-of-fold logits of every original (unflipped) image at the chosen lambda, n x classes.</summary>
     public required double[] OutOfFoldLogits { get; init; }
 
+    /// <summary>The fold of every original image (its out-of-fold logits come from <see cref="FoldHeads"/>[fold]).</summary>
+    public required int[] FoldOf { get; init; }
+
+    /// <summary>
+    /// Each fold's model at the chosen lambda on RAW features (standardisation folded in, no temperature): the head that gave
+    /// the out-of-fold logits of that fold's images, to judge another backbone's features of them (the int8 check).
+    /// </summary>
+    public required IReadOnlyList<Export.Quantization.LinearWeights> FoldHeads { get; init; }
+
     /// <summary>Out-of-fold probabilities of every original image after temperature scaling, n x classes.</summary>
     public required double[] OutOfFoldProbabilities { get; init; }
 
@@ -133,16 +142,18 @@ internal static class LinearProbe
         }
         var starts = new double[]?[k];
         var oofLogits = new List<double[]>();
+        var foldParameters = new List<double[][]>();
         var points = new List<ProbeGridPoint>();
         var worse = 0;
         foreach (var lambda in lambdas)
         {
             var logitsAtLambda = new double[n * classes];
+            var parametersAtLambda = new double[k][];
             for (var fold = 0; fold < k; fold++)
             {
                 var (rows, standardizer, y, weights, heldOut) = foldData[fold];
                 var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold], cancellationToken: cancellationToken);
-                starts[fold] = model.Parameters;
+                starts[fold] = parametersAtLambda[fold] = model.Parameters;
                 var values = model.Logits(new StandardizedRows(features, standardizer, heldOut));
                 for (var i = 0; i < heldOut.Count; i++)
                 {
@@ -150,6 +161,7 @@ internal static class LinearProbe
                 }
             }
             oofLogits.Add(logitsAtLambda);
+            foldParameters.Add(parametersAtLambda);
             var judged = Scored(logitsAtLambda);
             var point = new ProbeGridPoint(
                 lambda,
@@ -201,6 +213,8 @@ internal static class LinearProbe
             Folds = k,
             Grid = points,
             OutOfFoldLogits = chosen,
+            FoldOf = foldOf,
+            FoldHeads = [.. foldParameters[best].Select((theta, fold) => RawHead(theta, foldData[fold].Standardizer, classes))],
             OutOfFoldProbabilities = Calibration.Softmax(chosen, classes, temperature),
             EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, scoredLabels, classes)),
             EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, scoredLabels, classes)),
@@ -213,6 +227,22 @@ internal static class LinearProbe
             FinalOutcome = fit.Outcome!,
             Seconds = watch.Elapsed.TotalSeconds,
         };
+    }
+
+    /// <summary>A fit's parameters (W then b, on standardised features) as a head on raw features, at T = 1.</summary>
+    private static Export.Quantization.LinearWeights RawHead(double[] parameters, FeatureStandardizer standardizer, int classes)
+    {
+        var d = standardizer.Mean.Length;
+        var w = new double[classes, d];
+        for (var c = 0; c < classes; c++)
+        {
+            for (var f = 0; f < d; f++)
+            {
+                w[c, f] = parameters[(c * d) + f];
+            }
+        }
+        var (weight, bias) = standardizer.Fold(w, parameters.AsSpan(classes * d, classes).ToArray(), 1);
+        return new Export.Quantization.LinearWeights(weight, bias);
     }
 
     /// <summary>Row indices into the stacked [features; flipped] matrix for the given images.</summary>

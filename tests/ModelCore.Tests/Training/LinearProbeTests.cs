@@ -51,6 +51,22 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Sweep_StopsAtTheFirstPointPastTheMinimum_WhenTheLossHasClearlyTurned()
+    {
+        TorchRuntime.EnsureInitialized();
+        // Noisy labels and many features: weaker penalties overfit, and the out-of-fold loss rises steeply past its minimum.
+        var (noisy, labels) = Blobs(perClass: 30, features: 40, separation: 0.6, labelNoise: 0.3, seed: 1);
+
+        var fit = LinearProbe.Fit(noisy, labels, 3, flipped: null, folds: 5, seed: 1);
+
+        var best = fit.Grid.Select((p, g) => (p, g)).MinBy(x => x.p.Loss).g;
+        output.WriteLine(string.Join(" ", fit.Grid.Select(g => $"{g.Lambda:G2}:{g.Loss:F3}")));
+        Assert.Equal(fit.Lambda, fit.Grid[best].Lambda);
+        Assert.True(fit.Grid[^1].Loss > fit.Grid[best].Loss + 0.05, "the last point is clearly worse");
+        Assert.Equal(best + 2, fit.Grid.Count); // one point past the minimum, not StopAfterWorse
+    }
+
+    [Fact]
     public void Refit_UsesEveryImage_AndFlippedRows()
     {
         TorchRuntime.EnsureInitialized();

@@ -86,6 +86,13 @@ internal static class LinearProbe
     /// <summary>The sweep stops after this many consecutive grid points whose out-of-fold loss is above the best so far.</summary>
     public const int StopAfterWorse = 2;
 
+    /// <summary>
+    /// The sweep stops at the first point past the minimum whose out-of-fold loss is above the best by more than this many
+    /// standard errors of the paired per-image difference: the loss has clearly turned, and weaker penalties (the slow
+    /// fits) will not be chosen.
+    /// </summary>
+    public const double ClearRiseStandardErrors = 2;
+
     /// <summary>The L2 grid: 10^-5 .. 10^0 in half decades (11 values), strongest first (warm starts run weak-ward).</summary>
     public static IReadOnlyList<double> DefaultGrid { get; } = [.. Enumerable.Range(0, 11).Select(i => Math.Pow(10, -(i * 0.5)))];
 
@@ -129,8 +136,9 @@ internal static class LinearProbe
         // each fold warm-started from its previous fit. A fit reads its fold's standardised rows a block at a time
         // (StandardizedRows), so beyond the features the sweep holds only a block of doubles, not a float64 copy
         // of the features per fold (98 MB at 16,000 images of 768 features). The sweep stops once the out-of-fold loss has risen for
-        // StopAfterWorse points in a row past its minimum: the weak-penalty fits are the slow ones (on nearly
-        // separable data they run to the iteration cap) and, past the minimum, are not chosen.
+        // StopAfterWorse points in a row past its minimum, or at once when it rose clearly (ClearRiseStandardErrors): the
+        // weak-penalty fits are the slow ones (on nearly separable data they run to the iteration cap) and, past the
+        // minimum, are not chosen.
         var foldData = new List<(List<int> Rows, FeatureStandardizer Standardizer, long[] Y, double[]? Weights, List<int> HeldOut)>();
         for (var fold = 0; fold < k; fold++)
         {
@@ -152,7 +160,8 @@ internal static class LinearProbe
             for (var fold = 0; fold < k; fold++)
             {
                 var (rows, standardizer, y, weights, heldOut) = foldData[fold];
-                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold], cancellationToken: cancellationToken);
+                // The first strength's folds start from fold 0's fit (their data overlap by (k - 2) / (k - 1)); later ones from their own previous fit.
+                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold] ?? starts[0], cancellationToken: cancellationToken);
                 starts[fold] = parametersAtLambda[fold] = model.Parameters;
                 var values = model.Logits(new StandardizedRows(features, standardizer, heldOut));
                 for (var i = 0; i < heldOut.Count; i++)
@@ -167,11 +176,13 @@ internal static class LinearProbe
                 lambda,
                 Calibration.TopOne(Calibration.Softmax(judged, classes), scoredLabels, classes).Count(p => p.Correct) / (double)scored.Length,
                 Calibration.NegativeLogLikelihood(judged, scoredLabels, classes));
-            worse = points.Count > 0 && point.Loss > points.Min(p => p.Loss) ? worse + 1 : 0;
+            var bestSoFar = points.Count == 0 ? -1 : points.Select((p, g) => (p, g)).MinBy(x => x.p.Loss).g;
+            worse = bestSoFar >= 0 && point.Loss > points[bestSoFar].Loss ? worse + 1 : 0;
+            var clearlyTurned = worse > 0 && ClearlyAbove(judged, Scored(oofLogits[bestSoFar]), scoredLabels, classes);
             points.Add(point);
             report?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"linear probe: L2 {lambda:G3} ({points.Count} of at most {lambdas.Count} strengths, {k} folds): out-of-fold accuracy {point.Accuracy:P1}, log-loss {point.Loss:F3}; {watch.Elapsed.TotalSeconds:F0} s"));
-            if (worse >= StopAfterWorse)
+            if (worse >= StopAfterWorse || clearlyTurned)
             {
                 break;
             }
@@ -191,14 +202,17 @@ internal static class LinearProbe
         var final = FeatureStandardizer.Compute(all, allRows);
         var design = new StandardizedRows(all, final, allRows);
         var targets = allRows.Select(r => (long)rowLabels[r]).ToArray();
-        // Warm-started along the same path as the folds, so the final fit reaches the same optimum they did.
-        double[]? start = null;
-        SoftmaxRegression fit = null!;
-        foreach (var lambda in lambdas.Take(best + 1))
+        // Warm-started from the folds' mean solution at the chosen strength (each fold saw (k - 1) / k of these rows): one fit
+        // to the same optimum (the problem is strictly convex), not a walk down the path again.
+        var start = new double[foldParameters[best][0].Length];
+        foreach (var theta in foldParameters[best])
         {
-            fit = SoftmaxRegression.Fit(design, targets, classes, lambda, Weights(targets, classes, classWeighted), start, cancellationToken: cancellationToken);
-            start = fit.Parameters;
+            for (var i = 0; i < start.Length; i++)
+            {
+                start[i] += theta[i] / k;
+            }
         }
+        var fit = SoftmaxRegression.Fit(design, targets, classes, lambdas[best], Weights(targets, classes, classWeighted), start, cancellationToken: cancellationToken);
         var logits = fit.Logits(design);
         var rowLabelList = allRows.Select(r => rowLabels[r]).ToList();
         var trainAccuracy = Calibration.TopOne(Calibration.Softmax(logits, classes), rowLabelList, classes).Count(p => p.Correct) / (double)allRows.Count;
@@ -227,6 +241,29 @@ internal static class LinearProbe
             FinalOutcome = fit.Outcome!,
             Seconds = watch.Elapsed.TotalSeconds,
         };
+    }
+
+    /// <summary>
+    /// Whether the per-image log-loss of <paramref name="current"/> is above that of <paramref name="best"/> by more than
+    /// <see cref="ClearRiseStandardErrors"/> standard errors of their paired difference.
+    /// </summary>
+    private static bool ClearlyAbove(double[] current, double[] best, int[] labels, int classes)
+    {
+        var n = labels.Length;
+        if (n < 2)
+        {
+            return false;
+        }
+        var differences = new double[n];
+        for (var i = 0; i < n; i++)
+        {
+            int[] one = [labels[i]];
+            differences[i] = Calibration.NegativeLogLikelihood(current.AsSpan(i * classes, classes), one, classes)
+                - Calibration.NegativeLogLikelihood(best.AsSpan(i * classes, classes), one, classes);
+        }
+        var mean = differences.Average();
+        var sd = Math.Sqrt(differences.Sum(d => (d - mean) * (d - mean)) / (n - 1));
+        return mean > ClearRiseStandardErrors * sd / Math.Sqrt(n);
     }
 
     /// <summary>A fit's parameters (W then b, on standardised features) as a head on raw features, at T = 1.</summary>

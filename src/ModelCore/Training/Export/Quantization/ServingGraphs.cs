@@ -204,6 +204,11 @@ public static class ServingGraphs
                 {
                     int8Probabilities = new float[rows.Length * classes];
                     var width = features!.Length / rows.Length;
+                    if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
+                    {
+                        throw new TrainingException(
+                            $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
+                    }
                     var logits = new double[classes];
                     for (var r = 0; r < rows.Length; r++)
                     {

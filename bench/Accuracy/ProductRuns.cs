@@ -36,11 +36,15 @@ internal sealed record TestImages(IReadOnlyList<string> Labels, float[] Inputs, 
 /// <summary>The product's training as a user runs it (the engine on the training folder), scored on the test images through the fp32 ONNX graph it packaged, as serving runs it.</summary>
 internal static class ProductRuns
 {
-    public static async Task<(Score Score, TrainingResult Result)> TrainAndScoreAsync(string contender, string trainFolder, TrainingPlan plan, Func<TrainingResult, TestImages> test)
+    /// <param name="asPlanned">Train with the plan's precision (the int8 row: <c>--precision auto</c>); otherwise the fp32 graph.</param>
+    public static async Task<(Score Score, TrainingResult Result)> TrainAndScoreAsync(string contender, string trainFolder, TrainingPlan plan, Func<TrainingResult, TestImages> test,
+        bool asPlanned = false)
     {
         var clock = Stopwatch.StartNew();
-        // The fp32 graph (the int8 rows make and check theirs from it: Int8ScoreAsync).
-        plan = plan with { Precision = plan.Precision with { Precision = PrecisionChoice.Fp32 } };
+        if (!asPlanned)
+        {
+            plan = plan with { Precision = plan.Precision with { Precision = PrecisionChoice.Fp32 } };
+        }
         var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, TrainingEngine.DatasetOptionsFor(plan));
         // The engine's messages and epoch lines, as the CLI prints them.
         var progress = new Progress<TrainingProgress>(p =>
@@ -65,27 +69,28 @@ internal static class ProductRuns
     }
 
     /// <summary>
-    /// The same trained model as <c>--precision auto</c> serves it: the int8 graph the product makes and checks
-    /// (calibrated on its training images, checked on the images its validation metrics come from) when it passes,
-    /// else the fp32 graph; scored on the test images, with its top-1 agreement with the fp32 graph there.
+    /// <c>train --mode head</c> with its default <c>--precision auto</c>, as a user runs it: trained again (the same data and
+    /// seed give the same fp32 model as <paramref name="fp32"/>'s), the int8 graph made and checked by the engine (on
+    /// out-of-fold images, against the fp32 answers training computed), and the graph it serves scored on the test images,
+    /// with its top-1 agreement with the fp32 graph there. Train seconds: the whole run, the check included.
     /// </summary>
-    public static async Task<Score> Int8ScoreAsync(string contender, string trainFolder, TrainingResult result, TestImages images)
+    public static async Task<Score> AutoScoreAsync(string contender, string trainFolder, TrainingResult fp32, TestImages images)
     {
-        var clock = Stopwatch.StartNew();
-        var dataset = await ImageFolderDataset.FromDirectoryAsync(trainFolder, TrainingEngine.DatasetOptionsFor(result.Plan));
-        var fp32 = await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName));
-        var graph = await ServingGraphs.CreateAsync(fp32, result.Manifest.Labels, dataset.Train, [.. dataset.Train, .. dataset.Validation],
-            new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage), new PrecisionOptions { Precision = PrecisionChoice.Int8 }, result.Plan.Seed);
-        var seconds = clock.Elapsed.TotalSeconds;
-        var check = graph.Quantization!;
-        // What --precision auto serves: the int8 graph when it passed its check, else the fp32 one.
-        var int8 = Classify(graph.Onnx, images);
-        var reference = Classify(fp32, images);
-        var classes = images.Labels.Count;
-        var agreeing = Enumerable.Range(0, images.Truth.Length).Count(i => ArgMax(int8, i, classes) == ArgMax(reference, i, classes));
-        var note = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"int8 check {(check.Accepted ? "passed (int8 served)" : "FAILED (fp32 served)")}: {check.AccuracyDropPoints:+0.0;-0.0} pt, agreement {check.Top1Agreement:P1} on {check.ValidationImages} training images; test agreement with fp32 {(double)agreeing / images.Truth.Length:P1}; {check.Int8Bytes / 1048576.0:F1} MB; int8 time is the check's");
-        return Score.Of(contender, images.Labels, int8, images.Truth, seconds, note);
+        var (score, result) = await TrainAndScoreAsync(contender, trainFolder, fp32.Plan with { Precision = new PrecisionOptions() }, _ => images, asPlanned: true);
+        using (result)
+        {
+            var served = await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName));
+            var reference = Classify(await File.ReadAllBytesAsync(Path.Combine(fp32.Folder, ModelCheckpoint.OnnxFileName)), images);
+            var answers = Classify(served, images);
+            var classes = images.Labels.Count;
+            var agreeing = Enumerable.Range(0, images.Truth.Length).Count(i => ArgMax(answers, i, classes) == ArgMax(reference, i, classes));
+            var check = result.Manifest.Quantization!;
+            var note = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"int8 check {(check.Accepted ? "passed (int8 served)" : "FAILED (fp32 served)")}: {check.AccuracyDropPoints:+0.0;-0.0} pt (95 % {check.AccuracyDropLowPoints:+0.0;-0.0} to {check.AccuracyDropHighPoints:+0.0;-0.0}), " +
+                $"agreement {check.Top1Agreement:P1} on {check.ValidationImages} {check.Evidence} images; {check.WeightBits}-bit weights, float: stem{string.Concat(check.FloatLayers?.Select(l => $", {l.Output} ({l.ErrorShare:P0})") ?? [])}; " +
+                $"test agreement with fp32 {(double)agreeing / images.Truth.Length:P1}; {check.Int8Bytes / 1048576.0:F1} MB");
+            return score with { Note = note };
+        }
     }
 
     private static float[] Classify(byte[] onnx, TestImages images)

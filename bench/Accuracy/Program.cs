@@ -70,7 +70,7 @@ foreach (var set in sets)
         // The default model served as fp32 and as --precision auto serves it (int8 when its check passes).
         var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new HeadPlan(), Test);
         Add(fp32);
-        Add(await ProductRuns.Int8ScoreAsync("product head: default, int8 (auto)", set.Train, fp32Run, test!));
+        Add(await ProductRuns.AutoScoreAsync("product head: default, --precision auto", set.Train, fp32Run, test!));
         fp32Run.Dispose();
         continue;
     }

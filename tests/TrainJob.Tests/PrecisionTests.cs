@@ -44,8 +44,14 @@ public sealed class PrecisionTests : IDisposable
         var check = manifest.Quantization!;
         Assert.True(check.Accepted);
         Assert.True(check.AccuracyDropPoints <= check.MaxAccuracyDropPoints);
-        // Head mode's validation metrics are out-of-fold over every image: the check classifies all 24.
+        // Head mode's validation metrics are out-of-fold over every image: the check classifies all 24, out-of-fold (each
+        // through the fold head that never trained on it), against the fp32 answers the metrics come from.
         Assert.Equal(24, check.ValidationImages);
+        Assert.Equal("out-of-fold", check.Evidence);
+        Assert.Equal(manifest.Metrics!.Accuracy!.Value, check.Fp32Accuracy, 9);
+        Assert.True(check.AccuracyDropLowPoints <= check.AccuracyDropPoints && check.AccuracyDropPoints <= check.AccuracyDropHighPoints, $"{check}");
+        Assert.True(check.DisagreementLow <= 1 - check.Top1Agreement && 1 - check.Top1Agreement <= check.DisagreementHigh, $"{check}");
+        Assert.Contains("Precision: int8 (int8 check on 24 out-of-fold images: ", train.Out, StringComparison.Ordinal);
         Assert.Equal(check.Int8Bytes, package.GetFile(ModelFileRoles.Onnx).Length);
         Assert.True(check.Int8Bytes * 3 <= check.Fp32Bytes, $"{check.Int8Bytes} vs {check.Fp32Bytes}");
 

@@ -312,6 +312,10 @@ public sealed class ModelProvider : IDisposable
         refusedETag = null;
         Swap(new LoadedModel(version, pipeline, time.GetUtcNow()));
         logger.ModelLive(version, live?.Version ?? "none", pipeline.Manifest.Labels.Count, pipeline.Manifest.Backbone);
+        if (pipeline.Manifest is { Precision: ModelPrecision.Int8, Quantization.WeightBits: 8 } && !CpuFeatures.HasInt8DotProduct)
+        {
+            logger.Int8NeedsDotProduct(version, 8, CpuFeatures.Describe());
+        }
     }
 
     /// <summary>

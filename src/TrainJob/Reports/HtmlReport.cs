@@ -210,11 +210,11 @@ public static class HtmlReport
             return;
         }
         html.Append(q.Accepted ? "; the int8 graph passed its check" : "; the int8 graph was not kept: its accuracy fell more than the limit below fp32's")
-            .Append(".</p>\n<table>\n<tr><th class=\"l\">Check on ").Append(q.ValidationImages).Append(" validation images</th><th>fp32</th><th>int8</th></tr>\n")
+            .Append(".</p>\n<table>\n<tr><th class=\"l\">Check on ").Append(q.ValidationImages).Append(' ').Append(E(q.Evidence ?? "validation")).Append(" images</th><th>fp32</th><th>int8</th></tr>\n")
             .Append("<tr><td class=\"l\">Accuracy</td><td>").Append(Percent(q.Fp32Accuracy)).Append("</td><td>").Append(Percent(q.Int8Accuracy)).Append("</td></tr>\n")
             .Append("<tr><td class=\"l\">Graph size</td><td>").Append(Megabytes(q.Fp32Bytes)).Append("</td><td>").Append(Megabytes(q.Int8Bytes)).Append("</td></tr>\n")
             .Append("</table>\n<p>Top-1 agreement ").Append(Percent(q.Top1Agreement)).Append("; largest probability difference ").Append(F(q.MaxProbabilityDifference))
-            .Append("; accuracy drop ").Append(q.AccuracyDropPoints.ToString("0.0", CultureInfo.InvariantCulture)).Append(" points (at most ")
+            .Append("; accuracy drop ").Append(q.AccuracyDropPoints.ToString("0.0", CultureInfo.InvariantCulture)).Append(" points").Append(E(ServerlessClassifier.ModelCore.Export.Quantization.ServingGraph.Spread(q))).Append(" (at most ")
             .Append(F(q.MaxAccuracyDropPoints)).Append(" allowed). Calibrated on ").Append(q.CalibrationImages).Append(" training images; ")
             .Append(E(q.Scheme)).Append(". Checked with ").Append(E(q.CheckedOn ?? "an unrecorded runtime")).Append(".</p>\n");
     }

@@ -45,8 +45,14 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         var int8 = Int8Quantizer.Quantize(fp32, calibration, 224);
 
         Assert.True(int8.Onnx.Length * 3 <= fp32.Length, $"int8 graph {int8.Onnx.Length} bytes, fp32 {fp32.Length}");
-        // 22 convolutions; the stem stays float by default. ONNX Runtime must turn the other 21 into integer kernels.
+        // 22 convolutions; the stem stays float by default (the sensitivity search that may keep more float is off by
+        // default). ONNX Runtime must turn the others into integer kernels.
+        var floats = int8.FloatLayers!;
+        output.WriteLine($"{int8.Scheme}; float: {string.Join(", ", floats.Select(l => $"{l.Output} ({l.ErrorShare:P0} of the error)"))}");
+        Assert.Empty(floats);
         Assert.Equal(21, int8.QuantizedConvolutions);
+        // Full 8-bit weights where the CPU adds 8-bit products in 32 bits (VNNI), 7-bit elsewhere.
+        Assert.Equal(CpuFeatures.HasInt8DotProduct ? 127 : 63, int8.WeightLevels);
         var optimized = OptimizedOpCounts(int8.Onnx);
         output.WriteLine(string.Join(", ", optimized.Select(p => $"{p.Key} x{p.Value}")));
         Assert.Equal(21, optimized.GetValueOrDefault("QLinearConv"));
@@ -103,7 +109,62 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         Assert.False(refused.Accepted);
         Assert.True(refused.AccuracyDropPoints > 0.5);
         Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{refused.AccuracyDropPoints:F1} points below fp32's {refused.Fp32Accuracy:P1}"), broken.Refusal, StringComparison.Ordinal);
-        Assert.Contains($"on the {dataset.Validation.Count} validation images", broken.Refusal, StringComparison.Ordinal);
+        Assert.Contains($"on the {dataset.Validation.Count} given images", broken.Refusal, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Check_JudgesTheGivenFp32Answers_ThroughTheGivenHeads_OnABoundedStratifiedSample()
+    {
+        var (fp32, labels, dataset, preprocessor) = await EmojiModelAsync();
+        LabeledImage[] images = [.. dataset.Train, .. dataset.Validation];
+        int[] truth = [.. images.Select(im => labels.ToList().IndexOf(im.Label))];
+        // fp32 answers that are all "class 0" (the fp32 graph would know better: these must be the ones judged), and fold
+        // heads that read the int8 graph's features: a head that answers each image's label through its bias is right
+        // whatever the features, one that always answers class 0 is right on class 0 only.
+        var allZero = truth.SelectMany(_ => Answer(0)).ToArray();
+        int width;
+        using (var engine = new OnnxEngine(fp32, OnnxEngineOptions.Default))
+        {
+            width = engine.NumFeatures;
+        }
+        LinearWeights Head(int answer) => new(new float[2 * width], answer == 0 ? [10f, 0f] : [0f, 10f]);
+        var options = new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 8, CheckImages = 10 };
+        HeldOutReference Reference(double[] logits, IReadOnlyList<LinearWeights>? heads, int[]? headOf) =>
+            new() { Images = images, Labels = truth, Logits = logits, Heads = heads, HeadOf = headOf, Evidence = "out-of-fold" };
+
+        var judgedAgainstGiven = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, Reference(allZero, [Head(0), Head(1)], truth), preprocessor, options, seed: 42);
+        var throughConstantHead = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train,
+            Reference([.. truth.SelectMany(Answer)], [Head(0)], [.. truth.Select(_ => 0)]), preprocessor, options, seed: 42);
+
+        var given = judgedAgainstGiven.Quantization!;
+        output.WriteLine($"given answers: fp32 {given.Fp32Accuracy:P0}, int8 {given.Int8Accuracy:P0}; constant head: {throughConstantHead.Refusal}");
+        // 10 of 30 images, stratified: 5 of each class.
+        Assert.Equal((10, 30, 10), (given.ValidationImages, given.SampledFrom!.Value, given.SampleLimit!.Value));
+        Assert.Equal(0.5, given.Fp32Accuracy, 9);  // the given answers (class 0 everywhere), not the fp32 graph's
+        Assert.Equal(1.0, given.Int8Accuracy, 9);  // each image through its head: the one that answers its label
+        Assert.Equal("out-of-fold", given.Evidence);
+        var constant = throughConstantHead.Quantization!;
+        Assert.Equal((1.0, 0.5), (constant.Fp32Accuracy, constant.Int8Accuracy));
+        Assert.False(constant.Accepted);
+        Assert.Equal(ModelPrecision.Fp32, throughConstantHead.Precision);
+        // 5 of 10 images lost, none gained: drop 50 points, its 95 % interval 50 +- 1.96 sqrt(5 - 25 / 10) / 10.
+        Assert.Equal(50 - (1.959964 * Math.Sqrt(2.5) / 10 * 100), constant.AccuracyDropLowPoints!.Value, 3);
+        Assert.Contains("95 % interval", throughConstantHead.Refusal, StringComparison.Ordinal);
+        Assert.Contains("on the 10 out-of-fold images", throughConstantHead.Refusal, StringComparison.Ordinal);
+    }
+
+    /// <summary>Two-class logits that answer <paramref name="label"/> confidently.</summary>
+    private static double[] Answer(int label) => label == 0 ? [10.0, 0.0] : [0.0, 10.0];
+
+    [Fact]
+    public void StratifiedSample_KeepsEachClassesShare_AndEveryRowWhenTheyFit()
+    {
+        int[] labels = [.. Enumerable.Repeat(0, 700), .. Enumerable.Repeat(1, 200), .. Enumerable.Repeat(2, 100)];
+        var sample = ServingGraphs.StratifiedSample(labels, 100, seed: 1);
+        Assert.Equal(100, sample.Distinct().Count());
+        Assert.Equal([70, 20, 10], [.. Enumerable.Range(0, 3).Select(c => sample.Count(i => labels[i] == c))]);
+        Assert.NotEqual(sample, ServingGraphs.StratifiedSample(labels, 100, seed: 2));
+        Assert.Equal(Enumerable.Range(0, 1000), ServingGraphs.StratifiedSample(labels, 1000, seed: 1));
     }
 
     [Fact]

@@ -51,6 +51,22 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Sweep_StopsAtTheFirstPointPastTheMinimum_WhenTheLossHasClearlyTurned()
+    {
+        TorchRuntime.EnsureInitialized();
+        // Noisy labels and many features: weaker penalties overfit, and the out-of-fold loss rises steeply past its minimum.
+        var (noisy, labels) = Blobs(perClass: 30, features: 40, separation: 0.6, labelNoise: 0.3, seed: 1);
+
+        var fit = LinearProbe.Fit(noisy, labels, 3, flipped: null, folds: 5, seed: 1);
+
+        var best = fit.Grid.Select((p, g) => (p, g)).MinBy(x => x.p.Loss).g;
+        output.WriteLine(string.Join(" ", fit.Grid.Select(g => $"{g.Lambda:G2}:{g.Loss:F3}")));
+        Assert.Equal(fit.Lambda, fit.Grid[best].Lambda);
+        Assert.True(fit.Grid[^1].Loss > fit.Grid[best].Loss + 0.05, "the last point is clearly worse");
+        Assert.Equal(best + 2, fit.Grid.Count); // one point past the minimum, not StopAfterWorse
+    }
+
+    [Fact]
     public void Refit_UsesEveryImage_AndFlippedRows()
     {
         TorchRuntime.EnsureInitialized();
@@ -157,31 +173,8 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
     [Fact]
     public void Temperature_LowersNllAndEce_OfAnOverconfidentModel()
     {
-        // Labels drawn from softmax(z); the model reports softmax(4 z): over-confident by a factor 4.
-        var random = new Random(5);
-        const int n = 2000, classes = 4;
-        var logits = new double[n * classes];
-        var labels = new int[n];
-        for (var i = 0; i < n; i++)
-        {
-            for (var c = 0; c < classes; c++)
-            {
-                logits[(i * classes) + c] = random.NextDouble() * 3;
-            }
-            var p = Calibration.Softmax(logits.AsSpan(i * classes, classes), classes);
-            var u = random.NextDouble();
-            labels[i] = classes - 1;
-            for (var c = 0; c < classes; c++)
-            {
-                u -= p[c];
-                if (u < 0)
-                {
-                    labels[i] = c;
-                    break;
-                }
-            }
-        }
-        var overconfident = logits.Select(z => z * 4).ToArray();
+        const int classes = 4;
+        var (overconfident, labels) = Overconfident(n: 2000, classes, factor: 4, seed: 5);
 
         var t = Calibration.FitTemperature(overconfident, labels, classes);
         var nllBefore = Calibration.NegativeLogLikelihood(overconfident, labels, classes);
@@ -192,6 +185,71 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         Assert.InRange(t, 3.4, 4.6);
         Assert.True(nllAfter < nllBefore - 0.1, $"{nllBefore} -> {nllAfter}");
         Assert.True(eceAfter < eceBefore / 3, $"{eceBefore} -> {eceAfter}");
+    }
+
+    [Fact]
+    public void TemperatureChoice_KeepsOne_WhenTheFittedTemperatureWouldHurtHeldOutPredictions()
+    {
+        // Ten images of two classes, nine right at p = 0.73 and one confidently wrong (margin -3): over all ten the
+        // log-loss prefers a softer T (the wrong image dominates it), but a T fitted without the wrong image sharpens
+        // towards the bound and the wrong image, scored at it, costs far more: the fitted T would hurt held-out images.
+        double[] margins = [1, 1, 1, 1, 1, 1, 1, 1, 1, -3];
+        var logits = margins.SelectMany(m => new[] { m, 0.0 }).ToArray();
+        var labels = Enumerable.Repeat(0, margins.Length).ToArray();
+
+        var choice = Calibration.ChooseTemperature(logits, labels, 2, seed: 1);
+
+        output.WriteLine(choice.Describe());
+        Assert.True(Calibration.NegativeLogLikelihood(logits, labels, 2, choice.Fitted) < choice.NllAtOne, "in-sample, the fit does lower the log-loss");
+        Assert.True(choice.HeldOutNll > choice.NllAtOne, $"{choice}");
+        Assert.False(choice.Kept);
+        Assert.Equal(1, choice.Temperature);
+        Assert.StartsWith("temperature 1 kept", choice.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TemperatureChoice_ReportsAFitAtItsBound_AndKeepsOneWhenItRaisesTheEce()
+    {
+        // 32 images of 10 classes, as a 4,096-wide head on a few images gives: 20 right by a small margin (2), 12 wrong
+        // by a huge one (100). The wrong ones dominate the log-loss, which falls all the way to T = 20 (near uniform for
+        // the right ones), while the confidence of the right answers falls far below their accuracy: the ECE rises.
+        const int n = 32, classes = 10;
+        var labels = Enumerable.Range(0, n).Select(i => i % classes).ToArray();
+        var logits = new double[n * classes];
+        for (var i = 0; i < n; i++)
+        {
+            if (i % 8 < 5)
+            {
+                logits[(i * classes) + labels[i]] = 2;
+            }
+            else
+            {
+                logits[(i * classes) + ((labels[i] + 1) % classes)] = 100;
+            }
+        }
+
+        var choice = Calibration.ChooseTemperature(logits, labels, classes, seed: 1);
+
+        output.WriteLine(choice.Describe());
+        Assert.True(choice.AtBound, $"{choice}");
+        Assert.Equal(Calibration.MaxTemperature, choice.Fitted, 1);
+        Assert.True(choice.HeldOutNll < choice.NllAtOne, $"{choice}"); // the log-loss alone would take it
+        Assert.True(choice.HeldOutEce > choice.EceAtOne, $"{choice}");
+        Assert.False(choice.Kept);
+        Assert.Equal(1, choice.Temperature);
+        Assert.Contains("ran to the bound", choice.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TemperatureChoice_KeepsTheFittedTemperature_OfAnOverconfidentModel()
+    {
+        var (logits, labels) = Overconfident(n: 400, classes: 4, factor: 4, seed: 5);
+        var choice = Calibration.ChooseTemperature(logits, labels, 4, seed: 1);
+        output.WriteLine(choice.Describe());
+        Assert.True(choice.Kept, $"{choice}");
+        Assert.False(choice.AtBound);
+        Assert.Equal(choice.Fitted, choice.Temperature);
+        Assert.InRange(choice.Temperature, 3, 5);
     }
 
     [Fact]
@@ -254,6 +312,34 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         var imbalanced = LinearProbe.Fit([.. keep.SelectMany(i => x.AsSpan(i * 6, 6).ToArray())], [.. keep.Select(i => y[i])], 3, null, folds: 3, seed: 1, grid: [1e-2]);
         Assert.False(balanced.ClassWeighted);
         Assert.True(imbalanced.ClassWeighted);
+    }
+
+    /// <summary>Labels drawn from softmax(z) (z uniform in [0, 3)); the logits returned are <paramref name="factor"/> z: over-confident by that factor.</summary>
+    private static (double[] Logits, int[] Labels) Overconfident(int n, int classes, double factor, int seed)
+    {
+        var random = new Random(seed);
+        var logits = new double[n * classes];
+        var labels = new int[n];
+        for (var i = 0; i < n; i++)
+        {
+            for (var c = 0; c < classes; c++)
+            {
+                logits[(i * classes) + c] = random.NextDouble() * 3;
+            }
+            var p = Calibration.Softmax(logits.AsSpan(i * classes, classes), classes);
+            var u = random.NextDouble();
+            labels[i] = classes - 1;
+            for (var c = 0; c < classes; c++)
+            {
+                u -= p[c];
+                if (u < 0)
+                {
+                    labels[i] = c;
+                    break;
+                }
+            }
+        }
+        return ([.. logits.Select(z => z * factor)], labels);
     }
 
     /// <summary>Three Gaussian blobs (unit variance) whose means are <paramref name="separation"/> apart on the first features, with a fraction of labels replaced at random.</summary>

@@ -120,6 +120,10 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
         Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
         Assert.Equal(images, result.Manifest.Metrics!.Samples);
         Assert.True(calibration.EceAfter <= calibration.EceBefore + 1e-9, $"{calibration.EceBefore} -> {calibration.EceAfter}");
+        // The temperature served never makes the held-out (cross-fitted) log-loss worse than T = 1.
+        output.WriteLine(calibration.Decision);
+        Assert.NotNull(calibration.HeldOutNll);
+        Assert.True(calibration.TemperatureKept ? calibration.HeldOutNll < calibration.NllBefore : calibration.Temperature == 1, $"{calibration}");
         Assert.Equal(("out-of-fold", images), (calibration.Evidence, calibration.Images));
         Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
 

@@ -13,23 +13,55 @@ public enum ModelPrecision
 }
 
 /// <summary>
-/// The int8 check of a model, recorded in its manifest whenever an int8 graph was made: the int8 graph and the fp32
-/// graph it came from both classified every validation image; the int8 graph is served only when its accuracy is
-/// at most <see cref="MaxAccuracyDropPoints"/> below fp32's (<see cref="Accepted"/>).
+/// The int8 check of a model, recorded in its manifest whenever an int8 graph was made: on a bounded, stratified sample of
+/// images the head did not train on (<see cref="Evidence"/>: a probe's out-of-fold images, or the validation split), the
+/// int8 graph's answers against the fp32 model's (those training already computed, not the fp32 graph run again); the
+/// int8 graph is served only when its accuracy is at most <see cref="MaxAccuracyDropPoints"/> below fp32's
+/// (<see cref="Accepted"/>), with the spread of that figure recorded beside it.
 /// </summary>
 public sealed record QuantizationSummary
 {
     /// <summary>What was quantised and how, in one line.</summary>
     public required string Scheme { get; init; }
 
+    /// <summary>
+    /// Bits of the weights' range: 8 (made on a CPU with VNNI or Arm's dot product, whose integer kernels add products in
+    /// 32 bits) or 7 (AVX2's kernels add pairs of products in 16 bits, which full-range weights overflow). An 8-bit graph
+    /// served on a CPU without those instructions may lose accuracy: serving says so when it loads one there.
+    /// </summary>
+    public int? WeightBits { get; init; }
+
+    /// <summary>Convolutions besides the stem left in float, chosen by their measured share of the int8 feature error.</summary>
+    public IReadOnlyList<FloatLayer>? FloatLayers { get; init; }
+
     /// <summary>Training images the activation ranges were calibrated on.</summary>
     public required int CalibrationImages { get; init; }
 
-    /// <summary>
-    /// Labelled images both graphs classified: those the validation metrics come from (the validation split; in head
-    /// mode, whose metrics are out-of-fold over every image, all of them).
-    /// </summary>
+    /// <summary>Labelled images the check compared both precisions on (the sample; see <see cref="SampledFrom"/>).</summary>
     public required int ValidationImages { get; init; }
+
+    /// <summary>Images the sample was drawn from (every image the evidence holds); at most <see cref="SampleLimit"/> are checked, stratified by class.</summary>
+    public int? SampledFrom { get; init; }
+
+    /// <summary>The most images the check classifies.</summary>
+    public int? SampleLimit { get; init; }
+
+    /// <summary>
+    /// Which images and fp32 answers: <c>out-of-fold</c> (a probe's: each image through the fold head that never trained
+    /// on it, for both precisions), <c>validation</c> (the validation split, through the served head), or <c>given images</c>
+    /// (both graphs run on images the caller chose).
+    /// </summary>
+    public string? Evidence { get; init; }
+
+    /// <summary>95 % Wilson interval of the fraction of checked images whose top-1 label differs between int8 and fp32.</summary>
+    public double? DisagreementLow { get; init; }
+
+    public double? DisagreementHigh { get; init; }
+
+    /// <summary>95 % interval of <see cref="AccuracyDropPoints"/> (paired, normal approximation), in points.</summary>
+    public double? AccuracyDropLowPoints { get; init; }
+
+    public double? AccuracyDropHighPoints { get; init; }
 
     public required double Fp32Accuracy { get; init; }
 

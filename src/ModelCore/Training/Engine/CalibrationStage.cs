@@ -19,17 +19,19 @@ internal sealed record Calibrated(Fitted Fit, CalibrationSummary Calibration, IR
 /// <summary>
 /// The calibration stage every plan goes through: temperature scaling (<see cref="Probe.Calibration"/>) on the fit's
 /// held-out logits. A probe has fitted its temperature on its out-of-fold logits already (and folded it into the head);
-/// any other fit gets one here, fitted on its validation logits and folded into the linear head (weights and bias
-/// divided by T). Either way the record, the calibrated predictions and the threshold come from the same evidence.
+/// any other fit gets one here, chosen on its validation logits (<see cref="Probe.Calibration.ChooseTemperature"/>: 1 unless
+/// the fitted T lowers their cross-fitted log-loss) and folded into the linear head (weights and bias divided by T). Either way the record, the calibrated predictions and the threshold come from the same evidence.
 /// </summary>
 internal static class CalibrationStage
 {
-    public static Calibrated Calibrate(Fitted fit, ImageClassifier model, IReadOnlyList<string> classes, IProgress<TrainingProgress>? progress)
+    /// <param name="seed">Seeds the folds the temperature is cross-fitted over when the fit has not chosen one.</param>
+    public static Calibrated Calibrate(Fitted fit, ImageClassifier model, IReadOnlyList<string> classes, int seed, IProgress<TrainingProgress>? progress)
     {
         var judged = fit.Judged;
         var count = classes.Count;
-        var temperature = fit.Temperature ?? Probe.Calibration.FitTemperature(judged.Logits, judged.Labels, count);
-        if (fit.Temperature is null)
+        var choice = fit.Temperature ?? Probe.Calibration.ChooseTemperature(judged.Logits, judged.Labels, count, seed: seed);
+        var temperature = choice.Temperature;
+        if (fit.Temperature is null && temperature != 1)
         {
             using var noGrad = no_grad();
             var state = model.Head.state_dict();
@@ -41,6 +43,11 @@ internal static class CalibrationStage
         var calibration = new CalibrationSummary
         {
             Temperature = temperature,
+            FittedTemperature = choice.Fitted,
+            FitAtBound = choice.AtBound,
+            HeldOutNll = choice.HeldOutNll,
+            TemperatureKept = choice.Kept,
+            Decision = choice.Describe(),
             EceBefore = Probe.Calibration.ExpectedCalibrationError(Probe.Calibration.TopOne(before, judged.Labels, count)),
             EceAfter = Probe.Calibration.ExpectedCalibrationError(Probe.Calibration.TopOne(after, judged.Labels, count)),
             NllBefore = Probe.Calibration.NegativeLogLikelihood(judged.Logits, judged.Labels, count),
@@ -60,8 +67,8 @@ internal static class CalibrationStage
         if (fit.Temperature is null)
         {
             progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
-                $"Calibration: temperature {temperature:F3} fitted on the {judged.Labels.Length} {judged.Evidence} images' predictions (ECE {calibration.EceBefore:P1} -> {calibration.EceAfter:P1}, " +
-                $"log-loss {calibration.NllBefore:F3} -> {calibration.NllAfter:F3}); the head's weights are divided by it.")));
+                $"Calibration on the {judged.Labels.Length} {judged.Evidence} images' predictions: {choice.Describe()} (ECE {calibration.EceBefore:P1} -> {calibration.EceAfter:P1}, " +
+                $"log-loss {calibration.NllBefore:F3} -> {calibration.NllAfter:F3}){(choice.Kept ? "; the head's weights are divided by it" : "")}.")));
         }
         var metrics = new ValidationMetrics
         {

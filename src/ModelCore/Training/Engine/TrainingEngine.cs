@@ -5,6 +5,7 @@ using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Fitting;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inputs;
@@ -101,7 +102,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
 
             // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
-            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, progress);
+            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, progress);
             var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
             var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
 
@@ -111,9 +112,20 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 OutOfDistribution = ood.Spec,
                 Metrics = calibrated.Metrics with { ConfidenceQuantiles = quantiles },
             };
-            var judged = fitted.Judged.Images;
+            // The int8 check is judged on the fit's held-out evidence, against the fp32 answers already computed there.
+            var judged = fitted.Judged;
+            var reference = new HeldOutReference
+            {
+                Images = judged.Images,
+                Labels = judged.Labels,
+                Logits = judged.Logits,
+                Temperature = calibrated.Calibration.Temperature,
+                Heads = judged.Heads,
+                HeadOf = judged.HeadOf,
+                Evidence = judged.Evidence,
+            };
             var manifest = await Packager.PackAsync(model, draft, folder, fitted.VerificationInputs, setup.MeanImage, ood.Statistics, plan.Precision, plan.Seed,
-                dataset.Train, judged, progress, cancellationToken).ConfigureAwait(false);
+                dataset.Train, reference, progress, cancellationToken).ConfigureAwait(false);
 
             // Stage 7, the result.
             return new TrainingResult

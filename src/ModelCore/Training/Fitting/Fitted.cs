@@ -10,6 +10,12 @@ namespace ServerlessClassifier.ModelCore.Fitting;
 /// </summary>
 internal sealed record Judged(IReadOnlyList<LabeledImage> Images, int[] Labels, IReadOnlyList<string> Sources, double[] Logits, string Evidence)
 {
+    /// <summary>A probe's fold heads on raw features, which gave <see cref="Logits"/>; null: the served head gave them.</summary>
+    public IReadOnlyList<Export.Quantization.LinearWeights>? Heads { get; init; }
+
+    /// <summary>With <see cref="Heads"/>: each image's head (its fold).</summary>
+    public int[]? HeadOf { get; init; }
+
     /// <summary>The evidence of a probe's cross-validation.</summary>
     public const string OutOfFold = "out-of-fold";
 
@@ -37,8 +43,8 @@ internal sealed record Fitted
     /// <summary>The manifest's training summary, without the calibration (the next stage adds it).</summary>
     public required TrainingSummary Summary { get; init; }
 
-    /// <summary>The temperature the fit already folded into the head, fitted on <see cref="Judged"/> (a probe's own); null: calibration fits one.</summary>
-    public double? Temperature { get; init; }
+    /// <summary>The temperature the fit already folded into the head, chosen on <see cref="Judged"/> (a probe's own); null: calibration chooses one.</summary>
+    public Probe.TemperatureChoice? Temperature { get; init; }
 
     /// <summary>The features of every image under the final backbone, where the fit computed them (head mode's, a refit's); null: the OOD stage computes them.</summary>
     public FeatureCache? Features { get; init; }

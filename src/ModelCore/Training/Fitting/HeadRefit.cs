@@ -53,15 +53,19 @@ internal static class HeadRefit
         model.eval();
         int[] judged = scored ?? [.. Enumerable.Range(0, labels.Length)];
         var evidence = new Judged([.. judged.Select(i => images[i])], [.. judged.Select(i => labels[i])], [.. judged.Select(i => sources[i])],
-            ProbeHeads.Rows(fit.OutOfFoldLogits, classes.Count, judged), Judged.OutOfFold);
+            ProbeHeads.Rows(fit.OutOfFoldLogits, classes.Count, judged), Judged.OutOfFold)
+        {
+            Heads = fit.FoldHeads,
+            HeadOf = [.. judged.Select(i => fit.FoldOf[i])],
+        };
         Info(progress, string.Create(CultureInfo.InvariantCulture,
-            $"Head refitted as a linear probe on the kept backbone (epoch {trained.BestEpoch}) over all {labels.Length} images: L2 {fit.Lambda:G3}, temperature {fit.Temperature:F3}, " +
+            $"Head refitted as a linear probe on the kept backbone (epoch {trained.BestEpoch}) over all {labels.Length} images: L2 {fit.Lambda:G3}, {fit.TemperatureChoice.Describe()}, " +
             $"both chosen on the out-of-fold predictions of {(scored is null ? "every image (the backbone is the pretrained one)" : $"the {validationCount} validation images (the backbone never trained on them)")}; " +
             $"{watch.Elapsed.TotalSeconds:F1} s."));
         return trained with
         {
             Judged = evidence,
-            Temperature = fit.Temperature,
+            Temperature = fit.TemperatureChoice,
             Summary = trained.Summary with { Probe = ProbeHeads.Summary(fit, labels.Length, mirrored: false), ValidationCounts = ProbeHeads.Counts(classes, evidence.Labels) },
             Features = cache,
         };

@@ -26,17 +26,21 @@ internal static class ProbeFitter
         var flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? new FeatureRows(cache.NumFeatures, tf, vf) : null;
         var fit = LinearProbe.Fit(features, labels, count, flipped, plan.Folds, plan.Seed, report: message => Info(progress, message), cancellationToken: cancellationToken);
         Info(progress, string.Create(CultureInfo.InvariantCulture,
-            $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; temperature {fit.Temperature:F3} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
+            $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; {fit.TemperatureChoice.Describe()} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
             $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(flipped is null ? "" : " with flipped copies")}) in {fit.Seconds:F1} s."));
         ProbeHeads.SetHead(model, fit);
         model.eval();
         var counts = ProbeHeads.Counts(classes, labels);
         return new Fitted
         {
-            Judged = new Judged([.. cache.TrainImages, .. cache.ValidationImages], labels, [.. cache.TrainSources, .. cache.ValidationSources], fit.OutOfFoldLogits, Judged.OutOfFold),
+            Judged = new Judged([.. cache.TrainImages, .. cache.ValidationImages], labels, [.. cache.TrainSources, .. cache.ValidationSources], fit.OutOfFoldLogits, Judged.OutOfFold)
+            {
+                Heads = fit.FoldHeads,
+                HeadOf = fit.FoldOf,
+            },
             History = [new EpochMetrics(1, fit.FinalTrainLoss, fit.FinalTrainAccuracy, fit.NllAfter, fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy, 0, fit.Seconds)],
             BestEpoch = 1,
-            Temperature = fit.Temperature,
+            Temperature = fit.TemperatureChoice,
             Summary = new TrainingSummary
             {
                 Mode = "head",

@@ -26,15 +26,15 @@ internal static class Packager
     /// <param name="precision">The plan's precision settings.</param>
     /// <param name="seed">Seeds the int8 calibration sample.</param>
     /// <param name="trainImages">The images trained on: int8 calibration draws from them.</param>
-    /// <param name="checkImages">The images the figures come from: the int8 check classifies them.</param>
+    /// <param name="reference">The images the figures come from and the fp32 answers on them: the int8 check is judged against them.</param>
     /// <returns>The manifest as written.</returns>
     public static async Task<ModelManifest> PackAsync(ImageClassifier model, ModelManifest draft, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage,
-        FeatureStatistics statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+        FeatureStatistics statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var preprocessing = draft.Preprocessing;
         var export = OnnxExport.ExportVerified(model, preprocessing.InputSize, verificationInputs);
-        var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, checkImages, new ImagePreprocessor(preprocessing, meanImage), precision, seed, progress,
+        var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, reference, new ImagePreprocessor(preprocessing, meanImage), precision, seed, progress,
             cancellationToken).ConfigureAwait(false);
         var manifest = draft with { Verification = new ExportVerification(export.MaxAbsDifference, export.Samples, OnnxExport.DefaultTolerance) };
         return ModelCheckpoint.SaveForServing(model, manifest, folder, graph, meanImage, statistics);

@@ -18,7 +18,11 @@ internal sealed record ProbeFit
 
     public required double Lambda { get; init; }
 
-    public required double Temperature { get; init; }
+    /// <summary>The temperature folded into the head: <see cref="TemperatureChoice.Temperature"/>.</summary>
+    public double Temperature => TemperatureChoice.Temperature;
+
+    /// <summary>How the temperature was chosen: fitted on the out-of-fold logits, cross-fitted over the same folds, 1 unless that helps.</summary>
+    public required TemperatureChoice TemperatureChoice { get; init; }
 
     public required int Folds { get; init; }
 
@@ -26,6 +30,15 @@ internal sealed record ProbeFit
 
     /// <summary>Uncalibrated out-of-fold logits of every original (unflipped) image at the chosen lambda, n x classes.</summary>
     public required double[] OutOfFoldLogits { get; init; }
+
+    /// <summary>The fold of every original image (its out-of-fold logits come from <see cref="FoldHeads"/>[fold]).</summary>
+    public required int[] FoldOf { get; init; }
+
+    /// <summary>
+    /// Each fold's model at the chosen lambda on RAW features (standardisation folded in, no temperature): the head that gave
+    /// the out-of-fold logits of that fold's images, to judge another backbone's features of them (the int8 check).
+    /// </summary>
+    public required IReadOnlyList<Export.Quantization.LinearWeights> FoldHeads { get; init; }
 
     /// <summary>Out-of-fold probabilities of every original image after temperature scaling, n x classes.</summary>
     public required double[] OutOfFoldProbabilities { get; init; }
@@ -60,7 +73,8 @@ internal sealed record ProbeFit
 /// The linear-probe protocol on cached features: standardise; multinomial logistic regression fitted
 /// to convergence (full-batch L-BFGS); the L2 strength chosen by stratified k-fold cross-validation
 /// over a log grid (lowest out-of-fold log-loss); temperature
-/// scaling fitted on the out-of-fold logits; then a refit on every image at the chosen strength.
+/// scaling fitted on the out-of-fold logits and kept only when it lowers their cross-fitted log-loss
+/// (<see cref="Calibration.ChooseTemperature"/>); then a refit on every image at the chosen strength.
 /// Flipped images' features, when given, are extra training rows that stay in their image's fold
 /// and are never scored. The loss is class-weighted (n / (classes n_c)) when the largest class has
 /// over <see cref="ImbalanceRatioForWeights"/> times the images of the smallest.
@@ -71,6 +85,13 @@ internal static class LinearProbe
 
     /// <summary>The sweep stops after this many consecutive grid points whose out-of-fold loss is above the best so far.</summary>
     public const int StopAfterWorse = 2;
+
+    /// <summary>
+    /// The sweep stops at the first point past the minimum whose out-of-fold loss is above the best by more than this many
+    /// standard errors of the paired per-image difference: the loss has clearly turned, and weaker penalties (the slow
+    /// fits) will not be chosen.
+    /// </summary>
+    public const double ClearRiseStandardErrors = 2;
 
     /// <summary>The L2 grid: 10^-5 .. 10^0 in half decades (11 values), strongest first (warm starts run weak-ward).</summary>
     public static IReadOnlyList<double> DefaultGrid { get; } = [.. Enumerable.Range(0, 11).Select(i => Math.Pow(10, -(i * 0.5)))];
@@ -115,8 +136,9 @@ internal static class LinearProbe
         // each fold warm-started from its previous fit. A fit reads its fold's standardised rows a block at a time
         // (StandardizedRows), so beyond the features the sweep holds only a block of doubles, not a float64 copy
         // of the features per fold (98 MB at 16,000 images of 768 features). The sweep stops once the out-of-fold loss has risen for
-        // StopAfterWorse points in a row past its minimum: the weak-penalty fits are the slow ones (on nearly
-        // separable data they run to the iteration cap) and, past the minimum, are not chosen.
+        // StopAfterWorse points in a row past its minimum, or at once when it rose clearly (ClearRiseStandardErrors): the
+        // weak-penalty fits are the slow ones (on nearly separable data they run to the iteration cap) and, past the
+        // minimum, are not chosen.
         var foldData = new List<(List<int> Rows, FeatureStandardizer Standardizer, long[] Y, double[]? Weights, List<int> HeldOut)>();
         for (var fold = 0; fold < k; fold++)
         {
@@ -128,16 +150,19 @@ internal static class LinearProbe
         }
         var starts = new double[]?[k];
         var oofLogits = new List<double[]>();
+        var foldParameters = new List<double[][]>();
         var points = new List<ProbeGridPoint>();
         var worse = 0;
         foreach (var lambda in lambdas)
         {
             var logitsAtLambda = new double[n * classes];
+            var parametersAtLambda = new double[k][];
             for (var fold = 0; fold < k; fold++)
             {
                 var (rows, standardizer, y, weights, heldOut) = foldData[fold];
-                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold], cancellationToken: cancellationToken);
-                starts[fold] = model.Parameters;
+                // The first strength's folds start from fold 0's fit (their data overlap by (k - 2) / (k - 1)); later ones from their own previous fit.
+                var model = SoftmaxRegression.Fit(new StandardizedRows(all, standardizer, rows), y, classes, lambda, weights, starts[fold] ?? starts[0], cancellationToken: cancellationToken);
+                starts[fold] = parametersAtLambda[fold] = model.Parameters;
                 var values = model.Logits(new StandardizedRows(features, standardizer, heldOut));
                 for (var i = 0; i < heldOut.Count; i++)
                 {
@@ -145,16 +170,19 @@ internal static class LinearProbe
                 }
             }
             oofLogits.Add(logitsAtLambda);
+            foldParameters.Add(parametersAtLambda);
             var judged = Scored(logitsAtLambda);
             var point = new ProbeGridPoint(
                 lambda,
                 Calibration.TopOne(Calibration.Softmax(judged, classes), scoredLabels, classes).Count(p => p.Correct) / (double)scored.Length,
                 Calibration.NegativeLogLikelihood(judged, scoredLabels, classes));
-            worse = points.Count > 0 && point.Loss > points.Min(p => p.Loss) ? worse + 1 : 0;
+            var bestSoFar = points.Count == 0 ? -1 : points.Select((p, g) => (p, g)).MinBy(x => x.p.Loss).g;
+            worse = bestSoFar >= 0 && point.Loss > points[bestSoFar].Loss ? worse + 1 : 0;
+            var clearlyTurned = worse > 0 && ClearlyAbove(judged, Scored(oofLogits[bestSoFar]), scoredLabels, classes);
             points.Add(point);
             report?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"linear probe: L2 {lambda:G3} ({points.Count} of at most {lambdas.Count} strengths, {k} folds): out-of-fold accuracy {point.Accuracy:P1}, log-loss {point.Loss:F3}; {watch.Elapsed.TotalSeconds:F0} s"));
-            if (worse >= StopAfterWorse)
+            if (worse >= StopAfterWorse || clearlyTurned)
             {
                 break;
             }
@@ -164,7 +192,8 @@ internal static class LinearProbe
         var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
         var chosen = oofLogits[best];
         var chosenScored = Scored(chosen);
-        var temperature = Calibration.FitTemperature(chosenScored, scoredLabels, classes);
+        var choice = Calibration.ChooseTemperature(chosenScored, scoredLabels, classes, [.. scored.Select(i => foldOf[i])]);
+        var temperature = choice.Temperature;
         var before = Calibration.Softmax(chosenScored, classes);
         var after = Calibration.Softmax(chosenScored, classes, temperature);
 
@@ -173,14 +202,17 @@ internal static class LinearProbe
         var final = FeatureStandardizer.Compute(all, allRows);
         var design = new StandardizedRows(all, final, allRows);
         var targets = allRows.Select(r => (long)rowLabels[r]).ToArray();
-        // Warm-started along the same path as the folds, so the final fit reaches the same optimum they did.
-        double[]? start = null;
-        SoftmaxRegression fit = null!;
-        foreach (var lambda in lambdas.Take(best + 1))
+        // Warm-started from the folds' mean solution at the chosen strength (each fold saw (k - 1) / k of these rows): one fit
+        // to the same optimum (the problem is strictly convex), not a walk down the path again.
+        var start = new double[foldParameters[best][0].Length];
+        foreach (var theta in foldParameters[best])
         {
-            fit = SoftmaxRegression.Fit(design, targets, classes, lambda, Weights(targets, classes, classWeighted), start, cancellationToken: cancellationToken);
-            start = fit.Parameters;
+            for (var i = 0; i < start.Length; i++)
+            {
+                start[i] += theta[i] / k;
+            }
         }
+        var fit = SoftmaxRegression.Fit(design, targets, classes, lambdas[best], Weights(targets, classes, classWeighted), start, cancellationToken: cancellationToken);
         var logits = fit.Logits(design);
         var rowLabelList = allRows.Select(r => rowLabels[r]).ToList();
         var trainAccuracy = Calibration.TopOne(Calibration.Softmax(logits, classes), rowLabelList, classes).Count(p => p.Correct) / (double)allRows.Count;
@@ -191,10 +223,12 @@ internal static class LinearProbe
             Weight = weight,
             Bias = bias,
             Lambda = lambdas[best],
-            Temperature = temperature,
+            TemperatureChoice = choice,
             Folds = k,
             Grid = points,
             OutOfFoldLogits = chosen,
+            FoldOf = foldOf,
+            FoldHeads = [.. foldParameters[best].Select((theta, fold) => RawHead(theta, foldData[fold].Standardizer, classes))],
             OutOfFoldProbabilities = Calibration.Softmax(chosen, classes, temperature),
             EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, scoredLabels, classes)),
             EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, scoredLabels, classes)),
@@ -207,6 +241,45 @@ internal static class LinearProbe
             FinalOutcome = fit.Outcome!,
             Seconds = watch.Elapsed.TotalSeconds,
         };
+    }
+
+    /// <summary>
+    /// Whether the per-image log-loss of <paramref name="current"/> is above that of <paramref name="best"/> by more than
+    /// <see cref="ClearRiseStandardErrors"/> standard errors of their paired difference.
+    /// </summary>
+    private static bool ClearlyAbove(double[] current, double[] best, int[] labels, int classes)
+    {
+        var n = labels.Length;
+        if (n < 2)
+        {
+            return false;
+        }
+        var differences = new double[n];
+        for (var i = 0; i < n; i++)
+        {
+            int[] one = [labels[i]];
+            differences[i] = Calibration.NegativeLogLikelihood(current.AsSpan(i * classes, classes), one, classes)
+                - Calibration.NegativeLogLikelihood(best.AsSpan(i * classes, classes), one, classes);
+        }
+        var mean = differences.Average();
+        var sd = Math.Sqrt(differences.Sum(d => (d - mean) * (d - mean)) / (n - 1));
+        return mean > ClearRiseStandardErrors * sd / Math.Sqrt(n);
+    }
+
+    /// <summary>A fit's parameters (W then b, on standardised features) as a head on raw features, at T = 1.</summary>
+    private static Export.Quantization.LinearWeights RawHead(double[] parameters, FeatureStandardizer standardizer, int classes)
+    {
+        var d = standardizer.Mean.Length;
+        var w = new double[classes, d];
+        for (var c = 0; c < classes; c++)
+        {
+            for (var f = 0; f < d; f++)
+            {
+                w[c, f] = parameters[(c * d) + f];
+            }
+        }
+        var (weight, bias) = standardizer.Fold(w, parameters.AsSpan(classes * d, classes).ToArray(), 1);
+        return new Export.Quantization.LinearWeights(weight, bias);
     }
 
     /// <summary>Row indices into the stacked [features; flipped] matrix for the given images.</summary>

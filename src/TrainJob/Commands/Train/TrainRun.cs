@@ -205,7 +205,9 @@ internal static class TrainRun
             return $"Precision: {Name(manifest.Precision)} (no int8 graph made).";
         }
         var check = string.Create(CultureInfo.InvariantCulture,
-            $"int8 check on {q.ValidationImages} validation images: accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, top-1 agreement {q.Top1Agreement:P1}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
+            $"int8 check on {q.ValidationImages} {q.Evidence ?? "validation"} images{(q.SampledFrom is { } from && from > q.ValidationImages ? $" (a stratified sample of {from})" : "")}: " +
+            $"accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, {q.AccuracyDropPoints:F1} points{ServingGraph.Spread(q)}; top-1 agreement {q.Top1Agreement:P1}" +
+            $"{(q.DisagreementHigh is { } high ? $" (disagreement at most {high:P1}, 95 %)" : "")}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
         return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({check})." : $"Precision: fp32; the int8 graph was not kept ({check}).";
     }
 

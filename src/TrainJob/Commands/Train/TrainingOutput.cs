@@ -78,7 +78,7 @@ internal static class TrainingOutput
         if (result.Manifest.Training?.Calibration is { } calibration)
         {
             notes.Add(string.Create(CultureInfo.InvariantCulture,
-                $"Calibration: temperature {calibration.Temperature:F3} fitted on the {calibration.Images} {calibration.Evidence} images' predictions; expected calibration error {calibration.EceBefore:P1} before, {calibration.EceAfter:P1} after."));
+                $"Calibration on the {calibration.Images} {calibration.Evidence} images' predictions: {calibration.Decision ?? $"temperature {calibration.Temperature:F3}"}; expected calibration error {calibration.EceBefore:P1} before, {calibration.EceAfter:P1} after."));
         }
         if (result.FeatureParityRelativeDifference is { } parity)
         {

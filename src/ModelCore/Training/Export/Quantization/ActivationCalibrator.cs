@@ -16,12 +16,15 @@ public enum CalibrationMethod
 
     /// <summary>The range (a fraction of the min/max one) that minimises the mean squared quantisation error of the values seen.</summary>
     MinimumError,
+
+    /// <summary>The 0.01th to the 99.99th percentile of the values seen (a few outliers do not stretch the range).</summary>
+    Percentile,
 }
 
 /// <summary>
 /// Measures the range of every tensor a plan quantises: the float graph, with those tensors added as outputs, runs
 /// in ONNX Runtime over preprocessed calibration images; each tensor's min/max is tracked and a fixed-stride
-/// sample of its values kept for <see cref="CalibrationMethod.MinimumError"/>.
+/// sample of its values kept for <see cref="CalibrationMethod.MinimumError"/> and <see cref="CalibrationMethod.Percentile"/>.
 /// </summary>
 internal static class ActivationCalibrator
 {
@@ -72,9 +75,27 @@ internal static class ActivationCalibrator
         Parallel.For(0, names.Length, t =>
         {
             var full = new ActivationRange(MathF.Min(min[t], 0), MathF.Max(max[t], 0));
-            chosen[t] = method == CalibrationMethod.MinimumError ? LeastErrorRange(full, samples[t]) : full;
+            chosen[t] = method switch
+            {
+                CalibrationMethod.MinimumError => LeastErrorRange(full, samples[t]),
+                CalibrationMethod.Percentile => PercentileRange(full, samples[t], 99.99),
+                _ => full,
+            };
         });
         return names.Select((n, t) => (n, t)).ToDictionary(p => p.n, p => chosen[p.t], StringComparer.Ordinal);
+    }
+
+    /// <summary>[the (100 - p)th percentile, the p-th percentile] of the sample, within [min, max] and holding 0.</summary>
+    internal static ActivationRange PercentileRange(ActivationRange full, List<float> sample, double percentile)
+    {
+        if (!(full.Max > full.Min) || sample.Count == 0)
+        {
+            return full;
+        }
+        var sorted = sample.ToArray();
+        Array.Sort(sorted);
+        float At(double p) => sorted[Math.Clamp((int)Math.Round(p / 100 * (sorted.Length - 1)), 0, sorted.Length - 1)];
+        return new ActivationRange(Math.Clamp(MathF.Min(At(100 - percentile), 0), full.Min, 0), Math.Clamp(MathF.Max(At(percentile), 0), 0, full.Max));
     }
 
     /// <summary>Shrinks [min, max] by the factor (of 100 candidates down to 10 %) that gives the least mean squared uint8 quantisation error on the sample.</summary>

@@ -1,5 +1,7 @@
 using Google.Protobuf;
+using ServerlessClassifier.ModelCore.Checkpoints;
 using Onnx;
+using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Plans;
 
 namespace ServerlessClassifier.ModelCore.Export.Quantization;
@@ -7,14 +9,22 @@ namespace ServerlessClassifier.ModelCore.Export.Quantization;
 /// <summary>How an int8 graph is made. The defaults are those measured best (docs/benchmarks.md, "int8").</summary>
 public sealed record Int8QuantizerOptions
 {
+    /// <summary>Largest weight magnitude on a CPU without 8-bit dot products (7 bits, "reduce range").</summary>
+    public const int ReducedWeightLevels = 63;
+
+    /// <summary>Largest weight magnitude with 8-bit dot products (full 8 bits).</summary>
+    public const int FullWeightLevels = 127;
+
     /// <summary>
-    /// Largest magnitude of a quantised weight. 63 ("reduce range", 7 bits): ONNX Runtime's integer kernels on
-    /// x86 without VNNI (AVX2, AVX-512 before VNNI) add uint8 x int8 products in pairs into 16 bits, which
-    /// overflows with full-range weights; with 127 the stem alone took top-1 agreement with fp32 from 98 % to 47 %
-    /// on such a machine. A model is published once and served on whatever CPU the instance has, so 63.
+    /// Largest magnitude of a quantised weight; 0 (the default): chosen for the CPU that makes the graph. ONNX Runtime's
+    /// integer kernels on x86 without VNNI (AVX2, AVX-512 before VNNI) add uint8 x int8 products in pairs into 16 bits,
+    /// which overflows with full-range weights (with 127 the stem alone took top-1 agreement with fp32 from 98 % to 47 %
+    /// on such a machine), so there 63 (7 bits); with VNNI (or Arm's dot product) products add in 32 bits, so 127. The
+    /// manifest records which (<see cref="Checkpoints.QuantizationSummary.WeightBits"/>), and serving warns when an
+    /// 8-bit graph runs on a CPU without those instructions.
     /// </summary>
     [Setting("int8 weight levels")]
-    public int WeightLevels { get; init; } = 63;
+    public int WeightLevels { get; init; }
 
     /// <summary>How activation ranges are chosen from the calibration images (default: the least-error range).</summary>
     [Setting("int8 activation ranges")]
@@ -27,35 +37,72 @@ public sealed record Int8QuantizerOptions
     [Setting("int8 stem in float")]
     public bool FloatStem { get; init; } = true;
 
+    /// <summary>
+    /// At most this many further convolutions stay float, chosen by measured sensitivity (<see cref="LayerSensitivity"/>):
+    /// those whose quantisation costs the most of the int8 graph's feature error on the calibration images. Default 0
+    /// (off): on the default backbone with 8-bit weights no convolution's float copy removed even 10 % of that error
+    /// (measured shares -37 % to +5 %: the layers' errors partly cancel), while the search costs a graph and a session per
+    /// convolution (docs/benchmarks-accuracy.md, "int8").
+    /// </summary>
+    [Setting("int8 float layers at most")]
+    public int MaxFloatLayers { get; init; }
+
+    /// <summary>Calibration images the sensitivity of each convolution is measured on.</summary>
+    [Setting("int8 sensitivity images")]
+    public int SensitivityImages { get; init; } = 8;
+
     /// <exception cref="PlanException">A value out of range, named.</exception>
     public void Validate()
     {
-        if (WeightLevels is < 1 or > 127)
+        if (WeightLevels is < 0 or > 127)
         {
-            throw new PlanException("int8 weight levels", $"int8 weight levels {WeightLevels}: 1..127.");
+            throw new PlanException("int8 weight levels", $"int8 weight levels {WeightLevels}: 1..127, or 0 to choose for the CPU (127 with VNNI, else 63).");
         }
         if (!Enum.IsDefined(Calibration))
         {
-            throw new PlanException("int8 activation ranges", $"int8 activation ranges {Calibration}: minMax or minimumError.");
+            throw new PlanException("int8 activation ranges", $"int8 activation ranges {Calibration}: minMax, minimumError or percentile.");
+        }
+        if (MaxFloatLayers is < 0 or > 64)
+        {
+            throw new PlanException("int8 float layers at most", $"int8 float layers at most {MaxFloatLayers}: 0..64.");
+        }
+        if (SensitivityImages < 1)
+        {
+            throw new PlanException("int8 sensitivity images", $"int8 sensitivity images {SensitivityImages}: at least 1.");
         }
     }
 
     public static Int8QuantizerOptions Default { get; } = new();
 
+    /// <summary>The weight levels used on this CPU: <see cref="WeightLevels"/>, or the CPU's choice when it is 0.</summary>
+    public int ResolveWeightLevels() => WeightLevels != 0 ? WeightLevels : CpuFeatures.HasInt8DotProduct ? FullWeightLevels : ReducedWeightLevels;
+
     /// <summary>One line for manifests and reports.</summary>
-    public string Describe() =>
-        $"QDQ: per-channel symmetric int8 weights ({(WeightLevels == 127 ? "8" : $"{Math.Log2(WeightLevels + 1):F0}")}-bit range), uint8 activations ({(Calibration == CalibrationMethod.MinimumError ? "least-error" : "min/max")} calibration); " +
-        $"{(FloatStem ? "stem, " : "")}head and softmax in float";
+    public string Describe(int weightLevels, IReadOnlyCollection<string> floatLayers) =>
+        $"QDQ: per-channel symmetric int8 weights ({(weightLevels == FullWeightLevels ? "8" : $"{Math.Log2(weightLevels + 1):F0}")}-bit range), uint8 activations ({CalibrationName(Calibration)} calibration); " +
+        $"{(FloatStem ? "stem, " : "")}{(floatLayers.Count > 0 ? $"{floatLayers.Count} most sensitive convolution{(floatLayers.Count == 1 ? "" : "s")}, " : "")}head and softmax in float";
+
+    private static string CalibrationName(CalibrationMethod method) => method switch
+    {
+        CalibrationMethod.MinimumError => "least-error",
+        CalibrationMethod.Percentile => "99.99th-percentile",
+        _ => "min/max",
+    };
 }
 
 /// <summary>An int8 graph and what went into it.</summary>
-public sealed record Int8Graph(byte[] Onnx, int CalibrationImages, int QuantizedConvolutions, int QuantizedTensors);
+/// <param name="WeightLevels">Largest quantised weight magnitude used (127: 8 bits, 63: 7 bits).</param>
+/// <param name="FloatLayers">The convolutions (besides the stem) left in float, with their measured sensitivity.</param>
+/// <param name="Scheme">One line for manifests and reports.</param>
+public sealed record Int8Graph(byte[] Onnx, int CalibrationImages, int QuantizedConvolutions, int QuantizedTensors, int WeightLevels = Int8QuantizerOptions.ReducedWeightLevels,
+    IReadOnlyList<FloatLayer>? FloatLayers = null, string Scheme = "");
 
 /// <summary>
 /// Static int8 quantisation of an exported fp32 graph, in C# over the graph this product writes (no Python tool):
 /// BatchNorm folded into the convolutions, every Conv weight int8 (symmetric, one scale per output channel),
 /// activations uint8 with scales calibrated on preprocessed training images, in ONNX's QDQ form, which ONNX
-/// Runtime fuses into integer kernels (QLinearConv, QLinearAdd, uint8 MaxPool). The head and softmax stay float.
+/// Runtime fuses into integer kernels (QLinearConv, QLinearAdd, uint8 MaxPool). The head and softmax stay float,
+/// and so do the stem and the few convolutions whose quantisation measurably costs the most (<see cref="LayerSensitivity"/>).
 /// It reads the graph's structure (Conv, BatchNormalization, Relu, Add, MaxPool), not an architecture table,
 /// so every backbone the exporter writes is quantised the same way.
 /// </summary>
@@ -66,19 +113,29 @@ public static class Int8Quantizer
         ArgumentNullException.ThrowIfNull(fp32Onnx);
         ArgumentNullException.ThrowIfNull(calibrationInputs);
         options ??= Int8QuantizerOptions.Default;
-        if (options.WeightLevels is < 1 or > 127)
+        if (options.WeightLevels is < 0 or > 127)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), options.WeightLevels, "WeightLevels must be 1..127.");
+            throw new ArgumentOutOfRangeException(nameof(options), options.WeightLevels, "WeightLevels must be 0 (the CPU's choice) or 1..127.");
         }
         if (calibrationInputs.Count == 0)
         {
             throw new ArgumentException("Calibration needs at least one preprocessed image.", nameof(calibrationInputs));
         }
+        var levels = options.ResolveWeightLevels();
         var model = ModelProto.Parser.ParseFrom(fp32Onnx);
         BatchNormFolding.Fold(model.Graph);
-        var plan = QdqPlan.Build(model.Graph, options.FloatStem);
-        var ranges = ActivationCalibrator.Calibrate(model, plan.Quantized, calibrationInputs, inputSize, options.Calibration);
-        QdqRewriter.Apply(model.Graph, plan, ranges, options.WeightLevels);
-        return new Int8Graph(model.ToByteArray(), calibrationInputs.Count, plan.Convolutions.Count, plan.Quantized.Count + plan.Inherited.Count);
+        var stem = options.FloatStem ? model.Graph.Node.FirstOrDefault(n => n.OpType == "Conv")?.Output[0] : null;
+        HashSet<string> floatConvs = stem is null ? new(StringComparer.Ordinal) : new([stem], StringComparer.Ordinal);
+        var full = QdqPlan.Build(model.Graph, floatConvs);
+        var ranges = ActivationCalibrator.Calibrate(model, full.Quantized, calibrationInputs, inputSize, options.Calibration);
+        var sensitive = options.MaxFloatLayers > 0 && full.Convolutions.Count > 1
+            ? LayerSensitivity.Choose(model, floatConvs, ranges, levels, [.. calibrationInputs.Take(options.SensitivityImages)], inputSize, options.MaxFloatLayers)
+            : [];
+        floatConvs.UnionWith(sensitive.Select(l => l.Output));
+        var quantized = model.Clone();
+        var plan = QdqPlan.Build(quantized.Graph, floatConvs);
+        QdqRewriter.Apply(quantized.Graph, plan, ranges, levels);
+        return new Int8Graph(quantized.ToByteArray(), calibrationInputs.Count, plan.Convolutions.Count, plan.Quantized.Count + plan.Inherited.Count, levels, sensitive,
+            options.Describe(levels, sensitive.Select(l => l.Output).ToList()));
     }
 }

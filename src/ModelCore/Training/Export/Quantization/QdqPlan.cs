@@ -30,7 +30,15 @@ internal sealed class QdqPlan
     /// <summary>Relu nodes whose clamping the following quantisation performs.</summary>
     public IReadOnlyList<NodeProto> AbsorbedRelus { get; }
 
-    public static QdqPlan Build(GraphProto graph, bool floatStem)
+    /// <summary>The plan with the first convolution (the stem) in float, or none.</summary>
+    public static QdqPlan Build(GraphProto graph, bool floatStem) =>
+        Build(graph, floatStem && graph.Node.FirstOrDefault(n => n.OpType == "Conv") is { } first
+            ? new HashSet<string>([first.Output[0]], StringComparer.Ordinal)
+            : new HashSet<string>(StringComparer.Ordinal));
+
+    /// <param name="graph">The BatchNorm-folded float graph.</param>
+    /// <param name="floatConvs">Convolutions (by their output tensor's name) that stay float: their input and weights are not quantised.</param>
+    public static QdqPlan Build(GraphProto graph, IReadOnlySet<string> floatConvs)
     {
         var readers = graph.Node.SelectMany(n => n.Input.Select(i => (Tensor: i, Node: n)))
             .GroupBy(p => p.Tensor, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(p => p.Node).ToList(), StringComparer.Ordinal);
@@ -40,7 +48,6 @@ internal sealed class QdqPlan
         var inherited = new Dictionary<string, string>(StringComparer.Ordinal);
         var relus = new List<NodeProto>();
         var convolutions = new List<NodeProto>();
-        var stem = floatStem ? graph.Node.FirstOrDefault(n => n.OpType == "Conv") : null;
         void Quantize(string tensor)
         {
             if (!initializers.Contains(tensor) && !inherited.ContainsKey(tensor) && seen.Add(tensor))
@@ -52,7 +59,7 @@ internal sealed class QdqPlan
         {
             switch (node.OpType)
             {
-                case "Conv" when ReferenceEquals(node, stem):
+                case "Conv" when floatConvs.Contains(node.Output[0]):
                     Quantize(OutputAfterRelu(node, readers, relus));
                     break;
                 case "Conv" when initializers.Contains(node.Input[1]):

@@ -35,6 +35,10 @@ public sealed record PrecisionOptions
     public int CalibrationImages { get; init; } = 128;
 
     /// <summary>int8 accuracy on the check images may be at most this many points below fp32's.</summary>
+    /// <summary>The most images the int8 check classifies: a sample of the held-out images, stratified by class, seeded.</summary>
+    [Setting("int8 check images")]
+    public int CheckImages { get; init; } = 1000;
+
     [Setting("int8 accuracy drop allowed (points)")]
     public double MaxAccuracyDropPoints { get; init; } = 0.5;
 
@@ -52,6 +56,10 @@ public sealed record PrecisionOptions
         {
             throw new PlanException("int8 calibration images", $"int8 calibration images {CalibrationImages}: at least 1.");
         }
+        if (CheckImages < 1)
+        {
+            throw new PlanException("int8 check images", $"int8 check images {CheckImages}: at least 1.");
+        }
         if (!(MaxAccuracyDropPoints >= 0 && double.IsFinite(MaxAccuracyDropPoints)))
         {
             throw new PlanException("int8 accuracy drop allowed (points)", $"int8 accuracy drop allowed {MaxAccuracyDropPoints}: 0 or more points.");
@@ -67,41 +75,77 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
     public string? Refusal => Quantization is { Accepted: false } q ? RefusalMessage(q) : null;
 
     internal static string RefusalMessage(QuantizationSummary q) => string.Create(CultureInfo.InvariantCulture,
-        $"the int8 graph's accuracy on the {q.ValidationImages} validation images is {q.Int8Accuracy:P1}, {q.AccuracyDropPoints:F1} points below fp32's {q.Fp32Accuracy:P1} " +
-        $"(at most {q.MaxAccuracyDropPoints:0.##} allowed); top-1 agreement {q.Top1Agreement:P1}");
+        $"the int8 graph's accuracy on the {q.ValidationImages} {q.Evidence ?? "validation"} images is {q.Int8Accuracy:P1}, {q.AccuracyDropPoints:F1} points below fp32's {q.Fp32Accuracy:P1} " +
+        $"(at most {q.MaxAccuracyDropPoints:0.##} allowed{Spread(q)}); top-1 agreement {q.Top1Agreement:P1}");
+
+    /// <summary>", 95 % interval a to b points", or nothing for a summary without one.</summary>
+    public static string Spread(QuantizationSummary q) => q is { AccuracyDropLowPoints: { } low, AccuracyDropHighPoints: { } high }
+        ? string.Create(CultureInfo.InvariantCulture, $"; 95 % interval {low:F1} to {high:F1}")
+        : "";
 }
 
 /// <summary>
 /// Makes the graph a model serves from its verified fp32 export: for int8, calibrates on a sample of the training
-/// images, quantises (<see cref="Int8Quantizer"/>), then classifies every check image with both graphs;
-/// the int8 graph is kept only when its accuracy is within <see cref="PrecisionOptions.MaxAccuracyDropPoints"/>
-/// of fp32's. Images that no longer decode are left out of both counts.
+/// images, quantises (<see cref="Int8Quantizer"/>), then classifies a bounded sample of held-out images
+/// (<see cref="PrecisionOptions.CheckImages"/>, stratified by class) with the int8 graph and compares its answers with the
+/// fp32 ones training already computed on them; the int8 graph is kept only when its accuracy is within
+/// <see cref="PrecisionOptions.MaxAccuracyDropPoints"/> of fp32's. Images that no longer decode are left out of both counts.
 /// </summary>
 public static class ServingGraphs
 {
     /// <summary>Images decoded and classified at a time during calibration and the check.</summary>
     private const int BatchSize = 16;
 
+    /// <summary>
+    /// The graph to serve, its int8 check judged against fp32 answers training already computed on images the head did not
+    /// train on (<paramref name="reference"/>): the fp32 graph does not run again. A probe's out-of-fold images go through
+    /// their fold heads for both precisions; validation images through the served head.
+    /// </summary>
     /// <param name="fp32Onnx">The verified fp32 export.</param>
-    /// <param name="labels">The model's labels in output order (the check images' labels are looked up there).</param>
+    /// <param name="labels">The model's labels in output order.</param>
     /// <param name="trainImages">The images the model was trained on: the calibration sample is drawn from them.</param>
-    /// <param name="checkImages">
-    /// The labelled images the check classifies: those the validation metrics were computed on (the validation
-    /// split; in head mode, whose metrics are out-of-fold over every image, all of them).
-    /// </param>
+    /// <param name="reference">The held-out images and their fp32 logits.</param>
     /// <param name="preprocessor">The model's preprocessing.</param>
     /// <param name="options">Which precision, and how int8 is made and checked.</param>
-    /// <param name="seed">Seeds the calibration sample.</param>
+    /// <param name="seed">Seeds the calibration sample and the check's sample.</param>
     /// <param name="progress">Progress in <see cref="TrainingPhase.Quantization"/>.</param>
     /// <param name="cancellationToken">Stops between batches.</param>
-    public static async Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+    public static Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
         ImagePreprocessor preprocessor, PrecisionOptions options, int seed,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(fp32Onnx);
+        ArgumentNullException.ThrowIfNull(reference);
         ArgumentNullException.ThrowIfNull(labels);
-        ArgumentNullException.ThrowIfNull(trainImages);
+        if (reference.Logits.Length != reference.Images.Count * labels.Count || reference.Labels.Count != reference.Images.Count
+            || (reference.Heads is not null && reference.HeadOf?.Count != reference.Images.Count))
+        {
+            throw new ArgumentException("The reference's images, labels, logits and heads must agree in number.", nameof(reference));
+        }
+        return CreateCoreAsync(fp32Onnx, labels, trainImages, reference.Images, [.. reference.Labels], reference, preprocessor, options, seed, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The graph to serve, its int8 check made by running both graphs on <paramref name="checkImages"/> (for callers without
+    /// fp32 answers of their own).
+    /// </summary>
+    /// <param name="checkImages">The labelled images the check classifies (a bounded, stratified sample of them).</param>
+    /// <inheritdoc cref="CreateAsync(byte[], IReadOnlyList{string}, IReadOnlyList{LabeledImage}, HeldOutReference, ImagePreprocessor, PrecisionOptions, int, IProgress{TrainingProgress}, CancellationToken)"/>
+    public static Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+        ImagePreprocessor preprocessor, PrecisionOptions options, int seed,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(checkImages);
+        ArgumentNullException.ThrowIfNull(labels);
+        return CreateCoreAsync(fp32Onnx, labels, trainImages, checkImages, [.. checkImages.Select(im => LabelIndex(labels, im.Label))], null, preprocessor, options, seed, progress,
+            cancellationToken);
+    }
+
+    private static async Task<ServingGraph> CreateCoreAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
+        int[] checkLabels, HeldOutReference? reference, ImagePreprocessor preprocessor, PrecisionOptions options, int seed, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(fp32Onnx);
+        ArgumentNullException.ThrowIfNull(trainImages);
         ArgumentNullException.ThrowIfNull(preprocessor);
         ArgumentNullException.ThrowIfNull(options);
         if (options.Precision == PrecisionChoice.Fp32)
@@ -111,7 +155,8 @@ public static class ServingGraphs
         var decoder = new ImageDecoder();
         var random = new Random(seed);
         var sample = trainImages.OrderBy(_ => random.Next()).Take(Math.Max(1, options.CalibrationImages)).ToList();
-        var total = sample.Count + checkImages.Count;
+        var checkedIndices = StratifiedSample(checkLabels, options.CheckImages, seed);
+        var total = sample.Count + checkedIndices.Length;
         var calibration = new List<float[]>();
         await ReadAsync(sample, decoder, preprocessor, BatchSize, (batch, _) => calibration.AddRange(batch), progress, 0, total, cancellationToken).ConfigureAwait(false);
         if (calibration.Count == 0)
@@ -122,30 +167,91 @@ public static class ServingGraphs
         calibration.Clear();
 
         var engineOptions = new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount };
-        using var fp32Engine = new OnnxEngine(fp32Onnx, engineOptions);
+        // The fp32 graph runs only when no fp32 answers were given.
+        using var fp32Engine = reference is null ? new OnnxEngine(fp32Onnx, engineOptions) : null;
         using var int8Engine = new OnnxEngine(quantized.Onnx, engineOptions);
-        var check = new PrecisionCheck(fp32Engine, int8Engine);
+        var check = new PrecisionCheck();
         var length = preprocessor.InputLength;
-        await ReadAsync(checkImages, decoder, preprocessor, BatchSize, (batch, images) =>
+        var classes = labels.Count;
+        var indexOf = new Dictionary<LabeledImage, int>(ReferenceEqualityComparer.Instance);
+        foreach (var i in checkedIndices)
+        {
+            indexOf.TryAdd(checkImages[i], i);
+        }
+        await ReadAsync([.. checkedIndices.Select(i => checkImages[i])], decoder, preprocessor, BatchSize, (batch, images) =>
         {
             var input = new float[batch.Count * length];
             for (var i = 0; i < batch.Count; i++)
             {
                 batch[i].CopyTo(input.AsSpan(i * length));
             }
-            check.Add(input, batch.Count, [.. images.Select(im => LabelIndex(labels, im.Label))]);
+            var rows = images.Select(im => indexOf[im]).ToArray();
+            var withHeads = reference?.Heads is not null;
+            var (int8Probabilities, features) = int8Engine.Predict(input, batch.Count, withFeatures: withHeads);
+            float[] fp32Probabilities;
+            if (reference is null)
+            {
+                fp32Probabilities = fp32Engine!.PredictProbabilities(input, batch.Count);
+            }
+            else
+            {
+                fp32Probabilities = new float[rows.Length * classes];
+                for (var r = 0; r < rows.Length; r++)
+                {
+                    Softmax(reference.Logits.AsSpan(rows[r] * classes, classes), reference.Temperature, fp32Probabilities.AsSpan(r * classes, classes));
+                }
+                if (withHeads)
+                {
+                    int8Probabilities = new float[rows.Length * classes];
+                    var width = features!.Length / rows.Length;
+                    if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
+                    {
+                        throw new TrainingException(
+                            $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
+                    }
+                    var logits = new double[classes];
+                    for (var r = 0; r < rows.Length; r++)
+                    {
+                        var head = reference.Heads![reference.HeadOf![rows[r]]];
+                        var f = features.AsSpan(r * width, width);
+                        for (var c = 0; c < classes; c++)
+                        {
+                            double z = head.Bias[c];
+                            var w = head.Weight.AsSpan(c * width, width);
+                            for (var j = 0; j < width; j++)
+                            {
+                                z += w[j] * f[j];
+                            }
+                            logits[c] = z;
+                        }
+                        Softmax(logits, reference.Temperature, int8Probabilities.AsSpan(r * classes, classes));
+                    }
+                }
+            }
+            check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
         }, progress, sample.Count, total, cancellationToken).ConfigureAwait(false);
 
         var result = check.Result;
         var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9;
+        var (disagreeLow, disagreeHigh) = result.DisagreementInterval;
+        var (dropLow, dropHigh) = result.AccuracyDropInterval;
         var summary = new QuantizationSummary
         {
-            Scheme = options.Quantizer.Describe(),
+            Scheme = quantized.Scheme,
+            WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
+            FloatLayers = quantized.FloatLayers,
             CalibrationImages = quantized.CalibrationImages,
             ValidationImages = result.Images,
+            SampledFrom = checkImages.Count,
+            SampleLimit = options.CheckImages,
+            Evidence = reference?.Evidence ?? "given images",
             Fp32Accuracy = result.Fp32Accuracy,
             Int8Accuracy = result.Int8Accuracy,
             Top1Agreement = result.Top1Agreement,
+            DisagreementLow = disagreeLow,
+            DisagreementHigh = disagreeHigh,
+            AccuracyDropLowPoints = result.Images > 0 ? dropLow : null,
+            AccuracyDropHighPoints = result.Images > 0 ? dropHigh : null,
             MaxProbabilityDifference = result.MaxProbabilityDifference,
             MaxAccuracyDropPoints = options.MaxAccuracyDropPoints,
             Accepted = accepted,
@@ -154,6 +260,53 @@ public static class ServingGraphs
             CheckedOn = $"ONNX Runtime {OrtEnv.Instance().GetVersionString()} on {CpuFeatures.Describe()}",
         };
         return accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary);
+    }
+
+    /// <summary>
+    /// At most <paramref name="limit"/> of the rows, stratified by label: each class gets its share of the limit (largest
+    /// remainders first), its rows drawn at random with <paramref name="seed"/>. Ascending indices; every row when they fit.
+    /// </summary>
+    internal static int[] StratifiedSample(IReadOnlyList<int> labels, int limit, int seed)
+    {
+        if (labels.Count <= limit)
+        {
+            return [.. Enumerable.Range(0, labels.Count)];
+        }
+        var random = new Random(seed);
+        var groups = labels.Select((label, index) => (label, index)).GroupBy(x => x.label).OrderBy(g => g.Key)
+            .Select(g => g.Select(x => x.index).ToArray()).ToList();
+        var exact = groups.Select(g => (double)limit * g.Length / labels.Count).ToArray();
+        var quota = exact.Select(e => (int)Math.Floor(e)).ToArray();
+        foreach (var g in Enumerable.Range(0, groups.Count).OrderByDescending(g => exact[g] - quota[g]).ThenBy(g => g).Take(limit - quota.Sum()))
+        {
+            quota[g]++;
+        }
+        var chosen = new List<int>(limit);
+        for (var g = 0; g < groups.Count; g++)
+        {
+            random.Shuffle(groups[g]);
+            chosen.AddRange(groups[g].Take(quota[g]));
+        }
+        chosen.Sort();
+        return [.. chosen];
+    }
+
+    private static void Softmax(ReadOnlySpan<double> logits, double temperature, Span<float> probabilities)
+    {
+        var max = double.NegativeInfinity;
+        foreach (var z in logits)
+        {
+            max = Math.Max(max, z / temperature);
+        }
+        double sum = 0;
+        for (var c = 0; c < logits.Length; c++)
+        {
+            sum += Math.Exp((logits[c] / temperature) - max);
+        }
+        for (var c = 0; c < logits.Length; c++)
+        {
+            probabilities[c] = (float)(Math.Exp((logits[c] / temperature) - max) / sum);
+        }
     }
 
     private static int LabelIndex(IReadOnlyList<string> labels, string label)
@@ -169,7 +322,7 @@ public static class ServingGraphs
     }
 
     /// <summary>Decodes and preprocesses images a batch at a time (in parallel), handing each batch of those that decoded to <paramref name="onBatch"/>.</summary>
-    private static async Task ReadAsync(IReadOnlyList<LabeledImage> images, ImageDecoder decoder, ImagePreprocessor preprocessor, int batchSize,
+    private static async Task ReadAsync(List<LabeledImage> images, ImageDecoder decoder, ImagePreprocessor preprocessor, int batchSize,
         Action<List<float[]>, List<LabeledImage>> onBatch, IProgress<TrainingProgress>? progress, int offset, int total, CancellationToken cancellationToken)
     {
         for (var start = 0; start < images.Count; start += batchSize)

@@ -1,0 +1,36 @@
+using ServerlessClassifier.ModelCore.Data;
+
+namespace ServerlessClassifier.ModelCore.Export.Quantization;
+
+/// <summary>A linear head on a graph's features: logits = <see cref="Weight"/> (classes x features, row-major) f + <see cref="Bias"/>.</summary>
+public sealed record LinearWeights(float[] Weight, float[] Bias);
+
+/// <summary>
+/// What the int8 graph is judged against, already computed by training, so that the fp32 graph does not run again:
+/// labelled images the head did NOT train on and the fp32 model's logits on them. For a linear probe these are its
+/// out-of-fold logits, each from the fold head that never saw the image (<see cref="Heads"/>): the int8 graph's
+/// features of an image go through that same fold head, so both precisions are judged out-of-sample. Otherwise
+/// (the validation split of an epoch fit) they are the served head's logits, compared with the int8 graph's output.
+/// </summary>
+public sealed record HeldOutReference
+{
+    public required IReadOnlyList<LabeledImage> Images { get; init; }
+
+    /// <summary>Each image's label, as an index into the model's labels.</summary>
+    public required IReadOnlyList<int> Labels { get; init; }
+
+    /// <summary>The fp32 logits of each image (n x classes, row-major), before temperature scaling.</summary>
+    public required double[] Logits { get; init; }
+
+    /// <summary>The temperature the served head divides by: probabilities are compared at it.</summary>
+    public double Temperature { get; init; } = 1;
+
+    /// <summary>The heads on the graph's features that gave <see cref="Logits"/> (a probe's fold heads, at T = 1); null: the served head.</summary>
+    public IReadOnlyList<LinearWeights>? Heads { get; init; }
+
+    /// <summary>With <see cref="Heads"/>: the head of each image.</summary>
+    public IReadOnlyList<int>? HeadOf { get; init; }
+
+    /// <summary>Where the logits come from: <c>out-of-fold</c> or <c>validation</c>.</summary>
+    public required string Evidence { get; init; }
+}

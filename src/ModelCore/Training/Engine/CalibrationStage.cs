@@ -96,7 +96,7 @@ internal static class CalibrationStage
         var own = choices.Where(c => c.Own is not null).Select(c => string.Create(CultureInfo.InvariantCulture,
             $"{c.Label} {c.Own!.Threshold:0.###} (precision {c.Own.Precision:P0}, recall {c.Own.Recall:P0})"));
         progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
-            $"Class thresholds ({goal}) on the {predictions.Count} {evidence} images' predictions: {(own.Any() ? string.Join(", ", own) : "none")}; the others keep the single threshold {single:0.###}.")));
+            $"Class thresholds ({goal}) on the {predictions.Count} {evidence} images' predictions: {(own.Any() ? string.Join(", ", own) : "none")}{(choices.Any(c => c.Own is null) ? $"; the others keep the single threshold {single:0.###}" : "")}.")));
         foreach (var kept in choices.Where(c => c.Own is null && c.Note is not null))
         {
             progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, $"Class {kept.Label}: {kept.Note}."));

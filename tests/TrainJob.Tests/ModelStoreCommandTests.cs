@@ -46,7 +46,7 @@ public sealed class ModelStoreCommandTests(ModelFolders models) : IClassFixture<
     public async Task List_AManifestThatBreaksItsOwnChecks_IsReportedUnreadable_AndTheOthersAreListed()
     {
         var good = (await cli.RunAsync("publish", "--model", models.AlwaysGamma)).Out.Trim();
-        // "labels": null passes the JSON reader and throws a NullReferenceException in the manifest's own checks.
+        // "labels": null: the manifest's strict reading refuses it (a null where the schema allows none).
         var container = new BlobContainerClient(TestStorage.ConnectionString, cli.ModelsContainer);
         var manifest = JsonNode.Parse((await container.GetBlobClient($"{good}/{ModelManifest.FileName}").DownloadContentAsync()).Value.Content.ToString())!;
         manifest["labels"] = null;

@@ -201,6 +201,51 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
         }
     }
 
+    /// <summary>
+    /// A shard larger than the worker's chunk (<see cref="FeatureShardWorker.ChunkSize"/>: it holds that many preprocessed
+    /// images at a time) stores every image's own features, in order, with an undecodable image among them.
+    /// </summary>
+    [Fact]
+    public async Task FeaturesShard_LargerThanAChunk_StoresEachImagesOwnFeatures()
+    {
+        await using var host = await StartAsync(await model.SharedModelsAsync());
+        const int Images = FeatureShardWorker.ChunkSize + 10;
+        for (var i = 0; i < Images; i++)
+        {
+            var label = ServingModelFixture.Labels[i % 3];
+            await host.UploadAsync($"big/{i:D3}.png", i == 30 ? [1, 2, 3] : ServingModelFixture.Image(label, seed: 500 + i, width: 40, height: 40));
+        }
+        var listed = new List<(string Blob, string Version)>();
+        await foreach (var blob in host.Images.GetBlobsAsync())
+        {
+            listed.Add((blob.Name, PredictionBlobs.VersionOf(blob.Properties.ETag!.Value)));
+        }
+        var package = await ModelPackage.LoadAsync(model.Folder);
+        var extractor = new FeatureExtractor(await File.ReadAllBytesAsync(Path.Combine(model.Folder, "model.onnx")), package.Manifest.Preprocessing, null);
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(extractor.Graph));
+        var (jobs, queue) = Infrastructure(host);
+        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(host.Images.Name, key, extractor, listed, shardSize: Images);
+        Assert.Equal(1, job.Shards);
+
+        await ConsumeAsync(queue, host.Function<ClassifyShard>(), jobs, job.Id, TimeSpan.FromMinutes(2));
+
+        Assert.Equal(new ShardResult { Extracted = Images - 1, Rejected = 1 } with { Attempt = 0 }, (await jobs.GetStatusAsync(job.Id))!.Totals with { Attempt = 0, Seconds = 0 });
+        var store = TestStorage.CreateServiceClient().GetBlobContainerClient(host.Configuration("Classifier:FeaturesContainer"));
+        var file = await store.GetBlobsAsync(BlobTraits.None, BlobStates.None, key + "/", CancellationToken.None).SingleAsync();
+        var bytes = (await store.GetBlobClient(file.Name).DownloadContentAsync()).Value.Content.ToArray();
+        var width = (int)SafeTensorsFile.Read(bytes, FeatureStore.TensorName, file.Name).Shape[1];
+        var (stored, tensor) = FeatureStore.Parse(bytes, file.Name, width);
+        Assert.Equal(Images - 1, stored.Count);
+        using var engine = new OnnxEngine(extractor.Graph, new OnnxEngineOptions());
+        var preprocessor = new ImagePreprocessor(extractor.Preprocessing);
+        for (var i = 0; i < stored.Count; i++)
+        {
+            var image = (await host.Images.GetBlobClient(stored[i].Name[(host.Images.Name.Length + 1)..]).DownloadContentAsync()).Value.Content;
+            var expected = engine.ExtractFeatures(preprocessor.DecodeAndPreprocess(new ImageDecoder(), image.ToMemory()), 1);
+            Assert.All(Enumerable.Range(0, width), j => Assert.Equal(expected[j], tensor.Values[(i * width) + j], 1e-4f));
+        }
+    }
+
     [Fact]
     public async Task FailingShard_IsRetriedThenParkedWithItsReason_AndRunningAgainFinishesIt()
     {

@@ -26,6 +26,9 @@ public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service,
     /// <summary>Images per forward pass.</summary>
     public const int BatchSize = 16;
 
+    /// <summary>Most images a shard holds preprocessed at once (four forward passes).</summary>
+    public const int ChunkSize = 4 * BatchSize;
+
     private readonly SemaphoreSlim loading = new(1, 1);
     private (string Job, JobRecord Record, OnnxEngine Engine, ImagePreprocessor Preprocessor)? loaded;
 
@@ -34,64 +37,35 @@ public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service,
         ArgumentNullException.ThrowIfNull(work);
         var (job, engine, preprocessor) = await LoadAsync(work.Job, cancellationToken).ConfigureAwait(false);
         var images = service.GetBlobContainerClient(job.ImagesContainer);
-        var inputs = new float[work.Items.Count][];
         var outcome = new ItemOutcome[work.Items.Count];
-        await Parallel.ForEachAsync(Enumerable.Range(0, work.Items.Count), new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, async (i, token) =>
-        {
-            var item = work.Items[i];
-            if (item.Version is null)
-            {
-                outcome[i] = ItemOutcome.Changed;
-                return;
-            }
-            ReadOnlyMemory<byte> bytes;
-            try
-            {
-                // The listed version's size first (If-Match): over the byte limit it is rejected without a download.
-                var blob = images.GetBlobClient(item.Name);
-                var properties = (await blob.GetPropertiesAsync(new BlobRequestConditions { IfMatch = new ETag($"\"{item.Version}\"") }, token).ConfigureAwait(false)).Value;
-                bytes = await ImageBlobs.ReadAsync(blob, properties.ETag, properties.ContentLength, this.decoder, token).ConfigureAwait(false);
-            }
-            catch (RequestFailedException e) when (e.Status is 404 or 412)
-            {
-                outcome[i] = ItemOutcome.Changed; // deleted or overwritten since the listing: the trainer sees the new state
-                return;
-            }
-            catch (ImageRejectedException)
-            {
-                outcome[i] = ItemOutcome.Rejected;
-                return;
-            }
-            try
-            {
-                inputs[i] = await preprocessor.DecodeAndPreprocessAsync(this.decoder, bytes, token).ConfigureAwait(false);
-                outcome[i] = ItemOutcome.Extracted;
-            }
-            catch (ImageRejectedException)
-            {
-                outcome[i] = ItemOutcome.Rejected;
-            }
-        }).ConfigureAwait(false);
-
-        var extracted = Enumerable.Range(0, work.Items.Count).Where(i => outcome[i] == ItemOutcome.Extracted).ToList();
         var width = engine.NumFeatures;
-        var features = new float[extracted.Count * width];
         var length = preprocessor.InputLength;
-        for (var start = 0; start < extracted.Count; start += BatchSize)
+        var features = new List<float>(work.Items.Count * width);
+        // A chunk of images at a time: read, decoded and preprocessed in parallel, then run through the graph and let
+        // go, so that a shard holds at most ChunkSize preprocessed inputs (about 0.6 MB each at 224 px) whatever its size.
+        for (var chunk = 0; chunk < work.Items.Count; chunk += ChunkSize)
         {
-            var count = Math.Min(BatchSize, extracted.Count - start);
-            var batch = new float[count * length];
-            for (var k = 0; k < count; k++)
+            var indices = Enumerable.Range(chunk, Math.Min(ChunkSize, work.Items.Count - chunk)).ToList();
+            var inputs = new float[work.Items.Count][];
+            await Parallel.ForEachAsync(indices, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, async (i, token) =>
+                (outcome[i], inputs[i]) = await PrepareAsync(images, work.Items[i], preprocessor, token).ConfigureAwait(false)).ConfigureAwait(false);
+            var ready = indices.Where(i => outcome[i] == ItemOutcome.Extracted).ToList();
+            for (var start = 0; start < ready.Count; start += BatchSize)
             {
-                inputs[extracted[start + k]].CopyTo(batch, k * length);
-                inputs[extracted[start + k]] = [];
+                var count = Math.Min(BatchSize, ready.Count - start);
+                var batch = new float[count * length];
+                for (var k = 0; k < count; k++)
+                {
+                    inputs[ready[start + k]].CopyTo(batch, k * length);
+                }
+                features.AddRange(engine.ExtractFeatures(batch, count));
             }
-            engine.ExtractFeatures(batch, count).CopyTo(features, start * width);
         }
+        var extracted = Enumerable.Range(0, work.Items.Count).Where(i => outcome[i] == ItemOutcome.Extracted).ToList();
         if (extracted.Count > 0)
         {
             var stored = extracted.Select(i => new FeatureImage($"{job.ImagesContainer}/{work.Items[i].Name}", work.Items[i].Version!)).ToList();
-            await store.WriteAsync(job.FeatureKey!, $"job-{job.Id}-{JobStore.ShardName(work.Shard)}", stored, features, width, cancellationToken).ConfigureAwait(false);
+            await store.WriteAsync(job.FeatureKey!, $"job-{job.Id}-{JobStore.ShardName(work.Shard)}", stored, features.ToArray(), width, cancellationToken).ConfigureAwait(false);
         }
         return new ShardResult
         {
@@ -99,6 +73,33 @@ public sealed class FeatureShardWorker(JobStore jobs, BlobServiceClient service,
             Rejected = outcome.Count(o => o == ItemOutcome.Rejected),
             Changed = outcome.Count(o => o == ItemOutcome.Changed),
         };
+    }
+
+    /// <summary>
+    /// One image at the version the job listed: read (over the byte limit it is rejected from its properties, without a
+    /// download), decoded and preprocessed; deleted or overwritten since the listing is Changed, undecodable Rejected.
+    /// </summary>
+    private async Task<(ItemOutcome Outcome, float[] Input)> PrepareAsync(BlobContainerClient images, ShardItem item, ImagePreprocessor preprocessor, CancellationToken cancellationToken)
+    {
+        if (item.Version is null)
+        {
+            return (ItemOutcome.Changed, []);
+        }
+        try
+        {
+            var blob = images.GetBlobClient(item.Name);
+            var properties = (await blob.GetPropertiesAsync(new BlobRequestConditions { IfMatch = new ETag($"\"{item.Version}\"") }, cancellationToken).ConfigureAwait(false)).Value;
+            var bytes = await ImageBlobs.ReadAsync(blob, properties.ETag, properties.ContentLength, decoder, cancellationToken).ConfigureAwait(false);
+            return (ItemOutcome.Extracted, await preprocessor.DecodeAndPreprocessAsync(decoder, bytes, cancellationToken).ConfigureAwait(false));
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 412)
+        {
+            return (ItemOutcome.Changed, []); // deleted or overwritten since the listing: the trainer sees the new state
+        }
+        catch (ImageRejectedException)
+        {
+            return (ItemOutcome.Rejected, []);
+        }
     }
 
     private async Task<(JobRecord Job, OnnxEngine Engine, ImagePreprocessor Preprocessor)> LoadAsync(string jobId, CancellationToken cancellationToken)

@@ -246,6 +246,31 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
         }
     }
 
+    /// <summary>Images whose prediction could never be named (over 1,014 characters) are left out of the shards, which hold the others.</summary>
+    [Fact]
+    public async Task ShardPlanner_LeavesOutNamesTooLongForAPrediction()
+    {
+        var models = await TestStorage.CreateContainerAsync("models-empty");
+        await using var host = await StartAsync(models);
+        var image = ServingModelFixture.Image("red", seed: 40);
+        var tooLong = new[] { "a/" + new string('x', 1018) + ".png", "c/" + new string('y', 1016) + ".png" };
+        foreach (var name in tooLong.Concat(["a/ok.png", "b/ok.png", "d/ok.png"]))
+        {
+            await host.UploadAsync(name, image);
+        }
+        var (jobs, queue) = Infrastructure(host);
+
+        var job = await new ShardPlanner(host.Images, host.Predictions, jobs, queue).StartAsync(shardSize: 2);
+
+        Assert.Equal((2, 3L), (job.Shards, job.Items));
+        var planned = new List<string>();
+        for (var shard = 0; shard < job.Shards; shard++)
+        {
+            planned.AddRange((await jobs.ReadShardAsync(new ShardMessage(job.Id, shard)))!.Items.Select(i => i.Name));
+        }
+        Assert.Equal(["a/ok.png", "b/ok.png", "d/ok.png"], planned);
+    }
+
     [Fact]
     public async Task FailingShard_IsRetriedThenParkedWithItsReason_AndRunningAgainFinishesIt()
     {

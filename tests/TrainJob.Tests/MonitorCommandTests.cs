@@ -145,7 +145,7 @@ public sealed class MonitorCommandTests : IDisposable
             }));
         }
 
-        var run = await cli.RunAsync("monitor", "--name", "cats", "--since", "1d", "--json", temp.Combine("cats.json"));
+        var run = await cli.RunAsync("monitor", "--name", "cats", "--since", "1d", "--json", temp.Combine("cats.json"), "--html", temp.Combine("cats.html"));
 
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
         Assert.Contains("40 predictions of model cats since", run.Out, StringComparison.Ordinal);
@@ -156,6 +156,11 @@ public sealed class MonitorCommandTests : IDisposable
         Assert.Equal("cats", json.RootElement.GetProperty("model").GetString());
         Assert.Equal(10, json.RootElement.GetProperty("canary").GetProperty("traffic").GetInt32());
         Assert.Equal("c2", json.RootElement.GetProperty("canary").GetProperty("canary").GetProperty("version").GetString());
+        var html = await File.ReadAllTextAsync(temp.Combine("cats.html"));
+        Assert.Contains("<h1>Drift report of model cats</h1>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>c1</td><td>current</td><td>36</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>c2</td><td>canary (10 %)</td><td>4</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>50.0% of 2</td>", html, StringComparison.Ordinal);
 
         // The default model's report leaves the named model's predictions out; a name that is not published is refused.
         var plain = await cli.RunAsync("monitor", "--since", "1d");

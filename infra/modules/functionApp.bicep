@@ -77,6 +77,9 @@ param customVisionKeySecretName string = 'customvision-prediction-keys'
 @description('The Custom Vision prediction key(s) as a plain app setting, when no Key Vault is named (a Key Vault reference is the better home for a key). Both empty: every Custom Vision call answers 401.')
 param customVisionPredictionKeys string = ''
 
+@description('Subnet for Flex Consumption VNet integration (delegated to Microsoft.App/environments). Empty: no VNet integration.')
+param virtualNetworkSubnetId string = ''
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -120,6 +123,8 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    // Private networking: outbound traffic (storage above all) goes through the VNet to the private endpoints.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     siteConfig: {

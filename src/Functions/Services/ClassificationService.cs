@@ -39,7 +39,7 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         CheckArguments(top, threshold, labels);
         var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
         var full = await batcher.ClassifyAsync(lease.Model, prepared, cancellationToken).ConfigureAwait(false);
-        return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.EffectiveThreshold(threshold)));
+        return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.ThresholdFor(full.Top[0].Label, threshold)));
     }
 
     /// <summary>

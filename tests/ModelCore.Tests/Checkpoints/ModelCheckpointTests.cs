@@ -103,6 +103,53 @@ public sealed class ModelCheckpointTests : IDisposable
     }
 
     [Theory]
+    [InlineData("labels")]
+    [InlineData("head")]
+    [InlineData("preprocessing")]
+    [InlineData("backbone")]
+    public async Task Load_RefusesANullWhereTheSchemaAllowsNone_NamingTheSchema(string property)
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        await EditManifest(json => json[property] = null);
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("does not match schema", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Load_RefusesANullFileEntry()
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        await EditManifest(json => json["files"]!.AsArray().Add(null));
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("null entry", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("nosuchlabel", 0.5)]
+    [InlineData("LABEL0", 1.5)]
+    public async Task Load_RefusesClassThresholdsOfUnknownLabelsOrOutsideZeroToOne(string label, double threshold)
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        var first = manifest.Labels[0];
+        await EditManifest(json => json["classThresholds"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["goal"] = "f1",
+            ["thresholds"] = new System.Text.Json.Nodes.JsonObject { [label == "LABEL0" ? first : label] = threshold },
+        });
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("classThresholds names", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("../outside.bin")]
     [InlineData("/etc/passwd")]
     [InlineData("..")]

@@ -24,13 +24,12 @@ public sealed partial class ClassificationPipeline
         {
             return (ClassifyPrepared([image], top, threshold)[0], null);
         }
-        var cut = EffectiveThreshold(threshold);
         var clock = Stopwatch.StartNew();
         var (probabilities, features, map, side) = onnx.Explain(image.Input);
         var inferenceMs = clock.Elapsed.TotalMilliseconds;
         var ranked = TopK.Select(probabilities, Manifest.Labels, top);
         double? score = features is not null && OutOfDistribution is { } ood && features.Length == ood.Features ? ood.Score(features) : null;
-        var classification = Classification.Decide(ranked, cut, new ClassificationTimings(image.DecodeMs, image.PreprocessMs, inferenceMs), score);
+        var classification = Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), new ClassificationTimings(image.DecodeMs, image.PreprocessMs, inferenceMs), score);
         var best = 0;
         for (var i = 1; i < probabilities.Length; i++)
         {

@@ -173,7 +173,7 @@ public sealed partial class ClassificationPipeline : IDisposable
         // A batch shares one forward pass; each image is charged its share of it.
         var inferenceMs = clock.Elapsed.TotalMilliseconds / images.Count;
         var classes = Manifest.Labels.Count;
-        var cut = EffectiveThreshold(threshold);
+        CheckThreshold(threshold);
         var results = new Classification[images.Count];
         for (var i = 0; i < images.Count; i++)
         {
@@ -181,18 +181,27 @@ public sealed partial class ClassificationPipeline : IDisposable
             double? score = features is not null && OutOfDistribution is { } ood && features.Length == images.Count * ood.Features
                 ? ood.Score(features.AsSpan(i * ood.Features, ood.Features))
                 : null;
-            results[i] = Classification.Decide(ranked, cut, new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs), score);
+            results[i] = Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs), score);
         }
         return results;
     }
 
-    /// <summary>The threshold for a request: the caller's, else the manifest's default. Must be within 0..1.</summary>
-    public double EffectiveThreshold(double? requested)
+    /// <summary>
+    /// The threshold a top-1 answer of <paramref name="label"/> must reach: the caller's for every class when given, else the
+    /// class's own (<see cref="ModelManifest.ClassThresholds"/>), else the manifest's single threshold. Must be within 0..1.
+    /// </summary>
+    public double ThresholdFor(string label, double? requested)
     {
-        var value = requested ?? Manifest.ConfidenceThreshold;
-        return value is >= 0 and <= 1
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
+        CheckThreshold(requested);
+        return requested ?? Manifest.ThresholdFor(label);
+    }
+
+    private static void CheckThreshold(double? requested)
+    {
+        if (requested is not (null or (>= 0 and <= 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
+        }
     }
 
     /// <summary>

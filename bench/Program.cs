@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 
 // The benchmark: every comparison is a ratio measured in this same run, so machine noise cancels.
 // Usage: dotnet run -c Release --project bench [-- --quick] [--output docs/benchmarks.md]
+// (or -- --two-models: serving memory with two models loaded in one instance, printed, docs/benchmarks.md untouched)
 if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount])
 {
     return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture));
@@ -20,6 +21,18 @@ if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImag
 if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
 {
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));
+}
+
+if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions])
+{
+    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture));
+}
+
+if (args is [TwoModelMemory.Flag])
+{
+    TorchRuntime.EnsureInitialized();
+    return await TwoModelMemory.RunAloneAsync(Environment.GetEnvironmentVariable("ClassifierStorage") ?? throw new InvalidOperationException("--two-models needs ClassifierStorage (scripts/bench.sh --two-models starts Azurite)."),
+        BenchEnvironment.RepositoryRoot(), predictions: 25);
 }
 
 if (args is [ExplainBench.Flag, var explainModel])

@@ -89,6 +89,19 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
+@description('Custom Vision-compatible API: the projects the app answers for, <project id>=<model name> pairs separated by commas (README, "Moving from Custom Vision"). Empty: none.')
+param customVisionProjects string = ''
+
+@description('Key Vault in this resource group (RBAC authorization) whose secret customVisionKeySecretName holds the Custom Vision prediction key(s), comma-separated during a rotation: the app setting is a Key Vault reference, and the app reads that secret alone. Empty: customVisionPredictionKeys.')
+param customVisionKeyVaultName string = ''
+
+@description('The secret in customVisionKeyVaultName.')
+param customVisionKeySecretName string = 'customvision-prediction-keys'
+
+@secure()
+@description('The Custom Vision prediction key(s) as a plain app setting, when no Key Vault is named. Both empty: every Custom Vision call answers 401.')
+param customVisionPredictionKeys string = ''
+
 @description('Private networking (docs/deploy.md, "Private networking"): a VNet; both storage accounts reachable only through private endpoints (blob, queue, table); the Functions app and the training job\'s environment integrated into the VNet. The app\'s HTTP routes, the registry and monitoring stay public. Off: public endpoints with Entra ID only.')
 param privateNetworking bool = false
 
@@ -111,6 +124,8 @@ var imagesContainerName = 'images'
 var predictionsContainerName = 'predictions'
 var modelsContainerName = 'models'
 var trainingContainerName = 'training'
+// Named models' training data, <model>/<label>/<file>: approved review labels of a named model's uploads (never in 'training').
+var namedTrainingContainerName = 'training-models'
 var jobsContainerName = 'jobs'
 // The review queue and staged labels (review page, trainjob review).
 var reviewContainerName = 'review'
@@ -181,6 +196,7 @@ module storage 'modules/storage.bicep' = {
       predictionsContainerName
       modelsContainerName
       trainingContainerName
+      namedTrainingContainerName
       jobsContainerName
       featuresContainerName
       reviewContainerName
@@ -262,10 +278,15 @@ module functionApp 'modules/functionApp.bicep' = {
     modelsContainerName: modelsContainerName
     trainingContainerName: trainingContainerName
     reviewContainerName: reviewContainerName
+    namedTrainingContainerName: namedTrainingContainerName
     jobsContainerName: jobsContainerName
     featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
     reviewSignInClientId: reviewSignInClientId
+    customVisionProjects: customVisionProjects
+    customVisionKeyVaultName: customVisionKeyVaultName
+    customVisionKeySecretName: customVisionKeySecretName
+    customVisionPredictionKeys: customVisionPredictionKeys
     virtualNetworkSubnetId: privateNetworking ? network!.outputs.functionsSubnetId : ''
   }
 }
@@ -287,6 +308,7 @@ module functionAppDataRoles 'modules/storageDataRoles.bicep' = {
       { container: predictionsContainerName, roleId: blobContributor, why: 'write and remove predictions.' }
       { container: reviewContainerName, roleId: blobContributor, why: 'the review queue and staged labels.' }
       { container: trainingContainerName, roleId: blobContributor, why: 'approved labels; features shards read their images here.' }
+      { container: namedTrainingContainerName, roleId: blobContributor, why: 'approved labels of named models\' uploads (<model>/<label>/<file>).' }
       { container: jobsContainerName, roleId: blobContributor, why: 'shard work and results of fan-out jobs.' }
       { container: featuresContainerName, roleId: blobContributor, why: 'features that features shards write.' }
     ]
@@ -368,6 +390,7 @@ module trainJobDataRoles 'modules/storageDataRoles.bicep' = {
     principalLabel: 'TrainJob'
     containerRoles: [
       { container: trainingContainerName, roleId: blobReader, why: 'read the labelled training data.' }
+      { container: namedTrainingContainerName, roleId: blobReader, why: 'read named models\' training data (--data training-models/<model>).' }
       { container: imagesContainerName, roleId: blobReader, why: 'list uploads for classify --container --distributed.' }
       { container: predictionsContainerName, roleId: blobReader, why: 'skip classified uploads (classify --distributed), monitor.' }
       { container: modelsContainerName, roleId: blobContributor, why: 'publish models, move current.json (train --publish, models promote).' }
@@ -398,6 +421,7 @@ module operatorDataRoles 'modules/storageDataRoles.bicep' = if (!empty(operatorP
     containerRoles: [
       { container: imagesContainerName, roleId: blobContributor, why: 'upload images to classify.' }
       { container: trainingContainerName, roleId: blobContributor, why: 'upload and approve training data (trainjob review).' }
+      { container: namedTrainingContainerName, roleId: blobContributor, why: 'approve named models\' labels (trainjob review approve).' }
       { container: reviewContainerName, roleId: blobContributor, why: 'trainjob review export, import, approve, reject.' }
       { container: modelsContainerName, roleId: blobContributor, why: 'list and promote models (trainjob models).' }
       { container: predictionsContainerName, roleId: blobReader, why: 'read predictions.' }

@@ -13,3 +13,5 @@ param containerRegistrySku = readEnvironmentVariable('CLASSIFIER_REGISTRY_SKU', 
 param trainJobImageTag = readEnvironmentVariable('CLASSIFIER_TRAINJOB_IMAGE_TAG', '')
 param operatorPrincipalId = readEnvironmentVariable('CLASSIFIER_OPERATOR_PRINCIPAL_ID', '')
 param reviewSignInClientId = readEnvironmentVariable('CLASSIFIER_REVIEW_CLIENT_ID', '')
+param customVisionProjects = readEnvironmentVariable('CLASSIFIER_CUSTOMVISION_PROJECTS', '')
+param customVisionKeyVaultName = readEnvironmentVariable('CLASSIFIER_CUSTOMVISION_KEYVAULT', '')

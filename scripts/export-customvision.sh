@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Moves a Custom Vision image-classification project to ServerlessClassifier: copies every tagged image
 # into a blob container (the training container) and writes a manifest (CSV image,label) that
-# `trainjob train --data <manifest>` reads.
+# `trainjob train --data <manifest>` reads, and the project's tag ids beside it (<manifest>.tags.json, e.g.
+# customvision.tags.json), which training records in the model so that its Custom Vision-compatible API answers
+# with the project's own tag ids.
 #
 # NOT RUN AGAINST THE LIVE SERVICE. It follows the published Custom Vision Training API v3.3 reference
 # (GET projects/{id}, projects/{id}/tags, projects/{id}/images/tagged with take/skip paging; images carry
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="$2"; shift 2 ;;
     --manifest) manifest="$2"; shift 2 ;;
     --page-size) take="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "export-customvision: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +65,11 @@ csv_field() {
 
 project_json="$(api "")"
 echo "Custom Vision project $(jq -r '.name' <<<"$project_json") ($(jq -r '.settings.classificationType // "classification"' <<<"$project_json"))"
-jq -r '.[] | "  tag \(.name): \(.imageCount // "?") image(s)"' <<<"$(api "/tags")"
+# The project's tags with their ids, beside the manifest (customvision.csv -> customvision.tags.json): training from the
+# manifest records them in the model, and the Custom Vision-compatible API then answers with the project's own tag ids.
+tags_file="$(dirname "$manifest")/$(basename "$manifest" | sed 's/\.[^.]*$//').tags.json"
+api "/tags" | jq '[.[] | {id, name}]' > "$tags_file"
+jq -r '.[] | "  tag \(.name) (\(.id))"' "$tags_file"
 
 printf 'image,label\n' > "$manifest"
 skip=0 exported=0 left_out=0
@@ -88,5 +94,5 @@ while :; do
   [ "$count" -lt "$take" ] && break
 done
 
-echo "Exported $exported image(s) to $container/$prefix ($left_out left out); manifest: $manifest"
+echo "Exported $exported image(s) to $container/$prefix ($left_out left out); manifest: $manifest; tag ids: $tags_file"
 echo "Train with: trainjob train --data $manifest --output <folder>   (with Classifier__TrainingContainer naming this container)"

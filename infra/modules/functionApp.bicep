@@ -50,6 +50,9 @@ param predictionsContainerName string
 param modelsContainerName string
 param trainingContainerName string
 param reviewContainerName string
+
+@description('Named models\' training data (<model>/<label>/<file>): where approved review labels of a named model\'s uploads go.')
+param namedTrainingContainerName string
 param jobsContainerName string
 
 @description('The feature store that features shards write (trainjob train --feature-cache --distributed).')
@@ -61,10 +64,24 @@ param shardQueueName string
 @description('Application (client) id of the Microsoft Entra app registration people sign in to the review page with (its app roles Reviewer and Approver decide who labels and who approves; docs/deploy.md, "Review sign-in"). Empty: App Service authentication stays off and the review API answers 503 to everyone; classification is unaffected.')
 param reviewSignInClientId string = ''
 
+@description('Custom Vision-compatible API (README, "Moving from Custom Vision"): the projects it answers for, <project id>=<model name> pairs separated by commas. Empty: every Custom Vision call answers 404 NotFoundProject.')
+param customVisionProjects string = ''
+
+@description('Key Vault in this resource group (RBAC authorization) that holds the Custom Vision prediction key(s) as one secret, comma-separated during a rotation. The app setting becomes a Key Vault reference and the app\'s identity gets Key Vault Secrets User on that secret alone. Empty: customVisionPredictionKeys is used instead.')
+param customVisionKeyVaultName string = ''
+
+@description('Name of that secret.')
+param customVisionKeySecretName string = 'customvision-prediction-keys'
+
+@secure()
+@description('The Custom Vision prediction key(s) as a plain app setting, when no Key Vault is named (a Key Vault reference is the better home for a key). Both empty: every Custom Vision call answers 401.')
+param customVisionPredictionKeys string = ''
+
 @description('Subnet for Flex Consumption VNet integration (delegated to Microsoft.App/environments). Empty: no VNet integration.')
 param virtualNetworkSubnetId string = ''
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -159,6 +176,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     // Named here (the defaults are the same) so that the containers the app's roles are scoped to are the ones it uses.
     Classifier__TrainingContainer: trainingContainerName
     Classifier__ReviewContainer: reviewContainerName
+    Classifier__NamedTrainingContainer: namedTrainingContainerName
     Classifier__JobsContainer: jobsContainerName
     Classifier__FeaturesContainer: featuresContainerName
     // The host resolves the queue trigger's %Classifier:ShardQueue% from app settings.
@@ -169,6 +187,12 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     // Who labels is read from App Service authentication (the authsettingsV2 below), never from the function key.
     // Development (everyone a Reviewer and Approver) is refused at start in Azure.
     Classifier__ReviewIdentity: 'EasyAuth'
+    // The Custom Vision routes: which projects map to which models, and the keys Prediction-Key is checked against (a Key
+    // Vault reference, resolved by the platform with the app's identity, or the secure parameter's value).
+    Classifier__CustomVisionProjects: customVisionProjects
+    Classifier__CustomVisionPredictionKeys: empty(customVisionKeyVaultName)
+      ? customVisionPredictionKeys
+      : '@Microsoft.KeyVault(VaultName=${customVisionKeyVaultName};SecretName=${customVisionKeySecretName})'
     // No polling-source blob trigger here: the package published to Flex Consumption is built without it
     // (dotnet publish -p:FlexConsumption=true), as Flex supports only Event Grid-source blob triggers.
   }
@@ -210,6 +234,27 @@ resource authSettings 'Microsoft.Web/sites/config@2024-11-01' = if (!empty(revie
     httpSettings: {
       requireHttps: true
     }
+  }
+}
+
+resource customVisionVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (!empty(customVisionKeyVaultName)) {
+  name: customVisionKeyVaultName
+}
+
+resource customVisionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' existing = if (!empty(customVisionKeyVaultName)) {
+  parent: customVisionVault
+  name: customVisionKeySecretName
+}
+
+// Read access to the one secret the Key Vault reference names, nothing else in the vault.
+resource customVisionKeyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(customVisionKeyVaultName)) {
+  name: guid(customVisionVault.id, customVisionKeySecretName, site.id, keyVaultSecretsUserRoleId)
+  scope: customVisionKeySecret
+  properties: {
+    principalId: site.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    description: 'Functions app: the Custom Vision prediction key(s) its Key Vault reference reads.'
   }
 }
 

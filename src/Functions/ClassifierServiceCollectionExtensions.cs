@@ -39,6 +39,7 @@ public static class ClassifierServiceCollectionExtensions
                 blobs.GetBlobContainerClient(options.ModelsContainer))
             {
                 Training = blobs.GetBlobContainerClient(options.TrainingContainer),
+                NamedTraining = blobs.GetBlobContainerClient(options.NamedTrainingContainer),
             };
         });
         services.AddSingleton(provider =>

@@ -71,6 +71,39 @@ public sealed class CustomVisionTests(ServingModelFixture model)
     }
 
     [Fact]
+    public async Task ModelTrainedFromACustomVisionExport_AnswersWithTheProjectsTagIds_OthersDerived()
+    {
+        // The model's manifest as training from an export writes it (customVisionTagIds, from <manifest>.tags.json), for red only.
+        var folder = Directory.CreateTempSubdirectory("cv-tags-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(model.Folder))
+            {
+                File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            }
+            var manifestPath = Path.Combine(folder, ModelCore.Checkpoints.ModelManifest.FileName);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+            var red = new Guid("b5f7e6a2-a481-49a6-afec-a7cef1af3544");
+            manifest["customVisionTagIds"] = new System.Text.Json.Nodes.JsonObject { ["red"] = red.ToString() };
+            await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+            var models = await ServerlessClassifier.Tests.Common.TestStorage.CreateContainerAsync("models-cvtags");
+            await new ModelCore.Storage.ModelStore(models).PublishAsync(folder, version: "v1");
+            await using var host = await TestHost.StartAsync(Settings(), models);
+
+            var (status, body) = await ClassifyAsync(host, Key, Project.ToString(), "Iteration1");
+
+            Assert.Equal(200, status);
+            var predictions = ((CustomVisionImagePrediction)body!).Predictions;
+            Assert.Equal(("red", red), (predictions[0].TagName, predictions[0].TagId));
+            Assert.All(predictions.Skip(1), p => Assert.Equal(CustomVisionIds.Tag("default", p.TagName), p.TagId));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task NoKeysConfigured_RefusesEveryCall()
     {
         await using var host = await TestHost.StartAsync(new Dictionary<string, string?> { ["Classifier:CustomVisionProjects"] = $"{Project}=default" }, await model.SharedModelsAsync());

@@ -38,20 +38,24 @@ internal sealed class ReviewScene : IAsyncDisposable
 
     public Review Function => Host.Function<Review>();
 
-    public static async Task<ReviewScene> StartAsync(ServingModelFixture model, IDictionary<string, string?>? settings = null)
+    /// <summary>Named models' training data (<c>Classifier:NamedTrainingContainer</c>).</summary>
+    public BlobContainerClient NamedTraining => Host.Get<ClassifierContainers>().NamedTraining!;
+
+    public static async Task<ReviewScene> StartAsync(ServingModelFixture model, IDictionary<string, string?>? settings = null, BlobContainerClient? models = null)
     {
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var values = new Dictionary<string, string?>
         {
             ["Classifier:ReviewContainer"] = $"review-{suffix}",
             ["Classifier:TrainingContainer"] = $"training-{suffix}",
+            ["Classifier:NamedTrainingContainer"] = $"training-models-{suffix}",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             values[key] = value;
         }
         var logs = new CapturingLoggerProvider();
-        var host = await TestHost.StartAsync(values, models: await model.SharedModelsAsync(), logging: builder =>
+        var host = await TestHost.StartAsync(values, models: models ?? await model.SharedModelsAsync(), logging: builder =>
         {
             builder.SetMinimumLevel(LogLevel.Information);
             builder.AddProvider(logs);

@@ -61,7 +61,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
         Assert.Equal(
             [
                 ("images", BlobReader), ("models", BlobReader), ("predictions", BlobContributor), ("review", BlobContributor),
-                ("training", BlobContributor), ("jobs", BlobContributor), ("features", BlobContributor),
+                ("training", BlobContributor), ("training-models", BlobContributor), ("jobs", BlobContributor), ("features", BlobContributor),
             ],
             Main.Grants("functionAppDataRoles", "containerRoles"));
         Assert.Equal(
@@ -79,7 +79,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
     {
         Assert.Equal(
             [
-                ("training", BlobReader), ("images", BlobReader), ("predictions", BlobReader),
+                ("training", BlobReader), ("training-models", BlobReader), ("images", BlobReader), ("predictions", BlobReader),
                 ("models", BlobContributor), ("features", BlobContributor), ("checkpoints", BlobContributor), ("jobs", BlobContributor),
             ],
             Main.Grants("trainJobDataRoles", "containerRoles"));
@@ -95,7 +95,7 @@ public sealed class StorageRoleScopingTests(CompiledTemplateFixture compiled) : 
         Assert.Equal("[not(empty(parameters('operatorPrincipalId')))]", (string?)deployment["condition"]);
         Assert.Equal(
             [
-                ("images", BlobContributor), ("training", BlobContributor), ("review", BlobContributor), ("models", BlobContributor),
+                ("images", BlobContributor), ("training", BlobContributor), ("training-models", BlobContributor), ("review", BlobContributor), ("models", BlobContributor),
                 ("predictions", BlobReader), ("jobs", BlobReader),
             ],
             Main.Grants("operatorDataRoles", "containerRoles"));

@@ -13,6 +13,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
     private const string StorageTableDataContributor = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
     private const string MonitoringMetricsPublisher = "3913510d-42f4-4e42-8a64-420c390055eb";
+    private const string KeyVaultSecretsUser = "4633458b-17de-408a-b874-0445c86b69e6";
     private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
     private const string Owner = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
     private const string Contributor = "b24988ac-6180-42a0-ab88-20f7382dd24c";
@@ -41,7 +42,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     public void Storage_DataAccountHasTheClassifierContainers_HostAccountOnlyTheDeploymentContainer()
     {
         var containerNames = ModuleArray("storage", "containerNames");
-        Assert.Equal(["images", "predictions", "models", "training", "jobs", "features", "review", "checkpoints"], containerNames);
+        Assert.Equal(["images", "predictions", "models", "training", "training-models", "jobs", "features", "review", "checkpoints"], containerNames);
 
         // The Flex Consumption package is in the host's own account, alone.
         var appDeploymentContainer = Main.Resolve((string?)Main.Module("functionApp").Deployment["properties"]!["parameters"]!["deploymentContainerName"]!["value"]);
@@ -100,11 +101,14 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
             "Classifier__ModelsContainer",
             "Classifier__TrainingContainer",
             "Classifier__ReviewContainer",
+            "Classifier__NamedTrainingContainer",
             "Classifier__JobsContainer",
             "Classifier__FeaturesContainer",
             "Classifier__ShardQueue",
             "Classifier__SweepSchedule",
             "Classifier__ReviewIdentity",
+            "Classifier__CustomVisionProjects",
+            "Classifier__CustomVisionPredictionKeys",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), settings.Select(s => s.Key).Order(StringComparer.Ordinal));
         Assert.Equal("managedidentity", settings["ClassifierStorage__credential"]);
@@ -114,6 +118,10 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.Equal("[parameters('imagesContainerName')]", settings["Classifier__ImagesContainer"]);
         // Who labels comes from App Service authentication, never Development (which the app refuses in Azure anyway).
         Assert.Equal("EasyAuth", settings["Classifier__ReviewIdentity"]);
+        // The Custom Vision key: a Key Vault reference when a vault is named, else the secure parameter (never a literal).
+        Assert.Equal("[parameters('customVisionProjects')]", settings["Classifier__CustomVisionProjects"]);
+        Assert.Equal("[if(empty(parameters('customVisionKeyVaultName')), parameters('customVisionPredictionKeys'), format('@Microsoft.KeyVault(VaultName={0};SecretName={1})', parameters('customVisionKeyVaultName'), parameters('customVisionKeySecretName')))]",
+            settings["Classifier__CustomVisionPredictionKeys"]);
         // No plain connection string for the host's storage: identity only.
         Assert.DoesNotContain("AzureWebJobsStorage", settings.Keys);
         foreach (var (name, value) in settings)
@@ -131,8 +139,12 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
     {
         var template = Main.Module("functionApp").Template;
         Assert.Equal(
-            new HashSet<string> { StorageBlobDataOwner, StorageQueueDataContributor, StorageTableDataContributor, MonitoringMetricsPublisher },
+            new HashSet<string> { StorageBlobDataOwner, StorageQueueDataContributor, StorageTableDataContributor, MonitoringMetricsPublisher, KeyVaultSecretsUser },
             template.AssignedRoleIds());
+        // Key Vault Secrets User only when a vault is named, and on the one secret the reference reads.
+        var secretReader = template.OfType("Microsoft.Authorization/roleAssignments").Single(a => ((string?)a["properties"]!["description"])!.Contains("Custom Vision", StringComparison.Ordinal));
+        Assert.Equal("[not(empty(parameters('customVisionKeyVaultName')))]", (string?)secretReader["condition"]);
+        Assert.Equal("[resourceId('Microsoft.KeyVault/vaults/secrets', parameters('customVisionKeyVaultName'), parameters('customVisionKeySecretName'))]", (string?)secretReader["scope"]);
         // Every storage role in the module is on the host account, none on the data account.
         var storageScoped = template.OfType("Microsoft.Authorization/roleAssignments")
             .Where(a => ((string?)a["scope"])!.Contains("Microsoft.Storage", StringComparison.Ordinal)).ToList();

@@ -33,6 +33,8 @@ public sealed class Cli
 
     public string ReviewContainer => $"review-{suffix}";
 
+    public string NamedTrainingContainer => $"training-models-{suffix}";
+
     /// <summary>Called with every line the command writes to stdout, as it is written (e.g. to press Ctrl-C after an epoch).</summary>
     public Action<string>? OnOutputLine { get; init; }
 
@@ -55,6 +57,7 @@ public sealed class Cli
                 ["Classifier:ShardQueue"] = ShardQueue,
                 ["Classifier:FeaturesContainer"] = FeaturesContainer,
                 ["Classifier:ReviewContainer"] = ReviewContainer,
+                ["Classifier:NamedTrainingContainer"] = NamedTrainingContainer,
             },
         };
         var code = await CliApp.RunAsync([.. args, "--storage", TestStorage.ConnectionString], output, error, host, cancellationToken);

@@ -61,7 +61,15 @@ public sealed class CustomVisionExportTests : IDisposable
         var train = await cli.RunAsync("train", "--data", manifest, "--output", temp.Combine("model"), "--mode", "head", "--device", "cpu");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
-        Assert.Equal(["apple", "banana"], (await ModelPackage.LoadAsync(temp.Combine("model"))).Manifest.Labels);
+        var trained = (await ModelPackage.LoadAsync(temp.Combine("model"))).Manifest;
+        Assert.Equal(["apple", "banana"], trained.Labels);
+        // The project's tag ids (tags.json of the recording), saved beside the manifest and recorded in the model.
+        Assert.True(File.Exists(temp.Combine("customvision.tags.json")));
+        Assert.Equal(new Dictionary<string, Guid>
+        {
+            ["apple"] = Guid.Parse("b5f7e6a2-a481-49a6-afec-a7cef1af3544"),
+            ["banana"] = Guid.Parse("45619cda-d1c9-4bc8-a3e1-87c5d81adbc3"),
+        }, trained.CustomVisionTagIds);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Review;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.TrainJob.Cli;
 using ServerlessClassifier.Tests.Common;
@@ -86,6 +87,87 @@ public sealed class MonitorCommandTests : IDisposable
             await HeadlessChromium.RunAsync($"--screenshot={screenshot}", "--window-size=1200,1500", new Uri(html).AbsoluteUri);
             Assert.True(new FileInfo(screenshot).Length > 20_000, "the screenshot is (nearly) empty");
         }
+    }
+
+    [Fact]
+    public async Task Monitor_NamedModelDuringACanary_ComparesCanaryAndCurrentSideBySide_AndLeavesOtherModelsOut()
+    {
+        var cli = new Cli();
+        var models = TestStorage.CreateServiceClient().GetBlobContainerClient(cli.ModelsContainer);
+        var cats = new ModelStore(models, "cats");
+        await new ModelStore(models).PublishAsync(TestModels.SaveFolder(temp.Combine("default"), 0), version: "d1");
+        await cats.PublishAsync(TestModels.SaveFolder(temp.Combine("c1"), 0), version: "c1");
+        await cats.PublishAsync(TestModels.SaveFolder(temp.Combine("c2"), 1), makeCurrent: false, version: "c2");
+        await cats.PromoteAsync("c2", 10);
+
+        // cats: 36 uploads by c1 (confident, 1 in 6 unknown), 4 by the canary c2 (1 unknown, 1 out of distribution);
+        // the default model's 20 uploads, all unknown, would change every figure if they were counted.
+        var predictions = TestStorage.CreateServiceClient().GetBlobContainerClient(cli.PredictionsContainer);
+        await predictions.CreateAsync();
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 60; i++)
+        {
+            var (model, version, unknown) = i < 36 ? ("cats", "c1", i % 6 == 0) : i < 40 ? ("cats", "c2", i == 36) : (null, "d1", true);
+            var confidence = unknown ? 0.4 : i < 36 ? 0.9 : 0.7;
+            await PredictionBlobs.TryWriteAsync(predictions, new PredictionDocument
+            {
+                Status = PredictionStatus.Ok,
+                Image = model is null ? $"upload-{i:D2}.png" : $"cats/upload-{i:D2}.png",
+                ImageVersion = "0x1",
+                ModelVersion = version,
+                Model = model,
+                Label = unknown ? "unknown" : "alpha",
+                Confidence = confidence,
+                IsUnknown = unknown,
+                Threshold = 0.5,
+                OutOfDistribution = i == 37 ? 1.5 : 0.5,
+                Top = [new LabelProbability("alpha", confidence), new LabelProbability("beta", 1 - confidence)],
+                ClassifiedUtc = now.AddMinutes(-i),
+                Source = PredictionSource.BlobTrigger,
+            });
+        }
+        // Review labels: c1's two suggestions confirmed; one of c2's two corrected; a rejected label and the default model's label not counted.
+        var labels = new ReviewLabels(TestStorage.CreateServiceClient().GetBlobContainerClient(cli.ReviewContainer));
+        await labels.Container.CreateAsync();
+        var person = new ReviewActor { Id = "id", Name = "Rita", Source = ReviewActor.Sources.CommandLine };
+        var n = 0;
+        foreach (var (model, version, label, decision) in new (string?, string, string, string)[]
+        {
+            ("cats", "c1", "alpha", LabelDecisions.Approved), ("cats", "c1", "alpha", LabelDecisions.Approved), ("cats", "c2", "alpha", LabelDecisions.Approved),
+            ("cats", "c2", "beta", LabelDecisions.Approved), ("cats", "c2", "beta", LabelDecisions.Rejected), (null, "c2", "alpha", LabelDecisions.Approved),
+        })
+        {
+            var image = $"img-{n++}.png";
+            Assert.True(await labels.TryRecordAsync(new LabelRecord
+            {
+                Id = LabelRecord.IdFor(image, "0x1"), Image = image, ImageVersion = "0x1", ModelVersion = version, Model = model, SuggestedLabel = "alpha", Label = label,
+                LabelledBy = person, LabelledUtc = now, Decision = decision, DecidedBy = person, DecidedUtc = now,
+            }));
+        }
+
+        var run = await cli.RunAsync("monitor", "--name", "cats", "--since", "1d", "--json", temp.Combine("cats.json"), "--html", temp.Combine("cats.html"));
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("40 predictions of model cats since", run.Out, StringComparison.Ordinal);
+        Assert.Contains("Canary release, 10 % of traffic to c2, side by side with the current version:", run.Out, StringComparison.Ordinal);
+        Assert.Contains("  current c1: 36 predictions, median confidence 0.90, unknown 16.7 %, out of distribution 0 %, rejected 0 %, review labels agree 2 of 2 (100 %)", run.Out, StringComparison.Ordinal);
+        Assert.Contains("  canary  c2: 4 predictions, median confidence 0.70, unknown 25 %, out of distribution 25 %, rejected 0 %, review labels agree 1 of 2 (50 %)", run.Out, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(temp.Combine("cats.json")));
+        Assert.Equal("cats", json.RootElement.GetProperty("model").GetString());
+        Assert.Equal(10, json.RootElement.GetProperty("canary").GetProperty("traffic").GetInt32());
+        Assert.Equal("c2", json.RootElement.GetProperty("canary").GetProperty("canary").GetProperty("version").GetString());
+        var html = await File.ReadAllTextAsync(temp.Combine("cats.html"));
+        Assert.Contains("<h1>Drift report of model cats</h1>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>c1</td><td>current</td><td>36</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>c2</td><td>canary (10 %)</td><td>4</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>50.0% of 2</td>", html, StringComparison.Ordinal);
+
+        // The default model's report leaves the named model's predictions out; a name that is not published is refused.
+        var plain = await cli.RunAsync("monitor", "--since", "1d");
+        Assert.Contains("20 predictions since", plain.Out, StringComparison.Ordinal);
+        var unknownModel = await cli.RunAsync("monitor", "--name", "dogs");
+        Assert.Equal(ExitCodes.Usage, unknownModel.ExitCode);
+        Assert.Contains("No model named \"dogs\" is published", unknownModel.Err, StringComparison.Ordinal);
     }
 
     public void Dispose() => temp.Dispose();

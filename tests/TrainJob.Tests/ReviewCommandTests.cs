@@ -89,6 +89,41 @@ public sealed class ReviewCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task NamedModelsLabels_AreApprovedIntoThatModelsTrainingData_AndDataForTheDefaultIsRefusedForThem()
+    {
+        var cli = new Cli();
+        var service = TestStorage.CreateServiceClient();
+        var images = service.GetBlobContainerClient(cli.ImagesContainer);
+        await images.CreateAsync();
+        var queue = new ReviewQueue(service.GetBlobContainerClient(cli.ReviewContainer), new ReviewSettings { Container = cli.ReviewContainer });
+        var files = TestAssets.SampleEmoji(2);
+        foreach (var (name, model) in new[] { ("cats/a.png", "cats"), ("b.png", (string?)null) })
+        {
+            await images.UploadBlobAsync(name, BinaryData.FromBytes(await File.ReadAllBytesAsync(files[name == "b.png" ? 1 : 0])));
+            var version = PredictionBlobs.VersionOf((await images.GetBlobClient(name).GetPropertiesAsync()).Value.ETag);
+            Assert.Equal(ReviewOutcome.Queued, await queue.OfferAsync(Unknown(name, version) with { Model = model }));
+        }
+        var export = temp.Combine("review");
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("review", "export", "--to", export)).ExitCode);
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("review", "import", export, "--reviewer", "Rita")).ExitCode);
+
+        // --data names the default model's training data: with the named model's label among those chosen it is refused, nothing decided.
+        var refused = await cli.RunAsync("review", "approve", "--all", "--data", cli.TrainingContainer, "--approver", "Abel");
+        Assert.Equal(ExitCodes.Usage, refused.ExitCode);
+        Assert.Contains("labels of named models (cats) are among those chosen", refused.Err, StringComparison.Ordinal);
+        Assert.Equal(2, await new ReviewLabels(service.GetBlobContainerClient(cli.ReviewContainer)).ListStagedAsync().CountAsync());
+
+        var approved = await cli.RunAsync("review", "approve", "--all", "--approver", "Abel");
+
+        Assert.True(approved.ExitCode == ExitCodes.Ok, approved.All);
+        Assert.Contains("Approved by Abel: added 2 images to ", approved.Out, StringComparison.Ordinal);
+        Assert.Contains($"{cli.NamedTrainingContainer}/cats/", approved.Out, StringComparison.Ordinal);
+        Assert.Contains($"{cli.TrainingContainer}/ ", approved.Out, StringComparison.Ordinal);
+        Assert.Equal(["cats/cats/cats_a.png"], await service.GetBlobContainerClient(cli.NamedTrainingContainer).GetBlobsAsync().Select(b => b.Name).ToListAsync());
+        Assert.Equal(["cats/b.png"], await service.GetBlobContainerClient(cli.TrainingContainer).GetBlobsAsync().Select(b => b.Name).ToListAsync());
+    }
+
+    [Fact]
     public void OperatorIdentity_IsReadFromTheAccessTokensObjectIdAndName()
     {
         static string Part(string json) => Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -13,4 +13,9 @@ public sealed record ReviewerSummary(string Name, IReadOnlyList<string> Roles);
 public sealed record StagedList(IReadOnlyList<StagedCard> Items, bool More);
 
 /// <summary>One staged label as the page shows it to an Approver.</summary>
-public sealed record StagedCard(string Id, string Image, string ImageVersion, string Label, string SuggestedLabel, bool NewClass, string LabelledBy, DateTimeOffset LabelledUtc);
+public sealed record StagedCard(string Id, string Image, string ImageVersion, string Label, string SuggestedLabel, bool NewClass, string LabelledBy, DateTimeOffset LabelledUtc)
+{
+    /// <summary>The named model the label is for (its training data is the one an approval adds to); null for the default model.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Model { get; init; }
+}

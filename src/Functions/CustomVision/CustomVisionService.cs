@@ -57,8 +57,10 @@ public sealed class CustomVisionService(
         using var held = lease;
         var labels = lease.Pipeline.Manifest.Labels.Count;
         var result = await classifier.ClassifyAsync(lease, image, labels, threshold: null, cancellationToken).ConfigureAwait(false);
+        // The project's own tag ids when the model was trained from its export, else stable derived ones.
+        var tagIds = lease.Pipeline.Manifest.CustomVisionTagIds;
         var predictions = result.Classification.Top
-            .Select(p => new CustomVisionPrediction(p.Probability, CustomVisionIds.Tag(model, p.Label), p.Label))
+            .Select(p => new CustomVisionPrediction(p.Probability, tagIds?.GetValueOrDefault(p.Label) is { } id && id != Guid.Empty ? id : CustomVisionIds.Tag(model, p.Label), p.Label))
             .ToList();
         return new CustomVisionImagePrediction(Guid.NewGuid(), project, CustomVisionIds.Iteration(model, result.ModelVersion),
             (time ?? TimeProvider.System).GetUtcNow(), predictions);

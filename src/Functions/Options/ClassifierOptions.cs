@@ -31,6 +31,13 @@ public sealed record ClassifierOptions
     [Required, ContainerName]
     public string TrainingContainer { get; init; } = ContainerDefaults.Training;
 
+    /// <summary>
+    /// Named models' training data, one prefix per model (<c>&lt;model&gt;/&lt;label&gt;/&lt;file&gt;</c>): where the review page's
+    /// approved labels of a named model's uploads go, never into <see cref="TrainingContainer"/> (docs/architecture.md, "Review labels per model").
+    /// </summary>
+    [Required, ContainerName]
+    public string NamedTrainingContainer { get; init; } = ModelCore.Review.ReviewTrainingData.DefaultNamedContainer;
+
     /// <summary>The review queue: <c>items/&lt;image&gt;.json</c> per listed upload, <c>days/&lt;date&gt;.json</c> counters.</summary>
     [Required, ContainerName]
     public string ReviewContainer { get; init; } = ReviewSettings.DefaultContainer;

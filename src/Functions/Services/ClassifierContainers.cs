@@ -7,4 +7,7 @@ public sealed record ClassifierContainers(BlobContainerClient Images, BlobContai
 {
     /// <summary>The labelled training data the review page adds to; null when not configured (tests that need none).</summary>
     public BlobContainerClient? Training { get; init; }
+
+    /// <summary>Named models' training data (<c>&lt;model&gt;/&lt;label&gt;/&lt;file&gt;</c>) that the review page adds their labels to; null when not configured.</summary>
+    public BlobContainerClient? NamedTraining { get; init; }
 }

@@ -17,7 +17,7 @@ namespace ServerlessClassifier.Functions.Services;
 /// label the live model has no class for needs the Approver role as well. Every label, discard and decision is
 /// recorded in the review container (who, when, image version, suggestion) and logged.
 /// </summary>
-public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels, ClassifierContainers containers, ImageDecoder decoder, ModelProvider models,
+public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels, ClassifierContainers containers, ImageDecoder decoder, ModelRegistry models,
     ThumbnailCache thumbnails, ILogger<ReviewService> logger)
 {
     public const int MaxItems = 100;
@@ -27,6 +27,7 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
         ArgumentNullException.ThrowIfNull(reviewer);
         var cards = new List<ReviewCard>();
         var more = false;
+        var classes = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         await foreach (var (item, _) in queue.ListAsync(cancellationToken).ConfigureAwait(false))
         {
             if (cards.Count == MaxItems)
@@ -34,10 +35,15 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
                 more = true;
                 break;
             }
+            IReadOnlyList<string>? modelClasses = null;
+            if (item.Model is { } named && !classes.TryGetValue(named, out modelClasses))
+            {
+                modelClasses = classes[named] = await ClassesAsync(named, cancellationToken).ConfigureAwait(false);
+            }
             cards.Add(new ReviewCard(item.Image, item.ImageVersion, item.SuggestedLabel, item.Label, item.Confidence, item.Margin,
-                item.OutOfDistribution, item.UnknownReason, item.Reasons, item.QueuedUtc));
+                item.OutOfDistribution, item.UnknownReason, item.Reasons, item.QueuedUtc) { Model = item.Model, Labels = modelClasses });
         }
-        return new ReviewList(cards, await ClassesAsync(cancellationToken).ConfigureAwait(false), more, await queue.CountTodayAsync(cancellationToken).ConfigureAwait(false),
+        return new ReviewList(cards, await ClassesAsync(null, cancellationToken).ConfigureAwait(false), more, await queue.CountTodayAsync(cancellationToken).ConfigureAwait(false),
             queue.Settings.MaxPerDay, new ReviewerSummary(reviewer.Actor.Name, reviewer.Roles));
     }
 
@@ -85,12 +91,13 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
     /// Takes the listed image version out of the queue, then stages <paramref name="label"/> for it (null: records a discard);
     /// see <see cref="ReviewLabeling"/>.
     /// A label that is not a class of the live model (or any label while no model is live) needs the Approver role: 403
-    /// otherwise, nothing written.
+    /// otherwise, nothing written. The model is the one whose prediction listed the upload (a named model's classes for its uploads).
     /// </summary>
     public async Task<LabelResult> LabelAsync(Reviewer reviewer, string image, string imageVersion, string? label, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(reviewer);
-        var newClass = label is not null && !(await ClassesAsync(cancellationToken).ConfigureAwait(false)).Contains(label, StringComparer.Ordinal);
+        var model = (await queue.GetAsync(image, cancellationToken).ConfigureAwait(false))?.Item.Model;
+        var newClass = label is not null && !(await ClassesAsync(model, cancellationToken).ConfigureAwait(false)).Contains(label, StringComparer.Ordinal);
         if (newClass && !reviewer.Has(ReviewRoles.Approver))
         {
             throw new InvalidRequestException(StatusCodes.Status403Forbidden, "NewClassNeedsApprover",
@@ -112,30 +119,38 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
             {
                 return new StagedList(cards, More: true);
             }
-            cards.Add(new StagedCard(record.Id, record.Image, record.ImageVersion, record.Label!, record.SuggestedLabel, record.NewClass, record.LabelledBy.Name, record.LabelledUtc));
+            cards.Add(new StagedCard(record.Id, record.Image, record.ImageVersion, record.Label!, record.SuggestedLabel, record.NewClass, record.LabelledBy.Name, record.LabelledUtc)
+            {
+                Model = record.Model,
+            });
         }
         return new StagedList(cards, More: false);
     }
 
-    /// <summary>An Approver's decision on a staged label: approved labels go to the training container (<c>&lt;label&gt;/&lt;file&gt;</c>).</summary>
+    /// <summary>
+    /// An Approver's decision on a staged label: approved labels go to their model's training data, the default model's to the
+    /// training container (<c>&lt;label&gt;/&lt;file&gt;</c>), a named model's to the named models' training container
+    /// (<c>&lt;model&gt;/&lt;label&gt;/&lt;file&gt;</c>): <see cref="ReviewTrainingData"/>.
+    /// </summary>
     public async Task<DecisionResult> DecideAsync(Reviewer approver, string id, bool approve, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(approver);
-        var training = TrainingImages.Blobs(containers.Training ?? throw new InvalidOperationException("No training container is configured."), "");
+        var training = new ReviewTrainingData(TrainingImages.Blobs(containers.Training ?? throw new InvalidOperationException("No training container is configured."), ""),
+            containers.NamedTraining);
         var (outcome, record, name) = await ReviewLabeling.DecideAsync(labels, training, id, approve, approver.Actor, DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
         LogDecision(id, record?.Image, record?.Label, outcome, approver.Actor.Name, approver.Actor.Id, record?.LabelledBy.Name, name);
         return new DecisionResult(outcome.ToString(), record?.Label, record?.Image, name);
     }
 
-    /// <summary>The live model's classes; none while no model is live (then every label is a new class).</summary>
-    private async Task<IReadOnlyList<string>> ClassesAsync(CancellationToken cancellationToken)
+    /// <summary>The live classes of a model (null: the default model); none while it has no live version (then every label is a new class).</summary>
+    private async Task<IReadOnlyList<string>> ClassesAsync(string? model, CancellationToken cancellationToken)
     {
         try
         {
-            using var lease = await models.AcquireAsync(cancellationToken).ConfigureAwait(false);
+            using var lease = await models.AcquireAsync(model ?? ModelNames.Default, cancellationToken).ConfigureAwait(false);
             return lease.Model.Manifest.Labels;
         }
-        catch (ModelUnavailableException)
+        catch (Exception e) when (e is ModelUnavailableException or ModelNotFoundException)
         {
             return [];
         }

@@ -101,10 +101,9 @@ public sealed class UploadedImageHandler(
             {
                 Model = model == ModelNames.Default ? null : model,
             };
-            // The review queue and the training data it feeds are the default model's: a named model's uncertain uploads are
-            // not listed there (their labels would be mixed into the default model's training data).
-            var reviewQueue = model == ModelNames.Default ? review : null;
-            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, reviewQueue, cancellationToken).ConfigureAwait(false);
+            // Every model's uncertain uploads are listed; the item names its model, and an approved label goes to that model's
+            // training data only (ReviewTrainingData).
+            return await PredictionUpdater.ClassifyAndWriteAsync(image, check, containers.Predictions, withLease, source, review, cancellationToken).ConfigureAwait(false);
         }
     }
 }

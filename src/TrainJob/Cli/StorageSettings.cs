@@ -40,6 +40,9 @@ public sealed class StorageSettings
 
     public string TrainingContainer => Setting("TrainingContainer", TrainingDefault);
 
+    /// <summary>Named models' training data, <c>&lt;model&gt;/&lt;label&gt;/&lt;file&gt;</c> (<c>Classifier__NamedTrainingContainer</c>, the Functions app's setting).</summary>
+    public string NamedTrainingContainer => Setting("NamedTrainingContainer", ReviewTrainingData.DefaultNamedContainer);
+
     /// <summary>Fanned-out jobs (<c>Classifier__JobsContainer</c>, the Functions app's setting).</summary>
     public string JobsContainer => Setting("JobsContainer", ContainerDefaults.Jobs);
 

@@ -70,6 +70,17 @@ public sealed partial class EndToEndTests
         // The named model's own route, and its uploads (the first path segment names it); others go to the default.
         var defaultVersion = await DefaultVersionAsync();
         Assert.Equal(("blue", "s1"), await ClassifyWithAsync(second, red));
+        // explain=true on the named route: the named model's answer with the activation map of its top label.
+        using (var explain = ClassifyRequest(second, red))
+        {
+            explain.RequestUri = host.Url($"api/classify/{second}?explain=true&top=2");
+            using var response = await host.Http.SendAsync(explain);
+            var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToJsonString());
+            Assert.Equal(("blue", "s1", second, 2), ((string?)body["label"], (string?)body["modelVersion"], (string?)body["model"], body["top"]!.AsArray().Count));
+            Assert.Equal("blue", (string?)body["explanation"]!["label"]);
+            Assert.True(Convert.FromBase64String((string)body["explanation"]!["overlayJpeg"]!).AsSpan().StartsWith((byte[])[0xFF, 0xD8]), "the overlay is a JPEG");
+        }
         await host.Images.GetBlobClient($"{second}/upload.png").UploadAsync(BinaryData.FromBytes(red), overwrite: true);
         var routed = await WaitForPredictionAsync(host.Predictions, $"{second}/upload.png");
         Assert.Equal(("blue", "s1", second), (routed.Label, routed.ModelVersion, routed.Model));

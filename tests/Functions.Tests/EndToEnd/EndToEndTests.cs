@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
 using Xunit.Abstractions;
 
@@ -248,6 +249,12 @@ public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHo
         {
             await host.Images.GetBlobClient($"fanout/{i}.png").UploadAsync(BinaryData.FromBytes(ServingModelFixture.Image(ServingModelFixture.Labels[i % 3], seed: 950 + i)));
         }
+        // A named model's image whose prediction is outdated (it names another image version): the job has it to do, and
+        // the shard classifies it with that model, as the blob trigger does (the first path segment names the model).
+        var named = $"{FunctionsHostFixture.SecondModel}/fanout.png";
+        await host.Images.GetBlobClient(named).UploadAsync(BinaryData.FromBytes(ServingModelFixture.Image("red", seed: 960)), overwrite: true);
+        await WaitForPredictionAsync(host.Predictions, named);
+        await host.Predictions.GetBlobClient(named + ".json").SetMetadataAsync(new Dictionary<string, string> { [PredictionBlobs.ImageVersionMetadata] = "0x0" });
         var trainJob = Path.Combine(TestAssets.RepositoryRoot, "src", "TrainJob", "bin",
             System.Reflection.CustomAttributeExtensions.GetCustomAttribute<System.Reflection.AssemblyConfigurationAttribute>(typeof(EndToEndTests).Assembly)!.Configuration, "net10.0", "ServerlessClassifier.TrainJob.dll");
         Assert.True(File.Exists(trainJob), $"{trainJob} is built with the solution (scripts/test.sh builds it).");
@@ -280,6 +287,9 @@ public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHo
             Assert.Equal(PredictionStatus.Ok, (await WaitForPredictionAsync(host.Predictions, $"fanout/{i}.png")).Status);
         }
         Assert.Contains(host.Log, line => line.Contains("Executed 'Functions.ClassifyShard' (Succeeded", StringComparison.Ordinal));
+        var shard = await WaitForPredictionAsync(host.Predictions, named, p => p.Source == PredictionSource.Shard);
+        Assert.Equal(FunctionsHostFixture.SecondModel, shard.Model);
+        Assert.StartsWith("s", shard.ModelVersion, StringComparison.Ordinal); // s1 or s2: the second model's, whichever is live
     }
 
     private static async Task<PredictionDocument> WaitForPredictionAsync(BlobContainerClient predictions, string image, Func<PredictionDocument, bool>? until = null)

@@ -67,6 +67,18 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Pick(browser, emoji[0]);
         browser.WaitFor(d => d.FindElement(By.Id("ood")).Text.StartsWith("Out of distribution", StringComparison.Ordinal), "the out-of-distribution verdict");
         Assert.StartsWith("unknown (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
+        // The model chooser lists the published models (GET /api/models); the named one answers from its own route
+        // (its labels are reversed, so a red square is "blue"), then the default again.
+        var named = FunctionsHostFixture.SecondModel;
+        var chooser = new SelectElement(browser.WaitFor(d => d.FindElements(By.CssSelector($"#model-choice option[value='{named}']")).Count == 1 ? d.FindElement(By.Id("model-choice")) : null, "the model chooser"));
+        chooser.SelectByValue(named);
+        Pick(browser, red);
+        browser.WaitFor(d => d.FindElement(By.Id("version")).Text == $"Model {named}, version s1", "the named model's answer");
+        Assert.Equal("blue", browser.Driver.FindElement(By.CssSelector("#bars .bar-row")).GetDomAttribute("data-label"));
+        chooser.SelectByValue("");
+        Pick(browser, red);
+        browser.WaitFor(d => d.FindElement(By.Id("version")).Text == "Model version v1", "the default model's answer again");
+        Assert.Equal("red", browser.Driver.FindElement(By.CssSelector("#bars .bar-row")).GetDomAttribute("data-label"));
         browser.Screenshot("page-try.png");
 
         // Review: both queued emoji, with thumbnails, for the signed-in reviewer; confirm the first, give the second another label.

@@ -141,6 +141,13 @@ public sealed record ModelManifest
     /// <summary>The out-of-distribution statistics and their calibration; null in models trained before they were recorded (no score then).</summary>
     public OutOfDistributionSpec? OutOfDistribution { get; init; }
 
+    /// <summary>
+    /// Custom Vision tag ids by label, when the model was trained from a Custom Vision export (its <c>&lt;manifest&gt;.tags.json</c>,
+    /// <see cref="Data.DataManifestInfo.TagIds"/>): the Custom Vision-compatible API answers with these, so clients keep matching
+    /// on their project's tag ids. Null otherwise (the API then derives stable ids).
+    /// </summary>
+    public IReadOnlyDictionary<string, Guid>? CustomVisionTagIds { get; init; }
+
     /// <summary>The precision of the served graph (<c>model.onnx</c>); manifests written before int8 existed are fp32.</summary>
     public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
 

@@ -27,6 +27,42 @@ public sealed class DataManifest
     /// <summary>Rows left out while reading (no image, no label, missing local file, listed twice).</summary>
     public IReadOnlyList<SkippedImage> Skipped { get; }
 
+    /// <summary>The file beside a manifest that gives Custom Vision tag ids: <c>customvision.csv</c> has <c>customvision.tags.json</c>.</summary>
+    public static string TagIdsPath(string manifestPath) => Path.ChangeExtension(manifestPath, ".tags.json");
+
+    /// <summary>
+    /// Tag ids by name from <see cref="TagIdsPath"/> (a JSON array of <c>{"id": "&lt;guid&gt;", "name": "&lt;tag&gt;"}</c>, Custom Vision's
+    /// <c>GET projects/{id}/tags</c> answer); null when the file does not exist.
+    /// </summary>
+    /// <exception cref="DatasetException">The file is not such an array.</exception>
+    private static async Task<IReadOnlyDictionary<string, Guid>?> ReadTagIdsAsync(string manifestPath, CancellationToken cancellationToken)
+    {
+        var path = TagIdsPath(manifestPath);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        var ids = new Dictionary<string, Guid>(StringComparer.Ordinal);
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
+            foreach (var tag in json.RootElement.EnumerateArray())
+            {
+                var name = tag.GetProperty("name").GetString();
+                if (string.IsNullOrEmpty(name) || !Guid.TryParse(tag.GetProperty("id").GetString(), out var id))
+                {
+                    throw new DatasetException($"{path}: every tag needs a \"name\" and an \"id\" that is a GUID.");
+                }
+                ids[name] = id;
+            }
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            throw new DatasetException($"{path} is not a list of Custom Vision tags ([{{\"id\": \"<guid>\", \"name\": \"<tag>\"}}, ...]): {e.Message}");
+        }
+        return ids;
+    }
+
     /// <exception cref="DatasetException">The file is missing, empty or not a manifest, or a row cannot be used (see the class remarks).</exception>
     public static async Task<DataManifest> ReadAsync(string path, ManifestSources sources, CancellationToken cancellationToken = default)
     {
@@ -98,7 +134,7 @@ public sealed class DataManifest
         {
             throw new DatasetException($"The manifest {full} is empty.");
         }
-        return new DataManifest(new DataManifestInfo(full, format.Value, sha256, rows), images, skipped);
+        return new DataManifest(new DataManifestInfo(full, format.Value, sha256, rows) { TagIds = await ReadTagIdsAsync(full, cancellationToken).ConfigureAwait(false) }, images, skipped);
     }
 
     /// <summary>

@@ -7,6 +7,12 @@ namespace ServerlessClassifier.ModelCore.Data;
 /// <param name="Rows">Rows read (blank lines and a header not counted).</param>
 public sealed record DataManifestInfo(string Path, ManifestFormat Format, string Sha256, int Rows)
 {
+    /// <summary>
+    /// Custom Vision tag ids by tag name, from <c>&lt;manifest without extension&gt;.tags.json</c> beside the manifest (the project's
+    /// <c>GET tags</c> answer, which <c>scripts/export-customvision.sh</c> saves there); null when there is no such file.
+    /// </summary>
+    public IReadOnlyDictionary<string, Guid>? TagIds { get; init; }
+
     /// <summary>The format in words, as the output states it.</summary>
     public string FormatName => Format switch
     {

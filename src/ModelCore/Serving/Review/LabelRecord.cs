@@ -40,6 +40,10 @@ public sealed record LabelRecord
     [JsonPropertyName("modelVersion")]
     public string? ModelVersion { get; init; }
 
+    /// <summary>The named model the label is for; null for the default model. An approval adds the image to that model's training data only (<see cref="ReviewTrainingData"/>).</summary>
+    [JsonPropertyName("model")]
+    public string? Model { get; init; }
+
     /// <summary>What the model suggested.</summary>
     [JsonPropertyName("suggestedLabel")]
     public required string SuggestedLabel { get; init; }
@@ -106,6 +110,7 @@ public sealed record LabelRecord
             Image = item.Image,
             ImageVersion = item.ImageVersion,
             ModelVersion = item.ModelVersion,
+            Model = item.Model,
             SuggestedLabel = item.SuggestedLabel,
             Label = decision.Label,
             NewClass = decision.NewClass,

@@ -20,6 +20,10 @@ public sealed record ReviewItem
     [JsonPropertyName("modelVersion")]
     public string? ModelVersion { get; init; }
 
+    /// <summary>The named model whose prediction listed the upload; null for the default model (docs/architecture.md, "Review labels per model").</summary>
+    [JsonPropertyName("model")]
+    public string? Model { get; init; }
+
     /// <summary>The model's top label: what a person confirms or corrects.</summary>
     [JsonPropertyName("suggestedLabel")]
     public required string SuggestedLabel { get; init; }
@@ -66,6 +70,7 @@ public sealed record ReviewItem
             Image = prediction.Image ?? throw new ArgumentException("A stored prediction names its image.", nameof(prediction)),
             ImageVersion = prediction.ImageVersion ?? throw new ArgumentException("A stored prediction names its image version.", nameof(prediction)),
             ModelVersion = prediction.ModelVersion,
+            Model = prediction.Model,
             SuggestedLabel = top[0].Label,
             Label = prediction.Label,
             Confidence = top[0].Probability,

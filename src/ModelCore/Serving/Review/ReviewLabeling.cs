@@ -91,7 +91,16 @@ public static class ReviewLabeling
     /// and, when added, the image's name in the training data.
     /// </summary>
     /// <exception cref="InvalidDataException">The staged bytes are missing or not the ones that were labelled: nothing is added.</exception>
-    public static async Task<(ApprovalOutcome Outcome, LabelRecord? Record, string? TrainingName)> DecideAsync(ReviewLabels labels, TrainingImages training, string id,
+    /// <exception cref="InvalidOperationException">The label is a named model's and <paramref name="training"/> has no place for it: nothing is recorded.</exception>
+    public static Task<(ApprovalOutcome Outcome, LabelRecord? Record, string? TrainingName)> DecideAsync(ReviewLabels labels, TrainingImages training, string id,
+        bool approve, ReviewActor by, DateTimeOffset now, CancellationToken cancellationToken = default) =>
+        DecideAsync(labels, new ReviewTrainingData(training, namedModels: null), id, approve, by, now, cancellationToken);
+
+    /// <summary>
+    /// <see cref="DecideAsync(ReviewLabels, TrainingImages, string, bool, ReviewActor, DateTimeOffset, CancellationToken)"/>, with the
+    /// image added to the training data of the label's own model (<see cref="ReviewTrainingData.For"/>).
+    /// </summary>
+    public static async Task<(ApprovalOutcome Outcome, LabelRecord? Record, string? TrainingName)> DecideAsync(ReviewLabels labels, ReviewTrainingData training, string id,
         bool approve, ReviewActor by, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(labels);
@@ -101,6 +110,8 @@ public static class ReviewLabeling
         {
             return (ApprovalOutcome.NotStaged, null, null);
         }
+        // The label's own model's training data, known before anything is recorded (a named model's label never goes elsewhere).
+        var destination = training.For(staged.Record.Model);
         var decided = staged.Record with { Decision = approve ? LabelDecisions.Approved : LabelDecisions.Rejected, DecidedBy = by, DecidedUtc = now };
         if (!await labels.TryRecordAsync(decided, cancellationToken).ConfigureAwait(false))
         {
@@ -112,7 +123,7 @@ public static class ReviewLabeling
         if (decided.Decision == LabelDecisions.Approved)
         {
             var content = await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false);
-            var added = await training.AddAsync(staged.Record.Label!, staged.Record.FileName ?? FileNameFor(staged.Record.Image), content, cancellationToken).ConfigureAwait(false);
+            var added = await destination.AddAsync(staged.Record.Label!, staged.Record.FileName ?? FileNameFor(staged.Record.Image), content, cancellationToken).ConfigureAwait(false);
             (outcome, name) = (added.AlreadyPresent ? ApprovalOutcome.AlreadyPresent : ApprovalOutcome.Added, added.Name);
         }
         await labels.RemoveStagedAsync(staged, cancellationToken).ConfigureAwait(false);

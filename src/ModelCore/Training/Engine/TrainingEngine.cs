@@ -267,6 +267,10 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         BackboneSource = setup.BackboneSource,
         Head = setup.Model.HeadSpec,
         Labels = dataset.Labels,
+        // Trained from a Custom Vision export: its tag ids, for the labels the model has.
+        CustomVisionTagIds = dataset.Manifest?.TagIds is { } tags
+            ? dataset.Labels.Where(tags.ContainsKey).ToDictionary(l => l, l => tags[l], StringComparer.Ordinal)
+            : null,
         Preprocessing = setup.Preprocessing,
         ConfidenceThreshold = calibrated.Threshold,
         ClassThresholds = plan.ClassThresholdGoal() is { } goal && calibrated.ClassThresholds is { } choices ? ClassThresholdChooser.Spec(goal, choices) : null,

@@ -2,6 +2,8 @@ using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.OutOfDistribution;
+using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.TrainJob.Commands.Monitor;
 
@@ -24,7 +26,8 @@ internal static class DriftAnalysis
     public const double ConfidenceDrop = 0.1;
     public const double RejectedShareLimit = 0.05;
 
-    public static DriftReport Analyse(IReadOnlyList<PredictionDocument> documents, ModelManifest? reference, string? referenceVersion, DateTimeOffset since, DateTimeOffset until)
+    public static DriftReport Analyse(IReadOnlyList<PredictionDocument> documents, ModelManifest? reference, string? referenceVersion, DateTimeOffset since, DateTimeOffset until,
+        IReadOnlyList<LabelRecord>? reviewLabels = null, CurrentModelPointer? pointer = null)
     {
         ArgumentNullException.ThrowIfNull(documents);
         var ok = documents.Where(d => d.Status == PredictionStatus.Ok && d.Top is { Count: > 0 }).ToList();
@@ -46,15 +49,30 @@ internal static class DriftAnalysis
         var trainingOod = reference?.OutOfDistribution is { ScoreQuantiles.Count: 21 } spec ? new Distribution(spec.ScoreQuantiles, spec.Images) : null;
         var expectedOod = reference?.OutOfDistribution?.ExceedShare;
 
+        // People's labels of the uploads each version listed for review: rejected labels and discards say nothing of the suggestion.
+        var reviewed = (reviewLabels ?? []).Where(r => r.Label is not null && r.ModelVersion is not null && r.Decision is null or LabelDecisions.Approved)
+            .GroupBy(r => r.ModelVersion!, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (Count: g.Count(), Agree: g.Count(r => r.Label == r.SuggestedLabel)), StringComparer.Ordinal);
         var versions = documents.GroupBy(d => d.ModelVersion ?? "(none)", StringComparer.Ordinal)
             .Select(g =>
             {
                 var gOk = g.Where(d => d.Status == PredictionStatus.Ok).ToList();
+                var (count, agree) = reviewed.GetValueOrDefault(g.Key);
+                var role = g.Key == pointer?.Version ? "current" : g.Key == pointer?.Canary?.Version ? "canary" : null;
                 return new VersionSummary(g.Key, g.Count(), Share(gOk.Count(d => d.IsUnknown == true), gOk.Count), Share(gOk.Count(d => d.OutOfDistribution > 1), gOk.Count(d => d.OutOfDistribution is not null)),
                     Share(g.Count(d => d.Status == PredictionStatus.Rejected), g.Count()), gOk.Count == 0 ? double.NaN : Summarise(gOk.Select(d => d.Confidence ?? 0)).Median,
-                    g.Min(d => d.ClassifiedUtc), g.Max(d => d.ClassifiedUtc));
+                    g.Min(d => d.ClassifiedUtc), g.Max(d => d.ClassifiedUtc), role, count, count == 0 ? null : agree / (double)count);
             })
             .OrderBy(v => v.First).ToList();
+        CanaryComparison? canary = null;
+        if (pointer?.Canary is { } release)
+        {
+            // A version with no prediction in the window still shows, with zeros, so the comparison is always two-sided.
+            VersionSummary Of(string version, string role) => versions.FirstOrDefault(v => v.Version == version)
+                ?? new VersionSummary(version, 0, 0, 0, 0, double.NaN, until, until, role, reviewed.GetValueOrDefault(version).Count,
+                    reviewed.GetValueOrDefault(version).Count == 0 ? null : reviewed[version].Agree / (double)reviewed[version].Count);
+            canary = new CanaryComparison(release.Traffic, Of(pointer.Version, "current"), Of(release.Version, "canary"));
+        }
 
         var checks = new List<DriftCheck>();
         if (documents.Count < MinPredictions)
@@ -111,6 +129,7 @@ internal static class DriftAnalysis
             TrainingOutOfDistribution = trainingOod,
             ExpectedOutOfDistributionShare = expectedOod,
             Versions = versions,
+            Canary = canary,
             Checks = checks,
             Verdict = verdict,
         };

@@ -30,7 +30,7 @@ internal static class MonitorHtml
             .Append(".drift{background:#fff1e0;color:#8a4500}.steady{background:#e7f6ec;color:#1b6b34}table{border-collapse:collapse;margin:8px 0 18px}td,th{border:1px solid #d5dbe1;padding:4px 8px;font-size:13px;text-align:right}")
             .Append("th{background:#f1f3f6}td:first-child,th:first-child{text-align:left}.row{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start}figure{margin:0}</style></head><body>");
         var drifted = report.Checks.Any(c => c.Drifted);
-        html.Append(CultureInfo.InvariantCulture, $"<h1>Drift report</h1><p>{report.Predictions} predictions from {report.Since:yyyy-MM-dd HH:mm} to {report.Until:yyyy-MM-dd HH:mm} UTC, against model {E(report.ReferenceVersion ?? "(none)")}.</p>");
+        html.Append(CultureInfo.InvariantCulture, $"<h1>Drift report{(report.Model == ModelCore.Storage.ModelNames.Default ? "" : $" of model {E(report.Model)}")}</h1><p>{report.Predictions} predictions from {report.Since:yyyy-MM-dd HH:mm} to {report.Until:yyyy-MM-dd HH:mm} UTC, against model {E(report.ReferenceVersion ?? "(none)")}.</p>");
         html.Append(CultureInfo.InvariantCulture, $"<p class=\"verdict {(drifted ? "drift" : "steady")}\" id=\"verdict\">{E(report.Verdict)}</p><ul>");
         foreach (var check in report.Checks)
         {
@@ -61,10 +61,14 @@ internal static class MonitorHtml
             .Append(CultureInfo.InvariantCulture, $"{report.Rejected} ({P(Share(report.Rejected, report.Predictions))}).</p>");
 
         html.Append("<h2>Per model version</h2><div class=\"row\">").Append(Figure("Per model version", VersionChart(report)))
-            .Append("<table><tr><th>version</th><th>predictions</th><th>unknown</th><th>out of distribution</th><th>rejected</th><th>median confidence</th><th>first</th><th>last</th></tr>");
-        foreach (var v in report.Versions)
+            .Append("<table><tr><th>version</th><th>role</th><th>predictions</th><th>unknown</th><th>out of distribution</th><th>rejected</th><th>median confidence</th><th>review labels agree</th><th>first</th><th>last</th></tr>");
+        // During a canary release the current and canary versions come first, side by side.
+        IEnumerable<VersionSummary> rows = report.Canary is { } canary ? [canary.Current, canary.Canary, .. report.Versions.Where(v => v.Role is null)] : report.Versions;
+        foreach (var v in rows)
         {
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(v.Version)}</td><td>{v.Predictions}</td><td>{P(v.UnknownShare)}</td><td>{P(v.OutOfDistributionShare)}</td><td>{P(v.RejectedShare)}</td><td>{v.MedianConfidence:0.00}</td><td>{v.First:yyyy-MM-dd HH:mm}</td><td>{v.Last:yyyy-MM-dd HH:mm}</td></tr>");
+            var role = v.Role == "canary" && report.Canary is { } c ? $"canary ({c.Traffic} %)" : v.Role ?? "";
+            var agreement = v.ReviewAgreement is { } a ? string.Create(CultureInfo.InvariantCulture, $"{P(a)} of {v.Reviewed}") : "-";
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(v.Version)}</td><td>{E(role)}</td><td>{v.Predictions}</td><td>{P(v.UnknownShare)}</td><td>{P(v.OutOfDistributionShare)}</td><td>{P(v.RejectedShare)}</td><td>{v.MedianConfidence:0.00}</td><td>{agreement}</td><td>{v.First:yyyy-MM-dd HH:mm}</td><td>{v.Last:yyyy-MM-dd HH:mm}</td></tr>");
         }
         html.Append("</table></div></body></html>");
         return html.ToString();

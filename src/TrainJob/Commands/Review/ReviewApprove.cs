@@ -23,23 +23,25 @@ internal static class ReviewApprove
         }
         var labels = context.Storage.ReviewLabels();
         var staged = await labels.ListStagedAsync(cancellationToken).ToListAsync(cancellationToken);
-        var chosen = staged.Where(s => all || s.Record.Label == label || images.Contains(s.Record.Image, StringComparer.Ordinal)).Select(s => s.Record.Id).ToList();
+        var chosenRecords = staged.Where(s => all || s.Record.Label == label || images.Contains(s.Record.Image, StringComparer.Ordinal)).Select(s => s.Record).ToList();
+        var chosen = chosenRecords.Select(r => r.Id).ToList();
         foreach (var image in images.Where(i => !staged.Any(s => s.Record.Image == i)))
         {
             context.Error($"{image}: no label of it is waiting for approval");
         }
         // A rejection needs the training data too: a label someone else approved first is finished as approved.
-        var training = ReviewCommands.Training(context, data);
+        var training = ReviewCommands.TrainingFor(context, data, chosenRecords.Select(r => r.Model));
         var approver = await OperatorIdentity.ResolveAsync(context, approverName, "--approver", cancellationToken);
         return await DecideAsync(context, labels, chosen, approve, training, approver, cancellationToken);
     }
 
     /// <summary>Decides each staged label in <paramref name="ids"/> and prints what happened.</summary>
-    public static async Task<int> DecideAsync(CliContext context, ReviewLabels labels, IReadOnlyList<string> ids, bool approve, TrainingImages training, ReviewActor approver,
+    public static async Task<int> DecideAsync(CliContext context, ReviewLabels labels, IReadOnlyList<string> ids, bool approve, ReviewTrainingData training, ReviewActor approver,
         CancellationToken cancellationToken)
     {
         var outcomes = new Dictionary<ApprovalOutcome, int>();
         var added = new List<LabelRecord>();
+        var destinations = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var id in ids)
         {
             var (outcome, record, _) = await ReviewLabeling.DecideAsync(labels, training, id, approve, approver, DateTimeOffset.UtcNow, cancellationToken);
@@ -47,12 +49,13 @@ internal static class ReviewApprove
             if (outcome == ApprovalOutcome.Added)
             {
                 added.Add(record!);
+                destinations.Add(training.For(record!.Model).Description);
             }
         }
         var newClasses = added.Where(r => r.NewClass).Select(r => r.Label!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         context.WriteLine(approve
             ? string.Create(CultureInfo.InvariantCulture,
-                $"Approved by {approver.Name}: added {added.Count} images to {training.Description} ({ReviewCommands.CountByLabel(added)}{(newClasses.Count > 0 ? $"; new classes: {string.Join(", ", newClasses)}" : "")}); " +
+                $"Approved by {approver.Name}: added {added.Count} images to {(destinations.Count == 0 ? training.Default.Description : string.Join(" and ", destinations))} ({ReviewCommands.CountByLabel(added)}{(newClasses.Count > 0 ? $"; new classes: {string.Join(", ", newClasses)}" : "")}); " +
                 $"{outcomes.GetValueOrDefault(ApprovalOutcome.AlreadyPresent)} were there already; {outcomes.GetValueOrDefault(ApprovalOutcome.Rejected)} had been rejected by someone else first; " +
                 $"{outcomes.GetValueOrDefault(ApprovalOutcome.NotStaged)} were decided meanwhile.")
             : string.Create(CultureInfo.InvariantCulture,

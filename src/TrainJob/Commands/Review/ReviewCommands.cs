@@ -83,16 +83,33 @@ public static class ReviewCommands
 
     private static Option<string?> DataOption(string description) => new("--data") { Description = description, HelpName = "folder | container[/prefix]" };
 
-    /// <summary>The live model's classes (the current published version's labels); none when nothing is published.</summary>
-    internal static async Task<IReadOnlySet<string>> LiveClassesAsync(CliContext context, CancellationToken cancellationToken)
+    /// <summary>A model's live classes (the current published version's labels; null: the default model); none when nothing is published.</summary>
+    internal static async Task<IReadOnlySet<string>> LiveClassesAsync(CliContext context, string? model, CancellationToken cancellationToken)
     {
-        var store = context.Storage.ModelStore();
+        var store = new ModelStore(context.Storage.Container(context.Storage.ModelsContainer), model ?? ModelNames.Default);
         if (await store.GetCurrentAsync(cancellationToken) is not { } current)
         {
             return new HashSet<string>();
         }
-        var manifest = await store.Container.GetBlobClient($"{current.State.Version}/{ModelManifest.FileName}").DownloadContentAsync(cancellationToken);
-        return ModelManifest.Parse(manifest.Value.Content.ToMemory().Span, $"{current.State.Version}/{ModelManifest.FileName}").Labels.ToHashSet(StringComparer.Ordinal);
+        var path = $"{ModelNames.Prefix(store.Model)}{current.State.Version}/{ModelManifest.FileName}";
+        var manifest = await store.Container.GetBlobClient(path).DownloadContentAsync(cancellationToken);
+        return ModelManifest.Parse(manifest.Value.Content.ToMemory().Span, path).Labels.ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Where approved labels go, each to its own model's training data (<see cref="ReviewTrainingData"/>). <c>--data</c> replaces
+    /// the default model's only, so it is refused when a named model is among <paramref name="models"/> (the chosen labels'):
+    /// its images would land in training data that is not that model's.
+    /// </summary>
+    internal static ReviewTrainingData TrainingFor(CliContext context, string? data, IEnumerable<string?> models)
+    {
+        var named = models.OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (data is not null && named.Count > 0)
+        {
+            throw new UsageException($"--data names the default model's training data, and labels of named models ({string.Join(", ", named)}) are among those chosen: " +
+                $"they go to {context.Storage.NamedTrainingContainer}/<model>. Decide them without --data, or choose only the default model's labels.");
+        }
+        return new ReviewTrainingData(Training(context, data), context.Storage.Container(context.Storage.NamedTrainingContainer));
     }
 
     /// <summary>"label count, ..." in label order, or "none".</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.TrainJob.Cli;
 
 namespace ServerlessClassifier.TrainJob.Commands.Review;
@@ -41,8 +42,18 @@ internal static class ReviewImport
             ReviewCommands.Training(context, data); // a bad --data is refused before anything is written
         }
         var reviewer = await OperatorIdentity.ResolveAsync(context, reviewerName, "--reviewer", cancellationToken);
-        var classes = await ReviewCommands.LiveClassesAsync(context, cancellationToken);
         var queue = context.Storage.ReviewQueue();
+        // Each image's model (its queue item's) decides which classes are new: a named model's uploads are checked against its own.
+        var classes = new Dictionary<string, IReadOnlySet<string>>(StringComparer.Ordinal);
+        var models = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var row in rows.Values)
+        {
+            models[row.Image] = (await queue.GetAsync(row.Image, cancellationToken))?.Item.Model;
+        }
+        if (approve)
+        {
+            ReviewCommands.TrainingFor(context, data, models.Values); // --data with a named model's images is refused before anything is written
+        }
         var labels = context.Storage.ReviewLabels();
         var outcomes = new Dictionary<LabelOutcome, int>();
         var staged = new List<LabelRecord>();
@@ -58,7 +69,12 @@ internal static class ReviewImport
             }
             var isDiscard = label == ReviewCommands.DiscardFolder;
             var bytes = isDiscard ? ReadOnlyMemory<byte>.Empty : await File.ReadAllBytesAsync(file, cancellationToken);
-            var decision = new LabelDecision(isDiscard ? null : label, reviewer, !isDiscard && !classes.Contains(label), DateTimeOffset.UtcNow);
+            var model = models.GetValueOrDefault(row.Image);
+            if (!classes.TryGetValue(model ?? ModelNames.Default, out var live))
+            {
+                live = classes[model ?? ModelNames.Default] = await ReviewCommands.LiveClassesAsync(context, model, cancellationToken);
+            }
+            var decision = new LabelDecision(isDiscard ? null : label, reviewer, !isDiscard && !live.Contains(label), DateTimeOffset.UtcNow);
             var (outcome, record) = await ReviewLabeling.ApplyAsync(queue, labels, row.Image, row.ImageVersion, name, bytes, decision, cancellationToken);
             outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
             if (outcome == LabelOutcome.Staged)
@@ -77,7 +93,7 @@ internal static class ReviewImport
         }
         if (approve)
         {
-            return await ReviewApprove.DecideAsync(context, labels, staged.Select(s => s.Id).ToList(), approve: true, ReviewCommands.Training(context, data), reviewer, cancellationToken);
+            return await ReviewApprove.DecideAsync(context, labels, staged.Select(s => s.Id).ToList(), approve: true, ReviewCommands.TrainingFor(context, data, staged.Select(s => s.Model)), reviewer, cancellationToken);
         }
         if (staged.Count > 0)
         {

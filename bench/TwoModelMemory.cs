@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using System.Globalization;
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ServerlessClassifier.Functions;
+using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
+
+namespace ServerlessClassifier.Bench;
+
+/// <summary>
+/// Serving memory with two ResNet-18 models loaded in one instance (issue 34's "Done when"): the benchmark's served model
+/// (<see cref="ServingModels"/>, int8 and fp32) is published under two names, and a fresh child process serves both
+/// through the Functions app's own <see cref="ModelRegistry"/> and <see cref="ClassificationService"/> (its DI
+/// registrations), alternating 12 MP photos between them. A child serving one named model in the same run is the
+/// reference. Each name gets its own ONNX Runtime session, as two different models would: sessions share no weights.
+/// </summary>
+internal static class TwoModelMemory
+{
+    public const string Flag = "--two-models";
+    public const string ChildFlag = "--two-models-child";
+    private static readonly string[] Names = ["first", "second"];
+
+    /// <summary><c>--two-models</c>: trains the served model, publishes it under two names per precision, runs the children, prints the rows.</summary>
+    public static async Task<int> RunAloneAsync(string storage, string repository, int predictions)
+    {
+        Console.WriteLine($"two-model serving memory; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
+        var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
+        using (var node = Process.Start("node", [Path.Combine(repository, "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]))
+        {
+            await node.WaitForExitAsync();
+        }
+        var servingRoot = TrainingBench.PrepareData(emoji, 270);
+        using var models = await ServingModels.TrainAsync(servingRoot);
+        Directory.Delete(servingRoot, recursive: true);
+        Directory.Delete(emoji, recursive: true);
+        var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
+        await File.WriteAllBytesAsync(imagePath, Photos.Jpeg(4000, 3000, seed: 2));
+        var rows = new List<string>();
+        try
+        {
+            foreach (var (precision, folder) in new[] { ("int8", models.Int8Folder), ("fp32", models.Fp32Folder) })
+            {
+                var container = new BlobContainerClient(storage, $"bench-two-{precision}-{Guid.NewGuid():N}"[..40]);
+                await container.CreateAsync();
+                try
+                {
+                    foreach (var name in Names)
+                    {
+                        await new ModelStore(container, name).PublishAsync(folder);
+                    }
+                    var one = await MeasureAsync(storage, container.Name, imagePath, 1, predictions);
+                    var two = await MeasureAsync(storage, container.Name, imagePath, 2, predictions);
+                    rows.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"| {precision} | peak RSS {two["peakMb"]:F0} MB (one model: {one["peakMb"]:F0} MB; {two["peakMb"] / one["peakMb"]:F2}x) | " +
+                        $"RSS start {two["rssStart"]:F0} / 1st model loaded {two["rssFirst"]:F0} / 2nd loaded {two["rssSecond"]:F0} / end {two["rssEnd"]:F0} MB | " +
+                        $"managed heap {two["managedMb"]:F0} MB (one model: {one["managedMb"]:F0} MB) | registry's estimate {two["estimateMb"]:F0} MB, unloads {two["evictions"]:F0} | " +
+                        $"{(two["peakMb"] <= 450 ? "within" : "OVER")} the 450 MB budget |"));
+                }
+                finally
+                {
+                    await container.DeleteAsync();
+                }
+            }
+        }
+        finally
+        {
+            File.Delete(imagePath);
+        }
+        Console.WriteLine("| precision | peak RSS, two models | RSS along the way | managed heap | registry | budget |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        rows.ForEach(Console.WriteLine);
+        Console.WriteLine($"load average at the end {BenchTable.LoadAverage():F1}");
+        return 0;
+    }
+
+    /// <summary>In the child: serve <paramref name="count"/> named models through the app's services, <paramref name="predictions"/> photos each, in turns.</summary>
+    public static async Task<int> RunChildAsync(string storage, string container, string imagePath, int count, int predictions)
+    {
+        var rssStart = ColdStart.ResidentMb();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ClassifierStorage"] = storage,
+            ["Classifier:ModelsContainer"] = container,
+        }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        services.AddClassifierServices();
+        await using var provider = services.BuildServiceProvider();
+        var registry = provider.GetRequiredService<ModelRegistry>();
+        var classifier = provider.GetRequiredService<ClassificationService>();
+        var image = await File.ReadAllBytesAsync(imagePath);
+        var loaded = new List<double>();
+        foreach (var name in Names.Take(count))
+        {
+            await ClassifyAsync(name);
+            loaded.Add(ColdStart.ResidentMb());
+        }
+        for (var i = 1; i < predictions; i++)
+        {
+            foreach (var name in Names.Take(count))
+            {
+                await ClassifyAsync(name);
+            }
+        }
+        var estimate = 0.0;
+        foreach (var name in Names.Take(count))
+        {
+            var model = (await registry.GetAsync(name, CancellationToken.None)).Current;
+            estimate += (model?.EstimatedBytes ?? 0) / 1048576.0;
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"TWOMODELS peakMb={ColdStart.PeakResidentMb():F1} rssStart={rssStart:F1} rssFirst={loaded[0]:F1} rssSecond={loaded[^1]:F1} rssEnd={ColdStart.ResidentMb():F1} " +
+            $"managedMb={GC.GetTotalMemory(forceFullCollection: false) / 1048576.0:F1} estimateMb={estimate:F1} evictions={registry.Evictions}"));
+        return 0;
+
+        async Task ClassifyAsync(string name)
+        {
+            using var lease = await registry.AcquireAsync(name, CancellationToken.None);
+            await classifier.ClassifyAsync(lease, image, 5, null, CancellationToken.None);
+        }
+    }
+
+    private static async Task<Dictionary<string, double>> MeasureAsync(string storage, string container, string imagePath, int count, int predictions)
+    {
+        var start = new ProcessStartInfo("dotnet", [typeof(TwoModelMemory).Assembly.Location, ChildFlag, storage, container, imagePath,
+            count.ToString(CultureInfo.InvariantCulture), predictions.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the two-model child");
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var errors = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Console.Write(errors);
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("TWOMODELS", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"two-model child failed ({process.ExitCode}): {output}{errors}");
+        Console.WriteLine($"{count} model(s): {line}");
+        return line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(p => p.Split('='))
+            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+    }
+}

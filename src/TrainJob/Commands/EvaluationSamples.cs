@@ -41,7 +41,7 @@ internal static class EvaluationSamples
         {
             throw new UsageException($"--data {data} is neither a folder nor a manifest file.");
         }
-        var manifest = await DataManifest.ReadAsync(data, TrainRun.ManifestSourcesFor(context, rewrites), cancellationToken);
+        var manifest = await DataManifest.ReadAsync(data, TrainRun.ManifestSourcesFor(context, rewrites), cancellationToken: cancellationToken);
         var test = manifest.Images.Any(i => i.Split == ManifestSplit.Test);
         context.WriteLine($"Manifest {manifest.Info.Path}: {manifest.Info.FormatName}, {manifest.Info.Rows} rows, SHA-256 {manifest.Info.Sha256}" +
             (test ? "; measuring the rows marked TEST" : ""));

@@ -53,6 +53,12 @@ public sealed class TrainingResult : IDisposable
     /// <summary>Metrics of <see cref="ValidationPredictions"/>.</summary>
     public required EvaluationReport Validation { get; init; }
 
+    /// <summary>A multi-label model's figures (per label at its threshold, micro/macro F1, mAP, exact match) on the out-of-fold predictions; null for a multi-class model.</summary>
+    public MultiLabelReport? MultiLabel { get; init; }
+
+    /// <summary>A multi-label model's probes, one per label (L2, calibration, threshold); null for a multi-class model.</summary>
+    public IReadOnlyList<Probe.LabelProbe>? LabelProbes { get; init; }
+
     /// <summary>Default confidence threshold; also in the manifest.</summary>
     public required double ConfidenceThreshold { get; init; }
 

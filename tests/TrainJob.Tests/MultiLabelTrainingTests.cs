@@ -164,6 +164,26 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         Assert.Contains("labels.csv", noCsv.Err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Evaluate_MultiLabelModel_MeasuresEachLabelAtItsThreshold_WithTheServingPipeline()
+    {
+        var json = set.Combine("evaluate.json");
+
+        var run = await new Cli().RunAsync("evaluate", "--model", set.Model, "--data", set.Data, "--json", json);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Matches(@"Multi-label, 24 images: micro F1 [\d. ]+%, macro F1", run.Out);
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var root = report.RootElement;
+        Assert.Equal("multiLabel", root.GetProperty("kind").GetString());
+        Assert.Equal(24, root.GetProperty("samples").GetInt32());
+        var manifest = (await ModelPackage.LoadAsync(set.Model)).Manifest;
+        Assert.Equal(manifest.LabelThresholds, root.GetProperty("perLabel").EnumerateArray().Select(l => l.GetProperty("threshold").GetDouble()));
+        Assert.Equal([12, 12], root.GetProperty("perLabel").EnumerateArray().Select(l => l.GetProperty("support").GetInt32()));
+        // In-sample now (the head saw these images), so at least as good as out-of-fold.
+        Assert.True(root.GetProperty("meanAveragePrecision").GetDouble() >= manifest.Metrics!.MeanAveragePrecision!.Value - 1e-9, run.Out);
+    }
+
     private static string Write(string path, IEnumerable<string> rows)
     {
         File.WriteAllLines(path, rows);

@@ -16,9 +16,8 @@ namespace ServerlessClassifier.ModelCore.Engine;
 
 /// <summary>
 /// The multi-label pipeline: the same data and inputs stages as every plan (the frozen backbone's features, parity-checked),
-/// then one calibrated binary probe per label (<see cref="MultiLabelProbe"/>) with its threshold, out-of-distribution
-/// statistics of the features (one class: the training data), and the fp32 graph ending in sigmoids, verified against
-/// TorchSharp. Not built yet: fine-tuning with a binary loss, and int8 (its check judges top-1 agreement); both are refused.
+/// then one calibrated binary probe per label (<see cref="MultiLabelProbe"/>) with its threshold, and the fp32 graph ending in sigmoids, verified against
+/// TorchSharp. Not built yet: out-of-distribution statistics (their score is the distance to the nearest class), fine-tuning with a binary loss, and int8 (its check judges top-1 agreement); both are refused.
 /// </summary>
 public sealed partial class TrainingEngine
 {
@@ -79,7 +78,9 @@ public sealed partial class TrainingEngine
                 Info(progress, $"{line}{(line.StartsWith("Multi", StringComparison.Ordinal) ? " (out-of-fold: every image scored by probes that never saw it)" : "")}");
             }
             var predictions = Predictions(images, labels, fit, truth);
-            var (ood, quantiles) = OutOfDistributionStage.Fit(cache, 1, plan.Seed, [.. predictions.Select(p => p.Confidence)], progress);
+            // No out-of-distribution statistics yet: their score is the distance to the nearest class mean, and a multi-label
+            // model's images have sets of labels, not one class. The strongest label's probability still gives monitor its quantiles.
+            IReadOnlyList<double> quantiles = [.. Enumerable.Range(0, 21).Select(q => Math.Round(FeatureStatisticsFit.Quantile([.. predictions.Select(p => p.Confidence)], q / 20.0), 4))];
             var counts = labels.ToDictionary(l => l, l => dataset.TrainCounts[l] + dataset.ValidationCounts[l], StringComparer.Ordinal);
             var draft = new ModelManifest
             {
@@ -116,14 +117,13 @@ public sealed partial class TrainingEngine
                     ExactMatch = evaluation.ExactMatch,
                     ConfidenceQuantiles = quantiles,
                 },
-                OutOfDistribution = ood.Spec,
             };
             if (plan.Precision.Precision == PrecisionChoice.Auto)
             {
                 Info(progress, "Precision: fp32; int8 is not built for multi-label models yet (its check judges top-1 agreement, not each label's decision).");
             }
             // The graph ends in sigmoids; its probabilities are checked against TorchSharp's on real images before anything is written.
-            var manifest = ModelCheckpoint.SaveForServing(model, draft, folder, cache.VerificationInputs, setup.MeanImage, ood.Statistics);
+            var manifest = ModelCheckpoint.SaveForServing(model, draft, folder, cache.VerificationInputs, setup.MeanImage);
             return new TrainingResult
             {
                 Plan = plan,
@@ -144,7 +144,7 @@ public sealed partial class TrainingEngine
                 FeatureParityRelativeDifference = cache.ParityRelativeDifference,
                 FeatureSeconds = cache.Seconds,
                 MeanImage = setup.MeanImage,
-                OutOfDistribution = ood.Statistics,
+                OutOfDistribution = null,
             };
         }
         catch

@@ -71,8 +71,8 @@ public sealed class TrainingResult : IDisposable
     /// <summary>The mean image the preprocessing subtracts (the default backbone's), or null: what an <c>ImagePreprocessor</c> of the model needs.</summary>
     public float[]? MeanImage { get; init; }
 
-    /// <summary>The out-of-distribution statistics the manifest's section describes (also a file of the package).</summary>
-    public required Ood.FeatureStatistics OutOfDistribution { get; init; }
+    /// <summary>The out-of-distribution statistics the manifest's section describes (also a file of the package); null for a multi-label model, which has none yet.</summary>
+    public required Ood.FeatureStatistics? OutOfDistribution { get; init; }
 
     /// <summary>Head mode: largest relative difference between ONNX Runtime and TorchSharp backbone features on the checked images.</summary>
     public double? FeatureParityRelativeDifference { get; init; }

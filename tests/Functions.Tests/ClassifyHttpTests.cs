@@ -42,6 +42,29 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
     }
 
     [Fact]
+    public async Task Classify_ModelWithClassThresholds_AppliesTheTopClasssOwn_AndARequestThresholdReplacesThemAll()
+    {
+        await using var host = await TestHost.StartAsync();
+        await host.Store.PublishAsync(model.ClassThresholdFolder, version: "v1");
+        var function = host.Function<ClassifyImage>();
+        async Task<PredictionDocument> Classify(string colour, string query = "") =>
+            (PredictionDocument)((OkObjectResult)await function.Run(TestHost.HttpContext(ServingModelFixture.Image(colour, seed: 24), query: query).Request, CancellationToken.None)).Value!;
+
+        // Red's own threshold (0.999) is above its confidence (about 0.997): unknown. Green keeps the single 0.5.
+        var red = await Classify("red");
+        Assert.Equal(("unknown", "red", 0.999, UnknownReasons.LowConfidence), (red.Label, red.Top![0].Label, red.Threshold!.Value, red.UnknownReason));
+        var green = await Classify("green");
+        Assert.Equal(("green", 0.5), (green.Label, green.Threshold!.Value));
+        var redAtHalf = await Classify("red", "?threshold=0.5");
+        Assert.Equal(("red", 0.5), (redAtHalf.Label, redAtHalf.Threshold!.Value));
+        var explained = await Classify("red", "?explain=true");
+        Assert.Equal(("unknown", 0.999), (explained.Label, explained.Threshold!.Value));
+
+        var summary = (ModelSummary)((OkObjectResult)await host.Function<GetModel>().Run(new DefaultHttpContext().Request, CancellationToken.None)).Value!;
+        Assert.Equal(new Dictionary<string, double> { ["red"] = 0.999 }, summary.ClassThresholds);
+    }
+
+    [Fact]
     public async Task Classify_MultipartFormWithOneFile_Returns200()
     {
         await using var host = await TestHost.StartAsync(models: await model.SharedModelsAsync());
@@ -201,6 +224,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
         Assert.Equal(0.5, summary.Threshold);
         Assert.Equal(1, summary.Metrics!.Accuracy);
         Assert.Equal(64, summary.InputSize);
+        Assert.Null(summary.ClassThresholds);
     }
 
     [Fact]

@@ -31,6 +31,7 @@ public sealed class ServingModelFixture : IDisposable
         Folder = Path.Combine(Root, "v1");
         ReversedFolder = Path.Combine(Root, "reversed");
         OodFolder = Path.Combine(Root, "ood");
+        ClassThresholdFolder = Path.Combine(Root, "class-thresholds");
         var preprocessing = PreprocessingConfig.TorchVision with { InputSize = 64, ResizeSize = 64 };
         var graph = ColourModel.Graph(preprocessing.InputSize);
         var manifest = new ModelManifest
@@ -44,6 +45,8 @@ public sealed class ServingModelFixture : IDisposable
             Metrics = new ValidationMetrics { Accuracy = 1, Samples = 24 },
         };
         ColourModel.WritePackage(Folder, manifest, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
+        ColourModel.WritePackage(ClassThresholdFolder, manifest with { ClassThresholds = new ClassThresholdSpec("precision=0.99", new Dictionary<string, double> { ["red"] = 0.999 }) },
+            (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
         ColourModel.WritePackage(ReversedFolder, manifest with { Labels = [.. Enumerable.Reverse(Labels)] }, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
 
         // Multi-label: sigmoids, and blue's threshold above what a magenta image gives it (about 0.98) while red's is 0.5.
@@ -95,6 +98,9 @@ public sealed class ServingModelFixture : IDisposable
         image.SaveAsPng(stream);
         return stream.ToArray();
     }
+
+    /// <summary>The model with a threshold of its own for red (0.999, above the graph's top probabilities of about 0.997); the others keep 0.5.</summary>
+    public string ClassThresholdFolder { get; }
 
     /// <summary>The model: red, green, blue.</summary>
     public string Folder { get; }

@@ -26,7 +26,7 @@ public sealed class ReportTests : IDisposable
         File.Copy(Path.Combine(data, "red", "0.png"), Path.Combine(data, "green", "mislabelled.png"));
         var output = temp.Combine("model");
 
-        var train = await new Cli().RunAsync("train", "--data", data, "--output", output, "--device", "cpu");
+        var train = await new Cli().RunAsync("train", "--data", data, "--output", output, "--device", "cpu", "--class-thresholds", "f1");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         var path = Path.Combine(output, TrainCommand.ReportHtml);
@@ -55,6 +55,24 @@ public sealed class ReportTests : IDisposable
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
         Assert.Equal("green/mislabelled.png", json.RootElement.GetProperty("errors")[0].GetProperty("source").GetString());
         Assert.InRange(json.RootElement.GetProperty("averagePrecision").GetProperty("blue").GetDouble(), 0.99, 1);
+
+        // --class-thresholds f1: every class (six or more out-of-fold images each) has a threshold of its own, chosen on the
+        // out-of-fold answers (19 images: too few for the single threshold, which is 0), shown in the report and applied by classify.
+        Assert.Contains("<h2>Thresholds per class</h2>", html, StringComparison.Ordinal);
+        Assert.Contains("Class thresholds (f1) on the 19 out-of-fold images' predictions: blue ", train.All, StringComparison.Ordinal);
+        using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "manifest.json")));
+        Assert.Equal(0, manifest.RootElement.GetProperty("confidenceThreshold").GetDouble());
+        var own = manifest.RootElement.GetProperty("classThresholds");
+        Assert.Equal("f1", own.GetProperty("goal").GetString());
+        var thresholds = own.GetProperty("thresholds").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        Assert.Equal(["blue", "green", "red"], thresholds.Keys.Order());
+        Assert.All(thresholds.Values, t => Assert.InRange(t, 0.001, 1));
+        Assert.Equal(3, json.RootElement.GetProperty("classThresholds").GetArrayLength());
+        var classify = await new Cli().RunAsync("classify", "--model", output, "--json", Path.Combine(data, "blue", "1.png"));
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        var document = ServerlessClassifier.ModelCore.Inference.PredictionDocument.Parse(System.Text.Encoding.UTF8.GetBytes(classify.Out.Trim()));
+        Assert.Equal("blue", document.Top![0].Label);
+        Assert.Equal(thresholds["blue"], document.Threshold!.Value, 9);
 
         if (HeadlessChromium.Available)
         {

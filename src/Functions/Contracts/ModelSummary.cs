@@ -2,7 +2,10 @@ using ServerlessClassifier.ModelCore.Checkpoints;
 
 namespace ServerlessClassifier.Functions.Contracts;
 
-/// <summary>The body of <c>GET /api/model</c>: what this instance is serving.</summary>
+/// <summary>
+/// The body of <c>GET /api/model</c>: what this instance is serving. <see cref="Threshold"/> is the single threshold;
+/// <see cref="ClassThresholds"/> (null when none) the classes that have their own.
+/// </summary>
 public sealed record ModelSummary(
     string Version,
     IReadOnlyList<string> Labels,
@@ -12,4 +15,5 @@ public sealed record ModelSummary(
     int InputSize,
     DateTimeOffset CreatedUtc,
     DateTimeOffset LoadedUtc,
-    string Precision);
+    string Precision,
+    IReadOnlyDictionary<string, double>? ClassThresholds);

@@ -19,6 +19,6 @@ public sealed class GetModel(ModelProvider models)
         var manifest = lease.Model.Manifest;
         return new OkObjectResult(new ModelSummary(lease.Version, manifest.Labels, manifest.Backbone, manifest.Metrics,
             manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc,
-            manifest.Precision.ToString().ToLowerInvariant()));
+            manifest.Precision.ToString().ToLowerInvariant(), manifest.ClassThresholds?.Thresholds));
     }
 }

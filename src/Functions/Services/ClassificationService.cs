@@ -42,7 +42,7 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         var k = Math.Min(top ?? DefaultTop, labels);
         return new VersionedClassification(lease.Version, pipeline.IsMultiLabel
             ? Classification.DecideMultiLabel(full.Top, pipeline.LabelThresholds(threshold), k, full.Timings, full.OutOfDistribution)
-            : Narrow(full, k, pipeline.EffectiveThreshold(threshold)));
+            : Narrow(full, k, pipeline.ThresholdFor(full.Top[0].Label, threshold)));
     }
 
     /// <summary>

@@ -93,6 +93,10 @@ public static class EvaluateCommand
                     document["modelVersion"] = v;
                 }
                 document["threshold"] = pipeline.Manifest.ConfidenceThreshold;
+                if (pipeline.Manifest.ClassThresholds is { } own)
+                {
+                    document["classThresholds"] = own.Thresholds;
+                }
                 document["belowThreshold"] = belowThreshold;
                 document["outOfDistribution"] = outOfDistribution; // out-of-distribution score above 1 (0 for a model without the statistics)
                 document["skipped"] = skipped;
@@ -174,7 +178,7 @@ public static class EvaluateCommand
     private static void Print(CliContext context, LoadedModel model, EvaluationReport metrics, int belowThreshold, int outOfDistribution, ModelCore.Inference.ClassificationPipeline pipeline, List<Reports.SkippedImage> skipped)
     {
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {pipeline.Manifest.ConfidenceThreshold:0.###}; " +
+            $"Model {model.Description}: accuracy {metrics.Accuracy * 100:0.00}% ({metrics.Correct}/{metrics.Samples}); {belowThreshold} below the confidence threshold {pipeline.Manifest.ConfidenceThreshold:0.###}{(pipeline.Manifest.ClassThresholds is { } own ? $" or their class's own ({own.Goal})" : "")}; " +
             $"{(pipeline.OutOfDistribution is null ? "no out-of-distribution statistics" : $"{outOfDistribution} out of distribution")}; {skipped.Count} skipped"));
         var perClass = new Table().AddColumns("label", "precision", "recall", "F1", "support");
         foreach (var c in metrics.PerClass)

@@ -155,6 +155,10 @@ public static class ModelCommands
             context.WriteLine($"labels:     {manifest.Labels.Count}: {string.Join(", ", manifest.Labels)}");
             context.WriteLine($"accuracy:   {(manifest.Metrics?.Accuracy is { } a ? a.ToString("P1", CultureInfo.InvariantCulture) : "-")}");
             context.WriteLine($"threshold:  {manifest.ConfidenceThreshold.ToString(CultureInfo.InvariantCulture)}");
+            if (manifest.ClassThresholds is { } own)
+            {
+                context.WriteLine($"per class:  {own.Goal}: {(own.Thresholds.Count == 0 ? "none" : string.Join(", ", own.Thresholds.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Key} {t.Value}"))))}");
+            }
             foreach (var file in manifest.Files)
             {
                 context.WriteLine($"file:       {file.Name} ({file.Bytes.ToString(CultureInfo.InvariantCulture)} bytes, sha256 {file.Sha256})");

@@ -56,7 +56,12 @@ public static class HtmlReport
             {
                 html.Append(" (model from epoch ").Append(best).Append(')');
             }
-            html.Append("; confidence threshold ").Append(F(report.ConfidenceThreshold)).Append(".</p>\n");
+            html.Append("; confidence threshold ").Append(F(report.ConfidenceThreshold));
+            if (report.ClassThresholdGoal is { } goal)
+            {
+                html.Append(" (classes with a threshold of their own, chosen for ").Append(E(goal)).Append(": see Thresholds per class)");
+            }
+            html.Append(".</p>\n");
         }
 
         AppendPrecision(html, report);
@@ -113,6 +118,7 @@ public static class HtmlReport
             html.Append("</table>\n");
         }
 
+        AppendClassThresholds(html, report);
         AppendData(html, report);
         AppendSkipped(html, report.Skipped);
 
@@ -237,6 +243,28 @@ public static class HtmlReport
     }
 
     private static string F2(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+
+    /// <summary>Each class's threshold (<c>--class-thresholds</c>): what its answers give at it and at the single threshold.</summary>
+    private static void AppendClassThresholds(StringBuilder html, TrainingReport report)
+    {
+        if (report.ClassThresholds is not { } choices)
+        {
+            return;
+        }
+        html.Append("<h2>Thresholds per class</h2>\n<p>Chosen for ").Append(E(report.ClassThresholdGoal ?? "")).Append(" on the same predictions as the figures above. ")
+            .Append("A top answer of a class below its threshold is served as <code>unknown</code>; a request's <code>threshold=</code> replaces them all. ")
+            .Append("Precision and recall are of the class's top-1 answers at that threshold (recall over every image of the class).</p>\n")
+            .Append("<table>\n<tr><th class=\"l\">Label</th><th>Threshold</th><th>Answered</th><th>Precision</th><th>Recall</th><th>F1</th>")
+            .Append("<th>Precision at ").Append(F(report.ConfidenceThreshold)).Append("</th><th>Recall at ").Append(F(report.ConfidenceThreshold)).Append("</th><th class=\"l\">Note</th></tr>\n");
+        foreach (var c in choices)
+        {
+            var at = c.Own ?? c.AtSingle;
+            html.Append("<tr><td class=\"l\">").Append(E(c.Label)).Append("</td><td>").Append(F(at.Threshold)).Append(c.Own is null ? " (single)" : "").Append("</td><td>")
+                .Append(at.Answered).Append("</td><td>").Append(F(at.Precision)).Append("</td><td>").Append(F(at.Recall)).Append("</td><td>").Append(F(at.F1)).Append("</td><td>")
+                .Append(F(c.AtSingle.Precision)).Append("</td><td>").Append(F(c.AtSingle.Recall)).Append("</td><td class=\"l\">").Append(E(c.Note ?? "")).Append("</td></tr>\n");
+        }
+        html.Append("</table>\n");
+    }
 
     private static void AppendPrecision(StringBuilder html, TrainingReport report)
     {

@@ -21,6 +21,8 @@ public static class ReportJsonWriter
             report.History,
             report.BestEpoch,
             report.ConfidenceThreshold,
+            report.ClassThresholdGoal,
+            ClassThresholds = report.ClassThresholds?.Select(c => new { c.Label, c.Threshold, Own = c.Own is not null, c.Support, AtThreshold = c.Own ?? c.AtSingle, c.AtSingle, c.Note }),
             Validation = report.Validation is { } v ? MetricsJson.Create(v) : null,
             report.Skipped,
             report.Notes,

@@ -57,6 +57,12 @@ public sealed record TrainingReport
 
     public double ConfidenceThreshold { get; init; }
 
+    /// <summary>How classes got thresholds of their own (<c>f1</c> or <c>precision=P</c>); null when they share <see cref="ConfidenceThreshold"/>.</summary>
+    public string? ClassThresholdGoal { get; init; }
+
+    /// <summary>Each class's threshold decision when <see cref="ClassThresholdGoal"/> is set.</summary>
+    public IReadOnlyList<ClassThresholdChoice>? ClassThresholds { get; init; }
+
     /// <summary>Head mode's linear probe: cross-validation, temperature, calibration error before and after (null for epoch-trained models).</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.ProbeSummary? Probe { get; init; }
 

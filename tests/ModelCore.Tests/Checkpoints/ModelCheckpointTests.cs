@@ -103,6 +103,25 @@ public sealed class ModelCheckpointTests : IDisposable
     }
 
     [Theory]
+    [InlineData("nosuchlabel", 0.5)]
+    [InlineData("LABEL0", 1.5)]
+    public async Task Load_RefusesClassThresholdsOfUnknownLabelsOrOutsideZeroToOne(string label, double threshold)
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        var first = manifest.Labels[0];
+        await EditManifest(json => json["classThresholds"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["goal"] = "f1",
+            ["thresholds"] = new System.Text.Json.Nodes.JsonObject { [label == "LABEL0" ? first : label] = threshold },
+        });
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("classThresholds names", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("../outside.bin")]
     [InlineData("/etc/passwd")]
     [InlineData("..")]

@@ -157,6 +157,16 @@ public sealed record ModelManifest
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<double>? LabelThresholds { get; init; }
 
+    /// <summary>
+    /// Thresholds of their own for some classes (<c>train --class-thresholds</c>), chosen on out-of-fold predictions; a class
+    /// not listed uses <see cref="ConfidenceThreshold"/>. Null: the single threshold for every class (the default).
+    /// </summary>
+    public ClassThresholdSpec? ClassThresholds { get; init; }
+
+    /// <summary>The threshold a top-1 answer of <paramref name="label"/> must reach: its own, else the single one.</summary>
+    public double ThresholdFor(string label) =>
+        ClassThresholds is { } own && own.Thresholds.TryGetValue(label, out var threshold) ? threshold : ConfidenceThreshold;
+
     public TrainingSummary? Training { get; init; }
 
     public ValidationMetrics? Metrics { get; init; }
@@ -288,6 +298,20 @@ public sealed record ModelManifest
         {
             throw new ModelFormatException($"{source}: confidenceThreshold {ConfidenceThreshold} is outside 0..1.");
         }
+        if (ClassThresholds is { } own)
+        {
+            if (string.IsNullOrWhiteSpace(own.Goal) || own.Thresholds is null)
+            {
+                throw new ModelFormatException($"{source}: classThresholds needs a goal and a thresholds object.");
+            }
+            foreach (var (label, threshold) in own.Thresholds)
+            {
+                if (!Labels.Contains(label, StringComparer.Ordinal) || threshold is < 0 or > 1 || double.IsNaN(threshold))
+                {
+                    throw new ModelFormatException($"{source}: classThresholds names {JsonSerializer.Serialize(label)} with {threshold}: every entry must be one of the labels with a threshold in 0..1.");
+                }
+            }
+        }
     }
 
     /// <summary>The largest manifest read (1 MiB; a real one is a few kilobytes): a larger one is refused before it is read.</summary>
@@ -298,6 +322,12 @@ public sealed record ModelManifest
         !string.IsNullOrWhiteSpace(name) && name.Length <= 255 && name is not "." and not ".."
         && name.IndexOfAny(['/', '\\', ':']) < 0 && !name.Any(char.IsControl);
 }
+
+/// <summary>
+/// Per-class thresholds: how they were chosen (<c>f1</c>, or <c>precision=P</c>) and each listed class's threshold; classes
+/// not listed keep the model's single threshold.
+/// </summary>
+public sealed record ClassThresholdSpec(string Goal, IReadOnlyDictionary<string, double> Thresholds);
 
 /// <summary>A model folder or manifest that cannot be used, with a message naming what is wrong.</summary>
 public sealed class ModelFormatException : Exception

@@ -24,7 +24,6 @@ public sealed partial class ClassificationPipeline
         {
             return (ClassifyPrepared([image], top, threshold)[0], null);
         }
-        var cut = EffectiveThreshold(threshold);
         var clock = Stopwatch.StartNew();
         var (probabilities, features, map, side) = onnx.Explain(image.Input);
         var inferenceMs = clock.Elapsed.TotalMilliseconds;
@@ -33,7 +32,7 @@ public sealed partial class ClassificationPipeline
         var timings = new ClassificationTimings(image.DecodeMs, image.PreprocessMs, inferenceMs);
         var classification = IsMultiLabel
             ? Classification.DecideMultiLabel(ranked, LabelThresholds(threshold), top, timings, score)
-            : Classification.Decide(ranked, cut, timings, score);
+            : Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), timings, score);
         var best = 0;
         for (var i = 1; i < probabilities.Length; i++)
         {

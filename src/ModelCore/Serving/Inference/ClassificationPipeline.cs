@@ -216,7 +216,7 @@ public sealed partial class ClassificationPipeline : IDisposable
         // A batch shares one forward pass; each image is charged its share of it.
         var inferenceMs = clock.Elapsed.TotalMilliseconds / images.Count;
         var classes = Manifest.Labels.Count;
-        var cut = EffectiveThreshold(threshold);
+        CheckThreshold(threshold);
         var thresholds = IsMultiLabel ? LabelThresholds(threshold) : null;
         var results = new Classification[images.Count];
         for (var i = 0; i < images.Count; i++)
@@ -227,7 +227,7 @@ public sealed partial class ClassificationPipeline : IDisposable
                 ? ood.Score(features.AsSpan(i * ood.Features, ood.Features))
                 : null;
             var timings = new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs);
-            results[i] = thresholds is null ? Classification.Decide(ranked, cut, timings, score) : Classification.DecideMultiLabel(ranked, thresholds, top, timings, score);
+            results[i] = thresholds is null ? Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), timings, score) : Classification.DecideMultiLabel(ranked, thresholds, top, timings, score);
         }
         return results;
     }
@@ -240,17 +240,26 @@ public sealed partial class ClassificationPipeline : IDisposable
     {
         var labels = Manifest.Labels;
         var own = Manifest.LabelThresholds ?? throw new InvalidOperationException("The model is not multi-label: it has no threshold per label.");
-        var caller = requested is null ? (double?)null : EffectiveThreshold(requested);
-        return labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => caller ?? own[x.i], StringComparer.Ordinal);
+        CheckThreshold(requested);
+        return labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => requested ?? own[x.i], StringComparer.Ordinal);
     }
 
-    /// <summary>The threshold for a request: the caller's, else the manifest's default. Must be within 0..1.</summary>
-    public double EffectiveThreshold(double? requested)
+    /// <summary>
+    /// The threshold a top-1 answer of <paramref name="label"/> must reach: the caller's for every class when given, else the
+    /// class's own (<see cref="ModelManifest.ClassThresholds"/>), else the manifest's single threshold. Must be within 0..1.
+    /// </summary>
+    public double ThresholdFor(string label, double? requested)
     {
-        var value = requested ?? Manifest.ConfidenceThreshold;
-        return value is >= 0 and <= 1
-            ? value
-            : throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
+        CheckThreshold(requested);
+        return requested ?? Manifest.ThresholdFor(label);
+    }
+
+    private static void CheckThreshold(double? requested)
+    {
+        if (requested is not (null or (>= 0 and <= 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(requested), requested, "threshold must be between 0 and 1");
+        }
     }
 
     /// <summary>

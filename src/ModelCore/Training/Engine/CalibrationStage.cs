@@ -14,7 +14,11 @@ namespace ServerlessClassifier.ModelCore.Engine;
 /// calibrated answer, the metrics, the default confidence threshold chosen on them, and the calibration's record.
 /// </summary>
 internal sealed record Calibrated(Fitted Fit, CalibrationSummary Calibration, IReadOnlyList<ValidationPrediction> Predictions, EvaluationReport Report, double Threshold,
-    ValidationMetrics Metrics);
+    ValidationMetrics Metrics)
+{
+    /// <summary>Each class's threshold decision when the plan asks for thresholds per class; null otherwise.</summary>
+    public IReadOnlyList<ClassThresholdChoice>? ClassThresholds { get; init; }
+}
 
 /// <summary>
 /// The calibration stage every plan goes through: temperature scaling (<see cref="Probe.Calibration"/>) on the fit's
@@ -25,7 +29,8 @@ internal sealed record Calibrated(Fitted Fit, CalibrationSummary Calibration, IR
 internal static class CalibrationStage
 {
     /// <param name="seed">Seeds the folds the temperature is cross-fitted over when the fit has not chosen one.</param>
-    public static Calibrated Calibrate(Fitted fit, ImageClassifier model, IReadOnlyList<string> classes, int seed, IProgress<TrainingProgress>? progress)
+    /// <param name="goal">How classes get thresholds of their own (<see cref="ClassThresholdChooser"/>); null: one threshold for all.</param>
+    public static Calibrated Calibrate(Fitted fit, ImageClassifier model, IReadOnlyList<string> classes, int seed, ThresholdGoal? goal, IProgress<TrainingProgress>? progress)
     {
         var judged = fit.Judged;
         var count = classes.Count;
@@ -78,6 +83,24 @@ internal static class CalibrationStage
             MacroF1 = report.MacroF1,
             ExpectedCalibrationError = calibration.EceAfter,
         };
-        return new Calibrated(fit, calibration, predictions, report, threshold, metrics);
+        return new Calibrated(fit, calibration, predictions, report, threshold, metrics)
+        {
+            ClassThresholds = goal is null ? null : ChooseClassThresholds(classes, predictions, threshold, goal, judged.Evidence, progress),
+        };
+    }
+
+    private static IReadOnlyList<ClassThresholdChoice> ChooseClassThresholds(IReadOnlyList<string> classes, List<ValidationPrediction> predictions, double single,
+        ThresholdGoal goal, string evidence, IProgress<TrainingProgress>? progress)
+    {
+        var choices = ClassThresholdChooser.Choose(classes, predictions, single, goal);
+        var own = choices.Where(c => c.Own is not null).Select(c => string.Create(CultureInfo.InvariantCulture,
+            $"{c.Label} {c.Own!.Threshold:0.###} (precision {c.Own.Precision:P0}, recall {c.Own.Recall:P0})"));
+        progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
+            $"Class thresholds ({goal}) on the {predictions.Count} {evidence} images' predictions: {(own.Any() ? string.Join(", ", own) : "none")}{(choices.Any(c => c.Own is null) ? $"; the others keep the single threshold {single:0.###}" : "")}.")));
+        foreach (var kept in choices.Where(c => c.Own is null && c.Note is not null))
+        {
+            progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, $"Class {kept.Label}: {kept.Note}."));
+        }
+        return choices;
     }
 }

@@ -31,6 +31,10 @@ public sealed partial class TrainingEngine
         {
             throw new PlanException("precision", "int8 is not built for multi-label models yet (its check judges top-1 agreement, not each label's decision); train with --precision fp32 or auto.");
         }
+        if (plan.ClassThresholds is not null)
+        {
+            throw new PlanException("class thresholds", "--class-thresholds sets a multi-class model's per-class thresholds; a multi-label model always has a threshold per label (best F1, or --target-precision).");
+        }
         if (!dataset.IsMultiLabel)
         {
             throw new DatasetException($"{dataset.Description}: the plan asks for a multi-label model but the data was read as multi-class; read it with DatasetOptions.MultiLabel (TrainingEngine.DatasetOptionsFor does).");

@@ -106,7 +106,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
 
             // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
-            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, progress);
+            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, plan.ClassThresholdGoal(), progress);
             var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
             var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
 
@@ -145,6 +145,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 ValidationPredictions = calibrated.Predictions,
                 Validation = calibrated.Report,
                 ConfidenceThreshold = calibrated.Threshold,
+                ClassThresholds = calibrated.ClassThresholds,
                 SkippedImages = skipped,
                 Device = DeviceName(plan, device),
                 FeatureParityRelativeDifference = fitted.FeatureParityRelativeDifference,
@@ -272,6 +273,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         Labels = dataset.Labels,
         Preprocessing = setup.Preprocessing,
         ConfidenceThreshold = calibrated.Threshold,
+        ClassThresholds = plan.ClassThresholdGoal() is { } goal && calibrated.ClassThresholds is { } choices ? ClassThresholdChooser.Spec(goal, choices) : null,
         Training = calibrated.Fit.Summary with
         {
             ValidationSplit = plan is HeadPlan || dataset.ExplicitSplit ? null : plan.ValSplit,

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Results;
 
 namespace ServerlessClassifier.ModelCore.Plans;
 
@@ -92,6 +93,16 @@ public abstract record TrainingPlan
     [Setting("precision")]
     public PrecisionOptions Precision { get; init; } = new();
 
+    /// <summary>
+    /// How classes get thresholds of their own (<see cref="ThresholdGoal"/>: <c>f1</c> or <c>precision=P</c>), chosen on the
+    /// out-of-fold or validation predictions; null: one threshold for every class (the default).
+    /// </summary>
+    [Setting("class thresholds")]
+    public string? ClassThresholds { get; init; }
+
+    /// <summary>The goal <see cref="ClassThresholds"/> names; null when classes share one threshold.</summary>
+    public ThresholdGoal? ClassThresholdGoal() => ClassThresholds is { } text ? ThresholdGoal.Parse(text) : null;
+
     /// <summary>The backbone reference this plan names (its weights file's keys and shapes are read).</summary>
     public BackboneReference ParseBackbone() => Backbones.BackboneReference.Parse(Backbone);
 
@@ -121,7 +132,16 @@ public abstract record TrainingPlan
         Require(ValSplit is > 0 and < 1, "validation split", $"Validation split {ValSplit}: must be between 0 and 1 (exclusive).");
         Precision.Validate();
         Require(TargetPrecision is null or (> 0 and <= 1), "target precision", $"Target precision {TargetPrecision}: must be above 0 and at most 1.");
-        var resolved = this with { Backbone = reference.ToString(), Architecture = architecture.Name, InputSize = size, PooledStages = pooled };
+        string? classThresholds;
+        try
+        {
+            classThresholds = ClassThresholdGoal()?.ToString();
+        }
+        catch (FormatException e)
+        {
+            throw new PlanException("class thresholds", e.Message);
+        }
+        var resolved = this with { Backbone = reference.ToString(), Architecture = architecture.Name, InputSize = size, PooledStages = pooled, ClassThresholds = classThresholds };
         return resolved.ResolveMode(architecture);
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Results;
 
 namespace ServerlessClassifier.ModelCore.Probe;
 
@@ -96,41 +97,15 @@ internal static class MultiLabelProbe
         };
     }
 
-    // TEMPORARY: the coordinator's per-class threshold selection (issue 36) lands in ModelCore on main; when it does,
-    // this method is replaced by a call to it (one implementation of the rule, not two).
+    /// <summary>A label's threshold by the one rule per-class thresholds use too (<see cref="ThresholdSelection"/>), over every image's out-of-fold probability.</summary>
     internal static (double Threshold, string Rule) ChooseThreshold(double[] scores, bool[] positive, double? targetPrecision)
     {
-        var total = positive.Count(p => p);
-        var order = Enumerable.Range(0, scores.Length).OrderByDescending(i => scores[i]).ToArray();
-        var best = (F1: -1.0, Threshold: 0.5);
-        double? reached = null;
-        int tp = 0, seen = 0;
-        for (var k = 0; k < order.Length; k++)
-        {
-            seen++;
-            tp += positive[order[k]] ? 1 : 0;
-            if (k + 1 < order.Length && scores[order[k + 1]] == scores[order[k]])
-            {
-                continue;
-            }
-            var precision = tp / (double)seen;
-            var recall = total == 0 ? 0 : tp / (double)total;
-            var f1 = precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
-            if (f1 > best.F1)
-            {
-                best = (f1, scores[order[k]]);
-            }
-            if (targetPrecision is { } target && precision >= target)
-            {
-                reached = scores[order[k]];
-            }
-        }
-        if (targetPrecision is { } wanted)
-        {
-            return reached is { } t
-                ? (t, string.Create(CultureInfo.InvariantCulture, $"precision at least {wanted:P0}"))
-                : (best.Threshold, string.Create(CultureInfo.InvariantCulture, $"precision {wanted:P0} not reached out-of-fold; best F1 instead"));
-        }
-        return (best.Threshold, "best F1");
+        var goal = targetPrecision is { } target ? new ThresholdGoal(ThresholdGoalKind.Precision, target) : ThresholdGoal.BestF1;
+        var chosen = ThresholdSelection.Choose([.. scores.Zip(positive)], positive.Count(p => p), goal)
+            ?? throw new InvalidOperationException("A label's threshold needs images that carry it.");
+        var rule = goal.Kind == ThresholdGoalKind.BestF1 ? "best F1"
+            : chosen.Reached ? string.Create(CultureInfo.InvariantCulture, $"precision at least {goal.TargetPrecision:P0}")
+            : string.Create(CultureInfo.InvariantCulture, $"precision {goal.TargetPrecision:P0} not reached out-of-fold; the most precise threshold");
+        return (chosen.Threshold, rule);
     }
 }

@@ -62,6 +62,9 @@ public sealed class TrainingResult : IDisposable
     /// <summary>Default confidence threshold; also in the manifest.</summary>
     public required double ConfidenceThreshold { get; init; }
 
+    /// <summary>Each class's threshold decision (<c>--class-thresholds</c>); null when every class uses <see cref="ConfidenceThreshold"/>.</summary>
+    public IReadOnlyList<ClassThresholdChoice>? ClassThresholds { get; init; }
+
     /// <summary>Images left out: refused by the data set's checks or failing to decode while training.</summary>
     public required IReadOnlyList<SkippedImage> SkippedImages { get; init; }
 

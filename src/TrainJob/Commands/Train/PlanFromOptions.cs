@@ -82,6 +82,10 @@ internal static class PlanFromOptions
         {
             plan = plan with { Precision = plan.Precision with { Precision = Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(o.Precision), ignoreCase: true) } };
         }
+        if (IsExplicit(parse, o.ClassThresholds))
+        {
+            plan = plan with { ClassThresholds = parse.GetValue(o.ClassThresholds) };
+        }
         if (parse.GetValue(o.MultiLabel))
         {
             plan = plan with { MultiLabel = true };
@@ -156,6 +160,7 @@ internal static class PlanFromOptions
         ["seed"] = "--seed",
         ["validation split"] = "--val-split",
         ["precision"] = "--precision",
+        ["class thresholds"] = "--class-thresholds",
         ["mirror-image features"] = "--flip",
         ["feature cache"] = "--feature-cache",
         ["epochs"] = "--epochs",

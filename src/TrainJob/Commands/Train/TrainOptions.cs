@@ -28,6 +28,7 @@ internal sealed class TrainOptions
     public required Option<bool> Flip { get; init; }
     public required Option<bool> NoFlip { get; init; }
     public required Option<string> Precision { get; init; }
+    public required Option<string?> ClassThresholds { get; init; }
     public required Option<bool> FeatureCache { get; init; }
     public required Option<bool> Distributed { get; init; }
     public required Option<int> ShardSize { get; init; }
@@ -93,6 +94,13 @@ internal sealed class TrainOptions
                     $"{new PrecisionOptions().MaxAccuracyDropPoints.ToString(CultureInfo.InvariantCulture)} point of fp32's, otherwise the command fails with the figures (the fp32 model is still written, not published); " +
                     "fp32: the exported float graph; auto: int8 when it passes that check, else fp32.",
                 DefaultValueFactory = _ => TrainCommand.Name(new PrecisionOptions().Precision),
+            },
+            ClassThresholds = new Option<string?>("--class-thresholds")
+            {
+                Description = "Give classes thresholds of their own, chosen on the out-of-fold (or validation) predictions: f1, the best F1 of each class's answers; " +
+                    "precision=P, the lowest threshold whose answers reach precision P (a class that cannot reach it keeps the single threshold, with a warning). " +
+                    "Shown in report.html, applied in serving unless a request gives threshold=. Default: one threshold for every class.",
+                HelpName = "f1|precision=P",
             },
             FeatureCache = new Option<bool>("--feature-cache")
             {

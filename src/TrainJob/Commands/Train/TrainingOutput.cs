@@ -29,6 +29,8 @@ internal static class TrainingOutput
             Skipped = [.. result.SkippedImages.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
             BestEpoch = result.BestEpoch,
             ConfidenceThreshold = result.ConfidenceThreshold,
+            ClassThresholdGoal = result.Plan.ClassThresholds,
+            ClassThresholds = result.ClassThresholds,
             Notes = Notes(result),
             Warnings = Warnings(result, dataset),
             Errors = errors,
@@ -55,6 +57,10 @@ internal static class TrainingOutput
         if (result.Int8Refusal is { } refusal)
         {
             warnings.Add($"The int8 graph is not served: {refusal}. The model serves the fp32 graph.");
+        }
+        foreach (var kept in result.ClassThresholds?.Where(c => c.Own is null && c.Note is not null) ?? [])
+        {
+            warnings.Add($"Class {kept.Label} has no threshold of its own ({result.Plan.ClassThresholds}): {kept.Note}.");
         }
         return warnings;
     }

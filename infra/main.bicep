@@ -89,6 +89,15 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
+@description('Private networking (docs/deploy.md, "Private networking"): a VNet; both storage accounts reachable only through private endpoints (blob, queue, table); the Functions app and the training job\'s environment integrated into the VNet. The app\'s HTTP routes, the registry and monitoring stay public. Off: public endpoints with Entra ID only.')
+param privateNetworking bool = false
+
+@description('With privateNetworking: public addresses or CIDR ranges (an operator\'s workstation, a CI runner) still let through to the data account\'s public endpoint, for uploads and trainjob commands from outside the VNet. Empty: none.')
+param operatorIpRanges string[] = []
+
+@description('With privateNetworking: the VNet\'s address space.')
+param virtualNetworkAddressPrefix string = '10.42.0.0/16'
+
 @description('Tags for every resource.')
 param tags { *: string } = {}
 
@@ -148,12 +157,25 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// Private networking: the VNet, its subnets and the storage accounts' privatelink DNS zones.
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    location: location
+    tags: allTags
+    name: 'vnet-${nameStem}-${resourceToken}'
+    addressPrefix: virtualNetworkAddressPrefix
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
     location: location
     tags: allTags
     name: storageAccountName
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    allowedIpRanges: privateNetworking ? operatorIpRanges : []
     containerNames: [
       imagesContainerName
       predictionsContainerName
@@ -180,9 +202,40 @@ module hostStorage 'modules/storage.bicep' = {
     location: location
     tags: allTags
     name: hostStorageAccountName
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     containerNames: [
       deploymentContainerName
     ]
+  }
+}
+
+module storagePrivateEndpoints 'modules/storagePrivateEndpoints.bicep' = if (privateNetworking) {
+  name: 'storagePrivateEndpoints'
+  dependsOn: [
+    storage
+  ]
+  params: {
+    location: location
+    tags: allTags
+    storageAccountName: storageAccountName
+    subnetId: network!.outputs.endpointsSubnetId
+    services: network!.outputs.storageServices
+    zoneIds: network!.outputs.storageZoneIds
+  }
+}
+
+module hostStoragePrivateEndpoints 'modules/storagePrivateEndpoints.bicep' = if (privateNetworking) {
+  name: 'hostStoragePrivateEndpoints'
+  dependsOn: [
+    hostStorage
+  ]
+  params: {
+    location: location
+    tags: allTags
+    storageAccountName: hostStorageAccountName
+    subnetId: network!.outputs.endpointsSubnetId
+    services: network!.outputs.storageServices
+    zoneIds: network!.outputs.storageZoneIds
   }
 }
 
@@ -213,6 +266,7 @@ module functionApp 'modules/functionApp.bicep' = {
     featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
     reviewSignInClientId: reviewSignInClientId
+    virtualNetworkSubnetId: privateNetworking ? network!.outputs.functionsSubnetId : ''
   }
 }
 
@@ -294,6 +348,7 @@ module trainJob 'modules/trainJob.bicep' = {
     jobsContainerName: jobsContainerName
     featuresContainerName: featuresContainerName
     shardQueueName: shardQueueName
+    infrastructureSubnetId: privateNetworking ? network!.outputs.jobsSubnetId : ''
   }
 }
 

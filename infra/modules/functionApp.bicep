@@ -61,6 +61,9 @@ param shardQueueName string
 @description('Application (client) id of the Microsoft Entra app registration people sign in to the review page with (its app roles Reviewer and Approver decide who labels and who approves; docs/deploy.md, "Review sign-in"). Empty: App Service authentication stays off and the review API answers 503 to everyone; classification is unaffected.')
 param reviewSignInClientId string = ''
 
+@description('Subnet for Flex Consumption VNet integration (delegated to Microsoft.App/environments). Empty: no VNet integration.')
+param virtualNetworkSubnetId string = ''
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -103,6 +106,8 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    // Private networking: outbound traffic (storage above all) goes through the VNet to the private endpoints.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     siteConfig: {

@@ -37,6 +37,20 @@ param queueNames string[] = []
 @maxValue(365)
 param deleteRetentionDays int = 7
 
+@description('Enabled: the public endpoint answers (Entra ID only). Disabled: only private endpoints (main.bicep privateNetworking), unless allowedIpRanges names addresses.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
+@description('With publicNetworkAccess Disabled: public addresses or CIDR ranges still let through the public endpoint (an operator\'s workstation). Empty: none.')
+param allowedIpRanges string[] = []
+
+// Private with named addresses: the public endpoint stays on but denies everyone else.
+var publicEndpointOpen = publicNetworkAccess == 'Enabled'
+var effectivePublicNetworkAccess = publicEndpointOpen || !empty(allowedIpRanges) ? 'Enabled' : 'Disabled'
+
 resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   name: name
   location: location
@@ -53,12 +67,19 @@ resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    // Flex Consumption without VNet integration and Container Apps jobs reach the account over
-    // its public endpoint; access is by Entra ID only (shared keys are off).
-    publicNetworkAccess: 'Enabled'
+    // By default Flex Consumption without VNet integration and Container Apps jobs reach the account over
+    // its public endpoint; access is by Entra ID only (shared keys are off). With private networking, over
+    // private endpoints only (and the allowed addresses).
+    publicNetworkAccess: effectivePublicNetworkAccess
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: publicEndpointOpen ? 'Allow' : 'Deny'
+      ipRules: [
+        for range in (publicEndpointOpen ? [] : allowedIpRanges): {
+          action: 'Allow'
+          value: range
+        }
+      ]
     }
     encryption: {
       keySource: 'Microsoft.Storage'

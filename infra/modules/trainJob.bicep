@@ -64,6 +64,9 @@ param memory string = '56Gi'
 @minValue(60)
 param replicaTimeoutSeconds int = 14400
 
+@description('Subnet of the Container Apps environment (workload profiles, delegated to Microsoft.App/environments, at least /27). Empty: no VNet.')
+param infrastructureSubnetId string = ''
+
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var acrPullRoleId = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 
@@ -100,6 +103,14 @@ resource environment 'Microsoft.App/managedEnvironments@2025-01-01' = {
     appLogsConfiguration: {
       destination: 'azure-monitor'
     }
+    // Private networking: the environment in the VNet (no public ingress; the job opens none), so the job reaches
+    // storage through the private endpoints.
+    vnetConfiguration: empty(infrastructureSubnetId)
+      ? null
+      : {
+          infrastructureSubnetId: infrastructureSubnetId
+          internal: true
+        }
     workloadProfiles: [
       {
         name: 'Consumption'

@@ -21,6 +21,9 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
 
     private ArmTemplate Main => compiled.Main;
 
+    /// <summary>JSON text with quotes in template expressions left as they are.</summary>
+    private static readonly System.Text.Json.JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     [Fact]
     public void Storage_AllowsNeitherSharedKeysNorAnonymousAccess()
     {
@@ -259,6 +262,52 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.Equal("Basic", (string?)parameter["defaultValue"]);
         Assert.Contains("Premium", parameter["allowedValues"]!.AsArray().Select(v => (string?)v));
         Assert.Equal("[parameters('containerRegistrySku')]", (string?)Main.Module("registry").Deployment["properties"]!["parameters"]!["skuName"]!["value"]);
+    }
+
+    [Fact]
+    public void PrivateNetworking_IsAParameterOffByDefault_ThatPutsBothAccountsBehindPrivateEndpointsAndTheAppAndJobInTheVNet()
+    {
+        const string On = "parameters('privateNetworking')";
+        Assert.False((bool)Main.Root["parameters"]!["privateNetworking"]!["defaultValue"]!);
+        string? Parameter(string module, string name) => Main.Module(module).Deployment["properties"]!["parameters"]![name]?.ToJsonString(Relaxed);
+
+        // The VNet and both accounts' endpoints exist only when asked for.
+        foreach (var module in new[] { "network", "storagePrivateEndpoints", "hostStoragePrivateEndpoints" })
+        {
+            Assert.Equal($"[{On}]", (string?)Main.Module(module).Deployment["condition"]);
+        }
+        Assert.Contains("storageAccountName')", Parameter("storagePrivateEndpoints", "storageAccountName"), StringComparison.Ordinal);
+        Assert.Contains("hostStorageAccountName')", Parameter("hostStoragePrivateEndpoints", "storageAccountName"), StringComparison.Ordinal);
+        // Each account's public endpoint is disabled with it (the data account lets the operator's addresses through).
+        foreach (var account in new[] { "storage", "hostStorage" })
+        {
+            Assert.Equal($"\"[if({On}, createObject('value', 'Disabled'), createObject('value', 'Enabled'))]\"", Parameter(account, "publicNetworkAccess"));
+        }
+        Assert.Contains("operatorIpRanges", Parameter("storage", "allowedIpRanges"), StringComparison.Ordinal);
+        Assert.Null(Parameter("hostStorage", "allowedIpRanges"));
+        Assert.Contains("Deny", Main.Module("storage").Template.Single("Microsoft.Storage/storageAccounts")["properties"]!["networkAcls"]!["defaultAction"]!.ToJsonString(Relaxed), StringComparison.Ordinal);
+
+        // blob, queue and table, each with its privatelink zone linked to the VNet.
+        var network = Main.Module("network").Template;
+        Assert.Equal(["blob", "queue", "table"], network.Root["variables"]!["storageServices"]!.AsArray().Select(v => (string?)v));
+        Assert.Contains("privatelink.{0}.{1}", (string?)network.Single("Microsoft.Network/privateDnsZones")["name"], StringComparison.Ordinal);
+        Assert.Single(network.OfType("Microsoft.Network/privateDnsZones/virtualNetworkLinks"));
+        var endpoints = Main.Module("storagePrivateEndpoints").Template;
+        Assert.Contains("parameters('services')", endpoints.Single("Microsoft.Network/privateEndpoints")["properties"]!.ToJsonString(Relaxed), StringComparison.Ordinal);
+        Assert.Single(endpoints.OfType("Microsoft.Network/privateEndpoints/privateDnsZoneGroups"));
+
+        // The app and the job's environment join the VNet on delegated subnets.
+        var subnets = network.Single("Microsoft.Network/virtualNetworks")["properties"]!["subnets"]!.AsArray();
+        foreach (var delegated in new[] { "snet-functions", "snet-jobs" })
+        {
+            var subnet = subnets.Single(s => network.Resolve((string?)s!["name"]) == delegated)!;
+            Assert.Equal("Microsoft.App/environments", (string?)subnet["properties"]!["delegations"]![0]!["properties"]!["serviceName"]);
+        }
+        Assert.Contains(On, Parameter("functionApp", "virtualNetworkSubnetId"), StringComparison.Ordinal);
+        Assert.Contains("virtualNetworkSubnetId", Main.Module("functionApp").Template.Single("Microsoft.Web/sites")["properties"]!["virtualNetworkSubnetId"]!.ToJsonString(Relaxed), StringComparison.Ordinal);
+        Assert.Contains(On, Parameter("trainJob", "infrastructureSubnetId"), StringComparison.Ordinal);
+        var vnetConfiguration = Main.Module("trainJob").Template.Single("Microsoft.App/managedEnvironments")["properties"]!["vnetConfiguration"]!.ToJsonString(Relaxed);
+        Assert.Contains("infrastructureSubnetId", vnetConfiguration, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -212,6 +212,16 @@ public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHo
         Assert.True(storageLines.Count == 0, $"{storageLines.Count} storage request/response lines, e.g. {storageLines.FirstOrDefault()}");
         // The host's "Executing"/"Executed" pair per invocation, nothing more (MVC's per-answer line is filtered out).
         Assert.True(perRequest <= 2.5, $"{perRequest:F1} log entries per classification");
+        // Warnings mean something: the host's and the worker's warnings so far, by category (Azure SDK 404s for what the app
+        // or the deployment creates, or a poll of a queue that does not exist yet, would show here).
+        var warnings = log.Select((l, i) => (l, i)).Where(p => p.l.StartsWith("warn:", StringComparison.Ordinal))
+            .Select(p => p.l + (p.i + 1 < log.Count ? " " + log[p.i + 1].Trim() : "")).ToList();
+        foreach (var group in warnings.GroupBy(w => w.Split('[')[0]))
+        {
+            output.WriteLine($"{group.Count()} x {group.Key}: {group.First()}");
+        }
+        // With what the deployment creates in place, no warning is about a missing queue or container.
+        Assert.DoesNotContain(warnings, w => w.Contains("queue does not exist", StringComparison.Ordinal) || w.Contains("container does not exist", StringComparison.Ordinal));
         // The model's lifecycle is in the host's log although it happens outside any invocation.
         Assert.Contains(log, l => l.Contains("Model version v1 is live", StringComparison.Ordinal));
     }

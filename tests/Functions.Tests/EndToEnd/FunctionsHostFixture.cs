@@ -112,6 +112,12 @@ public class FunctionsHostFixture : IAsyncLifetime
         Training = account.GetBlobContainerClient($"e2e-training-{suffix}");
         Jobs = account.GetBlobContainerClient($"e2e-jobs-{suffix}");
         ShardQueue = $"e2e-shards-{suffix}";
+        // The queues the deployment creates (infra/main.bicep: the shard queue, its poison queue, the blob trigger's poison
+        // queue), created here too, so that the host's polls of them are not 404 warnings in its log.
+        foreach (var queue in new[] { ShardQueue, ShardQueue + "-poison", "webjobs-blobtrigger-poison" })
+        {
+            await new Azure.Storage.Queues.QueueClient(TestStorage.ConnectionString, queue).CreateIfNotExistsAsync();
+        }
         ModelsContainer = models.Name;
         if (withModel)
         {

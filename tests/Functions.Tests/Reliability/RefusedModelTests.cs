@@ -37,9 +37,9 @@ public sealed class RefusedModelTests(ServingModelFixture model)
         try
         {
             await WaitForAsync(() => host.ModelProvider.Current?.Version == "v1");
-            // "labels": null passes the JSON reader and fails in the manifest's own checks with a NullReferenceException,
-            // a type no list of "bad model" exceptions names.
-            await CopyVersionAsync(host.Models, "v1", "v2", manifest => manifest["labels"] = null);
+            // A resize smaller than the crop passes the manifest's checks and fails when the pipeline is built, with an
+            // ArgumentException: a type no list of "bad model" exceptions names.
+            await CopyVersionAsync(host.Models, "v1", "v2", manifest => manifest["preprocessing"]!["resizeSize"] = 8);
             await PointAtAsync(host.Models, "v2");
 
             await WaitForAsync(() => logs.Messages.Any(m => m.StartsWith("Error", StringComparison.Ordinal) && m.Contains("Refused model version v2", StringComparison.Ordinal)));

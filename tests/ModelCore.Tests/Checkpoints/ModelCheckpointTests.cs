@@ -103,6 +103,34 @@ public sealed class ModelCheckpointTests : IDisposable
     }
 
     [Theory]
+    [InlineData("labels")]
+    [InlineData("head")]
+    [InlineData("preprocessing")]
+    [InlineData("backbone")]
+    public async Task Load_RefusesANullWhereTheSchemaAllowsNone_NamingTheSchema(string property)
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        await EditManifest(json => json[property] = null);
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("does not match schema", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Load_RefusesANullFileEntry()
+    {
+        var (model, manifest) = CreateDefaultModel(HeadSpec.Linear(3), "resnet18");
+        using var _ = model;
+        ModelCheckpoint.Save(model, manifest, folder);
+        await EditManifest(json => json["files"]!.AsArray().Add(null));
+
+        var error = await Assert.ThrowsAsync<ModelFormatException>(() => ModelPackage.LoadAsync(folder));
+        Assert.Contains("null entry", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("nosuchlabel", 0.5)]
     [InlineData("LABEL0", 1.5)]
     public async Task Load_RefusesClassThresholdsOfUnknownLabelsOrOutsideZeroToOne(string label, double threshold)

@@ -195,6 +195,9 @@ public sealed record ModelManifest
 
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>Reading: <see cref="JsonOptions"/>, and a null where the type allows none (<c>"labels": null</c>) is a schema error, not a later NullReferenceException.</summary>
+    private static readonly JsonSerializerOptions StrictReadOptions = new(JsonOptions) { RespectNullableAnnotations = true, RespectRequiredConstructorParameters = true };
+
     /// <summary>Parses and validates a manifest; every problem is a <see cref="ModelFormatException"/> naming it.</summary>
     public static ModelManifest Parse(ReadOnlySpan<byte> json, string source)
     {
@@ -222,7 +225,7 @@ public sealed record ModelManifest
         ModelManifest manifest;
         try
         {
-            manifest = JsonSerializer.Deserialize<ModelManifest>(json, JsonOptions)
+            manifest = JsonSerializer.Deserialize<ModelManifest>(json, StrictReadOptions)
                 ?? throw new ModelFormatException($"{source}: manifest is empty.");
         }
         catch (JsonException e)
@@ -254,6 +257,10 @@ public sealed record ModelManifest
         }
         foreach (var file in Files)
         {
+            if (file is null)
+            {
+                throw new ModelFormatException($"{source}: files lists a null entry.");
+            }
             if (!IsPlainFileName(file.Name))
             {
                 throw new ModelFormatException($"{source}: file name {JsonSerializer.Serialize(file.Name)} is not a plain file name.");

@@ -287,8 +287,8 @@ public sealed class ModelStore
             }
             catch (Exception e) when (e is not (RequestFailedException or OperationCanceledException or IOException))
             {
-                // A manifest can break its own checks in ways no exception list names (e.g. "labels": null throws a
-                // NullReferenceException): one bad version is listed as unreadable, it does not end the listing.
+                // A manifest can break its own checks in ways no exception list names: one bad version is listed as
+                // unreadable, it does not end the listing.
                 problem = $"{source}: unreadable manifest ({e.GetType().Name}: {e.Message})";
             }
             result.Add(new PublishedModel(version, manifest, problem, current?.State.Version == version));

@@ -44,7 +44,7 @@ internal static class OutOfDistributionRuns
             var plan = new HeadPlan { Precision = new PrecisionOptions { Precision = PrecisionChoice.Fp32 } };
             var dataset = await ImageFolderDataset.FromDirectoryAsync(train, TrainingEngine.DatasetOptionsFor(plan));
             using var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model"));
-            var statistics = result.OutOfDistribution;
+            var statistics = result.OutOfDistribution ?? throw new InvalidOperationException("A multi-class model has out-of-distribution statistics.");
             var preprocessor = new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage);
             using var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default);
             var inClass = Score(engine, preprocessor, statistics, seen.SelectMany(c => split[c].Test.Take(30)));

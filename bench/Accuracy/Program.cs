@@ -13,6 +13,7 @@ using ServerlessClassifier.ModelCore.Plans;
 // and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
 // Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
+//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression)]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -27,6 +28,18 @@ var work = Path.Combine(Path.GetTempPath(), "accuracy-bench");
 TorchRuntime.EnsureInitialized();
 var cpuFlags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ').Where(f => f.Contains("avx", StringComparison.Ordinal) || f.Contains("vnni", StringComparison.Ordinal)) ?? [];
 Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; flags: {string.Join(' ', cpuFlags)}");
+
+if (args.Contains("--multilabel"))
+{
+    // Multi-label emoji: the product's multi-label head against scikit-learn's one-vs-rest logistic regression (MultiLabelRuns).
+    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work);
+    Console.WriteLine(multiLabelTable);
+    if (outputPath is not null)
+    {
+        File.WriteAllText(outputPath, $"Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, CPU flags: {string.Join(' ', cpuFlags)}\n\n{multiLabelTable}");
+    }
+    return 0;
+}
 
 if (args.Contains("--ood"))
 {

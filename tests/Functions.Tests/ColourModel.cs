@@ -31,7 +31,8 @@ public static class ColourModel
     private const int Width = 32, Convolutions = 4;
 
     /// <summary>The graph for <paramref name="inputSize"/> x <paramref name="inputSize"/> RGB input and three classes (R, G, B).</summary>
-    public static byte[] Graph(int inputSize)
+    /// <param name="multiLabel">A multi-label model's graph: each class's <c>probabilities</c> is a sigmoid of its logit, not a softmax.</param>
+    public static byte[] Graph(int inputSize, bool multiLabel = false)
     {
         var graph = new GraphProto { Name = "colour-means" };
         graph.Input.Add(Tensor(OnnxGraphNames.Input, 3, inputSize, inputSize));
@@ -46,7 +47,9 @@ public static class ColourModel
         graph.Node.Add(Node("GlobalAveragePool", [x], "pooled"));
         graph.Node.Add(Node("Flatten", ["pooled"], OnnxGraphNames.Features, new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
         graph.Node.Add(Node("Gemm", [OnnxGraphNames.Features, "weight", "bias"], "logits"));
-        graph.Node.Add(Node("Softmax", ["logits"], OnnxGraphNames.Probabilities, new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        graph.Node.Add(multiLabel
+            ? Node("Sigmoid", ["logits"], OnnxGraphNames.Probabilities)
+            : Node("Softmax", ["logits"], OnnxGraphNames.Probabilities, new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
         // The activation map as the exporter computes it for a linear head over pooled maps: the centred head (each class's
         // weight row minus the rows' mean) over the map before the pool, here pooled 8 x 8 first (which keeps its mean),
         // so each class's grid averages to its logit minus the logits' mean.

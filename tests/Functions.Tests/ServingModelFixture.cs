@@ -49,6 +49,16 @@ public sealed class ServingModelFixture : IDisposable
             (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
         ColourModel.WritePackage(ReversedFolder, manifest with { Labels = [.. Enumerable.Reverse(Labels)] }, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph));
 
+        // Multi-label: sigmoids, and blue's threshold above what a magenta image gives it (about 0.98) while red's is 0.5.
+        MultiLabelFolder = Path.Combine(Root, "multilabel");
+        ColourModel.WritePackage(MultiLabelFolder, manifest with
+        {
+            Head = HeadSpec.Linear(Labels.Length) with { MultiLabel = true },
+            Kind = ModelKind.MultiLabel,
+            LabelThresholds = MultiLabelThresholds,
+            ConfidenceThreshold = 0,
+        }, (ModelFileRoles.Onnx, ColourModel.OnnxFileName, ColourModel.Graph(preprocessing.InputSize, multiLabel: true)));
+
         var (statistics, spec) = FitOutOfDistribution(graph, preprocessing);
         ColourModel.WritePackage(OodFolder, manifest with { OutOfDistribution = spec },
             (ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph), (ModelFileRoles.OutOfDistribution, spec.File, statistics.ToBytes()));
@@ -73,6 +83,21 @@ public sealed class ServingModelFixture : IDisposable
 
     /// <summary>The model with out-of-distribution statistics: its predictions carry an <c>outOfDistribution</c> score.</summary>
     public string OodFolder { get; }
+
+    /// <summary>The multi-label model's thresholds, in <see cref="Labels"/> order.</summary>
+    public static readonly double[] MultiLabelThresholds = [0.5, 0.5, 0.99];
+
+    /// <summary>The same graph with sigmoid outputs as a multi-label model, each label with its threshold (<see cref="MultiLabelThresholds"/>).</summary>
+    public string MultiLabelFolder { get; }
+
+    /// <summary>A flat magenta image: red and blue at once (sigmoids about 0.96 and 0.98 under the multi-label model), green not.</summary>
+    public static byte[] Magenta()
+    {
+        using var image = new Image<Rgb24>(64, 64, new Rgb24(220, 30, 220));
+        using var stream = new MemoryStream();
+        image.SaveAsPng(stream);
+        return stream.ToArray();
+    }
 
     /// <summary>The model with a threshold of its own for red (0.999, above the graph's top probabilities of about 0.997); the others keep 0.5.</summary>
     public string ClassThresholdFolder { get; }

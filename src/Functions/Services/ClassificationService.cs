@@ -39,7 +39,10 @@ public sealed class ClassificationService(ModelProvider models, ClassificationBa
         CheckArguments(top, threshold, labels);
         var prepared = await pipeline.PrepareAsync(image, cancellationToken).ConfigureAwait(false);
         var full = await batcher.ClassifyAsync(lease.Model, prepared, cancellationToken).ConfigureAwait(false);
-        return new VersionedClassification(lease.Version, Narrow(full, Math.Min(top ?? DefaultTop, labels), pipeline.ThresholdFor(full.Top[0].Label, threshold)));
+        var k = Math.Min(top ?? DefaultTop, labels);
+        return new VersionedClassification(lease.Version, pipeline.IsMultiLabel
+            ? Classification.DecideMultiLabel(full.Top, pipeline.LabelThresholds(threshold), k, full.Timings, full.OutOfDistribution)
+            : Narrow(full, k, pipeline.ThresholdFor(full.Top[0].Label, threshold)));
     }
 
     /// <summary>

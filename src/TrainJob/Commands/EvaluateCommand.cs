@@ -46,10 +46,15 @@ public static class EvaluateCommand
             var labels = pipeline.Manifest.Labels;
             var ignored = new List<string>();
             var skipped = new List<Reports.SkippedImage>();
-            var samples = await EvaluationSamples.LoadAsync(folder, parse.GetValue(rewritePrefix), labels, ignored, skipped, context, cancellationToken);
+            var samples = await EvaluationSamples.LoadAsync(folder, parse.GetValue(rewritePrefix), labels, ignored, skipped, context, cancellationToken, pipeline.IsMultiLabel);
             if (samples.Count == 0)
             {
                 throw new UsageException($"--data {folder}: no images labelled with the model's labels ({string.Join(", ", labels)}).");
+            }
+
+            if (pipeline.IsMultiLabel)
+            {
+                return await EvaluateMultiLabelAsync(context, loaded, pipeline, samples, skipped, ignored, parse.GetValue(batchSize), parse.GetValue(json), cancellationToken);
             }
 
             // The top-1 label, never "unknown": the matrix has exactly the model's labels as columns.
@@ -102,6 +107,72 @@ public static class EvaluateCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>A multi-label model: each label at its threshold (precision, recall, F1, AP), micro and macro F1, mAP, exact match.</summary>
+    private static async Task<int> EvaluateMultiLabelAsync(CliContext context, LoadedModel loaded, ModelCore.Inference.ClassificationPipeline pipeline, List<(ImageInput Input, string Actual)> samples,
+        List<Reports.SkippedImage> skipped, List<string> ignored, int batchSize, string? jsonFile, CancellationToken cancellationToken)
+    {
+        var labels = pipeline.Manifest.Labels;
+        var index = labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i, StringComparer.Ordinal);
+        var actualByFile = samples.ToDictionary(s => s.Input.Name, s => s.Actual, StringComparer.Ordinal);
+        var probabilities = new List<double>();
+        var truth = new List<bool>();
+        await ProgressDisplay.RunAsync(context, async sink =>
+        {
+            var done = 0;
+            await ImageFiles.ClassifyAsync(pipeline, [.. samples.Select(s => s.Input)], batchSize, labels.Count, outcome =>
+            {
+                if (outcome.Classification is { } c)
+                {
+                    var row = new double[labels.Count];
+                    foreach (var t in c.Top)
+                    {
+                        row[index[t.Label]] = t.Probability;
+                    }
+                    probabilities.AddRange(row);
+                    var carried = actualByFile[outcome.File].Split(';', StringSplitOptions.RemoveEmptyEntries);
+                    truth.AddRange(labels.Select(l => carried.Contains(l, StringComparer.Ordinal)));
+                }
+                else
+                {
+                    skipped.Add(new Reports.SkippedImage(outcome.File, $"{outcome.ErrorCode}: {outcome.ErrorMessage}"));
+                }
+                sink.Report("evaluate", ++done, samples.Count);
+            }, cancellationToken);
+            return done;
+        });
+        var report = MultiLabelEvaluation.Compute(labels, [.. probabilities], [.. truth], pipeline.Manifest.LabelThresholds!);
+        context.WriteLine($"Model {loaded.Description}: {skipped.Count} skipped");
+        foreach (var line in report.Describe())
+        {
+            context.WriteLine(line);
+        }
+        foreach (var s in skipped)
+        {
+            context.Error($"skipped {s.File}: {s.Reason}");
+        }
+        if (jsonFile is not null)
+        {
+            var document = new Dictionary<string, object?>
+            {
+                ["model"] = loaded.Description,
+                ["modelVersion"] = loaded.Version,
+                ["kind"] = "multiLabel",
+                ["samples"] = report.Samples,
+                ["microF1"] = report.MicroF1,
+                ["macroF1"] = report.MacroF1,
+                ["macroF1AtHalf"] = report.MacroF1AtHalf,
+                ["meanAveragePrecision"] = report.MeanAveragePrecision,
+                ["exactMatch"] = report.ExactMatch,
+                ["perLabel"] = report.PerLabel,
+                ["skipped"] = skipped,
+                ["ignoredLabels"] = ignored,
+            };
+            await File.WriteAllTextAsync(jsonFile, JsonSerializer.Serialize(document, Json), cancellationToken);
+            context.WriteLine($"Wrote {jsonFile}");
+        }
+        return ExitCodes.Ok;
     }
 
     private static void Print(CliContext context, LoadedModel model, EvaluationReport metrics, int belowThreshold, int outOfDistribution, ModelCore.Inference.ClassificationPipeline pipeline, List<Reports.SkippedImage> skipped)

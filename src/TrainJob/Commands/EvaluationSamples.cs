@@ -12,10 +12,19 @@ namespace ServerlessClassifier.TrainJob.Commands;
 internal static class EvaluationSamples
 {
     public static async Task<List<(ImageInput Input, string Actual)>> LoadAsync(
-        string data, IReadOnlyList<string>? rewrites, IReadOnlyList<string> labels, List<string> ignored, List<Reports.SkippedImage> skipped, CliContext context, CancellationToken cancellationToken)
+        string data, IReadOnlyList<string>? rewrites, IReadOnlyList<string> labels, List<string> ignored, List<Reports.SkippedImage> skipped, CliContext context, CancellationToken cancellationToken,
+        bool multiLabel = false)
     {
         var known = labels.ToHashSet(StringComparer.Ordinal);
         var samples = new List<(ImageInput Input, string Actual)>();
+        if (multiLabel && Directory.Exists(data))
+        {
+            // A multi-label model is measured on a manifest: the folder layout is its labels.csv.
+            var labelsCsv = Path.Combine(data, TrainRun.MultiLabelCsv);
+            data = File.Exists(labelsCsv)
+                ? labelsCsv
+                : throw new UsageException($"--data {data}: a multi-label model is measured on a manifest, or on a folder with a {TrainRun.MultiLabelCsv} beside its images; {data} has none.");
+        }
         if (Directory.Exists(data))
         {
             if (rewrites is { Count: > 0 })
@@ -41,14 +50,25 @@ internal static class EvaluationSamples
         {
             throw new UsageException($"--data {data} is neither a folder nor a manifest file.");
         }
-        var manifest = await DataManifest.ReadAsync(data, TrainRun.ManifestSourcesFor(context, rewrites), cancellationToken);
+        var manifest = await DataManifest.ReadAsync(data, TrainRun.ManifestSourcesFor(context, rewrites), multiLabel ? new DatasetOptions { MultiLabel = true } : null, cancellationToken);
         var test = manifest.Images.Any(i => i.Split == ManifestSplit.Test);
         context.WriteLine($"Manifest {manifest.Info.Path}: {manifest.Info.FormatName}, {manifest.Info.Rows} rows, SHA-256 {manifest.Info.Sha256}" +
             (test ? "; measuring the rows marked TEST" : ""));
         skipped.AddRange(manifest.Skipped.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}")));
         foreach (var image in manifest.Images.Where(i => !test || i.Split == ManifestSplit.Test).Select(i => i.Image))
         {
-            if (known.Contains(image.Label))
+            if (image.Labels is { } set)
+            {
+                // Multi-label: the image's labels the model has (';'-joined); one the model lacks is reported and left out of its set.
+                foreach (var unknown in set.Where(l => !known.Contains(l) && !ignored.Contains(l)))
+                {
+                    ignored.Add(unknown);
+                    context.Error($"warning: label \"{unknown}\" is not a label of the model; it is left out of the images' label sets.");
+                }
+                var read = image.ReadAsync;
+                samples.Add((new ImageInput(image.Source, async ct => new MemoryStream(await read(ct), writable: false)), string.Join(DataManifest.MultiLabelSeparator, set.Where(known.Contains))));
+            }
+            else if (known.Contains(image.Label))
             {
                 var read = image.ReadAsync;
                 samples.Add((new ImageInput(image.Source, async ct => new MemoryStream(await read(ct), writable: false)), image.Label));

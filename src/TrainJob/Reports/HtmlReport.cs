@@ -46,7 +46,7 @@ public static class HtmlReport
 
         if (report.Validation is { } validation)
         {
-            html.Append("<h2>Validation</h2>\n<p>Accuracy <b>").Append(Percent(validation.Accuracy)).Append("</b> on ")
+            html.Append("<h2>Validation</h2>\n<p>").Append(report.MultiLabel is null ? "Accuracy" : "Exact match (the predicted set of labels is the true set)").Append(" <b>").Append(Percent(validation.Accuracy)).Append("</b> on ")
                 .Append(validation.Samples).Append(" images");
             if (report.BestEpoch is 0)
             {
@@ -69,7 +69,11 @@ public static class HtmlReport
         AppendErrorGallery(html, report);
         AppendPrecisionRecall(html, report);
 
-        if (report.Probe is { Grid.Count: > 0 } probe)
+        if (report.MultiLabel is not null)
+        {
+            // One probe per label, each fitted to convergence with its own cross-validated strength: no epochs to chart.
+        }
+        else if (report.Probe is { Grid.Count: > 0 } probe)
         {
             // Head mode fits the probe to convergence once per L2 strength: its curve is the cross-validation, not epochs.
             html.Append("<h2>Cross-validation of the linear probe</h2>\n<p>Out-of-fold log-loss for each L2 strength tried (lower is better); the dashed line is the strength chosen, ")
@@ -93,7 +97,12 @@ public static class HtmlReport
 
         AppendCalibration(html, report);
 
-        if (report.Validation is { } metrics)
+        if (report.Validation is { } coOccurrence && report.MultiLabel is not null)
+        {
+            html.Append("<h2>Label co-occurrence (rows: a label the image carries, columns: a label predicted for it)</h2>\n");
+            AppendHeatMap(html, coOccurrence);
+        }
+        else if (report.Validation is { } metrics)
         {
             html.Append("<h2>Confusion matrix (validation; rows: true label, columns: predicted)</h2>\n");
             AppendHeatMap(html, metrics);
@@ -128,6 +137,11 @@ public static class HtmlReport
     /// </summary>
     private static void AppendVerdict(StringBuilder html, TrainingReport report)
     {
+        if (report.MultiLabel is { } multiLabel)
+        {
+            AppendMultiLabel(html, report, multiLabel);
+            return;
+        }
         if (report.Validation is not { Samples: > 0 } validation)
         {
             html.Append("<p class=\"note warning\">No validation figures: the run had no validation images.</p>\n");
@@ -164,12 +178,35 @@ public static class HtmlReport
             : "Validation figures are on the held-out validation images.").Append("</p></section>\n");
     }
 
+    /// <summary>A multi-label model's verdict: mAP, macro F1 at the labels' thresholds beside a single 0.5, micro F1, exact match; then each label's figures and probe.</summary>
+    private static void AppendMultiLabel(StringBuilder html, TrainingReport report, MultiLabelReport m)
+    {
+        html.Append("<section aria-label=\"Verdict\"><h2>Verdict (multi-label)</h2>\n<p class=\"note info\">A multi-label model: each label has its own probe and threshold; an image may carry any number of labels. ")
+            .Append("Figures are out-of-fold on ").Append(m.Samples).Append(" images: every image was scored by probes fitted without it.</p>\n<div class=\"verdict\">\n");
+        Figure(html, "mAP", Percent(m.MeanAveragePrecision), "mean over labels of the average precision");
+        Figure(html, "Macro-F1", F2(m.MacroF1), $"every threshold 0.5: {F2(m.MacroF1AtHalf)}");
+        Figure(html, "Micro-F1", F2(m.MicroF1), "over every image-label decision");
+        Figure(html, "Exact match", Percent(m.ExactMatch), "images whose predicted set is their true set");
+        html.Append("</div></section>\n<h2>Per label, at its threshold</h2>\n<table>\n<tr><th class=\"l\">Label</th><th>Threshold</th><th>Precision</th><th>Recall</th><th>F1</th><th>Average precision</th><th>Images</th>")
+            .Append("<th>L2</th><th>Temperature</th><th class=\"l\">Threshold rule</th></tr>\n");
+        var probes = (report.LabelProbes ?? []).ToDictionary(p => p.Label, StringComparer.Ordinal);
+        foreach (var l in m.PerLabel)
+        {
+            var probe = probes.GetValueOrDefault(l.Label);
+            html.Append("<tr><td class=\"l\">").Append(E(l.Label)).Append("</td><td>").Append(F(l.Threshold)).Append("</td><td>").Append(F(l.Precision)).Append("</td><td>")
+                .Append(F(l.Recall)).Append("</td><td>").Append(F(l.F1)).Append("</td><td>").Append(F(l.AveragePrecision)).Append("</td><td>").Append(l.Support).Append("</td><td>")
+                .Append(probe is null ? "-" : probe.Lambda.ToString("G3", CultureInfo.InvariantCulture)).Append("</td><td>").Append(probe is null ? "-" : F(probe.Temperature))
+                .Append("</td><td class=\"l\">").Append(E(probe?.Rule ?? "-")).Append(probe is { ClassWeighted: true } ? E("; class-weighted") : "").Append("</td></tr>\n");
+        }
+        html.Append("</table>\n");
+    }
+
     private static void Figure(StringBuilder html, string name, string value, string detail) =>
         html.Append("<div class=\"figure\"><span>").Append(E(name)).Append("</span><b>").Append(value).Append("</b><span>").Append(E(detail)).Append("</span></div>\n");
 
     private static void AppendPrecisionRecall(StringBuilder html, TrainingReport report)
     {
-        var curves = PrecisionRecallCurve.For(report.Labels, report.Predictions);
+        var curves = PrecisionRecallCurve.For(report.Labels, report.Predictions, report.MultiLabel is not null);
         if (report.Predictions.Count == 0 || curves.All(c => c.Recall.Length == 0))
         {
             return;

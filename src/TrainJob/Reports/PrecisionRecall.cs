@@ -9,12 +9,14 @@ namespace ServerlessClassifier.TrainJob.Reports;
 public sealed record PrecisionRecallCurve(string Label, int Positives, double[] Recall, double[] Precision, double AveragePrecision)
 {
     /// <summary>Each class's curve from the predictions' probabilities (the order of <paramref name="labels"/>).</summary>
-    public static IReadOnlyList<PrecisionRecallCurve> For(IReadOnlyList<string> labels, IReadOnlyList<ValidationPrediction> predictions)
+    /// <param name="multiLabel">The predictions are a multi-label model's: an image is positive for every label its <see cref="ValidationPrediction.Actual"/> lists (';'-separated).</param>
+    public static IReadOnlyList<PrecisionRecallCurve> For(IReadOnlyList<string> labels, IReadOnlyList<ValidationPrediction> predictions, bool multiLabel = false)
     {
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(predictions);
         var usable = predictions.Where(p => p.Probabilities.Count == labels.Count).ToList();
-        return [.. labels.Select((label, c) => Compute(label, [.. usable.Select(p => ((double)p.Probabilities[c], p.Actual == label))]))];
+        bool Positive(ValidationPrediction p, string label) => multiLabel ? p.Actual.Split(';').Contains(label, StringComparer.Ordinal) : p.Actual == label;
+        return [.. labels.Select((label, c) => Compute(label, [.. usable.Select(p => ((double)p.Probabilities[c], Positive(p, label)))]))];
     }
 
     /// <summary>The curve over (score, is this class) pairs; tied scores form one point.</summary>

@@ -27,13 +27,24 @@ public static class ReportJsonWriter
             report.Skipped,
             report.Notes,
             report.Warnings,
-            AveragePrecision = PrecisionRecallCurve.For(report.Labels, report.Predictions)
+            AveragePrecision = PrecisionRecallCurve.For(report.Labels, report.Predictions, report.MultiLabel is not null)
                 .ToDictionary(c => c.Label, c => double.IsFinite(c.AveragePrecision) ? c.AveragePrecision : (double?)null),
             Errors = report.Errors.Select(e => new { e.Source, e.Actual, e.Predicted, e.Confidence }),
             report.Probe,
             report.Calibration,
             Precision = report.Precision.ToString().ToLowerInvariant(),
             report.Quantization,
+            MultiLabel = report.MultiLabel is { } m ? new
+            {
+                m.Samples,
+                m.MicroF1,
+                m.MacroF1,
+                m.MacroF1AtHalf,
+                m.MeanAveragePrecision,
+                m.ExactMatch,
+                m.PerLabel,
+                Probes = report.LabelProbes,
+            } : null,
         }, Options);
     }
 }

@@ -75,6 +75,12 @@ public sealed record TrainingReport
     /// </summary>
     public IReadOnlyList<ValidationPrediction> Predictions { get; init; } = [];
 
+    /// <summary>A multi-label model's figures (per label at its threshold, micro/macro F1, mAP, exact match); null for a multi-class model.</summary>
+    public MultiLabelReport? MultiLabel { get; init; }
+
+    /// <summary>A multi-label model's probes (L2, temperature, threshold rule per label); null for a multi-class model.</summary>
+    public IReadOnlyList<ServerlessClassifier.ModelCore.Probe.LabelProbe>? LabelProbes { get; init; }
+
     /// <summary>The precision of the served graph.</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.ModelPrecision Precision { get; init; }
 

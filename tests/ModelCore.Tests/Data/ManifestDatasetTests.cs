@@ -99,17 +99,43 @@ public sealed class ManifestDatasetTests : IDisposable
     }
 
     [Theory]
-    [InlineData("a.png,cat,dog\n")]
-    [InlineData("TRAINING,gs://b/a.png,cat,dog\n")]
-    [InlineData("""{"image_url":"a.png","label":["cat","dog"]}""" + "\n")]
-    [InlineData("""{"source-ref":"a.png","animals":[0,1],"animals-metadata":{"class-map":{"0":"cat","1":"dog"},"type":"groundtruth/image-classification-multilabel"}}""" + "\n")]
-    public async Task MultiLabelRows_AreRefusedClearly(string text)
+    [InlineData("circle/000.png,cat,dog\n")]
+    [InlineData("TRAINING,gs://b/circle/000.png,cat,dog\n")]
+    [InlineData("""{"image_url":"circle/000.png","label":["cat","dog"]}""" + "\n")]
+    [InlineData("""{"source-ref":"circle/000.png","animals":[0,1],"animals-metadata":{"class-map":{"0":"cat","1":"dog"},"type":"groundtruth/image-classification-multilabel"}}""" + "\n")]
+    public async Task MultiLabelRows_AreDetected_AndReadAsSetsOfLabels(string text)
     {
-        var error = await Assert.ThrowsAsync<DatasetException>(() => ImageFolderDataset.FromManifestAsync(Write("multi.txt", text)));
+        var manifest = await DataManifest.ReadAsync(Write("multi.txt", text), new ManifestSources { Rewrites = [PrefixRewrite.Parse("gs://b/=./")] });
+
+        Assert.True(manifest.MultiLabel);
+        Assert.Equal(["cat", "dog"], Assert.Single(manifest.Images).Image.Labels);
+    }
+
+    [Fact]
+    public async Task SeparatorInACell_SplitsOnlyForMultiLabel_AndRowsWithoutLabels_AreNegatives()
+    {
+        var text = "image,labels\ncircle/000.png,\"dog;cat\"\ncircle/001.png,\n";
+
+        var multiClass = await DataManifest.ReadAsync(Write("cell.csv", text), new ManifestSources());
+        var multiLabel = await DataManifest.ReadAsync(Write("cell.csv", text), new ManifestSources(), new DatasetOptions { MultiLabel = true });
+
+        Assert.False(multiClass.MultiLabel);
+        Assert.Equal("dog;cat", Assert.Single(multiClass.Images).Image.Label); // exactly as before multi-label existed
+        Assert.Null(multiClass.Images[0].Image.Labels);
+        Assert.Equal(SkipCodes.Unlabelled, Assert.Single(multiClass.Skipped).Code);
+        Assert.True(multiLabel.MultiLabel);
+        Assert.Equal([["cat", "dog"], []], multiLabel.Images.Select(i => i.Image.Labels!.ToArray()));
+        Assert.Empty(multiLabel.Skipped);
+    }
+
+    [Fact]
+    public async Task SeveralLabels_WhenMultiLabelIsRefused_AreAClearError()
+    {
+        var error = await Assert.ThrowsAsync<DatasetException>(() =>
+            DataManifest.ReadAsync(Write("multi.csv", "circle/000.png,cat,dog\n"), new ManifestSources(), new DatasetOptions { MultiLabel = false }));
 
         Assert.Contains("line 1", error.Message, StringComparison.Ordinal);
-        Assert.Contains("multi-label classification is not supported yet", error.Message, StringComparison.Ordinal);
-        Assert.Contains("\"dog\"", error.Message, StringComparison.Ordinal);
+        Assert.Contains("train with --multilabel", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -85,8 +85,30 @@ public sealed record ValidationMetrics
     /// <summary>Expected calibration error (15 bins) of the served (calibrated) probabilities on these samples.</summary>
     public double? ExpectedCalibrationError { get; init; }
 
+    /// <summary>Multi-label: F1 over every (image, label) decision at the labels' thresholds. Absent for a multi-class model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? MicroF1 { get; init; }
+
+    /// <summary>Multi-label: the mean over labels of the average precision (area under the precision-recall curve). Absent for a multi-class model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? MeanAveragePrecision { get; init; }
+
+    /// <summary>Multi-label: the share of images whose predicted set of labels is exactly their true set. Absent for a multi-class model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ExactMatch { get; init; }
+
     /// <summary>The top-1 confidence of these samples at 0, 5, ..., 100 % (21 values), for <c>trainjob monitor</c>.</summary>
     public IReadOnlyList<double>? ConfidenceQuantiles { get; init; }
+}
+
+/// <summary>Whether a model picks one label per image or any number of them.</summary>
+public enum ModelKind
+{
+    /// <summary>One label per image: a softmax over the labels (every model before multi-label existed).</summary>
+    MultiClass = 0,
+
+    /// <summary>Zero or more labels per image: one sigmoid per label, each with its own threshold (<see cref="ModelManifest.LabelThresholds"/>).</summary>
+    MultiLabel = 1,
 }
 
 /// <summary>
@@ -121,8 +143,19 @@ public sealed record ModelManifest
 
     public required PreprocessingConfig Preprocessing { get; init; }
 
-    /// <summary>Below this top-1 probability a prediction is reported as <c>unknown</c>; 0 disables.</summary>
+    /// <summary>Below this top-1 probability a prediction is reported as <c>unknown</c>; 0 disables. Not used by a multi-label model (see <see cref="LabelThresholds"/>).</summary>
     public double ConfidenceThreshold { get; init; }
+
+    /// <summary>Multi-class (absent from the JSON, as before multi-label existed) or multi-label.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public ModelKind Kind { get; init; }
+
+    /// <summary>
+    /// A multi-label model's threshold per label, in <see cref="Labels"/> order: a label is predicted when its probability is at
+    /// or above its threshold. Chosen on out-of-fold predictions at training. Null for a multi-class model.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<double>? LabelThresholds { get; init; }
 
     /// <summary>
     /// Thresholds of their own for some classes (<c>train --class-thresholds</c>), chosen on out-of-fold predictions; a class
@@ -260,6 +293,20 @@ public sealed record ModelManifest
         if (!Enum.IsDefined(Precision))
         {
             throw new ModelFormatException($"{source}: precision {Precision} is unknown.");
+        }
+        if (!Enum.IsDefined(Kind))
+        {
+            throw new ModelFormatException($"{source}: kind {Kind} is unknown.");
+        }
+        if ((Kind == ModelKind.MultiLabel) != Head.MultiLabel)
+        {
+            throw new ModelFormatException($"{source}: the manifest's kind is {Kind} but the head is {(Head.MultiLabel ? "" : "not ")}multi-label.");
+        }
+        if (Kind == ModelKind.MultiLabel
+            ? LabelThresholds is null || LabelThresholds.Count != Labels.Count || LabelThresholds.Any(t => !(t is >= 0 and <= 1))
+            : LabelThresholds is not null)
+        {
+            throw new ModelFormatException($"{source}: a multi-label model needs labelThresholds, one from 0 to 1 per label ({Labels.Count}); a multi-class model has none.");
         }
         if (ConfidenceThreshold is < 0 or > 1 || double.IsNaN(ConfidenceThreshold))
         {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 
 namespace ServerlessClassifier.ModelCore.Data;
 
@@ -7,19 +8,27 @@ namespace ServerlessClassifier.ModelCore.Data;
 /// A manifest of labelled images, read line by line (a large manifest streams; only the list of images
 /// is kept). The format is detected from the content (<see cref="ManifestFormat"/>); references resolve as
 /// <see cref="ManifestSources"/> says. Rows that name no image, have no label, name a local file that does
-/// not exist, or list an image again are skipped and reported, never dropped silently; a row with several
-/// labels, another cloud's URI or a hostile label stops the read with a message naming the line.
+/// not exist, or list an image again are skipped and reported, never dropped silently; another cloud's URI or a hostile
+/// label stops the read with a message naming the line. A multi-label manifest (<see cref="MultiLabel"/>) keeps rows
+/// without a label: they are negatives.
 /// </summary>
 public sealed class DataManifest
 {
-    private DataManifest(DataManifestInfo info, List<ManifestImage> images, List<SkippedImage> skipped)
+    /// <summary>Separates labels within one cell of a multi-label manifest (<c>img.png,"cat;dog"</c>).</summary>
+    public const char MultiLabelSeparator = ';';
+
+    private DataManifest(DataManifestInfo info, List<ManifestImage> images, List<SkippedImage> skipped, bool multiLabel)
     {
+        MultiLabel = multiLabel;
         Info = info;
         Images = images;
         Skipped = skipped;
     }
 
     public DataManifestInfo Info { get; }
+
+    /// <summary>True when the manifest was read as multi-label: every image carries a set of labels (<see cref="LabeledImage.Labels"/>), possibly empty.</summary>
+    public bool MultiLabel { get; }
 
     /// <summary>The images accepted, in manifest order.</summary>
     public IReadOnlyList<ManifestImage> Images { get; }
@@ -64,8 +73,10 @@ public sealed class DataManifest
     }
 
     /// <exception cref="DatasetException">The file is missing, empty or not a manifest, or a row cannot be used (see the class remarks).</exception>
-    public static async Task<DataManifest> ReadAsync(string path, ManifestSources sources, CancellationToken cancellationToken = default)
+    /// <param name="options">Only <see cref="DatasetOptions.MultiLabel"/> is read: true reads every row as a set of labels; null detects it.</param>
+    public static async Task<DataManifest> ReadAsync(string path, ManifestSources sources, DatasetOptions? options = null, CancellationToken cancellationToken = default)
     {
+        options ??= new DatasetOptions();
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(sources);
         var full = Path.GetFullPath(path);
@@ -84,37 +95,62 @@ public sealed class DataManifest
         var seen = new Dictionary<(string Container, string Path), (int Line, string Label)>();
         var labels = new Dictionary<string, string>(StringComparer.Ordinal); // one string per label, not per row
         ManifestFormat? format = null;
-        var rows = 0;
+        var rows = new List<ManifestRow>();
         var number = 0;
-        using var reader = new StreamReader(full, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        using (var reader = new StreamReader(full, Encoding.UTF8, detectEncodingFromByteOrderMarks: true))
         {
-            number++;
-            if (string.IsNullOrWhiteSpace(line))
+            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
             {
-                continue;
+                number++;
+                if (string.IsNullOrWhiteSpace(line))
+                {
+                    continue;
+                }
+                var first = format is null;
+                format ??= ManifestParser.Detect(line, full);
+                if (ManifestParser.Parse(format.Value, line, number, first, full) is { } row)
+                {
+                    rows.Add(row); // not the header
+                }
             }
-            var first = format is null;
-            format ??= ManifestParser.Detect(line, full);
-            if (ManifestParser.Parse(format.Value, line, number, first, full) is not { } row)
-            {
-                continue; // the header
-            }
-            rows++;
+        }
+        if (format is null)
+        {
+            throw new DatasetException($"The manifest {full} is empty.");
+        }
+        // Multi-label when asked, or when any row is written in a multi-label form (several labels, Ground Truth
+        // multilabel metadata); then every row is a set of labels (a cell's ';' separates labels) and a row with none is a
+        // negative. Otherwise exactly as before multi-label existed: one label per row, a row without one skipped.
+        var multiLabel = options.MultiLabel ?? rows.Any(r => r.MultiLabelForm);
+        foreach (var row in rows)
+        {
+            number = row.Line;
             if (row.Image is null)
             {
                 skipped.Add(new SkippedImage($"line {number}", SkipCodes.Missing, $"line {number} names no image"));
                 continue;
             }
-            if (row.Label is null)
+            string label;
+            IReadOnlyList<string>? set = null;
+            if (multiLabel)
+            {
+                set = [.. row.Labels.SelectMany(l => l.Split(MultiLabelSeparator, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                    .Select(l => Intern(labels, l, full, number)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+                label = MultiLabelKey(set);
+            }
+            else if (row.Labels.Count > 1)
+            {
+                throw new DatasetException($"{full} line {number}: the image has several labels ({string.Join(", ", row.Labels.Select(l => JsonSerializer.Serialize(l)))}); " +
+                    "this multi-class read takes one label per image: train with --multilabel for a multi-label model, or give every image exactly one label.");
+            }
+            else if (row.Label is null)
             {
                 skipped.Add(new SkippedImage(row.Image, SkipCodes.Unlabelled, $"line {number} has no label"));
                 continue;
             }
-            if (!labels.TryGetValue(row.Label, out var label))
+            else
             {
-                label = TrainingLayout.ValidateLabel(row.Label, $"{full} line {number}", "fix it in the manifest");
-                labels.Add(label, label);
+                label = Intern(labels, row.Label, full, number);
             }
             if (resolver.Resolve(row.Image, number) is not { } image)
             {
@@ -128,13 +164,22 @@ public sealed class DataManifest
                 continue;
             }
             seen.Add(image.Key, (number, label));
-            images.Add(new ManifestImage(new LabeledImage(image.Source, label, image.Bytes, image.ReadAsync), row.Split));
+            images.Add(new ManifestImage(new LabeledImage(image.Source, label, image.Bytes, image.ReadAsync) { Labels = set }, row.Split));
         }
-        if (format is null)
+        return new DataManifest(new DataManifestInfo(full, format.Value, sha256, rows.Count) { TagIds = await ReadTagIdsAsync(full, cancellationToken).ConfigureAwait(false) }, images, skipped, multiLabel);
+    }
+
+    /// <summary>The stratum a multi-label image is split by, and its <see cref="LabeledImage.Label"/>: its labels joined by the separator, empty for none.</summary>
+    internal static string MultiLabelKey(IReadOnlyList<string> labels) => string.Join(MultiLabelSeparator, labels);
+
+    private static string Intern(Dictionary<string, string> labels, string value, string path, int number)
+    {
+        if (!labels.TryGetValue(value, out var label))
         {
-            throw new DatasetException($"The manifest {full} is empty.");
+            label = TrainingLayout.ValidateLabel(value, $"{path} line {number}", "fix it in the manifest");
+            labels.Add(label, label);
         }
-        return new DataManifest(new DataManifestInfo(full, format.Value, sha256, rows) { TagIds = await ReadTagIdsAsync(full, cancellationToken).ConfigureAwait(false) }, images, skipped);
+        return label;
     }
 
     /// <summary>
@@ -159,6 +204,6 @@ public sealed class DataManifest
         }
         var train = Images.Where(i => i.Split == (explicitSplit ? ManifestSplit.Training : ManifestSplit.None)).Select(i => i.Image).ToList();
         var val = explicitSplit ? Images.Where(i => i.Split == ManifestSplit.Validation).Select(i => i.Image).ToList() : null;
-        return new DatasetListing(Info.Path, train, val, [.. Skipped], warnings, Info);
+        return new DatasetListing(Info.Path, train, val, [.. Skipped], warnings, Info) { MultiLabel = MultiLabel };
     }
 }

@@ -47,6 +47,10 @@ internal static class DatasetBuilder
         var train = await CheckAllAsync(listedTrain).ConfigureAwait(false);
         var val = listedVal is null ? null : await CheckAllAsync(listedVal).ConfigureAwait(false);
 
+        if (listing.MultiLabel)
+        {
+            return BuildMultiLabel(listing, options, train, val, skipped, warnings);
+        }
         var labels = train.Select(i => i.Label).Concat(listedTrain.Select(i => i.Label)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         if (val is not null)
         {
@@ -96,6 +100,68 @@ internal static class DatasetBuilder
         return new ImageFolderDataset(description, options, labels, trainSplit, valSplit, skipped, warnings, val is not null, hash, listing.Manifest);
     }
 
+
+    /// <summary>
+    /// A multi-label data set: the labels are those the training images carry; each needs at least
+    /// <see cref="DatasetOptions.MinImagesPerClass"/> images carrying it (one in training) and an image without it.
+    /// Without a fixed split, each set of labels (images without any form one) is split as a class is, except that a set
+    /// of one image trains.
+    /// </summary>
+    private static ImageFolderDataset BuildMultiLabel(DatasetListing listing, DatasetOptions options, List<LabeledImage> train, List<LabeledImage>? val, List<SkippedImage> skipped,
+        List<string> warnings)
+    {
+        var description = listing.Description;
+        var labels = train.Concat(listing.Train).SelectMany(i => i.Labels!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (val is not null && val.Concat(listing.Validation!).SelectMany(i => i.Labels!).Distinct(StringComparer.Ordinal).Where(l => !labels.Contains(l, StringComparer.Ordinal)).ToList()
+            is { Count: > 0 } unknown)
+        {
+            throw new DatasetException($"{description}: the validation rows have labels no training row has: {string.Join(", ", unknown.Select(u => $"\"{u}\""))}.");
+        }
+        if (labels.Count == 0)
+        {
+            throw new DatasetException($"{description}: no image carries a label; a multi-label model needs at least one label with images that carry it.");
+        }
+        List<LabeledImage> trainSplit = [];
+        List<LabeledImage> valSplit = [];
+        if (val is null)
+        {
+            var random = new Random(options.Seed);
+            foreach (var stratum in train.GroupBy(i => i.Label, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                var members = stratum.OrderBy(i => i.Source, StringComparer.Ordinal).ToArray();
+                random.Shuffle(members);
+                var holdOut = Math.Clamp((int)Math.Round(members.Length * options.ValSplit, MidpointRounding.AwayFromZero), 0, members.Length - 1);
+                valSplit.AddRange(members.Take(holdOut));
+                trainSplit.AddRange(members.Skip(holdOut));
+            }
+            trainSplit = [.. trainSplit.OrderBy(i => i.Source, StringComparer.Ordinal)];
+            valSplit = [.. valSplit.OrderBy(i => i.Source, StringComparer.Ordinal)];
+        }
+        else
+        {
+            (trainSplit, valSplit) = (train, val);
+        }
+        var all = trainSplit.Count + valSplit.Count;
+        foreach (var label in labels)
+        {
+            var inTrain = trainSplit.Count(i => i.Labels!.Contains(label, StringComparer.Ordinal));
+            var carrying = inTrain + valSplit.Count(i => i.Labels!.Contains(label, StringComparer.Ordinal));
+            if (inTrain == 0 || carrying < options.MinImagesPerClass || carrying == all)
+            {
+                throw new DatasetException(
+                    $"{description}: label \"{label}\" is carried by {carrying} of the {all} images that can be read ({inTrain} in training); each label needs at least {options.MinImagesPerClass} " +
+                    "images that carry it (one of them in training) and at least one image that does not.");
+            }
+            if (carrying < options.FewImagesWarning)
+            {
+                warnings.Add($"Label \"{label}\" is carried by only {carrying} image(s); results on it will be noisy (aim for {options.FewImagesWarning} or more).");
+            }
+        }
+        var negatives = trainSplit.Concat(valSplit).Count(i => i.Labels!.Count == 0);
+        warnings.Add($"Multi-label data: {labels.Count} labels; {negatives} of the {all} images carry none of them (negatives).");
+        var hash = ComputeDataHash(trainSplit.Concat(valSplit));
+        return new ImageFolderDataset(description, options, labels, trainSplit, valSplit, skipped, warnings, val is not null, hash, listing.Manifest, multiLabel: true);
+    }
 
     private static async Task<LabeledImage?> CheckAsync(
         LabeledImage image, ImageDecoder decoder, ImageSpool? spool, List<SkippedImage> skipped, bool checkContent, CancellationToken cancellationToken)
@@ -163,7 +229,7 @@ internal static class DatasetBuilder
     private static string ComputeDataHash(IEnumerable<LabeledImage> images)
     {
         var text = new StringBuilder();
-        foreach (var line in images.Select(i => $"{i.Source}:{i.Bytes}").Order(StringComparer.Ordinal))
+        foreach (var line in images.Select(i => i.Labels is null ? $"{i.Source}:{i.Bytes}" : $"{i.Source}:{i.Bytes}:{i.Label}").Order(StringComparer.Ordinal))
         {
             text.Append(line).Append('\n');
         }

@@ -36,6 +36,13 @@ public sealed record DatasetOptions
     /// </summary>
     public bool CheckContent { get; init; } = true;
 
+    /// <summary>
+    /// Multi-label reading of a manifest: true reads every row as a set of labels (a cell's ';' separates labels; a row
+    /// without labels is a negative); null (the default) does so only when some row is written in a multi-label form
+    /// (several label columns, an Azure ML label array of several, Ground Truth multilabel metadata).
+    /// </summary>
+    public bool? MultiLabel { get; init; }
+
     /// <summary>Decoder limits applied to every image.</summary>
     public ImageLimits? Limits { get; init; }
 }

@@ -18,8 +18,10 @@ public sealed class ImageFolderDataset
 {
     internal ImageFolderDataset(
         string description, DatasetOptions options, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation,
-        IReadOnlyList<SkippedImage> skipped, IReadOnlyList<string> warnings, bool explicitSplit, string dataHash, DataManifestInfo? manifest)
+        IReadOnlyList<SkippedImage> skipped, IReadOnlyList<string> warnings, bool explicitSplit, string dataHash, DataManifestInfo? manifest,
+        bool multiLabel = false)
     {
+        IsMultiLabel = multiLabel;
         Description = description;
         Options = options;
         Labels = labels;
@@ -40,6 +42,12 @@ public sealed class ImageFolderDataset
     public string Description { get; }
 
     public DatasetOptions Options { get; }
+
+    /// <summary>
+    /// True for a multi-label data set (a manifest read as one, see <see cref="DatasetOptions.MultiLabel"/>): each image's
+    /// <see cref="LabeledImage.Labels"/> is its set of labels, possibly empty; counts are of images carrying each label.
+    /// </summary>
+    public bool IsMultiLabel { get; }
 
     /// <summary>Class labels in output order (ordinal sort).</summary>
     public IReadOnlyList<string> Labels { get; }
@@ -69,6 +77,9 @@ public sealed class ImageFolderDataset
 
     /// <summary>Images per class (train + validation) and the max/min ratio.</summary>
     public ClassBalance Balance { get; }
+
+    /// <summary>The class index of a multi-class image; 0 for every image of a multi-label data set (its labels are a set).</summary>
+    internal int ClassIndexOf(LabeledImage image) => IsMultiLabel ? 0 : LabelIndex(image.Label);
 
     public int LabelIndex(string label)
     {
@@ -115,15 +126,15 @@ public sealed class ImageFolderDataset
     /// TEST rows are held out of training and validation. Images listed twice, missing or without a label
     /// are skipped and listed in <see cref="Skipped"/>.
     /// </summary>
-    /// <exception cref="DatasetException">An unknown format, a multi-label row, another cloud's URI, or a data set that cannot be trained on.</exception>
+    /// <exception cref="DatasetException">An unknown format, a row with several labels when multi-label is not asked for or detected, another cloud's URI, or a data set that cannot be trained on.</exception>
     public static async Task<ImageFolderDataset> FromManifestAsync(
         string manifestPath, ManifestSources? sources = null, DatasetOptions? options = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var manifest = await DataManifest.ReadAsync(manifestPath, sources ?? new ManifestSources(), cancellationToken).ConfigureAwait(false);
+        var manifest = await DataManifest.ReadAsync(manifestPath, sources ?? new ManifestSources(), options, cancellationToken).ConfigureAwait(false);
         var listed = manifest.ToListing();
         return await DatasetBuilder.BuildAsync(listed, options ?? new DatasetOptions(), keepBytesDefault: true, progress, cancellationToken).ConfigureAwait(false);
     }
 
     private static Dictionary<string, int> Count(IReadOnlyList<LabeledImage> images, IReadOnlyList<string> labels) =>
-        labels.ToDictionary(l => l, l => images.Count(i => i.Label == l), StringComparer.Ordinal);
+        labels.ToDictionary(l => l, l => images.Count(i => i.Labels is { } set ? set.Contains(l, StringComparer.Ordinal) : i.Label == l), StringComparer.Ordinal);
 }

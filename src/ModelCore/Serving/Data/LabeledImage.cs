@@ -7,7 +7,10 @@ namespace ServerlessClassifier.ModelCore.Data;
 /// One labelled training image from a folder or a blob container.
 /// </summary>
 /// <param name="Source">Where it came from, relative to the data root with '/' separators (<c>cat/001.jpg</c>, <c>train/cat/001.jpg</c>).</param>
-/// <param name="Label">The class: the name of the sub-folder (or blob path segment) it sits in.</param>
+/// <param name="Label">
+/// The class: the name of the sub-folder (or blob path segment) it sits in. In a multi-label data set, the image's labels
+/// joined by ';' (empty for none): the stratum its split is drawn by, not a class.
+/// </param>
 /// <param name="Bytes">Its size in bytes, as listed (part of the data hash).</param>
 /// <param name="ReadAsync">Reads its bytes (the file or the blob), or returns them from memory.</param>
 public sealed record LabeledImage(string Source, string Label, long Bytes, Func<CancellationToken, Task<byte[]>> ReadAsync)
@@ -17,6 +20,9 @@ public sealed record LabeledImage(string Source, string Label, long Bytes, Func<
     /// listed: what stored head-mode features are matched by (<see cref="FeatureStore"/>). Null for local files.
     /// </summary>
     public FeatureImage? Identity { get; init; }
+
+    /// <summary>In a multi-label data set, the image's labels (ordinal order; empty: a negative, none of them); null in a multi-class one.</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
 }
 
 /// <summary>An image left out of training, with the reason. Never aborts a run.</summary>

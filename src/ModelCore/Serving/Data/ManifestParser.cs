@@ -4,8 +4,10 @@ namespace ServerlessClassifier.ModelCore.Data;
 
 /// <summary>
 /// Tells the manifest formats apart by their first row and parses one line at a time (so a manifest of
-/// a million rows streams). A line that cannot be parsed, or a row with more than one label, is an
-/// error naming the file and line; a row without an image or a label comes back with that part null.
+/// a million rows streams). A line that cannot be parsed is an error naming the file and line; a row without an image
+/// or a label comes back with that part null. A row with several labels (several label columns, an Azure ML label
+/// array, Ground Truth multilabel metadata) comes back with all of them in <see cref="ManifestRow.Labels"/>: whether
+/// the manifest is multi-label is <see cref="DataManifest"/>'s decision, over all its rows.
 /// </summary>
 internal static class ManifestParser
 {
@@ -59,12 +61,9 @@ internal static class ManifestParser
             split = mlUse;
             fields.RemoveAt(0);
         }
+        // Vertex AI's multi-label CSV puts each label in a column of its own: [ML_USE,]uri,label1,label2,...
         var labels = fields.Skip(1).Where(f => f.Length > 0).ToList();
-        if (labels.Count > 1)
-        {
-            throw MultiLabel(path, number, labels);
-        }
-        return new ManifestRow(number, Blank(fields[0]), labels.FirstOrDefault(), split);
+        return Row(number, Blank(fields[0]), labels, split, multiLabelForm: labels.Count > 1);
     }
 
     private static ManifestRow ParseAzureML(string line, int number, string path)
@@ -72,20 +71,22 @@ internal static class ManifestParser
         using var json = ParseJson(line, path, number);
         var root = json.RootElement;
         var image = root.TryGetProperty("image_url", out var url) && url.ValueKind == JsonValueKind.String ? url.GetString() : null;
-        string? label = null;
+        List<string> labels = [];
+        var multiLabelForm = false;
         if (root.TryGetProperty("label", out var value))
         {
             if (value.ValueKind == JsonValueKind.Array)
             {
-                var labels = value.EnumerateArray().Select(v => v.ToString()).Where(v => v.Length > 0).ToList();
-                label = labels.Count <= 1 ? labels.FirstOrDefault() : throw MultiLabel(path, number, labels);
+                // AutoML's multi-label form: "label": ["cat", "dog"] ([] for an image with none of the labels).
+                labels = [.. value.EnumerateArray().Select(v => v.ToString().Trim()).Where(v => v.Length > 0)];
+                multiLabelForm = labels.Count > 1;
             }
-            else if (value.ValueKind is JsonValueKind.String or JsonValueKind.Number)
+            else if (value.ValueKind is JsonValueKind.String or JsonValueKind.Number && Blank(value.ToString()) is { } one)
             {
-                label = value.ToString();
+                labels = [one];
             }
         }
-        return new ManifestRow(number, Blank(image), Blank(label), ManifestSplit.None);
+        return Row(number, Blank(image), labels, ManifestSplit.None, multiLabelForm);
     }
 
     private static ManifestRow ParseGroundTruth(string line, int number, string path)
@@ -94,15 +95,15 @@ internal static class ManifestParser
         var root = json.RootElement;
         var image = root.TryGetProperty("source-ref", out var source) && source.ValueKind == JsonValueKind.String ? source.GetString() : null;
         string? label = null;
+        List<string>? multi = null;
         foreach (var property in root.EnumerateObject().Where(p => p.Name.EndsWith("-metadata", StringComparison.Ordinal) && p.Value.ValueKind == JsonValueKind.Object))
         {
             var type = property.Value.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
             if (type.Contains("multilabel", StringComparison.OrdinalIgnoreCase) || property.Value.TryGetProperty("class-map", out _) && !property.Value.TryGetProperty("class-name", out _))
             {
-                var names = property.Value.TryGetProperty("class-map", out var map) && map.ValueKind == JsonValueKind.Object
-                    ? map.EnumerateObject().Select(p => p.Value.ToString()).ToList()
-                    : ["(several)"];
-                throw MultiLabel(path, number, names);
+                multi = multi is null ? GroundTruthLabels(root, property, path, number)
+                    : throw new DatasetException($"{path} line {number}: more than one label attribute has multilabel metadata; keep one label attribute per manifest.");
+                continue;
             }
             if (type.Contains("object-detection", StringComparison.OrdinalIgnoreCase))
             {
@@ -113,8 +114,41 @@ internal static class ManifestParser
                 label = label is null ? name.GetString() : throw new DatasetException($"{path} line {number}: more than one label attribute has a class-name; keep one label attribute per manifest.");
             }
         }
-        return new ManifestRow(number, Blank(image), Blank(label), ManifestSplit.None);
+        if (multi is not null)
+        {
+            return label is null
+                ? Row(number, Blank(image), multi, ManifestSplit.None, multiLabelForm: true)
+                : throw new DatasetException($"{path} line {number}: one label attribute has a class-name and another multilabel metadata; keep one label attribute per manifest.");
+        }
+        return Row(number, Blank(image), Blank(label) is { } one ? [one] : [], ManifestSplit.None, multiLabelForm: false);
     }
+
+    /// <summary>
+    /// Ground Truth's multi-label form: <c>"&lt;job&gt;": [0, 2]</c> (class ids) with <c>"&lt;job&gt;-metadata": {"class-map": {"0": "cat", "2": "dog"}, ...}</c>.
+    /// Without the id array, every class the map lists.
+    /// </summary>
+    private static List<string> GroundTruthLabels(JsonElement root, JsonProperty metadata, string path, int number)
+    {
+        var map = metadata.Value.TryGetProperty("class-map", out var m) && m.ValueKind == JsonValueKind.Object
+            ? m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ToString().Trim(), StringComparer.Ordinal)
+            : throw new DatasetException($"{path} line {number}: \"{metadata.Name}\" is multilabel metadata without a class-map; the trainer cannot tell the labels' names.");
+        var attribute = metadata.Name[..^"-metadata".Length];
+        if (!root.TryGetProperty(attribute, out var ids) || ids.ValueKind != JsonValueKind.Array)
+        {
+            return [.. map.Values.Where(v => v.Length > 0)];
+        }
+        var labels = new List<string>();
+        foreach (var id in ids.EnumerateArray())
+        {
+            labels.Add(map.TryGetValue(id.ToString(), out var name) && name.Length > 0
+                ? name
+                : throw new DatasetException($"{path} line {number}: class id {id} of \"{attribute}\" is not in its class-map."));
+        }
+        return labels;
+    }
+
+    private static ManifestRow Row(int number, string? image, List<string> labels, ManifestSplit split, bool multiLabelForm) =>
+        new(number, image, labels.Count == 1 ? labels[0] : null, split) { Labels = labels, MultiLabelForm = multiLabelForm };
 
     private static ManifestSplit? ParseMlUse(string field) => field.Trim().ToUpperInvariant() switch
     {
@@ -124,10 +158,6 @@ internal static class ManifestParser
         "UNASSIGNED" => ManifestSplit.None,
         _ => null,
     };
-
-    private static DatasetException MultiLabel(string path, int number, IEnumerable<string> labels) =>
-        new($"{path} line {number}: the image has several labels ({string.Join(", ", labels.Select(l => JsonSerializer.Serialize(l)))}); " +
-            "multi-label classification is not supported yet. Give every image exactly one label (one row per image).");
 
     private static JsonDocument ParseJson(string line, string path, int number)
     {

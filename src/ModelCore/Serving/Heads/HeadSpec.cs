@@ -21,5 +21,12 @@ public sealed record HeadSpec(HeadKind Kind, int NumClasses)
     /// </summary>
     public int PooledStages { get; init; } = 1;
 
+    /// <summary>
+    /// True for a multi-label head: each output is an independent sigmoid (the exported graph's <c>probabilities</c> are
+    /// sigmoids, not a softmax). Absent (false) for a multi-class head, as in every manifest before multi-label existed.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool MultiLabel { get; init; }
+
     public static HeadSpec Linear(int numClasses) => new(HeadKind.Linear, numClasses);
 }

@@ -27,9 +27,12 @@ public sealed partial class ClassificationPipeline
         var clock = Stopwatch.StartNew();
         var (probabilities, features, map, side) = onnx.Explain(image.Input);
         var inferenceMs = clock.Elapsed.TotalMilliseconds;
-        var ranked = TopK.Select(probabilities, Manifest.Labels, top);
+        var ranked = TopK.Select(probabilities, Manifest.Labels, IsMultiLabel ? Manifest.Labels.Count : top);
         double? score = features is not null && OutOfDistribution is { } ood && features.Length == ood.Features ? ood.Score(features) : null;
-        var classification = Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), new ClassificationTimings(image.DecodeMs, image.PreprocessMs, inferenceMs), score);
+        var timings = new ClassificationTimings(image.DecodeMs, image.PreprocessMs, inferenceMs);
+        var classification = IsMultiLabel
+            ? Classification.DecideMultiLabel(ranked, LabelThresholds(threshold), top, timings, score)
+            : Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), timings, score);
         var best = 0;
         for (var i = 1; i < probabilities.Length; i++)
         {

@@ -33,6 +33,43 @@ public sealed record Classification(string Label, double Confidence, bool IsUnkn
     public string? UnknownReason { get; init; }
 
     /// <summary>
+    /// A multi-label model's answer: every label at or above its threshold, most probable first (empty: none of them);
+    /// null for a multi-class model.
+    /// </summary>
+    public IReadOnlyList<PredictedLabel>? Labels { get; init; }
+
+    /// <summary>
+    /// The rule for a multi-label model: every label whose probability is at or above its own threshold is predicted; the
+    /// decision (<see cref="Label"/>) is the most probable of them, or <see cref="ClassificationPipeline.UnknownLabel"/> when
+    /// there is none (reason <see cref="UnknownReasons.LowConfidence"/>: each label is below its threshold) or the image is
+    /// out of distribution. <paramref name="ranked"/> holds every label, most probable first; <see cref="Top"/> keeps
+    /// its first <paramref name="top"/>.
+    /// </summary>
+    public static Classification DecideMultiLabel(IReadOnlyList<LabelProbability> ranked, IReadOnlyDictionary<string, double> thresholds, int top, ClassificationTimings timings,
+        double? outOfDistribution = null)
+    {
+        ArgumentNullException.ThrowIfNull(ranked);
+        ArgumentNullException.ThrowIfNull(thresholds);
+        List<PredictedLabel> predicted = [.. ranked.Where(r => r.Probability >= thresholds[r.Label]).Select(r => new PredictedLabel(r.Label, r.Probability, thresholds[r.Label]))];
+        var best = ranked[0];
+        var none = predicted.Count == 0;
+        var far = outOfDistribution > 1;
+        var unknown = none || far;
+        return new Classification(unknown ? ClassificationPipeline.UnknownLabel : predicted[0].Label, best.Probability, unknown, thresholds[best.Label], [.. ranked.Take(top)], timings)
+        {
+            OutOfDistribution = outOfDistribution,
+            Labels = predicted,
+            UnknownReason = (none, far) switch
+            {
+                (true, true) => UnknownReasons.Both,
+                (true, false) => UnknownReasons.LowConfidence,
+                (false, true) => UnknownReasons.OutOfDistribution,
+                _ => null,
+            },
+        };
+    }
+
+    /// <summary>
     /// The one rule for the decision: the most probable label, or <see cref="ClassificationPipeline.UnknownLabel"/>
     /// when its probability is below <paramref name="threshold"/> or the out-of-distribution score is above 1.
     /// <paramref name="ranked"/> is most probable first.
@@ -57,6 +94,12 @@ public sealed record Classification(string Label, double Confidence, bool IsUnkn
         };
     }
 }
+
+/// <summary>A label a multi-label model predicts: its probability, at or above its threshold.</summary>
+public sealed record PredictedLabel(
+    [property: System.Text.Json.Serialization.JsonPropertyName("label")] string Label,
+    [property: System.Text.Json.Serialization.JsonPropertyName("probability")] double Probability,
+    [property: System.Text.Json.Serialization.JsonPropertyName("threshold")] double Threshold);
 
 /// <summary>Values of <see cref="Classification.UnknownReason"/>.</summary>
 public static class UnknownReasons
@@ -174,16 +217,31 @@ public sealed partial class ClassificationPipeline : IDisposable
         var inferenceMs = clock.Elapsed.TotalMilliseconds / images.Count;
         var classes = Manifest.Labels.Count;
         CheckThreshold(threshold);
+        var thresholds = IsMultiLabel ? LabelThresholds(threshold) : null;
         var results = new Classification[images.Count];
         for (var i = 0; i < images.Count; i++)
         {
-            var ranked = TopK.Select(probabilities.AsSpan(i * classes, classes), Manifest.Labels, top);
+            // A multi-label decision reads every label's probability; Top keeps the first top.
+            var ranked = TopK.Select(probabilities.AsSpan(i * classes, classes), Manifest.Labels, thresholds is null ? top : classes);
             double? score = features is not null && OutOfDistribution is { } ood && features.Length == images.Count * ood.Features
                 ? ood.Score(features.AsSpan(i * ood.Features, ood.Features))
                 : null;
-            results[i] = Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs), score);
+            var timings = new ClassificationTimings(images[i].DecodeMs, images[i].PreprocessMs, inferenceMs);
+            results[i] = thresholds is null ? Classification.Decide(ranked, ThresholdFor(ranked[0].Label, threshold), timings, score) : Classification.DecideMultiLabel(ranked, thresholds, top, timings, score);
         }
         return results;
+    }
+
+    /// <summary>True for a multi-label model (<see cref="ModelKind.MultiLabel"/>): sigmoid outputs, a threshold per label.</summary>
+    public bool IsMultiLabel => Manifest.Kind == ModelKind.MultiLabel;
+
+    /// <summary>A multi-label model's threshold per label for a request: the caller's for every label, else each label's own from the manifest.</summary>
+    public IReadOnlyDictionary<string, double> LabelThresholds(double? requested)
+    {
+        var labels = Manifest.Labels;
+        var own = Manifest.LabelThresholds ?? throw new InvalidOperationException("The model is not multi-label: it has no threshold per label.");
+        CheckThreshold(requested);
+        return labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => requested ?? own[x.i], StringComparer.Ordinal);
     }
 
     /// <summary>

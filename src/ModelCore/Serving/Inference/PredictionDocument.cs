@@ -44,6 +44,7 @@ public sealed record PredictionError(
 /// { "status": "ok", "image": "cats/1.jpg", "imageVersion": "0x8DC1A2B3C4D5E6F", "modelVersion": "20250101-120000-ab12cd",
 ///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5, "outOfDistribution": 0.62,
 ///   "top": [{ "label": "cat", "probability": 0.97 }, ...],
+///   (a multi-label model's only:) "labels": [{ "label": "cat", "probability": 0.97, "threshold": 0.41 }, ...],
 ///   "timings": { "decodeMs": 3.1, "preprocessMs": 1.2, "inferenceMs": 28.0 },
 ///   "classifiedUtc": "2025-01-01T12:00:00+00:00", "source": "blobTrigger" }
 /// </code>
@@ -116,6 +117,13 @@ public sealed record PredictionDocument
     [JsonPropertyName("top"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<LabelProbability>? Top { get; init; }
 
+    /// <summary>
+    /// A multi-label model's answer: every label at or above its threshold with its probability and that threshold, most
+    /// probable first (<c>[]</c>: none of them). Absent for a multi-class model, whose documents are as before multi-label existed.
+    /// </summary>
+    [JsonPropertyName("labels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PredictedLabel>? Labels { get; init; }
+
     [JsonPropertyName("timings"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public PredictionTimings? Timings { get; init; }
 
@@ -172,6 +180,7 @@ public sealed record PredictionDocument
             OutOfDistribution = classification.OutOfDistribution is { } ood ? Math.Round(ood, 4) : null,
             UnknownReason = classification.UnknownReason,
             Top = classification.Top,
+            Labels = classification.Labels,
             Timings = new PredictionTimings(classification.Timings.DecodeMs, classification.Timings.PreprocessMs, classification.Timings.InferenceMs),
             ClassifiedUtc = classifiedUtc ?? DateTimeOffset.UtcNow,
             Source = source,

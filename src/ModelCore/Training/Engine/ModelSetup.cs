@@ -20,10 +20,11 @@ internal sealed record ModelSetup(ImageClassifier Model, PreprocessingConfig Pre
     /// <param name="plan">A resolved plan (<see cref="TrainingPlan.Resolve"/>).</param>
     /// <param name="classes">Output classes.</param>
     /// <param name="pretrainedDirectory">Folder with ResNet18.onnx and ResNetPreprocess.onnx for the default backbone; null: <see cref="OnnxResNetImporter.DefaultDirectory"/>.</param>
-    public static ModelSetup Create(TrainingPlan plan, int classes, string? pretrainedDirectory)
+    /// <param name="multiLabel">A multi-label head (sigmoid outputs).</param>
+    public static ModelSetup Create(TrainingPlan plan, int classes, string? pretrainedDirectory, bool multiLabel = false)
     {
         var reference = plan.ParseBackbone();
-        var head = HeadSpec.Linear(classes) with { PooledStages = plan.PooledStages ?? 1 };
+        var head = HeadSpec.Linear(classes) with { PooledStages = plan.PooledStages ?? 1, MultiLabel = multiLabel };
         manual_seed(plan.Seed);
         switch (reference.Source)
         {

@@ -54,7 +54,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
     public static DatasetOptions DatasetOptionsFor(TrainingPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        return new DatasetOptions { ValSplit = plan.ValSplit, Seed = plan.Seed };
+        return new DatasetOptions { ValSplit = plan.ValSplit, Seed = plan.Seed, MultiLabel = plan.MultiLabel == true ? true : null };
     }
 
     /// <summary><c>auto</c>: CUDA when <c>torch.cuda.is_available()</c>, else the CPU.</summary>
@@ -77,6 +77,10 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         ArgumentException.ThrowIfNullOrEmpty(folder);
         plan = plan.Resolve();
         Validate(plan, dataset, run);
+        if (dataset.IsMultiLabel || plan.MultiLabel == true || plan.TargetPrecision is not null)
+        {
+            return await TrainMultiLabelAsync(plan, dataset, folder, run, cancellationToken).ConfigureAwait(false);
+        }
         var progress = run.Progress;
         var device = ResolveDevice(run.Device);
         var (checkpoint, state) = StartCheckpoint(plan, dataset, run, progress);

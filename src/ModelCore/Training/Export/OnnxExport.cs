@@ -17,7 +17,7 @@ public sealed class OnnxExportException(string message) : Exception(message);
 
 /// <summary>
 /// Exports a classifier (any backbone of the registry, either head) to one ONNX graph: backbone, head
-/// and softmax, BatchNorm in inference form, a dynamic batch dimension. Input <c>input</c> (N, 3, S, S), already preprocessed as the manifest says; outputs
+/// and softmax (sigmoids for a multi-label head), BatchNorm in inference form, a dynamic batch dimension. Input <c>input</c> (N, 3, S, S), already preprocessed as the manifest says; outputs
 /// <c>probabilities</c> (N, classes) and <c>features</c> (N, NumFeatures), the backbone output (the input
 /// of the layer the head replaced; for a ResNet, the pooled outputs of its last PooledStages stages), so the frozen backbone can also run on the serving engine;
 /// and for backbones whose features are pooled feature maps (ResNet, DenseNet), <c>activation_map</c> (N, classes, H, W), the exact class activation map
@@ -46,7 +46,8 @@ public static class OnnxExport
             HeadKind.Linear => graph.Linear(features, "head.fc"),
             _ => throw new NotSupportedException($"Head kind {model.HeadSpec.Kind} cannot be exported."),
         };
-        var probabilities = graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));
+        // A multi-label head's outputs are independent sigmoids; a multi-class head's a softmax over the labels.
+        var probabilities = model.HeadSpec.MultiLabel ? graph.Unary("Sigmoid", logits) : graph.Unary("Softmax", logits, OnnxGraphBuilder.Int("axis", 1));
         List<(string, string, long?[])> outputs = [(probabilities, ProbabilitiesName, [model.NumClasses]), (features, FeaturesName, [model.Backbone.NumFeatures])];
         if (maps.Count > 0)
         {

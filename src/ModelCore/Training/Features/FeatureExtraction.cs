@@ -279,7 +279,7 @@ internal sealed class FeatureExtraction(ImageLoader loader)
                     }
                 }
                 written += NumFeatures;
-                split.Add(Images[i], dataset.LabelIndex(Images[i].Label));
+                split.Add(Images[i], dataset.ClassIndexOf(Images[i]));
             }
             return (Trim(features, written), flipped is null ? null : Trim(flipped, written), split);
         }

@@ -38,7 +38,8 @@ public sealed class TorchSharpEngine : IClassifierEngine
         using var mode = inference_mode();
         using var scope = NewDisposeScope();
         var batch = tensor(input.ToArray(), [batchSize, 3, InputSize, InputSize]);
-        return model.forward(batch).softmax(1).data<float>().ToArray();
+        var logits = model.forward(batch);
+        return (model.HeadSpec.MultiLabel ? logits.sigmoid() : logits.softmax(1)).data<float>().ToArray();
     }
 
     public void Dispose()

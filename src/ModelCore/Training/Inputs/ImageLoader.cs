@@ -97,7 +97,7 @@ internal sealed class ImageLoader(ImageFolderDataset dataset, ImageDecoder decod
                     else if (results[i] is { } result)
                     {
                         items.Add(result);
-                        into.Add(batch[i], dataset.LabelIndex(batch[i].Label));
+                        into.Add(batch[i], dataset.ClassIndexOf(batch[i]));
                     }
                 }
                 ImagesInMemory.Add(items.Count);

@@ -79,6 +79,17 @@ public abstract record TrainingPlan
     public double ValSplit { get; init; } = 0.2;
 
     /// <summary>The graph the model serves and how an int8 graph is made and checked.</summary>
+    /// <summary>
+    /// A multi-label model (one sigmoid per label, zero or more labels per image): true asks for one; null (the default)
+    /// trains one when the data is multi-label (<see cref="Data.DatasetOptions.MultiLabel"/>). Head mode only for now.
+    /// </summary>
+    [Setting("multi-label")]
+    public bool? MultiLabel { get; init; }
+
+    /// <summary>Multi-label: each label's threshold is the lowest whose out-of-fold precision reaches this (0..1); null: the threshold of best F1.</summary>
+    [Setting("target precision")]
+    public double? TargetPrecision { get; init; }
+
     [Setting("precision")]
     public PrecisionOptions Precision { get; init; } = new();
 
@@ -120,6 +131,7 @@ public abstract record TrainingPlan
             $"Pooled stages {pooled}: only ResNets pool several stages; a {architecture.Name} head reads the {architecture.NumFeatures} inputs of {architecture.ReplacedLayer}, the layer it replaces.");
         Require(ValSplit is > 0 and < 1, "validation split", $"Validation split {ValSplit}: must be between 0 and 1 (exclusive).");
         Precision.Validate();
+        Require(TargetPrecision is null or (> 0 and <= 1), "target precision", $"Target precision {TargetPrecision}: must be above 0 and at most 1.");
         string? classThresholds;
         try
         {

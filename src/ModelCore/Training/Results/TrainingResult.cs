@@ -53,6 +53,12 @@ public sealed class TrainingResult : IDisposable
     /// <summary>Metrics of <see cref="ValidationPredictions"/>.</summary>
     public required EvaluationReport Validation { get; init; }
 
+    /// <summary>A multi-label model's figures (per label at its threshold, micro/macro F1, mAP, exact match) on the out-of-fold predictions; null for a multi-class model.</summary>
+    public MultiLabelReport? MultiLabel { get; init; }
+
+    /// <summary>A multi-label model's probes, one per label (L2, calibration, threshold); null for a multi-class model.</summary>
+    public IReadOnlyList<Probe.LabelProbe>? LabelProbes { get; init; }
+
     /// <summary>Default confidence threshold; also in the manifest.</summary>
     public required double ConfidenceThreshold { get; init; }
 
@@ -68,8 +74,8 @@ public sealed class TrainingResult : IDisposable
     /// <summary>The mean image the preprocessing subtracts (the default backbone's), or null: what an <c>ImagePreprocessor</c> of the model needs.</summary>
     public float[]? MeanImage { get; init; }
 
-    /// <summary>The out-of-distribution statistics the manifest's section describes (also a file of the package).</summary>
-    public required Ood.FeatureStatistics OutOfDistribution { get; init; }
+    /// <summary>The out-of-distribution statistics the manifest's section describes (also a file of the package); null for a multi-label model, which has none yet.</summary>
+    public required Ood.FeatureStatistics? OutOfDistribution { get; init; }
 
     /// <summary>Head mode: largest relative difference between ONNX Runtime and TorchSharp backbone features on the checked images.</summary>
     public double? FeatureParityRelativeDifference { get; init; }

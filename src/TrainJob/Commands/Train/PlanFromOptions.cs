@@ -86,6 +86,18 @@ internal static class PlanFromOptions
         {
             plan = plan with { ClassThresholds = parse.GetValue(o.ClassThresholds) };
         }
+        if (parse.GetValue(o.MultiLabel))
+        {
+            plan = plan with { MultiLabel = true };
+        }
+        if (parse.GetValue(o.TargetPrecision) is { } target)
+        {
+            plan = plan with { TargetPrecision = target };
+        }
+        if (plan is not HeadPlan && (plan.MultiLabel == true || plan.TargetPrecision is not null))
+        {
+            throw new UsageException($"--multilabel (and --target-precision) train with --mode head for now: fine-tuning a multi-label model with a binary loss is not built yet.");
+        }
         var flip = parse.GetValue(o.Flip);
         var noFlip = parse.GetValue(o.NoFlip);
         if (flip && noFlip)

@@ -35,6 +35,8 @@ internal sealed class TrainOptions
     public required Option<bool> Resume { get; init; }
     public required Option<string?> Checkpoints { get; init; }
     public required Option<bool> Publish { get; init; }
+    public required Option<bool> MultiLabel { get; init; }
+    public required Option<double?> TargetPrecision { get; init; }
 
     public static TrainOptions Create()
     {
@@ -121,7 +123,19 @@ internal sealed class TrainOptions
                 HelpName = "container[/prefix]",
             },
             Publish = new Option<bool>("--publish") { Description = "Publish the trained model to the model store and make it current." },
+            MultiLabel = new Option<bool>("--multilabel")
+            {
+                Description = "Train a multi-label model (zero or more labels per image; one sigmoid and threshold per label) from a manifest. Without it, a manifest " +
+                    "with several labels in a row (label columns, an Azure ML label array, Ground Truth multilabel metadata) is detected as multi-label; with it, a cell's ';' also " +
+                    "separates labels and rows without a label are negatives. Head mode only.",
+            },
+            TargetPrecision = new Option<double?>("--target-precision")
+            {
+                Description = "Multi-label: each label's threshold is the lowest whose out-of-fold precision reaches this (0..1, e.g. 0.9), instead of the threshold of best F1.",
+                HelpName = "fraction",
+            },
         };
+        o.TargetPrecision.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is { } v && !(v > 0 && v <= 1)) { r.AddError("--target-precision must be above 0 and at most 1."); } });
         o.Mode.AcceptOnlyFromAmong("head", "finetune", "full");
         o.Device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
         o.Precision.AcceptOnlyFromAmong("auto", "int8", "fp32");

@@ -22,6 +22,9 @@ internal sealed record StoredCheckpoint(CheckpointStore Store, bool ReplaceOther
 
 internal static class TrainRun
 {
+    /// <summary>The multi-label folder layout's file: <c>image,labels</c> per line beside the images, labels separated by ';'.</summary>
+    public const string MultiLabelCsv = "labels.csv";
+
     /// <param name="plan">The resolved plan.</param>
     /// <param name="fanOutShardSize">With the plan's feature cache: have the Functions app compute the missing features first, in shards of this many images.</param>
     public static async Task<int> RunAsync(TrainingPlan plan, string output, bool resume, bool publish, string device, CliContext context, CancellationToken cancellationToken,
@@ -96,6 +99,15 @@ internal static class TrainRun
                 var version = await context.Storage.ModelStore().PublishAsync(output, cancellationToken: cancellationToken);
                 context.WriteLine($"Published version {version} (now current).");
             }
+            if (result.MultiLabel is { } multiLabel)
+            {
+                foreach (var line in multiLabel.Describe())
+                {
+                    context.WriteLine(line);
+                }
+                context.WriteLine($"Model: {output} (multi-label, {manifest.Labels.Count} labels, each with its threshold); report: {Path.Combine(output, TrainCommand.ReportHtml)}");
+                return ExitCodes.Ok;
+            }
             var accuracy = manifest.Metrics?.Accuracy is { } a ? a.ToString("P1", CultureInfo.InvariantCulture) : "n/a";
             context.WriteLine($"Model: {output} ({manifest.Labels.Count} classes; validation accuracy {accuracy}); report: {Path.Combine(output, TrainCommand.ReportHtml)}");
         }
@@ -149,7 +161,15 @@ internal static class TrainRun
         {
             throw new UsageException($"--feature-cache needs --data container[/prefix] in the configured storage: features are matched by each blob's version, and {data} is a local {(Directory.Exists(data) ? "folder" : "file")}.");
         }
-        if (Directory.Exists(data))
+        if (Directory.Exists(data) && plan.MultiLabel == true)
+        {
+            // The multi-label folder layout: the images, with a labels.csv beside them (image,labels; ';' between labels).
+            var labelsCsv = Path.Combine(data, MultiLabelCsv);
+            data = File.Exists(labelsCsv)
+                ? labelsCsv
+                : throw new UsageException($"--multilabel with --data {data}: a multi-label folder holds its images and a {MultiLabelCsv} beside them (image,labels per line, ';' between labels); {data} has none.");
+        }
+        else if (Directory.Exists(data))
         {
             return await ImageFolderDataset.FromDirectoryAsync(data, datasetOptions, progress, cancellationToken);
         }

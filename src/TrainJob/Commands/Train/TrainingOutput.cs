@@ -39,6 +39,8 @@ internal static class TrainingOutput
             Predictions = result.ValidationPredictions,
             Precision = manifest.Precision,
             Quantization = manifest.Quantization,
+            MultiLabel = result.MultiLabel,
+            LabelProbes = result.LabelProbes,
         };
         File.WriteAllText(Path.Combine(output, TrainCommand.ReportHtml), HtmlReport.Render(report), Encoding.UTF8);
         File.WriteAllText(Path.Combine(output, TrainCommand.ReportJson), ReportJsonWriter.Write(report), Encoding.UTF8);

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ServerlessClassifier.ModelCore.Checkpoints;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Imaging;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Results;
+
+namespace ServerlessClassifier.Bench.Accuracy;
+
+/// <summary>
+/// The multi-label benchmark (<c>--multilabel</c>): emoji of emoji-datasource-twitter tagged with the words of their names
+/// that are among the most frequent (face, flag, ...; an emoji may carry several or none), every 5th held out. The product's
+/// multi-label head (one calibrated probe per label, a threshold each) against scikit-learn's one-vs-rest logistic
+/// regression (standardised features, cross-validated C) on the same features (the served graph's <c>features</c> output),
+/// scored on the held-out emoji: mAP, and macro F1 at the product's per-label thresholds against a single 0.5.
+/// </summary>
+internal static class MultiLabelRuns
+{
+    private static readonly HashSet<string> StopWords = ["with", "and", "of", "the", "a", "in", "on", "flag:", "&", "sign", "symbol", "button", "light", "dark", "skin", "tone", "medium"];
+
+    public static async Task<string> RunAsync(string repository, string work, int labelCount = 10)
+    {
+        var package = Path.Combine(repository, "node_modules", "emoji-datasource-twitter");
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(package, "emoji.json")));
+        var emoji = json.RootElement.EnumerateArray()
+            .Where(e => e.GetProperty("has_img_twitter").GetBoolean() && e.GetProperty("name").ValueKind == JsonValueKind.String)
+            .OrderBy(e => e.GetProperty("sort_order").GetInt32())
+            .Select(e => (Image: e.GetProperty("image").GetString()!, Words: Words(e.GetProperty("name").GetString()!)))
+            .ToList();
+        var labels = emoji.SelectMany(e => e.Words.Distinct()).Where(w => !StopWords.Contains(w) && w.Length > 2)
+            .GroupBy(w => w).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Take(labelCount).Select(g => g.Key).Order(StringComparer.Ordinal).ToList();
+        var root = Path.Combine(work, "multilabel");
+        if (Directory.Exists(root))
+        {
+            Directory.Delete(root, recursive: true);
+        }
+        Directory.CreateDirectory(root);
+        var rows = new List<(string File, string[] Labels, bool Test)>();
+        for (var i = 0; i < emoji.Count; i++)
+        {
+            var (image, words) = emoji[i];
+            File.Copy(Path.Combine(package, "img", "twitter", "64", image), Path.Combine(root, image));
+            rows.Add((image, [.. labels.Where(words.Contains)], i % 5 == 4));
+        }
+        var train = rows.Where(r => !r.Test).ToList();
+        var test = rows.Where(r => r.Test).ToList();
+        var manifest = Path.Combine(root, "labels.csv");
+        File.WriteAllLines(manifest, ["image,labels", .. train.Select(r => $"{r.File},\"{string.Join(';', r.Labels)}\"")]);
+        Console.WriteLine($"== multi-label emoji: {labels.Count} labels ({string.Join(", ", labels)}); {train.Count} training, {test.Count} test images; " +
+            $"{rows.Count(r => r.Labels.Length == 0)} carry none, {rows.Count(r => r.Labels.Length > 1)} several");
+
+        var plan = new HeadPlan { Data = manifest, MultiLabel = true, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = ModelCore.Export.Quantization.PrecisionChoice.Fp32 } };
+        var dataset = await ImageFolderDataset.FromManifestAsync(manifest, options: TrainingEngine.DatasetOptionsFor(plan));
+        var clock = Stopwatch.StartNew();
+        using var result = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model"));
+        var productSeconds = clock.Elapsed.TotalSeconds;
+        var thresholds = result.Manifest.LabelThresholds!;
+
+        // The served graph: its probabilities are the product's answers; its features are both contenders' inputs.
+        var preprocessor = new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage);
+        using var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default);
+        var (trainFeatures, _) = Run(engine, preprocessor, root, train);
+        var (testFeatures, testProbabilities) = Run(engine, preprocessor, root, test);
+        var truth = test.SelectMany(r => labels.Select(l => r.Labels.Contains(l))).ToArray();
+        var product = MultiLabelEvaluation.Compute(labels, testProbabilities, truth, thresholds);
+
+        var peerDir = Path.Combine(root, "peer");
+        Directory.CreateDirectory(peerDir);
+        Write(Path.Combine(peerDir, "train.f32"), trainFeatures);
+        Write(Path.Combine(peerDir, "test.f32"), testFeatures);
+        await File.WriteAllTextAsync(Path.Combine(peerDir, "train.labels"), string.Join('\n', train.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
+        await File.WriteAllTextAsync(Path.Combine(peerDir, "test.labels"), string.Join('\n', test.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
+        var script = Path.Combine(AppContext.BaseDirectory, "peers", "sklearn_ovr.py");
+        var peer = await PeerProcesses.RunAsync("/usr/bin/python3", [script, peerDir, labels.Count.ToString(CultureInfo.InvariantCulture)]);
+
+        var peerMap = peer.GetProperty("mAP").GetDouble();
+        var table = new StringBuilder();
+        table.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji: {labels.Count} labels ({string.Join(", ", labels)}), {train.Count} training / {test.Count} held-out images; same features ({result.Manifest.Backbone}, {testFeatures.Length / test.Count} per image).");
+        table.AppendLine();
+        table.AppendLine("| Contender | mAP | Macro-F1 (its thresholds) | Macro-F1 (every threshold 0.5) | Micro-F1 | Exact match | Train s |");
+        table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"| product: multi-label head (a probe and a threshold per label) | {product.MeanAveragePrecision:P1} | {product.MacroF1:P1} | {product.MacroF1AtHalf:P1} | {product.MicroF1:P1} | {product.ExactMatch:P1} | {productSeconds:F1} (features included) |"));
+        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"| scikit-learn one-vs-rest LogisticRegressionCV (standardised) | {peerMap:P1} | - | {peer.GetProperty("macroF1AtHalf").GetDouble():P1} | {peer.GetProperty("microF1AtHalf").GetDouble():P1} | {peer.GetProperty("exactMatchAtHalf").GetDouble():P1} | {peer.GetProperty("trainSeconds").GetDouble():F1} (features given) |"));
+        table.AppendLine();
+        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"mAP, product minus peer: {(product.MeanAveragePrecision - peerMap) * 100:+0.0;-0.0;0.0} points. Per-label thresholds against a single 0.5 (product): macro F1 {(product.MacroF1 - product.MacroF1AtHalf) * 100:+0.0;-0.0;0.0} points."));
+        table.AppendLine();
+        table.AppendLine("| Label | Test images | Threshold | Precision | Recall | F1 | AP |");
+        table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var m in product.PerLabel)
+        {
+            table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {m.Label} | {m.Support} | {m.Threshold:F3} | {m.Precision:P1} | {m.Recall:P1} | {m.F1:P1} | {m.AveragePrecision:P1} |"));
+        }
+        return table.ToString();
+    }
+
+    private static string[] Words(string name) => name.ToLowerInvariant().Split([' ', '-', ',', ':'], StringSplitOptions.RemoveEmptyEntries);
+
+    private static (float[] Features, double[] Probabilities) Run(OnnxEngine engine, ImagePreprocessor preprocessor, string root, List<(string File, string[] Labels, bool Test)> rows)
+    {
+        var decoder = new ImageDecoder();
+        var features = new List<float>();
+        var probabilities = new List<double>();
+        foreach (var chunk in rows.Chunk(32))
+        {
+            var batch = chunk.SelectMany(r => preprocessor.DecodeAndPreprocess(decoder, File.ReadAllBytes(Path.Combine(root, r.File)))).ToArray();
+            var (p, f) = engine.Predict(batch, chunk.Length, withFeatures: true);
+            probabilities.AddRange(p.Select(v => (double)v));
+            features.AddRange(f!);
+        }
+        return ([.. features], [.. probabilities]);
+    }
+
+    private static void Write(string path, float[] values)
+    {
+        using var file = File.Create(path);
+        file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+    }
+}

@@ -1,0 +1,111 @@
+using System.Globalization;
+using ServerlessClassifier.ModelCore.Features;
+using ServerlessClassifier.ModelCore.Results;
+
+namespace ServerlessClassifier.ModelCore.Probe;
+
+/// <summary>One label's probe in a <see cref="MultiLabelFit"/>.</summary>
+/// <param name="Label">The label.</param>
+/// <param name="Lambda">The L2 strength its cross-validation chose.</param>
+/// <param name="Temperature">The calibration temperature folded into its weights (1: none kept).</param>
+/// <param name="ClassWeighted">Whether its loss weighted the rarer side up (one side over 3x the other).</param>
+/// <param name="Positives">Images carrying the label.</param>
+/// <param name="Threshold">Its threshold, chosen on its out-of-fold probabilities.</param>
+/// <param name="Rule">How the threshold was chosen (best F1, or the target precision and whether it was reached).</param>
+public sealed record LabelProbe(string Label, double Lambda, double Temperature, bool ClassWeighted, int Positives, double Threshold, string Rule);
+
+/// <summary>A multi-label head: one calibrated binary probe per label, folded into one linear layer (labels x features) whose outputs are sigmoided.</summary>
+internal sealed record MultiLabelFit
+{
+    /// <summary>labels x features, row-major, on raw features (standardisation and temperature folded in).</summary>
+    public required float[] Weight { get; init; }
+
+    public required float[] Bias { get; init; }
+
+    /// <summary>n x labels out-of-fold probabilities (calibrated), row-major: every image scored by probes that never saw it.</summary>
+    public required double[] OutOfFoldProbabilities { get; init; }
+
+    public required IReadOnlyList<LabelProbe> Probes { get; init; }
+
+    public IReadOnlyList<double> Thresholds => [.. Probes.Select(p => p.Threshold)];
+
+    public required int Folds { get; init; }
+
+    public required double Seconds { get; init; }
+}
+
+/// <summary>
+/// Multi-label's fit on frozen features: for each label, the linear-probe protocol (<see cref="LinearProbe"/>: standardised
+/// features, L2 strength by stratified cross-validation, the loss weighted per label when one side has over 3x the
+/// images of the other, temperature scaling on the out-of-fold logits, a refit on every image) on the binary problem
+/// "carries the label or not". A two-class softmax is a sigmoid of the logit difference, so each label's head row is
+/// the difference of its two rows. Each label's threshold is chosen on its out-of-fold probabilities.
+/// </summary>
+internal static class MultiLabelProbe
+{
+    /// <param name="features">n rows of features.</param>
+    /// <param name="truth">n x labels, row-major: whether image i carries label l.</param>
+    /// <param name="labels">The labels.</param>
+    /// <param name="flipped">Mirrored images' features, extra training rows, or null.</param>
+    /// <param name="targetPrecision">Null: each threshold gives the best out-of-fold F1; else the lowest threshold whose out-of-fold precision reaches it.</param>
+    public static MultiLabelFit Fit(FeatureRows features, bool[] truth, IReadOnlyList<string> labels, FeatureRows? flipped, int folds, int seed, double? targetPrecision,
+        Action<string>? report = null, CancellationToken cancellationToken = default)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var count = labels.Count;
+        var n = features.Count;
+        var d = features.Width;
+        ArgumentOutOfRangeException.ThrowIfNotEqual(truth.Length, n * count);
+        var weight = new float[count * d];
+        var bias = new float[count];
+        var probabilities = new double[n * count];
+        var probes = new List<LabelProbe>();
+        var usedFolds = 0;
+        for (var l = 0; l < count; l++)
+        {
+            var y = new int[n];
+            for (var i = 0; i < n; i++)
+            {
+                y[i] = truth[(i * count) + l] ? 1 : 0;
+            }
+            var fit = LinearProbe.Fit(features, y, 2, flipped, folds, seed, cancellationToken: cancellationToken);
+            usedFolds = fit.Folds;
+            for (var f = 0; f < d; f++)
+            {
+                weight[(l * d) + f] = fit.Weight[d + f] - fit.Weight[f];
+            }
+            bias[l] = fit.Bias[1] - fit.Bias[0];
+            var scores = new double[n];
+            for (var i = 0; i < n; i++)
+            {
+                scores[i] = probabilities[(i * count) + l] = fit.OutOfFoldProbabilities[(i * 2) + 1];
+            }
+            var (threshold, rule) = ChooseThreshold(scores, [.. y.Select(v => v == 1)], targetPrecision);
+            var probe = new LabelProbe(labels[l], fit.Lambda, fit.Temperature, fit.ClassWeighted, y.Sum(), threshold, rule);
+            probes.Add(probe);
+            report?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                $"multi-label probe {l + 1} of {count}, \"{labels[l]}\" ({probe.Positives} of {n} images): L2 {fit.Lambda:G3}, temperature {fit.Temperature:F2}{(fit.ClassWeighted ? ", class-weighted" : "")}; threshold {threshold:F3} ({rule}); {watch.Elapsed.TotalSeconds:F0} s"));
+        }
+        return new MultiLabelFit
+        {
+            Weight = weight,
+            Bias = bias,
+            OutOfFoldProbabilities = probabilities,
+            Probes = probes,
+            Folds = usedFolds,
+            Seconds = watch.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>A label's threshold by the one rule per-class thresholds use too (<see cref="ThresholdSelection"/>), over every image's out-of-fold probability.</summary>
+    internal static (double Threshold, string Rule) ChooseThreshold(double[] scores, bool[] positive, double? targetPrecision)
+    {
+        var goal = targetPrecision is { } target ? new ThresholdGoal(ThresholdGoalKind.Precision, target) : ThresholdGoal.BestF1;
+        var chosen = ThresholdSelection.Choose([.. scores.Zip(positive)], positive.Count(p => p), goal)
+            ?? throw new InvalidOperationException("A label's threshold needs images that carry it.");
+        var rule = goal.Kind == ThresholdGoalKind.BestF1 ? "best F1"
+            : chosen.Reached ? string.Create(CultureInfo.InvariantCulture, $"precision at least {goal.TargetPrecision:P0}")
+            : string.Create(CultureInfo.InvariantCulture, $"precision {goal.TargetPrecision:P0} not reached out-of-fold; the most precise threshold");
+        return (chosen.Threshold, rule);
+    }
+}

@@ -29,9 +29,12 @@ internal static class ProbeFitter
         var fit = choice.Fit;
         var mirrored = choice.Chosen.Flipped;
         Info(progress, string.Create(CultureInfo.InvariantCulture,
-            $"Linear probe on {FeatureChoice.Describe(choice.Chosen)}{(candidates.Count > 1 ? $" (chosen among {candidates.Count} feature sets by out-of-fold log-loss)" : "")}: " +
-            $"{fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; {fit.TemperatureChoice.Describe()} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
+            $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; {fit.TemperatureChoice.Describe()} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
             $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(mirrored ? " with flipped copies" : "")}) in {fit.Seconds:F1} s."));
+        if (choice.Candidates.Count > 1)
+        {
+            Info(progress, FeatureChoice.Summary(choice));
+        }
         ProbeHeads.SetHead(model, fit);
         model.eval();
         var counts = ProbeHeads.Counts(classes, labels);

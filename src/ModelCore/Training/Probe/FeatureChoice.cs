@@ -46,13 +46,12 @@ internal static class FeatureChoice
         var best = results.Select((r, i) => (r, i)).OrderBy(x => x.r.Loss).ThenBy(x => x.i).First().r;
         var summary = candidates.Count == 1 ? [] : results.Select(r => new FeatureCandidate(
             r.Set.Stages, r.Set.Flipped, r.Fit.Lambda, r.Loss, r.Fit.Grid.First(g => g.Lambda == r.Fit.Lambda).Accuracy, ReferenceEquals(r.Set, best.Set))).ToList();
-        if (candidates.Count > 1)
-        {
-            report?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"feature choice: {Describe(best.Set)} has the lowest out-of-fold log-loss ({string.Join(", ", results.Select(r => $"{Describe(r.Set)} {r.Loss:F3}"))})"));
-        }
         return new ChosenFeatures(Widen(best.Fit, best.Set.Columns, width), best.Set, summary);
     }
+
+    /// <summary>One line: the chosen set and every candidate's out-of-fold log-loss and accuracy.</summary>
+    public static string Summary(ChosenFeatures choice) => string.Create(CultureInfo.InvariantCulture,
+        $"Features: {Describe(choice.Chosen)}, chosen by out-of-fold log-loss among {string.Join(", ", choice.Candidates.Select(c => $"{(c.Flipped ? $"{c.Stages} with mirror images" : c.Stages)} {c.Loss:F3} ({c.Accuracy:P1})"))}.");
 
     public static string Describe(FeatureSet set) => set.Flipped ? $"{set.Stages} with mirror images" : set.Stages;
 

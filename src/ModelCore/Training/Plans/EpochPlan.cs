@@ -16,6 +16,20 @@ public enum HeadStart
     Random,
 }
 
+/// <summary>What the epoch loop compares epochs on (the start, epoch 0, included).</summary>
+public enum EpochSelection
+{
+    /// <summary>
+    /// The validation loss after each epoch's own temperature, fitted on the validation logits: the start is a calibrated
+    /// probe and a trained head is over-confident, so the plain loss prefers the start even where an epoch classifies
+    /// better; calibrating every candidate first compares what they can tell apart, not their confidence.
+    /// </summary>
+    CalibratedLoss,
+
+    /// <summary>The plain validation loss (mean cross-entropy).</summary>
+    Loss,
+}
+
 /// <summary>
 /// The settings of the modes that train with epochs (<see cref="FinetunePlan"/>, <see cref="FullPlan"/>): AdamW with
 /// decoupled weight decay, a cosine schedule from each group's peak rate to 0, label smoothing, random-resized-crop and
@@ -63,6 +77,10 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("update BatchNorm statistics")]
     public bool UpdateBatchNormStatistics { get; init; } = true;
 
+    /// <summary>What epochs are compared on, for early stopping and the kept epoch.</summary>
+    [Setting("epoch selection")]
+    public EpochSelection Selection { get; init; } = EpochSelection.CalibratedLoss;
+
     [Setting("head start")]
     public HeadStart Start { get; init; } = HeadStart.Probe;
 
@@ -81,6 +99,7 @@ public abstract record EpochPlan : TrainingPlan
         Require(LabelSmoothing is >= 0 and < 1, "label smoothing", $"Label smoothing {LabelSmoothing}: in [0, 1).");
         Require(CropScaleMin is > 0 and <= 1, "smallest crop (area)", $"Smallest crop {CropScaleMin}: in (0, 1].");
         Require(Enum.IsDefined(Start), "head start", $"Head start {Start}: probe or random.");
+        Require(Enum.IsDefined(Selection), "epoch selection", $"Epoch selection {Selection}: calibratedLoss or loss.");
         Require(Folds >= 2, "probe folds", $"Probe folds {Folds}: at least 2.");
         return ResolveStages(architecture);
     }

@@ -13,7 +13,7 @@ internal static class FinetuneVariants
         ["default"] = Default,
         ["random-head"] = Default with { Start = HeadStart.Random },
         ["bn-frozen"] = Default with { UpdateBatchNormStatistics = false },
-        ["bn-updated"] = Default with { UpdateBatchNormStatistics = true },
+        ["bn-updated"] = Default with { UpdateBatchNormStatistics = true }, // the default before issue 32
         ["views-1"] = Default with { PrefixViews = 1 },
         ["views-8"] = Default with { PrefixViews = 8 },
         ["no-cache"] = Default with { PrefixViews = 0 },
@@ -32,5 +32,6 @@ internal static class FinetuneVariants
         ["diag-lr0-bn-frozen-views-1"] = Diagnosis with { LearningRate = 1e-12, UpdateBatchNormStatistics = false, PrefixViews = 1 },
         ["diag-bn-frozen"] = Diagnosis with { UpdateBatchNormStatistics = false },
         ["diag-lr-1e-4"] = Diagnosis with { LearningRate = 1e-4 },
+        ["diag-bn-frozen-lr-1e-4"] = Diagnosis with { UpdateBatchNormStatistics = false, LearningRate = 1e-4 },
     };
 }

@@ -12,6 +12,7 @@ using ServerlessClassifier.ModelCore.Plans;
 // flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
 // and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
 // Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
+//        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
 //        [--train-per-class N (at most N training images per class: small, fast runs)]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
 var repository = FindRepositoryRoot();
@@ -80,13 +81,17 @@ foreach (var set in sets)
     Add(probe);
     ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);
     result.Dispose();
-    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: --flip (features chosen)", set.Train, new HeadPlan { MirrorFeatures = true }, Test);
-    withFlipResult.Dispose();
-    Add(withFlip);
+    var flipRows = !args.Contains("--no-flip-rows");
+    if (flipRows)
+    {
+        var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: --flip (features chosen)", set.Train, new HeadPlan { MirrorFeatures = true }, Test);
+        withFlipResult.Dispose();
+        Add(withFlip);
+    }
     var (fixedBoth, fixedBothResult) = await ProductRuns.TrainAndScoreAsync("product head: fixed layer3+4", set.Train, new HeadPlan { ChooseFeatures = false }, Test);
     fixedBothResult.Dispose();
     Add(fixedBoth);
-    if (!args.Contains("--no-fixed-flip"))
+    if (flipRows)
     {
         var (fixedFlip, fixedFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: fixed layer3+4 + flip", set.Train, new HeadPlan { ChooseFeatures = false, MirrorFeatures = true }, Test);
         fixedFlipResult.Dispose();
@@ -102,6 +107,10 @@ foreach (var set in sets)
         Add(finetune);
     }
 
+    if (args.Contains("--no-peers"))
+    {
+        continue;
+    }
     var script = Path.Combine(AppContext.BaseDirectory, "peers", "pytorch_linear.py");
     var python = await PeerProcesses.RunAsync("/usr/bin/python3", [script, Path.Combine(work, "peer")]);
     Add(new Score("PyTorch script (Linear, Adam, 10 ep)", python.GetProperty("accuracy").GetDouble(), python.GetProperty("macroF1").GetDouble(), python.GetProperty("ece").GetDouble(),

@@ -68,6 +68,7 @@ internal sealed partial class EpochFitter(ILogger logger)
         var stoppedEarly = false;
         var start = 0;
         var best = ParameterGroups.Snapshot(net);
+        (double Loss, double Calibrated)? startFigures = null;
         try
         {
             if (state is not null)
@@ -93,6 +94,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 RequireFiniteLoss(startLoss, 0);
                 var startCalibrated = CalibratedLoss(startLogits, data.ValidationLabels, classes.Count);
                 (bestLoss, bestEpoch) = (plan.Selection == EpochSelection.CalibratedLoss ? startCalibrated : startLoss, 0);
+                startFigures = (startLoss, startCalibrated);
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
                     $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {(plan.Selection == EpochSelection.CalibratedLoss ? "calibrated validation loss (each epoch's own temperature)" : "validation loss")} is lower."));
             }
@@ -109,7 +111,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 var random = new Random(epochSeed);
                 var order = Enumerable.Range(0, trainCount).ToArray();
                 random.Shuffle(order);
-                ParameterGroups.SetTrainMode(model, net, frozen, !plan.UpdateBatchNormStatistics);
+                ParameterGroups.SetTrainMode(model, net, frozen, plan.UpdateBatchNormStatistics != true);
                 double lossSum = 0;
                 long correct = 0;
                 for (var b = 0; b < batches; b++)
@@ -188,6 +190,9 @@ internal sealed partial class EpochFitter(ILogger logger)
                     MaxEpochs = plan.Epochs,
                     BestEpoch = bestEpoch,
                     StoppedEarly = stoppedEarly,
+                    EpochSelection = plan.Selection == EpochSelection.CalibratedLoss ? "calibratedLoss" : "loss",
+                    StartValidationLoss = startFigures?.Loss,
+                    StartCalibratedValidationLoss = startFigures?.Calibrated,
                     BatchSize = plan.BatchSize,
                     LearningRate = plan.LearningRate,
                     BackboneLrFactor = plan.BackboneLrFactor,

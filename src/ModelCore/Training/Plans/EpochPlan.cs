@@ -73,9 +73,15 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("mirror augmentation")]
     public bool MirrorAugmentation { get; init; } = true;
 
-    /// <summary>BatchNorm layers of the trained stages use batch statistics and update their running statistics; false: they keep the pretrained ones.</summary>
+    /// <summary>
+    /// BatchNorm layers of the trained stages use batch statistics and update their running statistics; false: they keep the
+    /// pretrained ones (eval mode; their scale and shift still train). Null: false for a finetune, true for full mode. A
+    /// finetune starts from a probe fitted on the pretrained statistics' features: on 144 training images one epoch at a
+    /// learning rate of 1e-12 (no weight moved) took the training accuracy from 100 % to 71.5 % and the validation
+    /// accuracy from 55.6 % to 44.4 % with updated statistics, and left both as they were with frozen ones.
+    /// </summary>
     [Setting("update BatchNorm statistics")]
-    public bool UpdateBatchNormStatistics { get; init; } = true;
+    public bool? UpdateBatchNormStatistics { get; init; }
 
     /// <summary>What epochs are compared on, for early stopping and the kept epoch.</summary>
     [Setting("epoch selection")]
@@ -101,7 +107,7 @@ public abstract record EpochPlan : TrainingPlan
         Require(Enum.IsDefined(Start), "head start", $"Head start {Start}: probe or random.");
         Require(Enum.IsDefined(Selection), "epoch selection", $"Epoch selection {Selection}: calibratedLoss or loss.");
         Require(Folds >= 2, "probe folds", $"Probe folds {Folds}: at least 2.");
-        return ResolveStages(architecture);
+        return (this with { UpdateBatchNormStatistics = UpdateBatchNormStatistics ?? Mode == TrainingMode.Full }).ResolveStages(architecture);
     }
 
     /// <summary>The finetune's stages and what follows from them; nothing for full mode.</summary>

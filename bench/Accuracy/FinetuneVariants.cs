@@ -23,6 +23,7 @@ internal static class FinetuneVariants
         ["crop-0.85"] = Default with { CropScaleMin = 0.85 },
         ["layer3-4"] = Default with { Stages = ["layer3", "layer4"] },
         ["select-on-loss"] = Default with { Selection = EpochSelection.Loss },
+        ["select-on-calibrated"] = Default with { Selection = EpochSelection.CalibratedLoss },
         // One epoch, no refit: what the first epoch does to the probe's start, one cause at a time (issue 32's diagnosis).
         // A learning rate of 1e-12 changes no weight, so its epoch-1 training accuracy is the start's under the epoch's
         // conditions (BatchNorm mode, augmented views); freezing BatchNorm, then using only the unaugmented view, removes one each.

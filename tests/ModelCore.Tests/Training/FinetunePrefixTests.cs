@@ -199,7 +199,7 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     {
         // A high learning rate: the epochs' heads grow over-confident, which the plain loss punishes and the calibrated one does not.
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
-        var plan = Small with { Epochs = 3, LearningRate = 3e-2, Patience = 0 };
+        var plan = Small with { Epochs = 3, LearningRate = 3e-2, Patience = 0, Selection = EpochSelection.CalibratedLoss };
         var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
         using var result = await EngineRuns.TrainAsync(plan, dataset);
 

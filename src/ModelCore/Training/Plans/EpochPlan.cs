@@ -83,9 +83,15 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("update BatchNorm statistics")]
     public bool? UpdateBatchNormStatistics { get; init; }
 
-    /// <summary>What epochs are compared on, for early stopping and the kept epoch.</summary>
+    /// <summary>
+    /// What epochs are compared on, for early stopping and the kept epoch. The plain loss by default: with BatchNorm
+    /// statistics frozen the epochs' heads were no longer over-confident (their calibrated loss within 0.01 of their plain
+    /// loss on style-shift), and calibrating every candidate helped the start most (1.148 -> 1.134), so the calibrated
+    /// criterion kept the start where the plain loss kept epoch 3 (validation accuracy 66.0 % against 61.3 %); on the
+    /// 144-image diagnosis it kept epochs the plain loss rejected and that scored lower on the test images.
+    /// </summary>
     [Setting("epoch selection")]
-    public EpochSelection Selection { get; init; } = EpochSelection.CalibratedLoss;
+    public EpochSelection Selection { get; init; } = EpochSelection.Loss;
 
     [Setting("head start")]
     public HeadStart Start { get; init; } = HeadStart.Probe;

@@ -18,7 +18,8 @@ internal static class EmojiSets
     private static readonly string[] Categories =
         ["Activities", "Animals & Nature", "Flags", "Food & Drink", "Objects", "People & Body", "Smileys & Emotion", "Symbols", "Travel & Places"];
 
-    public static IReadOnlyList<LabelledSet> Build(string repository, string root)
+    /// <param name="trainPerClass">At most this many training images per category (small, fast runs); null: the counts below.</param>
+    public static IReadOnlyList<LabelledSet> Build(string repository, string root, int? trainPerClass = null)
     {
         var modules = Path.Combine(repository, "node_modules");
         using var catalog = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(modules, "emoji-datasource-twitter", "emoji.json")));
@@ -44,14 +45,15 @@ internal static class EmojiSets
         Directory.CreateDirectory(root);
 
         var sets = new List<LabelledSet>();
-        var balanced = Categories.ToDictionary(c => c, _ => 60);
+        var cap = trainPerClass ?? int.MaxValue;
+        var balanced = Categories.ToDictionary(c => c, _ => Math.Min(60, cap));
         var balancedTest = Categories.ToDictionary(c => c, _ => 30);
         sets.Add(Write(root, "style-shift", "9 categories; train: Twitter's drawings; test: Facebook's drawings of other emoji", trainIds, testIds, balanced, balancedTest, Twitter, Facebook, null));
         sets.Add(Write(root, "gray-24px", "9 categories; Twitter emoji in grayscale at 24x24 px (upscaled by the preprocessing)", trainIds, testIds, balanced, balancedTest, Twitter, Twitter, GrayLowResolution));
         var skewed = new Dictionary<string, int>
         {
             ["People & Body"] = 150, ["Objects"] = 100, ["Symbols"] = 60, ["Travel & Places"] = 30, ["Food & Drink"] = 15, ["Activities"] = 10,
-        };
+        }.ToDictionary(p => p.Key, p => Math.Min(p.Value, cap));
         sets.Add(Write(root, "imbalanced", "6 categories, 150/100/60/30/15/10 training images (15:1); balanced test (30 each); Twitter", trainIds, testIds, skewed, skewed.ToDictionary(p => p.Key, _ => 30), Twitter, Twitter, null));
         // Held out: chose nothing (added after every setting was fixed on the three sets above).
         if (Directory.Exists(Path.Combine(modules, "emoji-datasource-google")))

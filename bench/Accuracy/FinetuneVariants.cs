@@ -6,12 +6,14 @@ internal static class FinetuneVariants
 {
     private static readonly FinetunePlan Default = new();
 
+    private static readonly FinetunePlan Diagnosis = new() { Epochs = 1, Patience = 0, RefitHead = false };
+
     public static IReadOnlyDictionary<string, TrainingPlan> All { get; } = new Dictionary<string, TrainingPlan>(StringComparer.Ordinal)
     {
         ["default"] = Default,
         ["random-head"] = Default with { Start = HeadStart.Random },
         ["bn-frozen"] = Default with { UpdateBatchNormStatistics = false },
-        ["bn-updated"] = Default with { UpdateBatchNormStatistics = true },
+        ["bn-updated"] = Default with { UpdateBatchNormStatistics = true }, // the default before issue 32
         ["views-1"] = Default with { PrefixViews = 1 },
         ["views-8"] = Default with { PrefixViews = 8 },
         ["no-cache"] = Default with { PrefixViews = 0 },
@@ -20,5 +22,17 @@ internal static class FinetuneVariants
         ["lr-3e-4"] = Default with { LearningRate = 3e-4 },
         ["crop-0.85"] = Default with { CropScaleMin = 0.85 },
         ["layer3-4"] = Default with { Stages = ["layer3", "layer4"] },
+        ["select-on-loss"] = Default with { Selection = EpochSelection.Loss },
+        ["select-on-calibrated"] = Default with { Selection = EpochSelection.CalibratedLoss },
+        // One epoch, no refit: what the first epoch does to the probe's start, one cause at a time (issue 32's diagnosis).
+        // A learning rate of 1e-12 changes no weight, so its epoch-1 training accuracy is the start's under the epoch's
+        // conditions (BatchNorm mode, augmented views); freezing BatchNorm, then using only the unaugmented view, removes one each.
+        ["diag-default"] = Diagnosis,
+        ["diag-lr0"] = Diagnosis with { LearningRate = 1e-12 },
+        ["diag-lr0-bn-frozen"] = Diagnosis with { LearningRate = 1e-12, UpdateBatchNormStatistics = false },
+        ["diag-lr0-bn-frozen-views-1"] = Diagnosis with { LearningRate = 1e-12, UpdateBatchNormStatistics = false, PrefixViews = 1 },
+        ["diag-bn-frozen"] = Diagnosis with { UpdateBatchNormStatistics = false },
+        ["diag-lr-1e-4"] = Diagnosis with { LearningRate = 1e-4 },
+        ["diag-bn-frozen-lr-1e-4"] = Diagnosis with { UpdateBatchNormStatistics = false, LearningRate = 1e-4 },
     };
 }

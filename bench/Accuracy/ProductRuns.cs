@@ -52,7 +52,7 @@ internal static class ProductRuns
             if (p.Phase == TrainingPhase.Info || p.Phase == TrainingPhase.EpochCompleted)
             {
                 Console.WriteLine(p.Metrics is { } e
-                    ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"      epoch {e.Epoch}: train loss {e.TrainLoss:F3} acc {e.TrainAccuracy:P1}; val loss {e.ValidationLoss:F3} acc {e.ValidationAccuracy:P1}; {e.Seconds:F1} s, {e.ImagesPerSecond:F1} images/s")
+                    ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"      epoch {e.Epoch}: train loss {e.TrainLoss:F3} acc {e.TrainAccuracy:P1}; val loss {e.ValidationLoss:F3} (calibrated {e.CalibratedValidationLoss:F3}) acc {e.ValidationAccuracy:P1}; {e.Seconds:F1} s, {e.ImagesPerSecond:F1} images/s")
                     : $"      {p.Message}");
             }
         });
@@ -61,10 +61,15 @@ internal static class ProductRuns
         var images = test(result);
         var probabilities = Classify(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), images);
         var probe = result.Manifest.Training?.Probe;
-        var note = probe is null
+        var epochs = result.Plan is EpochPlan
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"best epoch {result.BestEpoch} of {result.History.Count}{(result.History.Any(h => h.ImagesPerSecond > 0) ? $"; {result.History.Average(h => h.ImagesPerSecond):F1} img/s per epoch" : "")}")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"L2 {probe.Lambda:G2}, T {result.Manifest.Training!.Calibration!.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+            : null;
+        var fit = probe is null
+            ? null
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{(probe.Features is { } features ? $"{features}{(probe.FlipFeatures ? " + flip" : "")}, " : "")}L2 {probe.Lambda:G2}, T {result.Manifest.Training!.Calibration!.Temperature:F2}, {probe.Rows} rows{(probe.ClassWeighted ? ", class-weighted" : "")}; fit {probe.Seconds:F1} s");
+        var note = string.Join("; ", new[] { epochs, fit }.Where(n => n is not null));
         return (Score.Of(contender, images.Labels, probabilities, images.Truth, seconds, note), result);
     }
 

@@ -12,6 +12,8 @@ using ServerlessClassifier.ModelCore.Plans;
 // flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
 // and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
 // Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
+//        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
+//        [--train-per-class N (at most N training images per class: small, fast runs)]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
 //        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression)]
 var repository = FindRepositoryRoot();
@@ -53,7 +55,8 @@ if (args.Contains("--ood"))
     return 0;
 }
 
-var sets = EmojiSets.Build(repository, Path.Combine(work, "sets")).Where(s => only is null || only.Contains(s.Name)).ToList();
+var trainPerClass = args.SkipWhile(a => a != "--train-per-class").Skip(1).FirstOrDefault() is { } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : (int?)null;
+var sets = EmojiSets.Build(repository, Path.Combine(work, "sets"), trainPerClass).Where(s => only is null || only.Contains(s.Name)).ToList();
 var mlnet = Path.Combine(repository, "bench", "MlNetPeer", "bin", "Release", "net10.0", "ServerlessClassifier.Bench.MlNetPeer.dll");
 var rows = new List<(LabelledSet Set, Score Score)>();
 foreach (var set in sets)
@@ -87,14 +90,27 @@ foreach (var set in sets)
         fp32Run.Dispose();
         continue;
     }
-    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (probe, layer3+4)", set.Train, new HeadPlan(), Test);
+    var (probe, result) = await ProductRuns.TrainAndScoreAsync("product head: default (features chosen)", set.Train, new HeadPlan(), Test);
     Add(probe);
     ProductRuns.WritePeerInputs(Path.Combine(work, "peer"), result, set.Train, test!);
     result.Dispose();
-    var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: default + flip", set.Train, new HeadPlan { MirrorFeatures = true }, Test);
-    withFlipResult.Dispose();
-    Add(withFlip);
-    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: default, layer4 only", set.Train, new HeadPlan { PooledStages = 1 }, Test);
+    var flipRows = !args.Contains("--no-flip-rows");
+    if (flipRows)
+    {
+        var (withFlip, withFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: --flip (features chosen)", set.Train, new HeadPlan { MirrorFeatures = true }, Test);
+        withFlipResult.Dispose();
+        Add(withFlip);
+    }
+    var (fixedBoth, fixedBothResult) = await ProductRuns.TrainAndScoreAsync("product head: fixed layer3+4", set.Train, new HeadPlan { ChooseFeatures = false }, Test);
+    fixedBothResult.Dispose();
+    Add(fixedBoth);
+    if (flipRows)
+    {
+        var (fixedFlip, fixedFlipResult) = await ProductRuns.TrainAndScoreAsync("product head: fixed layer3+4 + flip", set.Train, new HeadPlan { ChooseFeatures = false, MirrorFeatures = true }, Test);
+        fixedFlipResult.Dispose();
+        Add(fixedFlip);
+    }
+    var (lastStage, lastStageResult) = await ProductRuns.TrainAndScoreAsync("product head: fixed layer4", set.Train, new HeadPlan { PooledStages = 1 }, Test);
     lastStageResult.Dispose();
     Add(lastStage);
     if (!args.Contains("--no-finetune"))
@@ -104,6 +120,10 @@ foreach (var set in sets)
         Add(finetune);
     }
 
+    if (args.Contains("--no-peers"))
+    {
+        continue;
+    }
     var script = Path.Combine(AppContext.BaseDirectory, "peers", "pytorch_linear.py");
     var python = await PeerProcesses.RunAsync("/usr/bin/python3", [script, Path.Combine(work, "peer")]);
     Add(new Score("PyTorch script (Linear, Adam, 10 ep)", python.GetProperty("accuracy").GetDouble(), python.GetProperty("macroF1").GetDouble(), python.GetProperty("ece").GetDouble(),

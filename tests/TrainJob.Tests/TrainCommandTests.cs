@@ -38,6 +38,13 @@ public sealed class TrainCommandTests : IDisposable
         var package = await ModelPackage.LoadAsync(output);
         Assert.Equal(18, package.Manifest.Training!.Probe!.Images); // refitted on every image
         Assert.Equal(2, package.Manifest.Head.PooledStages);
+        // The features were chosen by cross-validation, layer4 alone against layer3+layer4, and the choice is recorded and printed.
+        var choices = package.Manifest.Training.Probe.FeatureChoices;
+        Assert.Equal(["layer3+layer4", "layer4"], choices.Select(c => c.Stages));
+        var chosen = Assert.Single(choices, c => c.Chosen);
+        Assert.Equal(choices.Min(c => c.Loss), chosen.Loss);
+        Assert.Equal(chosen.Stages, package.Manifest.Training.Probe.Features);
+        Assert.Contains($"Features: {chosen.Stages}, chosen by out-of-fold log-loss among layer3+layer4 ", train.Out, StringComparison.Ordinal);
         Assert.Equal([HostileLabel, "green", "red"], package.Manifest.Labels);
         Assert.Equal("onnx-resnet18", package.Manifest.Backbone);
         Assert.NotNull(package.FindFile(ModelFileRoles.Onnx));

@@ -194,6 +194,28 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
     }
 
+    [Fact]
+    public async Task Finetune_KeepsTheEpochWithTheLowestCalibratedValidationLoss_TheStartIncluded()
+    {
+        // A high learning rate: the epochs' heads grow over-confident, which the plain loss punishes and the calibrated one does not.
+        using var shapes = new SyntheticShapes(perClass: 10, size: 64);
+        var plan = Small with { Epochs = 3, LearningRate = 3e-2, Patience = 0, Selection = EpochSelection.CalibratedLoss };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        using var result = await EngineRuns.TrainAsync(plan, dataset);
+
+        var training = result.Manifest.Training!;
+        var start = (Loss: training.StartValidationLoss!.Value, Calibrated: training.StartCalibratedValidationLoss!.Value);
+        output.WriteLine($"start: val loss {start.Loss:F4} calibrated {start.Calibrated:F4}");
+        output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F4} calibrated {h.CalibratedValidationLoss:F4} acc {h.ValidationAccuracy:P0}")));
+        output.WriteLine($"kept epoch {result.BestEpoch}");
+        Assert.Equal("calibratedLoss", training.EpochSelection);
+        double[] calibrated = [start.Calibrated, .. result.History.Select(h => h.CalibratedValidationLoss!.Value)];
+        double[] plain = [start.Loss, .. result.History.Select(h => h.ValidationLoss)];
+        // A temperature fitted on the logits never does worse than T = 1 on them.
+        Assert.All(calibrated.Zip(plain), p => Assert.True(p.First <= p.Second + 1e-6, $"{p.First} > {p.Second}"));
+        Assert.Equal(Array.IndexOf(calibrated, calibrated.Min()), result.BestEpoch);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -343,6 +343,52 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
     }
 
     /// <summary>Three Gaussian blobs (unit variance) whose means are <paramref name="separation"/> apart on the first features, with a fraction of labels replaced at random.</summary>
+    [Fact]
+    public void FeatureChoice_KeepsTheLastStageAlone_WhenTheOtherColumnsAreNoise_AndEveryColumnWhenTheyCarryTheClass()
+    {
+        TorchRuntime.EnsureInitialized();
+        // 12 "last stage" columns that carry the class a little, then 36 columns that are either noise or carry it clearly.
+        var (lead, labels) = Blobs(perClass: 20, features: 12, separation: 1.5, labelNoise: 0, seed: 4);
+        var (noise, _) = Blobs(perClass: 20, features: 36, separation: 0, labelNoise: 0, seed: 5);
+        var (strong, _) = Blobs(perClass: 20, features: 36, separation: 4, labelNoise: 0, seed: 6);
+        FeatureSet[] candidates = [new("layer3+layer4", 48, false), new("layer4", 12, false)];
+
+        var withNoise = FeatureChoice.Fit(new FeatureRows(48, Side(lead, noise, 12, 36)), labels, 3, null, candidates, folds: 5, seed: 1);
+        var withSignal = FeatureChoice.Fit(new FeatureRows(48, Side(lead, strong, 12, 36)), labels, 3, null, candidates, folds: 5, seed: 1);
+
+        output.WriteLine(string.Join("; ", withNoise.Candidates.Select(c => $"{c.Stages} {c.Loss:F3} {c.Accuracy:P0}{(c.Chosen ? " chosen" : "")}")));
+        output.WriteLine(string.Join("; ", withSignal.Candidates.Select(c => $"{c.Stages} {c.Loss:F3} {c.Accuracy:P0}{(c.Chosen ? " chosen" : "")}")));
+        Assert.Equal("layer4", withNoise.Chosen.Stages);
+        Assert.Equal("layer3+layer4", withSignal.Chosen.Stages);
+        foreach (var choice in new[] { withNoise, withSignal })
+        {
+            Assert.Equal(2, choice.Candidates.Count);
+            Assert.Equal(choice.Candidates.MinBy(c => c.Loss)!.Stages, choice.Candidates.Single(c => c.Chosen).Stages);
+        }
+        // The served head reads all 48 columns; the one fitted on the last stage alone weighs the other 36 at zero, in the
+        // refitted head and in every fold head (the int8 check reads those).
+        Assert.Equal(3 * 48, withNoise.Fit.Weight.Length);
+        for (var c = 0; c < 3; c++)
+        {
+            Assert.All(withNoise.Fit.Weight.AsSpan((c * 48) + 12, 36).ToArray(), w => Assert.Equal(0f, w));
+            Assert.Contains(withNoise.Fit.Weight.AsSpan(c * 48, 12).ToArray(), w => w != 0);
+            Assert.All(withNoise.Fit.FoldHeads, h => Assert.All(h.Weight.AsSpan((c * 48) + 12, 36).ToArray(), w => Assert.Equal(0f, w)));
+        }
+        Assert.Contains(withSignal.Fit.Weight.AsSpan(12, 36).ToArray(), w => w != 0);
+
+        static float[] Side(float[] left, float[] right, int leftWidth, int rightWidth)
+        {
+            var rows = left.Length / leftWidth;
+            var joined = new float[rows * (leftWidth + rightWidth)];
+            for (var i = 0; i < rows; i++)
+            {
+                left.AsSpan(i * leftWidth, leftWidth).CopyTo(joined.AsSpan(i * (leftWidth + rightWidth)));
+                right.AsSpan(i * rightWidth, rightWidth).CopyTo(joined.AsSpan((i * (leftWidth + rightWidth)) + leftWidth));
+            }
+            return joined;
+        }
+    }
+
     private static (float[] Features, int[] Labels) Blobs(int perClass, int features, double separation, double labelNoise, int seed)
     {
         var random = new Random(seed);

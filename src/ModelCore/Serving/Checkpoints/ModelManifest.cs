@@ -37,6 +37,14 @@ public sealed record TrainingSummary
     public int? MaxEpochs { get; init; }
     public int? BestEpoch { get; init; }
     public bool? StoppedEarly { get; init; }
+
+    /// <summary>What the epochs were compared on (<c>calibratedLoss</c>: each epoch's validation loss after its own temperature; <c>loss</c>).</summary>
+    public string? EpochSelection { get; init; }
+
+    /// <summary>The start's (epoch 0's) validation loss and calibrated validation loss, the figures every epoch had to beat.</summary>
+    public double? StartValidationLoss { get; init; }
+
+    public double? StartCalibratedValidationLoss { get; init; }
     public int? BatchSize { get; init; }
     public double? LearningRate { get; init; }
     public double? BackboneLrFactor { get; init; }

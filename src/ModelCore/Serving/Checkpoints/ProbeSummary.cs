@@ -24,6 +24,15 @@ public sealed record ProbeSummary
     /// <summary>True when the features of horizontally flipped images were added as training rows.</summary>
     public bool FlipFeatures { get; init; }
 
+    /// <summary>
+    /// The pooled stages the head reads, in network order (<c>layer3+layer4</c>); where the probe chose <c>layer4</c> alone,
+    /// the served head still takes every pooled stage and its weights on the others are zero. Null in older manifests.
+    /// </summary>
+    public string? Features { get; init; }
+
+    /// <summary>The feature sets cross-validated to choose <see cref="Features"/> and <see cref="FlipFeatures"/>; empty when only one was tried.</summary>
+    public IReadOnlyList<FeatureCandidate> FeatureChoices { get; init; } = [];
+
     /// <summary>Images the final model was fitted on (every labelled image that decoded).</summary>
     public int Images { get; init; }
 

@@ -40,4 +40,10 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccur
 {
     /// <summary>Training images per second of the epoch's training steps (validation not counted); 0 where not measured.</summary>
     public double ImagesPerSecond { get; init; }
+
+    /// <summary>
+    /// The validation loss after a temperature fitted on the validation logits (<c>epoch selection</c> calibrated-loss compares
+    /// epochs on it: a head trained for a few epochs is over-confident, a probe start is calibrated); null where not computed.
+    /// </summary>
+    public double? CalibratedValidationLoss { get; init; }
 }

@@ -68,6 +68,7 @@ internal sealed partial class EpochFitter(ILogger logger)
         var stoppedEarly = false;
         var start = 0;
         var best = ParameterGroups.Snapshot(net);
+        (double Loss, double Calibrated)? startFigures = null;
         try
         {
             if (state is not null)
@@ -89,11 +90,13 @@ internal sealed partial class EpochFitter(ILogger logger)
             {
                 // The start (a probe-initialised head on the pretrained backbone, or a random head) is epoch 0:
                 // a candidate like any epoch, so fine-tuning never ends worse than it began on the validation loss.
-                var (startLoss, startAccuracy, _) = Evaluate(model, net, data);
+                var (startLoss, startAccuracy, startLogits) = Evaluate(model, net, data);
                 RequireFiniteLoss(startLoss, 0);
-                (bestLoss, bestEpoch) = (startLoss, 0);
+                var startCalibrated = CalibratedLoss(startLogits, data.ValidationLabels, classes.Count);
+                (bestLoss, bestEpoch) = (plan.Selection == EpochSelection.CalibratedLoss ? startCalibrated : startLoss, 0);
+                startFigures = (startLoss, startCalibrated);
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Start (epoch 0): val loss {startLoss:F4} acc {startAccuracy:P1}; a later epoch is kept only if its validation loss is lower."));
+                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {(plan.Selection == EpochSelection.CalibratedLoss ? "calibrated validation loss (each epoch's own temperature)" : "validation loss")} is lower."));
             }
 
             var trainCount = data.TrainLabels.Length;
@@ -108,7 +111,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 var random = new Random(epochSeed);
                 var order = Enumerable.Range(0, trainCount).ToArray();
                 random.Shuffle(order);
-                ParameterGroups.SetTrainMode(model, net, frozen, !plan.UpdateBatchNormStatistics);
+                ParameterGroups.SetTrainMode(model, net, frozen, plan.UpdateBatchNormStatistics != true);
                 double lossSum = 0;
                 long correct = 0;
                 for (var b = 0; b < batches; b++)
@@ -131,16 +134,19 @@ internal sealed partial class EpochFitter(ILogger logger)
                 }
                 schedule.step();
                 var trainSeconds = watch.Elapsed.TotalSeconds;
-                var (valLoss, valAccuracy, _) = Evaluate(model, net, data);
+                var (valLoss, valAccuracy, valLogits) = Evaluate(model, net, data);
                 RequireFiniteLoss(valLoss, epoch + 1);
+                var calibrated = CalibratedLoss(valLogits, data.ValidationLabels, classes.Count);
                 var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds)
                 {
                     ImagesPerSecond = trainCount / Math.Max(trainSeconds, 1e-9),
+                    CalibratedValidationLoss = calibrated,
                 };
                 history.Add(metrics);
-                if (valLoss < bestLoss)
+                var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated : valLoss;
+                if (criterion < bestLoss)
                 {
-                    (bestLoss, bestEpoch, sinceBest) = (valLoss, epoch + 1, 0);
+                    (bestLoss, bestEpoch, sinceBest) = (criterion, epoch + 1, 0);
                     ParameterGroups.Replace(ref best, ParameterGroups.Snapshot(net));
                 }
                 else
@@ -184,6 +190,9 @@ internal sealed partial class EpochFitter(ILogger logger)
                     MaxEpochs = plan.Epochs,
                     BestEpoch = bestEpoch,
                     StoppedEarly = stoppedEarly,
+                    EpochSelection = plan.Selection == EpochSelection.CalibratedLoss ? "calibratedLoss" : "loss",
+                    StartValidationLoss = startFigures?.Loss,
+                    StartCalibratedValidationLoss = startFigures?.Calibrated,
                     BatchSize = plan.BatchSize,
                     LearningRate = plan.LearningRate,
                     BackboneLrFactor = plan.BackboneLrFactor,
@@ -228,6 +237,10 @@ internal sealed partial class EpochFitter(ILogger logger)
         }
         return (lossSum / count, (double)correct / count, [.. logitRows]);
     }
+
+    /// <summary>The validation log-loss at the temperature that minimises it on these logits (one parameter: every candidate gets the same advantage).</summary>
+    private static double CalibratedLoss(double[] logits, int[] labels, int classes) =>
+        Probe.Calibration.NegativeLogLikelihood(logits, labels, classes, Probe.Calibration.FitTemperature(logits, labels, classes));
 
     /// <summary>A validation loss that is not a number means the network's outputs overflowed: say so instead of training on.</summary>
     private static void RequireFiniteLoss(double loss, int epoch)

@@ -28,7 +28,7 @@ internal static class HeadRefit
         ProbeHeads.SetHead(model, fit);
         Info(progress, string.Create(CultureInfo.InvariantCulture,
             $"Head initialised from a linear probe on the {cache.TrainLabels.Length} training images' frozen features (L2 {fit.Lambda:G3} by {fit.Folds}-fold cross-validation, temperature {fit.Temperature:F2}, " +
-            $"out-of-fold accuracy {fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy:P1}; {watch.Elapsed.TotalSeconds:F1} s); the validation split decides the epochs, the start included."));
+            $"out-of-fold accuracy {fit.Grid.First(g => g.Lambda == fit.Lambda).Accuracy:P1}, training accuracy {fit.FinalTrainAccuracy:P1}; {watch.Elapsed.TotalSeconds:F1} s); the validation split decides the epochs, the start included."));
     }
 
     /// <summary>

@@ -24,10 +24,17 @@ internal static class ProbeFitter
         var features = new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation);
         int[] labels = [.. cache.TrainLabels, .. cache.ValidationLabels];
         var flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? new FeatureRows(cache.NumFeatures, tf, vf) : null;
-        var fit = LinearProbe.Fit(features, labels, count, flipped, plan.Folds, plan.Seed, report: message => Info(progress, message), cancellationToken: cancellationToken);
+        var candidates = Candidates(plan, model, cache.NumFeatures, flipped is not null);
+        var choice = FeatureChoice.Fit(features, labels, count, flipped, candidates, plan.Folds, plan.Seed, report: message => Info(progress, message), cancellationToken: cancellationToken);
+        var fit = choice.Fit;
+        var mirrored = choice.Chosen.Flipped;
         Info(progress, string.Create(CultureInfo.InvariantCulture,
             $"Linear probe: {fit.Folds}-fold cross-validation chose L2 {fit.Lambda:G3}; {fit.TemperatureChoice.Describe()} (ECE {fit.EceBefore:P1} -> {fit.EceAfter:P1}); " +
-            $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(flipped is null ? "" : " with flipped copies")}) in {fit.Seconds:F1} s."));
+            $"{(fit.ClassWeighted ? "class-weighted loss (largest class over 3x the smallest); " : "")}refitted on all {labels.Length} images ({fit.FinalRows} rows{(mirrored ? " with flipped copies" : "")}) in {fit.Seconds:F1} s."));
+        if (choice.Candidates.Count > 1)
+        {
+            Info(progress, FeatureChoice.Summary(choice));
+        }
         ProbeHeads.SetHead(model, fit);
         model.eval();
         var counts = ProbeHeads.Counts(classes, labels);
@@ -51,13 +58,43 @@ internal static class ProbeFitter
                 WeightDecay = fit.Lambda,
                 TrainCounts = counts,
                 ValidationCounts = counts,
-                Probe = ProbeHeads.Summary(fit, labels.Length, flipped is not null),
+                Probe = ProbeHeads.Summary(fit, labels.Length, mirrored) with { Features = choice.Chosen.Stages, FeatureChoices = choice.Candidates },
             },
             Features = cache,
             VerificationInputs = cache.VerificationInputs,
             FeatureParityRelativeDifference = cache.ParityRelativeDifference,
             FeatureSeconds = cache.Seconds,
         };
+    }
+
+    /// <summary>
+    /// The feature sets the probe is cross-validated on: every pooled stage first (and with mirror images first where they
+    /// were computed), then, on a ResNet pooling two or more stages, the last stage alone. One set when the plan fixes them.
+    /// </summary>
+    private static List<FeatureSet> Candidates(HeadPlan plan, ImageClassifier model, int width, bool flipped)
+    {
+        var backbone = model.Backbone;
+        var architecture = backbone.Architecture;
+        var full = architecture is Backbones.ResNetArchitecture
+            ? string.Join("+", architecture.StageNames.TakeLast(backbone.PooledStages))
+            : $"inputs of {architecture.ReplacedLayer}";
+        if (!plan.ChooseFeatures)
+        {
+            return [new FeatureSet(full, width, flipped)];
+        }
+        var sets = new List<FeatureSet>();
+        foreach (var mirror in flipped ? new[] { true, false } : [false])
+        {
+            sets.Add(new FeatureSet(full, width, mirror));
+        }
+        if (architecture is Backbones.ResNetArchitecture resNet && backbone.PooledStages >= 2)
+        {
+            foreach (var mirror in flipped ? new[] { true, false } : [false])
+            {
+                sets.Add(new FeatureSet(architecture.StageNames[^1], resNet.StageWidths[^1], mirror));
+            }
+        }
+        return sets;
     }
 
     private static void Info(IProgress<TrainingProgress>? progress, string message) => progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, message));

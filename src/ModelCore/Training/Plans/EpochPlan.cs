@@ -16,6 +16,20 @@ public enum HeadStart
     Random,
 }
 
+/// <summary>What the epoch loop compares epochs on (the start, epoch 0, included).</summary>
+public enum EpochSelection
+{
+    /// <summary>
+    /// The validation loss after each epoch's own temperature, fitted on the validation logits: the start is a calibrated
+    /// probe and a trained head is over-confident, so the plain loss prefers the start even where an epoch classifies
+    /// better; calibrating every candidate first compares what they can tell apart, not their confidence.
+    /// </summary>
+    CalibratedLoss,
+
+    /// <summary>The plain validation loss (mean cross-entropy).</summary>
+    Loss,
+}
+
 /// <summary>
 /// The settings of the modes that train with epochs (<see cref="FinetunePlan"/>, <see cref="FullPlan"/>): AdamW with
 /// decoupled weight decay, a cosine schedule from each group's peak rate to 0, label smoothing, random-resized-crop and
@@ -59,9 +73,25 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("mirror augmentation")]
     public bool MirrorAugmentation { get; init; } = true;
 
-    /// <summary>BatchNorm layers of the trained stages use batch statistics and update their running statistics; false: they keep the pretrained ones.</summary>
+    /// <summary>
+    /// BatchNorm layers of the trained stages use batch statistics and update their running statistics; false: they keep the
+    /// pretrained ones (eval mode; their scale and shift still train). Null: false for a finetune, true for full mode. A
+    /// finetune starts from a probe fitted on the pretrained statistics' features: on 144 training images one epoch at a
+    /// learning rate of 1e-12 (no weight moved) took the training accuracy from 100 % to 71.5 % and the validation
+    /// accuracy from 55.6 % to 44.4 % with updated statistics, and left both as they were with frozen ones.
+    /// </summary>
     [Setting("update BatchNorm statistics")]
-    public bool UpdateBatchNormStatistics { get; init; } = true;
+    public bool? UpdateBatchNormStatistics { get; init; }
+
+    /// <summary>
+    /// What epochs are compared on, for early stopping and the kept epoch. The plain loss by default: with BatchNorm
+    /// statistics frozen the epochs' heads were no longer over-confident (their calibrated loss within 0.01 of their plain
+    /// loss on style-shift), and calibrating every candidate helped the start most (1.148 -> 1.134), so the calibrated
+    /// criterion kept the start where the plain loss kept epoch 3 (validation accuracy 66.0 % against 61.3 %); on the
+    /// 144-image diagnosis it kept epochs the plain loss rejected and that scored lower on the test images.
+    /// </summary>
+    [Setting("epoch selection")]
+    public EpochSelection Selection { get; init; } = EpochSelection.Loss;
 
     [Setting("head start")]
     public HeadStart Start { get; init; } = HeadStart.Probe;
@@ -81,8 +111,9 @@ public abstract record EpochPlan : TrainingPlan
         Require(LabelSmoothing is >= 0 and < 1, "label smoothing", $"Label smoothing {LabelSmoothing}: in [0, 1).");
         Require(CropScaleMin is > 0 and <= 1, "smallest crop (area)", $"Smallest crop {CropScaleMin}: in (0, 1].");
         Require(Enum.IsDefined(Start), "head start", $"Head start {Start}: probe or random.");
+        Require(Enum.IsDefined(Selection), "epoch selection", $"Epoch selection {Selection}: calibratedLoss or loss.");
         Require(Folds >= 2, "probe folds", $"Probe folds {Folds}: at least 2.");
-        return ResolveStages(architecture);
+        return (this with { UpdateBatchNormStatistics = UpdateBatchNormStatistics ?? Mode == TrainingMode.Full }).ResolveStages(architecture);
     }
 
     /// <summary>The finetune's stages and what follows from them; nothing for full mode.</summary>

@@ -26,6 +26,15 @@ public sealed record HeadPlan : TrainingPlan
     public bool MirrorFeatures { get; init; }
 
     /// <summary>
+    /// Choose the head's features per data set by the out-of-fold log-loss that chooses L2: the last stage alone against
+    /// every pooled stage (a ResNet pooling two or more), and, with <see cref="MirrorFeatures"/>, with or without the
+    /// mirror images; all from the one feature pass, on the same folds. False: the head reads every pooled stage (and the
+    /// mirror images when computed).
+    /// </summary>
+    [Setting("choose features by cross-validation")]
+    public bool ChooseFeatures { get; init; } = true;
+
+    /// <summary>
     /// Keep the features of every image in the feature store, keyed by the backbone and matched by each blob's version, and
     /// read them back next time (data in blob storage only; not with <see cref="MirrorFeatures"/>).
     /// </summary>

@@ -82,6 +82,12 @@ internal static class TrainingOutput
             notes.Add(string.Create(CultureInfo.InvariantCulture,
                 $"Linear probe: {probe.Folds}-fold cross-validation chose L2 {probe.Lambda:G3}; the head was then refitted on all {probe.Images} images ({probe.Rows} rows{(probe.FlipFeatures ? " with mirror images" : "")}), so the validation figures are out-of-fold (every image scored by a model that had not seen it). " +
                 $"{(probe.ClassWeighted ? "Class-weighted loss (the largest class has over 3x the images of the smallest)." : "")}"));
+            if (probe.FeatureChoices.Count > 1)
+            {
+                notes.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"Features: {probe.Features}{(probe.FlipFeatures ? " with mirror images" : "")}, chosen by out-of-fold log-loss among " +
+                    $"{string.Join(", ", probe.FeatureChoices.Select(c => $"{c.Stages}{(c.Flipped ? " with mirror images" : "")} {c.Loss:F3} ({c.Accuracy:P1})"))}."));
+            }
         }
         if (result.Manifest.Training?.Calibration is { } calibration)
         {

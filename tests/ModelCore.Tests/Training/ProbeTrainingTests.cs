@@ -116,7 +116,11 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
         output.WriteLine($"probe {probe.Seconds:F2} s, L2 {probe.Lambda:G3}, T {calibration.Temperature:F3}, ECE {calibration.EceBefore:F3} -> {calibration.EceAfter:F3}, rows {probe.Rows}, OOF accuracy {result.Validation.Accuracy:P1}");
         var images = dataset.Train.Count + dataset.Validation.Count;
         Assert.Equal(images, probe.Images);
-        Assert.Equal(2 * images, probe.Rows); // with flipped copies
+        // --flip makes mirror images a candidate beside the plain rows; the rows are those of the chosen one.
+        Assert.Contains(probe.FeatureChoices, c => c.Flipped);
+        Assert.Contains(probe.FeatureChoices, c => !c.Flipped);
+        Assert.Equal(Assert.Single(probe.FeatureChoices, c => c.Chosen).Flipped, probe.FlipFeatures);
+        Assert.Equal(probe.FlipFeatures ? 2 * images : images, probe.Rows);
         Assert.Equal(images, result.ValidationPredictions.Count); // every image scored out-of-fold
         Assert.Equal(images, result.Manifest.Metrics!.Samples);
         Assert.True(calibration.EceAfter <= calibration.EceBefore + 1e-9, $"{calibration.EceBefore} -> {calibration.EceAfter}");

@@ -131,16 +131,7 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
             await host.UploadAsync($"train/{label}/{i:D3}.png", ServingModelFixture.Image(label, seed: i, width: 48, height: 40));
         }
         await host.UploadAsync("train/red/bad.png", [1, 2, 3]);
-        var listed = new List<(string Blob, string Version)>();
-        await foreach (var blob in host.Images.GetBlobsAsync())
-        {
-            listed.Add((blob.Name, PredictionBlobs.VersionOf(blob.Properties.ETag!.Value)));
-        }
-        var package = await ModelPackage.LoadAsync(model.Folder);
-        var extractor = new FeatureExtractor(await File.ReadAllBytesAsync(Path.Combine(model.Folder, "model.onnx")), package.Manifest.Preprocessing, null);
-        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(extractor.Graph));
-        var (jobs, queue) = Infrastructure(host);
-        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(host.Images.Name, key, extractor, listed, shardSize: 8);
+        var (listed, extractor, key, jobs, queue, job) = await StartFeaturesJobAsync(host, shardSize: 8);
         Assert.Equal(8, job.Shards);
         await host.UploadAsync("train/green/001.png", ServingModelFixture.Image("blue", seed: 7)); // overwritten after the listing
         for (var shard = 0; shard < job.Shards; shard += 3)
@@ -201,6 +192,23 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
         }
     }
 
+    /// <summary>A features job over every image in the host's images container, with the fixture model's graph as the extractor.</summary>
+    private async Task<(List<(string Blob, string Version)> Listed, FeatureExtractor Extractor, string Key, JobStore Jobs, QueueClient Queue, JobRecord Job)> StartFeaturesJobAsync(
+        TestHost host, int shardSize)
+    {
+        var listed = new List<(string Blob, string Version)>();
+        await foreach (var blob in host.Images.GetBlobsAsync())
+        {
+            listed.Add((blob.Name, PredictionBlobs.VersionOf(blob.Properties.ETag!.Value)));
+        }
+        var package = await ModelPackage.LoadAsync(model.Folder);
+        var extractor = new FeatureExtractor(await File.ReadAllBytesAsync(Path.Combine(model.Folder, "model.onnx")), package.Manifest.Preprocessing, null);
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(extractor.Graph));
+        var (jobs, queue) = Infrastructure(host);
+        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(host.Images.Name, key, extractor, listed, shardSize);
+        return (listed, extractor, key, jobs, queue, job);
+    }
+
     /// <summary>
     /// A shard larger than the worker's chunk (<see cref="FeatureShardWorker.ChunkSize"/>: it holds that many preprocessed
     /// images at a time) stores every image's own features, in order, with an undecodable image among them.
@@ -215,16 +223,7 @@ public sealed class ShardFanOutTests(ServingModelFixture model)
             var label = ServingModelFixture.Labels[i % 3];
             await host.UploadAsync($"big/{i:D3}.png", i == 30 ? [1, 2, 3] : ServingModelFixture.Image(label, seed: 500 + i, width: 40, height: 40));
         }
-        var listed = new List<(string Blob, string Version)>();
-        await foreach (var blob in host.Images.GetBlobsAsync())
-        {
-            listed.Add((blob.Name, PredictionBlobs.VersionOf(blob.Properties.ETag!.Value)));
-        }
-        var package = await ModelPackage.LoadAsync(model.Folder);
-        var extractor = new FeatureExtractor(await File.ReadAllBytesAsync(Path.Combine(model.Folder, "model.onnx")), package.Manifest.Preprocessing, null);
-        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(extractor.Graph));
-        var (jobs, queue) = Infrastructure(host);
-        var job = await new FeatureJobPlanner(jobs, queue).StartAsync(host.Images.Name, key, extractor, listed, shardSize: Images);
+        var (_, extractor, key, jobs, queue, job) = await StartFeaturesJobAsync(host, shardSize: Images);
         Assert.Equal(1, job.Shards);
 
         await ConsumeAsync(queue, host.Function<ClassifyShard>(), jobs, job.Id, TimeSpan.FromMinutes(2));

@@ -4,6 +4,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Queues;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Jobs;
+using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
 
@@ -87,6 +88,52 @@ public sealed class ClassifyCommandTests(ModelFolders models) : IClassFixture<Mo
         Assert.Equal(ExitCodes.Ok, second.ExitCode);
         Assert.Contains("Wrote 0 predictions", second.Out, StringComparison.Ordinal);
         Assert.Equal(etags, await ETags(predictions));
+    }
+
+    [Fact]
+    public async Task ClassifyContainer_WithTheLiveModels_RoutesEachImageAsTheAppDoes_NamedModelsAndACanaryIncluded()
+    {
+        var service = TestStorage.CreateServiceClient();
+        var images = service.GetBlobContainerClient(cli.ImagesContainer);
+        var predictions = service.GetBlobContainerClient(cli.PredictionsContainer);
+        await images.CreateAsync();
+        var emoji = File.ReadAllBytes(TestAssets.SampleEmoji(1)[0]);
+        string[] catImages = [.. Enumerable.Range(0, 12).Select(i => $"cats/{i}.png")];
+        foreach (var name in (string[])["a.png", "dogs/b.png", .. catImages])
+        {
+            await images.UploadBlobAsync(name, BinaryData.FromBytes(emoji));
+        }
+        var defaultVersion = (await cli.RunAsync("publish", "--model", models.AlwaysGamma)).Out.Trim();
+        var cats = (await cli.RunAsync("publish", "--model", models.AlwaysAlpha, "--name", "cats")).Out.Trim();
+        await Task.Delay(1100);
+        var canary = (await cli.RunAsync("publish", "--model", models.AlwaysGamma, "--name", "cats")).Out.Trim();
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("models", "promote", cats, "--model", "cats")).ExitCode);
+        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("models", "promote", canary, "--model", "cats", "--traffic", "50")).ExitCode);
+
+        // One given model classifies the default model's images and leaves the named model's to the app.
+        var given = await cli.RunAsync("classify", "--model", defaultVersion, "--container");
+        Assert.True(given.ExitCode == ExitCodes.Ok, given.All);
+        Assert.Contains("Wrote 2 predictions", given.Out, StringComparison.Ordinal);
+        Assert.Contains("12 images under a named model's folder (cats) were left to that model", given.Out, StringComparison.Ordinal);
+        Assert.False((await predictions.GetBlobClient("cats/0.png.json").ExistsAsync()).Value);
+
+        // The live models (the default): each of cats' images gets cats' current version or its canary, by its name's bucket.
+        var live = await cli.RunAsync("classify", "--container");
+
+        Assert.True(live.ExitCode == ExitCodes.Ok, live.All);
+        var toCanary = catImages.Count(n => CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(n), new CanaryRelease(canary, 50)));
+        Assert.InRange(toCanary, 1, 11); // both versions are exercised by these names
+        Assert.Contains($"Wrote 12 predictions to '{cli.PredictionsContainer}' (12 ok, 0 rejected) with the live models: cats version {cats} ({12 - toCanary}), " +
+            $"canary {canary} at 50 % ({toCanary}); default version {defaultVersion} (0)", live.Out, StringComparison.Ordinal);
+        foreach (var name in catImages)
+        {
+            var prediction = await Read(predictions, name + ".json");
+            var expected = CanaryRouter.ChoosesCanary(CanaryRouter.Bucket(name), new CanaryRelease(canary, 50)) ? (canary, "gamma") : (cats, "alpha");
+            Assert.Equal(("cats", expected), (prediction.Model, (prediction.ModelVersion!, prediction.Label!)));
+            Assert.Equal(PredictionSource.Backfill, prediction.Source);
+        }
+        var dogs = await Read(predictions, "dogs/b.png.json"); // not a model's name: the default model's
+        Assert.Equal((null, defaultVersion, "gamma"), (dogs.Model, dogs.ModelVersion, dogs.Label));
     }
 
     [Fact]

@@ -29,7 +29,8 @@ public static class ClassifyCommand
         var container = new Option<string?>("--container")
         {
             Description = "Backfill: classify every blob in this container (default: the images container) that has no prediction yet, " +
-                "writing predictions/<name>.json as the Functions app does. Existing predictions are never replaced.",
+                "writing predictions/<name>.json as the Functions app does. Existing predictions are never replaced. With --model current (the default) " +
+                "each image gets the model and version the app would give it (a named model's folder, a canary's share).",
             Arity = ArgumentArity.ZeroOrOne,
             HelpName = "name",
         };
@@ -86,7 +87,13 @@ public static class ClassifyCommand
             {
                 throw new UsageException("--explain goes with local images, not --container.");
             }
-            var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
+            var modelSpec = parse.GetRequiredValue(model);
+            if (backfill && string.Equals(modelSpec, ModelLoader.Current, StringComparison.OrdinalIgnoreCase))
+            {
+                using var router = await LiveModelRouter.CreateAsync(context, cancellationToken);
+                return await BackfillWithLiveModelsAsync(context, router, parse.GetValue(container) ?? context.Storage.ImagesContainer, cancellationToken);
+            }
+            var loaded = await ModelLoader.LoadAsync(modelSpec, context, cancellationToken);
             using var pipeline = ModelLoader.CreatePipeline(loaded);
             if (explainFolder is not null && pipeline.ActivationMapUnavailable is { } why)
             {
@@ -180,8 +187,48 @@ public static class ClassifyCommand
     /// The backfill is ModelCore's <see cref="PredictionBackfill"/> with <see cref="PredictionUpdater"/>'s rule, the code
     /// the Functions app's sweep runs: images without a prediction, or whose prediction describes an older version of
     /// the image, are classified; predictions whose image is gone are removed; current predictions are left alone.
+    /// With one given model (a folder or a version of the default model), images whose first path segment names another
+    /// model of the store are that model's (README "Several models"): left to the app, never classified here with this one.
     /// </summary>
     private static async Task<int> BackfillAsync(CliContext context, ClassificationPipeline pipeline, LoadedModel model, string imagesName, CancellationToken cancellationToken)
+    {
+        var classifier = new PredictionClassifier(model.Version, pipeline.Decoder, (bytes, _) => Task.FromResult(pipeline.Classify(bytes)));
+        var named = (await ModelStore.ListModelsAsync(context.Storage.Container(context.Storage.ModelsContainer), cancellationToken))
+            .Where(n => n != ModelNames.Default).ToHashSet(StringComparer.Ordinal);
+        var (report, failed) = await RunBackfillAsync(context, imagesName, (_, _) => Task.FromResult(classifier),
+            named.Count == 0 ? null : name => name.IndexOf('/', StringComparison.Ordinal) is > 0 and var slash && named.Contains(name[..slash]),
+            written: null, cancellationToken);
+        context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
+            $"{report.Rejected} rejected) with {model.Description}; {report.Removed} predictions of deleted images removed; " +
+            $"{report.AlreadyDone} were current already.");
+        if (report.PassedOver > 0)
+        {
+            context.WriteLine($"{report.PassedOver} images under a named model's folder ({string.Join(", ", named.Order(StringComparer.Ordinal))}) were left to that model " +
+                "(the Functions app classifies them; or run this backfill with --model current, which classifies each image with its live model).");
+        }
+        return failed;
+    }
+
+    /// <summary>
+    /// The backfill with the live models (<c>--model current</c>): each image is classified by the model and version the
+    /// app's blob trigger would choose (<see cref="LiveModelRouter"/>), so named models' images and a canary's share get
+    /// theirs, and every prediction names its model and version.
+    /// </summary>
+    private static async Task<int> BackfillWithLiveModelsAsync(CliContext context, LiveModelRouter router, string imagesName, CancellationToken cancellationToken)
+    {
+        var (report, failed) = await RunBackfillAsync(context, imagesName, router.ClassifierForAsync, router.HasNoModel, router.CountWritten, cancellationToken);
+        context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
+            $"{report.Rejected} rejected) with the live models: {router.Summary()}; {report.Removed} predictions of deleted images removed; " +
+            $"{report.AlreadyDone} were current already.");
+        if (report.PassedOver > 0)
+        {
+            context.WriteLine($"{report.PassedOver} images were left unclassified: they belong to the default model, which has no published version.");
+        }
+        return failed;
+    }
+
+    private static async Task<(BackfillReport Report, int ExitCode)> RunBackfillAsync(CliContext context, string imagesName,
+        Func<string, CancellationToken, Task<PredictionClassifier>> classifierFor, Func<string, bool>? passOver, Action<string>? written, CancellationToken cancellationToken)
     {
         var images = context.Storage.Container(imagesName);
         if (!(await images.ExistsAsync(cancellationToken)).Value)
@@ -190,30 +237,25 @@ public static class ClassifyCommand
         }
         var predictions = context.Storage.Container(context.Storage.PredictionsContainer);
         await predictions.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-        var classifier = new PredictionClassifier(model.Version, pipeline.Decoder, (bytes, _) => Task.FromResult(pipeline.Classify(bytes)));
         var review = context.Storage.ReviewQueue();
         var failures = new List<string>();
-        // Images whose first path segment names another model of the store are that model's (README "Several models"):
-        // left to the app, which routes them, never classified here with this one.
-        var named = (await ModelStore.ListModelsAsync(context.Storage.Container(context.Storage.ModelsContainer), cancellationToken))
-            .Where(n => n != ModelNames.Default).ToHashSet(StringComparer.Ordinal);
         var report = await ProgressDisplay.RunAsync(context, sink =>
         {
             var done = 0;
             return new PredictionBackfill(images, predictions).RunAsync(
-                (name, token) => PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, classifier, PredictionSource.Backfill, review, token),
+                async (name, token) => await PredictionUpdater.UpdateAsync(images.GetBlobClient(name), name, predictions, await classifierFor(name, token), PredictionSource.Backfill, review, token),
                 failed: (name, error) => failures.Add($"{name}: {error.Message}"),
-                done: (_, _) => sink.Report("backfill", ++done, done),
-                passOver: named.Count == 0 ? null : name => name.IndexOf('/', StringComparison.Ordinal) is > 0 and var slash && named.Contains(name[..slash]),
+                done: (name, outcome) =>
+                {
+                    if (outcome is PredictionOutcome.Classified or PredictionOutcome.Rejected)
+                    {
+                        written?.Invoke(name);
+                    }
+                    sink.Report("backfill", ++done, done);
+                },
+                passOver: passOver,
                 cancellationToken: cancellationToken);
         });
-        context.WriteLine($"Wrote {report.Classified + report.Rejected} predictions to '{context.Storage.PredictionsContainer}' ({report.Classified} ok, " +
-            $"{report.Rejected} rejected) with {model.Description}; {report.Removed} predictions of deleted images removed; " +
-            $"{report.AlreadyDone} were current already.");
-        if (report.PassedOver > 0)
-        {
-            context.WriteLine($"{report.PassedOver} images under a named model's folder ({string.Join(", ", named.Order(StringComparer.Ordinal))}) were left to that model (the Functions app classifies them).");
-        }
         if (report.FirstNameTooLong is { } first)
         {
             context.Error($"{report.NamesTooLong} images have names too long for a prediction (over {PredictionDocument.MaxImageNameLength} characters; the first is {first}): they were not classified; rename them.");
@@ -222,6 +264,6 @@ public static class ClassifyCommand
         {
             context.Error(failure);
         }
-        return failures.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure;
+        return (report, failures.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure);
     }
 }

@@ -8,8 +8,8 @@ namespace ServerlessClassifier.Functions.Tests.EndToEnd;
 /// <summary>A multi-label model served by the real host beside the multi-class default, whose documents keep their shape.</summary>
 public sealed partial class EndToEndTests
 {
-    /// <summary>The members of a multi-class answer to <c>POST /api/classify</c>, as before multi-label existed (main's answer, "model": null included).</summary>
-    private static readonly string[] MultiClassAnswer = ["status", "modelVersion", "model", "label", "confidence", "isUnknown", "threshold", "top", "timings", "classifiedUtc"];
+    /// <summary>The members of a multi-class answer to <c>POST /api/classify</c>, as before multi-label existed (the default model's answer names no model).</summary>
+    private static readonly string[] MultiClassAnswer = ["status", "modelVersion", "label", "confidence", "isUnknown", "threshold", "top", "timings", "classifiedUtc"];
 
     [HostFact]
     public async Task MultiLabelModel_ListsEveryLabelAtItsOwnThreshold_OverHttpAndInPredictionBlobs_AndMultiClassAnswersKeepTheirShape()

@@ -89,7 +89,7 @@ public sealed record PredictionDocument
     public string? ModelVersion { get; init; }
 
     /// <summary>The named model that classified the image; absent for the default model (so its documents are as before named models).</summary>
-    [JsonPropertyName("model")]
+    [JsonPropertyName("model"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Model { get; init; }
 
     /// <summary>The decision: the top label, or <see cref="ClassificationPipeline.UnknownLabel"/> below the threshold.</summary>

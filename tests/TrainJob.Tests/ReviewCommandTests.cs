@@ -103,8 +103,18 @@ public sealed class ReviewCommandTests : IDisposable
             var version = PredictionBlobs.VersionOf((await images.GetBlobClient(name).GetPropertiesAsync()).Value.ETag);
             Assert.Equal(ReviewOutcome.Queued, await queue.OfferAsync(Unknown(name, version) with { Model = model }));
         }
+        // One model at a time: only its uploads, so its folders are its classes.
+        var catsOnly = await cli.RunAsync("review", "export", "--to", temp.Combine("cats-only"), "--model", "cats");
+        Assert.True(catsOnly.ExitCode == ExitCodes.Ok, catsOnly.All);
+        Assert.Contains("Exported 1 queued images", catsOnly.Out, StringComparison.Ordinal);
+        Assert.Contains("Only the uploads of model cats; 1 of other models were left in the queue.", catsOnly.Out, StringComparison.Ordinal);
+        Assert.Equal(["cats_a.png"], Directory.GetFiles(temp.Combine("cats-only"), "*.png", SearchOption.AllDirectories).Select(Path.GetFileName));
+        Assert.Equal(ExitCodes.Usage, (await cli.RunAsync("review", "export", "--to", temp.Combine("bad"), "--model", "Cats/1")).ExitCode);
+
         var export = temp.Combine("review");
-        Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("review", "export", "--to", export)).ExitCode);
+        var both = await cli.RunAsync("review", "export", "--to", export);
+        Assert.True(both.ExitCode == ExitCodes.Ok, both.All);
+        Assert.Contains("several models' uploads (cats 1, default 1)", both.Out, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Ok, (await cli.RunAsync("review", "import", export, "--reviewer", "Rita")).ExitCode);
 
         // --data names the default model's training data: with the named model's label among those chosen it is refused, nothing decided.

@@ -32,7 +32,14 @@ public static class ReviewCommands
         var to = new Option<string>("--to") { Description = "A new or empty folder to write the queued images into, one subfolder per suggested label, with review.csv.", Required = true, HelpName = "folder" };
         var export = new Command("export", "Write the queued uploads into an ImageFolder layout grouped by the model's suggested label, with review.csv of their scores. " +
             "Move the wrong ones into the right label's folder (a new folder is a new label) or into _discard/, then run review import.") { to };
-        CliApp.Handle(export, global, host, (parse, context, cancellationToken) => ReviewExport.RunAsync(context, parse.GetRequiredValue(to), cancellationToken));
+        var model = new Option<string?>("--model")
+        {
+            Description = "Export only this model's uploads (default: every model's; \"default\" is the default model), so the folders hold one model's classes.",
+            HelpName = "name",
+        };
+        model.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } name && ModelNames.Problem(name) is { } problem) { r.AddError($"--model: {problem}"); } });
+        export.Options.Add(model);
+        CliApp.Handle(export, global, host, (parse, context, cancellationToken) => ReviewExport.RunAsync(context, parse.GetRequiredValue(to), parse.GetValue(model), cancellationToken));
 
         var folder = new Argument<string>("folder") { Description = "A folder written by review export, after sorting." };
         var data = DataOption("Where approved images go (with --approve): an existing local folder, or container[/prefix] in the configured storage (default: the training container).");

@@ -11,11 +11,12 @@ namespace ServerlessClassifier.TrainJob.Commands.Review;
 /// <c>review export</c>: every queued upload whose image still has the listed version is written to
 /// <c>&lt;folder&gt;/&lt;suggested label&gt;/&lt;file&gt;</c> (file: the blob name with '/' as '_', unique in the export)
 /// and described in <c>review.csv</c>. Items whose image was deleted or uploaded again since can never be
-/// labelled as listed; they are removed from the queue and counted.
+/// labelled as listed; they are removed from the queue and counted. With a model's name only that model's uploads are
+/// exported (its folders are then its classes); without one, every model's, and the summary counts them per model.
 /// </summary>
 internal static class ReviewExport
 {
-    public static async Task<int> RunAsync(CliContext context, string folder, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CliContext context, string folder, string? model, CancellationToken cancellationToken)
     {
         if (File.Exists(folder) || Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
         {
@@ -27,9 +28,17 @@ internal static class ReviewExport
         var rows = new List<ReviewCsvRow>();
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var stale = 0;
+        var models = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var otherModels = 0;
         Directory.CreateDirectory(Path.Combine(folder, ReviewCommands.DiscardFolder));
         await foreach (var (item, etag) in queue.ListAsync(cancellationToken))
         {
+            var itemModel = item.Model ?? ModelNames.Default;
+            if (model is not null && itemModel != model)
+            {
+                otherModels++;
+                continue;
+            }
             ReadOnlyMemory<byte> bytes;
             try
             {
@@ -51,14 +60,25 @@ internal static class ReviewExport
             var relative = $"{label}/{file}";
             Directory.CreateDirectory(Path.Combine(folder, label));
             await File.WriteAllBytesAsync(Path.Combine(folder, label, file), bytes.ToArray(), cancellationToken);
+            models[itemModel] = models.GetValueOrDefault(itemModel) + 1;
             rows.Add(new ReviewCsvRow(relative, item.SuggestedLabel, item.Image, item.ImageVersion, item.ModelVersion, item.Confidence, item.Margin,
                 item.OutOfDistribution, string.Join(' ', item.Reasons), item.QueuedUtc));
         }
         ReviewCsv.Write(Path.Combine(folder, ReviewCsv.FileName), rows);
         var byLabel = string.Join(", ", rows.GroupBy(r => r.Label, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));
+        var empty = model is null ? "the queue is empty" : $"model {model} has nothing queued";
         context.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Exported {rows.Count} queued images to {folder} ({(rows.Count == 0 ? "the queue is empty" : byLabel)}), with {ReviewCsv.FileName}; " +
+            $"Exported {rows.Count} queued images to {folder} ({(rows.Count == 0 ? empty : byLabel)}), with {ReviewCsv.FileName}; " +
             $"{stale} items removed from the queue (the image was deleted or uploaded again since)."));
+        if (model is not null)
+        {
+            context.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Only the uploads of model {model}; {otherModels} of other models were left in the queue."));
+        }
+        else if (models.Count > 1)
+        {
+            context.WriteLine($"The export holds several models' uploads ({string.Join(", ", models.Select(m => $"{m.Key} {m.Value}"))}): each image's label goes to its own " +
+                "model's training data, but the folders mix their classes; review export --model <name> exports one model at a time.");
+        }
         if (rows.Count > 0)
         {
             context.WriteLine($"Move the wrongly suggested ones into the right label's folder (a new folder is a new label) or into {ReviewCommands.DiscardFolder}/, then: review import {folder}");

@@ -20,8 +20,11 @@
 #     --expiry <date> --auth-mode login --as-user -o tsv
 # Then: trainjob train --data customvision.csv --output model   (blob names resolve in the training container)
 #
-# Needs bash, curl and jq. Images with more than one tag (a multi-label project) are listed and left out:
-# the trainer is single-label. The key and the SAS are never printed.
+# A Multilabel project (settings.classificationType) is exported with every tag of an image: the manifest is
+# image,labels with the tags joined by ';' (an image tagged only with the project's Negative tag gets an empty cell:
+# a negative, which a multi-label model learns from). Train it with: trainjob train --data <manifest> --multilabel.
+# In a Multiclass project, images with more than one tag are listed and left out: a multi-class model takes one label
+# per image. Needs bash, curl and jq. The key and the SAS are never printed.
 set -euo pipefail
 
 endpoint="" project="" container_url="" prefix="customvision/" manifest="customvision.csv" take=256
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix="$2"; shift 2 ;;
     --manifest) manifest="$2"; shift 2 ;;
     --page-size) take="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "export-customvision: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,21 +67,28 @@ csv_field() {
 }
 
 project_json="$(api "")"
-echo "Custom Vision project $(jq -r '.name' <<<"$project_json") ($(jq -r '.settings.classificationType // "classification"' <<<"$project_json"))"
+classification="$(jq -r '.settings.classificationType // "classification"' <<<"$project_json")"
+echo "Custom Vision project $(jq -r '.name' <<<"$project_json") ($classification)"
+multilabel=false
+[ "$classification" = Multilabel ] && multilabel=true
 # The project's tags with their ids, beside the manifest (customvision.csv -> customvision.tags.json): training from the
 # manifest records them in the model, and the Custom Vision-compatible API then answers with the project's own tag ids.
 tags_file="$(dirname "$manifest")/$(basename "$manifest" | sed 's/\.[^.]*$//').tags.json"
 api "/tags" | jq '[.[] | {id, name}]' > "$tags_file"
 jq -r '.[] | "  tag \(.name) (\(.id))"' "$tags_file"
 
-printf 'image,label\n' > "$manifest"
+if $multilabel; then printf 'image,labels\n' > "$manifest"; else printf 'image,label\n' > "$manifest"; fi
+# A multi-label image's tags, joined by ';', without the project's Negative tag (such an image carries no label).
+negative_ids="$(jq -c '[.[] | select(.type == "Negative") | .id]' <(api "/tags"))"
 skip=0 exported=0 left_out=0
 while :; do
   api "/images/tagged?take=$take&skip=$skip" > "$work/page.json"
   count="$(jq 'length' "$work/page.json")"
   [ "$count" -eq 0 ] && break
-  while IFS=$'\t' read -r id uri tags label; do
-    if [ "$tags" -ne 1 ]; then
+  while IFS=$'\t' read -r id uri tags label labels; do
+    if $multilabel; then
+      label="$labels"
+    elif [ "$tags" -ne 1 ]; then
       echo "left out image $id: it has $tags tags; the trainer takes one label per image" >&2
       left_out=$((left_out + 1))
       continue
@@ -89,10 +99,11 @@ while :; do
       --data-binary "@$work/image" "$container/$blob?$sas" -o /dev/null
     printf '%s,%s\n' "$(csv_field "$blob")" "$(csv_field "$label")" >> "$manifest"
     exported=$((exported + 1))
-  done < <(jq -r '.[] | [.id, (.originalImageUri // .resizedImageUri), (.tags | length), (.tags[0].tagName // "")] | @tsv' "$work/page.json")
+  done < <(jq -r --argjson negative "$negative_ids" '.[] | [.id, (.originalImageUri // .resizedImageUri), (.tags | length), (.tags[0].tagName // ""),
+      ([.tags[] | select(.tagId as $t | $negative | index($t) | not) | .tagName] | join(";"))] | @tsv' "$work/page.json")
   skip=$((skip + count))
   [ "$count" -lt "$take" ] && break
 done
 
 echo "Exported $exported image(s) to $container/$prefix ($left_out left out); manifest: $manifest; tag ids: $tags_file"
-echo "Train with: trainjob train --data $manifest --output <folder>   (with Classifier__TrainingContainer naming this container)"
+echo "Train with: trainjob train --data $manifest$($multilabel && echo " --multilabel") --output <folder>   (with Classifier__TrainingContainer naming this container)"

@@ -23,7 +23,7 @@ internal static class MultiLabelRuns
 {
     private static readonly HashSet<string> StopWords = ["with", "and", "of", "the", "a", "in", "on", "flag:", "&", "sign", "symbol", "button", "light", "dark", "skin", "tone", "medium"];
 
-    public static async Task<string> RunAsync(string repository, string work, int labelCount = 10)
+    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10)
     {
         var package = Path.Combine(repository, "node_modules", "emoji-datasource-twitter");
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(package, "emoji.json")));
@@ -34,7 +34,7 @@ internal static class MultiLabelRuns
             .ToList();
         var labels = emoji.SelectMany(e => e.Words.Distinct()).Where(w => !StopWords.Contains(w) && w.Length > 2)
             .GroupBy(w => w).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Take(labelCount).Select(g => g.Key).Order(StringComparer.Ordinal).ToList();
-        var root = Path.Combine(work, "multilabel");
+        var root = Path.Combine(work, $"multilabel-{heldOutFold}");
         if (Directory.Exists(root))
         {
             Directory.Delete(root, recursive: true);
@@ -45,13 +45,13 @@ internal static class MultiLabelRuns
         {
             var (image, words) = emoji[i];
             File.Copy(Path.Combine(package, "img", "twitter", "64", image), Path.Combine(root, image));
-            rows.Add((image, [.. labels.Where(words.Contains)], i % 5 == 4));
+            rows.Add((image, [.. labels.Where(words.Contains)], i % 5 == heldOutFold));
         }
         var train = rows.Where(r => !r.Test).ToList();
         var test = rows.Where(r => r.Test).ToList();
         var manifest = Path.Combine(root, "labels.csv");
         File.WriteAllLines(manifest, ["image,labels", .. train.Select(r => $"{r.File},\"{string.Join(';', r.Labels)}\"")]);
-        Console.WriteLine($"== multi-label emoji: {labels.Count} labels ({string.Join(", ", labels)}); {train.Count} training, {test.Count} test images; " +
+        Console.WriteLine($"== multi-label emoji (held out: every 5th from the {heldOutFold}th): {labels.Count} labels ({string.Join(", ", labels)}); {train.Count} training, {test.Count} test images; " +
             $"{rows.Count(r => r.Labels.Length == 0)} carry none, {rows.Count(r => r.Labels.Length > 1)} several");
 
         var plan = new HeadPlan { Data = manifest, MultiLabel = true, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = ModelCore.Export.Quantization.PrecisionChoice.Fp32 } };
@@ -68,6 +68,12 @@ internal static class MultiLabelRuns
         var (testFeatures, testProbabilities) = Run(engine, preprocessor, root, test);
         var truth = test.SelectMany(r => labels.Select(l => r.Labels.Contains(l))).ToArray();
         var product = MultiLabelEvaluation.Compute(labels, testProbabilities, truth, thresholds);
+        // The evidence threshold rules are judged on: every training image's out-of-fold probabilities and the held-out
+        // images' served probabilities, with their truth (one row each: truth 0/1 per label, then probabilities).
+        await File.WriteAllLinesAsync(Path.Combine(root, "out-of-fold.csv"), result.ValidationPredictions.Select(p =>
+            string.Join(',', labels.Select(l => p.Actual.Split(DataManifest.MultiLabelSeparator).Contains(l) ? "1" : "0").Concat(p.Probabilities.Select(v => v.ToString("R", CultureInfo.InvariantCulture))))));
+        await File.WriteAllLinesAsync(Path.Combine(root, "test.csv"), Enumerable.Range(0, test.Count).Select(i =>
+            string.Join(',', labels.Select((_, l) => truth[(i * labels.Count) + l] ? "1" : "0").Concat(labels.Select((_, l) => testProbabilities[(i * labels.Count) + l].ToString("R", CultureInfo.InvariantCulture))))));
 
         var peerDir = Path.Combine(root, "peer");
         Directory.CreateDirectory(peerDir);

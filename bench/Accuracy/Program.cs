@@ -15,7 +15,7 @@ using ServerlessClassifier.ModelCore.Plans;
 //        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
 //        [--train-per-class N (at most N training images per class: small, fast runs)]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
-//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression)]
+//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K (0-4: hold out every 5th emoji from the Kth; default 4)]]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -34,7 +34,13 @@ Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; flags: {string.Join
 if (args.Contains("--multilabel"))
 {
     // Multi-label emoji: the product's multi-label head against scikit-learn's one-vs-rest logistic regression (MultiLabelRuns).
-    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work);
+    var heldOutFold = args.SkipWhile(a => a != "--heldout-fold").Skip(1).FirstOrDefault() is { } fold ? int.Parse(fold, CultureInfo.InvariantCulture) : 4;
+    if (heldOutFold is < 0 or > 4)
+    {
+        Console.Error.WriteLine($"--heldout-fold: {heldOutFold} is not 0 to 4");
+        return 2;
+    }
+    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFold);
     Console.WriteLine(multiLabelTable);
     if (outputPath is not null)
     {

@@ -62,6 +62,7 @@ public sealed class ClassifyHttpTests(ServingModelFixture model)
 
         var summary = (ModelSummary)((OkObjectResult)await host.Function<GetModel>().Run(new DefaultHttpContext().Request, CancellationToken.None)).Value!;
         Assert.Equal(new Dictionary<string, double> { ["red"] = 0.999 }, summary.ClassThresholds);
+        Assert.Equal(("multiClass", null), (summary.Kind, summary.LabelThresholds));
     }
 
     [Fact]

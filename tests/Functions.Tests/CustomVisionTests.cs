@@ -9,8 +9,8 @@ namespace ServerlessClassifier.Functions.Tests;
 [Collection(FunctionsTests.Collection)]
 public sealed class CustomVisionTests(ServingModelFixture model)
 {
-    private const string Key = "test-prediction-key";
-    private static readonly Guid Project = new("11111111-2222-4333-8444-555555555555");
+    internal const string Key = "test-prediction-key";
+    internal static readonly Guid Project = new("11111111-2222-4333-8444-555555555555");
 
     [Fact]
     public void NameBasedIds_AreRfcVersion5_AndStablePerModelAndLabel()
@@ -131,16 +131,16 @@ public sealed class CustomVisionTests(ServingModelFixture model)
         Assert.Contains("Classifier:CustomVisionProjects", error.Message, StringComparison.Ordinal);
     }
 
-    private static Dictionary<string, string?> Settings() => new()
+    internal static Dictionary<string, string?> Settings() => new()
     {
         ["Classifier:CustomVisionProjects"] = $"{Project}=default",
         ["Classifier:CustomVisionPredictionKeys"] = $"old-key, {Key}",
     };
 
-    private static async Task<(int Status, object? Body)> ClassifyAsync(TestHost host, string? key, string project, string iteration)
+    internal static async Task<(int Status, object? Body)> ClassifyAsync(TestHost host, string? key, string project, string iteration, byte[]? image = null)
     {
         using var form = new MultipartFormDataContent();
-        var file = new ByteArrayContent(ServingModelFixture.Image("red", seed: 41));
+        var file = new ByteArrayContent(image ?? ServingModelFixture.Image("red", seed: 41));
         file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         form.Add(file, "imageData"); // no file name, as Microsoft's client sends it
         var context = TestHost.HttpContext(await form.ReadAsByteArrayAsync(), contentType: form.Headers.ContentType!.ToString());

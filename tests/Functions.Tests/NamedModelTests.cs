@@ -46,7 +46,7 @@ public sealed class NamedModelTests(ServingModelFixture model)
         Assert.Equal(defaultLoads, host.ModelProvider.LoadCount);
 
         var list = (ModelList)((OkObjectResult)await host.Function<ListModels>().Run(new DefaultHttpContext().Request, CancellationToken.None)).Value!;
-        Assert.Equal([new ModelListEntry("default", "v1", "v1"), new ModelListEntry("cats", "c2", "c2")], list.Models);
+        Assert.Equal([new ModelListEntry("default", "v1", "v1", "multiClass", null), new ModelListEntry("cats", "c2", "c2", "multiClass", null)], list.Models);
     }
 
     [Theory]

@@ -73,6 +73,37 @@ public sealed class CustomVisionExportTests : IDisposable
     }
 
     [Fact]
+    public async Task Export_OfAMultilabelProject_WritesEveryTagOfAnImage_AndTheManifestTrainsAMultiLabelModel()
+    {
+        var cli = new Cli();
+        var container = TestStorage.CreateServiceClient().GetBlobContainerClient(cli.TrainingContainer);
+        await container.CreateAsync();
+        var sas = container.GenerateSasUri(BlobContainerSasPermissions.Create | BlobContainerSasPermissions.Write, DateTimeOffset.UtcNow.AddHours(1));
+        using var service = new RecordedCustomVision(requests, multilabel: true);
+        var manifest = temp.Combine("customvision.csv");
+
+        var (exitCode, output) = await RunAsync("--endpoint", service.Url, "--project", Project, "--container-url", sas.ToString(), "--prefix", "cv", "--manifest", manifest);
+
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("Custom Vision project Fruit (Multilabel)", output, StringComparison.Ordinal);
+        Assert.Contains("Exported 7 image(s)", output, StringComparison.Ordinal);
+        Assert.Contains("--multilabel", output, StringComparison.Ordinal);
+        var rows = await File.ReadAllLinesAsync(manifest);
+        Assert.Equal("image,labels", rows[0]);
+        Assert.Equal(7, rows.Length - 1);
+        Assert.Contains("cv/9f0ad4b2-3c1e-4c44-8d36-000000000006,apple;banana", rows);
+        Assert.Contains("cv/9f0ad4b2-3c1e-4c44-8d36-000000000001,banana", rows);
+
+        var train = await cli.RunAsync("train", "--data", manifest, "--multilabel", "--output", temp.Combine("model"), "--mode", "head", "--device", "cpu");
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        var trained = (await ModelPackage.LoadAsync(temp.Combine("model"))).Manifest;
+        Assert.Equal(ModelKind.MultiLabel, trained.Kind);
+        Assert.Equal(["apple", "banana"], trained.Labels);
+        Assert.Equal(2, trained.LabelThresholds!.Count);
+    }
+
+    [Fact]
     public async Task Export_RefusesAContainerUrlWithoutSas_AndAMissingKey()
     {
         var (noSas, noSasOutput) = await RunAsync("--endpoint", "http://127.0.0.1:9", "--project", Project, "--container-url", "https://a.blob.core.windows.net/training");
@@ -119,9 +150,13 @@ public sealed class CustomVisionExportTests : IDisposable
         private readonly List<string> requests;
         private readonly Task loop;
 
-        public RecordedCustomVision(List<string> requests)
+        private readonly bool multilabel;
+
+        /// <param name="multilabel">Answer as a Multilabel project (the recorded project's classification type changed).</param>
+        public RecordedCustomVision(List<string> requests, bool multilabel = false)
         {
             this.requests = requests;
+            this.multilabel = multilabel;
             using (var probe = new TcpListener(IPAddress.Loopback, 0))
             {
                 probe.Start();
@@ -189,7 +224,7 @@ public sealed class CustomVisionExportTests : IDisposable
                     {
                         body = rest switch
                         {
-                            "" => Recorded("project.json"),
+                            "" => multilabel ? System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(Recorded("project.json")).Replace("\"Multiclass\"", "\"Multilabel\"", StringComparison.Ordinal)) : Recorded("project.json"),
                             "/tags" => Recorded("tags.json"),
                             "/images/tagged" => Page(context.Request.QueryString),
                             _ => [],

@@ -6,7 +6,7 @@ using ServerlessClassifier.Functions.Services;
 
 namespace ServerlessClassifier.Functions.Functions;
 
-/// <summary><c>GET /api/model</c>: the version this instance serves, its labels, backbone, metrics and threshold; 503 when none (<see cref="Middleware.HttpProblemsMiddleware"/>).</summary>
+/// <summary><c>GET /api/model</c>: the version this instance serves, its labels, kind, backbone, metrics and thresholds; 503 when none (<see cref="Middleware.HttpProblemsMiddleware"/>).</summary>
 public sealed class GetModel(ModelProvider models)
 {
     [Function(nameof(GetModel))]
@@ -19,6 +19,7 @@ public sealed class GetModel(ModelProvider models)
         var manifest = lease.Model.Manifest;
         return new OkObjectResult(new ModelSummary(lease.Version, manifest.Labels, manifest.Backbone, manifest.Metrics,
             manifest.ConfidenceThreshold, manifest.Preprocessing.InputSize, manifest.CreatedUtc, lease.Model.LoadedUtc,
-            manifest.Precision.ToString().ToLowerInvariant(), manifest.ClassThresholds?.Thresholds));
+            manifest.Precision.ToString().ToLowerInvariant(), manifest.ClassThresholds?.Thresholds,
+            ModelSummary.KindName(manifest.Kind), ModelSummary.LabelThresholdsOf(manifest)));
     }
 }

@@ -3,13 +3,15 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using ServerlessClassifier.Functions.Contracts;
 using ServerlessClassifier.Functions.Services;
+using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Storage;
 
 namespace ServerlessClassifier.Functions.Functions;
 
 /// <summary>
 /// <c>GET /api/models</c>: the models published in the store (<c>default</c> first when it has anything), each with its
-/// current version and the version this instance has loaded (null when not loaded here).
+/// current version, the version this instance has loaded (null when not loaded here), and the current version's kind
+/// and (multi-label) label thresholds, read from its manifest.
 /// </summary>
 public sealed class ListModels(ModelRegistry models, ClassifierContainers containers)
 {
@@ -25,16 +27,27 @@ public sealed class ListModels(ModelRegistry models, ClassifierContainers contai
         var list = new List<ModelListEntry>();
         foreach (var name in names)
         {
+            var store = new ModelStore(containers.Models, name);
             string? version;
             try
             {
-                version = (await new ModelStore(containers.Models, name).GetCurrentAsync(cancellationToken))?.State.Version;
+                version = (await store.GetCurrentAsync(cancellationToken))?.State.Version;
             }
-            catch (ModelCore.Checkpoints.ModelFormatException)
+            catch (ModelFormatException)
             {
                 version = null; // an unreadable current.json: listed without a current version, as the provider refuses it
             }
-            list.Add(new ModelListEntry(name, version, loaded.GetValueOrDefault(name)));
+            ModelManifest? manifest = null;
+            try
+            {
+                manifest = version is null ? null : await store.GetManifestAsync(version, cancellationToken);
+            }
+            catch (ModelFormatException)
+            {
+                // an unreadable manifest: listed without a kind, as the provider refuses to load it
+            }
+            list.Add(new ModelListEntry(name, version, loaded.GetValueOrDefault(name),
+                manifest is null ? null : ModelSummary.KindName(manifest.Kind), manifest is null ? null : ModelSummary.LabelThresholdsOf(manifest)));
         }
         return new OkObjectResult(new ModelList(list));
     }

@@ -27,6 +27,10 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         // The page is protected like the API: no key, no page.
         Assert.Equal(HttpStatusCode.Unauthorized, (await host.Http.GetAsync(host.Url("api/ui"))).StatusCode);
 
+        // A multi-label model beside the two multi-class ones (the sigmoid ColourModel: red 0.5, green 0.5, blue 0.99).
+        const string multiLabel = "page-multilabel";
+        await new ModelCore.Storage.ModelStore(host.Store.Container, multiLabel).PublishAsync(model.MultiLabelFolder, version: "p1");
+
         // Uploads: a red square (confident, in distribution) and two emoji, which are nothing like the red, green and
         // blue squares the model was fitted on.
         var emoji = TestAssets.SampleEmoji(2);
@@ -75,6 +79,16 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Pick(browser, red);
         browser.WaitFor(d => d.FindElement(By.Id("version")).Text == $"Model {named}, version s1", "the named model's answer");
         Assert.Equal("blue", browser.Driver.FindElement(By.CssSelector("#bars .bar-row")).GetDomAttribute("data-label"));
+        // The multi-label model's answer lists the labels at or above their own thresholds: magenta is red, and not blue
+        // (its probability is over red's threshold but under its own 0.99), though blue's bar is the longest.
+        chooser.SelectByValue(multiLabel);
+        var magenta = Path.Combine(scratch, "magenta.png");
+        await File.WriteAllBytesAsync(magenta, ServingModelFixture.Magenta());
+        Pick(browser, magenta);
+        browser.WaitFor(d => d.FindElement(By.Id("version")).Text == $"Model {multiLabel}, version p1", "the multi-label model's answer");
+        Assert.StartsWith("labels: red (", browser.Driver.FindElement(By.Id("decision")).Text, StringComparison.Ordinal);
+        Assert.Equal([("blue", "false"), ("red", "true"), ("green", "false")], browser.Driver.FindElements(By.CssSelector("#bars .bar-row"))
+            .Select(r => (r.GetDomAttribute("data-label"), r.GetDomAttribute("data-chosen"))));
         chooser.SelectByValue("");
         Pick(browser, red);
         browser.WaitFor(d => d.FindElement(By.Id("version")).Text == "Model version v1", "the default model's answer again");

@@ -1,3 +1,4 @@
+using ServerlessClassifier.ModelCore.Probe;
 using ServerlessClassifier.ModelCore.Results;
 
 namespace ServerlessClassifier.ModelCore.Tests.Training;
@@ -45,6 +46,27 @@ public sealed class ThresholdSelectionTests
         Assert.Equal((0.6, 3), (chosen.Threshold, chosen.Answered));
         Assert.Equal(0.912, ThresholdSelection.Choose(candidates, 2, ThresholdGoal.Parse("precision=1"))!.Threshold, 9);
     }
+
+    [Fact]
+    public void MultiLabelBestF1_IsShrunkTowardHalf_ByTheLabelsPositives()
+    {
+        // 5 positives: the best out-of-fold F1 is at 0.4 (5 of 5 found, 5 of 8 right), shrunk to (5 x 0.4 + 10 x 0.5) / 15.
+        var (scores, positive) = Images([0.97, 0.6, 0.55, 0.45, 0.4], [0.7, 0.65, 0.5, .. Enumerable.Repeat(0.1, 42)]);
+        var (threshold, rule) = MultiLabelProbe.ChooseThreshold(scores, positive, targetPrecision: null);
+        Assert.Equal(0.466, threshold, 9);
+        Assert.Equal("best F1 (0.4) shrunk toward 0.5 by its 5 positives against 0.5's 10", rule);
+
+        // 90 positives with the same scores (each 18 times): nearly as chosen, (90 x 0.4 + 10 x 0.5) / 100.
+        var (many, manyPositive) = Images([.. Enumerable.Repeat<double[]>([0.97, 0.6, 0.55, 0.45, 0.4], 18).SelectMany(x => x)],
+            [.. Enumerable.Repeat<double[]>([0.7, 0.65, 0.5], 18).SelectMany(x => x), .. Enumerable.Repeat(0.1, 42)]);
+        Assert.Equal(0.41, MultiLabelProbe.ChooseThreshold(many, manyPositive, targetPrecision: null).Threshold, 9);
+
+        // A target precision is the caller's own goal: not shrunk (the lowest threshold whose precision is 1: 0.97).
+        Assert.Equal(0.97, MultiLabelProbe.ChooseThreshold(scores, positive, targetPrecision: 1).Threshold, 9);
+    }
+
+    private static (double[] Scores, bool[] Positive) Images(double[] positives, double[] negatives) =>
+        ([.. positives, .. negatives], [.. positives.Select(_ => true), .. negatives.Select(_ => false)]);
 
     [Fact]
     public void NoCandidatesOrNoPositives_GiveNull()

@@ -250,6 +250,26 @@ public sealed class ModelStore
         return await SetCurrentAsync(previous, cancellationToken);
     }
 
+    /// <summary>A version's manifest alone (no model file is read or verified), or null when the version has none.</summary>
+    /// <exception cref="ModelFormatException">The manifest is not a valid one.</exception>
+    public async Task<ModelManifest?> GetManifestAsync(string version, CancellationToken cancellationToken = default)
+    {
+        if (!IsValidVersion(version))
+        {
+            throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
+        }
+        var source = $"{prefix}{version}/{ModelManifest.FileName}";
+        try
+        {
+            var (content, _) = await ReadSmallAsync(source, ModelManifest.MaxBytes, cancellationToken);
+            return ModelManifest.Parse(content, source);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Every version in the store, newest first, with its manifest (or why it could not be read).</summary>
     public async Task<IReadOnlyList<PublishedModel>> ListAsync(CancellationToken cancellationToken = default)
     {

@@ -35,6 +35,12 @@ if (args is [TwoModelMemory.Flag])
         BenchEnvironment.RepositoryRoot(), predictions: 25);
 }
 
+if (args.Length > 0 && args[0] == OodBench.Flag)
+{
+    return OodBench.Run(args.Length > 1 ? [.. args[1].Split(',').Select(a => int.Parse(a, CultureInfo.InvariantCulture))] : [32, 2000],
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 4096);
+}
+
 if (args is [ExplainBench.Flag, var explainModel])
 {
     return await ExplainBench.RunAloneAsync(explainModel);

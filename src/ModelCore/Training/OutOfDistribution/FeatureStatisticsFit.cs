@@ -46,7 +46,7 @@ public static class FeatureStatisticsFit
     private const int Oversampling = 32;
 
     /// <summary>The randomized iteration stops when no kept Ritz value moved by more than this share of itself in a pass ...</summary>
-    private const double RitzTolerance = 1e-6;
+    private const double RitzTolerance = 1e-5;
 
     /// <summary>... or after this many passes.</summary>
     private const int MaxPasses = 40;
@@ -332,17 +332,35 @@ public static class FeatureStatisticsFit
             }
         }
 
-        /// <summary>C Q for the covariance C = A'A / n of these rows (A'(A Q), a block at a time), and C's trace.</summary>
+        /// <summary>
+        /// C Q for the covariance C = A'A / n of these rows (A'(A Q), a block at a time, in float32: the iteration's accuracy
+        /// is bounded by its tolerance, far above float32's), and C's trace (summed in float64).
+        /// </summary>
         public (Tensor Product, double Trace) CovarianceTimes(Tensor q)
         {
-            var product = zeros([width, q.shape[1]], ScalarType.Float64);
+            var basis = q.to_type(ScalarType.Float32);
+            var product = zeros([width, q.shape[1]], ScalarType.Float32);
+            var centred = new double[width];
+            var block = new float[Math.Min(CovarianceBlockRows, Count) * width];
             double trace = 0;
-            ForEachBlock(block =>
+            for (var start = 0; start < Count; start += CovarianceBlockRows)
             {
-                product.add_(block.t().matmul(block.matmul(q)));
-                trace += block.square().sum().item<double>();
-            });
-            return (product.div_(Count), trace / Count);
+                var count = Math.Min(CovarianceBlockRows, Count - start);
+                for (var r = 0; r < count; r++)
+                {
+                    Write(start + r, centred);
+                    var destination = block.AsSpan(r * width, width);
+                    for (var f = 0; f < width; f++)
+                    {
+                        destination[f] = (float)centred[f];
+                        trace += centred[f] * centred[f];
+                    }
+                }
+                using var scope = NewDisposeScope();
+                var rowsBlock = tensor(count * width == block.Length ? block : block.AsSpan(0, count * width).ToArray(), [count, width], ScalarType.Float32);
+                product.add_(rowsBlock.t().matmul(rowsBlock.matmul(basis)));
+            }
+            return (product.to_type(ScalarType.Float64).div_(Count), trace / Count);
         }
     }
 

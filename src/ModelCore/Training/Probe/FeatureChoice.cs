@@ -29,6 +29,7 @@ internal static class FeatureChoice
     {
         ArgumentOutOfRangeException.ThrowIfZero(candidates.Count);
         var width = features.Width;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var results = new List<(FeatureSet Set, ProbeSweep Sweep)>();
         foreach (var set in candidates)
         {
@@ -51,7 +52,7 @@ internal static class FeatureChoice
         var fit = LinearProbe.Finish(best.Sweep, report, cancellationToken);
         var summary = candidates.Count == 1 ? [] : results.Select(r => new FeatureCandidate(
             r.Set.Stages, r.Set.Flipped, r.Sweep.Lambdas[r.Sweep.Best], r.Sweep.BestLoss, r.Sweep.Grid[r.Sweep.Best].Accuracy, ReferenceEquals(r.Set, best.Set))).ToList();
-        return new ChosenFeatures(Widen(fit, best.Set.Columns, width), best.Set, summary);
+        return new ChosenFeatures(Widen(fit with { Seconds = clock.Elapsed.TotalSeconds }, best.Set.Columns, width), best.Set, summary);
     }
 
     /// <summary>One line: the chosen set and every candidate's out-of-fold log-loss and accuracy.</summary>

@@ -389,6 +389,40 @@ public sealed class LinearProbeTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A candidate whose out-of-fold loss has turned while its best is above another candidate's stops its sweep there (it
+    /// cannot win), and the choice is the one full sweeps make: the noise columns' candidate, swept after the last stage
+    /// alone, stops one point past its own minimum, where on its own it runs on.
+    /// </summary>
+    [Fact]
+    public void FeatureChoice_StopsTheSweepOfACandidateThatHasLost_AndChoosesAsFullSweepsDo()
+    {
+        TorchRuntime.EnsureInitialized();
+        var (lead, labels) = Blobs(perClass: 20, features: 12, separation: 1.5, labelNoise: 0, seed: 4);
+        var (noise, _) = Blobs(perClass: 20, features: 36, separation: 0, labelNoise: 0, seed: 5);
+        var wide = new float[labels.Length * 48];
+        for (var i = 0; i < labels.Length; i++)
+        {
+            lead.AsSpan(i * 12, 12).CopyTo(wide.AsSpan(i * 48));
+            noise.AsSpan(i * 36, 36).CopyTo(wide.AsSpan((i * 48) + 12));
+        }
+        var rows = new FeatureRows(48, wide);
+
+        var alone = LinearProbe.Sweep(new FeatureRows(12, lead), labels, 3, null, folds: 5, seed: 1);
+        var full = LinearProbe.Sweep(rows, labels, 3, null, folds: 5, seed: 1);
+        var stopped = LinearProbe.Sweep(rows, labels, 3, null, folds: 5, seed: 1, toBeat: alone.BestLoss);
+        var choice = FeatureChoice.Fit(rows, labels, 3, null, [new("layer4", 12, false), new("layer3+layer4", 48, false)], folds: 5, seed: 1);
+
+        output.WriteLine($"alone {alone.BestLoss:F3}; full: {string.Join(" ", full.Grid.Select(g => $"{g.Lambda:G2}:{g.Loss:F3}"))}; stopped: {string.Join(" ", stopped.Grid.Select(g => $"{g.Lambda:G2}:{g.Loss:F3}"))}");
+        Assert.True(full.BestLoss > alone.BestLoss, "the noise columns' candidate loses");
+        Assert.Equal(stopped.Best + 2, stopped.Grid.Count); // one point past its minimum
+        Assert.True(stopped.Grid.Count < full.Grid.Count, $"{stopped.Grid.Count} points, the full sweep {full.Grid.Count}");
+        Assert.Equal(full.Grid.Take(stopped.Grid.Count), stopped.Grid);
+        Assert.Equal(full.Lambdas[full.Best], stopped.Lambdas[stopped.Best]);
+        Assert.Equal("layer4", choice.Chosen.Stages);
+        Assert.Equal(alone.BestLoss, choice.Candidates.Single(c => c.Chosen).Loss);
+    }
+
     private static (float[] Features, int[] Labels) Blobs(int perClass, int features, double separation, double labelNoise, int seed)
     {
         var random = new Random(seed);

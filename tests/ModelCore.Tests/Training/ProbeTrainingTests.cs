@@ -130,6 +130,10 @@ public sealed class ProbeTrainingTests(ITestOutputHelper output)
         Assert.True(calibration.TemperatureKept ? calibration.HeldOutNll < calibration.NllBefore : calibration.Temperature == 1, $"{calibration}");
         Assert.Equal(("out-of-fold", images), (calibration.Evidence, calibration.Images));
         Assert.True(result.Validation.Accuracy >= 0.8, $"out-of-fold accuracy {result.Validation.Accuracy}");
+        // Every stage's seconds, in order (the benchmark's step times come from here).
+        Assert.Equal(["inputs", "fit", "calibration", "out-of-distribution", "export and parity check", "precision (int8 build and check)", "save"], result.Steps.Select(s => s.Step));
+        Assert.All(result.Steps, s => Assert.True(s.Seconds >= 0));
+        Assert.True(result.Steps[0].Seconds >= result.FeatureSeconds!.Value - 0.01, "the inputs step holds the feature pass");
 
         Assert.Equal(2, result.Manifest.Head.PooledStages); // layer4 and layer3 by default in head mode
         Assert.Equal(512 + 256, result.Model.Backbone.NumFeatures);

@@ -101,14 +101,23 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             LogStart(plan.Mode, dataset.Train.Count, dataset.Validation.Count, dataset.Labels.Count, device.type, setup.BackboneSource);
 
             // Stage 2, the inputs; stage 3, the fit.
+            var steps = new List<StepTime>();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             using var inputs = await PrepareInputsAsync(plan, setup, preprocessor, loader, run, device, cancellationToken).ConfigureAwait(false);
             CheckClasses(dataset, inputs.TrainLabels);
+            steps.Add(new StepTime("inputs", clock.Elapsed.TotalSeconds));
+            clock.Restart();
             var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
+            steps.Add(new StepTime("fit", clock.Elapsed.TotalSeconds));
 
             // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
+            clock.Restart();
             var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, plan.ClassThresholdGoal(), progress);
+            steps.Add(new StepTime("calibration", clock.Elapsed.TotalSeconds));
+            clock.Restart();
             var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
             var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
+            steps.Add(new StepTime("out-of-distribution", clock.Elapsed.TotalSeconds));
 
             // Stage 6, packaging: the verified graph, its precision, the model folder.
             var draft = Draft(plan, dataset, setup, calibrated, skipped, device) with
@@ -129,7 +138,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 Evidence = judged.Evidence,
             };
             var manifest = await Packager.PackAsync(model, draft, folder, fitted.VerificationInputs, setup.MeanImage, ood.Statistics, plan.Precision, plan.Seed,
-                dataset.Train, reference, progress, cancellationToken).ConfigureAwait(false);
+                dataset.Train, reference, progress, cancellationToken, steps).ConfigureAwait(false);
 
             // Stage 7, the result.
             return new TrainingResult
@@ -150,6 +159,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 Device = DeviceName(plan, device),
                 FeatureParityRelativeDifference = fitted.FeatureParityRelativeDifference,
                 FeatureSeconds = fitted.FeatureSeconds,
+                Steps = steps,
                 MeanImage = setup.MeanImage,
                 OutOfDistribution = ood.Statistics,
             };

@@ -18,7 +18,9 @@ internal sealed record ChosenFeatures(ProbeFit Fit, FeatureSet Chosen, IReadOnly
 /// (ties go to the earlier candidate, the fuller set). Every candidate reads columns of the one feature pass, so the
 /// choice costs probe fits, not backbone passes. The chosen probe's weights are widened to the full feature width with
 /// zeros on the columns it did not read, so the served graph and everything downstream (int8 check, explanation maps,
-/// out-of-distribution statistics) stay as they are.
+/// out-of-distribution statistics) stay as they are. Only the kept candidate is calibrated and refitted on every image;
+/// a later candidate's sweep stops once its loss has turned while its best is no lower than the best so far
+/// (<see cref="LinearProbe.Sweep"/>'s toBeat).
 /// </summary>
 internal static class FeatureChoice
 {
@@ -27,7 +29,8 @@ internal static class FeatureChoice
     {
         ArgumentOutOfRangeException.ThrowIfZero(candidates.Count);
         var width = features.Width;
-        var results = new List<(FeatureSet Set, ProbeFit Fit, double Loss)>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var results = new List<(FeatureSet Set, ProbeSweep Sweep)>();
         foreach (var set in candidates)
         {
             if (set.Flipped && flipped is null)
@@ -40,13 +43,16 @@ internal static class FeatureChoice
             {
                 report?.Invoke($"feature choice: {Describe(set)} ({results.Count + 1} of {candidates.Count})");
             }
-            var fit = LinearProbe.Fit(rows, labels, classes, mirrored, folds, seed, report: report, cancellationToken: cancellationToken);
-            results.Add((set, fit, fit.Grid.First(g => g.Lambda == fit.Lambda).Loss));
+            // A later candidate stops its sweep once it has clearly lost to the best so far (LinearProbe.Sweep's toBeat).
+            double? toBeat = results.Count == 0 ? null : results.Min(r => r.Sweep.BestLoss);
+            results.Add((set, LinearProbe.Sweep(rows, labels, classes, mirrored, folds, seed, report: report, toBeat: toBeat, cancellationToken: cancellationToken)));
         }
-        var best = results.Select((r, i) => (r, i)).OrderBy(x => x.r.Loss).ThenBy(x => x.i).First().r;
+        var best = results.Select((r, i) => (r, i)).OrderBy(x => x.r.Sweep.BestLoss).ThenBy(x => x.i).First().r;
+        // Only the kept candidate is calibrated and refitted on every image.
+        var fit = LinearProbe.Finish(best.Sweep, report, cancellationToken);
         var summary = candidates.Count == 1 ? [] : results.Select(r => new FeatureCandidate(
-            r.Set.Stages, r.Set.Flipped, r.Fit.Lambda, r.Loss, r.Fit.Grid.First(g => g.Lambda == r.Fit.Lambda).Accuracy, ReferenceEquals(r.Set, best.Set))).ToList();
-        return new ChosenFeatures(Widen(best.Fit, best.Set.Columns, width), best.Set, summary);
+            r.Set.Stages, r.Set.Flipped, r.Sweep.Lambdas[r.Sweep.Best], r.Sweep.BestLoss, r.Sweep.Grid[r.Sweep.Best].Accuracy, ReferenceEquals(r.Set, best.Set))).ToList();
+        return new ChosenFeatures(Widen(fit with { Seconds = clock.Elapsed.TotalSeconds }, best.Set.Columns, width), best.Set, summary);
     }
 
     /// <summary>One line: the chosen set and every candidate's out-of-fold log-loss and accuracy.</summary>

@@ -114,7 +114,21 @@ internal static class LinearProbe
 
     /// <inheritdoc cref="Fit(float[], int[], int, float[], int, int, IReadOnlyList{double}, int[], Action{string}, CancellationToken)"/>
     public static ProbeFit Fit(FeatureRows features, int[] labels, int classes, FeatureRows? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null,
-        Action<string>? report = null, CancellationToken cancellationToken = default)
+        Action<string>? report = null, CancellationToken cancellationToken = default) =>
+        Finish(Sweep(features, labels, classes, flipped, folds, seed, grid, scored, report, cancellationToken: cancellationToken), report, cancellationToken);
+
+    /// <summary>
+    /// The cross-validated sweep over the L2 grid (what chooses the strength), without the calibration and the refit:
+    /// <see cref="Finish"/> completes it. <see cref="FeatureChoice"/> sweeps every candidate and finishes only the one it keeps.
+    /// </summary>
+    /// <param name="toBeat">
+    /// The lowest out-of-fold log-loss another candidate reached, or null. The sweep stops as soon as it has turned (a point
+    /// above its best so far) while its best is no lower than this: the path has passed its minimum, which loses (ties go to
+    /// the earlier candidate). This assumes the path has one minimum, as <see cref="StopAfterWorse"/> does (which allows a
+    /// single bump).
+    /// </param>
+    public static ProbeSweep Sweep(FeatureRows features, int[] labels, int classes, FeatureRows? flipped, int folds, int seed, IReadOnlyList<double>? grid = null, int[]? scored = null,
+        Action<string>? report = null, double? toBeat = null, CancellationToken cancellationToken = default)
     {
         var watch = Stopwatch.StartNew();
         var n = labels.Length;
@@ -182,14 +196,24 @@ internal static class LinearProbe
             points.Add(point);
             report?.Invoke(string.Create(CultureInfo.InvariantCulture,
                 $"linear probe: L2 {lambda:G3} ({points.Count} of at most {lambdas.Count} strengths, {k} folds): out-of-fold accuracy {point.Accuracy:P1}, log-loss {point.Loss:F3}; {watch.Elapsed.TotalSeconds:F0} s"));
-            if (worse >= StopAfterWorse || clearlyTurned)
+            var lost = worse > 0 && points[bestSoFar].Loss >= toBeat;
+            if (worse >= StopAfterWorse || clearlyTurned || lost)
             {
                 break;
             }
         }
-        // Lowest out-of-fold log-loss: a proper, smooth score; accuracy on a few hundred images moves in
-        // steps of one image and often ties across half the grid (seen on noisy synthetic sets).
-        var best = points.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
+        return new ProbeSweep(watch, features, labels, classes, flipped, all, rowLabels, foldOf, scored, scoredLabels, k, classWeighted,
+            [.. foldData.Select(f => f.Standardizer)], oofLogits, foldParameters, points, lambdas);
+    }
+
+    /// <summary>The chosen strength's calibration (on the sweep's out-of-fold logits) and the refit on every image.</summary>
+    public static ProbeFit Finish(ProbeSweep sweep, Action<string>? report = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sweep);
+        var (watch, _, labels, classes, flipped, all, rowLabels, foldOf, scored, scoredLabels, k, classWeighted, standardizers, oofLogits, foldParameters, points, lambdas) = sweep;
+        var n = labels.Length;
+        double[] Scored(double[] all) => [.. scored.SelectMany(i => all.AsSpan(i * classes, classes).ToArray())];
+        var best = sweep.Best;
         var chosen = oofLogits[best];
         var chosenScored = Scored(chosen);
         var choice = Calibration.ChooseTemperature(chosenScored, scoredLabels, classes, [.. scored.Select(i => foldOf[i])]);
@@ -228,7 +252,7 @@ internal static class LinearProbe
             Grid = points,
             OutOfFoldLogits = chosen,
             FoldOf = foldOf,
-            FoldHeads = [.. foldParameters[best].Select((theta, fold) => RawHead(theta, foldData[fold].Standardizer, classes))],
+            FoldHeads = [.. foldParameters[best].Select((theta, fold) => RawHead(theta, standardizers[fold], classes))],
             OutOfFoldProbabilities = Calibration.Softmax(chosen, classes, temperature),
             EceBefore = Calibration.ExpectedCalibrationError(Calibration.TopOne(before, scoredLabels, classes)),
             EceAfter = Calibration.ExpectedCalibrationError(Calibration.TopOne(after, scoredLabels, classes)),
@@ -300,4 +324,18 @@ internal static class LinearProbe
         }
         return [.. y.Select(label => y.Length / (double)(classes * Math.Max(1, counts[label])))];
     }
+}
+
+/// <summary>What <see cref="LinearProbe.Sweep"/> leaves for <see cref="LinearProbe.Finish"/>: the folds, every strength's out-of-fold logits and fold models.</summary>
+internal sealed record ProbeSweep(Stopwatch Watch, FeatureRows Features, int[] Labels, int Classes, FeatureRows? Flipped, FeatureRows All, int[] RowLabels, int[] FoldOf, int[] Scored,
+    int[] ScoredLabels, int Folds, bool ClassWeighted, IReadOnlyList<FeatureStandardizer> Standardizers, IReadOnlyList<double[]> OutOfFoldLogits, IReadOnlyList<double[][]> FoldParameters,
+    IReadOnlyList<ProbeGridPoint> Grid, IReadOnlyList<double> Lambdas)
+{
+    /// <summary>
+    /// The strength with the lowest out-of-fold log-loss (a proper, smooth score; accuracy on a few hundred images moves in
+    /// steps of one image and often ties across half the grid, seen on noisy synthetic sets); ties go to the stronger penalty.
+    /// </summary>
+    public int Best => Grid.Select((p, g) => (p, g)).OrderBy(x => x.p.Loss).ThenByDescending(x => x.p.Lambda).First().g;
+
+    public double BestLoss => Grid[Best].Loss;
 }

@@ -43,6 +43,8 @@ internal sealed class SoftmaxRegression
         var weights = sampleWeights ?? [.. Enumerable.Repeat(1.0, n)];
         var total = weights.Sum();
         using var scope = NewDisposeScope();
+        // On small data the standardised rows are made once for the whole fit, not on every pass.
+        using var holding = features.Hold();
         var rowWeights = tensor(weights.Select(w => w / total).ToArray(), float64).unsqueeze(1);
         var oneHot = nn.functional.one_hot(tensor(labels), classes).to(float64);
         var parameters = start is null ? new double[(classes * d) + classes] : (double[])start.Clone();

@@ -83,8 +83,14 @@ public sealed class TrainingResult : IDisposable
     /// <summary>Head mode: seconds spent decoding, preprocessing and extracting features of all images.</summary>
     public double? FeatureSeconds { get; init; }
 
+    /// <summary>Wall-clock seconds of each stage, in order (inputs, fit, calibration, out-of-distribution, export, precision, save); empty where not timed.</summary>
+    public IReadOnlyList<StepTime> Steps { get; init; } = [];
+
     /// <summary>Why an int8 graph that was made is not served (its check's figures); null when it is, or none was made.</summary>
     public string? Int8Refusal => Manifest.Quantization is { Accepted: false } q ? ServingGraph.RefusalMessage(q) : null;
 
     public void Dispose() => Model.Dispose();
 }
+
+/// <summary>One stage of a training run and its wall-clock seconds.</summary>
+public sealed record StepTime(string Step, double Seconds);

@@ -23,9 +23,9 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));
 }
 
-if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions])
+if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions, var twoReturnFreed])
 {
-    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture));
+    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture), twoReturnFreed == "on");
 }
 
 if (args is [TwoModelMemory.Flag])

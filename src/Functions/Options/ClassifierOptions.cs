@@ -147,6 +147,14 @@ public sealed record ClassifierOptions
     [Range(1, 64)]
     public int? IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// Whether the app fixes glibc's mmap threshold (ModelCore's <c>NativeHeap</c>) before it loads a model, so that the
+    /// transient copies of the weights made while a session is created go back to the system (an fp32 ResNet-18 session
+    /// holds about half the memory then: docs/benchmarks.md, "Serving memory with two ResNet-18 models loaded"). On by
+    /// default; no effect outside glibc or when the environment sets <c>MALLOC_MMAP_THRESHOLD_</c>.
+    /// </summary>
+    public bool ReturnFreedModelMemory { get; init; } = true;
+
     /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
     [Range(1, 64)]
     public int InterOpThreads { get; init; } = 1;

@@ -74,6 +74,10 @@ public sealed class ModelProvider : IDisposable
         limits = settings.ToImageLimits();
         // The app's decoder (its limits and the process-wide decode budget); a new one over the same limits without one.
         this.decoder = decoder ?? new ImageDecoder(limits);
+        if (settings.ReturnFreedModelMemory)
+        {
+            NativeHeap.ReturnLargeBlocksToSystem(); // once per process, before its first session (see NativeHeap)
+        }
         engineOptions = new OnnxEngineOptions
         {
             IntraOpThreads = settings.IntraOpThreads ?? OnnxEngineOptions.Default.IntraOpThreads,

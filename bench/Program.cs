@@ -23,9 +23,9 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));
 }
 
-if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions, var twoReturnFreed])
+if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions, var twoReturnFreed, var twoCache])
 {
-    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture), twoReturnFreed == "on");
+    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture), twoReturnFreed == "on", twoCache == "-" ? null : twoCache);
 }
 
 if (args is [TwoModelMemory.Flag])

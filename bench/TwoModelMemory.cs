@@ -52,13 +52,18 @@ internal static class TwoModelMemory
                     {
                         await new ModelStore(container, name).PublishAsync(folder);
                     }
-                    // glibc's defaults first (Classifier:ReturnFreedModelMemory off), then as the app runs (on), in the same run.
-                    foreach (var returnFreed in new[] { false, true })
+                    // As before (glibc's defaults, the graph downloaded into memory), each change alone, then both (as the app runs).
+                    foreach (var (returnFreed, cached) in new[] { (false, false), (true, false), (false, true), (true, true) })
                     {
-                        var one = await MeasureAsync(storage, container.Name, imagePath, 1, predictions, returnFreed);
-                        var two = await MeasureAsync(storage, container.Name, imagePath, 2, predictions, returnFreed);
+                        var cache = cached ? Path.Combine(Path.GetTempPath(), $"bench-model-cache-{Guid.NewGuid():N}") : null;
+                        var one = await MeasureAsync(storage, container.Name, imagePath, 1, predictions, returnFreed, cache);
+                        var two = await MeasureAsync(storage, container.Name, imagePath, 2, predictions, returnFreed, cache);
+                        if (cache is not null)
+                        {
+                            Directory.Delete(cache, recursive: true);
+                        }
                         rows.Add(string.Create(CultureInfo.InvariantCulture,
-                            $"| {precision} | {(returnFreed ? "on (as served)" : "off (glibc's defaults)")} | peak RSS {two["peakMb"]:F0} MB (one model: {one["peakMb"]:F0} MB; {two["peakMb"] / one["peakMb"]:F2}x) | " +
+                            $"| {precision} | {(returnFreed ? "on" : "off")} | {(cached ? "on: session from the cached file" : "off: session from the downloaded bytes")}{(returnFreed && cached ? " (as served)" : "")} | peak RSS {two["peakMb"]:F0} MB (one model: {one["peakMb"]:F0} MB; {two["peakMb"] / one["peakMb"]:F2}x) | " +
                             $"RSS start {two["rssStart"]:F0} / 1st model loaded {two["rssFirst"]:F0} / 2nd loaded {two["rssSecond"]:F0} / end {two["rssEnd"]:F0} MB | " +
                             $"forward median {two["forwardMs"]:F1} ms (one model: {one["forwardMs"]:F1} ms) | " +
                             $"managed heap {two["managedMb"]:F0} MB (one model: {one["managedMb"]:F0} MB) | registry's estimate {two["estimateMb"]:F0} MB, unloads {two["evictions"]:F0} | " +
@@ -75,15 +80,15 @@ internal static class TwoModelMemory
         {
             File.Delete(imagePath);
         }
-        Console.WriteLine("| precision | Classifier:ReturnFreedModelMemory | peak RSS, two models | RSS along the way | forward, 1 image | managed heap | registry | budget |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| precision | ReturnFreedModelMemory | local model cache | peak RSS, two models | RSS along the way | forward, 1 image | managed heap | registry | budget |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
         Console.WriteLine($"load average at the end {BenchTable.LoadAverage():F1}");
         return 0;
     }
 
     /// <summary>In the child: serve <paramref name="count"/> named models through the app's services, <paramref name="predictions"/> photos each, in turns.</summary>
-    public static async Task<int> RunChildAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed)
+    public static async Task<int> RunChildAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed, string? cache)
     {
         var rssStart = ColdStart.ResidentMb();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
@@ -91,6 +96,8 @@ internal static class TwoModelMemory
             ["ClassifierStorage"] = storage,
             ["Classifier:ModelsContainer"] = container,
             ["Classifier:ReturnFreedModelMemory"] = returnFreed ? "true" : "false",
+            ["Classifier:ModelCacheMegabytes"] = cache is null ? "0" : "2048",
+            ["Classifier:ModelCacheDirectory"] = cache,
         }).Build();
         var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         services.AddClassifierServices();
@@ -140,10 +147,10 @@ internal static class TwoModelMemory
         }
     }
 
-    private static async Task<Dictionary<string, double>> MeasureAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed)
+    private static async Task<Dictionary<string, double>> MeasureAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed, string? cache)
     {
         var start = new ProcessStartInfo("dotnet", [typeof(TwoModelMemory).Assembly.Location, ChildFlag, storage, container, imagePath,
-            count.ToString(CultureInfo.InvariantCulture), predictions.ToString(CultureInfo.InvariantCulture), returnFreed ? "on" : "off"])
+            count.ToString(CultureInfo.InvariantCulture), predictions.ToString(CultureInfo.InvariantCulture), returnFreed ? "on" : "off", cache ?? "-"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -155,7 +162,7 @@ internal static class TwoModelMemory
         Console.Write(errors);
         var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("TWOMODELS", StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"two-model child failed ({process.ExitCode}): {output}{errors}");
-        Console.WriteLine($"{count} model(s), ReturnFreedModelMemory {(returnFreed ? "on" : "off")}: {line}");
+        Console.WriteLine($"{count} model(s), ReturnFreedModelMemory {(returnFreed ? "on" : "off")}, cache {(cache is null ? "off" : "on")}: {line}");
         return line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(p => p.Split('='))
             .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
     }

@@ -24,6 +24,7 @@ internal static class ColdStart
         var rssStart = ResidentMb();
         var store = new ModelStore(new BlobContainerClient(connectionString, container));
         var current = await store.GetCurrentAsync() ?? throw new InvalidOperationException("no model published");
+        var pointer = clock.Elapsed; // the first storage request: the Azure SDK's and HTTP stack's first use, and current.json
         // Without a cache folder the graph is downloaded into memory; with one, through the app's local model cache (empty: a
         // new instance; filled by an earlier child: a restarted process on the same instance) and the session reads the file.
         ModelPackage? package;
@@ -71,7 +72,7 @@ internal static class ColdStart
         var libtorchMapped = File.ReadLines("/proc/self/maps").Any(l => l.Contains("libtorch_cpu", StringComparison.Ordinal));
         Console.Error.WriteLine($"libtorch mapped in the serving process: {libtorchMapped}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"COLDSTART runtime={sinceProcessStart.TotalMilliseconds:F1} download={download.TotalMilliseconds:F1} session={session.TotalMilliseconds:F1} first={first.TotalMilliseconds:F1} peakMb={peakMb:F1} bytes={bytes} " +
+            $"COLDSTART runtime={sinceProcessStart.TotalMilliseconds:F1} pointer={pointer.TotalMilliseconds:F1} download={download.TotalMilliseconds:F1} session={session.TotalMilliseconds:F1} first={first.TotalMilliseconds:F1} peakMb={peakMb:F1} bytes={bytes} " +
             $"rssStart={rssStart:F1} rssDownload={rssDownload:F1} rssSession={rssSession:F1} rssFirst={rssFirst:F1} rssEnd={rssEnd:F1} managedMb={managedMb:F1} pngKeptMb={pngKeptMb:F1}"));
         return 0;
     }

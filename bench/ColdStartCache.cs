@@ -48,7 +48,7 @@ internal static class ColdStartCache
                 {
                     var c = await ColdStart.MeasureAsync(storage, container.Name, imagePath, predictions: 1, folderOrNull);
                     rows.Add(string.Create(CultureInfo.InvariantCulture,
-                        $"| {precision} | {kind} | {c["total"]:F0} ms | {c["runtime"]:F0} | {c["download"]:F0} | {c["session"]:F0} | {c["first"]:F0} | {c["peakMb"]:F0} MB |"));
+                        $"| {precision} | {kind} | {c["total"]:F0} ms | {c["runtime"]:F0} | {c["download"]:F0} (current.json, the first request: {c["pointer"]:F0}) | {c["session"]:F0} | {c["first"]:F0} | {c["peakMb"]:F0} MB |"));
                 }
             }
             Console.WriteLine("| precision | local model cache | process start to first prediction | runtime load ms | model download / cache read and hash check ms | session ms | first prediction (12 MP JPEG) ms | peak RSS |");

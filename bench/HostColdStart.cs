@@ -25,6 +25,13 @@ internal static class HostColdStart
 
     /// <summary>Publishes the app once, then starts the host <paramref name="runs"/> times: process start to health, to the first classification, and to "Host started", per run.</summary>
     public static async Task<List<(double HealthMs, double FirstMs, double HostStartedMs)>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, int runs)
+        => await MeasureAsync(runScript, repositoryRoot, storage, modelsContainer, image, [.. Enumerable.Repeat<string?>(null, runs)]);
+
+    /// <summary>
+    /// As above, one run per entry of <paramref name="cacheFolders"/>: the app's local model cache folder of that run (the
+    /// same folder in successive runs: a restarted instance), or null for none (<c>Classifier:ModelCacheMegabytes</c> 0).
+    /// </summary>
+    public static async Task<List<(double HealthMs, double FirstMs, double HostStartedMs)>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, IReadOnlyList<string?> cacheFolders)
     {
         var root = Directory.CreateTempSubdirectory("bench-host-").FullName;
         try
@@ -40,9 +47,9 @@ internal static class HostColdStart
             }
             var workers = Directory.CreateDirectory(Path.Combine(root, "workers")).FullName;
             var results = new List<(double, double, double)>();
-            for (var run = 0; run < runs; run++)
+            foreach (var cache in cacheFolders)
             {
-                results.Add(await OneAsync(runScript, app, workers, storage, modelsContainer, image));
+                results.Add(await OneAsync(runScript, app, workers, storage, modelsContainer, image, cache));
             }
             return results;
         }
@@ -52,7 +59,7 @@ internal static class HostColdStart
         }
     }
 
-    private static async Task<(double, double, double)> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image)
+    private static async Task<(double, double, double)> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image, string? cache)
     {
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var port = FreePort();
@@ -66,6 +73,14 @@ internal static class HostColdStart
         start.Environment["Classifier__ImagesContainer"] = $"bench-images-{suffix}";
         start.Environment["Classifier__PredictionsContainer"] = $"bench-predictions-{suffix}";
         start.Environment["Classifier__ModelsContainer"] = modelsContainer;
+        if (cache is null)
+        {
+            start.Environment["Classifier__ModelCacheMegabytes"] = "0";
+        }
+        else
+        {
+            start.Environment["Classifier__ModelCacheDirectory"] = cache;
+        }
         start.Environment["Classifier__SweepSchedule"] = "0 0 0 1 1 *";
         start.Environment["Classifier__ShardQueue"] = $"bench-shards-{suffix}";
         start.Environment["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"] = "true";

@@ -13,9 +13,16 @@ using static TorchSharp.torch;
 // The benchmark: every comparison is a ratio measured in this same run, so machine noise cancels.
 // Usage: dotnet run -c Release --project bench [-- --quick] [--output docs/benchmarks.md]
 // (or -- --two-models: serving memory with two models loaded in one instance, printed, docs/benchmarks.md untouched)
-if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount])
+if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount, var coldCache])
 {
-    return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture));
+    return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture), coldCache == "-" ? null : coldCache);
+}
+
+if (args is [ColdStartCache.Flag])
+{
+    TorchRuntime.EnsureInitialized();
+    return await ColdStartCache.RunAloneAsync(Environment.GetEnvironmentVariable("ClassifierStorage") ?? throw new InvalidOperationException("--cold-start-cache needs ClassifierStorage (scripts/bench.sh --cold-start-cache starts Azurite)."),
+        BenchEnvironment.RepositoryRoot());
 }
 
 if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
@@ -23,9 +30,9 @@ if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));
 }
 
-if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions])
+if (args is [TwoModelMemory.ChildFlag, var twoConnection, var twoContainer, var twoImage, var twoCount, var twoPredictions, var twoReturnFreed, var twoCache])
 {
-    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture));
+    return await TwoModelMemory.RunChildAsync(twoConnection, twoContainer, twoImage, int.Parse(twoCount, CultureInfo.InvariantCulture), int.Parse(twoPredictions, CultureInfo.InvariantCulture), twoReturnFreed == "on", twoCache == "-" ? null : twoCache);
 }
 
 if (args is [TwoModelMemory.Flag])

@@ -52,13 +52,23 @@ internal static class TwoModelMemory
                     {
                         await new ModelStore(container, name).PublishAsync(folder);
                     }
-                    var one = await MeasureAsync(storage, container.Name, imagePath, 1, predictions);
-                    var two = await MeasureAsync(storage, container.Name, imagePath, 2, predictions);
-                    rows.Add(string.Create(CultureInfo.InvariantCulture,
-                        $"| {precision} | peak RSS {two["peakMb"]:F0} MB (one model: {one["peakMb"]:F0} MB; {two["peakMb"] / one["peakMb"]:F2}x) | " +
-                        $"RSS start {two["rssStart"]:F0} / 1st model loaded {two["rssFirst"]:F0} / 2nd loaded {two["rssSecond"]:F0} / end {two["rssEnd"]:F0} MB | " +
-                        $"managed heap {two["managedMb"]:F0} MB (one model: {one["managedMb"]:F0} MB) | registry's estimate {two["estimateMb"]:F0} MB, unloads {two["evictions"]:F0} | " +
-                        $"{(two["peakMb"] <= 450 ? "within" : "OVER")} the 450 MB budget |"));
+                    // As before (glibc's defaults, the graph downloaded into memory), each change alone, then both (as the app runs).
+                    foreach (var (returnFreed, cached) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                    {
+                        var cache = cached ? Path.Combine(Path.GetTempPath(), $"bench-model-cache-{Guid.NewGuid():N}") : null;
+                        var one = await MeasureAsync(storage, container.Name, imagePath, 1, predictions, returnFreed, cache);
+                        var two = await MeasureAsync(storage, container.Name, imagePath, 2, predictions, returnFreed, cache);
+                        if (cache is not null)
+                        {
+                            Directory.Delete(cache, recursive: true);
+                        }
+                        rows.Add(string.Create(CultureInfo.InvariantCulture,
+                            $"| {precision} | {(returnFreed ? "on" : "off")} | {(cached ? "on: session from the cached file" : "off: session from the downloaded bytes")}{(returnFreed && cached ? " (as served)" : "")} | peak RSS {two["peakMb"]:F0} MB (one model: {one["peakMb"]:F0} MB; {two["peakMb"] / one["peakMb"]:F2}x) | " +
+                            $"RSS start {two["rssStart"]:F0} / 1st model loaded {two["rssFirst"]:F0} / 2nd loaded {two["rssSecond"]:F0} / end {two["rssEnd"]:F0} MB | " +
+                            $"forward median {two["forwardMs"]:F1} ms (one model: {one["forwardMs"]:F1} ms) | " +
+                            $"managed heap {two["managedMb"]:F0} MB (one model: {one["managedMb"]:F0} MB) | registry's estimate {two["estimateMb"]:F0} MB, unloads {two["evictions"]:F0} | " +
+                            $"{(two["peakMb"] <= 450 ? "within" : "OVER")} the 450 MB budget |"));
+                    }
                 }
                 finally
                 {
@@ -70,21 +80,24 @@ internal static class TwoModelMemory
         {
             File.Delete(imagePath);
         }
-        Console.WriteLine("| precision | peak RSS, two models | RSS along the way | managed heap | registry | budget |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| precision | ReturnFreedModelMemory | local model cache | peak RSS, two models | RSS along the way | forward, 1 image | managed heap | registry | budget |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
         Console.WriteLine($"load average at the end {BenchTable.LoadAverage():F1}");
         return 0;
     }
 
     /// <summary>In the child: serve <paramref name="count"/> named models through the app's services, <paramref name="predictions"/> photos each, in turns.</summary>
-    public static async Task<int> RunChildAsync(string storage, string container, string imagePath, int count, int predictions)
+    public static async Task<int> RunChildAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed, string? cache)
     {
         var rssStart = ColdStart.ResidentMb();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ClassifierStorage"] = storage,
             ["Classifier:ModelsContainer"] = container,
+            ["Classifier:ReturnFreedModelMemory"] = returnFreed ? "true" : "false",
+            ["Classifier:ModelCacheMegabytes"] = cache is null ? "0" : "2048",
+            ["Classifier:ModelCacheDirectory"] = cache,
         }).Build();
         var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         services.AddClassifierServices();
@@ -105,14 +118,25 @@ internal static class TwoModelMemory
                 await ClassifyAsync(name);
             }
         }
+        var peakMb = ColdStart.PeakResidentMb();
         var estimate = 0.0;
+        var forward = new List<double>();
         foreach (var name in Names.Take(count))
         {
             var model = (await registry.GetAsync(name, CancellationToken.None)).Current;
             estimate += (model?.EstimatedBytes ?? 0) / 1048576.0;
+            // The forward pass alone (one image, the engine as served), after the predictions above warmed it up.
+            var engine = model!.Pipeline.Engine;
+            var input = new float[3 * engine.InputSize * engine.InputSize];
+            var random = new Random(1);
+            for (var i = 0; i < input.Length; i++)
+            {
+                input[i] = (float)random.NextDouble() - 0.5f;
+            }
+            forward.Add(Timing.Of(() => engine.PredictProbabilities(input, 1), 3, 20).MedianMs);
         }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"TWOMODELS peakMb={ColdStart.PeakResidentMb():F1} rssStart={rssStart:F1} rssFirst={loaded[0]:F1} rssSecond={loaded[^1]:F1} rssEnd={ColdStart.ResidentMb():F1} " +
+            $"TWOMODELS peakMb={peakMb:F1} forwardMs={forward.Average():F2} rssStart={rssStart:F1} rssFirst={loaded[0]:F1} rssSecond={loaded[^1]:F1} rssEnd={ColdStart.ResidentMb():F1} " +
             $"managedMb={GC.GetTotalMemory(forceFullCollection: false) / 1048576.0:F1} estimateMb={estimate:F1} evictions={registry.Evictions}"));
         return 0;
 
@@ -123,10 +147,10 @@ internal static class TwoModelMemory
         }
     }
 
-    private static async Task<Dictionary<string, double>> MeasureAsync(string storage, string container, string imagePath, int count, int predictions)
+    private static async Task<Dictionary<string, double>> MeasureAsync(string storage, string container, string imagePath, int count, int predictions, bool returnFreed, string? cache)
     {
         var start = new ProcessStartInfo("dotnet", [typeof(TwoModelMemory).Assembly.Location, ChildFlag, storage, container, imagePath,
-            count.ToString(CultureInfo.InvariantCulture), predictions.ToString(CultureInfo.InvariantCulture)])
+            count.ToString(CultureInfo.InvariantCulture), predictions.ToString(CultureInfo.InvariantCulture), returnFreed ? "on" : "off", cache ?? "-"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -138,7 +162,7 @@ internal static class TwoModelMemory
         Console.Write(errors);
         var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("TWOMODELS", StringComparison.Ordinal))
             ?? throw new InvalidOperationException($"two-model child failed ({process.ExitCode}): {output}{errors}");
-        Console.WriteLine($"{count} model(s): {line}");
+        Console.WriteLine($"{count} model(s), ReturnFreedModelMemory {(returnFreed ? "on" : "off")}, cache {(cache is null ? "off" : "on")}: {line}");
         return line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(p => p.Split('='))
             .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
     }

@@ -21,6 +21,7 @@ public sealed class TestHost : IAsyncDisposable
 {
     private readonly ServiceProvider services;
     private readonly List<BlobContainerClient> owned = [];
+    private string? cacheFolder;
 
     private TestHost(ServiceProvider services, BlobContainerClient images, BlobContainerClient predictions, BlobContainerClient models)
     {
@@ -77,6 +78,9 @@ public sealed class TestHost : IAsyncDisposable
             ["Classifier:ModelsContainer"] = models.Name,
             ["Classifier:SweepMinImageAge"] = "00:00:00",
         };
+        // Each host is a fresh instance: its own local model cache (a shared one would serve another test's verified copy).
+        var cache = Directory.CreateTempSubdirectory("test-host-model-cache-").FullName;
+        values["Classifier:ModelCacheDirectory"] = cache;
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             values[key] = value;
@@ -92,6 +96,7 @@ public sealed class TestHost : IAsyncDisposable
         collection.AddClassifierServices();
         configure?.Invoke(collection);
         var host = new TestHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true }), images, predictions, models);
+        host.cacheFolder = cache;
         host.owned.Add(images);
         host.owned.Add(predictions);
         return host;
@@ -151,6 +156,10 @@ public sealed class TestHost : IAsyncDisposable
         foreach (var container in owned)
         {
             await container.DeleteIfExistsAsync();
+        }
+        if (cacheFolder is not null && Directory.Exists(cacheFolder))
+        {
+            Directory.Delete(cacheFolder, recursive: true);
         }
     }
 }

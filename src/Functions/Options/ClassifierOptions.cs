@@ -147,6 +147,28 @@ public sealed record ClassifierOptions
     [Range(1, 64)]
     public int? IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// Whether the app fixes glibc's mmap threshold (ModelCore's <c>NativeHeap</c>) before it loads a model, so that the
+    /// transient copies of the weights made while a session is created go back to the system (an fp32 ResNet-18 session
+    /// holds about half the memory then: docs/benchmarks.md, "Serving memory with two ResNet-18 models loaded"). On by
+    /// default; no effect outside glibc or when the environment sets <c>MALLOC_MMAP_THRESHOLD_</c>.
+    /// </summary>
+    public bool ReturnFreedModelMemory { get; init; } = true;
+
+    /// <summary>
+    /// The folder of the local model cache (ModelCore's <c>LocalModelCache</c>: served graphs kept on the instance's disk by
+    /// model, version and SHA-256, so a restarted process reads its model from disk and ONNX Runtime loads it from a file);
+    /// unset: <c>serverless-classifier-models</c> under the system's temporary folder.
+    /// </summary>
+    public string? ModelCacheDirectory { get; init; }
+
+    /// <summary>
+    /// The local model cache's budget: past it, the least recently used entries not used in the last ten minutes are
+    /// deleted. 0 turns the cache off (models are downloaded into memory, and each session is created from that copy).
+    /// </summary>
+    [Range(0, 1 << 20)]
+    public int ModelCacheMegabytes { get; init; } = 2048;
+
     /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
     [Range(1, 64)]
     public int InterOpThreads { get; init; } = 1;

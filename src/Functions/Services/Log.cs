@@ -30,6 +30,15 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Warning, "Model {Model}'s canary {Canary} cannot be served; its share stays on {Live}")]
     public static partial void CanaryUnavailable(this ILogger logger, Exception error, string model, string canary, string live);
 
+    [LoggerMessage(11, LogLevel.Information, "Model {Model} version {Version}: graph {Outcome} the local model cache ({Path})")]
+    public static partial void ModelCached(this ILogger logger, string model, string version, string outcome, string path);
+
+    [LoggerMessage(12, LogLevel.Warning, "Model {Model} version {Version}: the cached graph did not match its manifest (size or SHA-256): it was deleted and downloaded again ({Path})")]
+    public static partial void ModelCacheFileReplaced(this ILogger logger, string model, string version, string path);
+
+    [LoggerMessage(13, LogLevel.Warning, "Model {Model} version {Version}: the local model cache cannot be used ({Reason}); the model is downloaded into memory instead")]
+    public static partial void ModelCacheUnusable(this ILogger logger, Exception error, string model, string version, string reason);
+
     [LoggerMessage(4, LogLevel.Information, "Checking for a new model every {Interval} in the background")]
     public static partial void RefreshStarted(this ILogger logger, TimeSpan interval);
 

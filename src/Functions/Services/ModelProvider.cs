@@ -31,6 +31,7 @@ public sealed class ModelProvider : IDisposable
     private readonly TimeProvider time;
     private readonly TimeSpan refreshInterval;
     private readonly OnnxEngineOptions engineOptions;
+    private readonly LocalModelCache? cache;
     private readonly ImageLimits limits;
     private readonly ImageDecoder decoder;
     private readonly SemaphoreSlim checkLock = new(1, 1);
@@ -74,6 +75,13 @@ public sealed class ModelProvider : IDisposable
         limits = settings.ToImageLimits();
         // The app's decoder (its limits and the process-wide decode budget); a new one over the same limits without one.
         this.decoder = decoder ?? new ImageDecoder(limits);
+        if (settings.ReturnFreedModelMemory)
+        {
+            NativeHeap.ReturnLargeBlocksToSystem(); // once per process, before its first session (see NativeHeap)
+        }
+        cache = settings.ModelCacheMegabytes > 0
+            ? new LocalModelCache(settings.ModelCacheDirectory ?? LocalModelCache.DefaultRoot, (long)settings.ModelCacheMegabytes << 20, this.time)
+            : null;
         engineOptions = new OnnxEngineOptions
         {
             IntraOpThreads = settings.IntraOpThreads ?? OnnxEngineOptions.Default.IntraOpThreads,
@@ -282,8 +290,7 @@ public sealed class ModelProvider : IDisposable
                 liveETag = etag;
                 return;
             }
-            var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
-            pipeline = ClassificationPipeline.CreateServing(package, engineOptions, limits, decoder);
+            pipeline = await CreatePipelineAsync(version, cancellationToken).ConfigureAwait(false);
             try
             {
                 pipeline.WarmUp(); // before it goes live: the first request it serves pays no first-use costs
@@ -316,6 +323,40 @@ public sealed class ModelProvider : IDisposable
         {
             logger.Int8NeedsDotProduct(version, 8, CpuFeatures.Describe());
         }
+    }
+
+    /// <summary>
+    /// The version's pipeline: its graph through the local cache (from disk when cached and intact; ONNX Runtime reads the
+    /// file), or downloaded into memory when the cache is off or its folder cannot be used.
+    /// </summary>
+    private async Task<ClassificationPipeline> CreatePipelineAsync(string version, CancellationToken cancellationToken)
+    {
+        if (cache is not null)
+        {
+            CachedModel? cached = null;
+            try
+            {
+                cached = await cache.LoadAsync(store.Files(version), Model, version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LocalModelCacheException e)
+            {
+                logger.ModelCacheUnusable(e, Model, version, e.Message);
+            }
+            if (cached is not null)
+            {
+                if (cached.Outcome == CacheOutcome.Replaced)
+                {
+                    logger.ModelCacheFileReplaced(Model, version, cached.OnnxPath);
+                }
+                else
+                {
+                    logger.ModelCached(Model, version, cached.Outcome == CacheOutcome.Reused ? "read from" : "downloaded into", cached.OnnxPath);
+                }
+                return ClassificationPipeline.CreateServing(cached.Package, cached.OnnxPath, engineOptions, limits, decoder);
+            }
+        }
+        var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
+        return ClassificationPipeline.CreateServing(package, engineOptions, limits, decoder);
     }
 
     /// <summary>

@@ -193,6 +193,9 @@ public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHo
     public async Task HostLog_HasNoStorageRequestLines_AndTwoEntriesPerClassification()
     {
         await host.EnsureStartedAsync(model);
+        // The model's graph went through the instance's local model cache, where a restarted worker finds it.
+        Assert.Contains(host.Log, l => l.Contains("graph downloaded into the local model cache", StringComparison.Ordinal));
+        Assert.NotEmpty(Directory.GetFiles(host.ModelCache, ColourModel.OnnxFileName, SearchOption.AllDirectories));
         var before = host.Log.Count;
         const int Requests = 20;
         for (var i = 0; i < Requests; i++)

@@ -143,6 +143,8 @@ public class FunctionsHostFixture : IAsyncLifetime
             ["Classifier__SweepSchedule"] = "0 0 0 1 1 *",
             ["Classifier__SweepMinImageAge"] = "00:00:00",
             ["Classifier__ModelRefreshInterval"] = "00:00:02",
+            // The instance's local model cache (LocalModelCache), fresh for this host.
+            ["Classifier__ModelCacheDirectory"] = ModelCache,
             ["Classifier__MaxBytes"] = MaxBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             // Event Grid deliveries go through the host's blob-trigger queue, which otherwise backs off to a minute when idle.
             ["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = "00:00:02",
@@ -232,10 +234,17 @@ public class FunctionsHostFixture : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
+    /// <summary>The host's local model cache folder (fresh per fixture, deleted with it).</summary>
+    public string ModelCache { get; } = Path.Combine(Path.GetTempPath(), $"e2e-model-cache-{Guid.NewGuid():N}");
+
     public async Task DisposeAsync()
     {
         host?.Dispose();
         Http.Dispose();
+        if (Directory.Exists(ModelCache))
+        {
+            Directory.Delete(ModelCache, recursive: true);
+        }
         if (Images is not null)
         {
             await Images.DeleteIfExistsAsync();

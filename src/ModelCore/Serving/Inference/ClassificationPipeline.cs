@@ -154,7 +154,21 @@ public sealed partial class ClassificationPipeline : IDisposable
         var onnx = package.GetFile(ModelFileRoles.Onnx);
         // The package's verified array itself when it is one whole array (it is): a model is not copied.
         var bytes = MemoryMarshal.TryGetArray(onnx, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length ? segment.Array : onnx.ToArray();
-        var engine = new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default);
+        return Create(package, new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default), limits, decoder);
+    }
+
+    /// <summary>
+    /// The serving pipeline over a verified graph file on local disk (<c>LocalModelCache</c>): ONNX Runtime reads the file,
+    /// so the graph is never held in the managed heap; the package supplies the manifest and the small files.
+    /// </summary>
+    public static ClassificationPipeline CreateServing(ModelPackage package, string onnxPath, OnnxEngineOptions? options = null, ImageLimits? limits = null, ImageDecoder? decoder = null)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        return Create(package, new OnnxEngine(onnxPath, options ?? OnnxEngineOptions.Default), limits, decoder);
+    }
+
+    private static ClassificationPipeline Create(ModelPackage package, OnnxEngine engine, ImageLimits? limits, ImageDecoder? decoder)
+    {
         try
         {
             return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution(), decoder);

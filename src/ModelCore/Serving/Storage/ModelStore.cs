@@ -158,6 +158,11 @@ public sealed class ModelStore
         }
     }
 
+    /// <summary>The files of a version in the store, unread (e.g. for <see cref="LocalModelCache"/>).</summary>
+    public IModelFileSource Files(string version) => IsValidVersion(version)
+        ? new BlobModelFiles(container, prefix + version)
+        : throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
+
     /// <summary>
     /// Downloads a version and verifies its files against its manifest: all of them, or only those
     /// with the given roles (<see cref="ModelPackage.ServingRoles"/> for serving: no training weights).

@@ -1,0 +1,92 @@
+using System.Globalization;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
+
+namespace ServerlessClassifier.Bench;
+
+/// <summary>
+/// Cold start with and without the app's local model cache (issue 31), a separate run (<c>--cold-start-cache</c>): the
+/// benchmark's served model, int8 and fp32, in Azurite; fresh child processes from process start to the first prediction
+/// of a 12 MP JPEG, without a cache (the graph downloaded into memory), with an empty cache (a new instance) and with the
+/// cache the previous child filled (a restarted process on the same instance); then the same under the Functions host
+/// (<c>FUNCTIONS_HOST_DIR</c>), "Host started" to the first 200.
+/// </summary>
+internal static class ColdStartCache
+{
+    public const string Flag = "--cold-start-cache";
+
+    public static async Task<int> RunAloneAsync(string storage, string repository)
+    {
+        Console.WriteLine($"cold start with the local model cache; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
+        var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
+        using (var node = System.Diagnostics.Process.Start("node", [Path.Combine(repository, "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]))
+        {
+            await node.WaitForExitAsync();
+        }
+        var servingRoot = TrainingBench.PrepareData(emoji, 270);
+        using var models = await ServingModels.TrainAsync(servingRoot);
+        Directory.Delete(servingRoot, recursive: true);
+        Directory.Delete(emoji, recursive: true);
+        var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
+        await File.WriteAllBytesAsync(imagePath, Photos.Jpeg(4000, 3000, seed: 2));
+        var rows = new List<string>();
+        var containers = new List<BlobContainerClient>();
+        var caches = new List<string>();
+        try
+        {
+            foreach (var (precision, folder) in new[] { ("int8", models.Int8Folder), ("fp32", models.Fp32Folder) })
+            {
+                var container = new BlobContainerClient(storage, $"bench-cold-{precision}-{Guid.NewGuid():N}"[..40]);
+                await container.CreateAsync();
+                containers.Add(container);
+                await new ModelStore(container).PublishAsync(folder);
+                var cache = Path.Combine(Path.GetTempPath(), $"bench-cold-cache-{Guid.NewGuid():N}");
+                caches.Add(cache);
+                // Alternating, so that the machine's load falls on every kind alike.
+                foreach (var (kind, folderOrNull) in new[] { ("no cache", (string?)null), ("empty cache (new instance)", cache), ("filled cache (restart)", cache), ("no cache", null), ("filled cache (restart)", cache) })
+                {
+                    var c = await ColdStart.MeasureAsync(storage, container.Name, imagePath, predictions: 1, folderOrNull);
+                    rows.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"| {precision} | {kind} | {c["total"]:F0} ms | {c["runtime"]:F0} | {c["download"]:F0} (current.json, the first request: {c["pointer"]:F0}) | {c["session"]:F0} | {c["first"]:F0} | {c["peakMb"]:F0} MB |"));
+                }
+            }
+            Console.WriteLine("| precision | local model cache | process start to first prediction | runtime load ms | model download / cache read and hash check ms | session ms | first prediction (12 MP JPEG) ms | peak RSS |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|");
+            rows.ForEach(Console.WriteLine);
+            if (HostColdStart.Find() is { } runScript)
+            {
+                var hostCache = Path.Combine(Path.GetTempPath(), $"bench-host-cache-{Guid.NewGuid():N}");
+                caches.Add(hostCache);
+                string?[] runs = [null, hostCache, hostCache, null, hostCache];
+                var results = await HostColdStart.MeasureAsync(runScript, repository, storage, containers[0].Name, Photos.Jpeg(224, 224, seed: 1), runs);
+                Console.WriteLine("| Functions host, int8 model | local model cache | \"Host started\" to first 200 of POST /api/classify | host process start to \"Host started\" | to first 200 |");
+                Console.WriteLine("|---|---|---|---|---|");
+                for (var i = 0; i < runs.Length; i++)
+                {
+                    var (_, first, started) = results[i];
+                    var kind = runs[i] is null ? "no cache" : i == Array.IndexOf(runs, hostCache) ? "empty cache (new instance)" : "filled cache (restart)";
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| run {i + 1} | {kind} | {first - started:F0} ms | {started:F0} ms | {first:F0} ms |"));
+                }
+            }
+            else
+            {
+                Console.WriteLine("FUNCTIONS_HOST_DIR is not set: the cold start under the Functions host is skipped.");
+            }
+        }
+        finally
+        {
+            File.Delete(imagePath);
+            foreach (var container in containers)
+            {
+                await container.DeleteAsync();
+            }
+            foreach (var cache in caches.Where(Directory.Exists))
+            {
+                Directory.Delete(cache, recursive: true);
+            }
+        }
+        Console.WriteLine($"load average at the end {BenchTable.LoadAverage():F1}");
+        return 0;
+    }
+}

@@ -1,0 +1,125 @@
+using Azure.Storage.Blobs;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+using ServerlessClassifier.Functions.Functions;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.Tests.Common;
+
+namespace ServerlessClassifier.Functions.Tests;
+
+/// <summary>
+/// The local model cache through the app's own registrations and Azurite: a second instance (a restarted process) reads the
+/// graph from disk, a damaged cached graph is replaced and said so, a half-written file is never served and old entries are
+/// deleted past the budget, and an unusable cache folder falls back to loading into memory.
+/// </summary>
+[Collection(FunctionsTests.Collection)]
+public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposable
+{
+    private readonly string cacheRoot = Directory.CreateTempSubdirectory("model-cache-tests-").FullName;
+    private readonly List<BlobContainerClient> containers = [];
+
+    [Fact]
+    public async Task RestartedInstance_ReadsTheGraphFromTheCache_EvenWhenTheStoreNoLongerHasIt()
+    {
+        var models = await PublishedAsync();
+        var (firstLabel, firstLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", firstLabel);
+        Assert.Contains(firstLogs, m => m.Contains("graph downloaded into the local model cache", StringComparison.Ordinal));
+        var cached = Assert.Single(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(cacheRoot, "*.partial", SearchOption.AllDirectories));
+
+        // The store's graph is gone: only the cache can answer (the manifest still comes from the store).
+        await models.GetBlobClient($"v1/{ColourModel.OnnxFileName}").DeleteAsync();
+        var (secondLabel, secondLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", secondLabel);
+        Assert.Contains(secondLogs, m => m.Contains("graph read from the local model cache", StringComparison.Ordinal));
+        Assert.True(File.Exists(cached));
+    }
+
+    [Fact]
+    public async Task DamagedCachedGraph_IsDownloadedAgainAndTheLogSaysSo()
+    {
+        var models = await PublishedAsync();
+        await ClassifyOnceAsync(models);
+        var cached = Assert.Single(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories));
+        var bytes = await File.ReadAllBytesAsync(cached);
+        var original = bytes.ToArray();
+        bytes[bytes.Length / 2] ^= 0x20;
+        await File.WriteAllBytesAsync(cached, bytes);
+
+        var (label, logs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", label);
+        Assert.Contains(logs, m => m.StartsWith("Warning", StringComparison.Ordinal) && m.Contains("did not match its manifest", StringComparison.Ordinal));
+        Assert.Equal(original, await File.ReadAllBytesAsync(cached));
+    }
+
+    [Fact]
+    public async Task PartialFilesAndOldEntries_AreNeverServedAndAreDeletedPastTheBudget()
+    {
+        var models = await PublishedAsync();
+        // What a process that died mid-download leaves: only a temporary file, under the name the entry will have.
+        await ClassifyOnceAsync(models);
+        var entry = Path.GetDirectoryName(Assert.Single(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories)))!;
+        Directory.Delete(entry, recursive: true);
+        Directory.CreateDirectory(entry);
+        var partial = Path.Combine(entry, $".{ColourModel.OnnxFileName}.0123456789abcdef.partial");
+        await File.WriteAllBytesAsync(partial, new byte[1000]);
+        File.SetLastWriteTimeUtc(partial, DateTime.UtcNow.AddHours(-1));
+        // An entry of another version, unused for a day, that takes the cache over its 1 MB budget.
+        var old = Directory.CreateDirectory(Path.Combine(cacheRoot, "default-v0-0123456789abcdef")).FullName;
+        await File.WriteAllBytesAsync(Path.Combine(old, ColourModel.OnnxFileName), new byte[2 << 20]);
+        Directory.SetLastWriteTimeUtc(old, DateTime.UtcNow.AddDays(-1));
+
+        var (label, logs) = await ClassifyOnceAsync(models, budgetMegabytes: 1);
+        Assert.Equal("red", label);
+        Assert.Contains(logs, m => m.Contains("graph downloaded into the local model cache", StringComparison.Ordinal));
+        Assert.False(File.Exists(partial));
+        Assert.False(Directory.Exists(old));
+        Assert.True(File.Exists(Path.Combine(entry, ColourModel.OnnxFileName)));
+    }
+
+    [Fact]
+    public async Task UnusableCacheFolder_LoadsIntoMemoryAndSaysSo()
+    {
+        var models = await PublishedAsync();
+        var blocker = Path.Combine(cacheRoot, "a-file");
+        await File.WriteAllTextAsync(blocker, "not a folder");
+
+        var (label, logs) = await ClassifyOnceAsync(models, directory: Path.Combine(blocker, "cache"));
+        Assert.Equal("red", label);
+        Assert.Contains(logs, m => m.StartsWith("Warning", StringComparison.Ordinal) && m.Contains("the local model cache cannot be used", StringComparison.Ordinal));
+    }
+
+    public void Dispose()
+    {
+        Directory.Delete(cacheRoot, recursive: true);
+        containers.ForEach(c => c.DeleteIfExists());
+    }
+
+    private async Task<BlobContainerClient> PublishedAsync()
+    {
+        var models = new BlobContainerClient(TestStorage.ConnectionString, $"models-{Guid.NewGuid():N}");
+        await models.CreateAsync();
+        containers.Add(models);
+        await new ModelStore(models).PublishAsync(model.Folder, version: "v1");
+        return models;
+    }
+
+    /// <summary>A fresh instance of the app (its own registrations, as after a restart) answers one red image.</summary>
+    private async Task<(string? Label, List<string> Logs)> ClassifyOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null)
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var host = await TestHost.StartAsync(
+            new Dictionary<string, string?>
+            {
+                ["Classifier:ModelCacheDirectory"] = directory ?? cacheRoot,
+                ["Classifier:ModelCacheMegabytes"] = budgetMegabytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            },
+            models,
+            logging: builder => builder.SetMinimumLevel(LogLevel.Information).AddProvider(logs));
+        var result = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(ServingModelFixture.Image("red", seed: 41)).Request, CancellationToken.None);
+        var prediction = Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value);
+        return (prediction.Label, [.. logs.Messages]);
+    }
+}

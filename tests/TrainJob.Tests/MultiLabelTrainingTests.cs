@@ -153,6 +153,7 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         var asClasses = await cli.RunAsync(["train", "--data", Path.Combine(set.Data, TrainRun.MultiLabelCsv), "--output", set.Combine("classes"), .. MultiLabelSet.Settings]);
         var finetune = await cli.RunAsync("train", "--data", set.Data, "--multilabel", "--mode", "finetune", "--output", set.Combine("finetune"));
         var noCsv = await cli.RunAsync("train", "--data", Path.Combine(set.Data, "red"), "--multilabel", "--output", set.Combine("nocsv"));
+        var disagree = await cli.RunAsync(["train", "--data", set.Data, "--multilabel", "--class-thresholds", "precision=0.9", "--target-precision", "0.8", "--output", set.Combine("disagree"), .. MultiLabelSet.Settings]);
 
         Assert.True(asClasses.ExitCode == ExitCodes.Ok, asClasses.All);
         var manifest = (await ModelPackage.LoadAsync(set.Combine("classes"))).Manifest;
@@ -162,6 +163,21 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         Assert.Contains("fine-tuning a multi-label model with a binary loss is not built yet", finetune.Err, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Usage, noCsv.ExitCode);
         Assert.Contains("labels.csv", noCsv.Err, StringComparison.Ordinal);
+        Assert.NotEqual(ExitCodes.Ok, disagree.ExitCode);
+        Assert.Contains("--class-thresholds precision=0.9 and --target-precision 0.8 ask for different thresholds", disagree.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Train_ClassThresholdsPrecision_GivesEachLabelTheThresholdOfThatPrecision_AsTargetPrecisionDoes()
+    {
+        // The multi-class option means the same per label: the lowest threshold whose out-of-fold precision reaches P.
+        var run = await new Cli().RunAsync(["train", "--data", set.Data, "--multilabel", "--class-thresholds", "precision=0.95", "--output", set.Combine("p95"), .. MultiLabelSet.Settings]);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Matches(@"  red: threshold [\d.]+, precision", run.Out);
+        Assert.Contains("precision at least 95", run.Out, StringComparison.Ordinal);
+        var thresholds = (await ModelPackage.LoadAsync(set.Combine("p95"))).Manifest.LabelThresholds!;
+        Assert.NotEqual((await ModelPackage.LoadAsync(set.Model)).Manifest.LabelThresholds, thresholds); // not the default rule's
     }
 
     [Fact]

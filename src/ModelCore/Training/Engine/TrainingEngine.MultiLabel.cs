@@ -31,9 +31,18 @@ public sealed partial class TrainingEngine
         {
             throw new PlanException("precision", "int8 is not built for multi-label models yet (its check judges top-1 agreement, not each label's decision); train with --precision fp32 or auto.");
         }
-        if (plan.ClassThresholds is not null)
+        // --class-thresholds means for a multi-label model what it means for a multi-class one, per label: f1 is its default
+        // rule, precision=P the same as --target-precision P.
+        var targetPrecision = plan.TargetPrecision;
+        if (plan.ClassThresholdGoal() is { } goal)
         {
-            throw new PlanException("class thresholds", "--class-thresholds sets a multi-class model's per-class thresholds; a multi-label model always has a threshold per label (best F1, or --target-precision).");
+            var fromGoal = goal.Kind == ThresholdGoalKind.Precision ? goal.TargetPrecision : (double?)null;
+            if (targetPrecision is not null && targetPrecision != fromGoal)
+            {
+                throw new PlanException("class thresholds", string.Create(CultureInfo.InvariantCulture,
+                    $"--class-thresholds {goal} and --target-precision {targetPrecision} ask for different thresholds; give one of them."));
+            }
+            targetPrecision = fromGoal;
         }
         if (!dataset.IsMultiLabel)
         {
@@ -73,7 +82,7 @@ public sealed partial class TrainingEngine
             }
             var features = new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation);
             var flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? new FeatureRows(cache.NumFeatures, tf, vf) : null;
-            var fit = MultiLabelProbe.Fit(features, truth, labels, flipped, head.Folds, plan.Seed, plan.TargetPrecision, message => Info(progress, message), cancellationToken);
+            var fit = MultiLabelProbe.Fit(features, truth, labels, flipped, head.Folds, plan.Seed, targetPrecision, message => Info(progress, message), cancellationToken);
             SetHead(model, fit);
             model.eval();
             var evaluation = MultiLabelEvaluation.Compute(labels, fit.OutOfFoldProbabilities, truth, fit.Thresholds);

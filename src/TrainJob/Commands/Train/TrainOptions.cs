@@ -99,7 +99,8 @@ internal sealed class TrainOptions
             {
                 Description = "Give classes thresholds of their own, chosen on the out-of-fold (or validation) predictions: f1, the best F1 of each class's answers; " +
                     "precision=P, the lowest threshold whose answers reach precision P (a class that cannot reach it keeps the single threshold, with a warning). " +
-                    "Shown in report.html, applied in serving unless a request gives threshold=. Default: one threshold for every class.",
+                    "Shown in report.html, applied in serving unless a request gives threshold=. Default: one threshold for every class. " +
+                    "A multi-label model has a threshold per label anyway: f1 is its default rule, precision=P the same as --target-precision P.",
                 HelpName = "f1|precision=P",
             },
             FeatureCache = new Option<bool>("--feature-cache")

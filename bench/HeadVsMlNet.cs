@@ -35,11 +35,7 @@ internal static class HeadVsMlNet
         }
         Console.WriteLine($"Head mode vs ML.NET's Fit on {images} emoji (held out: {heldOut}); CPU {CpuFeatures.Describe()}; flags {BenchEnvironment.CpuFlags()}; {BenchEnvironment.Describe()}");
         Console.WriteLine($"load average before: {File.ReadAllText("/proc/loadavg").Trim()}");
-        var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
-        using (var node = Process.Start("node", [Path.Combine(repository, "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]))
-        {
-            await node.WaitForExitAsync();
-        }
+        var emoji = await BenchEmoji.ExtractAsync(repository);
         var train = TrainingBench.PrepareData(emoji, images + heldOut);
         var test = Path.Combine(Path.GetDirectoryName(train)!, $"{Path.GetFileName(train)}-test");
         // Every (images + heldOut) / heldOut-th image, in the copy's order (round-robin over the classes), is held out.

@@ -78,11 +78,7 @@ set_num_threads(threads);
 Console.WriteLine($"ServerlessClassifier benchmark: {runs} timed runs after {warmup} warm-up runs; {threads} intra-op threads for every engine; CPU {CpuFeatures.Describe()}.");
 
 // Real labelled images (Twitter emoji, nine categories) for the served model and the training figures.
-var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
-using (var node = System.Diagnostics.Process.Start("node", [Path.Combine(repository, "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]))
-{
-    await node.WaitForExitAsync();
-}
+var emoji = await BenchEmoji.ExtractAsync(repository);
 
 // The served model: head mode on 270 emoji, saved with its fp32 graph and with its checked int8 graph.
 var servingRoot = TrainingBench.PrepareData(emoji, 270);

@@ -28,15 +28,7 @@ internal static class TwoModelMemory
     public static async Task<int> RunAloneAsync(string storage, string repository, int predictions)
     {
         Console.WriteLine($"two-model serving memory; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
-        var emoji = Path.Combine(Path.GetTempPath(), $"bench-emoji-{Guid.NewGuid():N}");
-        using (var node = Process.Start("node", [Path.Combine(repository, "scripts", "emoji-dataset.mjs"), emoji, "--all", "--per-class", "500"]))
-        {
-            await node.WaitForExitAsync();
-        }
-        var servingRoot = TrainingBench.PrepareData(emoji, 270);
-        using var models = await ServingModels.TrainAsync(servingRoot);
-        Directory.Delete(servingRoot, recursive: true);
-        Directory.Delete(emoji, recursive: true);
+        using var models = await ServingModels.TrainOnEmojiAsync(repository);
         var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
         await File.WriteAllBytesAsync(imagePath, Photos.Jpeg(4000, 3000, seed: 2));
         var rows = new List<string>();

@@ -12,4 +12,20 @@ internal static class BenchEmoji
         await node.WaitForExitAsync();
         return emoji;
     }
+
+    /// <summary>The served pair (<see cref="ServingModels"/>) trained on 270 emoji, the extracted images deleted afterwards.</summary>
+    public static async Task<ServingModels> TrainServingModelsAsync(string repository)
+    {
+        var emoji = await ExtractAsync(repository);
+        var servingRoot = TrainingBench.PrepareData(emoji, 270);
+        try
+        {
+            return await ServingModels.TrainAsync(servingRoot);
+        }
+        finally
+        {
+            Directory.Delete(servingRoot, recursive: true);
+            Directory.Delete(emoji, recursive: true);
+        }
+    }
 }

@@ -19,7 +19,7 @@ internal static class ColdStartCache
     public static async Task<int> RunAloneAsync(string storage, string repository)
     {
         Console.WriteLine($"cold start with the local model cache; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
-        using var models = await ServingModels.TrainOnEmojiAsync(repository);
+        using var models = await BenchEmoji.TrainServingModelsAsync(repository);
         var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
         await File.WriteAllBytesAsync(imagePath, Photos.Jpeg(4000, 3000, seed: 2));
         var rows = new List<string>();

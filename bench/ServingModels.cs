@@ -32,22 +32,6 @@ internal sealed class ServingModels : IDisposable
     /// <summary>The int8 check (int8 vs fp32 on every training image, head mode's validation images).</summary>
     public QuantizationSummary Check { get; }
 
-    /// <summary>The models trained on 270 emoji (the figures' served model), with the extracted images deleted afterwards.</summary>
-    public static async Task<ServingModels> TrainOnEmojiAsync(string repository)
-    {
-        var emoji = await BenchEmoji.ExtractAsync(repository);
-        var servingRoot = TrainingBench.PrepareData(emoji, 270);
-        try
-        {
-            return await TrainAsync(servingRoot);
-        }
-        finally
-        {
-            Directory.Delete(servingRoot, recursive: true);
-            Directory.Delete(emoji, recursive: true);
-        }
-    }
-
     public static async Task<ServingModels> TrainAsync(string imageFolder)
     {
         // Both graphs of one trained model: the engine packages the fp32 one, the int8 one is made and checked from it as

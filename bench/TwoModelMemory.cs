@@ -28,7 +28,7 @@ internal static class TwoModelMemory
     public static async Task<int> RunAloneAsync(string storage, string repository, int predictions)
     {
         Console.WriteLine($"two-model serving memory; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
-        using var models = await ServingModels.TrainOnEmojiAsync(repository);
+        using var models = await BenchEmoji.TrainServingModelsAsync(repository);
         var imagePath = Path.Combine(Path.GetTempPath(), $"bench-photo-{Guid.NewGuid():N}.jpg");
         await File.WriteAllBytesAsync(imagePath, Photos.Jpeg(4000, 3000, seed: 2));
         var rows = new List<string>();

@@ -44,6 +44,7 @@ internal static class ColdStart
         clock.Restart();
         using var pipeline = onnxPath is null ? ClassificationPipeline.CreateServing(package) : ClassificationPipeline.CreateServing(package, onnxPath);
         var session = clock.Elapsed;
+        Console.Error.WriteLine($"optimised graph: {(pipeline.Engine as OnnxEngine)?.OptimizedGraph}");
         var bytes = package.TotalBytes + (onnxPath is null ? 0 : new FileInfo(onnxPath).Length);
         package = null; // what serving keeps is the pipeline; the downloaded bytes are garbage from here on
         var rssSession = ResidentMb();

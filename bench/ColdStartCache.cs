@@ -16,6 +16,59 @@ internal static class ColdStartCache
 {
     public const string Flag = "--cold-start-cache";
 
+    public const string ReadyToRunFlag = "--host-cold-start-r2r";
+
+    /// <summary>
+    /// Cold start under the Functions host of the app as <c>dotnet publish src/Functions -c Release</c> publishes it (JIT)
+    /// against the app published for linux-x64 with ReadyToRun (as the deployment package is), int8 model, filled local
+    /// model cache, alternating, after one run that fills the cache (<c>--host-cold-start-r2r</c>).
+    /// </summary>
+    public static async Task<int> RunReadyToRunAsync(string storage, string repository, int pairs)
+    {
+        Console.WriteLine($"cold start under the Functions host, JIT against ReadyToRun; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
+        var runScript = HostColdStart.Find() ?? throw new InvalidOperationException("--host-cold-start-r2r needs FUNCTIONS_HOST_DIR (the Functions host's folder with run.sh).");
+        using var models = await BenchEmoji.TrainServingModelsAsync(repository);
+        var container = new BlobContainerClient(storage, $"bench-cold-r2r-{Guid.NewGuid():N}"[..40]);
+        await container.CreateAsync();
+        var cache = Path.Combine(Path.GetTempPath(), $"bench-host-cache-{Guid.NewGuid():N}");
+        try
+        {
+            await new ModelStore(container).PublishAsync(models.Int8Folder);
+            var runs = new List<HostColdStart.Run> { new(HostColdStart.Publish.Plain, cache) };
+            for (var i = 0; i < pairs; i++)
+            {
+                runs.Add(new(HostColdStart.Publish.ReadyToRun, cache));
+                runs.Add(new(HostColdStart.Publish.Plain, cache));
+            }
+            var results = await HostColdStart.MeasureAsync(runScript, repository, storage, container.Name, Photos.Jpeg(224, 224, seed: 1), runs);
+            Console.WriteLine("| Functions host, int8 model, filled cache | app | \"Host started\" to first 200 of POST /api/classify | host process start to \"Host started\" | to first 200 | worker CPU time (user + system) at the first 200 |");
+            Console.WriteLine("|---|---|---|---|---|---|");
+            for (var i = 0; i < runs.Count; i++)
+            {
+                var r = results[i];
+                var app = runs[i].App == HostColdStart.Publish.ReadyToRun ? "ReadyToRun (linux-x64)" : "JIT (plain publish)";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| run {i + 1}{(i == 0 ? " (fills the cache; not compared)" : "")} | {app} | {r.FirstMs - r.HostStartedMs:F0} ms | {r.HostStartedMs:F0} ms | {r.FirstMs:F0} ms | {r.WorkerCpuMs:F0} ms |"));
+            }
+            foreach (var kind in new[] { HostColdStart.Publish.Plain, HostColdStart.Publish.ReadyToRun })
+            {
+                var compared = Enumerable.Range(1, runs.Count - 1).Where(i => runs[i].App == kind).Select(i => results[i]).ToList();
+                var wall = compared.Select(r => r.FirstMs - r.HostStartedMs).Order().ToList();
+                var cpu = compared.Select(r => r.WorkerCpuMs).Order().ToList();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{kind}: medians over {compared.Count} runs: \"Host started\" to first 200 {wall[wall.Count / 2]:F0} ms; worker CPU time {cpu[cpu.Count / 2]:F0} ms"));
+            }
+        }
+        finally
+        {
+            await container.DeleteAsync();
+            if (Directory.Exists(cache))
+            {
+                Directory.Delete(cache, recursive: true);
+            }
+        }
+        Console.WriteLine($"load average at the end {BenchTable.LoadAverage():F1}");
+        return 0;
+    }
+
     public static async Task<int> RunAloneAsync(string storage, string repository)
     {
         Console.WriteLine($"cold start with the local model cache; CPU {CpuFeatures.Describe()}; {BenchEnvironment.Describe()}; load average {BenchTable.LoadAverage():F1}");
@@ -56,7 +109,7 @@ internal static class ColdStartCache
                 Console.WriteLine("|---|---|---|---|---|");
                 for (var i = 0; i < runs.Length; i++)
                 {
-                    var (_, first, started) = results[i];
+                    var (_, first, started, _) = results[i];
                     var kind = runs[i] is null ? "no cache" : i == Array.IndexOf(runs, hostCache) ? "empty cache (new instance)" : "filled cache (restart)";
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| run {i + 1} | {kind} | {first - started:F0} ms | {started:F0} ms | {first:F0} ms |"));
                 }

@@ -24,32 +24,59 @@ internal static class HostColdStart
             : null;
 
     /// <summary>Publishes the app once, then starts the host <paramref name="runs"/> times: process start to health, to the first classification, and to "Host started", per run.</summary>
-    public static async Task<List<(double HealthMs, double FirstMs, double HostStartedMs)>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, int runs)
+    public static async Task<List<HostRun>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, int runs)
         => await MeasureAsync(runScript, repositoryRoot, storage, modelsContainer, image, [.. Enumerable.Repeat<string?>(null, runs)]);
 
     /// <summary>
     /// As above, one run per entry of <paramref name="cacheFolders"/>: the app's local model cache folder of that run (the
     /// same folder in successive runs: a restarted instance), or null for none (<c>Classifier:ModelCacheMegabytes</c> 0).
     /// </summary>
-    public static async Task<List<(double HealthMs, double FirstMs, double HostStartedMs)>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, IReadOnlyList<string?> cacheFolders)
+    public static async Task<List<HostRun>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, IReadOnlyList<string?> cacheFolders)
+        => await MeasureAsync(runScript, repositoryRoot, storage, modelsContainer, image, [.. cacheFolders.Select(c => new Run(Publish.Plain, c))]);
+
+    /// <summary>
+    /// One host start's figures, in ms from starting the host process: to /api/health's first 200, to the first 200 of
+    /// POST /api/classify, to the host's "Host started" line; and the CPU time (user + system) the worker process had used
+    /// when the first classification answered: the work of its start, which unlike wall time hardly depends on the machine's load.
+    /// </summary>
+    public sealed record HostRun(double HealthMs, double FirstMs, double HostStartedMs, double WorkerCpuMs);
+
+    /// <summary>How the app is published for a run: as <c>dotnet publish src/Functions -c Release</c> does, or as the deployment package is (linux-x64, ReadyToRun).</summary>
+    public enum Publish
+    {
+        Plain,
+        ReadyToRun,
+    }
+
+    /// <summary>One host start: the published app it runs and its local model cache folder (null: none).</summary>
+    public sealed record Run(Publish App, string? CacheFolder);
+
+    /// <summary>Publishes each kind of app the runs need once, then starts a fresh host per run, in the order given.</summary>
+    public static async Task<List<HostRun>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, IReadOnlyList<Run> runs)
     {
         var root = Directory.CreateTempSubdirectory("bench-host-").FullName;
         try
         {
-            var app = Path.Combine(root, "app");
-            using (var publish = Process.Start("dotnet", ["publish", Path.Combine(repositoryRoot, "src", "Functions"), "-c", "Release", "-o", app, "-nologo", "-v", "q"]))
+            var apps = new Dictionary<Publish, string>();
+            foreach (var kind in runs.Select(r => r.App).Distinct())
             {
-                await publish.WaitForExitAsync();
-                if (publish.ExitCode != 0)
+                var app = Path.Combine(root, $"app-{kind}");
+                string[] options = kind == Publish.ReadyToRun ? ["-r", "linux-x64", "--self-contained", "false", "-p:PublishReadyToRun=true"] : [];
+                using (var publish = Process.Start("dotnet", ["publish", Path.Combine(repositoryRoot, "src", "Functions"), "-c", "Release", .. options, "-o", app, "-nologo", "-v", "q"]))
                 {
-                    throw new InvalidOperationException("dotnet publish src/Functions failed");
+                    await publish.WaitForExitAsync();
+                    if (publish.ExitCode != 0)
+                    {
+                        throw new InvalidOperationException($"dotnet publish src/Functions ({kind}) failed");
+                    }
                 }
+                apps[kind] = app;
             }
             var workers = Directory.CreateDirectory(Path.Combine(root, "workers")).FullName;
-            var results = new List<(double, double, double)>();
-            foreach (var cache in cacheFolders)
+            var results = new List<HostRun>();
+            foreach (var run in runs)
             {
-                results.Add(await OneAsync(runScript, app, workers, storage, modelsContainer, image, cache));
+                results.Add(await OneAsync(runScript, apps[run.App], workers, storage, modelsContainer, image, run.CacheFolder));
             }
             return results;
         }
@@ -59,7 +86,7 @@ internal static class HostColdStart
         }
     }
 
-    private static async Task<(double, double, double)> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image, string? cache)
+    private static async Task<HostRun> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image, string? cache)
     {
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var port = FreePort();
@@ -110,7 +137,7 @@ internal static class HostColdStart
                 request.Headers.Add("x-functions-key", FunctionKey);
                 return (await http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
             });
-            return (health, first, hostStarted);
+            return new HostRun(health, first, hostStarted, WorkerCpuMilliseconds(host.Id));
         }
         finally
         {
@@ -144,6 +171,57 @@ internal static class HostColdStart
             await Task.Delay(50);
         }
         throw new TimeoutException("the Functions host did not answer within 3 minutes");
+    }
+
+    /// <summary>User + system CPU time of the app's worker process (a descendant of the host running ServerlessClassifier.Functions), NaN when not found.</summary>
+    private static double WorkerCpuMilliseconds(int hostId)
+    {
+        var children = new Dictionary<int, List<int>>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), out var pid) && Stat(pid) is { } stat)
+            {
+                var parent = int.Parse(stat[1], CultureInfo.InvariantCulture);
+                (children.TryGetValue(parent, out var list) ? list : children[parent] = []).Add(pid);
+            }
+        }
+        var pending = new Stack<int>([hostId]);
+        while (pending.TryPop(out var pid))
+        {
+            foreach (var child in children.GetValueOrDefault(pid) ?? [])
+            {
+                string commandLine;
+                try
+                {
+                    commandLine = File.ReadAllText($"/proc/{child}/cmdline");
+                }
+                catch (IOException)
+                {
+                    continue;
+                }
+                if (commandLine.Contains("ServerlessClassifier.Functions", StringComparison.Ordinal) && Stat(child) is { } stat)
+                {
+                    // Fields after the command name: state(0) ppid(1) ... utime(11) stime(12), in clock ticks (100 per second on Linux).
+                    return (long.Parse(stat[11], CultureInfo.InvariantCulture) + long.Parse(stat[12], CultureInfo.InvariantCulture)) * 10.0;
+                }
+                pending.Push(child);
+            }
+        }
+        return double.NaN;
+    }
+
+    /// <summary>The fields of /proc/pid/stat after the command name, or null when the process is gone.</summary>
+    private static string[]? Stat(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            return text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static int FreePort()

@@ -25,6 +25,13 @@ if (args is [ColdStartCache.Flag])
         BenchEnvironment.RepositoryRoot());
 }
 
+if (args.Length > 0 && args[0] == ColdStartCache.ReadyToRunFlag)
+{
+    TorchRuntime.EnsureInitialized();
+    return await ColdStartCache.RunReadyToRunAsync(Environment.GetEnvironmentVariable("ClassifierStorage") ?? throw new InvalidOperationException("--host-cold-start-r2r needs ClassifierStorage (scripts/bench.sh --host-cold-start-r2r starts Azurite)."),
+        BenchEnvironment.RepositoryRoot(), args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3);
+}
+
 if (args is [TrainingBench.Flag, var trainRoot, var trainSample])
 {
     return await TrainingBench.RunChildAsync(trainRoot, int.Parse(trainSample, CultureInfo.InvariantCulture));

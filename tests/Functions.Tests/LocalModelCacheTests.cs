@@ -80,6 +80,33 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
     }
 
     [Fact]
+    public async Task RestartedInstance_CreatesItsSessionFromTheSavedOptimizedGraph_AndNeverFromADamagedOne()
+    {
+        var models = await PublishedAsync();
+        var (first, firstLogs) = await AnswerOnceAsync(models);
+        Assert.Equal("red", first.Label);
+        Assert.Contains(firstLogs, m => m.Contains("optimised the graph and saved it in the local model cache", StringComparison.Ordinal));
+        var optimized = Assert.Single(Directory.GetFiles(cacheRoot, "*.optimized.onnx", SearchOption.AllDirectories));
+        Assert.True(File.Exists(optimized + ".sha256"));
+        Assert.Empty(Directory.GetFiles(cacheRoot, "*.partial", SearchOption.AllDirectories));
+
+        var (second, secondLogs) = await AnswerOnceAsync(models);
+        Assert.Contains(secondLogs, m => m.Contains("session created from the optimised graph saved in the local model cache", StringComparison.Ordinal));
+        Assert.Equal("red", second.Label);
+        Assert.Equal(first.Confidence!.Value, second.Confidence!.Value, 6); // the same computation, only not optimised again
+
+        // A damaged optimised graph (its SHA-256 no longer matches) is not used: the session optimises the verified graph again.
+        var bytes = await File.ReadAllBytesAsync(optimized);
+        bytes[bytes.Length / 2] ^= 0x20;
+        await File.WriteAllBytesAsync(optimized, bytes);
+        var (thirdLabel, thirdLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", thirdLabel);
+        Assert.DoesNotContain(thirdLogs, m => m.Contains("created from the optimised graph", StringComparison.Ordinal));
+        Assert.Contains(thirdLogs, m => m.Contains("optimised the graph and saved it", StringComparison.Ordinal));
+        Assert.NotEqual(bytes, await File.ReadAllBytesAsync(optimized));
+    }
+
+    [Fact]
     public async Task UnusableCacheFolder_LoadsIntoMemoryAndSaysSo()
     {
         var models = await PublishedAsync();
@@ -109,6 +136,13 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
     /// <summary>A fresh instance of the app (its own registrations, as after a restart) answers one red image.</summary>
     private async Task<(string? Label, List<string> Logs)> ClassifyOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null)
     {
+        var (prediction, logs) = await AnswerOnceAsync(models, budgetMegabytes, directory);
+        return (prediction.Label, logs);
+    }
+
+    /// <summary>As <see cref="ClassifyOnceAsync"/>, the whole answer.</summary>
+    private async Task<(PredictionDocument Prediction, List<string> Logs)> AnswerOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null)
+    {
         var logs = new CapturingLoggerProvider();
         await using var host = await TestHost.StartAsync(
             new Dictionary<string, string?>
@@ -119,7 +153,6 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
             models,
             logging: builder => builder.SetMinimumLevel(LogLevel.Information).AddProvider(logs));
         var result = await host.Function<ClassifyImage>().Run(TestHost.HttpContext(ServingModelFixture.Image("red", seed: 41)).Request, CancellationToken.None);
-        var prediction = Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value);
-        return (prediction.Label, [.. logs.Messages]);
+        return (Assert.IsType<PredictionDocument>(Assert.IsType<OkObjectResult>(result).Value), [.. logs.Messages]);
     }
 }

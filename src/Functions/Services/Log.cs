@@ -36,6 +36,9 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Warning, "Model {Model} version {Version}: the cached graph did not match its manifest (size or SHA-256): it was deleted and downloaded again ({Path})")]
     public static partial void ModelCacheFileReplaced(this ILogger logger, string model, string version, string path);
 
+    [LoggerMessage(42, LogLevel.Information, "Model {Model} version {Version}: session {Outcome}")]
+    public static partial void ModelOptimizedGraph(this ILogger logger, string model, string version, string outcome);
+
     [LoggerMessage(13, LogLevel.Warning, "Model {Model} version {Version}: the local model cache cannot be used ({Reason}); the model is downloaded into memory instead")]
     public static partial void ModelCacheUnusable(this ILogger logger, Exception error, string model, string version, string reason);
 

@@ -352,7 +352,17 @@ public sealed class ModelProvider : IDisposable
                 {
                     logger.ModelCached(Model, version, cached.Outcome == CacheOutcome.Reused ? "read from" : "downloaded into", cached.OnnxPath);
                 }
-                return ClassificationPipeline.CreateServing(cached.Package, cached.OnnxPath, engineOptions, limits, decoder);
+                var served = ClassificationPipeline.CreateServing(cached.Package, cached.OnnxPath, engineOptions, limits, decoder);
+                if (served.Engine is OnnxEngine { OptimizedGraph: var use and not OptimizedGraphUse.None })
+                {
+                    logger.ModelOptimizedGraph(Model, version, use switch
+                    {
+                        OptimizedGraphUse.Reused => "created from the optimised graph saved in the local model cache",
+                        OptimizedGraphUse.Saved => "optimised the graph and saved it in the local model cache for the next start",
+                        _ => "optimised the graph; the optimised graph could not be saved in or read from the local model cache",
+                    });
+                }
+                return served;
             }
         }
         var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);

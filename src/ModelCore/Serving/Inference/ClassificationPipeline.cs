@@ -159,12 +159,13 @@ public sealed partial class ClassificationPipeline : IDisposable
 
     /// <summary>
     /// The serving pipeline over a verified graph file on local disk (<c>LocalModelCache</c>): ONNX Runtime reads the file,
-    /// so the graph is never held in the managed heap; the package supplies the manifest and the small files.
+    /// so the graph is never held in the managed heap; the package supplies the manifest and the small files. The session
+    /// keeps its optimised graph beside the file for the next process on this instance (<see cref="OptimizedGraphFile"/>).
     /// </summary>
     public static ClassificationPipeline CreateServing(ModelPackage package, string onnxPath, OnnxEngineOptions? options = null, ImageLimits? limits = null, ImageDecoder? decoder = null)
     {
         ArgumentNullException.ThrowIfNull(package);
-        return Create(package, new OnnxEngine(onnxPath, options ?? OnnxEngineOptions.Default), limits, decoder);
+        return Create(package, new OnnxEngine(onnxPath, options ?? OnnxEngineOptions.Default, keepOptimizedGraph: true), limits, decoder);
     }
 
     private static ClassificationPipeline Create(ModelPackage package, OnnxEngine engine, ImageLimits? limits, ImageDecoder? decoder)

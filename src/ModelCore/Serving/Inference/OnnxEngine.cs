@@ -37,12 +37,27 @@ public sealed class OnnxEngine : IClassifierEngine
     /// A session over a graph file, read by ONNX Runtime itself: no copy of the graph passes through the managed heap (an
     /// fp32 ResNet-18 is 45 to 64 MB). The caller has verified the file (see <c>LocalModelCache</c>).
     /// </summary>
-    public OnnxEngine(string onnxPath, OnnxEngineOptions options)
-        : this(options, sessionOptions => new InferenceSession(onnxPath ?? throw new ArgumentNullException(nameof(onnxPath)), sessionOptions))
+    /// <param name="onnxPath">The verified graph file.</param>
+    /// <param name="options">Thread settings.</param>
+    /// <param name="keepOptimizedGraph">
+    /// Create the session from the optimised graph saved beside the file by an earlier session on this runtime and CPU, and save
+    /// it when there is none (<see cref="OptimizedGraphFile"/>): for files in the app's own local model cache.
+    /// </param>
+    public OnnxEngine(string onnxPath, OnnxEngineOptions options, bool keepOptimizedGraph = false)
+        : this(options, sessionOptions =>
+        {
+            ArgumentNullException.ThrowIfNull(onnxPath);
+            return keepOptimizedGraph ? OptimizedGraphFile.CreateSession(onnxPath, sessionOptions) : (new InferenceSession(onnxPath, sessionOptions), OptimizedGraphUse.None);
+        })
     {
     }
 
     private OnnxEngine(OnnxEngineOptions options, Func<SessionOptions, InferenceSession> create)
+        : this(options, sessionOptions => (create(sessionOptions), OptimizedGraphUse.None))
+    {
+    }
+
+    private OnnxEngine(OnnxEngineOptions options, Func<SessionOptions, (InferenceSession, OptimizedGraphUse)> create)
     {
         ArgumentNullException.ThrowIfNull(options);
         using var sessionOptions = new SessionOptions
@@ -54,7 +69,7 @@ public sealed class OnnxEngine : IClassifierEngine
         };
         try
         {
-            session = create(sessionOptions);
+            (session, OptimizedGraph) = create(sessionOptions);
         }
         catch (OnnxRuntimeException e)
         {
@@ -70,6 +85,9 @@ public sealed class OnnxEngine : IClassifierEngine
         NumFeatures = session.OutputMetadata.TryGetValue(OnnxGraphNames.Features, out var features) ? features.Dimensions[^1] : 0;
         HasActivationMap = session.OutputMetadata.ContainsKey(OnnxGraphNames.ActivationMap);
     }
+
+    /// <summary>Whether the session came from, or saved, an optimised graph kept beside its graph file.</summary>
+    public OptimizedGraphUse OptimizedGraph { get; }
 
     /// <summary>True when the graph has the <see cref="OnnxGraphNames.ActivationMap"/> output (ResNet and DenseNet models exported since it exists).</summary>
     public bool HasActivationMap { get; }

@@ -171,10 +171,11 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task EarlyStopping_StopsAndKeepsTheBestEpoch()
+    public async Task EarlyStopping_StopsAfterPatienceEpochsWithoutALowerLoss_AndKeepsTheBestEpochClearlyBelowTheStart()
     {
         // Validation images carry the wrong labels (val/circle holds squares, ...), so learning the training set makes the
-        // validation loss rise: the run must stop and keep the best of the start (epoch 0) and its epochs.
+        // validation loss rise: the run must stop (patience counts from the lowest validation loss) and keep the start (epoch
+        // 0) or the lowest of the epochs clearly below it.
         var root = EngineRuns.NewFolder("shapes");
         SyntheticShapes.Write(root, perClass: 6, size: 64, seed: 1, subfolder: "train");
         SyntheticShapes.Write(root, perClass: 3, size: 64, seed: 2, subfolder: "val", labelsOnDisk: ["square", "triangle", "circle"]);
@@ -186,9 +187,12 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
         var startLoss = double.Parse(messages.Single(m => m.StartsWith("Start (epoch 0)", StringComparison.Ordinal)).Split(' ')[5], System.Globalization.CultureInfo.InvariantCulture);
         output.WriteLine($"0: {startLoss:F3}\n" + string.Join("\n", result.History.Select(h => $"{h.Epoch}: {h.TrainLoss:F3} {h.ValidationLoss:F3}")) + $"\nkept {result.BestEpoch}");
         Assert.True(result.StoppedEarly);
-        Assert.Equal(result.BestEpoch + plan.Patience, result.History.Count);
+        double[] losses = [startLoss, .. result.History.Select(h => h.ValidationLoss)];
+        Assert.Equal(Array.IndexOf(losses, losses.Min()) + plan.Patience, result.History.Count);
+        var clear = result.History.Where(h => h.ClearlyBelowStart == true).ToList();
+        Assert.All(clear, h => Assert.True(h.LossBelowStart > 2 * h.LossBelowStartStandardError));
+        Assert.Equal(clear.Count == 0 ? 0 : clear.MinBy(h => h.ValidationLoss)!.Epoch, result.BestEpoch);
         var bestLoss = result.BestEpoch == 0 ? startLoss : result.History[result.BestEpoch - 1].ValidationLoss;
-        Assert.True(bestLoss <= Math.Min(startLoss, result.History.Min(h => h.ValidationLoss)) + 1e-4);
         // The manifest's calibration starts from the kept epoch's validation loss.
         Assert.Equal(bestLoss, result.Manifest.Training!.Calibration!.NllBefore, 3);
     }

@@ -270,10 +270,12 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         Assert.Equal(0.05, even.Mean, 9);
         Assert.Equal(0.05, noisy.Mean, 9);
         Assert.True(noisy.Mean > 0 && noisy.Mean <= noisy.Margin, noisy.ToString());
-        Assert.True(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average()));
-        Assert.False(EpochFitter.KeepEpoch(noisy, criterion: start.Average() - 0.05, kept: start.Average()));
+        Assert.True(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: true));
+        Assert.False(EpochFitter.KeepEpoch(noisy, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: true));
+        // A random start: any lower epoch replaces it.
+        Assert.True(EpochFitter.KeepEpoch(noisy, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: false));
         // Clearly below the start but not below the kept epoch: the kept epoch stays.
-        Assert.False(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average() - 0.06));
+        Assert.False(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average() - 0.06, clearOfTheStart: true));
     }
 
     /// <summary>The epoch the rule keeps: the lowest on the criterion of those clearly below the start; 0 (the start) when none is.</summary>

@@ -29,12 +29,13 @@ internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<st
 
 /// <summary>
 /// The epoch loop of finetune and full mode: AdamW steps over parameter groups, the cosine schedule, validation after each
-/// epoch, early stopping on the validation loss, and a resume checkpoint after every epoch. The start counts as epoch 0 and
-/// is kept unless a later epoch is clearly better: its per-image validation losses below the start's by more than
+/// epoch, early stopping on the validation loss, and a resume checkpoint after every epoch. The start counts as epoch 0. A
+/// probe start (a fitted, calibrated head: head mode's model) is kept unless a later epoch is clearly better: its per-image validation losses below the start's by more than
 /// <see cref="PairedLosses.ClearStandardErrors"/> standard errors of the paired difference (a validation split of a hundred
 /// images cannot tell a barely better epoch from the start, and such epochs scored below the start on held-out images);
 /// among the epochs that clear that bar, the one with the lowest validation loss (the best estimate of the loss once the
-/// bar has ruled out noise against the start; the bar itself is not a ranking) is kept.
+/// bar has ruled out noise against the start; the bar itself is not a ranking) is kept. A random start is no model worth
+/// protecting: any lower epoch replaces it.
 /// </summary>
 internal sealed partial class EpochFitter(ILogger logger)
 {
@@ -107,7 +108,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 startLosses = ImageLosses(plan.Selection, startLogits, data.ValidationLabels, classes.Count);
                 startFigures = (startLoss, startCalibrated);
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)."));
+                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is {(plan.Start == HeadStart.Probe ? $"below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)" : "lower (the start is a random head)")}."));
             }
 
             var trainCount = data.TrainLabels.Length;
@@ -159,7 +160,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                     ClearlyBelowStart = belowStart.ClearlyPositive,
                 };
                 history.Add(metrics);
-                var keep = KeepEpoch(belowStart, criterion, bestLoss);
+                var keep = KeepEpoch(belowStart, criterion, bestLoss, clearOfTheStart: plan.Start == HeadStart.Probe);
                 if (keep)
                 {
                     (bestLoss, bestEpoch) = (criterion, epoch + 1);
@@ -171,7 +172,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 LogEpoch(epoch + 1, plan.Epochs, metrics.TrainLoss, metrics.TrainAccuracy, valLoss, valAccuracy, metrics.LearningRate, metrics.Seconds, metrics.ImagesPerSecond);
                 var startCriterion = criterion + belowStart.Mean;
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Epoch {epoch + 1} against the start: {Criterion(plan.Selection)} {criterion:F4} vs {startCriterion:F4}, difference {belowStart}: {(keep ? "clearly better, kept (the lowest of the clearly better epochs so far)" : belowStart.ClearlyPositive ? "clearly better, but not below the kept epoch" : "not clearly better than the start")}."));
+                    $"Epoch {epoch + 1} against the start: {Criterion(plan.Selection)} {criterion:F4} vs {startCriterion:F4}, difference {belowStart}: {EpochVerdict(keep, belowStart, plan.Start)}."));
                 stoppedEarly = plan.Patience > 0 && sinceBest >= plan.Patience && epoch + 1 < plan.Epochs;
                 if (stoppedEarly)
                 {
@@ -192,7 +193,7 @@ internal sealed partial class EpochFitter(ILogger logger)
             }
 
             // Keep the best epoch, not the last.
-            keptReason = KeptReason(plan.Selection, bestEpoch, history);
+            keptReason = KeptReason(plan.Selection, bestEpoch, history, plan.Start);
             Info(progress, keptReason);
             ParameterGroups.Restore(net, best);
             var (_, _, logits) = Evaluate(model, net, data);
@@ -262,16 +263,30 @@ internal sealed partial class EpochFitter(ILogger logger)
     }
 
     /// <summary>
-    /// Whether an epoch replaces the kept one: only when it is clearly below the start (<paramref name="belowStart"/>: the
-    /// start's per-image losses minus its own) and below the kept epoch's <paramref name="kept"/> criterion (the start's, while
-    /// it is kept).
+    /// Whether an epoch replaces the kept one: when its <paramref name="criterion"/> is below the kept one's
+    /// (<paramref name="kept"/>: the start's while it is kept) and, with <paramref name="clearOfTheStart"/>, it is clearly below
+    /// the start (<paramref name="belowStart"/>: the start's per-image losses minus its own).
     /// </summary>
-    internal static bool KeepEpoch(PairedLosses belowStart, double criterion, double kept) => belowStart.ClearlyPositive && criterion < kept;
+    internal static bool KeepEpoch(PairedLosses belowStart, double criterion, double kept, bool clearOfTheStart) =>
+        (!clearOfTheStart || belowStart.ClearlyPositive) && criterion < kept;
+
+    private static string EpochVerdict(bool kept, PairedLosses belowStart, HeadStart start) => (kept, start) switch
+    {
+        (true, HeadStart.Probe) => "clearly better, kept (the lowest of the clearly better epochs so far)",
+        (true, _) => "kept (the lowest so far)",
+        (false, HeadStart.Probe) when belowStart.ClearlyPositive => "clearly better, but not below the kept epoch",
+        (false, HeadStart.Probe) => "not clearly better than the start",
+        _ => "not below the kept epoch",
+    };
 
     /// <summary>Which epoch was kept and why, from the epochs' comparisons with the start.</summary>
-    internal static string KeptReason(EpochSelection selection, int bestEpoch, IReadOnlyList<EpochMetrics> history)
+    internal static string KeptReason(EpochSelection selection, int bestEpoch, IReadOnlyList<EpochMetrics> history, HeadStart start)
     {
         var criterion = Criterion(selection);
+        if (start != HeadStart.Probe)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"Kept epoch {bestEpoch}{(bestEpoch == 0 ? " (the random start)" : "")}: the lowest {criterion} (a random start needs no margin).");
+        }
         if (bestEpoch == 0)
         {
             var closest = history.Where(h => h.LossBelowStart is not null).MaxBy(h => h.LossBelowStart!.Value);

@@ -30,8 +30,9 @@ internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<st
 /// <summary>
 /// The epoch loop of finetune and full mode: AdamW steps over parameter groups, the cosine schedule, validation after each
 /// epoch, early stopping on the validation loss, and a resume checkpoint after every epoch. The start counts as epoch 0. A
-/// probe start (a fitted, calibrated head: head mode's model) is kept unless a later epoch is clearly better: its per-image validation losses below the start's by more than
-/// <see cref="PairedLosses.ClearStandardErrors"/> standard errors of the paired difference (a validation split of a hundred
+/// probe start (a fitted, calibrated head: head mode's model) is kept unless a later epoch is clearly better: its
+/// per-image validation losses below the start's by more than <see cref="PairedLosses.ClearStandardErrors"/> standard
+/// errors of the paired difference (a validation split of a hundred
 /// images cannot tell a barely better epoch from the start, and such epochs scored below the start on held-out images);
 /// among the epochs that clear that bar, the one with the lowest validation loss (the best estimate of the loss once the
 /// bar has ruled out noise against the start; the bar itself is not a ranking) is kept. A random start is no model worth

@@ -131,13 +131,17 @@ public sealed class TrainCommandTests : IDisposable
         // The fast path: layer3 and layer4 train on the cached output of stem..layer2, and each epoch says how fast it ran.
         Assert.Contains("Frozen prefix (stem..layer2)", resumed.Out, StringComparison.Ordinal);
         Assert.Matches(@"epoch 3/3: .*; [0-9]+\.[0-9] images/s", resumed.Out);
+        var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
+        // Which epoch was kept and why, from the start's per-image validation losses that the checkpoint carried over.
+        Assert.Matches(@"^(Kept epoch [1-3]: validation loss [0-9.]+ vs start [0-9.]+, difference [0-9.]+ ± [0-9.]+ \(2 SE needed: [0-9.]+\)|No epoch beat the start clearly: the start is kept \(the closest, epoch [1-3], was -?[0-9.]+ ± [0-9.]+ below it)", training.KeptEpochReason);
+        Assert.Contains(training.KeptEpochReason!, resumed.Out, StringComparison.Ordinal);
         using (var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
         {
             Assert.All(json.RootElement.GetProperty("history").EnumerateArray(), e => Assert.True(e.GetProperty("imagesPerSecond").GetDouble() > 0));
+            Assert.Contains(training.KeptEpochReason, json.RootElement.GetProperty("notes").EnumerateArray().Select(n => n.GetString()));
         }
         Assert.DoesNotContain("epoch 1/3", resumed.Out, StringComparison.Ordinal);
         Assert.Contains("epoch 3/3", resumed.Out, StringComparison.Ordinal);
-        var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
         Assert.Equal(["layer3", "layer4"], training.UnfreezeStages);
         Assert.Equal((5, 0.003, 11, 0.25), (training.BatchSize, training.LearningRate, training.Seed, training.ValidationSplit));
         Assert.Equal(3, training.Epochs);

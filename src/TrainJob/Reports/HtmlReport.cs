@@ -50,7 +50,7 @@ public static class HtmlReport
                 .Append(validation.Samples).Append(" images");
             if (report.BestEpoch is 0)
             {
-                html.Append(" (the starting model, epoch 0: no epoch had a lower validation loss)");
+                html.Append(" (the starting model, epoch 0: no epoch was clearly better on the validation images)");
             }
             else if (report.BestEpoch is { } best)
             {

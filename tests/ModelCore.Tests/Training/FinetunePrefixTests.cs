@@ -3,6 +3,9 @@ using ServerlessClassifier.ModelCore.Engine;
 using ServerlessClassifier.ModelCore.Inputs;
 using ServerlessClassifier.ModelCore.Plans;
 using ServerlessClassifier.ModelCore.Prefix;
+using ServerlessClassifier.ModelCore.Probe;
+using ServerlessClassifier.ModelCore.Fitting;
+using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Export;
 using ServerlessClassifier.ModelCore.Heads;
 using ServerlessClassifier.ModelCore.Imaging;
@@ -195,7 +198,7 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Finetune_KeepsTheEpochWithTheLowestCalibratedValidationLoss_TheStartIncluded()
+    public async Task Finetune_KeepsTheLowestCalibratedEpochOfThoseClearlyBelowTheStart()
     {
         // A high learning rate: the epochs' heads grow over-confident, which the plain loss punishes and the calibrated one does not.
         using var shapes = new SyntheticShapes(perClass: 10, size: 64);
@@ -206,15 +209,78 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         var training = result.Manifest.Training!;
         var start = (Loss: training.StartValidationLoss!.Value, Calibrated: training.StartCalibratedValidationLoss!.Value);
         output.WriteLine($"start: val loss {start.Loss:F4} calibrated {start.Calibrated:F4}");
-        output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F4} calibrated {h.CalibratedValidationLoss:F4} acc {h.ValidationAccuracy:P0}")));
-        output.WriteLine($"kept epoch {result.BestEpoch}");
+        output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F4} calibrated {h.CalibratedValidationLoss:F4} below start {h.LossBelowStart:F4} ± {h.LossBelowStartStandardError:F4} clearly {h.ClearlyBelowStart} acc {h.ValidationAccuracy:P0}")));
+        output.WriteLine(training.KeptEpochReason);
         Assert.Equal("calibratedLoss", training.EpochSelection);
         double[] calibrated = [start.Calibrated, .. result.History.Select(h => h.CalibratedValidationLoss!.Value)];
         double[] plain = [start.Loss, .. result.History.Select(h => h.ValidationLoss)];
         // A temperature fitted on the logits never does worse than T = 1 on them.
         Assert.All(calibrated.Zip(plain), p => Assert.True(p.First <= p.Second + 1e-6, $"{p.First} > {p.Second}"));
-        Assert.Equal(Array.IndexOf(calibrated, calibrated.Min()), result.BestEpoch);
+        // The paired difference is on the calibrated per-image losses: its mean is the difference of the calibrated losses.
+        Assert.All(result.History, h => Assert.Equal(start.Calibrated - h.CalibratedValidationLoss!.Value, h.LossBelowStart!.Value, 6));
+        Assert.Equal(ExpectedKeptEpoch(result.History, h => h.CalibratedValidationLoss!.Value), result.BestEpoch);
+        Assert.StartsWith(result.BestEpoch == 0 ? "No epoch beat the start clearly" : $"Kept epoch {result.BestEpoch}:", training.KeptEpochReason, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Finetune_AnEpochBelowTheStartByLessThanTheMargin_DoesNotReplaceIt()
+    {
+        // 21 validation images, 9 of them labelled as another shape: every model's per-image losses spread widely, so epochs
+        // whose mean validation loss is below the start's (the probe's) are not clearly below it, and the start is served.
+        var root = EngineRuns.NewFolder("shapes");
+        SyntheticShapes.Write(root, perClass: 8, size: 64, seed: 1, subfolder: "train");
+        SyntheticShapes.Write(root, perClass: 4, size: 64, seed: 2, subfolder: "val");
+        var mislabelled = EngineRuns.NewFolder("mislabelled");
+        SyntheticShapes.Write(mislabelled, perClass: 3, size: 64, seed: 3, labelsOnDisk: ["square", "triangle", "circle"]);
+        foreach (var file in Directory.GetFiles(mislabelled, "*.png", SearchOption.AllDirectories))
+        {
+            File.Move(file, Path.Combine(root, "val", Path.GetFileName(Path.GetDirectoryName(file))!, "wrong-" + Path.GetFileName(file)));
+        }
+        var plan = Small with { Epochs = 3, Patience = 0, LearningRate = 1e-2 };
+        var dataset = await EngineRuns.LoadAsync(root, plan);
+        var (progress, messages) = EngineRuns.Messages();
+        using var result = await EngineRuns.TrainAsync(plan, dataset, progress);
+
+        var training = result.Manifest.Training!;
+        output.WriteLine($"start: val loss {training.StartValidationLoss:F4}");
+        output.WriteLine(string.Join("\n", result.History.Select(h => $"{h.Epoch}: val loss {h.ValidationLoss:F4} below start {h.LossBelowStart:F4} ± {h.LossBelowStartStandardError:F4} clearly {h.ClearlyBelowStart}")));
+        output.WriteLine(training.KeptEpochReason);
+        // The data give what this test is about: an epoch below the start, but not clearly.
+        var close = result.History.Where(h => h.LossBelowStart > 0 && h.ClearlyBelowStart == false).ToList();
+        Assert.NotEmpty(close);
+        Assert.All(close, h => Assert.True(h.LossBelowStart <= 2 * h.LossBelowStartStandardError));
+        Assert.DoesNotContain(result.BestEpoch, close.Select(h => h.Epoch));
+        Assert.Equal(ExpectedKeptEpoch(result.History, h => h.ValidationLoss), result.BestEpoch);
+        // The log says, epoch by epoch and at the end, what was compared and what was kept.
+        Assert.Contains(messages, m => m.StartsWith($"Epoch {close[0].Epoch} against the start: validation loss", StringComparison.Ordinal) && m.EndsWith("not clearly better than the start.", StringComparison.Ordinal));
+        Assert.Contains(training.KeptEpochReason, messages);
+    }
+
+    [Fact]
+    public void KeepEpoch_NeedsTheDifferenceFromTheStartToExceedTwoStandardErrors()
+    {
+        double[] start = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0, 1.3, 0.7];
+        // Every image 0.05 lower: a clear difference (no spread).
+        var even = PairedLosses.Of(start, [.. start.Select(l => l - 0.05)]);
+        // Lower by 0.05 on average, but image by image from -0.15 to +0.25: the mean is below 2 standard errors.
+        double[] shifts = [0.25, -0.15, 0.2, -0.1, 0.15, -0.05, 0.2, -0.1];
+        var noisy = PairedLosses.Of(start, [.. start.Zip(shifts, (l, d) => l - d)]);
+        output.WriteLine($"even {even}; noisy {noisy}");
+
+        Assert.Equal(0.05, even.Mean, 9);
+        Assert.Equal(0.05, noisy.Mean, 9);
+        Assert.True(noisy.Mean > 0 && noisy.Mean <= noisy.Margin, noisy.ToString());
+        Assert.True(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: true));
+        Assert.False(EpochFitter.KeepEpoch(noisy, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: true));
+        // A random start: any lower epoch replaces it.
+        Assert.True(EpochFitter.KeepEpoch(noisy, criterion: start.Average() - 0.05, kept: start.Average(), clearOfTheStart: false));
+        // Clearly below the start but not below the kept epoch: the kept epoch stays.
+        Assert.False(EpochFitter.KeepEpoch(even, criterion: start.Average() - 0.05, kept: start.Average() - 0.06, clearOfTheStart: true));
+    }
+
+    /// <summary>The epoch the rule keeps: the lowest on the criterion of those clearly below the start; 0 (the start) when none is.</summary>
+    private static int ExpectedKeptEpoch(IReadOnlyList<EpochMetrics> history, Func<EpochMetrics, double> criterion) =>
+        history.Where(h => h.ClearlyBelowStart == true && h.LossBelowStart > 2 * h.LossBelowStartStandardError).OrderBy(criterion).FirstOrDefault()?.Epoch ?? 0;
 
     [Theory]
     [InlineData(true)]

@@ -45,6 +45,9 @@ public sealed record TrainingSummary
     public double? StartValidationLoss { get; init; }
 
     public double? StartCalibratedValidationLoss { get; init; }
+
+    /// <summary>Which epoch was kept and why, in words (its loss against the start's, the difference and the margin it had to clear).</summary>
+    public string? KeptEpochReason { get; init; }
     public int? BatchSize { get; init; }
     public double? LearningRate { get; init; }
     public double? BackboneLrFactor { get; init; }

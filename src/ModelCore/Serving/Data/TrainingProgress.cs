@@ -46,4 +46,16 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccur
     /// epochs on it: a head trained for a few epochs is over-confident, a probe start is calibrated); null where not computed.
     /// </summary>
     public double? CalibratedValidationLoss { get; init; }
+
+    /// <summary>
+    /// The mean of the start's per-image validation losses minus this epoch's (on the epoch selection's criterion): positive
+    /// when the epoch is better; null where there is no start to compare.
+    /// </summary>
+    public double? LossBelowStart { get; init; }
+
+    /// <summary>The standard error of <see cref="LossBelowStart"/> (the paired per-image difference).</summary>
+    public double? LossBelowStartStandardError { get; init; }
+
+    /// <summary>Whether <see cref="LossBelowStart"/> exceeds 2 standard errors: only such an epoch may replace the start.</summary>
+    public bool? ClearlyBelowStart { get; init; }
 }

@@ -14,7 +14,17 @@ internal sealed record EpochState
     public required int CompletedEpochs { get; init; }
     public required int BestEpoch { get; init; }
     public required double BestValidationLoss { get; init; }
+    /// <summary>The lowest validation criterion of any epoch, the start included (early stopping counts epochs since it).</summary>
+    public required double LowestValidationLoss { get; init; }
+
+    /// <summary>Epochs since <see cref="LowestValidationLoss"/> fell.</summary>
     public required int EpochsWithoutImprovement { get; init; }
+
+    /// <summary>
+    /// The start's (epoch 0's) per-image validation losses on the selection criterion: a later epoch is kept only when its own
+    /// are clearly below them (the paired difference), so a resumed run needs them.
+    /// </summary>
+    public required IReadOnlyList<double> StartLosses { get; init; }
     public required bool StoppedEarly { get; init; }
     public required IReadOnlyList<EpochMetrics> History { get; init; }
 
@@ -31,7 +41,7 @@ internal sealed record EpochState
 /// <summary>A run's <c>run.json</c>: its resolved plan, the data it started on, and its epoch state once an epoch completed.</summary>
 internal sealed record RunRecord
 {
-    public const int CurrentFormat = 2;
+    public const int CurrentFormat = 3;
 
     public int Format { get; init; } = CurrentFormat;
 

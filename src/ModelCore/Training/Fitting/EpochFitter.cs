@@ -7,6 +7,7 @@ using ServerlessClassifier.ModelCore.Engine;
 using ServerlessClassifier.ModelCore.Inputs;
 using ServerlessClassifier.ModelCore.Models;
 using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Probe;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,8 +29,14 @@ internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<st
 
 /// <summary>
 /// The epoch loop of finetune and full mode: AdamW steps over parameter groups, the cosine schedule, validation after each
-/// epoch, early stopping on the validation loss with the best epoch kept (the start counts as epoch 0), and a resume
-/// checkpoint after every epoch.
+/// epoch, early stopping on the validation loss, and a resume checkpoint after every epoch. The start counts as epoch 0. A
+/// probe start (a fitted, calibrated head: head mode's model) is kept unless a later epoch is clearly better: its
+/// per-image validation losses below the start's by more than <see cref="PairedLosses.ClearStandardErrors"/> standard
+/// errors of the paired difference (a validation split of a hundred
+/// images cannot tell a barely better epoch from the start, and such epochs scored below the start on held-out images);
+/// among the epochs that clear that bar, the one with the lowest validation loss (the best estimate of the loss once the
+/// bar has ruled out noise against the start; the bar itself is not a ranking) is kept. A random start is no model worth
+/// protecting: any lower epoch replaces it.
 /// </summary>
 internal sealed partial class EpochFitter(ILogger logger)
 {
@@ -63,6 +70,9 @@ internal sealed partial class EpochFitter(ILogger logger)
 
         var history = new List<EpochMetrics>();
         var bestLoss = double.PositiveInfinity;
+        var lowestLoss = double.PositiveInfinity;
+        IReadOnlyList<double> startLosses = [];
+        string? keptReason = null;
         var bestEpoch = 0;
         var sinceBest = 0;
         var stoppedEarly = false;
@@ -82,7 +92,8 @@ internal sealed partial class EpochFitter(ILogger logger)
                 }
                 RunCheckpoint.LoadOptimizer(checkpoint.Folder, state, optimizer);
                 history.AddRange(state.History);
-                (bestLoss, bestEpoch, sinceBest, stoppedEarly, start) = (state.BestValidationLoss, state.BestEpoch, state.EpochsWithoutImprovement, state.StoppedEarly, state.CompletedEpochs);
+                (bestLoss, lowestLoss, bestEpoch, sinceBest, stoppedEarly, start) = (state.BestValidationLoss, state.LowestValidationLoss, state.BestEpoch, state.EpochsWithoutImprovement, state.StoppedEarly, state.CompletedEpochs);
+                startLosses = state.StartLosses;
                 Info(progress, $"Resumed from {checkpoint.Folder} after epoch {start} (best so far: epoch {bestEpoch}, val loss {bestLoss:F4}).");
             }
 
@@ -94,9 +105,11 @@ internal sealed partial class EpochFitter(ILogger logger)
                 RequireFiniteLoss(startLoss, 0);
                 var startCalibrated = CalibratedLoss(startLogits, data.ValidationLabels, classes.Count);
                 (bestLoss, bestEpoch) = (plan.Selection == EpochSelection.CalibratedLoss ? startCalibrated : startLoss, 0);
+                lowestLoss = bestLoss;
+                startLosses = ImageLosses(plan.Selection, startLogits, data.ValidationLabels, classes.Count);
                 startFigures = (startLoss, startCalibrated);
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {(plan.Selection == EpochSelection.CalibratedLoss ? "calibrated validation loss (each epoch's own temperature)" : "validation loss")} is lower."));
+                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is {(plan.Start == HeadStart.Probe ? $"below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)" : "lower (the start is a random head)")}."));
             }
 
             var trainCount = data.TrainLabels.Length;
@@ -137,23 +150,30 @@ internal sealed partial class EpochFitter(ILogger logger)
                 var (valLoss, valAccuracy, valLogits) = Evaluate(model, net, data);
                 RequireFiniteLoss(valLoss, epoch + 1);
                 var calibrated = CalibratedLoss(valLogits, data.ValidationLabels, classes.Count);
+                var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated : valLoss;
+                var belowStart = PairedLosses.Of(startLosses, ImageLosses(plan.Selection, valLogits, data.ValidationLabels, classes.Count));
                 var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds)
                 {
                     ImagesPerSecond = trainCount / Math.Max(trainSeconds, 1e-9),
                     CalibratedValidationLoss = calibrated,
+                    LossBelowStart = belowStart.Mean,
+                    LossBelowStartStandardError = belowStart.StandardError,
+                    ClearlyBelowStart = belowStart.ClearlyPositive,
                 };
                 history.Add(metrics);
-                var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated : valLoss;
-                if (criterion < bestLoss)
+                var keep = KeepEpoch(belowStart, criterion, bestLoss, clearOfTheStart: plan.Start == HeadStart.Probe);
+                if (keep)
                 {
-                    (bestLoss, bestEpoch, sinceBest) = (criterion, epoch + 1, 0);
+                    (bestLoss, bestEpoch) = (criterion, epoch + 1);
                     ParameterGroups.Replace(ref best, ParameterGroups.Snapshot(net));
                 }
-                else
-                {
-                    sinceBest++;
-                }
+                // Early stopping follows the loss itself, not the bar: an epoch a little below the start is progress that a
+                // later epoch may turn into a clear gain.
+                (lowestLoss, sinceBest) = criterion < lowestLoss ? (criterion, 0) : (lowestLoss, sinceBest + 1);
                 LogEpoch(epoch + 1, plan.Epochs, metrics.TrainLoss, metrics.TrainAccuracy, valLoss, valAccuracy, metrics.LearningRate, metrics.Seconds, metrics.ImagesPerSecond);
+                var startCriterion = criterion + belowStart.Mean;
+                Info(progress, string.Create(CultureInfo.InvariantCulture,
+                    $"Epoch {epoch + 1} against the start: {Criterion(plan.Selection)} {criterion:F4} vs {startCriterion:F4}, difference {belowStart}: {EpochVerdict(keep, belowStart, plan.Start)}."));
                 stoppedEarly = plan.Patience > 0 && sinceBest >= plan.Patience && epoch + 1 < plan.Epochs;
                 if (stoppedEarly)
                 {
@@ -164,7 +184,9 @@ internal sealed partial class EpochFitter(ILogger logger)
                     CompletedEpochs = epoch + 1,
                     BestEpoch = bestEpoch,
                     BestValidationLoss = bestLoss,
+                    LowestValidationLoss = lowestLoss,
                     EpochsWithoutImprovement = sinceBest,
+                    StartLosses = startLosses,
                     StoppedEarly = stoppedEarly,
                     History = history,
                 }, net, best, optimizer);
@@ -172,6 +194,8 @@ internal sealed partial class EpochFitter(ILogger logger)
             }
 
             // Keep the best epoch, not the last.
+            keptReason = KeptReason(plan.Selection, bestEpoch, history, plan.Start);
+            Info(progress, keptReason);
             ParameterGroups.Restore(net, best);
             var (_, _, logits) = Evaluate(model, net, data);
             model.to(CPU);
@@ -193,6 +217,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                     EpochSelection = plan.Selection == EpochSelection.CalibratedLoss ? "calibratedLoss" : "loss",
                     StartValidationLoss = startFigures?.Loss,
                     StartCalibratedValidationLoss = startFigures?.Calibrated,
+                    KeptEpochReason = keptReason,
                     BatchSize = plan.BatchSize,
                     LearningRate = plan.LearningRate,
                     BackboneLrFactor = plan.BackboneLrFactor,
@@ -238,9 +263,56 @@ internal sealed partial class EpochFitter(ILogger logger)
         return (lossSum / count, (double)correct / count, [.. logitRows]);
     }
 
+    /// <summary>
+    /// Whether an epoch replaces the kept one: when its <paramref name="criterion"/> is below the kept one's
+    /// (<paramref name="kept"/>: the start's while it is kept) and, with <paramref name="clearOfTheStart"/>, it is clearly below
+    /// the start (<paramref name="belowStart"/>: the start's per-image losses minus its own).
+    /// </summary>
+    internal static bool KeepEpoch(PairedLosses belowStart, double criterion, double kept, bool clearOfTheStart) =>
+        (!clearOfTheStart || belowStart.ClearlyPositive) && criterion < kept;
+
+    private static string EpochVerdict(bool kept, PairedLosses belowStart, HeadStart start) => (kept, start) switch
+    {
+        (true, HeadStart.Probe) => "clearly better, kept (the lowest of the clearly better epochs so far)",
+        (true, _) => "kept (the lowest so far)",
+        (false, HeadStart.Probe) when belowStart.ClearlyPositive => "clearly better, but not below the kept epoch",
+        (false, HeadStart.Probe) => "not clearly better than the start",
+        _ => "not below the kept epoch",
+    };
+
+    /// <summary>Which epoch was kept and why, from the epochs' comparisons with the start.</summary>
+    internal static string KeptReason(EpochSelection selection, int bestEpoch, IReadOnlyList<EpochMetrics> history, HeadStart start)
+    {
+        var criterion = Criterion(selection);
+        if (start != HeadStart.Probe)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"Kept epoch {bestEpoch}{(bestEpoch == 0 ? " (the random start)" : "")}: the lowest {criterion} (a random start needs no margin).");
+        }
+        if (bestEpoch == 0)
+        {
+            var closest = history.Where(h => h.LossBelowStart is not null).MaxBy(h => h.LossBelowStart!.Value);
+            return closest is null
+                ? "No epoch ran: the start is kept."
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"No epoch beat the start clearly: the start is kept (the closest, epoch {closest.Epoch}, was {closest.LossBelowStart:F4} ± {closest.LossBelowStartStandardError:F4} below it on the {criterion}; {PairedLosses.ClearStandardErrors:G} standard errors needed).");
+        }
+        var kept = history.First(h => h.Epoch == bestEpoch);
+        var value = selection == EpochSelection.CalibratedLoss ? kept.CalibratedValidationLoss!.Value : kept.ValidationLoss;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Kept epoch {bestEpoch}: {criterion} {value:F4} vs start {value + kept.LossBelowStart!.Value:F4}, difference {kept.LossBelowStart:F4} ± {kept.LossBelowStartStandardError:F4} ({PairedLosses.ClearStandardErrors:G} SE needed: {PairedLosses.ClearStandardErrors * kept.LossBelowStartStandardError!.Value:F4}), the lowest of the epochs clearly below the start.");
+    }
+
+    private static string Criterion(EpochSelection selection) =>
+        selection == EpochSelection.CalibratedLoss ? "calibrated validation loss (each epoch's own temperature)" : "validation loss";
+
+    /// <summary>Each validation image's loss on the selection's criterion: at T = 1, or at the temperature fitted on these logits.</summary>
+    private static double[] ImageLosses(EpochSelection selection, double[] logits, int[] labels, int classes) =>
+        Calibration.NegativeLogLikelihoods(logits, labels, classes,
+            selection == EpochSelection.CalibratedLoss ? Calibration.FitTemperature(logits, labels, classes) : 1);
+
     /// <summary>The validation log-loss at the temperature that minimises it on these logits (one parameter: every candidate gets the same advantage).</summary>
     private static double CalibratedLoss(double[] logits, int[] labels, int classes) =>
-        Probe.Calibration.NegativeLogLikelihood(logits, labels, classes, Probe.Calibration.FitTemperature(logits, labels, classes));
+        Calibration.NegativeLogLikelihood(logits, labels, classes, Calibration.FitTemperature(logits, labels, classes));
 
     /// <summary>A validation loss that is not a number means the network's outputs overflowed: say so instead of training on.</summary>
     private static void RequireFiniteLoss(double loss, int epoch)
@@ -257,6 +329,6 @@ internal sealed partial class EpochFitter(ILogger logger)
     [LoggerMessage(Level = LogLevel.Information, Message = "Epoch {Epoch}/{Epochs}: train loss {TrainLoss:F4} acc {TrainAccuracy:P1}, val loss {ValLoss:F4} acc {ValAccuracy:P1}, lr {LearningRate:E2}, {Seconds:F2} s, {ImagesPerSecond:F1} training images/s")]
     private partial void LogEpoch(int epoch, int epochs, double trainLoss, double trainAccuracy, double valLoss, double valAccuracy, double learningRate, double seconds, double imagesPerSecond);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Early stopping after epoch {Epoch}: no lower validation loss for {Patience} epochs; keeping epoch {BestEpoch}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Early stopping after epoch {Epoch}: no lower validation loss for {Patience} epochs; keeping epoch {BestEpoch} (0: the start)")]
     private partial void LogEarlyStop(int epoch, int patience, int bestEpoch);
 }

@@ -46,20 +46,36 @@ public static class Calibration
         double sum = 0;
         for (var row = 0; row < labels.Count; row++)
         {
-            var z = logits.Slice(row * classes, classes);
-            var max = double.NegativeInfinity;
-            foreach (var v in z)
-            {
-                max = Math.Max(max, v / temperature);
-            }
-            double total = 0;
-            foreach (var v in z)
-            {
-                total += Math.Exp((v / temperature) - max);
-            }
-            sum += max + Math.Log(total) - (z[labels[row]] / temperature);
+            sum += RowLoss(logits, labels, classes, temperature, row);
         }
         return sum / Math.Max(1, labels.Count);
+    }
+
+    /// <summary>Each image's negative log-likelihood of its label under softmax(logits / T).</summary>
+    public static double[] NegativeLogLikelihoods(ReadOnlySpan<double> logits, IReadOnlyList<int> labels, int classes, double temperature = 1)
+    {
+        var losses = new double[labels.Count];
+        for (var row = 0; row < labels.Count; row++)
+        {
+            losses[row] = RowLoss(logits, labels, classes, temperature, row);
+        }
+        return losses;
+    }
+
+    private static double RowLoss(ReadOnlySpan<double> logits, IReadOnlyList<int> labels, int classes, double temperature, int row)
+    {
+        var z = logits.Slice(row * classes, classes);
+        var max = double.NegativeInfinity;
+        foreach (var v in z)
+        {
+            max = Math.Max(max, v / temperature);
+        }
+        double total = 0;
+        foreach (var v in z)
+        {
+            total += Math.Exp((v / temperature) - max);
+        }
+        return max + Math.Log(total) - (z[labels[row]] / temperature);
     }
 
     /// <summary>

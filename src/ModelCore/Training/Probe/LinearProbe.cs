@@ -91,7 +91,7 @@ internal static class LinearProbe
     /// standard errors of the paired per-image difference: the loss has clearly turned, and weaker penalties (the slow
     /// fits) will not be chosen.
     /// </summary>
-    public const double ClearRiseStandardErrors = 2;
+    public const double ClearRiseStandardErrors = PairedLosses.ClearStandardErrors;
 
     /// <summary>The L2 grid: 10^-5 .. 10^0 in half decades (11 values), strongest first (warm starts run weak-ward).</summary>
     public static IReadOnlyList<double> DefaultGrid { get; } = [.. Enumerable.Range(0, 11).Select(i => Math.Pow(10, -(i * 0.5)))];
@@ -271,24 +271,8 @@ internal static class LinearProbe
     /// Whether the per-image log-loss of <paramref name="current"/> is above that of <paramref name="best"/> by more than
     /// <see cref="ClearRiseStandardErrors"/> standard errors of their paired difference.
     /// </summary>
-    private static bool ClearlyAbove(double[] current, double[] best, int[] labels, int classes)
-    {
-        var n = labels.Length;
-        if (n < 2)
-        {
-            return false;
-        }
-        var differences = new double[n];
-        for (var i = 0; i < n; i++)
-        {
-            int[] one = [labels[i]];
-            differences[i] = Calibration.NegativeLogLikelihood(current.AsSpan(i * classes, classes), one, classes)
-                - Calibration.NegativeLogLikelihood(best.AsSpan(i * classes, classes), one, classes);
-        }
-        var mean = differences.Average();
-        var sd = Math.Sqrt(differences.Sum(d => (d - mean) * (d - mean)) / (n - 1));
-        return mean > ClearRiseStandardErrors * sd / Math.Sqrt(n);
-    }
+    private static bool ClearlyAbove(double[] current, double[] best, int[] labels, int classes) =>
+        PairedLosses.Of(Calibration.NegativeLogLikelihoods(current, labels, classes), Calibration.NegativeLogLikelihoods(best, labels, classes)).ClearlyPositive;
 
     /// <summary>A fit's parameters (W then b, on standardised features) as a head on raw features, at T = 1.</summary>
     private static Export.Quantization.LinearWeights RawHead(double[] parameters, FeatureStandardizer standardizer, int classes)

@@ -75,7 +75,11 @@ internal static class TrainingOutput
         }
         if (result.StoppedEarly)
         {
-            notes.Add(result.BestEpoch == 0 ? "Stopped early; the starting model (epoch 0) was kept: no epoch had a lower validation loss." : $"Stopped early; the best epoch ({result.BestEpoch}) was kept.");
+            notes.Add($"Stopped early after epoch {result.History.Count}: no lower validation loss for {(result.Plan as EpochPlan)?.Patience} epochs.");
+        }
+        if (result.Manifest.Training?.KeptEpochReason is { } kept)
+        {
+            notes.Add(kept);
         }
         if (result.Manifest.Training?.Probe is { } probe)
         {

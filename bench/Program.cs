@@ -59,6 +59,12 @@ if (args.Length > 0 && args[0] == HeadVsMlNet.Flag)
     return await HeadVsMlNet.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200);
 }
 
+if (args is [Int8CalibrationBench.Flag, var calibrationImages, var calibrationChecks, var calibrationSizes])
+{
+    return await Int8CalibrationBench.RunAsync(int.Parse(calibrationImages, CultureInfo.InvariantCulture), int.Parse(calibrationChecks, CultureInfo.InvariantCulture),
+        [.. calibrationSizes.Split(',').Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
+}
+
 if (args.Length > 0 && args[0] == OodBench.Flag)
 {
     return OodBench.Run(args.Length > 1 ? [.. args[1].Split(',').Select(a => int.Parse(a, CultureInfo.InvariantCulture))] : [32, 2000],

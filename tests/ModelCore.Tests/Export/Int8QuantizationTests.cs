@@ -82,6 +82,39 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
     }
 
     [Fact]
+    public void Calibration_RunInBatches_SeesEveryImage_AsOneImageAtATimeDoes()
+    {
+        TorchRuntime.EnsureInitialized();
+        var directory = OnnxResNetImporter.DefaultDirectory;
+        var mean = OnnxResNetImporter.LoadMeanImage(Path.Combine(directory, OnnxResNetImporter.PreprocessFileName));
+        manual_seed(3);
+        using var classifier = new ImageClassifier(OnnxResNetImporter.LoadBackbone(Path.Combine(directory, OnnxResNetImporter.ModelFileName)), HeadSpec.Linear(5));
+        classifier.eval();
+        var preprocessor = new ImagePreprocessor(OnnxResNetImporter.Preprocessing, mean);
+        var decoder = new ImageDecoder();
+        var images = TestAssets.SampleEmoji(8).Select(f => preprocessor.DecodeAndPreprocess(decoder, File.ReadAllBytes(f))).ToList();
+        // A ninth image, alone in the last (partial) batch, with activations far wider than the others': a calibration that
+        // dropped or misread it would show in every range.
+        images.Add([.. images[0].Select(v => v * 4)]);
+        var model = Onnx.ModelProto.Parser.ParseFrom(OnnxExport.Export(classifier, 224));
+        BatchNormFolding.Fold(model.Graph);
+        var tensors = QdqPlan.Build(model.Graph, floatStem: true).Quantized;
+
+        var batched = ActivationCalibrator.Calibrate(model, tensors, images, 224, CalibrationMethod.MinMax);
+        var alone = images.Select(x => ActivationCalibrator.Calibrate(model, tensors, [x], 224, CalibrationMethod.MinMax)).ToList();
+
+        Assert.Equal(tensors.Count, batched.Count);
+        foreach (var tensor in tensors)
+        {
+            var (min, max) = (alone.Min(r => r[tensor].Min), alone.Max(r => r[tensor].Max));
+            var tolerance = 1e-4 * Math.Max(1, max - min);
+            Assert.True(Math.Abs(batched[tensor].Min - min) <= tolerance && Math.Abs(batched[tensor].Max - max) <= tolerance,
+                $"{tensor}: batched [{batched[tensor].Min}, {batched[tensor].Max}], one at a time [{min}, {max}]");
+        }
+        Assert.True(tensors.Count(t => alone[^1][t].Max > alone.SkipLast(1).Max(r => r[t].Max)) > tensors.Count / 2, "the ninth image should widen most ranges");
+    }
+
+    [Fact]
     public async Task Check_ServesInt8WhenItAgrees_AndRefusesABrokenGraphWithTheFigures()
     {
         var (fp32, labels, dataset, preprocessor) = await EmojiModelAsync();

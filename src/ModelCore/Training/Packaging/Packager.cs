@@ -1,3 +1,4 @@
+using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Export;
@@ -42,6 +43,11 @@ internal static class Packager
         var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, reference, new ImagePreprocessor(preprocessing, meanImage), precision, seed, progress,
             cancellationToken).ConfigureAwait(false);
         steps?.Add(new StepTime("precision (int8 build and check)", clock.Elapsed.TotalSeconds));
+        if (graph.Timings.Count > 0)
+        {
+            progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0,
+                $"int8 step: {string.Join(", ", graph.Timings.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Step} {t.Seconds:F1} s")))}."));
+        }
         clock.Restart();
         var manifest = draft with { Verification = new ExportVerification(export.MaxAbsDifference, export.Samples, OnnxExport.DefaultTolerance) };
         var written = ModelCheckpoint.SaveForServing(model, manifest, folder, graph, meanImage, statistics);

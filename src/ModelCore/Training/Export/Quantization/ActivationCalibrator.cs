@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
@@ -31,6 +32,9 @@ internal static class ActivationCalibrator
     /// <summary>Values sampled per tensor (over all images) for the error search.</summary>
     private const int SampleSize = 1 << 16;
 
+    /// <summary>Images per run: fewer runs of the graph, at a bounded memory (every quantised tensor of each image is an output).</summary>
+    private const int BatchSize = 8;
+
     public static Dictionary<string, ActivationRange> Calibrate(ModelProto model, IReadOnlyList<string> tensors, IReadOnlyList<float[]> inputs, int inputSize, CalibrationMethod method)
     {
         var probe = model.Clone();
@@ -50,23 +54,31 @@ internal static class ActivationCalibrator
         var min = Enumerable.Repeat(float.PositiveInfinity, names.Length).ToArray();
         var max = Enumerable.Repeat(float.NegativeInfinity, names.Length).ToArray();
         var samples = names.Select(_ => new List<float>()).ToArray();
-        long[] shape = [1, 3, inputSize, inputSize];
-        foreach (var input in inputs)
+        var imageLength = 3 * inputSize * inputSize;
+        for (var start = 0; start < inputs.Count; start += BatchSize)
         {
-            using var value = OrtValue.CreateTensorValueFromMemory(input, shape);
+            var count = Math.Min(BatchSize, inputs.Count - start);
+            var batch = new float[count * imageLength];
+            for (var i = 0; i < count; i++)
+            {
+                inputs[start + i].AsSpan(0, imageLength).CopyTo(batch.AsSpan(i * imageLength));
+            }
+            using var value = OrtValue.CreateTensorValueFromMemory(batch, [count, 3, inputSize, inputSize]);
             using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], names);
             for (var t = 0; t < names.Length; t++)
             {
                 var data = results[t].GetTensorDataAsSpan<float>();
-                var stride = Math.Max(1, (int)((long)data.Length * inputs.Count / SampleSize));
-                for (var i = 0; i < data.Length; i++)
+                min[t] = MathF.Min(min[t], TensorPrimitives.Min(data));
+                max[t] = MathF.Max(max[t], TensorPrimitives.Max(data));
+                // Each image's values at a fixed stride from its first: the same sample whatever the batch.
+                var perImage = data.Length / count;
+                var stride = Math.Max(1, (int)((long)perImage * inputs.Count / SampleSize));
+                for (var i = 0; i < count; i++)
                 {
-                    var v = data[i];
-                    min[t] = MathF.Min(min[t], v);
-                    max[t] = MathF.Max(max[t], v);
-                    if (i % stride == 0)
+                    var image = data.Slice(i * perImage, perImage);
+                    for (var j = 0; j < image.Length; j += stride)
                     {
-                        samples[t].Add(v);
+                        samples[t].Add(image[j]);
                     }
                 }
             }

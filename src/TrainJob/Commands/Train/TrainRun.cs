@@ -192,8 +192,51 @@ internal static class TrainRun
         {
             throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
         }
+        if (plan.MultiLabel == true)
+        {
+            return await LoadMultiLabelBlobsAsync(context, container, prefix, datasetOptions, progress, cancellationToken);
+        }
         // With stored features, an image is read only if its features are not stored (and then once, to compute them).
         return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions with { CheckContent = !featureCache }, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>--multilabel --data container[/prefix]</c>: the multi-label layout in storage, as approved review labels write it
+    /// (<see cref="TrainingImages.AddMultiLabelAsync"/>): the images with <c>labels.csv</c> beside them, whose names are blob
+    /// names under the prefix. Read as a manifest (a copy of labels.csv in a temporary file), every image from the container.
+    /// </summary>
+    private static async Task<ImageFolderDataset> LoadMultiLabelBlobsAsync(CliContext context, Azure.Storage.Blobs.BlobContainerClient container, string prefix,
+        DatasetOptions options, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+    {
+        var root = prefix.Length == 0 ? "" : prefix + "/";
+        var temp = Directory.CreateTempSubdirectory("multilabel-");
+        try
+        {
+            var manifest = Path.Combine(temp.FullName, MultiLabelCsv);
+            try
+            {
+                await container.GetBlobClient(root + MultiLabelCsv).DownloadToAsync(manifest, cancellationToken);
+            }
+            catch (Azure.RequestFailedException e) when (e.Status == 404)
+            {
+                throw new UsageException($"--multilabel with --data {container.Name}/{root}: multi-label data in storage is its images with a {MultiLabelCsv} beside them " +
+                    $"(image,labels per line, ';' between labels; approved review labels of a multi-label model are written so); {container.Name}/{root} has none.");
+            }
+            var sources = new ManifestSources
+            {
+                Account = () => context.Storage.Service,
+                TrainingContainer = container.Name,
+                Rewrites = [new PrefixRewrite("", $"{container.Name}/{root}")], // every row's image is a blob under the prefix
+            };
+            var dataset = await ImageFolderDataset.FromManifestAsync(manifest, sources, options, progress, cancellationToken);
+            var info = dataset.Manifest!;
+            context.WriteLine($"Manifest {container.Name}/{root}{MultiLabelCsv}: {info.FormatName}, {info.Rows} rows, SHA-256 {info.Sha256}");
+            return dataset;
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
     }
 
     /// <summary>The container of <c>--data container[/prefix]</c>.</summary>

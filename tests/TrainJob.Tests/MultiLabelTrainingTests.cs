@@ -99,7 +99,13 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         Assert.Contains("6 of the 24 images carry none of them (negatives)", set.Train.Out + await File.ReadAllTextAsync(Path.Combine(set.Model, TrainCommand.ReportJson)), StringComparison.Ordinal);
         Assert.Matches(@"Multi-label, 24 images: micro F1 [\d. ]+%, macro F1 [\d. ]+% \(with every threshold at 0\.5: [\d. ]+%\), mAP [\d. ]+%, exact match", set.Train.Out);
         Assert.Matches(@"  red: threshold [\d.]+, precision", set.Train.Out);
-        Assert.Contains("int8 is not built for multi-label models", set.Train.Out, StringComparison.Ordinal);
+        // The int8 check per label (auto): each label's decisions at its threshold on the out-of-fold images, kept only when no label drops beyond the limit.
+        Assert.Matches(@"Precision: (int8|fp32; the int8 graph was not kept) \(int8 check per label on 24 out-of-fold images, decisions at each label's threshold: blue [\d.]+ % int8 vs [\d.]+ % fp32, agreement [\d.]+ %; red ", set.Train.Out);
+        var int8 = manifest.Quantization!;
+        Assert.Equal(["blue", "red"], int8.PerLabel!.Select(l => l.Label));
+        Assert.Equal(manifest.LabelThresholds, int8.PerLabel!.Select(l => l.Threshold));
+        Assert.Equal(int8.PerLabel!.All(l => l.AccuracyDropPoints <= int8.MaxAccuracyDropPoints + 1e-9), int8.Accepted);
+        Assert.Equal(int8.Accepted ? ModelCore.Checkpoints.ModelPrecision.Int8 : ModelCore.Checkpoints.ModelPrecision.Fp32, manifest.Precision);
 
         using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(set.Model, TrainCommand.ReportJson)));
         var multiLabel = report.RootElement.GetProperty("multiLabel");

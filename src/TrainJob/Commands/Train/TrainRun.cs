@@ -267,6 +267,16 @@ internal static class TrainRun
         {
             return $"Precision: {Name(manifest.Precision)} (no int8 graph made).";
         }
+        if (q.PerLabel is { } perLabel)
+        {
+            // A multi-label model's check: each label's decisions at its threshold, right and in agreement, under both precisions.
+            var labels = string.Join("; ", perLabel.Select(l => string.Create(CultureInfo.InvariantCulture,
+                $"{l.Label} {l.Int8Accuracy:P1} int8 vs {l.Fp32Accuracy:P1} fp32, agreement {l.Agreement:P1}")));
+            var multi = string.Create(CultureInfo.InvariantCulture,
+                $"int8 check per label on {q.ValidationImages} {q.Evidence ?? "validation"} images, decisions at each label's threshold: {labels}; " +
+                $"at most {q.MaxAccuracyDropPoints:0.##} points below fp32 for every label; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
+            return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({multi})." : $"Precision: fp32; the int8 graph was not kept ({multi}).";
+        }
         var check = string.Create(CultureInfo.InvariantCulture,
             $"int8 check on {q.ValidationImages} {q.Evidence ?? "validation"} images{(q.SampledFrom is { } from && from > q.ValidationImages ? $" (a stratified sample of {from})" : "")}: " +
             $"accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, {q.AccuracyDropPoints:F1} points{ServingGraph.Spread(q)}; top-1 agreement {q.Top1Agreement:P1}" +

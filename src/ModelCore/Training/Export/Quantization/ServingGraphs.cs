@@ -259,7 +259,7 @@ public static class ServingGraphs
             WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
             FloatLayers = quantized.FloatLayers,
             CalibrationImages = quantized.CalibrationImages,
-            ValidationImages = result.Images,
+            ValidationImages = perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
             SampledFrom = checkImages.Count,
             SampleLimit = options.CheckImages,
             Evidence = reference?.Evidence ?? "given images",

@@ -22,4 +22,8 @@ public sealed record StagedCard(string Id, string Image, string ImageVersion, st
     /// <summary>A multi-label model's upload: the labels ticked (empty: none, a negative; <see cref="Label"/> is then them joined by ';'); absent otherwise.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>A multi-label model's upload: the labels its prediction listed; absent otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? SuggestedLabels { get; init; }
 }

@@ -136,6 +136,7 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
             {
                 Model = record.Model,
                 Labels = record.Labels,
+                SuggestedLabels = record.SuggestedLabels,
             });
         }
         return new StagedList(cards, More: false);

@@ -14,6 +14,8 @@ namespace ServerlessClassifier.TrainJob.Commands.Review;
 /// and described in <c>review.csv</c>. Items whose image was deleted or uploaded again since can never be
 /// labelled as listed; they are removed from the queue and counted. With a model's name only that model's uploads are
 /// exported (its folders are then its classes); without one, every model's, and the summary counts them per model.
+/// A multi-label model's uploads go into <c>_multilabel/</c> with a row each in the export's <c>labels.csv</c>
+/// (<c>image,labels</c>: the labels its prediction listed, ';' between them), the form <c>train --multilabel</c> reads.
 /// </summary>
 internal static class ReviewExport
 {

@@ -13,6 +13,9 @@ namespace ServerlessClassifier.TrainJob.Commands.Review;
 /// the queue (recorded too). With <c>--approve</c> the operator approves what they staged at once
 /// (<see cref="ReviewApprove"/>: into the training data, never overwriting); otherwise <c>review approve</c> does it
 /// later. Every folder name is checked before anything is written. Files not in review.csv are skipped and named.
+/// A multi-label model's uploads (in <c>_multilabel/</c>) are labelled by the export's <c>labels.csv</c> row instead: a set of
+/// labels, or none (a negative); every label in it is checked before anything is written, and an image without a row, or
+/// moved into a class folder, is skipped and named (it stays queued).
 /// </summary>
 internal static class ReviewImport
 {

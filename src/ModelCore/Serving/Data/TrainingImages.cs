@@ -63,7 +63,18 @@ public abstract class TrainingImages
         var row = Csv.Format([added.Name, string.Join(DataManifest.MultiLabelSeparator, labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))]);
         for (var attempt = 1; ; attempt++)
         {
-            var (text, version) = await ReadLabelsCsvAsync(cancellationToken).ConfigureAwait(false);
+            string? text;
+            object? version;
+            try
+            {
+                (text, version) = await ReadLabelsCsvAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException) when (attempt < 50)
+            {
+                // A local labels.csv held by another writer (it is rewritten without sharing): read it again.
+                await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
             if (text is not null && HasRow(text, added.Name))
             {
                 return added;

@@ -1,4 +1,10 @@
 using System.Text.Json;
+using Azure.Storage.Blobs;
+using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Inference;
+using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.ModelCore.Storage;
+using ServerlessClassifier.TrainJob.Commands.Review;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
@@ -93,7 +99,13 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         Assert.Contains("6 of the 24 images carry none of them (negatives)", set.Train.Out + await File.ReadAllTextAsync(Path.Combine(set.Model, TrainCommand.ReportJson)), StringComparison.Ordinal);
         Assert.Matches(@"Multi-label, 24 images: micro F1 [\d. ]+%, macro F1 [\d. ]+% \(with every threshold at 0\.5: [\d. ]+%\), mAP [\d. ]+%, exact match", set.Train.Out);
         Assert.Matches(@"  red: threshold [\d.]+, precision", set.Train.Out);
-        Assert.Contains("int8 is not built for multi-label models", set.Train.Out, StringComparison.Ordinal);
+        // The int8 check per label (auto): each label's decisions at its threshold on the out-of-fold images, kept only when no label drops beyond the limit.
+        Assert.Matches(@"Precision: (int8|fp32; the int8 graph was not kept) \(int8 check per label on 24 out-of-fold images, decisions at each label's threshold: blue [\d.]+ % int8 vs [\d.]+ % fp32, agreement [\d.]+ %; red ", set.Train.Out);
+        var int8 = manifest.Quantization!;
+        Assert.Equal(["blue", "red"], int8.PerLabel!.Select(l => l.Label));
+        Assert.Equal(manifest.LabelThresholds, int8.PerLabel!.Select(l => l.Threshold));
+        Assert.Equal(int8.PerLabel!.All(l => l.AccuracyDropPoints <= int8.MaxAccuracyDropPoints + 1e-9), int8.Accepted);
+        Assert.Equal(int8.Accepted ? ModelCore.Checkpoints.ModelPrecision.Int8 : ModelCore.Checkpoints.ModelPrecision.Fp32, manifest.Precision);
 
         using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(set.Model, TrainCommand.ReportJson)));
         var multiLabel = report.RootElement.GetProperty("multiLabel");
@@ -198,6 +210,100 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         Assert.Equal([12, 12], root.GetProperty("perLabel").EnumerateArray().Select(l => l.GetProperty("support").GetInt32()));
         // In-sample now (the head saw these images), so at least as good as out-of-fold.
         Assert.True(root.GetProperty("meanAveragePrecision").GetDouble() >= manifest.Metrics!.MeanAveragePrecision!.Value - 1e-9, run.Out);
+    }
+
+    [Fact]
+    public async Task Review_MultiLabelUploads_ExportToLabelsCsv_ImportWithSeveralLabelsOrNone_AndTrainReadsTheApprovedDataBack()
+    {
+        var cli = new Cli();
+        var service = TestStorage.CreateServiceClient();
+        var images = service.GetBlobContainerClient(cli.ImagesContainer);
+        await images.CreateAsync();
+        var queue = new ReviewQueue(service.GetBlobContainerClient(cli.ReviewContainer), new ReviewSettings { Container = cli.ReviewContainer });
+        // Three images of each group, listed by the default (multi-label) model, which gave them no label; and a named multi-class model's upload beside them.
+        var truth = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        foreach (var (file, labels) in set.Files.Where(f => int.Parse(Path.GetFileNameWithoutExtension(f.File), System.Globalization.CultureInfo.InvariantCulture) < 3))
+        {
+            var name = $"uploads/{file.Replace('/', '_')}";
+            truth[ReviewLabeling.FileNameFor(name)] = labels;
+            await QueueAsync(images, queue, name, Path.Combine(set.Data, file), labels: []);
+        }
+        await QueueAsync(images, queue, "cats/c.png", Path.Combine(set.Data, "red", "5.png"), labels: null);
+
+        var export = set.Combine("review-export");
+        var exported = await cli.RunAsync("review", "export", "--to", export);
+
+        Assert.True(exported.ExitCode == ExitCodes.Ok, exported.All);
+        Assert.Contains("Exported 13 queued images", exported.Out, StringComparison.Ordinal);
+        Assert.Contains("12 uploads of a multi-label model are in _multilabel/ and listed in labels.csv", exported.Out, StringComparison.Ordinal);
+        Assert.Equal(["image,labels", .. truth.Keys.Order(StringComparer.Ordinal).Select(f => $"_multilabel/{f},")],
+            (await File.ReadAllLinesAsync(Path.Combine(export, TrainingImages.MultiLabelCsv))).Take(1).Concat((await File.ReadAllLinesAsync(Path.Combine(export, TrainingImages.MultiLabelCsv))).Skip(1).Order(StringComparer.Ordinal)));
+        Assert.Equal(truth.Keys.Order(StringComparer.Ordinal), Directory.GetFiles(Path.Combine(export, ReviewCommands.MultiLabelFolder)).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.True(File.Exists(Path.Combine(export, "cats", "cats_c.png")));
+
+        // The reviewer's corrections: every labels cell (several labels in one cell; none left empty), one image thrown away,
+        // and one moved into a label folder by mistake (a multi-label upload is labelled in labels.csv: skipped, stays queued).
+        await File.WriteAllLinesAsync(Path.Combine(export, TrainingImages.MultiLabelCsv),
+            ["image,labels", .. truth.Select(t => $"{ReviewCommands.MultiLabelFolder}/{t.Key},\"{string.Join(';', t.Value)}\"")]);
+        File.Move(Path.Combine(export, ReviewCommands.MultiLabelFolder, "uploads_none_2.png"), Path.Combine(export, ReviewCommands.DiscardFolder, "uploads_none_2.png"));
+        Directory.CreateDirectory(Path.Combine(export, "red"));
+        File.Move(Path.Combine(export, ReviewCommands.MultiLabelFolder, "uploads_red_2.png"), Path.Combine(export, "red", "uploads_red_2.png"));
+
+        var imported = await cli.RunAsync("review", "import", export, "--reviewer", "Rita", "--approve");
+
+        Assert.True(imported.ExitCode == ExitCodes.Ok, imported.All);
+        Assert.Contains("Staged 11 labels by Rita ((no label) 2, blue 3, blue;red 3, cats 1, red 2); 1 discarded", imported.Out, StringComparison.Ordinal);
+        Assert.Contains("skipped red/uploads_red_2.png: uploads/red_2.png is a multi-label model's upload, labelled in labels.csv", imported.Err, StringComparison.Ordinal);
+        Assert.Contains("Approved by Rita: added 11 images", imported.Out, StringComparison.Ordinal);
+        Assert.Equal(["uploads/red_2.png"], await queue.ListAsync().Select(q => q.Item.Image).ToListAsync());
+        var records = await new ReviewLabels(service.GetBlobContainerClient(cli.ReviewContainer)).ListRecordsAsync().ToDictionaryAsync(r => r.Image);
+        Assert.Equal(LabelDecisions.Approved, records["uploads/both_0.png"].Decision);
+        Assert.Equal(["blue", "red"], records["uploads/both_0.png"].Labels);
+        Assert.Equal([], records["uploads/both_0.png"].SuggestedLabels);
+        Assert.Equal([], records["uploads/none_0.png"].Labels!);
+        Assert.Equal(("cats", null), (records["cats/c.png"].Label, records["cats/c.png"].Labels));
+        Assert.Equal(LabelDecisions.Discarded, records["uploads/none_2.png"].Decision);
+
+        // The approved images lie beside labels.csv in the training container, which train --multilabel reads from storage.
+        var training = service.GetBlobContainerClient(cli.TrainingContainer);
+        var csv = (await training.GetBlobClient(TrainingImages.MultiLabelCsv).DownloadContentAsync()).Value.Content.ToString();
+        Assert.Contains("\nuploads_both_0.png,blue;red\n", csv, StringComparison.Ordinal);
+        Assert.Contains("\nuploads_none_0.png,\n", csv, StringComparison.Ordinal);
+        var trained = await cli.RunAsync(["train", "--data", cli.TrainingContainer, "--multilabel", "--output", set.Combine("reviewed"), .. MultiLabelSet.Settings]);
+
+        Assert.True(trained.ExitCode == ExitCodes.Ok, trained.All);
+        Assert.Contains($"Manifest {cli.TrainingContainer}/labels.csv: ", trained.Out, StringComparison.Ordinal);
+        var manifest = (await ModelPackage.LoadAsync(set.Combine("reviewed"))).Manifest;
+        Assert.Equal(ModelKind.MultiLabel, manifest.Kind);
+        Assert.Equal(["blue", "red"], manifest.Labels);
+        Assert.Equal((6, 5), (manifest.Training!.TrainCounts!["blue"], manifest.Training.TrainCounts["red"]));
+        Assert.Contains("2 of the 10 images carry none of them (negatives)", trained.Out + await File.ReadAllTextAsync(Path.Combine(set.Combine("reviewed"), TrainCommand.ReportJson)), StringComparison.Ordinal);
+        var noCsv = await cli.RunAsync(["train", "--data", cli.ImagesContainer, "--multilabel", "--output", set.Combine("no-csv"), .. MultiLabelSet.Settings]);
+        Assert.Equal(ExitCodes.Usage, noCsv.ExitCode);
+        Assert.Contains("has none", noCsv.Err, StringComparison.Ordinal);
+    }
+
+    /// <summary>Uploads a file and lists it for review as a model's unsure prediction: a multi-label one with <paramref name="labels"/>, or (null) a named multi-class model's.</summary>
+    private static async Task QueueAsync(BlobContainerClient images, ReviewQueue queue, string name, string file, string[]? labels)
+    {
+        await images.UploadBlobAsync(name, BinaryData.FromBytes(await File.ReadAllBytesAsync(file)));
+        var version = PredictionBlobs.VersionOf((await images.GetBlobClient(name).GetPropertiesAsync()).Value.ETag);
+        Assert.Equal(ReviewOutcome.Queued, await queue.OfferAsync(new PredictionDocument
+        {
+            Status = PredictionStatus.Ok,
+            Image = name,
+            ImageVersion = version,
+            ModelVersion = "v1",
+            Model = labels is null ? "cats" : null,
+            Label = "unknown",
+            Confidence = 0.4,
+            IsUnknown = true,
+            Threshold = 0.5,
+            UnknownReason = UnknownReasons.LowConfidence,
+            Top = labels is null ? [new LabelProbability("cats", 0.4), new LabelProbability("dogs", 0.35)] : [new LabelProbability("red", 0.4), new LabelProbability("blue", 0.3)],
+            Labels = labels?.Select(l => new PredictedLabel(l, 0.9, 0.5)).ToList(),
+            Source = PredictionSource.Backfill,
+        }));
     }
 
     private static string Write(string path, IEnumerable<string> rows)

@@ -18,4 +18,12 @@ public sealed record StagedCard(string Id, string Image, string ImageVersion, st
     /// <summary>The named model the label is for (its training data is the one an approval adds to); null for the default model.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? Model { get; init; }
+
+    /// <summary>A multi-label model's upload: the labels ticked (empty: none, a negative; <see cref="Label"/> is then them joined by ';'); absent otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>A multi-label model's upload: the labels its prediction listed; absent otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? SuggestedLabels { get; init; }
 }

@@ -19,7 +19,7 @@ namespace ServerlessClassifier.Functions.Functions;
 /// queued image, or of a staged label's image.</item>
 /// <item><c>POST /api/review/label</c> with <c>{ "image", "imageVersion", "label" }</c> (Reviewer; a label that is not a class of
 /// the live model also needs Approver): removes the upload from the queue and stages the label for approval
-/// (<c>"label": null</c> discards it): 200 <c>{ outcome, label, newClass, id }</c>, 400 a bad label or body, 409 not queued (any
+/// (<c>"label": null</c> discards it; a multi-label model's upload takes <c>"labels": [...]</c> instead, <c>[]</c> for none): 200 <c>{ outcome, label, newClass, id }</c>, 400 a bad label or body, 409 not queued (any
 /// more) in that version, e.g. another reviewer was first.</item>
 /// <item><c>GET /api/review/staged</c> (Approver): the labels waiting for approval.</item>
 /// <item><c>POST /api/review/decide</c> with <c>{ "id", "approve": true|false }</c> (Approver): an approved label's image is added
@@ -61,15 +61,20 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
     {
         var reviewer = identity.Require(request, ReviewRoles.Reviewer);
         var body = await ReadAsync<LabelRequest>(request, cancellationToken);
-        if (body is not { Image.Length: > 0, ImageVersion.Length: > 0 })
+        if (body is not { Image.Length: > 0, ImageVersion.Length: > 0 } || body.Label is not null && body.Labels is not null)
         {
-            return Problems.Create(StatusCodes.Status400BadRequest, "InvalidBody", "Send JSON { \"image\": \"<name>\", \"imageVersion\": \"<version>\", \"label\": \"<label>\" or null to discard }.");
+            return Problems.Create(StatusCodes.Status400BadRequest, "InvalidBody", "Send JSON { \"image\": \"<name>\", \"imageVersion\": \"<version>\", \"label\": \"<label>\" or null to discard }, " +
+                "or for a multi-label model's upload \"labels\": [\"<label>\", ...] ([] for none) instead of \"label\".");
         }
         if (body.Label is not null && TrainingLayout.LabelProblem(body.Label) is { } problem)
         {
             return Problems.Create(StatusCodes.Status400BadRequest, "InvalidLabel", $"That label cannot be used: it {problem}.");
         }
-        var result = await review.LabelAsync(reviewer, body.Image, body.ImageVersion, body.Label, cancellationToken);
+        if (body.Labels is not null && ReviewLabeling.MultiLabelProblem(body.Labels) is { } labelsProblem)
+        {
+            return Problems.Create(StatusCodes.Status400BadRequest, "InvalidLabel", $"Those labels cannot be used: {labelsProblem}.");
+        }
+        var result = await review.LabelAsync(reviewer, body.Image, body.ImageVersion, body.Label, body.Labels?.Select(l => l!).ToList(), cancellationToken);
         return result.Outcome switch
         {
             nameof(LabelOutcome.NotQueued) => Problems.Create(StatusCodes.Status409Conflict, "NotQueued",
@@ -117,7 +122,7 @@ public sealed class Review(ReviewService review, ReviewerIdentity identity)
     }
 
     /// <summary>The body of <c>POST /api/review/label</c>.</summary>
-    public sealed record LabelRequest(string? Image, string? ImageVersion, string? Label);
+    public sealed record LabelRequest(string? Image, string? ImageVersion, string? Label, IReadOnlyList<string?>? Labels = null);
 
     /// <summary>The body of <c>POST /api/review/decide</c>.</summary>
     public sealed record DecideRequest(string? Id, bool? Approve);

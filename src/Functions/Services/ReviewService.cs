@@ -41,7 +41,7 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
                 modelClasses = classes[named] = await ClassesAsync(named, cancellationToken).ConfigureAwait(false);
             }
             cards.Add(new ReviewCard(item.Image, item.ImageVersion, item.SuggestedLabel, item.Label, item.Confidence, item.Margin,
-                item.OutOfDistribution, item.UnknownReason, item.Reasons, item.QueuedUtc) { Model = item.Model, Labels = modelClasses });
+                item.OutOfDistribution, item.UnknownReason, item.Reasons, item.QueuedUtc) { Model = item.Model, Labels = modelClasses, SuggestedLabels = item.SuggestedLabels });
         }
         return new ReviewList(cards, await ClassesAsync(null, cancellationToken).ConfigureAwait(false), more, await queue.CountTodayAsync(cancellationToken).ConfigureAwait(false),
             queue.Settings.MaxPerDay, new ReviewerSummary(reviewer.Actor.Name, reviewer.Roles));
@@ -89,24 +89,37 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
 
     /// <summary>
     /// Takes the listed image version out of the queue, then stages <paramref name="label"/> for it (null: records a discard);
-    /// see <see cref="ReviewLabeling"/>.
+    /// see <see cref="ReviewLabeling"/>. A multi-label model's upload takes <paramref name="ticked"/> instead (several, or
+    /// none: a negative); one label for it, or a set for a multi-class model's upload, is a 400 with nothing written.
     /// A label that is not a class of the live model (or any label while no model is live) needs the Approver role: 403
     /// otherwise, nothing written. The model is the one whose prediction listed the upload (a named model's classes for its uploads).
     /// </summary>
-    public async Task<LabelResult> LabelAsync(Reviewer reviewer, string image, string imageVersion, string? label, CancellationToken cancellationToken)
+    public async Task<LabelResult> LabelAsync(Reviewer reviewer, string image, string imageVersion, string? label, IReadOnlyList<string>? ticked, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(reviewer);
-        var model = (await queue.GetAsync(image, cancellationToken).ConfigureAwait(false))?.Item.Model;
-        var newClass = label is not null && !(await ClassesAsync(model, cancellationToken).ConfigureAwait(false)).Contains(label, StringComparer.Ordinal);
+        var item = (await queue.GetAsync(image, cancellationToken).ConfigureAwait(false))?.Item;
+        if (item is not null && item.ImageVersion == imageVersion && (label is not null || ticked is not null) && item.IsMultiLabel != ticked is not null)
+        {
+            throw new InvalidRequestException(StatusCodes.Status400BadRequest, item.IsMultiLabel ? "LabelsExpected" : "LabelExpected", item.IsMultiLabel
+                ? "That upload was listed by a multi-label model: send \"labels\": [...] with every label it carries ([] for none), not one \"label\"."
+                : "That upload was listed by a multi-class model: send one \"label\", not \"labels\".");
+        }
+        var classes = await ClassesAsync(item?.Model, cancellationToken).ConfigureAwait(false);
+        var given = ticked ?? (label is null ? [] : [label]);
+        var newLabels = given.Where(l => !classes.Contains(l, StringComparer.Ordinal)).ToList();
+        var newClass = newLabels.Count > 0;
         if (newClass && !reviewer.Has(ReviewRoles.Approver))
         {
             throw new InvalidRequestException(StatusCodes.Status403Forbidden, "NewClassNeedsApprover",
-                $"\"{label}\" is not a class of the live model: a new class needs the {ReviewRoles.Approver} role. Pick one of its classes, or ask an Approver.");
+                $"\"{newLabels[0]}\" is not a class of the live model: a new class needs the {ReviewRoles.Approver} role. Pick one of its classes, or ask an Approver.");
         }
-        var decision = new LabelDecision(label, reviewer.Actor, newClass, DateTimeOffset.UtcNow);
+        var decision = ticked is not null
+            ? LabelDecision.MultiLabel(ticked, reviewer.Actor, newClass, DateTimeOffset.UtcNow)
+            : new LabelDecision(label, reviewer.Actor, newClass, DateTimeOffset.UtcNow);
         var (outcome, record) = await ReviewLabeling.ConfirmAsync(queue, labels, containers.Images, decoder, image, imageVersion, decision, cancellationToken).ConfigureAwait(false);
-        LogLabel(image, imageVersion, outcome, label, record?.SuggestedLabel, newClass, reviewer.Actor.Name, reviewer.Actor.Id, reviewer.Actor.Source);
-        return new LabelResult(outcome.ToString(), label, newClass, outcome == LabelOutcome.Staged ? record?.Id : null);
+        var text = record?.LabelText ?? (ticked is null ? label : string.Join(';', ticked));
+        LogLabel(image, imageVersion, outcome, text, record?.SuggestedLabel, newClass, reviewer.Actor.Name, reviewer.Actor.Id, reviewer.Actor.Source);
+        return new LabelResult(outcome.ToString(), ticked is null ? label : text, newClass, outcome == LabelOutcome.Staged ? record?.Id : null) { Labels = record?.Labels ?? ticked };
     }
 
     /// <summary>The staged labels, for an Approver.</summary>
@@ -119,9 +132,11 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
             {
                 return new StagedList(cards, More: true);
             }
-            cards.Add(new StagedCard(record.Id, record.Image, record.ImageVersion, record.Label!, record.SuggestedLabel, record.NewClass, record.LabelledBy.Name, record.LabelledUtc)
+            cards.Add(new StagedCard(record.Id, record.Image, record.ImageVersion, record.LabelText!, record.SuggestedLabel, record.NewClass, record.LabelledBy.Name, record.LabelledUtc)
             {
                 Model = record.Model,
+                Labels = record.Labels,
+                SuggestedLabels = record.SuggestedLabels,
             });
         }
         return new StagedList(cards, More: false);
@@ -138,8 +153,8 @@ public sealed partial class ReviewService(ReviewQueue queue, ReviewLabels labels
         var training = new ReviewTrainingData(TrainingImages.Blobs(containers.Training ?? throw new InvalidOperationException("No training container is configured."), ""),
             containers.NamedTraining);
         var (outcome, record, name) = await ReviewLabeling.DecideAsync(labels, training, id, approve, approver.Actor, DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
-        LogDecision(id, record?.Image, record?.Label, outcome, approver.Actor.Name, approver.Actor.Id, record?.LabelledBy.Name, name);
-        return new DecisionResult(outcome.ToString(), record?.Label, record?.Image, name);
+        LogDecision(id, record?.Image, record?.LabelText, outcome, approver.Actor.Name, approver.Actor.Id, record?.LabelledBy.Name, name);
+        return new DecisionResult(outcome.ToString(), record?.LabelText, record?.Image, name) { Labels = record?.Labels };
     }
 
     /// <summary>The live classes of a model (null: the default model); none while it has no live version (then every label is a new class).</summary>

@@ -129,6 +129,27 @@ public sealed class WebPageTests(ServingModelFixture model, FunctionsHostFixture
         Assert.True((await host.Training.GetBlobClient($"{first.SuggestedLabel}/uploads_emoji-0.png").ExistsAsync()).Value);
         Assert.True((await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").ExistsAsync()).Value);
         Assert.Equal(await File.ReadAllBytesAsync(emoji[1]), (await host.Training.GetBlobClient($"{other}/uploads_emoji-1.png").DownloadContentAsync()).Value.Content.ToArray());
+
+        // A multi-label model's upload (magenta: red and blue within the review margin): its card offers a tick per class, red
+        // ticked as its prediction listed it; the reviewer ticks blue too, and the approval writes both into labels.csv.
+        var upload = $"{multiLabel}/magenta.png";
+        await host.Images.GetBlobClient(upload).UploadAsync(BinaryData.FromBytes(ServingModelFixture.Magenta()));
+        Assert.Equal([upload], (await WaitForQueueAsync(queue, 1)).Select(q => q.Item.Image));
+        browser.Driver.FindElement(By.Id("tab-try")).Click();
+        browser.Driver.FindElement(By.Id("tab-review")).Click();
+        var ticks = browser.WaitFor(d => d.FindElements(By.CssSelector(".review-card .ticks input")) is { Count: 3 } found ? found : null, "the multi-label card's ticks");
+        Assert.Equal([("red", true), ("green", false), ("blue", false)], ticks.Select(t => (t.GetDomAttribute("value"), t.Selected)));
+        ticks.Single(t => t.GetDomAttribute("value") == "blue").Click();
+        browser.Driver.FindElement(By.CssSelector(".review-card .save-labels")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.Contains("labelled blue, red, waiting for an Approver", StringComparison.Ordinal), "the multi-label labels");
+        var multiStaged = browser.WaitFor(d => d.FindElements(By.CssSelector(".staged-card")) is { Count: 1 } found ? found[0] : null, "the multi-label staged card");
+        Assert.Contains("labels: blue, red", multiStaged.Text, StringComparison.Ordinal);
+        Assert.Contains("suggested red; by Abel Approver", multiStaged.Text, StringComparison.Ordinal);
+        multiStaged.FindElement(By.CssSelector(".approve")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("status")).Text.StartsWith($"{upload}: approved into the training data as blue, red", StringComparison.Ordinal), "the multi-label approval");
+        var namedTraining = Azure.Storage.Blobs.Specialized.SpecializedBlobExtensions.GetParentBlobServiceClient(host.Training).GetBlobContainerClient(ModelCore.Review.ReviewTrainingData.DefaultNamedContainer);
+        var csv = (await namedTraining.GetBlobClient($"{multiLabel}/labels.csv").DownloadContentAsync()).Value.Content.ToString();
+        Assert.Contains("\npage-multilabel_magenta.png,blue;red\n", csv, StringComparison.Ordinal);
     }
 
     [BrowserFact]

@@ -186,6 +186,62 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         Assert.Contains("on the 10 out-of-fold images", throughConstantHead.Refusal, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task MultiLabelCheck_JudgesEachLabelsDecisionAtItsThreshold_AndKeepsInt8OnlyWhenNoLabelDropsBeyondTheLimit()
+    {
+        var (fp32, _, dataset, preprocessor) = await EmojiModelAsync();
+        LabeledImage[] images = [.. dataset.Train, .. dataset.Validation];
+        int width;
+        using (var engine = new OnnxEngine(fp32, OnnxEngineOptions.Default))
+        {
+            width = engine.NumFeatures;
+        }
+        // Two labels: "a" on every other image, "b" on every third. The fp32 answers given are the truth (probability 0.9 or 0.1
+        // against thresholds 0.5 and 0.3); fold heads on the int8 features decide through their bias alone: on (sigmoid 10) or off.
+        string[] labels = ["a", "b"];
+        bool[] truth = [.. images.SelectMany((_, i) => new[] { i % 2 == 0, i % 3 == 0 })];
+        double[] probabilities = [.. truth.Select(t => t ? 0.9 : 0.1)];
+        LinearWeights Off() => new(new float[width], [-10f]);
+        LinearWeights On() => new(new float[width], [10f]);
+        int[] Truthful(int label) => [.. images.Select((_, i) => truth[(i * 2) + label] ? 1 : 0)];
+        var options = new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 8 };
+        HeldOutReference Reference(int[] headOfB) => new()
+        {
+            Images = images,
+            Labels = [.. images.Select((_, i) => (i % 2 == 0 ? 1 : 0) + (i % 3 == 0 ? 2 : 0))],
+            Logits = new double[images.Length * 2],
+            Evidence = "out-of-fold",
+            MultiLabel = new MultiLabelReference
+            {
+                Probabilities = probabilities,
+                Truth = truth,
+                Thresholds = [0.5, 0.3],
+                Temperatures = [1, 1],
+                Heads = [[Off(), On()], [Off(), On()]],
+                HeadOf = [Truthful(0), headOfB],
+            },
+        };
+
+        var agreeing = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, Reference(Truthful(1)), preprocessor, options, seed: 42);
+        var bAlwaysOff = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, Reference([.. images.Select(_ => 0)]), preprocessor, options, seed: 42);
+
+        var kept = agreeing.Quantization!;
+        output.WriteLine($"agreeing: {kept.Accepted}; b always off: {bAlwaysOff.Refusal}");
+        Assert.Equal(ModelPrecision.Int8, agreeing.Precision);
+        Assert.Equal(images.Length, kept.ValidationImages);
+        Assert.Equal(["a", "b"], kept.PerLabel!.Select(l => l.Label));
+        Assert.All(kept.PerLabel!, l => Assert.Equal((1.0, 1.0, 1.0), (l.Fp32Accuracy, l.Int8Accuracy, l.Agreement)));
+        Assert.Equal([0.5, 0.3], kept.PerLabel!.Select(l => l.Threshold));
+        var refused = bAlwaysOff.Quantization!;
+        Assert.False(refused.Accepted);
+        Assert.Equal(ModelPrecision.Fp32, bAlwaysOff.Precision);
+        var b = refused.PerLabel![1];
+        var bRight = (images.Length - truth.Where((_, k) => k % 2 == 1).Count(t => t)) / (double)images.Length; // right on every image without b
+        Assert.Equal((1.0, bRight, bRight), (b.Fp32Accuracy, b.Int8Accuracy, b.Agreement));
+        Assert.Equal(1.0, refused.PerLabel[0].Agreement);
+        Assert.Contains("decisions for label \"b\" (at its threshold 0.3)", bAlwaysOff.Refusal, StringComparison.Ordinal);
+    }
+
     /// <summary>Two-class logits that answer <paramref name="label"/> confidently.</summary>
     private static double[] Answer(int label) => label == 0 ? [10.0, 0.0] : [0.0, 10.0];
 

@@ -86,6 +86,22 @@ public sealed record QuantizationSummary
     /// <summary>The runtime and CPU the check ran on (integer kernels differ between CPUs).</summary>
     public string? CheckedOn { get; init; }
 
+    /// <summary>
+    /// A multi-label model's check, per label: its decisions at its threshold under both precisions on the same images. The
+    /// int8 graph is served only when every label's accuracy is at most <see cref="MaxAccuracyDropPoints"/> below fp32's;
+    /// the summary's accuracies and <see cref="Top1Agreement"/> are then over every (image, label) decision. Null (absent)
+    /// for a multi-class model.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<LabelQuantizationCheck>? PerLabel { get; init; }
+
     /// <summary>fp32 accuracy minus int8 accuracy, in percentage points (negative when int8 did better).</summary>
+    public double AccuracyDropPoints => (Fp32Accuracy - Int8Accuracy) * 100;
+}
+
+/// <summary>One label's int8 check in a multi-label model: how often its decision (at its threshold) is right under each precision, and how often they agree.</summary>
+public sealed record LabelQuantizationCheck(string Label, double Threshold, double Fp32Accuracy, double Int8Accuracy, double Agreement)
+{
+    /// <summary>fp32 accuracy minus int8 accuracy of this label's decisions, in percentage points.</summary>
     public double AccuracyDropPoints => (Fp32Accuracy - Int8Accuracy) * 100;
 }

@@ -36,12 +36,86 @@ public abstract class TrainingImages
             throw new ArgumentException($"\"{fileName}\" is not a plain file name.", nameof(fileName));
         }
         var folder = await LabelFolderAsync(label, cancellationToken).ConfigureAwait(false);
+        return await AddFileAsync($"{folder}/", fileName, content, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Adds a multi-label model's image, the layout <c>train --multilabel</c> reads: the image at the root as
+    /// <c>&lt;fileName&gt;</c> (or the next free name; never overwriting, the same bytes count as present) and its row
+    /// <c>&lt;name&gt;,&lt;label;label&gt;</c> in the root's <see cref="MultiLabelCsv"/> (header <c>image,labels</c>;
+    /// an empty cell is an image with no label, a legal negative). The image is written before its row, and the row is
+    /// added only when that image has none, with a conditional write that is retried when another writer changed the
+    /// file meanwhile: an interrupted add is finished by the next one and no row is lost to a concurrent one.
+    /// </summary>
+    /// <exception cref="ArgumentException">A label fails the label rule or contains ';', or the file name is not plain.</exception>
+    public async Task<AddedTrainingImage> AddMultiLabelAsync(IReadOnlyList<string> labels, string fileName, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        if (Review.ReviewLabeling.MultiLabelProblem(labels) is { } problem)
+        {
+            throw new ArgumentException($"Those labels cannot be used: {problem}.", nameof(labels));
+        }
+        if (!ModelManifest.IsPlainFileName(fileName))
+        {
+            throw new ArgumentException($"\"{fileName}\" is not a plain file name.", nameof(fileName));
+        }
+        var added = await AddFileAsync("", fileName, content, cancellationToken).ConfigureAwait(false);
+        var row = Csv.Format([added.Name, string.Join(DataManifest.MultiLabelSeparator, labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))]);
+        for (var attempt = 1; ; attempt++)
+        {
+            string? text;
+            object? version;
+            try
+            {
+                (text, version) = await ReadLabelsCsvAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException) when (attempt < 50)
+            {
+                // A local labels.csv held by another writer (it is rewritten without sharing): read it again.
+                await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt), cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            if (text is not null && HasRow(text, added.Name))
+            {
+                return added;
+            }
+            var updated = (text is null or "" ? MultiLabelCsvHeader + "\n" : text.EndsWith('\n') ? text : text + "\n") + row + "\n";
+            if (await TryWriteLabelsCsvAsync(updated, version, cancellationToken).ConfigureAwait(false))
+            {
+                return added;
+            }
+            if (attempt == 50)
+            {
+                throw new InvalidOperationException($"{Description}: {MultiLabelCsv} kept changing while a row was added to it; try again.");
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The multi-label layout's file of labels, beside the images: <c>image,labels</c>.</summary>
+    public const string MultiLabelCsv = "labels.csv";
+
+    private const string MultiLabelCsvHeader = "image,labels";
+
+    private static bool HasRow(string text, string name)
+    {
+        using var reader = new StringReader(text);
+        return Csv.ReadRecords(reader).Skip(1).Any(r => r.Count > 0 && r[0] == name);
+    }
+
+    /// <summary><paramref name="fileName"/> (or the next free name) under <paramref name="folder"/> (empty or ending in '/').</summary>
+    private async Task<AddedTrainingImage> AddFileAsync(string folder, string fileName, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
         var hash = SHA256.HashData(content.Span);
         var stem = Path.GetFileNameWithoutExtension(fileName);
         var extension = Path.GetExtension(fileName);
         for (var n = 1; n <= 1000; n++)
         {
-            var name = $"{folder}/{(n == 1 ? fileName : $"{stem}-{n}{extension}")}";
+            var name = $"{folder}{(n == 1 ? fileName : $"{stem}-{n}{extension}")}";
+            if (string.Equals(name, MultiLabelCsv, StringComparison.OrdinalIgnoreCase))
+            {
+                continue; // the multi-label layout's own file
+            }
             if (await TryCreateAsync(name, content, cancellationToken).ConfigureAwait(false))
             {
                 return new AddedTrainingImage(name, AlreadyPresent: false);
@@ -51,7 +125,7 @@ public abstract class TrainingImages
                 return new AddedTrainingImage(name, AlreadyPresent: true);
             }
         }
-        throw new InvalidOperationException($"{Description}: 1000 images named like {label}/{fileName} exist already.");
+        throw new InvalidOperationException($"{Description}: 1000 images named like {folder}{fileName} exist already.");
     }
 
     /// <summary><c>&lt;label&gt;</c>, or <c>train/&lt;label&gt;</c> when the data has fixed <c>train/</c> and <c>val/</c> splits.</summary>
@@ -67,9 +141,51 @@ public abstract class TrainingImages
 
     protected abstract Task<byte[]?> HashOfAsync(string name, CancellationToken cancellationToken);
 
+    /// <summary>The text of <see cref="MultiLabelCsv"/> (null when there is none) and a version for <see cref="TryWriteLabelsCsvAsync"/>.</summary>
+    protected abstract Task<(string? Text, object? Version)> ReadLabelsCsvAsync(CancellationToken cancellationToken);
+
+    /// <summary>Replaces <see cref="MultiLabelCsv"/> only if it is still the version read (none: only if it does not exist); false otherwise.</summary>
+    protected abstract Task<bool> TryWriteLabelsCsvAsync(string text, object? version, CancellationToken cancellationToken);
+
     private sealed class LocalTrainingImages(string root) : TrainingImages
     {
         public override string Description => root;
+
+        private string LabelsPath => Path.Combine(root, MultiLabelCsv);
+
+        protected override async Task<(string? Text, object? Version)> ReadLabelsCsvAsync(CancellationToken cancellationToken)
+        {
+            if (!File.Exists(LabelsPath))
+            {
+                return (null, null);
+            }
+            var text = await File.ReadAllTextAsync(LabelsPath, cancellationToken).ConfigureAwait(false);
+            return (text, text);
+        }
+
+        protected override async Task<bool> TryWriteLabelsCsvAsync(string text, object? version, CancellationToken cancellationToken)
+        {
+            Directory.CreateDirectory(root);
+            try
+            {
+                // Held open without sharing while it is compared and rewritten: another writer gets an IOException and reads again.
+                await using var stream = new FileStream(LabelsPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                using var reader = new StreamReader(stream, leaveOpen: true);
+                var current = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+                if (current != ((string?)version ?? ""))
+                {
+                    return false;
+                }
+                var bytes = new System.Text.UTF8Encoding(false).GetBytes(text);
+                stream.SetLength(0);
+                await stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
 
         protected override Task<bool> HasFolderAsync(string name, CancellationToken cancellationToken) => Task.FromResult(Directory.Exists(Path.Combine(root, name)));
 
@@ -106,6 +222,34 @@ public abstract class TrainingImages
         private readonly string prefix = prefix.Length == 0 || prefix.EndsWith('/') ? prefix : prefix + "/";
 
         public override string Description => $"{container.Name}/{prefix}";
+
+        protected override async Task<(string? Text, object? Version)> ReadLabelsCsvAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                var download = await container.GetBlobClient(prefix + MultiLabelCsv).DownloadContentAsync(cancellationToken).ConfigureAwait(false);
+                return (download.Value.Content.ToString(), download.Value.Details.ETag);
+            }
+            catch (RequestFailedException e) when (e.Status == 404)
+            {
+                return (null, null);
+            }
+        }
+
+        protected override async Task<bool> TryWriteLabelsCsvAsync(string text, object? version, CancellationToken cancellationToken)
+        {
+            var conditions = version is ETag etag ? new BlobRequestConditions { IfMatch = etag } : new BlobRequestConditions { IfNoneMatch = ETag.All };
+            try
+            {
+                await container.GetBlobClient(prefix + MultiLabelCsv).UploadAsync(BinaryData.FromString(text),
+                    new BlobUploadOptions { Conditions = conditions, HttpHeaders = new BlobHttpHeaders { ContentType = "text/csv" } }, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (RequestFailedException e) when (e.Status is 409 or 412)
+            {
+                return false;
+            }
+        }
 
         protected override async Task<bool> HasFolderAsync(string name, CancellationToken cancellationToken)
         {

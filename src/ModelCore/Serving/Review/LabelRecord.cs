@@ -48,9 +48,20 @@ public sealed record LabelRecord
     [JsonPropertyName("suggestedLabel")]
     public required string SuggestedLabel { get; init; }
 
-    /// <summary>The label the reviewer gave; null when the upload was discarded.</summary>
+    /// <summary>The label the reviewer gave; null when the upload was discarded, and for a multi-label model's upload (<see cref="Labels"/>).</summary>
     [JsonPropertyName("label")]
     public string? Label { get; init; }
+
+    /// <summary>
+    /// A multi-label model's upload: the labels the reviewer ticked, in ordinal order (empty: none, a legal negative); null for a
+    /// multi-class model's label (absent from its JSON, which is as it was) and for a discard.
+    /// </summary>
+    [JsonPropertyName("labels")]
+    public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>A multi-label model's upload: the labels its prediction listed (at or above their thresholds); null otherwise.</summary>
+    [JsonPropertyName("suggestedLabels")]
+    public IReadOnlyList<string>? SuggestedLabels { get; init; }
 
     /// <summary>The label was not a class of the live model when it was given (only an Approver may give one).</summary>
     [JsonPropertyName("newClass")]
@@ -88,6 +99,14 @@ public sealed record LabelRecord
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
+    /// <summary>True when the reviewer discarded the upload (no label, and no set of labels).</summary>
+    [JsonIgnore]
+    public bool IsDiscard => Label is null && Labels is null;
+
+    /// <summary>The label, or a multi-label upload's labels joined by ';' (empty for none), for messages, logs and counts.</summary>
+    [JsonIgnore]
+    public string? LabelText => Labels is { } labels ? string.Join(Data.DataManifest.MultiLabelSeparator, labels) : Label;
+
     /// <summary>The record id of an image version: 32 hex digits of SHA-256 over the name and version (blob-name safe, fixed length).</summary>
     public static string IdFor(string image, string imageVersion)
     {
@@ -112,11 +131,13 @@ public sealed record LabelRecord
             ModelVersion = item.ModelVersion,
             Model = item.Model,
             SuggestedLabel = item.SuggestedLabel,
+            SuggestedLabels = item.SuggestedLabels,
             Label = decision.Label,
+            Labels = decision.Labels,
             NewClass = decision.NewClass,
-            FileName = decision.Label is null ? null : fileName,
-            ContentSha256 = decision.Label is null ? null : Convert.ToHexStringLower(SHA256.HashData(content)),
-            ContentLength = decision.Label is null ? 0 : content.Length,
+            FileName = decision.IsDiscard ? null : fileName,
+            ContentSha256 = decision.IsDiscard ? null : Convert.ToHexStringLower(SHA256.HashData(content)),
+            ContentLength = decision.IsDiscard ? 0 : content.Length,
             LabelledBy = decision.By,
             LabelledUtc = decision.Utc,
         };
@@ -130,6 +151,21 @@ public sealed record LabelRecord
 
 /// <summary>
 /// A person's decision on one listed upload: the label (null discards it), who gave it, when, and whether the label is
-/// a class the live model does not have yet.
+/// a class the live model does not have yet. A multi-label model's upload is labelled with a set instead
+/// (<see cref="MultiLabel"/>: <see cref="Labels"/>, empty for none); <see cref="Label"/> is then null.
 /// </summary>
-public sealed record LabelDecision(string? Label, ReviewActor By, bool NewClass, DateTimeOffset Utc);
+public sealed record LabelDecision(string? Label, ReviewActor By, bool NewClass, DateTimeOffset Utc)
+{
+    /// <summary>A multi-label model's upload: the labels ticked (empty: none, a legal negative); null for a single label or a discard.</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>True when the upload is discarded: no label and no set of labels.</summary>
+    public bool IsDiscard => Label is null && Labels is null;
+
+    /// <summary>The decision for a multi-label model's upload: <paramref name="labels"/> (any order, none allowed); <paramref name="newClass"/> when any is not a class of the live model.</summary>
+    public static LabelDecision MultiLabel(IReadOnlyList<string> labels, ReviewActor by, bool newClass, DateTimeOffset utc)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        return new LabelDecision(null, by, newClass, utc) { Labels = labels };
+    }
+}

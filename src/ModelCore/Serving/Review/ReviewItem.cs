@@ -28,6 +28,17 @@ public sealed record ReviewItem
     [JsonPropertyName("suggestedLabel")]
     public required string SuggestedLabel { get; init; }
 
+    /// <summary>
+    /// A multi-label model's upload: the labels its prediction listed (each at or above its threshold; empty for none), which a
+    /// reviewer ticks or unticks. Null for a multi-class model's upload (absent from its JSON).
+    /// </summary>
+    [JsonPropertyName("suggestedLabels")]
+    public IReadOnlyList<string>? SuggestedLabels { get; init; }
+
+    /// <summary>True for a multi-label model's upload (<see cref="SuggestedLabels"/>).</summary>
+    [JsonIgnore]
+    public bool IsMultiLabel => SuggestedLabels is not null;
+
     /// <summary>The decision (the suggested label, or <c>unknown</c>).</summary>
     [JsonPropertyName("label")]
     public string? Label { get; init; }
@@ -72,6 +83,7 @@ public sealed record ReviewItem
             ModelVersion = prediction.ModelVersion,
             Model = prediction.Model,
             SuggestedLabel = top[0].Label,
+            SuggestedLabels = prediction.Labels?.Select(l => l.Label).ToList(),
             Label = prediction.Label,
             Confidence = top[0].Probability,
             Margin = top.Count > 1 ? top[0].Probability - top[1].Probability : 1,

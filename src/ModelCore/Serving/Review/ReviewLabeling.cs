@@ -63,7 +63,7 @@ public static class ReviewLabeling
             return (LabelOutcome.NotQueued, null);
         }
         ReadOnlyMemory<byte> content = default;
-        if (decision.Label is not null)
+        if (!decision.IsDiscard)
         {
             try
             {
@@ -123,11 +123,46 @@ public static class ReviewLabeling
         if (decided.Decision == LabelDecisions.Approved)
         {
             var content = await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false);
-            var added = await destination.AddAsync(staged.Record.Label!, staged.Record.FileName ?? FileNameFor(staged.Record.Image), content, cancellationToken).ConfigureAwait(false);
+            var fileName = staged.Record.FileName ?? FileNameFor(staged.Record.Image);
+            // A multi-label model's labels go into the data's labels.csv beside the image (the form train --multilabel reads).
+            var added = staged.Record.Labels is { } set
+                ? await destination.AddMultiLabelAsync(set, fileName, content, cancellationToken).ConfigureAwait(false)
+                : await destination.AddAsync(staged.Record.Label!, fileName, content, cancellationToken).ConfigureAwait(false);
             (outcome, name) = (added.AlreadyPresent ? ApprovalOutcome.AlreadyPresent : ApprovalOutcome.Added, added.Name);
         }
         await labels.RemoveStagedAsync(staged, cancellationToken).ConfigureAwait(false);
         return (outcome, decided, name);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="labels"/> can be a multi-label upload's labels: each passes the label rule
+    /// (<see cref="TrainingLayout.LabelProblem"/>) and has no ';' (the separator of labels in a labels.csv cell); else what is wrong.
+    /// </summary>
+    public static string? MultiLabelProblem(IEnumerable<string?> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        foreach (var label in labels)
+        {
+            if (TrainingLayout.LabelProblem(label) is { } problem)
+            {
+                return $"the label \"{label}\" {problem}";
+            }
+            if (label!.Contains(DataManifest.MultiLabelSeparator, StringComparison.Ordinal))
+            {
+                return $"the label \"{label}\" contains '{DataManifest.MultiLabelSeparator}', which separates labels in a labels.csv cell";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>A multi-label upload's labels as recorded: checked (<see cref="MultiLabelProblem"/>), each once, in ordinal order.</summary>
+    /// <exception cref="ArgumentException">A label cannot be used.</exception>
+    public static IReadOnlyList<string> MultiLabelSet(IEnumerable<string> labels)
+    {
+        var list = labels?.ToList() ?? throw new ArgumentNullException(nameof(labels));
+        return MultiLabelProblem(list) is { } problem
+            ? throw new ArgumentException($"Those labels cannot be used: {problem}.", nameof(labels))
+            : [.. list.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
     }
 
     private static async Task<(LabelOutcome Outcome, LabelRecord? Record)> ApplyAsync(ReviewQueue queue, ReviewLabels labels, QueuedReview queued, string fileName,
@@ -139,6 +174,16 @@ public static class ReviewLabeling
         {
             throw new ArgumentException($"The label \"{label}\" {problem}.", nameof(decision));
         }
+        if (!decision.IsDiscard && queued.Item.IsMultiLabel != decision.Labels is not null)
+        {
+            throw new ArgumentException(queued.Item.IsMultiLabel
+                ? $"{queued.Item.Image} was listed by a multi-label model: label it with a set of labels (none for a negative), not one label."
+                : $"{queued.Item.Image} was listed by a multi-class model: label it with one label, not a set.", nameof(decision));
+        }
+        if (decision.Labels is { } ticked)
+        {
+            decision = decision with { Labels = MultiLabelSet(ticked) };
+        }
         // Remove first, and go on only when this removal succeeded: a second person labelling the same listed item gets
         // NotQueued instead of adding the image a second time under another label.
         if (!await queue.RemoveAsync(queued.Item.Image, queued.ETag, cancellationToken).ConfigureAwait(false))
@@ -146,7 +191,7 @@ public static class ReviewLabeling
             return (LabelOutcome.NotQueued, null);
         }
         var record = LabelRecord.For(queued.Item, decision, fileName, content.Span);
-        if (decision.Label is null)
+        if (decision.IsDiscard)
         {
             var discarded = record with { Decision = LabelDecisions.Discarded, DecidedBy = decision.By, DecidedUtc = decision.Utc };
             await labels.TryRecordAsync(discarded, cancellationToken).ConfigureAwait(false);

@@ -33,7 +33,7 @@ public sealed class ReviewLabels(BlobContainerClient container)
     public async Task<bool> StageAsync(LabelRecord record, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(record);
-        if (record.Label is null || record.Decision is not null)
+        if (record.IsDiscard || record.Decision is not null)
         {
             throw new ArgumentException("Only an undecided label is staged.", nameof(record));
         }

@@ -17,7 +17,10 @@ namespace ServerlessClassifier.ModelCore.Engine;
 /// <summary>
 /// The multi-label pipeline: the same data and inputs stages as every plan (the frozen backbone's features, parity-checked),
 /// then one calibrated binary probe per label (<see cref="MultiLabelProbe"/>) with its threshold, and the fp32 graph ending in sigmoids, verified against
-/// TorchSharp. Not built yet: out-of-distribution statistics (their score is the distance to the nearest class), fine-tuning with a binary loss, and int8 (its check judges top-1 agreement); both are refused.
+/// TorchSharp, and with <c>--precision int8|auto</c> the int8 graph, checked per label: each label's decision at its threshold on the
+/// out-of-fold images under both precisions (<see cref="MultiLabelReference"/>), kept only when no label's accuracy drops more than
+/// the multi-class check allows. Not built yet: out-of-distribution statistics (their score is the distance to the nearest class) and
+/// fine-tuning with a binary loss (refused).
 /// </summary>
 public sealed partial class TrainingEngine
 {
@@ -26,10 +29,6 @@ public sealed partial class TrainingEngine
         if (plan is not HeadPlan head)
         {
             throw new PlanException("mode", $"A multi-label model is trained with --mode head (one binary probe per label on the frozen features); {plan.Mode.ToString().ToLowerInvariant()} with a binary loss is not built yet.");
-        }
-        if (plan.Precision.Precision == PrecisionChoice.Int8)
-        {
-            throw new PlanException("precision", "int8 is not built for multi-label models yet (its check judges top-1 agreement, not each label's decision); train with --precision fp32 or auto.");
         }
         // --class-thresholds means for a multi-label model what it means for a multi-class one, per label: f1 is its default
         // rule, precision=P the same as --target-precision P.
@@ -131,12 +130,28 @@ public sealed partial class TrainingEngine
                     ConfidenceQuantiles = quantiles,
                 },
             };
-            if (plan.Precision.Precision == PrecisionChoice.Auto)
-            {
-                Info(progress, "Precision: fp32; int8 is not built for multi-label models yet (its check judges top-1 agreement, not each label's decision).");
-            }
             // The graph ends in sigmoids; its probabilities are checked against TorchSharp's on real images before anything is written.
-            var manifest = ModelCheckpoint.SaveForServing(model, draft, folder, cache.VerificationInputs, setup.MeanImage);
+            // The int8 check judges each label's decision on the out-of-fold images, through the fold heads that never saw them.
+            var strata = images.Select(i => DataManifest.MultiLabelKey([.. i.Labels!.Order(StringComparer.Ordinal)])).ToList();
+            var strataIndex = strata.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select((k, i) => (k, i)).ToDictionary(p => p.k, p => p.i, StringComparer.Ordinal);
+            var reference = new HeldOutReference
+            {
+                Images = images,
+                Labels = [.. strata.Select(k => strataIndex[k])], // the label set's index: the check's sample is stratified by it
+                Logits = fit.OutOfFoldProbabilities,
+                Evidence = "out-of-fold",
+                MultiLabel = new MultiLabelReference
+                {
+                    Probabilities = fit.OutOfFoldProbabilities,
+                    Truth = truth,
+                    Thresholds = fit.Thresholds,
+                    Temperatures = [.. fit.Probes.Select(p => p.Temperature)],
+                    Heads = fit.FoldHeads,
+                    HeadOf = fit.FoldOf,
+                },
+            };
+            var manifest = await Packaging.Packager.PackAsync(model, draft, folder, cache.VerificationInputs, setup.MeanImage, null, plan.Precision, plan.Seed, images, reference, progress,
+                cancellationToken).ConfigureAwait(false);
             return new TrainingResult
             {
                 Plan = plan,

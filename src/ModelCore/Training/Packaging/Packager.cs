@@ -24,7 +24,7 @@ internal static class Packager
     /// <param name="folder">The model folder.</param>
     /// <param name="verificationInputs">Preprocessed real images the export is verified on.</param>
     /// <param name="meanImage">The mean image the preprocessing names, or null.</param>
-    /// <param name="statistics">The out-of-distribution statistics the draft's section describes.</param>
+    /// <param name="statistics">The out-of-distribution statistics the draft's section describes (null when it has none: a multi-label model).</param>
     /// <param name="precision">The plan's precision settings.</param>
     /// <param name="seed">Seeds the int8 calibration sample.</param>
     /// <param name="trainImages">The images trained on: int8 calibration draws from them.</param>
@@ -32,7 +32,7 @@ internal static class Packager
     /// <param name="steps">Told the seconds of the export (with its parity check), the precision step (int8 build and check) and the save, when given.</param>
     /// <returns>The manifest as written.</returns>
     public static async Task<ModelManifest> PackAsync(ImageClassifier model, ModelManifest draft, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage,
-        FeatureStatistics statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
+        FeatureStatistics? statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken, ICollection<StepTime>? steps = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();

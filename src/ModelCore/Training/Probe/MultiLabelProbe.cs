@@ -32,6 +32,15 @@ internal sealed record MultiLabelFit
     public required int Folds { get; init; }
 
     public required double Seconds { get; init; }
+
+    /// <summary>
+    /// Per label, each fold's head on RAW features as one row (the difference of its probe's two rows; no temperature): the head
+    /// that gave the out-of-fold probabilities of that fold's images, to judge the int8 graph's features of them.
+    /// </summary>
+    public required IReadOnlyList<IReadOnlyList<Export.Quantization.LinearWeights>> FoldHeads { get; init; }
+
+    /// <summary>Per label, the fold of every image (its probe's folds are stratified by that label).</summary>
+    public required IReadOnlyList<int[]> FoldOf { get; init; }
 }
 
 /// <summary>
@@ -60,6 +69,8 @@ internal static class MultiLabelProbe
         var bias = new float[count];
         var probabilities = new double[n * count];
         var probes = new List<LabelProbe>();
+        var foldHeads = new List<IReadOnlyList<Export.Quantization.LinearWeights>>();
+        var foldOf = new List<int[]>();
         var usedFolds = 0;
         for (var l = 0; l < count; l++)
         {
@@ -75,6 +86,9 @@ internal static class MultiLabelProbe
                 weight[(l * d) + f] = fit.Weight[d + f] - fit.Weight[f];
             }
             bias[l] = fit.Bias[1] - fit.Bias[0];
+            foldHeads.Add([.. fit.FoldHeads.Select(h => new Export.Quantization.LinearWeights(
+                [.. Enumerable.Range(0, d).Select(f => h.Weight[d + f] - h.Weight[f])], [h.Bias[1] - h.Bias[0]]))]);
+            foldOf.Add(fit.FoldOf);
             var scores = new double[n];
             for (var i = 0; i < n; i++)
             {
@@ -94,6 +108,8 @@ internal static class MultiLabelProbe
             Probes = probes,
             Folds = usedFolds,
             Seconds = watch.Elapsed.TotalSeconds,
+            FoldHeads = foldHeads,
+            FoldOf = foldOf,
         };
     }
 

@@ -23,7 +23,7 @@ internal static class ReviewApprove
         }
         var labels = context.Storage.ReviewLabels();
         var staged = await labels.ListStagedAsync(cancellationToken).ToListAsync(cancellationToken);
-        var chosenRecords = staged.Where(s => all || s.Record.Label == label || images.Contains(s.Record.Image, StringComparer.Ordinal)).Select(s => s.Record).ToList();
+        var chosenRecords = staged.Where(s => all || s.Record.Label == label || label is not null && s.Record.Labels?.Contains(label, StringComparer.Ordinal) == true || images.Contains(s.Record.Image, StringComparer.Ordinal)).Select(s => s.Record).ToList();
         var chosen = chosenRecords.Select(r => r.Id).ToList();
         foreach (var image in images.Where(i => !staged.Any(s => s.Record.Image == i)))
         {
@@ -52,7 +52,7 @@ internal static class ReviewApprove
                 destinations.Add(training.For(record!.Model).Description);
             }
         }
-        var newClasses = added.Where(r => r.NewClass).Select(r => r.Label!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var newClasses = added.Where(r => r.NewClass && r.Label is not null).Select(r => r.Label!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         context.WriteLine(approve
             ? string.Create(CultureInfo.InvariantCulture,
                 $"Approved by {approver.Name}: added {added.Count} images to {(destinations.Count == 0 ? training.Default.Description : string.Join(" and ", destinations))} ({ReviewCommands.CountByLabel(added)}{(newClasses.Count > 0 ? $"; new classes: {string.Join(", ", newClasses)}" : "")}); " +

@@ -21,17 +21,24 @@ public static class ReviewCommands
     public const string UnsortedFolder = "_unsorted";
 
     /// <summary>
+    /// The export's folder for a multi-label model's uploads: they are labelled by the export's <see cref="TrainingImages.MultiLabelCsv"/>
+    /// (<c>image,labels</c>, ';' between labels, empty for none: the layout <c>train --multilabel</c> reads), not by folder.
+    /// </summary>
+    public const string MultiLabelFolder = "_multilabel";
+
+    /// <summary>
     /// Null when an export folder's name can be a label: the training data's rule (<see cref="TrainingLayout.LabelProblem"/>),
     /// and no leading '_', which the export keeps for its own folders (<see cref="DiscardFolder"/>, <see cref="UnsortedFolder"/>).
     /// </summary>
     internal static string? FolderLabelProblem(string label) =>
-        label.StartsWith('_') ? $"starts with '_', which the export keeps for its own folders ({DiscardFolder}, {UnsortedFolder})" : TrainingLayout.LabelProblem(label);
+        label.StartsWith('_') ? $"starts with '_', which the export keeps for its own folders ({DiscardFolder}, {UnsortedFolder}, {MultiLabelFolder})" : TrainingLayout.LabelProblem(label);
 
     public static Command Create(GlobalOptions global, CliHost host)
     {
         var to = new Option<string>("--to") { Description = "A new or empty folder to write the queued images into, one subfolder per suggested label, with review.csv.", Required = true, HelpName = "folder" };
         var export = new Command("export", "Write the queued uploads into an ImageFolder layout grouped by the model's suggested label, with review.csv of their scores. " +
-            "Move the wrong ones into the right label's folder (a new folder is a new label) or into _discard/, then run review import.") { to };
+            "Move the wrong ones into the right label's folder (a new folder is a new label) or into _discard/, then run review import. " +
+            "A multi-label model's uploads go into _multilabel/ with labels.csv (image,labels; ';' between labels, empty for none): correct the labels cell.") { to };
         var model = new Option<string?>("--model")
         {
             Description = "Export only this model's uploads (default: every model's; \"default\" is the default model), so the folders hold one model's classes.",
@@ -122,7 +129,7 @@ public static class ReviewCommands
     /// <summary>"label count, ..." in label order, or "none".</summary>
     internal static string CountByLabel(IEnumerable<LabelRecord> records)
     {
-        var byLabel = records.GroupBy(r => r.Label!, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}").ToList();
+        var byLabel = records.GroupBy(r => r.Labels is { Count: 0 } ? "(no label)" : r.LabelText!, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}").ToList();
         return byLabel.Count == 0 ? "none" : string.Join(", ", byLabel);
     }
 

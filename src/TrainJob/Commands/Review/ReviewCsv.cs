@@ -39,6 +39,64 @@ internal static class ReviewCsv
         File.WriteAllText(path, text.ToString(), new UTF8Encoding(false));
     }
 
+    /// <summary>
+    /// The export's <c>labels.csv</c> for a multi-label model's uploads: <c>image,labels</c> (the multi-label layout
+    /// <c>train --multilabel</c> reads), every field through <see cref="Csv.Protect"/> as in review.csv.
+    /// </summary>
+    public static void WriteMultiLabel(string path, IEnumerable<string[]> rows)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(string.Join(',', MultiLabelHeader));
+        foreach (var row in rows)
+        {
+            text.AppendLine(Csv.Format(row.Select(Csv.Protect)));
+        }
+        File.WriteAllText(path, text.ToString(), new UTF8Encoding(false));
+    }
+
+    private static readonly string[] MultiLabelHeader = ["image", "labels"];
+
+    /// <summary>
+    /// An export's <c>labels.csv</c> as a person left it: each image's file name (the last part of its path) to its labels, ';'
+    /// between them, each once (an empty cell: none). A malformed file, a row without two fields or a file named twice is an error naming the record.
+    /// </summary>
+    public static Dictionary<string, List<string>> ReadMultiLabel(string path)
+    {
+        List<List<string>> records;
+        try
+        {
+            using var reader = new StreamReader(path, Encoding.UTF8);
+            records = [.. Csv.ReadRecords(reader)];
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}.", e);
+        }
+        if (records.Count == 0 || !records[0].Select(h => h.Trim()).SequenceEqual(MultiLabelHeader, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{path} does not start with the header {string.Join(',', MultiLabelHeader)} (is it a review export's labels.csv?).");
+        }
+        var labels = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        for (var i = 1; i < records.Count; i++)
+        {
+            var f = records[i].ConvertAll(Csv.Unprotect);
+            if (f.Count == 1 && f[0].Length == 0)
+            {
+                continue; // a blank line
+            }
+            if (f.Count != 2)
+            {
+                throw new InvalidDataException($"{path} record {i + 1} has {f.Count} fields, not 2 (image,labels; put several labels in one cell, between quotes if you like, separated by ';').");
+            }
+            var set = f[1].Split(DataManifest.MultiLabelSeparator, StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct(StringComparer.Ordinal).ToList();
+            if (!labels.TryAdd(Path.GetFileName(f[0]), set))
+            {
+                throw new InvalidDataException($"{path} record {i + 1} names {f[0]} a second time.");
+            }
+        }
+        return labels;
+    }
+
     /// <summary>The rows of a <c>review.csv</c>; a malformed file is an error naming the line.</summary>
     public static List<ReviewCsvRow> Read(string path)
     {

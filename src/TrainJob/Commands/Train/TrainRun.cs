@@ -192,8 +192,51 @@ internal static class TrainRun
         {
             throw new InvalidOperationException($"--data: there is no folder {data} and no container '{containerName}' in the configured storage.");
         }
+        if (plan.MultiLabel == true)
+        {
+            return await LoadMultiLabelBlobsAsync(context, container, prefix, datasetOptions, progress, cancellationToken);
+        }
         // With stored features, an image is read only if its features are not stored (and then once, to compute them).
         return await ImageFolderDataset.FromBlobContainerAsync(container, prefix, datasetOptions with { CheckContent = !featureCache }, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>--multilabel --data container[/prefix]</c>: the multi-label layout in storage, as approved review labels write it
+    /// (<see cref="TrainingImages.AddMultiLabelAsync"/>): the images with <c>labels.csv</c> beside them, whose names are blob
+    /// names under the prefix. Read as a manifest (a copy of labels.csv in a temporary file), every image from the container.
+    /// </summary>
+    private static async Task<ImageFolderDataset> LoadMultiLabelBlobsAsync(CliContext context, Azure.Storage.Blobs.BlobContainerClient container, string prefix,
+        DatasetOptions options, IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+    {
+        var root = prefix.Length == 0 ? "" : prefix + "/";
+        var temp = Directory.CreateTempSubdirectory("multilabel-");
+        try
+        {
+            var manifest = Path.Combine(temp.FullName, MultiLabelCsv);
+            try
+            {
+                await container.GetBlobClient(root + MultiLabelCsv).DownloadToAsync(manifest, cancellationToken);
+            }
+            catch (Azure.RequestFailedException e) when (e.Status == 404)
+            {
+                throw new UsageException($"--multilabel with --data {container.Name}/{root}: multi-label data in storage is its images with a {MultiLabelCsv} beside them " +
+                    $"(image,labels per line, ';' between labels; approved review labels of a multi-label model are written so); {container.Name}/{root} has none.");
+            }
+            var sources = new ManifestSources
+            {
+                Account = () => context.Storage.Service,
+                TrainingContainer = container.Name,
+                Rewrites = [new PrefixRewrite("", $"{container.Name}/{root}")], // every row's image is a blob under the prefix
+            };
+            var dataset = await ImageFolderDataset.FromManifestAsync(manifest, sources, options, progress, cancellationToken);
+            var info = dataset.Manifest!;
+            context.WriteLine($"Manifest {container.Name}/{root}{MultiLabelCsv}: {info.FormatName}, {info.Rows} rows, SHA-256 {info.Sha256}");
+            return dataset;
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
     }
 
     /// <summary>The container of <c>--data container[/prefix]</c>.</summary>
@@ -223,6 +266,16 @@ internal static class TrainRun
         if (manifest.Quantization is not { } q)
         {
             return $"Precision: {Name(manifest.Precision)} (no int8 graph made).";
+        }
+        if (q.PerLabel is { } perLabel)
+        {
+            // A multi-label model's check: each label's decisions at its threshold, right and in agreement, under both precisions.
+            var labels = string.Join("; ", perLabel.Select(l => string.Create(CultureInfo.InvariantCulture,
+                $"{l.Label} {l.Int8Accuracy:P1} int8 vs {l.Fp32Accuracy:P1} fp32, agreement {l.Agreement:P1}")));
+            var multi = string.Create(CultureInfo.InvariantCulture,
+                $"int8 check per label on {q.ValidationImages} {q.Evidence ?? "validation"} images, decisions at each label's threshold: {labels}; " +
+                $"at most {q.MaxAccuracyDropPoints:0.##} points below fp32 for every label; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
+            return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({multi})." : $"Precision: fp32; the int8 graph was not kept ({multi}).";
         }
         var check = string.Create(CultureInfo.InvariantCulture,
             $"int8 check on {q.ValidationImages} {q.Evidence ?? "validation"} images{(q.SampledFrom is { } from && from > q.ValidationImages ? $" (a stratified sample of {from})" : "")}: " +

@@ -33,4 +33,32 @@ public sealed record HeldOutReference
 
     /// <summary>Where the logits come from: <c>out-of-fold</c> or <c>validation</c>.</summary>
     public required string Evidence { get; init; }
+
+    /// <summary>A multi-label model's evidence: the check then judges each label's decision at its threshold; null for a multi-class model.</summary>
+    public MultiLabelReference? MultiLabel { get; init; }
+}
+
+/// <summary>
+/// A multi-label model's out-of-fold evidence for the int8 check: every image's calibrated fp32 probability of each label (from
+/// that label's fold head that never saw it), the truth and each label's threshold; the int8 graph's features of an image go
+/// through the same fold head, so each label's decision is compared out-of-sample under both precisions.
+/// </summary>
+public sealed record MultiLabelReference
+{
+    /// <summary>n x labels, row-major: the fp32 out-of-fold probabilities (after each label's temperature).</summary>
+    public required double[] Probabilities { get; init; }
+
+    /// <summary>n x labels, row-major: whether image i carries label l.</summary>
+    public required bool[] Truth { get; init; }
+
+    public required IReadOnlyList<double> Thresholds { get; init; }
+
+    /// <summary>Each label's temperature (its fold heads' logits are divided by it before the sigmoid).</summary>
+    public required IReadOnlyList<double> Temperatures { get; init; }
+
+    /// <summary>Per label, each fold's one-row head on the graph's features.</summary>
+    public required IReadOnlyList<IReadOnlyList<LinearWeights>> Heads { get; init; }
+
+    /// <summary>Per label, the fold of each image.</summary>
+    public required IReadOnlyList<int[]> HeadOf { get; init; }
 }

@@ -111,3 +111,44 @@ public sealed class PrecisionCheck
         return best;
     }
 }
+
+/// <summary>
+/// The int8 check of a multi-label model: per label, its decision at its threshold under both precisions against the truth
+/// (one <see cref="PrecisionComparison"/> per label, a binary problem each), and over every (image, label) decision.
+/// </summary>
+public sealed class MultiLabelPrecisionCheck(IReadOnlyList<double> thresholds)
+{
+    private readonly int[][] counts = [.. thresholds.Select(_ => new int[5])]; // images, fp32 right, int8 right, agreeing, only fp32 right
+    private readonly int[] onlyInt8 = new int[thresholds.Count];
+    private double worst;
+
+    /// <summary>Adds images: both precisions' probabilities (rows x labels) and the truth (rows x labels).</summary>
+    public void Add(ReadOnlySpan<float> fp32Probabilities, ReadOnlySpan<float> int8Probabilities, ReadOnlySpan<bool> truth)
+    {
+        var labels = thresholds.Count;
+        ArgumentOutOfRangeException.ThrowIfNotEqual(fp32Probabilities.Length, truth.Length);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(int8Probabilities.Length, truth.Length);
+        for (var k = 0; k < truth.Length; k++)
+        {
+            var l = k % labels;
+            var on32 = fp32Probabilities[k] >= thresholds[l];
+            var on8 = int8Probabilities[k] >= thresholds[l];
+            var c = counts[l];
+            c[0]++;
+            c[1] += on32 == truth[k] ? 1 : 0;
+            c[2] += on8 == truth[k] ? 1 : 0;
+            c[3] += on32 == on8 ? 1 : 0;
+            c[4] += on32 == truth[k] && on8 != truth[k] ? 1 : 0;
+            onlyInt8[l] += on8 == truth[k] && on32 != truth[k] ? 1 : 0;
+            worst = Math.Max(worst, Math.Abs(fp32Probabilities[k] - int8Probabilities[k]));
+        }
+    }
+
+    /// <summary>Each label's comparison (its images are the images checked).</summary>
+    public IReadOnlyList<PrecisionComparison> PerLabel =>
+        [.. counts.Select((c, l) => new PrecisionComparison(c[0], c[1], c[2], c[3], worst, c[4], onlyInt8[l]))];
+
+    /// <summary>Over every (image, label) decision.</summary>
+    public PrecisionComparison Overall =>
+        new(counts.Sum(c => c[0]), counts.Sum(c => c[1]), counts.Sum(c => c[2]), counts.Sum(c => c[3]), worst, counts.Sum(c => c[4]), onlyInt8.Sum());
+}

@@ -82,9 +82,16 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
     /// <summary>Why an int8 graph that was made is not served (its check's figures); null when it is, or none was made.</summary>
     public string? Refusal => Quantization is { Accepted: false } q ? RefusalMessage(q) : null;
 
-    internal static string RefusalMessage(QuantizationSummary q) => string.Create(CultureInfo.InvariantCulture,
+    internal static string RefusalMessage(QuantizationSummary q) => q.PerLabel is { Count: > 0 } perLabel
+        ? MultiLabelRefusal(q, perLabel.MaxBy(l => l.AccuracyDropPoints)!)
+        : string.Create(CultureInfo.InvariantCulture,
         $"the int8 graph's accuracy on the {q.ValidationImages} {q.Evidence ?? "validation"} images is {q.Int8Accuracy:P1}, {q.AccuracyDropPoints:F1} points below fp32's {q.Fp32Accuracy:P1} " +
         $"(at most {q.MaxAccuracyDropPoints:0.##} allowed{Spread(q)}); top-1 agreement {q.Top1Agreement:P1}");
+
+    private static string MultiLabelRefusal(QuantizationSummary q, LabelQuantizationCheck worst) => string.Create(CultureInfo.InvariantCulture,
+        $"on the {q.ValidationImages} {q.Evidence ?? "validation"} images, the int8 graph's decisions for label \"{worst.Label}\" (at its threshold {worst.Threshold:0.###}) are right on " +
+        $"{worst.Int8Accuracy:P1}, {worst.AccuracyDropPoints:F1} points below fp32's {worst.Fp32Accuracy:P1} (at most {q.MaxAccuracyDropPoints:0.##} allowed for every label); " +
+        $"its decisions agree with fp32's on {worst.Agreement:P1} of the images, every label's on {q.Top1Agreement:P1} of the decisions");
 
     /// <summary>", 95 % interval a to b points", or nothing for a summary without one.</summary>
     public static string Spread(QuantizationSummary q) => q is { AccuracyDropLowPoints: { } low, AccuracyDropHighPoints: { } high }
@@ -184,6 +191,8 @@ public static class ServingGraphs
         using var fp32Engine = reference is null ? new OnnxEngine(fp32Onnx, engineOptions) : null;
         using var int8Engine = new OnnxEngine(quantized.Onnx, engineOptions);
         var check = new PrecisionCheck();
+        var multiLabel = reference?.MultiLabel;
+        var multiCheck = multiLabel is null ? null : new MultiLabelPrecisionCheck(multiLabel.Thresholds);
         var length = preprocessor.InputLength;
         var classes = labels.Count;
         var indexOf = new Dictionary<LabeledImage, int>(ReferenceEqualityComparer.Instance);
@@ -200,8 +209,15 @@ public static class ServingGraphs
             }
             var rows = images.Select(im => indexOf[im]).ToArray();
             var withHeads = reference?.Heads is not null;
-            var (int8Probabilities, features) = int8Engine.Predict(input, batch.Count, withFeatures: withHeads);
+            var (int8Probabilities, features) = int8Engine.Predict(input, batch.Count, withFeatures: withHeads || multiLabel is not null);
             float[] fp32Probabilities;
+            if (multiLabel is not null)
+            {
+                // Each label's decision: the fp32 out-of-fold probability against the int8 features through the same fold head.
+                var (fp32, int8, truth) = MultiLabelRows(multiLabel, rows, features!, classes);
+                multiCheck!.Add(fp32, int8, truth);
+                return;
+            }
             if (reference is null)
             {
                 fp32Probabilities = fp32Engine!.PredictProbabilities(input, batch.Count);
@@ -244,9 +260,11 @@ public static class ServingGraphs
             check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
         }, progress, sample.Count, total, cancellationToken).ConfigureAwait(false);
 
-        timings.Add(new StepTime($"check on {check.Result.Images} images", clock.Elapsed.TotalSeconds));
-        var result = check.Result;
-        var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9;
+        var result = multiCheck?.Overall ?? check.Result;
+        timings.Add(new StepTime($"check on {result.Images} images", clock.Elapsed.TotalSeconds));
+        var perLabel = multiCheck?.PerLabel;
+        var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
+            && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
         var (disagreeLow, disagreeHigh) = result.DisagreementInterval;
         var (dropLow, dropHigh) = result.AccuracyDropInterval;
         var summary = new QuantizationSummary
@@ -255,7 +273,7 @@ public static class ServingGraphs
             WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
             FloatLayers = quantized.FloatLayers,
             CalibrationImages = quantized.CalibrationImages,
-            ValidationImages = result.Images,
+            ValidationImages = perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
             SampledFrom = checkImages.Count,
             SampleLimit = options.CheckImages,
             Evidence = reference?.Evidence ?? "given images",
@@ -272,6 +290,8 @@ public static class ServingGraphs
             Fp32Bytes = fp32Onnx.Length,
             Int8Bytes = quantized.Onnx.Length,
             CheckedOn = $"ONNX Runtime {OrtEnv.Instance().GetVersionString()} on {CpuFeatures.Describe()}",
+            PerLabel = perLabel is null ? null
+                : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
         };
         return (accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary)) with { Timings = timings };
     }
@@ -303,6 +323,39 @@ public static class ServingGraphs
         }
         chosen.Sort();
         return [.. chosen];
+    }
+
+    /// <summary>
+    /// A batch's rows of a multi-label check: the fp32 out-of-fold probabilities, the int8 graph's features of the same images
+    /// through each label's fold head that never saw the image (divided by the label's temperature, then the sigmoid), and the truth.
+    /// </summary>
+    private static (float[] Fp32, float[] Int8, bool[] Truth) MultiLabelRows(MultiLabelReference reference, int[] rows, float[] features, int labels)
+    {
+        var width = features.Length / rows.Length;
+        var fp32 = new float[rows.Length * labels];
+        var int8 = new float[rows.Length * labels];
+        var truth = new bool[rows.Length * labels];
+        for (var r = 0; r < rows.Length; r++)
+        {
+            var f = features.AsSpan(r * width, width);
+            for (var l = 0; l < labels; l++)
+            {
+                var head = reference.Heads[l][reference.HeadOf[l][rows[r]]];
+                if (head.Weight.Length != width)
+                {
+                    throw new TrainingException($"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probes' fold heads read {head.Weight.Length} features.");
+                }
+                double z = head.Bias[0];
+                for (var j = 0; j < width; j++)
+                {
+                    z += head.Weight[j] * f[j];
+                }
+                int8[(r * labels) + l] = (float)(1 / (1 + Math.Exp(-z / reference.Temperatures[l])));
+                fp32[(r * labels) + l] = (float)reference.Probabilities[(rows[r] * labels) + l];
+                truth[(r * labels) + l] = reference.Truth[(rows[r] * labels) + l];
+            }
+        }
+        return (fp32, int8, truth);
     }
 
     private static void Softmax(ReadOnlySpan<double> logits, double temperature, Span<float> probabilities)

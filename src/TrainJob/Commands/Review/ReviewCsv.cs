@@ -62,16 +62,7 @@ internal static class ReviewCsv
     /// </summary>
     public static Dictionary<string, List<string>> ReadMultiLabel(string path)
     {
-        List<List<string>> records;
-        try
-        {
-            using var reader = new StreamReader(path, Encoding.UTF8);
-            records = [.. Csv.ReadRecords(reader)];
-        }
-        catch (FormatException e)
-        {
-            throw new InvalidDataException($"{path}: {e.Message}.", e);
-        }
+        var records = ReadRecords(path);
         if (records.Count == 0 || !records[0].Select(h => h.Trim()).SequenceEqual(MultiLabelHeader, StringComparer.OrdinalIgnoreCase))
         {
             throw new InvalidDataException($"{path} does not start with the header {string.Join(',', MultiLabelHeader)} (is it a review export's labels.csv?).");
@@ -100,16 +91,7 @@ internal static class ReviewCsv
     /// <summary>The rows of a <c>review.csv</c>; a malformed file is an error naming the line.</summary>
     public static List<ReviewCsvRow> Read(string path)
     {
-        List<List<string>> records;
-        try
-        {
-            using var reader = new StreamReader(path, Encoding.UTF8);
-            records = [.. Csv.ReadRecords(reader)];
-        }
-        catch (FormatException e)
-        {
-            throw new InvalidDataException($"{path}: {e.Message}.", e);
-        }
+        var records = ReadRecords(path);
         if (records.Count == 0 || !records[0].SequenceEqual(Header))
         {
             throw new InvalidDataException($"{path} does not start with the header {string.Join(',', Header)} (is it a review export's review.csv?).");
@@ -127,5 +109,19 @@ internal static class ReviewCsv
                 f[7].Length == 0 ? null : double.Parse(f[7], CultureInfo.InvariantCulture), f[8], DateTimeOffset.Parse(f[9], CultureInfo.InvariantCulture)));
         }
         return rows;
+    }
+
+    /// <summary>Every record of a CSV file; a malformed file is an error naming the file.</summary>
+    private static List<List<string>> ReadRecords(string path)
+    {
+        try
+        {
+            using var reader = new StreamReader(path, Encoding.UTF8);
+            return [.. Csv.ReadRecords(reader)];
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}.", e);
+        }
     }
 }

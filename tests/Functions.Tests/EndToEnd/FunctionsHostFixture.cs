@@ -112,12 +112,22 @@ public class FunctionsHostFixture : IAsyncLifetime
         Training = account.GetBlobContainerClient($"e2e-training-{suffix}");
         Jobs = account.GetBlobContainerClient($"e2e-jobs-{suffix}");
         ShardQueue = $"e2e-shards-{suffix}";
-        // The queues the deployment creates (infra/main.bicep: the shard queue, its poison queue, the blob trigger's poison
-        // queue), created here too, so that the host's polls of them are not 404 warnings in its log.
+        // The containers and queues the deployment creates (infra/main.bicep: the review and training containers, the jobs
+        // container, the shard queue, its poison queue, the blob trigger's poison queue), created here too, so that the
+        // host's and the app's first requests to them are not 404 warnings in its log.
+        foreach (var container in new[] { Review, Training, Jobs })
+        {
+            await container.CreateIfNotExistsAsync();
+        }
         foreach (var queue in new[] { ShardQueue, ShardQueue + "-poison", "webjobs-blobtrigger-poison" })
         {
             await new Azure.Storage.Queues.QueueClient(TestStorage.ConnectionString, queue).CreateIfNotExistsAsync();
         }
+        // What the host creates in its own storage on an app's very first start (its lease container, the blob trigger's
+        // host queue, named by the host id), as it finds them on every later start. The host id is fixed so that the
+        // queue's name is known; without it the host derives one from the machine and the app's path.
+        await account.GetBlobContainerClient("azure-webjobs-hosts").CreateIfNotExistsAsync();
+        await new Azure.Storage.Queues.QueueClient(TestStorage.ConnectionString, $"azure-webjobs-blobtrigger-{HostId}").CreateIfNotExistsAsync();
         ModelsContainer = models.Name;
         if (withModel)
         {
@@ -131,6 +141,7 @@ public class FunctionsHostFixture : IAsyncLifetime
         var settings = new Dictionary<string, string>
         {
             ["AzureWebJobsStorage"] = TestStorage.ConnectionString,
+            ["AzureFunctionsWebHost__hostid"] = HostId,
             ["ClassifierStorage"] = TestStorage.ConnectionString,
             ["Classifier__ImagesContainer"] = Images.Name,
             ["Classifier__PredictionsContainer"] = Predictions.Name,
@@ -252,10 +263,15 @@ public class FunctionsHostFixture : IAsyncLifetime
             await Store.Container.DeleteIfExistsAsync();
             await Review.DeleteIfExistsAsync();
             await Training.DeleteIfExistsAsync();
+            await Jobs.DeleteIfExistsAsync();
         }
     }
 
+    /// <summary>The host id every test host runs with (at most 32 characters: lower-case letters, digits and dashes).</summary>
+    private const string HostId = "e2e-classifier-host";
+
     /// <summary>The host's log of the last run is kept here for a look after a failure.</summary>
+
     public static string LastLogFile => Path.Combine(Path.GetTempPath(), "functions-e2e-host.log");
 
     private async Task<TimeSpan> WaitForAsync(Stopwatch clock, Func<Task<bool>> ready)

@@ -112,6 +112,61 @@ public sealed class ReviewMultiLabelTests(ServingModelFixture model)
         }
     }
 
+    /// <summary>
+    /// With the default review margin (0.1) a multi-label upload is listed only when some label is near its threshold: yellow
+    /// (red and green both sure, its top two close) and black (no label at all, each far below) are sure
+    /// answers and stay out, while magenta (blue 0.98 under its 0.99) is listed. The multi-class rule would have listed all
+    /// three (low margin, unknown). A multi-class prediction has no <c>thresholdMargin</c>.
+    /// </summary>
+    [Fact]
+    public async Task MultiLabelUpload_IsListedOnlyWhenALabelIsNearItsThreshold_NotForTwoSureLabelsNorForNone()
+    {
+        var models = await TestStorage.CreateContainerAsync("models-review-near");
+        await new ModelStore(models).PublishAsync(model.MultiLabelFolder, version: "m1");
+        await new ModelStore(models, "colours").PublishAsync(model.Folder, version: "c1");
+        await using var scene = await ReviewScene.StartAsync(model, models: models);
+        var handler = scene.Host.Get<UploadedImageHandler>();
+        var thresholds = ServingModelFixture.Labels.Zip(ServingModelFixture.MultiLabelThresholds).ToDictionary(p => p.First, p => p.Second);
+        var uploads = new Dictionary<string, byte[]>
+        {
+            ["yellow.png"] = ServingModelFixture.Solid(255, 240, 0),
+            ["black.png"] = ServingModelFixture.Solid(0, 0, 0),
+            ["magenta.png"] = ServingModelFixture.Magenta(),
+            ["colours/yellow.png"] = ServingModelFixture.Solid(255, 240, 0),
+        };
+        var documents = new Dictionary<string, PredictionDocument>();
+        foreach (var (name, bytes) in uploads)
+        {
+            await scene.Host.UploadAsync(name, bytes);
+            Assert.Equal(PredictionOutcome.Classified, await handler.HandleAsync(scene.Host.Images.GetBlobClient(name), name, PredictionSource.BlobTrigger, CancellationToken.None));
+            var json = (await scene.Host.Predictions.GetBlobClient(name + PredictionDocument.BlobSuffix).DownloadContentAsync()).Value.Content;
+            documents[name] = PredictionDocument.Parse(json.ToArray());
+        }
+
+        // The closest call over every label, as the stored documents say: |probability - threshold|, smallest.
+        foreach (var name in new[] { "yellow.png", "black.png", "magenta.png" })
+        {
+            var document = documents[name];
+            Assert.Equal(3, document.Top!.Count);
+            Assert.Equal(document.Top.Min(t => Math.Abs(t.Probability - thresholds[t.Label])), document.ThresholdMargin!.Value, 3);
+        }
+        Assert.Equal(["green", "red"], documents["yellow.png"].Labels!.Select(l => l.Label).Order(StringComparer.Ordinal));
+        Assert.True(documents["yellow.png"].Top![0].Probability - documents["yellow.png"].Top![1].Probability < 0.01);
+        Assert.Empty(documents["black.png"].Labels!);
+        Assert.True(documents["black.png"].IsUnknown);
+        Assert.True(documents["magenta.png"].ThresholdMargin < 0.02, $"magenta's closest call {documents["magenta.png"].ThresholdMargin}");
+        Assert.True(documents["yellow.png"].ThresholdMargin > 0.3 && documents["black.png"].ThresholdMargin > 0.3);
+        Assert.Null(documents["colours/yellow.png"].ThresholdMargin);
+
+        var queued = await scene.Queue.ListAsync().Select(q => q.Item).ToListAsync();
+        var magenta = Assert.Single(queued, q => q.Model is null);
+        Assert.Equal("magenta.png", magenta.Image);
+        Assert.Equal([ReviewReasons.NearThreshold], magenta.Reasons);
+        Assert.Equal(documents["magenta.png"].ThresholdMargin!.Value, magenta.Margin, 6);
+        // The multi-class model's yellow (red and green close) is listed by its own rule, unchanged.
+        Assert.Equal([ReviewReasons.LowMargin], Assert.Single(queued, q => q.Model == "colours").Reasons);
+    }
+
     private static Task<Microsoft.AspNetCore.Mvc.IActionResult> LabelsAsync(ReviewScene scene, string image, string version, string[] labels) =>
         TestHost.AnswerAsync(ReviewScene.Request(ReviewScene.Reviewer, new { image, imageVersion = version, labels }), scene.Function.Label);
 }

@@ -91,9 +91,12 @@ public sealed class ServingModelFixture : IDisposable
     public string MultiLabelFolder { get; }
 
     /// <summary>A flat magenta image: red and blue at once (sigmoids about 0.96 and 0.98 under the multi-label model), green not.</summary>
-    public static byte[] Magenta()
+    public static byte[] Magenta() => Solid(220, 30, 220);
+
+    /// <summary>A 64 x 64 PNG of one colour.</summary>
+    public static byte[] Solid(byte red, byte green, byte blue)
     {
-        using var image = new Image<Rgb24>(64, 64, new Rgb24(220, 30, 220));
+        using var image = new Image<Rgb24>(64, 64, new Rgb24(red, green, blue));
         using var stream = new MemoryStream();
         image.SaveAsPng(stream);
         return stream.ToArray();

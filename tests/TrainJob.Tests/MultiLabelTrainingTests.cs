@@ -302,6 +302,8 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
             UnknownReason = UnknownReasons.LowConfidence,
             Top = labels is null ? [new LabelProbability("cats", 0.4), new LabelProbability("dogs", 0.35)] : [new LabelProbability("red", 0.4), new LabelProbability("blue", 0.3)],
             Labels = labels?.Select(l => new PredictedLabel(l, 0.9, 0.5)).ToList(),
+            // A multi-label prediction is listed when a label is near its threshold (here one 0.05 away).
+            ThresholdMargin = labels is null ? null : 0.05,
             Source = PredictionSource.Backfill,
         }));
     }

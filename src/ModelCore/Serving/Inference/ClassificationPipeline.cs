@@ -39,6 +39,13 @@ public sealed record Classification(string Label, double Confidence, bool IsUnkn
     public IReadOnlyList<PredictedLabel>? Labels { get; init; }
 
     /// <summary>
+    /// A multi-label model's closest call: the smallest distance, over every label, between its probability and its
+    /// threshold (near 0: one label could as well have gone the other way); null for a multi-class model, whose closest
+    /// call is the margin between its top two probabilities.
+    /// </summary>
+    public double? ThresholdMargin { get; init; }
+
+    /// <summary>
     /// The rule for a multi-label model: every label whose probability is at or above its own threshold is predicted; the
     /// decision (<see cref="Label"/>) is the most probable of them, or <see cref="ClassificationPipeline.UnknownLabel"/> when
     /// there is none (reason <see cref="UnknownReasons.LowConfidence"/>: each label is below its threshold) or the image is
@@ -59,6 +66,7 @@ public sealed record Classification(string Label, double Confidence, bool IsUnkn
         {
             OutOfDistribution = outOfDistribution,
             Labels = predicted,
+            ThresholdMargin = ranked.Min(r => Math.Abs(r.Probability - thresholds[r.Label])),
             UnknownReason = (none, far) switch
             {
                 (true, true) => UnknownReasons.Both,

@@ -44,7 +44,7 @@ public sealed record PredictionError(
 /// { "status": "ok", "image": "cats/1.jpg", "imageVersion": "0x8DC1A2B3C4D5E6F", "modelVersion": "20250101-120000-ab12cd",
 ///   "label": "cat", "confidence": 0.97, "isUnknown": false, "threshold": 0.5, "outOfDistribution": 0.62,
 ///   "top": [{ "label": "cat", "probability": 0.97 }, ...],
-///   (a multi-label model's only:) "labels": [{ "label": "cat", "probability": 0.97, "threshold": 0.41 }, ...],
+///   (a multi-label model's only:) "labels": [{ "label": "cat", "probability": 0.97, "threshold": 0.41 }, ...], "thresholdMargin": 0.12,
 ///   "timings": { "decodeMs": 3.1, "preprocessMs": 1.2, "inferenceMs": 28.0 },
 ///   "classifiedUtc": "2025-01-01T12:00:00+00:00", "source": "blobTrigger" }
 /// </code>
@@ -124,6 +124,13 @@ public sealed record PredictionDocument
     [JsonPropertyName("labels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<PredictedLabel>? Labels { get; init; }
 
+    /// <summary>
+    /// A multi-label model's closest call: the smallest distance, over every label (not only those in <see cref="Top"/>),
+    /// between its probability and its threshold. Absent for a multi-class model.
+    /// </summary>
+    [JsonPropertyName("thresholdMargin"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ThresholdMargin { get; init; }
+
     [JsonPropertyName("timings"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public PredictionTimings? Timings { get; init; }
 
@@ -181,6 +188,7 @@ public sealed record PredictionDocument
             UnknownReason = classification.UnknownReason,
             Top = classification.Top,
             Labels = classification.Labels,
+            ThresholdMargin = classification.ThresholdMargin is { } margin ? Math.Round(margin, 4) : null,
             Timings = new PredictionTimings(classification.Timings.DecodeMs, classification.Timings.PreprocessMs, classification.Timings.InferenceMs),
             ClassifiedUtc = classifiedUtc ?? DateTimeOffset.UtcNow,
             Source = source,

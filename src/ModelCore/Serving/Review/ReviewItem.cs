@@ -46,7 +46,7 @@ public sealed record ReviewItem
     [JsonPropertyName("confidence")]
     public double Confidence { get; init; }
 
-    /// <summary>Top-1 minus top-2 probability (1 for a one-label answer).</summary>
+    /// <summary>Top-1 minus top-2 probability (1 for a one-label answer); a multi-label model's: its prediction's <c>thresholdMargin</c>.</summary>
     [JsonPropertyName("margin")]
     public double Margin { get; init; }
 
@@ -86,7 +86,7 @@ public sealed record ReviewItem
             SuggestedLabels = prediction.Labels?.Select(l => l.Label).ToList(),
             Label = prediction.Label,
             Confidence = top[0].Probability,
-            Margin = top.Count > 1 ? top[0].Probability - top[1].Probability : 1,
+            Margin = prediction.ThresholdMargin ?? (top.Count > 1 ? top[0].Probability - top[1].Probability : 1),
             OutOfDistribution = prediction.OutOfDistribution,
             UnknownReason = prediction.UnknownReason,
             Reasons = reasons,

@@ -115,6 +115,80 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
     }
 
     [Fact]
+    public async Task FeaturePass_CollectsTheCalibrationTheInt8StepWouldMake_ForTheTrainedModel_WithTheSameRangesAndGraph()
+    {
+        TorchRuntime.EnsureInitialized();
+        var directory = OnnxResNetImporter.DefaultDirectory;
+        var mean = OnnxResNetImporter.LoadMeanImage(Path.Combine(directory, OnnxResNetImporter.PreprocessFileName));
+        manual_seed(5);
+        using var classifier = new ImageClassifier(OnnxResNetImporter.LoadBackbone(Path.Combine(directory, OnnxResNetImporter.ModelFileName)), HeadSpec.Linear(2));
+        classifier.eval();
+        var preprocessor = new ImagePreprocessor(OnnxResNetImporter.Preprocessing, mean);
+        var data = TestAssets.EmojiByCategory(Path.Combine(temp, "emoji-calibration"), 7, ("Flags", "flags"), ("Food & Drink", "food"));
+        var dataset = await ImageFolderDataset.FromDirectoryAsync(data, new DatasetOptions { ValSplit = 0.2, Seed = 1 });
+        // 9 of the training images: in the feature pass they come in dataset order, in batches of 4 mixed with other images;
+        // the int8 step reads them in the sample's random order, 8 then 1.
+        var options = new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 9 };
+        var request = ServingGraphs.CalibrationRequest(options, dataset.Train, seed: 42)!.Value;
+        var featureGraph = OnnxExport.Export(classifier, 224);
+        var loader = new ServerlessClassifier.ModelCore.Inputs.ImageLoader(dataset, new ImageDecoder(), preprocessor.DecodeShorterSide, [], null);
+
+        var cache = await new ServerlessClassifier.ModelCore.Features.FeatureExtraction(loader).ExtractFeaturesAsync(classifier, preprocessor, batchSize: 4, CancellationToken.None, calibration: request);
+
+        var collected = cache.Calibration;
+        Assert.NotNull(collected);
+        Assert.Equal(9, collected.Images);
+        // The calibration images' features came from the calibration graph (BatchNorm folded): the same features to float rounding.
+        using (var engine = new OnnxEngine(featureGraph, new OnnxEngineOptions()))
+        {
+            var decoder = new ImageDecoder();
+            var worst = 0.0;
+            foreach (var image in request.Sample)
+            {
+                var row = cache.TrainImages.ToList().IndexOf(image);
+                var expected = engine.ExtractFeatures(preprocessor.DecodeAndPreprocess(decoder, await image.ReadAsync(CancellationToken.None)), 1);
+                var actual = cache.Train.AsSpan(row * cache.NumFeatures, cache.NumFeatures).ToArray();
+                worst = Math.Max(worst, Enumerable.Range(0, expected.Length).Max(j => Math.Abs(expected[j] - actual[j])) / expected.Max(Math.Abs));
+            }
+            output.WriteLine($"calibration images' features against the serving graph's: max |difference| {worst:E1} of the largest feature");
+            Assert.True(worst < 1e-4, $"{worst}");
+        }
+
+        // The trained model: another head on the same backbone. Its calibration graph is the same; the int8 step's own
+        // calibration of it, on the same sample read its own way, gives the same ranges and the same int8 graph.
+        manual_seed(6);
+        classifier.ResetHead(HeadSpec.Linear(2));
+        classifier.eval();
+        var fp32 = OnnxExport.Export(classifier, 224);
+        Assert.False(fp32.AsSpan().SequenceEqual(featureGraph));
+        var graph = CalibrationGraph.Build(fp32, options.Quantizer.FloatStem);
+        Assert.True(collected.StandsFor(graph, request.Sample, options.Quantizer));
+        var reader = new ImageDecoder();
+        var inputs = new List<float[]>();
+        foreach (var image in request.Sample)
+        {
+            inputs.Add(preprocessor.DecodeAndPreprocess(reader, await image.ReadAsync(CancellationToken.None)));
+        }
+        foreach (var method in Enum.GetValues<CalibrationMethod>())
+        {
+            var separate = ActivationCalibrator.Calibrate(graph, inputs, 224, method);
+            var fromFeatures = collected.Statistics.Ranges(method);
+            Assert.Equal(separate.Count, fromFeatures.Count);
+            foreach (var (tensor, range) in separate)
+            {
+                // Bit for bit: the same graph ran on the same inputs.
+                Assert.True(range == fromFeatures[tensor], $"{method} {tensor}: int8 step [{range.Min:R}, {range.Max:R}], feature pass [{fromFeatures[tensor].Min:R}, {fromFeatures[tensor].Max:R}]");
+            }
+        }
+        var own = Int8Quantizer.Quantize(fp32, inputs, 224, options.Quantizer);
+        var reused = Int8Quantizer.Quantize(graph, collected.Statistics.Ranges(options.Quantizer.Calibration), collected.Images, [], 224, options.Quantizer);
+        Assert.True(own.Onnx.AsSpan().SequenceEqual(reused.Onnx), "the int8 graphs differ");
+
+        // A sample the feature pass did not collect (another seed) is calibrated by the int8 step itself.
+        Assert.False(collected.StandsFor(graph, ServingGraphs.CalibrationSample(dataset.Train, 9, seed: 43), options.Quantizer));
+    }
+
+    [Fact]
     public async Task Check_ServesInt8WhenItAgrees_AndRefusesABrokenGraphWithTheFigures()
     {
         var (fp32, labels, dataset, preprocessor) = await EmojiModelAsync();

@@ -138,7 +138,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 Evidence = judged.Evidence,
             };
             var manifest = await Packager.PackAsync(model, draft, folder, fitted.VerificationInputs, setup.MeanImage, ood.Statistics, plan.Precision, plan.Seed,
-                dataset.Train, reference, progress, cancellationToken, steps).ConfigureAwait(false);
+                dataset.Train, reference, progress, cancellationToken, steps, features.Calibration).ConfigureAwait(false);
 
             // Stage 7, the result.
             return new TrainingResult
@@ -241,7 +241,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         {
             case HeadPlan head:
                 return await FeatureInputs.PrepareAsync(model, preprocessor, setup.MeanImage, loader, run.FeatureBatchSize, head.MirrorFeatures, run.FeatureStore, run.FeatureFanOut,
-                    cancellationToken).ConfigureAwait(false);
+                    cancellationToken, ServingGraphs.CalibrationRequest(plan.Precision, loader.Dataset.Train, plan.Seed)).ConfigureAwait(false);
             case EpochPlan epochs:
                 var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, epochs.CropScaleMin, epochs.MirrorAugmentation);
                 return epochs is FinetunePlan { CachesPrefix: true } finetune

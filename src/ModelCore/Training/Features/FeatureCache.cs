@@ -1,4 +1,5 @@
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 
 namespace ServerlessClassifier.ModelCore.Features;
 
@@ -22,6 +23,9 @@ internal sealed record FeatureCache(float[] Train, int[] TrainLabels, float[] Va
 
     /// <summary>Images whose features were read from the feature store.</summary>
     public int FromStore { get; init; }
+
+    /// <summary>The int8 calibration collected on the way (the calibration images' statistics), when it was asked for and every such image was computed here.</summary>
+    public FeaturePassCalibration? Calibration { get; init; }
 
     /// <summary>Images the backbone ran on (those without stored features, including any that then failed to load).</summary>
     public int Computed { get; init; }

@@ -3,6 +3,7 @@ using Azure;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Engine;
 using ServerlessClassifier.ModelCore.Export;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Inputs;
@@ -29,8 +30,14 @@ internal sealed class FeatureExtraction(ImageLoader loader)
     /// computed are written to the store.
     /// </summary>
     /// <param name="flip">Also extract the features of every image flipped horizontally (one more backbone pass); not with <paramref name="stored"/>.</param>
+    /// <param name="calibration">
+    /// The int8 step's calibration sample (training images) and quantiser settings: those images go through the calibration
+    /// graph instead of the serving graph, and their statistics come back in <see cref="FeatureCache.Calibration"/> when every
+    /// one of them was computed here (none read from the store or failed to load).
+    /// </param>
     public async Task<FeatureCache> ExtractFeaturesAsync(
-        ImageClassifier model, ImagePreprocessor preprocessor, int batchSize, CancellationToken cancellationToken, bool flip = false, StoredFeatures? stored = null)
+        ImageClassifier model, ImagePreprocessor preprocessor, int batchSize, CancellationToken cancellationToken, bool flip = false, StoredFeatures? stored = null,
+        (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? calibration = null)
     {
         if (flip && stored is not null)
         {
@@ -41,6 +48,7 @@ internal sealed class FeatureExtraction(ImageLoader loader)
         var graph = OnnxExport.Export(model, inputSize);
         using var engine = new OnnxEngine(graph, new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount });
         var numFeatures = engine.NumFeatures;
+        using var calibrator = calibration is { } asked ? FeaturePassCalibration.Start(graph, asked.Sample, asked.Options, inputSize) : null;
         var length = preprocessor.InputLength;
         double? parity = null;
         var verification = new List<float[]>();
@@ -62,7 +70,7 @@ internal sealed class FeatureExtraction(ImageLoader loader)
         // With flip, each item holds the preprocessed image followed by the preprocessed mirror image.
         Func<Image<Rgb24>, float[]> map = flip ? image => [.. preprocessor.Preprocess(image), .. FlippedInput(preprocessor, image)] : preprocessor.Preprocess;
 
-        async Task ComputeAsync(SplitFeatures split, int offset, bool keepVerification)
+        async Task ComputeAsync(SplitFeatures split, int offset, bool keepVerification, bool keepCalibration)
         {
             var loaded = new LoadedSplit();
             await loader.LoadAsync(split.Missing, batchSize, TrainingPhase.Features, offset, total, map, (items, first) =>
@@ -82,7 +90,9 @@ internal sealed class FeatureExtraction(ImageLoader loader)
                         Array.Copy(items[i], length, mirrored, i * length, length);
                     }
                 }
-                var batchFeatures = engine.ExtractFeatures(buffer, count);
+                var batchFeatures = calibrator is null || !keepCalibration
+                    ? engine.ExtractFeatures(buffer, count)
+                    : calibrator.ExtractFeatures(buffer, count, numFeatures, [.. Enumerable.Range(first, count).Select(i => loaded.Images[i])], (rows, n) => engine.ExtractFeatures(rows, n));
                 var mirroredFeatures = mirrored is null ? null : engine.ExtractFeatures(mirrored, count);
                 parity ??= ParityCheck.Require(model.Backbone.call, buffer, batchFeatures.AsSpan(0, Math.Min(ParityCheck.Images, count) * numFeatures), Math.Min(ParityCheck.Images, count), inputSize,
                     "The serving engine's backbone features differ from TorchSharp's", "head-mode features would not be those the model computes; refusing to train");
@@ -103,8 +113,8 @@ internal sealed class FeatureExtraction(ImageLoader loader)
             }, loaded, cancellationToken).ConfigureAwait(false);
         }
 
-        await ComputeAsync(train, 0, keepVerification: false).ConfigureAwait(false);
-        await ComputeAsync(validation, train.Missing.Count, keepVerification: true).ConfigureAwait(false);
+        await ComputeAsync(train, 0, keepVerification: false, keepCalibration: true).ConfigureAwait(false);
+        await ComputeAsync(validation, train.Missing.Count, keepVerification: true, keepCalibration: false).ConfigureAwait(false);
         if (stored is not null)
         {
             await stored.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -125,6 +135,7 @@ internal sealed class FeatureExtraction(ImageLoader loader)
             ValidationFlipped = validationFlipped,
             FromStore = stored?.Read ?? 0,
             Computed = total,
+            Calibration = calibrator is { Complete: true } ? calibrator : null,
         };
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inputs;
 using ServerlessClassifier.ModelCore.Models;
@@ -27,8 +28,9 @@ internal sealed class FeatureInputs(FeatureCache cache) : ITrainingInputs
     /// features are exactly what the model computes. With a store, stored features are read and only the rest computed.
     /// </summary>
     /// <param name="mirrored">Also the features of every image mirrored left to right (one more backbone pass).</param>
+    /// <param name="calibration">The int8 step's calibration sample and quantiser settings: their statistics are collected on the way (<see cref="FeaturePassCalibration"/>).</param>
     public static async Task<FeatureInputs> PrepareAsync(ImageClassifier model, ImagePreprocessor preprocessor, float[]? meanImage, ImageLoader loader, int batchSize, bool mirrored,
-        FeatureStore? store, FeatureFanOut? fanOut, CancellationToken cancellationToken)
+        FeatureStore? store, FeatureFanOut? fanOut, CancellationToken cancellationToken, (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? calibration = null)
     {
         model.eval();
         var stored = store is null ? null
@@ -37,7 +39,7 @@ internal sealed class FeatureInputs(FeatureCache cache) : ITrainingInputs
                 FanOut = fanOut,
                 MeanImage = meanImage,
             };
-        var cache = await new FeatureExtraction(loader).ExtractFeaturesAsync(model, preprocessor, batchSize, cancellationToken, flip: mirrored, stored).ConfigureAwait(false);
+        var cache = await new FeatureExtraction(loader).ExtractFeaturesAsync(model, preprocessor, batchSize, cancellationToken, flip: mirrored, stored, calibration).ConfigureAwait(false);
         var progress = loader.Progress;
         if (stored is not null)
         {
@@ -47,6 +49,11 @@ internal sealed class FeatureInputs(FeatureCache cache) : ITrainingInputs
         var images = cache.TrainLabels.Length + cache.ValidationLabels.Length;
         Info(progress, string.Create(CultureInfo.InvariantCulture,
             $"Features of {images} images in {cache.Seconds:F1} s ({images / Math.Max(cache.Seconds, 1e-9):F1} images/s); ONNX vs TorchSharp relative difference {cache.ParityRelativeDifference:E1}. Backbone frozen (eval mode: BatchNorm statistics frozen); no augmentation in head mode."));
+        if (cache.Calibration is { } collected)
+        {
+            Info(progress, string.Create(CultureInfo.InvariantCulture,
+                $"int8 calibration: {collected.Images} of the training images went through the calibration graph instead of the serving graph ({collected.Seconds:F1} s), their activation statistics kept for the int8 step."));
+        }
         return new FeatureInputs(cache);
     }
 

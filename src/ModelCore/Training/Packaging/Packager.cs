@@ -29,18 +29,19 @@ internal static class Packager
     /// <param name="seed">Seeds the int8 calibration sample.</param>
     /// <param name="trainImages">The images trained on: int8 calibration draws from them.</param>
     /// <param name="reference">The images the figures come from and the fp32 answers on them: the int8 check is judged against them.</param>
+    /// <param name="calibration">The int8 calibration the feature pass collected, or null.</param>
     /// <param name="steps">Told the seconds of the export (with its parity check), the precision step (int8 build and check) and the save, when given.</param>
     /// <returns>The manifest as written.</returns>
     public static async Task<ModelManifest> PackAsync(ImageClassifier model, ModelManifest draft, string folder, IReadOnlyList<float[]> verificationInputs, float[]? meanImage,
         FeatureStatistics? statistics, PrecisionOptions precision, int seed, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
-        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken, ICollection<StepTime>? steps = null)
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken, ICollection<StepTime>? steps = null, FeaturePassCalibration? calibration = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var preprocessing = draft.Preprocessing;
         var export = OnnxExport.ExportVerified(model, preprocessing.InputSize, verificationInputs);
         steps?.Add(new StepTime("export and parity check", clock.Elapsed.TotalSeconds));
         clock.Restart();
-        var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, reference, new ImagePreprocessor(preprocessing, meanImage), precision, seed, progress,
+        var graph = await ServingGraphs.CreateAsync(export.Onnx, draft.Labels, trainImages, reference, new ImagePreprocessor(preprocessing, meanImage), precision, seed, calibration, progress,
             cancellationToken).ConfigureAwait(false);
         steps?.Add(new StepTime("precision (int8 build and check)", clock.Elapsed.TotalSeconds));
         if (graph.Timings.Count > 0)

@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
 using ServerlessClassifier.ModelCore.Inference;
@@ -23,37 +21,29 @@ public enum CalibrationMethod
 }
 
 /// <summary>
-/// Measures the range of every tensor a plan quantises: the float graph, with those tensors added as outputs, runs
-/// in ONNX Runtime over preprocessed calibration images; each tensor's min/max is tracked and a fixed-stride
-/// sample of its values kept for <see cref="CalibrationMethod.MinimumError"/> and <see cref="CalibrationMethod.Percentile"/>.
+/// Measures the range of every tensor a plan quantises: the calibration graph (<see cref="CalibrationGraph"/>: the
+/// float graph cut down to those tensors and the features, with the tensors as outputs) runs in ONNX Runtime over
+/// preprocessed calibration images; <see cref="CalibrationStatistics"/> tracks each tensor's min/max and keeps a
+/// fixed-stride sample of its values for <see cref="CalibrationMethod.MinimumError"/> and <see cref="CalibrationMethod.Percentile"/>.
+/// The same graph runs during head mode's feature pass (<see cref="FeaturePassCalibration"/>), so the ranges can be
+/// collected there instead, from the same values.
 /// </summary>
 internal static class ActivationCalibrator
 {
     /// <summary>Values sampled per tensor (over all images) for the error search.</summary>
-    private const int SampleSize = 1 << 16;
+    internal const int SampleSize = 1 << 16;
 
     /// <summary>Images per run: fewer runs of the graph, at a bounded memory (every quantised tensor of each image is an output).</summary>
-    private const int BatchSize = 8;
+    internal const int BatchSize = 8;
 
-    public static Dictionary<string, ActivationRange> Calibrate(ModelProto model, IReadOnlyList<string> tensors, IReadOnlyList<float[]> inputs, int inputSize, CalibrationMethod method)
+    /// <summary>The ranges of <paramref name="tensors"/> of the (BatchNorm-folded) <paramref name="model"/> over <paramref name="inputs"/>.</summary>
+    public static Dictionary<string, ActivationRange> Calibrate(ModelProto model, IReadOnlyList<string> tensors, IReadOnlyList<float[]> inputs, int inputSize, CalibrationMethod method) =>
+        Calibrate(new CalibrationGraph(model, tensors), inputs, inputSize, method);
+
+    public static Dictionary<string, ActivationRange> Calibrate(CalibrationGraph graph, IReadOnlyList<float[]> inputs, int inputSize, CalibrationMethod method)
     {
-        var probe = model.Clone();
-        var outputs = probe.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        foreach (var tensor in tensors.Where(t => !outputs.Contains(t)))
-        {
-            probe.Graph.Output.Add(new ValueInfoProto
-            {
-                Name = tensor,
-                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } },
-            });
-        }
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_BASIC, IntraOpNumThreads = Environment.ProcessorCount };
-        using var session = new InferenceSession(probe.ToByteArray(), options);
-        using var runOptions = new RunOptions();
-        var names = tensors.ToArray();
-        var min = Enumerable.Repeat(float.PositiveInfinity, names.Length).ToArray();
-        var max = Enumerable.Repeat(float.NegativeInfinity, names.Length).ToArray();
-        var samples = names.Select(_ => new List<float>()).ToArray();
+        using var session = graph.OpenSession();
+        var statistics = new CalibrationStatistics(graph.Tensors, inputs.Count);
         var imageLength = 3 * inputSize * inputSize;
         for (var start = 0; start < inputs.Count; start += BatchSize)
         {
@@ -63,38 +53,34 @@ internal static class ActivationCalibrator
             {
                 inputs[start + i].AsSpan(0, imageLength).CopyTo(batch.AsSpan(i * imageLength));
             }
+            Run(session, graph, batch, [.. Enumerable.Range(start, count)], inputSize, statistics, features: null);
+        }
+        return statistics.Ranges(method);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="graph"/> over images (<paramref name="slots"/>: each one's place in the calibration sample), at most
+    /// <see cref="BatchSize"/> at a time, adding their values to <paramref name="statistics"/> and, when
+    /// <paramref name="features"/> is given, writing their pooled features there (a row per image).
+    /// </summary>
+    internal static void Run(InferenceSession session, CalibrationGraph graph, ReadOnlySpan<float> inputs, int[] slots, int inputSize, CalibrationStatistics statistics, float[]? features)
+    {
+        var imageLength = 3 * inputSize * inputSize;
+        string[] names = features is null ? [.. graph.Tensors] : [.. graph.Tensors, OnnxGraphNames.Features];
+        using var runOptions = new RunOptions();
+        for (var start = 0; start < slots.Length; start += BatchSize)
+        {
+            var count = Math.Min(BatchSize, slots.Length - start);
+            var batch = inputs.Slice(start * imageLength, count * imageLength).ToArray();
             using var value = OrtValue.CreateTensorValueFromMemory(batch, [count, 3, inputSize, inputSize]);
             using var results = session.Run(runOptions, [OnnxGraphNames.Input], [value], names);
-            for (var t = 0; t < names.Length; t++)
+            statistics.Add(results, slots.AsSpan(start, count));
+            if (features is not null)
             {
-                var data = results[t].GetTensorDataAsSpan<float>();
-                min[t] = MathF.Min(min[t], TensorPrimitives.Min(data));
-                max[t] = MathF.Max(max[t], TensorPrimitives.Max(data));
-                // Each image's values at a fixed stride from its first: the same sample whatever the batch.
-                var perImage = data.Length / count;
-                var stride = Math.Max(1, (int)((long)perImage * inputs.Count / SampleSize));
-                for (var i = 0; i < count; i++)
-                {
-                    var image = data.Slice(i * perImage, perImage);
-                    for (var j = 0; j < image.Length; j += stride)
-                    {
-                        samples[t].Add(image[j]);
-                    }
-                }
+                var rows = results[names.Length - 1].GetTensorDataAsSpan<float>();
+                rows.CopyTo(features.AsSpan(start * (rows.Length / count)));
             }
         }
-        var chosen = new ActivationRange[names.Length];
-        Parallel.For(0, names.Length, t =>
-        {
-            var full = new ActivationRange(MathF.Min(min[t], 0), MathF.Max(max[t], 0));
-            chosen[t] = method switch
-            {
-                CalibrationMethod.MinimumError => LeastErrorRange(full, samples[t]),
-                CalibrationMethod.Percentile => PercentileRange(full, samples[t], 99.99),
-                _ => full,
-            };
-        });
-        return names.Select((n, t) => (n, t)).ToDictionary(p => p.n, p => chosen[p.t], StringComparer.Ordinal);
     }
 
     /// <summary>[the (100 - p)th percentile, the p-th percentile] of the sample, within [min, max] and holding 0.</summary>

@@ -121,13 +121,30 @@ public static class Int8Quantizer
         {
             throw new ArgumentException("Calibration needs at least one preprocessed image.", nameof(calibrationInputs));
         }
+        var graph = CalibrationGraph.Build(fp32Onnx, options.FloatStem);
+        return Quantize(graph, ActivationCalibrator.Calibrate(graph, calibrationInputs, inputSize, options.Calibration), calibrationInputs.Count, calibrationInputs, inputSize, options);
+    }
+
+    /// <summary>
+    /// The int8 graph of <paramref name="graph"/> with activation ranges already calibrated on <paramref name="calibrationImages"/>
+    /// images; <paramref name="calibrationInputs"/> (the preprocessed images, at least <see cref="Int8QuantizerOptions.SensitivityImages"/>)
+    /// are needed only when <see cref="Int8QuantizerOptions.MaxFloatLayers"/> asks for the sensitivity search.
+    /// </summary>
+    internal static Int8Graph Quantize(CalibrationGraph graph, Dictionary<string, ActivationRange> ranges, int calibrationImages, IReadOnlyList<float[]> calibrationInputs, int inputSize,
+        Int8QuantizerOptions options)
+    {
         var levels = options.ResolveWeightLevels();
-        var model = ModelProto.Parser.ParseFrom(fp32Onnx);
-        BatchNormFolding.Fold(model.Graph);
-        var stem = options.FloatStem ? model.Graph.Node.FirstOrDefault(n => n.OpType == "Conv")?.Output[0] : null;
-        HashSet<string> floatConvs = stem is null ? new(StringComparer.Ordinal) : new([stem], StringComparer.Ordinal);
+        var model = graph.Folded;
+        var floatConvs = CalibrationGraph.FloatStem(model, options.FloatStem);
         var full = QdqPlan.Build(model.Graph, floatConvs);
-        var ranges = ActivationCalibrator.Calibrate(model, full.Quantized, calibrationInputs, inputSize, options.Calibration);
+        if (!full.Quantized.SequenceEqual(graph.Tensors, StringComparer.Ordinal))
+        {
+            throw new InvalidOperationException("The calibrated tensors are not those the quantisation plan quantises.");
+        }
+        if (options.MaxFloatLayers > 0 && full.Convolutions.Count > 1 && calibrationInputs.Count == 0)
+        {
+            throw new ArgumentException("The sensitivity search needs the calibration images.", nameof(calibrationInputs));
+        }
         var sensitive = options.MaxFloatLayers > 0 && full.Convolutions.Count > 1
             ? LayerSensitivity.Choose(model, floatConvs, ranges, levels, [.. calibrationInputs.Take(options.SensitivityImages)], inputSize, options.MaxFloatLayers)
             : [];
@@ -135,7 +152,7 @@ public static class Int8Quantizer
         var quantized = model.Clone();
         var plan = QdqPlan.Build(quantized.Graph, floatConvs);
         QdqRewriter.Apply(quantized.Graph, plan, ranges, levels);
-        return new Int8Graph(quantized.ToByteArray(), calibrationInputs.Count, plan.Convolutions.Count, plan.Quantized.Count + plan.Inherited.Count, levels, sensitive,
+        return new Int8Graph(quantized.ToByteArray(), calibrationImages, plan.Convolutions.Count, plan.Quantized.Count + plan.Inherited.Count, levels, sensitive,
             options.Describe(levels, sensitive.Select(l => l.Output).ToList()));
     }
 }

@@ -123,10 +123,14 @@ public static class ServingGraphs
     /// <param name="preprocessor">The model's preprocessing.</param>
     /// <param name="options">Which precision, and how int8 is made and checked.</param>
     /// <param name="seed">Seeds the calibration sample and the check's sample.</param>
+    /// <param name="collected">
+    /// The calibration the feature pass collected (<see cref="CalibrationRequest"/>), used instead of running the calibration
+    /// graph again when it stands for this graph's and sample's; null, or one that does not, and the sample is calibrated here.
+    /// </param>
     /// <param name="progress">Progress in <see cref="TrainingPhase.Quantization"/>.</param>
     /// <param name="cancellationToken">Stops between batches.</param>
     public static Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, HeldOutReference reference,
-        ImagePreprocessor preprocessor, PrecisionOptions options, int seed,
+        ImagePreprocessor preprocessor, PrecisionOptions options, int seed, FeaturePassCalibration? collected = null,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(reference);
@@ -136,7 +140,7 @@ public static class ServingGraphs
         {
             throw new ArgumentException("The reference's images, labels, logits and heads must agree in number.", nameof(reference));
         }
-        return CreateCoreAsync(fp32Onnx, labels, trainImages, reference.Images, [.. reference.Labels], reference, preprocessor, options, seed, progress, cancellationToken);
+        return CreateCoreAsync(fp32Onnx, labels, trainImages, reference.Images, [.. reference.Labels], reference, preprocessor, options, seed, collected, progress, cancellationToken);
     }
 
     /// <summary>
@@ -144,20 +148,20 @@ public static class ServingGraphs
     /// fp32 answers of their own).
     /// </summary>
     /// <param name="checkImages">The labelled images the check classifies (a bounded, stratified sample of them).</param>
-    /// <inheritdoc cref="CreateAsync(byte[], IReadOnlyList{string}, IReadOnlyList{LabeledImage}, HeldOutReference, ImagePreprocessor, PrecisionOptions, int, IProgress{TrainingProgress}, CancellationToken)"/>
+    /// <inheritdoc cref="CreateAsync(byte[], IReadOnlyList{string}, IReadOnlyList{LabeledImage}, HeldOutReference, ImagePreprocessor, PrecisionOptions, int, FeaturePassCalibration, IProgress{TrainingProgress}, CancellationToken)"/>
     public static Task<ServingGraph> CreateAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
         ImagePreprocessor preprocessor, PrecisionOptions options, int seed,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(checkImages);
         ArgumentNullException.ThrowIfNull(labels);
-        return CreateCoreAsync(fp32Onnx, labels, trainImages, checkImages, [.. checkImages.Select(im => LabelIndex(labels, im.Label))], null, preprocessor, options, seed, progress,
+        return CreateCoreAsync(fp32Onnx, labels, trainImages, checkImages, [.. checkImages.Select(im => LabelIndex(labels, im.Label))], null, preprocessor, options, seed, null, progress,
             cancellationToken);
     }
 
     private static async Task<ServingGraph> CreateCoreAsync(byte[] fp32Onnx, IReadOnlyList<string> labels, IReadOnlyList<LabeledImage> trainImages, IReadOnlyList<LabeledImage> checkImages,
-        int[] checkLabels, HeldOutReference? reference, ImagePreprocessor preprocessor, PrecisionOptions options, int seed, IProgress<TrainingProgress>? progress,
-        CancellationToken cancellationToken)
+        int[] checkLabels, HeldOutReference? reference, ImagePreprocessor preprocessor, PrecisionOptions options, int seed, FeaturePassCalibration? collected,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(fp32Onnx);
         ArgumentNullException.ThrowIfNull(trainImages);
@@ -168,23 +172,36 @@ public static class ServingGraphs
             return new ServingGraph(fp32Onnx, ModelPrecision.Fp32, null);
         }
         var decoder = new ImageDecoder();
-        var random = new Random(seed);
-        var sample = trainImages.OrderBy(_ => random.Next()).Take(Math.Max(1, options.CalibrationImages)).ToList();
+        var sample = CalibrationSample(trainImages, options.CalibrationImages, seed);
         var checkedIndices = StratifiedSample(checkLabels, options.CheckImages, seed);
-        var total = sample.Count + checkedIndices.Length;
-        var calibration = new List<float[]>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        await ReadAsync(sample, decoder, preprocessor, BatchSize, (batch, _) => calibration.AddRange(batch), progress, 0, total, cancellationToken).ConfigureAwait(false);
-        if (calibration.Count == 0)
+        var graph = CalibrationGraph.Build(fp32Onnx, options.Quantizer.FloatStem);
+        Int8Graph quantized;
+        List<StepTime> timings;
+        var total = checkedIndices.Length;
+        if (collected is not null && collected.StandsFor(graph, sample, options.Quantizer))
         {
-            throw new TrainingException("No training image could be read to calibrate the int8 graph.");
+            // The feature pass ran this very calibration graph over these very images: its statistics are this step's.
+            quantized = Int8Quantizer.Quantize(graph, collected.Statistics.Ranges(options.Quantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.Quantizer);
+            timings = [new StepTime($"quantise with the ranges of {collected.Images} calibration images from the feature pass", clock.Elapsed.TotalSeconds)];
         }
-        var timings = new List<StepTime> { new($"read {calibration.Count} calibration images", clock.Elapsed.TotalSeconds) };
+        else
+        {
+            total += sample.Count;
+            var calibration = new List<float[]>();
+            await ReadAsync(sample, decoder, preprocessor, BatchSize, (batch, _) => calibration.AddRange(batch), progress, 0, total, cancellationToken).ConfigureAwait(false);
+            if (calibration.Count == 0)
+            {
+                throw new TrainingException("No training image could be read to calibrate the int8 graph.");
+            }
+            timings = [new StepTime($"read {calibration.Count} calibration images", clock.Elapsed.TotalSeconds)];
+            clock.Restart();
+            var ranges = ActivationCalibrator.Calibrate(graph, calibration, preprocessor.Config.InputSize, options.Quantizer.Calibration);
+            quantized = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, options.Quantizer);
+            timings.Add(new StepTime("calibrate and quantise", clock.Elapsed.TotalSeconds));
+            calibration.Clear();
+        }
         clock.Restart();
-        var quantized = Int8Quantizer.Quantize(fp32Onnx, calibration, preprocessor.Config.InputSize, options.Quantizer);
-        timings.Add(new StepTime("calibrate and quantise", clock.Elapsed.TotalSeconds));
-        clock.Restart();
-        calibration.Clear();
 
         var engineOptions = new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount };
         // The fp32 graph runs only when no fp32 answers were given.
@@ -258,7 +275,7 @@ public static class ServingGraphs
                 }
             }
             check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
-        }, progress, sample.Count, total, cancellationToken).ConfigureAwait(false);
+        }, progress, total - checkedIndices.Length, total, cancellationToken).ConfigureAwait(false);
 
         var result = multiCheck?.Overall ?? check.Result;
         timings.Add(new StepTime($"check on {result.Images} images", clock.Elapsed.TotalSeconds));
@@ -294,6 +311,20 @@ public static class ServingGraphs
                 : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
         };
         return (accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary)) with { Timings = timings };
+    }
+
+    /// <summary>
+    /// What head mode's feature pass needs to collect the int8 calibration on the way (<see cref="FeaturePassCalibration"/>):
+    /// the sample this step would calibrate on, and the quantiser's settings; null when no int8 graph will be made.
+    /// </summary>
+    internal static (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? CalibrationRequest(PrecisionOptions options, IReadOnlyList<LabeledImage> trainImages, int seed) =>
+        options.Precision == PrecisionChoice.Fp32 ? null : (CalibrationSample(trainImages, options.CalibrationImages, seed), options.Quantizer);
+
+    /// <summary>The calibration sample: <paramref name="count"/> (at least 1) of the training images in a seeded random order.</summary>
+    internal static List<LabeledImage> CalibrationSample(IReadOnlyList<LabeledImage> trainImages, int count, int seed)
+    {
+        var random = new Random(seed);
+        return [.. trainImages.OrderBy(_ => random.Next()).Take(Math.Max(1, count))];
     }
 
     /// <summary>

@@ -20,8 +20,8 @@ namespace ServerlessClassifier.ModelCore.Engine;
 /// then one calibrated binary probe per label (<see cref="MultiLabelProbe"/>) with its threshold, and the fp32 graph ending in sigmoids, verified against
 /// TorchSharp, and with <c>--precision int8|auto</c> the int8 graph, checked per label: each label's decision at its threshold on the
 /// out-of-fold images under both precisions (<see cref="MultiLabelReference"/>), kept only when no label's accuracy drops more than
-/// the multi-class check allows. Not built yet: out-of-distribution statistics (their score is the distance to the nearest class) and
-/// fine-tuning with a binary loss (refused).
+/// the multi-class check allows. Finetune mode trains with a binary loss on the fine-tune path (<see cref="FinetuneMultiLabelAsync"/>).
+/// Not built yet: out-of-distribution statistics (their score is the distance to the nearest class) and full mode (refused).
 /// </summary>
 public sealed partial class TrainingEngine
 {

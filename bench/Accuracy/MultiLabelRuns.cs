@@ -5,6 +5,7 @@ using System.Text.Json;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Engine;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Plans;
@@ -23,7 +24,9 @@ internal static class MultiLabelRuns
 {
     private static readonly HashSet<string> StopWords = ["with", "and", "of", "the", "a", "in", "on", "flag:", "&", "sign", "symbol", "button", "light", "dark", "skin", "tone", "medium"];
 
-    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10)
+    /// <param name="finetuneEpochs">Above 0: also a multi-label fine-tune (layer4, a binary loss, at most this many epochs), scored the same way through its own served graph.</param>
+    /// <param name="finetuneOnly">Only the fine-tune (its row alone; the head's and the peer's are the runs documented beside it).</param>
+    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10, int finetuneEpochs = 0, bool finetuneOnly = false)
     {
         var package = Path.Combine(repository, "node_modules", "emoji-datasource-twitter");
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(package, "emoji.json")));
@@ -54,6 +57,27 @@ internal static class MultiLabelRuns
         Console.WriteLine($"== multi-label emoji (held out: every 5th from the {heldOutFold}th): {labels.Count} labels ({string.Join(", ", labels)}); {train.Count} training, {test.Count} test images; " +
             $"{rows.Count(r => r.Labels.Length == 0)} carry none, {rows.Count(r => r.Labels.Length > 1)} several");
 
+        if (finetuneOnly)
+        {
+            var (only, onlySeconds, onlyKept) = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+            var alone = new StringBuilder();
+            alone.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji, fine-tune only: {labels.Count} labels, {train.Count} training / {test.Count} held-out images.");
+            alone.AppendLine();
+            alone.AppendLine("| Contender | mAP | Macro-F1 (its thresholds) | Macro-F1 (every threshold 0.5) | Micro-F1 | Exact match | Train s |");
+            alone.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            alone.AppendLine(CultureInfo.InvariantCulture,
+                $"| product: multi-label fine-tune (layer4, binary loss, at most {finetuneEpochs} epochs) | {only.MeanAveragePrecision:P1} | {only.MacroF1:P1} | {only.MacroF1AtHalf:P1} | {only.MicroF1:P1} | {only.ExactMatch:P1} | {onlySeconds:F1} (prefix cache included) |");
+            alone.AppendLine();
+            alone.AppendLine(onlyKept);
+            alone.AppendLine();
+            alone.AppendLine("| Label | Test images | Threshold | Precision | Recall | F1 | AP |");
+            alone.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var m in only.PerLabel)
+            {
+                alone.AppendLine(CultureInfo.InvariantCulture, $"| {m.Label} | {m.Support} | {m.Threshold:F3} | {m.Precision:P1} | {m.Recall:P1} | {m.F1:P1} | {m.AveragePrecision:P1} |");
+            }
+            return alone.ToString();
+        }
         var plan = new HeadPlan { Data = manifest, MultiLabel = true, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = ModelCore.Export.Quantization.PrecisionChoice.Fp32 } };
         var dataset = await ImageFolderDataset.FromManifestAsync(manifest, options: TrainingEngine.DatasetOptionsFor(plan));
         var clock = Stopwatch.StartNew();
@@ -84,6 +108,13 @@ internal static class MultiLabelRuns
         var script = Path.Combine(AppContext.BaseDirectory, "peers", "sklearn_ovr.py");
         var peer = await PeerProcesses.RunAsync("/usr/bin/python3", [script, peerDir, labels.Count.ToString(CultureInfo.InvariantCulture)]);
 
+        // The fine-tune: the same images and manifest, its own model; scored on the held-out images through its served graph.
+        (MultiLabelReport Report, double Seconds, string Kept)? finetune = null;
+        if (finetuneEpochs > 0)
+        {
+            finetune = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+        }
+
         var peerMap = peer.GetProperty("mAP").GetDouble();
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji: {labels.Count} labels ({string.Join(", ", labels)}), {train.Count} training / {test.Count} held-out images; same features ({result.Manifest.Backbone}, {testFeatures.Length / test.Count} per image).");
@@ -92,11 +123,21 @@ internal static class MultiLabelRuns
         table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"| product: multi-label head (a probe and a threshold per label) | {product.MeanAveragePrecision:P1} | {product.MacroF1:P1} | {product.MacroF1AtHalf:P1} | {product.MicroF1:P1} | {product.ExactMatch:P1} | {productSeconds:F1} (features included) |"));
+        if (finetune is { } f)
+        {
+            table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| product: multi-label fine-tune (layer4, binary loss, at most {finetuneEpochs} epochs) | {f.Report.MeanAveragePrecision:P1} | {f.Report.MacroF1:P1} | {f.Report.MacroF1AtHalf:P1} | {f.Report.MicroF1:P1} | {f.Report.ExactMatch:P1} | {f.Seconds:F1} (prefix cache included) |"));
+        }
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"| scikit-learn one-vs-rest LogisticRegressionCV (standardised) | {peerMap:P1} | - | {peer.GetProperty("macroF1AtHalf").GetDouble():P1} | {peer.GetProperty("microF1AtHalf").GetDouble():P1} | {peer.GetProperty("exactMatchAtHalf").GetDouble():P1} | {peer.GetProperty("trainSeconds").GetDouble():F1} (features given) |"));
         table.AppendLine();
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"mAP, product minus peer: {(product.MeanAveragePrecision - peerMap) * 100:+0.0;-0.0;0.0} points. Per-label thresholds against a single 0.5 (product): macro F1 {(product.MacroF1 - product.MacroF1AtHalf) * 100:+0.0;-0.0;0.0} points."));
+        if (finetune is { } kept)
+        {
+            table.AppendLine();
+            table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Fine-tune minus head: mAP {(kept.Report.MeanAveragePrecision - product.MeanAveragePrecision) * 100:+0.0;-0.0;0.0} points, macro F1 {(kept.Report.MacroF1 - product.MacroF1) * 100:+0.0;-0.0;0.0} points. {kept.Kept}"));
+        }
         table.AppendLine();
         table.AppendLine("| Label | Test images | Threshold | Precision | Recall | F1 | AP |");
         table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
@@ -105,6 +146,22 @@ internal static class MultiLabelRuns
             table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {m.Label} | {m.Support} | {m.Threshold:F3} | {m.Precision:P1} | {m.Recall:P1} | {m.F1:P1} | {m.AveragePrecision:P1} |"));
         }
         return table.ToString();
+    }
+
+    /// <summary>A multi-label fine-tune on the training manifest, scored on the held-out images through its served graph; its kept-epoch reason.</summary>
+    private static async Task<(MultiLabelReport Report, double Seconds, string Kept)> FinetuneAsync(string root, string manifest, List<string> labels,
+        List<(string File, string[] Labels, bool Test)> test, int epochs, PrecisionChoice precision)
+    {
+        var plan = new FinetunePlan { Data = manifest, MultiLabel = true, Epochs = epochs, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = precision } };
+        var dataset = await ImageFolderDataset.FromManifestAsync(manifest, options: TrainingEngine.DatasetOptionsFor(plan));
+        var clock = Stopwatch.StartNew();
+        using var tuned = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model-finetune"),
+            new TrainingRun { Progress = new Progress<TrainingProgress>(p => { if (p.Phase == TrainingPhase.Info) { Console.WriteLine($"  finetune: {p.Message}"); } }) });
+        var seconds = clock.Elapsed.TotalSeconds;
+        using var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(tuned.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default);
+        var (_, probabilities) = Run(engine, new ImagePreprocessor(tuned.Manifest.Preprocessing, tuned.MeanImage), root, test);
+        var truth = test.SelectMany(r => labels.Select(l => r.Labels.Contains(l))).ToArray();
+        return (MultiLabelEvaluation.Compute(labels, probabilities, truth, tuned.Manifest.LabelThresholds!), seconds, tuned.Manifest.Training!.KeptEpochReason ?? "");
     }
 
     private static string[] Words(string name) => name.ToLowerInvariant().Split([' ', '-', ',', ':'], StringSplitOptions.RemoveEmptyEntries);

@@ -59,6 +59,9 @@ public sealed class MultiLabelSet : IDisposable
 
     public static string[] Settings { get; } = ["--mode", "head", "--seed", "7", "--device", "cpu"];
 
+    /// <summary>A one-epoch multi-label fine-tune of the last stage.</summary>
+    public static string[] Finetune { get; } = ["--mode", "finetune", "--epochs", "1", "--seed", "7", "--device", "cpu"];
+
     public string Data { get; }
 
     public List<(string File, string[] Labels)> Files { get; } = [];
@@ -158,12 +161,12 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
     }
 
     [Fact]
-    public async Task Train_MultiLabelRowsWithoutMultiLabel_InACell_StayOneClass_AndFinetuneIsRefused()
+    public async Task Train_MultiLabelRowsWithoutMultiLabel_InACell_StayOneClass_AndFullIsRefused()
     {
         var cli = new Cli();
         // Without --multilabel a cell is one label, exactly as before: "blue;red" is a class of its own.
         var asClasses = await cli.RunAsync(["train", "--data", Path.Combine(set.Data, TrainRun.MultiLabelCsv), "--output", set.Combine("classes"), .. MultiLabelSet.Settings]);
-        var finetune = await cli.RunAsync("train", "--data", set.Data, "--multilabel", "--mode", "finetune", "--output", set.Combine("finetune"));
+        var full = await cli.RunAsync("train", "--data", set.Data, "--multilabel", "--mode", "full", "--output", set.Combine("full"));
         var noCsv = await cli.RunAsync("train", "--data", Path.Combine(set.Data, "red"), "--multilabel", "--output", set.Combine("nocsv"));
         var disagree = await cli.RunAsync(["train", "--data", set.Data, "--multilabel", "--class-thresholds", "precision=0.9", "--target-precision", "0.8", "--output", set.Combine("disagree"), .. MultiLabelSet.Settings]);
 
@@ -171,12 +174,99 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         var manifest = (await ModelPackage.LoadAsync(set.Combine("classes"))).Manifest;
         Assert.Equal(ModelKind.MultiClass, manifest.Kind);
         Assert.Equal(["blue", "blue;red", "red"], manifest.Labels); // the unlabelled rows are skipped, as before
-        Assert.Equal(ExitCodes.Usage, finetune.ExitCode);
-        Assert.Contains("fine-tuning a multi-label model with a binary loss is not built yet", finetune.Err, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, full.ExitCode);
+        Assert.Contains("training every layer of a multi-label model (--mode full) with a binary loss is not built yet", full.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(set.Combine("full")));
         Assert.Equal(ExitCodes.Usage, noCsv.ExitCode);
         Assert.Contains("labels.csv", noCsv.Err, StringComparison.Ordinal);
         Assert.NotEqual(ExitCodes.Ok, disagree.ExitCode);
         Assert.Contains("--class-thresholds precision=0.9 and --target-precision 0.8 ask for different thresholds", disagree.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Train_Finetune_WithABinaryLoss_StartsFromTheProbes_ServesSigmoidsAtEachLabelsThreshold_AndResumes()
+    {
+        var output = set.Combine("finetune");
+        var cli = new Cli();
+
+        var run = await cli.RunAsync(["train", "--data", set.Data, "--multilabel", "--output", output, .. MultiLabelSet.Finetune]);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        // Epoch 0 is the calibrated per-label probes on the training images' pretrained features; every epoch is judged against it
+        // on each validation image's summed per-label binary cross-entropy.
+        Assert.Contains("Head initialised from the calibrated per-label probes on the ", run.Out, StringComparison.Ordinal);
+        Assert.Matches(@"Start \(epoch 0\): val loss [\d.]+ \(summed per-label binary cross-entropy\) exact match [\d. ]+%; a later epoch is kept only if its validation loss is below the start's by more than 2 standard errors", run.Out);
+        Assert.Contains("Epoch 1 against the start: validation loss ", run.Out, StringComparison.Ordinal);
+        Assert.Matches(@"Per-label probes refitted on the kept backbone \(epoch [01]\) over all 24 images", run.Out);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Equal(ModelKind.MultiLabel, manifest.Kind);
+        Assert.True(manifest.Head.MultiLabel);
+        Assert.Equal(["blue", "red"], manifest.Labels);
+        Assert.Equal(("finetune", 1), (manifest.Training!.Mode, manifest.Training.Epochs));
+        Assert.Equal(["layer4"], manifest.Training.UnfreezeStages!);
+        Assert.True(manifest.Metrics!.MeanAveragePrecision > 0.9, run.Out);
+        Assert.NotNull(manifest.Metrics.MicroF1);
+        Assert.NotNull(manifest.Metrics.ExactMatch);
+        // Each threshold is the one the refit on the kept backbone chose (its probes see all 24 images; the start's saw the training split only).
+        for (var l = 0; l < 2; l++)
+        {
+            var refit = System.Text.RegularExpressions.Regex.Match(run.Out, $@"multi-label probe {l + 1} of 2, ""{manifest.Labels[l]}"" \(\d+ of 24 images\).*threshold ([\d.]+) \(");
+            Assert.True(refit.Success, run.Out);
+            Assert.Equal(double.Parse(refit.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), manifest.LabelThresholds![l]);
+        }
+        Assert.Matches(@"Precision: (int8|fp32; the int8 graph was not kept) \(int8 check per label on \d+ out-of-fold images, decisions at each label's threshold: blue ", run.Out);
+        Assert.Equal(manifest.LabelThresholds, manifest.Quantization!.PerLabel!.Select(l => l.Threshold));
+        using (var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
+        {
+            Assert.Equal(manifest.LabelThresholds, report.RootElement.GetProperty("multiLabel").GetProperty("perLabel").EnumerateArray().Select(l => l.GetProperty("threshold").GetDouble()));
+        }
+
+        // Served: a sigmoid per label (an image with both halves gets both near 1), each label at its own threshold; none for a grey image.
+        var classify = await cli.RunAsync("classify", "--model", output, "--json", Path.Combine(set.Data, "both", "0.png"), Path.Combine(set.Data, "none", "0.png"));
+        Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
+        var answers = classify.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        var both = answers[0].GetProperty("labels").EnumerateArray().ToList();
+        Assert.Equal(["blue", "red"], both.Select(l => l.GetProperty("label").GetString()).Order(StringComparer.Ordinal));
+        Assert.Equal(manifest.LabelThresholds, both.OrderBy(l => l.GetProperty("label").GetString(), StringComparer.Ordinal).Select(l => l.GetProperty("threshold").GetDouble()));
+        Assert.True(answers[0].GetProperty("top").EnumerateArray().Sum(t => t.GetProperty("probability").GetDouble()) > 1.5, classify.Out);
+        Assert.Empty(answers[1].GetProperty("labels").EnumerateArray());
+        Assert.Equal("unknown", answers[1].GetProperty("label").GetString());
+
+        // Resumed after its completed epoch: no epoch again, no new start, the same model.
+        var resumed = await cli.RunAsync("train", "--output", output, "--resume", "--device", "cpu");
+
+        Assert.True(resumed.ExitCode == ExitCodes.Ok, resumed.All);
+        Assert.Contains("Resumed from", resumed.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("Head initialised", resumed.Out, StringComparison.Ordinal);
+        var again = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Equal(manifest.LabelThresholds, again.LabelThresholds);
+        Assert.Equal(ManifestTrainingTests.Hashes(manifest), ManifestTrainingTests.Hashes(again));
+    }
+
+    [Fact]
+    public async Task Train_Finetune_FromARandomHead_KeepsAnEpoch_AndChoosesEachThresholdOnTheValidationImagesOnly()
+    {
+        var plan = set.Combine("random-start.json");
+        await File.WriteAllTextAsync(plan, """{ "mode": "finetune", "epochs": 2, "start": "random", "precision": { "precision": "fp32" } }""");
+        var output = set.Combine("finetune-random");
+
+        var run = await new Cli().RunAsync("train", "--data", set.Data, "--multilabel", "--plan", plan, "--seed", "7", "--device", "cpu", "--output", output);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.DoesNotContain("Head initialised", run.Out, StringComparison.Ordinal);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.InRange(manifest.Training!.BestEpoch!.Value, 1, 2); // a random start needs no margin: a lower epoch replaces it
+        // The backbone trained on the training split: the probes' L2 strengths, temperatures and thresholds, and every figure,
+        // come from the validation images' out-of-fold probabilities.
+        var validation = System.Text.RegularExpressions.Regex.Match(run.Out, @"chosen on the out-of-fold probabilities of the (\d+) validation images \(the backbone never trained on them\)");
+        Assert.True(validation.Success, run.Out);
+        var count = int.Parse(validation.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(count, 2, 12);
+        Assert.Contains($"Multi-label, {count} images: micro F1", run.Out, StringComparison.Ordinal);
+        Assert.Equal(count, manifest.Metrics!.Samples);
+        Assert.Equal(2, manifest.LabelThresholds!.Count);
+        // Per label: its images in the training split, and in the validation split (the figures' images); 12 in all.
+        Assert.All(manifest.Labels, l => Assert.Equal(12, manifest.Training.TrainCounts![l] + manifest.Training.ValidationCounts![l]));
     }
 
     [Fact]

@@ -265,7 +265,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
                 {
                     await HeadRefit.StartFromProbeAsync(epochs, classes, model, batches, progress, cancellationToken).ConfigureAwait(false);
                 }
-                var fitted = new EpochFitter(logger).Run(epochs, classes, model, batches, device, state, checkpoint, progress, cancellationToken);
+                var fitted = new EpochFitter(logger).Run(epochs, classes, model, batches, device, state, checkpoint, progress, null, cancellationToken);
                 return epochs is FinetunePlan { RefitHead: true } finetune
                     ? await HeadRefit.RefitAsync(finetune, classes, model, batches, fitted, progress, cancellationToken).ConfigureAwait(false)
                     : fitted;

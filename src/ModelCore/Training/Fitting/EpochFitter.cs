@@ -45,9 +45,13 @@ internal sealed partial class EpochFitter(ILogger logger)
     private static int EpochSeed(int seed, int epoch) => unchecked((seed * 1_000_003) + (epoch * 7919) + 17);
 
     /// <summary>The epoch loop over the inputs' batches; the best epoch's weights are in the model when it returns.</summary>
+    /// <param name="multiLabel">
+    /// Null: one class per image, the softmax cross-entropy. Else a multi-label fine-tune: the loss is each image's summed per-label
+    /// binary cross-entropy (training, validation, the comparison with the start), and accuracy is the exact match at 0.5.
+    /// </param>
     public Fitted Run(
         EpochPlan plan, IReadOnlyList<string> classes, ImageClassifier model, IEpochInputs inputs, Device device, EpochState? state,
-        EpochCheckpoint? checkpoint, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        EpochCheckpoint? checkpoint, IProgress<TrainingProgress>? progress, MultiLabelTargets? multiLabel, CancellationToken cancellationToken)
     {
         var data = inputs.Batches;
         var net = inputs.Network(model);
@@ -78,7 +82,10 @@ internal sealed partial class EpochFitter(ILogger logger)
         var stoppedEarly = false;
         var start = 0;
         var best = ParameterGroups.Snapshot(net);
-        (double Loss, double Calibrated)? startFigures = null;
+        (double Loss, double? Calibrated)? startFigures = null;
+        // Each validation image's loss on the selection's criterion, and the calibrated loss (none for a multi-label fine-tune: its selection is the loss).
+        double[] Losses(double[] logits) => multiLabel is null ? ImageLosses(plan.Selection, logits, data.ValidationLabels, classes.Count) : multiLabel.ImageLosses(logits);
+        double? Calibrated(double[] logits) => multiLabel is null ? CalibratedLoss(logits, data.ValidationLabels, classes.Count) : null;
         try
         {
             if (state is not null)
@@ -101,15 +108,15 @@ internal sealed partial class EpochFitter(ILogger logger)
             {
                 // The start (a probe-initialised head on the pretrained backbone, or a random head) is epoch 0:
                 // a candidate like any epoch, so fine-tuning never ends worse than it began on the validation loss.
-                var (startLoss, startAccuracy, startLogits) = Evaluate(model, net, data);
+                var (startLoss, startAccuracy, startLogits) = Evaluate(model, net, data, multiLabel);
                 RequireFiniteLoss(startLoss, 0);
-                var startCalibrated = CalibratedLoss(startLogits, data.ValidationLabels, classes.Count);
-                (bestLoss, bestEpoch) = (plan.Selection == EpochSelection.CalibratedLoss ? startCalibrated : startLoss, 0);
+                var startCalibrated = Calibrated(startLogits);
+                (bestLoss, bestEpoch) = (plan.Selection == EpochSelection.CalibratedLoss ? startCalibrated!.Value : startLoss, 0);
                 lowestLoss = bestLoss;
-                startLosses = ImageLosses(plan.Selection, startLogits, data.ValidationLabels, classes.Count);
+                startLosses = Losses(startLogits);
                 startFigures = (startLoss, startCalibrated);
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Start (epoch 0): val loss {startLoss:F4} (calibrated {startCalibrated:F4}) acc {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is {(plan.Start == HeadStart.Probe ? $"below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)" : "lower (the start is a random head)")}."));
+                    $"Start (epoch 0): val loss {startLoss:F4} {(multiLabel is null ? $"(calibrated {startCalibrated:F4}) acc" : "(summed per-label binary cross-entropy) exact match")} {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is {(plan.Start == HeadStart.Probe ? $"below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)" : "lower (the start is a random head)")}."));
             }
 
             var trainCount = data.TrainLabels.Length;
@@ -136,6 +143,19 @@ internal sealed partial class EpochFitter(ILogger logger)
                         var (batch, targets) = data.TrainBatch(indices, random);
                         optimizer.zero_grad();
                         var output = net.call(batch);
+                        if (multiLabel is not null)
+                        {
+                            // Each image's per-label binary cross-entropies summed, averaged over the batch; label smoothing pulls each
+                            // target toward 0.5 by half the smoothing (training loss only).
+                            var truth = multiLabel.TrainTargets(indices, output.device);
+                            var binary = nn.functional.binary_cross_entropy_with_logits(output, (truth * (1 - plan.LabelSmoothing)) + (plan.LabelSmoothing / 2), reduction: nn.Reduction.None).sum(1).mean();
+                            binary.backward();
+                            optimizer.step();
+                            lossSum += binary.item<float>() * indices.Length;
+                            correct += output.ge(0).eq(truth.ge(0.5)).all(1).sum().item<long>();
+                            progress?.Report(new TrainingProgress(TrainingPhase.Epoch, b + 1, batches) { Epoch = epoch + 1 });
+                            continue;
+                        }
                         // Label smoothing in the training loss only; validation loss (early stopping) stays plain cross-entropy.
                         var loss = nn.functional.cross_entropy(output, targets, label_smoothing: plan.LabelSmoothing);
                         loss.backward();
@@ -147,11 +167,11 @@ internal sealed partial class EpochFitter(ILogger logger)
                 }
                 schedule.step();
                 var trainSeconds = watch.Elapsed.TotalSeconds;
-                var (valLoss, valAccuracy, valLogits) = Evaluate(model, net, data);
+                var (valLoss, valAccuracy, valLogits) = Evaluate(model, net, data, multiLabel);
                 RequireFiniteLoss(valLoss, epoch + 1);
-                var calibrated = CalibratedLoss(valLogits, data.ValidationLabels, classes.Count);
-                var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated : valLoss;
-                var belowStart = PairedLosses.Of(startLosses, ImageLosses(plan.Selection, valLogits, data.ValidationLabels, classes.Count));
+                var calibrated = Calibrated(valLogits);
+                var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated!.Value : valLoss;
+                var belowStart = PairedLosses.Of(startLosses, Losses(valLogits));
                 var metrics = new EpochMetrics(epoch + 1, lossSum / trainCount, (double)correct / trainCount, valLoss, valAccuracy, headRate, watch.Elapsed.TotalSeconds)
                 {
                     ImagesPerSecond = trainCount / Math.Max(trainSeconds, 1e-9),
@@ -197,7 +217,7 @@ internal sealed partial class EpochFitter(ILogger logger)
             keptReason = KeptReason(plan.Selection, bestEpoch, history, plan.Start);
             Info(progress, keptReason);
             ParameterGroups.Restore(net, best);
-            var (_, _, logits) = Evaluate(model, net, data);
+            var (_, _, logits) = Evaluate(model, net, data, multiLabel);
             model.to(CPU);
             model.eval();
             return new Fitted
@@ -241,8 +261,11 @@ internal sealed partial class EpochFitter(ILogger logger)
         }
     }
 
-    /// <summary>Validation loss (mean cross-entropy), accuracy and logits (n x classes), in eval mode under no_grad.</summary>
-    private static (double Loss, double Accuracy, double[] Logits) Evaluate(ImageClassifier model, nn.Module<Tensor, Tensor> net, IBatchSource data)
+    /// <summary>
+    /// Validation loss (mean cross-entropy; multi-label: mean of each image's summed binary cross-entropies), accuracy (multi-label:
+    /// the exact match at 0.5) and logits (n x classes), in eval mode under no_grad.
+    /// </summary>
+    private static (double Loss, double Accuracy, double[] Logits) Evaluate(ImageClassifier model, nn.Module<Tensor, Tensor> net, IBatchSource data, MultiLabelTargets? multiLabel)
     {
         model.eval();
         using var noGrad = no_grad();
@@ -255,6 +278,14 @@ internal sealed partial class EpochFitter(ILogger logger)
             using var scope = NewDisposeScope();
             var n = Math.Min(EvaluationBatchSize, count - start);
             var logits = net.call(data.ValidationBatch(start, n));
+            if (multiLabel is not null)
+            {
+                var truth = multiLabel.ValidationTargets(start, n, logits.device);
+                lossSum += nn.functional.binary_cross_entropy_with_logits(logits, truth, reduction: nn.Reduction.Sum).item<float>();
+                correct += logits.ge(0).eq(truth.ge(0.5)).all(1).sum().item<long>();
+                logitRows.AddRange(logits.to_type(ScalarType.Float64).cpu().data<double>().ToArray());
+                continue;
+            }
             var targets = tensor(data.ValidationLabels.Skip(start).Take(n).Select(l => (long)l).ToArray()).to(logits.device);
             lossSum += nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(targets).sum().item<long>();

@@ -81,7 +81,7 @@ public abstract record TrainingPlan
     /// <summary>The graph the model serves and how an int8 graph is made and checked.</summary>
     /// <summary>
     /// A multi-label model (one sigmoid per label, zero or more labels per image): true asks for one; null (the default)
-    /// trains one when the data is multi-label (<see cref="Data.DatasetOptions.MultiLabel"/>). Head mode only for now.
+    /// trains one when the data is multi-label (<see cref="Data.DatasetOptions.MultiLabel"/>). Head mode, or finetune on the cached prefix with a binary loss; not full.
     /// </summary>
     [Setting("multi-label")]
     public bool? MultiLabel { get; init; }

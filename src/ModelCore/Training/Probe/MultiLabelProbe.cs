@@ -57,8 +57,13 @@ internal static class MultiLabelProbe
     /// <param name="labels">The labels.</param>
     /// <param name="flipped">Mirrored images' features, extra training rows, or null.</param>
     /// <param name="targetPrecision">Null: each threshold gives the best out-of-fold F1; else the lowest threshold whose out-of-fold precision reaches it.</param>
+    /// <param name="scored">
+    /// The images whose out-of-fold probabilities choose each probe's L2 strength, temperature and threshold (a fine-tune's refit: the
+    /// validation images, which the backbone never trained on); null: every image. A label that no scored image carries (or that all
+    /// carry) keeps the threshold 0.5.
+    /// </param>
     public static MultiLabelFit Fit(FeatureRows features, bool[] truth, IReadOnlyList<string> labels, FeatureRows? flipped, int folds, int seed, double? targetPrecision,
-        Action<string>? report = null, CancellationToken cancellationToken = default)
+        int[]? scored = null, Action<string>? report = null, CancellationToken cancellationToken = default)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var count = labels.Count;
@@ -79,7 +84,7 @@ internal static class MultiLabelProbe
             {
                 y[i] = truth[(i * count) + l] ? 1 : 0;
             }
-            var fit = LinearProbe.Fit(features, y, 2, flipped, folds, seed, cancellationToken: cancellationToken);
+            var fit = LinearProbe.Fit(features, y, 2, flipped, folds, seed, scored: scored, cancellationToken: cancellationToken);
             usedFolds = fit.Folds;
             for (var f = 0; f < d; f++)
             {
@@ -94,7 +99,11 @@ internal static class MultiLabelProbe
             {
                 scores[i] = probabilities[(i * count) + l] = fit.OutOfFoldProbabilities[(i * 2) + 1];
             }
-            var (threshold, rule) = ChooseThreshold(scores, [.. y.Select(v => v == 1)], targetPrecision);
+            var judged = scored ?? [.. Enumerable.Range(0, n)];
+            var carrying = judged.Count(i => y[i] == 1);
+            var (threshold, rule) = carrying == 0 || carrying == judged.Length
+                ? (DefaultThreshold, string.Create(CultureInfo.InvariantCulture, $"0.5: {(carrying == 0 ? "none" : "all")} of the {judged.Length} images that choose it carry it"))
+                : ChooseThreshold([.. judged.Select(i => scores[i])], [.. judged.Select(i => y[i] == 1)], targetPrecision);
             var probe = new LabelProbe(labels[l], fit.Lambda, fit.Temperature, fit.ClassWeighted, y.Sum(), threshold, rule);
             probes.Add(probe);
             report?.Invoke(string.Create(CultureInfo.InvariantCulture,

@@ -94,9 +94,9 @@ internal static class PlanFromOptions
         {
             plan = plan with { TargetPrecision = target };
         }
-        if (plan is not HeadPlan && (plan.MultiLabel == true || plan.TargetPrecision is not null))
+        if (plan is FullPlan && (plan.MultiLabel == true || plan.TargetPrecision is not null))
         {
-            throw new UsageException($"--multilabel (and --target-precision) train with --mode head for now: fine-tuning a multi-label model with a binary loss is not built yet.");
+            throw new UsageException($"--multilabel (and --target-precision) train with --mode head or finetune for now: training every layer of a multi-label model (--mode full) with a binary loss is not built yet.");
         }
         var flip = parse.GetValue(o.Flip);
         var noFlip = parse.GetValue(o.NoFlip);

@@ -128,7 +128,7 @@ internal sealed class TrainOptions
             {
                 Description = "Train a multi-label model (zero or more labels per image; one sigmoid and threshold per label) from a manifest. Without it, a manifest " +
                     "with several labels in a row (label columns, an Azure ML label array, Ground Truth multilabel metadata) is detected as multi-label; with it, a cell's ';' also " +
-                    "separates labels and rows without a label are negatives. Head mode only.",
+                    "separates labels and rows without a label are negatives. Head or finetune mode (a binary loss); not full.",
             },
             TargetPrecision = new Option<double?>("--target-precision")
             {

@@ -29,6 +29,8 @@ internal static class FinetuneVariants
         // epochs are the default's (the same seeds and early stopping): only the kept model differs.
         ["wise-0.5"] = Default with { WeightInterpolation = 0.5 },
         ["wise-0.5-unguarded"] = Default with { WeightInterpolation = 0.5, AveragedModelNeedsMargin = false },
+        ["wise-0.25"] = Default with { WeightInterpolation = 0.25 },
+        ["wise-0.25-unguarded"] = Default with { WeightInterpolation = 0.25, AveragedModelNeedsMargin = false },
         ["averaged"] = Default with { WeightInterpolation = 1 },
         ["averaged-unguarded"] = Default with { WeightInterpolation = 1, AveragedModelNeedsMargin = false },
         // One epoch, no refit: what the first epoch does to the probe's start, one cause at a time (issue 32's diagnosis).

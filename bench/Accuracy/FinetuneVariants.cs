@@ -24,6 +24,15 @@ internal static class FinetuneVariants
         ["layer3-4"] = Default with { Stages = ["layer3", "layer4"] },
         ["select-on-loss"] = Default with { Selection = EpochSelection.Loss },
         ["select-on-calibrated"] = Default with { Selection = EpochSelection.CalibratedLoss },
+        // Weight averaging (issue 32): the mean of every epoch's weights, interpolated with the start's (WiSE-FT at 0.5; SWA's
+        // mean itself at 1), kept only when clearly below the start, or (-unguarded) whatever the validation split says. The
+        // epochs are the default's (the same seeds and early stopping): only the kept model differs.
+        ["wise-0.5"] = Default with { WeightInterpolation = 0.5 },
+        ["wise-0.5-unguarded"] = Default with { WeightInterpolation = 0.5, AveragedModelNeedsMargin = false },
+        ["wise-0.25"] = Default with { WeightInterpolation = 0.25 },
+        ["wise-0.25-unguarded"] = Default with { WeightInterpolation = 0.25, AveragedModelNeedsMargin = false },
+        ["averaged"] = Default with { WeightInterpolation = 1 },
+        ["averaged-unguarded"] = Default with { WeightInterpolation = 1, AveragedModelNeedsMargin = false },
         // One epoch, no refit: what the first epoch does to the probe's start, one cause at a time (issue 32's diagnosis).
         // A learning rate of 1e-12 changes no weight, so its epoch-1 training accuracy is the start's under the epoch's
         // conditions (BatchNorm mode, augmented views); freezing BatchNorm, then using only the unaugmented view, removes one each.

@@ -163,5 +163,40 @@ public sealed class TrainingPlanTests : IDisposable
         Assert.Contains("epochz", refused.Err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task PlanFile_WeightInterpolation_ServesTheAveragedModel_SaysSo_AndRefusesBadValues()
+    {
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var plan = temp.Combine("plan.json");
+        await File.WriteAllTextAsync(plan, """{ "mode": "finetune", "epochs": 2, "patience": 0, "weightInterpolation": 0.5, "averagedModelNeedsMargin": false, "precision": { "precision": "fp32" } }""");
+        var output = temp.Combine("out");
+
+        var run = await new Cli().RunAsync(["train", "--data", data, "--output", output, "--plan", plan, .. Small]);
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("weight interpolation 0.5; averaged model needs the margin no;", run.Out, StringComparison.Ordinal);
+        Assert.Contains("Kept the mean of epochs 1-2 interpolated 0.5 of the way from the start without the margin", run.Out, StringComparison.Ordinal);
+        var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
+        Assert.Equal(2, training.AveragedEpochs);
+        Assert.Equal(0.5, training.WeightInterpolation);
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "report.json")));
+        Assert.Contains(report.RootElement.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("Kept the mean of epochs 1-2", StringComparison.Ordinal));
+        Assert.Contains("(the start moved towards the mean of epochs 1-2: see the notes)", await File.ReadAllTextAsync(Path.Combine(output, "report.html")), StringComparison.Ordinal);
+
+        foreach (var (settings, says) in new[]
+        {
+            ("\"weightInterpolation\": 1.5", "Weight interpolation 1.5: in (0, 1]"),
+            ("\"weightInterpolation\": 0", "Weight interpolation 0: in (0, 1]"),
+            ("\"weightInterpolation\": 0.5, \"start\": \"random\"", "Weight interpolation: needs a probe start"),
+        })
+        {
+            var bad = temp.Combine("bad.json");
+            await File.WriteAllTextAsync(bad, $$"""{ "mode": "finetune", {{settings}} }""");
+            var refused = await new Cli().RunAsync(["train", "--data", data, "--output", temp.Combine("bad-out"), "--plan", bad, .. Small]);
+            Assert.True(refused.ExitCode == ExitCodes.Usage, refused.All);
+            Assert.Contains(says, refused.Err, StringComparison.Ordinal);
+        }
+    }
+
     public void Dispose() => temp.Dispose();
 }

@@ -52,6 +52,10 @@ public static class HtmlReport
             {
                 html.Append(" (the starting model, epoch 0: no epoch was clearly better on the validation images)");
             }
+            else if (report.AveragedEpochs is { } averaged)
+            {
+                html.Append(" (the start moved towards the mean of epochs 1-").Append(averaged).Append(": see the notes)");
+            }
             else if (report.BestEpoch is { } best)
             {
                 html.Append(" (model from epoch ").Append(best).Append(')');

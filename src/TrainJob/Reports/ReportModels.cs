@@ -55,6 +55,9 @@ public sealed record TrainingReport
 
     public int? BestEpoch { get; init; }
 
+    /// <summary>With weight averaging: how many epochs the kept model averages (it is the start moved towards their mean); null otherwise.</summary>
+    public int? AveragedEpochs { get; init; }
+
     public double ConfidenceThreshold { get; init; }
 
     /// <summary>How classes got thresholds of their own (<c>f1</c> or <c>precision=P</c>); null when they share <see cref="ConfidenceThreshold"/>.</summary>

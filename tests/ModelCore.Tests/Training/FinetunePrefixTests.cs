@@ -257,6 +257,97 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Finetune_WeightInterpolation_ServesTheStartMovedHalfwayToTheMeanOfTheEpochs()
+    {
+        // Two epochs at a rate that moves the weights; no refit, so the head served is the interpolated one too. Each epoch's
+        // checkpoint holds its own weights, the start's and the running mean: the served model must be start + 0.5 x (mean -
+        // start), the mean (e1 + e2) / 2, so every trained weight lies between the start and the fine-tuned weights.
+        using var shapes = new SyntheticShapes(perClass: 8, size: 64);
+        var plan = Small with { Epochs = 2, LearningRate = 1e-2, RefitHead = false, WeightInterpolation = 0.5, AveragedModelNeedsMargin = false };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        var (progress, messages) = EngineRuns.Messages();
+        var checkpoints = EngineRuns.NewFolder("checkpoints");
+        var copies = EngineRuns.NewFolder("epochs");
+        Directory.CreateDirectory(copies);
+        void Copy(string folder)
+        {
+            foreach (var file in Directory.GetFiles(folder, "resume-e*.safetensors"))
+            {
+                File.Copy(file, Path.Combine(copies, Path.GetFileName(file)), overwrite: true);
+            }
+        }
+        using var result = await EngineRuns.TrainAsync(plan, dataset, progress, new TrainingRun { CheckpointDirectory = checkpoints, CheckpointSaved = Copy });
+        output.WriteLine(string.Join("\n", messages));
+
+        var e1 = Load(Path.Combine(copies, "resume-e0001-weights.safetensors"));
+        var e2 = Load(Path.Combine(copies, "resume-e0002-weights.safetensors"));
+        var start = Load(Path.Combine(copies, "resume-e0002-start.safetensors"));
+        var mean = Load(Path.Combine(copies, "resume-e0002-average.safetensors"));
+        var served = result.Model.state_dict().Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
+        var trained = new[] { "backbone.layer4.1.conv2.weight", "backbone.layer4.0.bn1.weight", "head.fc.weight" };
+        foreach (var name in trained)
+        {
+            Assert.True(served.ContainsKey(name) && e1.ContainsKey(name), name);
+            Assert.NotEqual(start[name], e1[name]); // it trained
+            Assert.NotEqual(e1[name], e2[name]);
+            for (var i = 0; i < start[name].Length; i++)
+            {
+                var expectedMean = (e1[name][i] + e2[name][i]) / 2;
+                Assert.True(Math.Abs(mean[name][i] - expectedMean) <= 1e-6 + (1e-5 * Math.Abs(expectedMean)), $"{name}[{i}] mean {mean[name][i]} vs {expectedMean}");
+                var expected = start[name][i] + (0.5f * (expectedMean - start[name][i]));
+                Assert.True(Math.Abs(served[name][i] - expected) <= 1e-6 + (1e-5 * Math.Abs(expected)), $"{name}[{i}] served {served[name][i]} vs {expected}");
+            }
+        }
+        // Frozen: the earlier stages and every BatchNorm statistic are the start's.
+        Assert.Equal(start["backbone.layer4.1.bn2.running_mean"], served["backbone.layer4.1.bn2.running_mean"]);
+        var training = result.Manifest.Training!;
+        Assert.Equal(2, result.BestEpoch);
+        Assert.Equal(2, training.AveragedEpochs);
+        Assert.Equal(0.5, training.WeightInterpolation);
+        Assert.StartsWith("Kept the mean of epochs 1-2 interpolated 0.5 of the way from the start", training.KeptEpochReason, StringComparison.Ordinal);
+        Assert.Contains(training.KeptEpochReason, messages);
+        Assert.Equal(4, messages.Count(m => m.StartsWith("Mean of epochs 1-2 at interpolation ", StringComparison.Ordinal)));
+        // The served graph is the interpolated model: its export, checked against it on images, matches it.
+        Assert.True(result.Manifest.Verification!.MaxProbabilityDifference <= OnnxExport.DefaultTolerance, $"{result.Manifest.Verification.MaxProbabilityDifference}");
+    }
+
+    [Fact]
+    public async Task Finetune_WeightInterpolation_KeepsTheStartWhenTheAverageIsNotClearlyBetter()
+    {
+        // A rate that wrecks the network: the average of its epochs, even halfway from the start, is no clear gain.
+        using var shapes = new SyntheticShapes(perClass: 8, size: 64);
+        var plan = Small with { Epochs = 2, LearningRate = 50, RefitHead = false, WeightInterpolation = 0.5 };
+        var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
+        var before = EngineRuns.InitialWeights(plan, 3);
+        var (progress, messages) = EngineRuns.Messages();
+        using var result = await EngineRuns.TrainAsync(plan, dataset, progress);
+        output.WriteLine(string.Join("\n", messages));
+
+        var training = result.Manifest.Training!;
+        Assert.Equal(0, result.BestEpoch);
+        Assert.Null(training.AveragedEpochs);
+        Assert.StartsWith("The start is kept: the mean of epochs 1-2 interpolated 0.5 of the way from the start was not clearly better", training.KeptEpochReason, StringComparison.Ordinal);
+        Assert.Equal(before["backbone.layer4.1.conv2.weight"], result.Model.state_dict()["backbone.layer4.1.conv2.weight"].data<float>().ToArray());
+    }
+
+    private static Dictionary<string, float[]> Load(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var weights = TorchSharp.PyBridge.Safetensors.LoadStateDict(stream);
+        try
+        {
+            return weights.Where(p => p.Value.is_floating_point()).ToDictionary(p => p.Key, p => p.Value.data<float>().ToArray());
+        }
+        finally
+        {
+            foreach (var tensor in weights.Values)
+            {
+                tensor.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public void KeepEpoch_NeedsTheDifferenceFromTheStartToExceedTwoStandardErrors()
     {
         double[] start = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0, 1.3, 0.7];

@@ -118,12 +118,14 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
         AssertSameWeights(first.Model, second.Model);
     }
 
-    [Fact]
-    public async Task Resume_AfterCancellation_GivesTheSameResultAsAnUninterruptedRun()
+    [Theory]
+    [InlineData(null)]
+    [InlineData(0.5)] // weight averaging: the checkpoint keeps the start's weights and the running mean as well
+    public async Task Resume_AfterCancellation_GivesTheSameResultAsAnUninterruptedRun(double? interpolation)
     {
         using var shapes = new SyntheticShapes(perClass: 6, size: 64);
         // A probe start: later epochs are compared with the start's per-image validation losses, which the checkpoint keeps.
-        var plan = EngineRuns.Finetune with { Epochs = 5, RefitHead = false };
+        var plan = EngineRuns.Finetune with { Epochs = 5, RefitHead = false, WeightInterpolation = interpolation, AveragedModelNeedsMargin = interpolation is null };
         var dataset = await EngineRuns.LoadAsync(shapes.Root, plan);
         using var uninterrupted = await EngineRuns.TrainAsync(plan, dataset);
 
@@ -147,6 +149,7 @@ public sealed class TrainingEngineTests(ITestOutputHelper output)
         Assert.Equal(uninterrupted.BestEpoch, resumed.BestEpoch);
         Assert.Equal(uninterrupted.History.Select(h => h.LossBelowStart), resumed.History.Select(h => h.LossBelowStart));
         Assert.Equal(uninterrupted.Manifest.Training!.KeptEpochReason, resumed.Manifest.Training!.KeptEpochReason);
+        Assert.Equal(interpolation is null ? null : 5, resumed.Manifest.Training!.AveragedEpochs);
         AssertSameWeights(uninterrupted.Model, resumed.Model);
     }
 

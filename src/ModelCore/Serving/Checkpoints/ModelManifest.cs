@@ -48,6 +48,15 @@ public sealed record TrainingSummary
 
     /// <summary>Which epoch was kept and why, in words (its loss against the start's, the difference and the margin it had to clear).</summary>
     public string? KeptEpochReason { get; init; }
+
+    /// <summary>
+    /// The plan's interpolation between the start and the mean of the epochs' weights (WiSE-FT; 1: the mean itself); null
+    /// when the epochs were candidates one by one.
+    /// </summary>
+    public double? WeightInterpolation { get; init; }
+
+    /// <summary>How many epochs' weights the kept model averages; null when a single epoch (or the start) was kept.</summary>
+    public int? AveragedEpochs { get; init; }
     public int? BatchSize { get; init; }
     public double? LearningRate { get; init; }
     public double? BackboneLrFactor { get; init; }

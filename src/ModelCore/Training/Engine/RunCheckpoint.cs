@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
+using ServerlessClassifier.ModelCore.Fitting;
 using ServerlessClassifier.ModelCore.Plans;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -36,6 +37,15 @@ internal sealed record EpochState
 
     /// <summary>TorchSharp's optimizer state (moments, step counts).</summary>
     public string OptimizerFile { get; init; } = "";
+
+    /// <summary>With weight averaging: how many epochs <see cref="AverageWeightsFile"/> averages.</summary>
+    public int AveragedEpochs { get; init; }
+
+    /// <summary>With weight averaging: the trained network's weights averaged over the completed epochs; empty without.</summary>
+    public string AverageWeightsFile { get; init; } = "";
+
+    /// <summary>With weight averaging: the start's (epoch 0's) weights, the other end of the interpolation; empty without.</summary>
+    public string StartWeightsFile { get; init; } = "";
 }
 
 /// <summary>A run's <c>run.json</c>: its resolved plan, the data it started on, and its epoch state once an epoch completed.</summary>
@@ -100,7 +110,9 @@ public static class RunCheckpoint
             }
             // The epoch files are joined to this folder: a name with a separator, a drive, '.' or '..' would read outside it.
             if (record.Epochs is { } epochs
-                && new[] { epochs.WeightsFile, epochs.BestWeightsFile, epochs.OptimizerFile }.FirstOrDefault(f => !ModelManifest.IsPlainFileName(f)) is { } bad)
+                && new[] { epochs.WeightsFile, epochs.BestWeightsFile, epochs.OptimizerFile }
+                    .Concat(new[] { epochs.AverageWeightsFile, epochs.StartWeightsFile }.Where(f => f.Length > 0))
+                    .FirstOrDefault(f => !ModelManifest.IsPlainFileName(f)) is { } bad)
             {
                 throw new TrainingException($"{path} names the epoch file {JsonSerializer.Serialize(bad)}, which is not a plain file name in its folder; start a new run in another folder.");
             }
@@ -126,7 +138,8 @@ public static class RunCheckpoint
     }
 
     /// <summary>Writes an epoch's files, then <c>run.json</c> naming them, then deletes the previous epoch's files.</summary>
-    internal static RunRecord WriteEpoch(string folder, RunRecord record, EpochState draft, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer)
+    internal static RunRecord WriteEpoch(string folder, RunRecord record, EpochState draft, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer,
+        WeightAverage? average = null)
     {
         var prefix = $"resume-e{draft.CompletedEpochs:D4}";
         var state = draft with
@@ -134,7 +147,18 @@ public static class RunCheckpoint
             WeightsFile = $"{prefix}-weights.safetensors",
             BestWeightsFile = $"{prefix}-best.safetensors",
             OptimizerFile = $"{prefix}-optimizer.bin",
+            AveragedEpochs = average?.Epochs ?? 0,
+            AverageWeightsFile = average?.Mean is null ? "" : $"{prefix}-average.safetensors",
+            StartWeightsFile = average is null ? "" : $"{prefix}-start.safetensors",
         };
+        if (average is not null)
+        {
+            AtomicFile.Write(Path.Combine(folder, state.StartWeightsFile), s => Safetensors.SaveStateDict(s, average.Start.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
+            if (average.Mean is { } mean)
+            {
+                AtomicFile.Write(Path.Combine(folder, state.AverageWeightsFile), s => Safetensors.SaveStateDict(s, mean.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
+            }
+        }
         AtomicFile.Write(Path.Combine(folder, state.WeightsFile), s => trainable.save_safetensors(s, leaveOpen: true));
         AtomicFile.Write(Path.Combine(folder, state.BestWeightsFile), s => Safetensors.SaveStateDict(s, best.ToDictionary(p => p.Key, p => p.Value), leaveOpen: true));
         AtomicFile.Write(Path.Combine(folder, state.OptimizerFile), s =>
@@ -144,7 +168,7 @@ public static class RunCheckpoint
         });
         var next = record with { Epochs = state };
         Write(folder, next);
-        var keep = new HashSet<string>([state.WeightsFile, state.BestWeightsFile, state.OptimizerFile], StringComparer.Ordinal);
+        var keep = new HashSet<string>([state.WeightsFile, state.BestWeightsFile, state.OptimizerFile, state.AverageWeightsFile, state.StartWeightsFile], StringComparer.Ordinal);
         foreach (var old in Directory.EnumerateFiles(folder, "resume-e*"))
         {
             if (!keep.Contains(Path.GetFileName(old)))
@@ -165,6 +189,21 @@ public static class RunCheckpoint
     {
         using var stream = File.OpenRead(Path.Combine(folder, state.BestWeightsFile));
         return Safetensors.LoadStateDict(stream, leaveOpen: true);
+    }
+
+    /// <summary>The weight average a run with <see cref="EpochPlan.WeightInterpolation"/> was keeping (its start, and its mean once an epoch completed).</summary>
+    internal static WeightAverage LoadAverage(string folder, EpochState state)
+    {
+        if (state.StartWeightsFile.Length == 0)
+        {
+            throw new TrainingException($"{Path.Combine(folder, FileName)} has no weight average; start a new run in another folder.");
+        }
+        Dictionary<string, Tensor> Load(string file)
+        {
+            using var stream = File.OpenRead(Path.Combine(folder, file));
+            return Safetensors.LoadStateDict(stream, leaveOpen: true);
+        }
+        return WeightAverage.Restored(Load(state.StartWeightsFile), state.AverageWeightsFile.Length == 0 ? null : Load(state.AverageWeightsFile), state.AveragedEpochs);
     }
 
     internal static void LoadOptimizer(string folder, EpochState state, optim.Optimizer optimizer)

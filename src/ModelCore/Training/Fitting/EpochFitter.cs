@@ -20,9 +20,9 @@ internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<st
 
     public RunRecord Record { get; private set; } = record;
 
-    public void Write(EpochState state, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer)
+    public void Write(EpochState state, nn.Module trainable, IReadOnlyDictionary<string, Tensor> best, optim.Optimizer optimizer, WeightAverage? average)
     {
-        Record = RunCheckpoint.WriteEpoch(folder, Record, state, trainable, best, optimizer);
+        Record = RunCheckpoint.WriteEpoch(folder, Record, state, trainable, best, optimizer, average);
         saved?.Invoke(folder);
     }
 }
@@ -36,7 +36,8 @@ internal sealed class EpochCheckpoint(string folder, RunRecord record, Action<st
 /// images cannot tell a barely better epoch from the start, and such epochs scored below the start on held-out images);
 /// among the epochs that clear that bar, the one with the lowest validation loss (the best estimate of the loss once the
 /// bar has ruled out noise against the start; the bar itself is not a ranking) is kept. A random start is no model worth
-/// protecting: any lower epoch replaces it.
+/// protecting: any lower epoch replaces it. With <see cref="EpochPlan.WeightInterpolation"/> the candidates are the start and
+/// one model instead of the epochs: the mean of every epoch's weights interpolated with the start's, kept under the same margin.
 /// </summary>
 internal sealed partial class EpochFitter(ILogger logger)
 {
@@ -86,6 +87,8 @@ internal sealed partial class EpochFitter(ILogger logger)
         // Each validation image's loss on the selection's criterion, and the calibrated loss (none for a multi-label fine-tune: its selection is the loss).
         double[] Losses(double[] logits) => multiLabel is null ? ImageLosses(plan.Selection, logits, data.ValidationLabels, classes.Count) : multiLabel.ImageLosses(logits);
         double? Calibrated(double[] logits) => multiLabel is null ? CalibratedLoss(logits, data.ValidationLabels, classes.Count) : null;
+        WeightAverage? average = null;
+        var averaged = plan.WeightInterpolation is not null;
         try
         {
             if (state is not null)
@@ -101,6 +104,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 history.AddRange(state.History);
                 (bestLoss, lowestLoss, bestEpoch, sinceBest, stoppedEarly, start) = (state.BestValidationLoss, state.LowestValidationLoss, state.BestEpoch, state.EpochsWithoutImprovement, state.StoppedEarly, state.CompletedEpochs);
                 startLosses = state.StartLosses;
+                average = averaged ? RunCheckpoint.LoadAverage(checkpoint.Folder, state) : null;
                 Info(progress, $"Resumed from {checkpoint.Folder} after epoch {start} (best so far: epoch {bestEpoch}, val loss {bestLoss:F4}).");
             }
 
@@ -115,6 +119,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 lowestLoss = bestLoss;
                 startLosses = Losses(startLogits);
                 startFigures = (startLoss, startCalibrated);
+                average = averaged ? new WeightAverage(ParameterGroups.Snapshot(net)) : null;
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
                     $"Start (epoch 0): val loss {startLoss:F4} {(multiLabel is null ? $"(calibrated {startCalibrated:F4}) acc" : "(summed per-label binary cross-entropy) exact match")} {startAccuracy:P1}; a later epoch is kept only if its {Criterion(plan.Selection)} is {(plan.Start == HeadStart.Probe ? $"below the start's by more than {PairedLosses.ClearStandardErrors:G} standard errors of the per-image difference ({startLosses.Count} validation images)" : "lower (the start is a random head)")}."));
             }
@@ -181,7 +186,8 @@ internal sealed partial class EpochFitter(ILogger logger)
                     ClearlyBelowStart = belowStart.ClearlyPositive,
                 };
                 history.Add(metrics);
-                var keep = KeepEpoch(belowStart, criterion, bestLoss, clearOfTheStart: plan.Start == HeadStart.Probe);
+                var keep = !averaged && KeepEpoch(belowStart, criterion, bestLoss, clearOfTheStart: plan.Start == HeadStart.Probe);
+                average?.Add(net);
                 if (keep)
                 {
                     (bestLoss, bestEpoch) = (criterion, epoch + 1);
@@ -193,7 +199,7 @@ internal sealed partial class EpochFitter(ILogger logger)
                 LogEpoch(epoch + 1, plan.Epochs, metrics.TrainLoss, metrics.TrainAccuracy, valLoss, valAccuracy, metrics.LearningRate, metrics.Seconds, metrics.ImagesPerSecond);
                 var startCriterion = criterion + belowStart.Mean;
                 Info(progress, string.Create(CultureInfo.InvariantCulture,
-                    $"Epoch {epoch + 1} against the start: {Criterion(plan.Selection)} {criterion:F4} vs {startCriterion:F4}, difference {belowStart}: {EpochVerdict(keep, belowStart, plan.Start)}."));
+                    $"Epoch {epoch + 1} against the start: {Criterion(plan.Selection)} {criterion:F4} vs {startCriterion:F4}, difference {belowStart}: {(averaged ? $"{(belowStart.ClearlyPositive ? "clearly" : "not clearly")} better than the start; the mean of the epochs is the candidate" : EpochVerdict(keep, belowStart, plan.Start))}."));
                 stoppedEarly = plan.Patience > 0 && sinceBest >= plan.Patience && epoch + 1 < plan.Epochs;
                 if (stoppedEarly)
                 {
@@ -209,12 +215,22 @@ internal sealed partial class EpochFitter(ILogger logger)
                     StartLosses = startLosses,
                     StoppedEarly = stoppedEarly,
                     History = history,
-                }, net, best, optimizer);
+                }, net, best, optimizer, average);
                 progress?.Report(new TrainingProgress(TrainingPhase.EpochCompleted, epoch + 1, plan.Epochs) { Epoch = epoch + 1, Metrics = metrics });
             }
 
-            // Keep the best epoch, not the last.
-            keptReason = KeptReason(plan.Selection, bestEpoch, history, plan.Start);
+            // Keep the best epoch, not the last; or, with weight averaging, the averaged model or the start.
+            int? averagedEpochs = null;
+            if (average?.Mean is not null)
+            {
+                var (kept, reason) = ChooseAverage(plan, model, net, data, multiLabel, Losses, Calibrated, average, startLosses, progress);
+                ParameterGroups.Replace(ref best, kept ? average.Interpolate(plan.WeightInterpolation!.Value) : ParameterGroups.Clone(average.Start));
+                (bestEpoch, averagedEpochs, keptReason) = (kept ? history[^1].Epoch : 0, kept ? average.Epochs : null, reason);
+            }
+            else
+            {
+                keptReason = KeptReason(plan.Selection, bestEpoch, history, plan.Start);
+            }
             Info(progress, keptReason);
             ParameterGroups.Restore(net, best);
             var (_, _, logits) = Evaluate(model, net, data, multiLabel);
@@ -238,6 +254,8 @@ internal sealed partial class EpochFitter(ILogger logger)
                     StartValidationLoss = startFigures?.Loss,
                     StartCalibratedValidationLoss = startFigures?.Calibrated,
                     KeptEpochReason = keptReason,
+                    WeightInterpolation = plan.WeightInterpolation,
+                    AveragedEpochs = averagedEpochs,
                     BatchSize = plan.BatchSize,
                     LearningRate = plan.LearningRate,
                     BackboneLrFactor = plan.BackboneLrFactor,
@@ -258,7 +276,60 @@ internal sealed partial class EpochFitter(ILogger logger)
             {
                 tensor.Dispose();
             }
+            average?.Dispose();
         }
+    }
+
+    /// <summary>The interpolations between the start and the epochs' mean that the log reports beside the plan's own.</summary>
+    private static readonly double[] ReportedInterpolations = [0.25, 0.5, 0.75, 1];
+
+    /// <summary>
+    /// Whether the averaged model (the start interpolated towards the epochs' mean at the plan's alpha) replaces the start:
+    /// when its per-image validation losses are clearly below the start's, or always where the plan says so. The other
+    /// interpolations are evaluated and logged only.
+    /// </summary>
+    private static (bool Kept, string Reason) ChooseAverage(EpochPlan plan, ImageClassifier model, nn.Module<Tensor, Tensor> net, IBatchSource data, MultiLabelTargets? multiLabel,
+        Func<double[], double[]> losses, Func<double[], double?> calibratedLoss, WeightAverage average, IReadOnlyList<double> startLosses, IProgress<TrainingProgress>? progress)
+    {
+        var alpha = plan.WeightInterpolation!.Value;
+        PairedLosses chosen = default;
+        var chosenCriterion = 0.0;
+        foreach (var a in ReportedInterpolations.Append(alpha).Distinct().Order())
+        {
+            var weights = average.Interpolate(a);
+            try
+            {
+                ParameterGroups.Restore(net, weights);
+            }
+            finally
+            {
+                foreach (var tensor in weights.Values)
+                {
+                    tensor.Dispose();
+                }
+            }
+            var (loss, accuracy, logits) = Evaluate(model, net, data, multiLabel);
+            RequireFiniteLoss(loss, average.Epochs);
+            var calibrated = calibratedLoss(logits);
+            var criterion = plan.Selection == EpochSelection.CalibratedLoss ? calibrated!.Value : loss;
+            var below = PairedLosses.Of(startLosses, losses(logits));
+            Info(progress, string.Create(CultureInfo.InvariantCulture,
+                $"Mean of epochs 1-{average.Epochs} at interpolation {a:G3} from the start{(a == alpha ? " (the plan's)" : "")}: val loss {loss:F4} {(calibrated is { } c ? $"(calibrated {c:F4}) acc" : "(summed per-label binary cross-entropy) exact match")} {accuracy:P1}, {Criterion(plan.Selection)} below the start's by {below}{(below.ClearlyPositive ? ", clearly" : "")}."));
+            if (a == alpha)
+            {
+                (chosen, chosenCriterion) = (below, criterion);
+            }
+        }
+        var kept = !plan.AveragedModelNeedsMargin || chosen.ClearlyPositive;
+        var what = string.Create(CultureInfo.InvariantCulture, $"the mean of epochs 1-{average.Epochs} interpolated {alpha:G3} of the way from the start");
+        var figures = string.Create(CultureInfo.InvariantCulture,
+            $"{Criterion(plan.Selection)} {chosenCriterion:F4} vs start {chosenCriterion + chosen.Mean:F4}, difference {chosen.Mean:F4} ± {chosen.StandardError:F4} ({PairedLosses.ClearStandardErrors:G} SE needed: {chosen.Margin:F4})");
+        return (kept, (kept, chosen.ClearlyPositive) switch
+        {
+            (true, true) => $"Kept {what}: {figures}, clearly below the start.",
+            (true, false) => $"Kept {what} without the margin (the plan keeps it whatever the validation split says): {figures}.",
+            _ => $"The start is kept: {what} was not clearly better ({figures}).",
+        });
     }
 
     /// <summary>

@@ -78,6 +78,9 @@ internal static class ParameterGroups
     public static Dictionary<string, Tensor> Snapshot(nn.Module module) =>
         module.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().clone(), StringComparer.Ordinal);
 
+    public static Dictionary<string, Tensor> Clone(IReadOnlyDictionary<string, Tensor> weights) =>
+        weights.ToDictionary(p => p.Key, p => p.Value.clone(), StringComparer.Ordinal);
+
     public static void Replace(ref Dictionary<string, Tensor> current, Dictionary<string, Tensor> next)
     {
         foreach (var tensor in current.Values)

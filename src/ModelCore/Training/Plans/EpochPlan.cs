@@ -96,6 +96,23 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("head start")]
     public HeadStart Start { get; init; } = HeadStart.Probe;
 
+    /// <summary>
+    /// Weight averaging with a probe start (SWA, Izmailov et al. 2018; WiSE-FT, Wortsman et al. 2022): the trained weights
+    /// (the unfrozen stages and the head) averaged uniformly over every epoch that ran, then interpolated with the start's,
+    /// <c>start + alpha x (average - start)</c>; that one model is the candidate against the start instead of any single
+    /// epoch. 1: the average itself. Null: off, the epochs are candidates one by one. With BatchNorm statistics frozen the
+    /// interpolation touches only trained weights.
+    /// </summary>
+    [Setting("weight interpolation")]
+    public double? WeightInterpolation { get; init; }
+
+    /// <summary>
+    /// With <see cref="WeightInterpolation"/>: the averaged model replaces the start only when its per-image validation loss
+    /// is clearly below the start's (the margin every epoch must clear); false: it is kept whatever the validation split says.
+    /// </summary>
+    [Setting("averaged model needs the margin")]
+    public bool AveragedModelNeedsMargin { get; init; } = true;
+
     /// <summary>Folds of the probe's cross-validation, where one is fitted (the head start, the refit).</summary>
     [Setting("probe folds")]
     public int Folds { get; init; } = 5;
@@ -113,6 +130,10 @@ public abstract record EpochPlan : TrainingPlan
         Require(Enum.IsDefined(Start), "head start", $"Head start {Start}: probe or random.");
         Require(Enum.IsDefined(Selection), "epoch selection", $"Epoch selection {Selection}: calibratedLoss or loss.");
         Require(Folds >= 2, "probe folds", $"Probe folds {Folds}: at least 2.");
+        Require(WeightInterpolation is null || (WeightInterpolation > 0 && WeightInterpolation <= 1), "weight interpolation",
+            $"Weight interpolation {WeightInterpolation}: in (0, 1] (1: the average of the epochs itself).");
+        Require(WeightInterpolation is null || Start == HeadStart.Probe, "weight interpolation",
+            "Weight interpolation: needs a probe start (interpolating towards a random head gives no useful model).");
         return (this with { UpdateBatchNormStatistics = UpdateBatchNormStatistics ?? Mode == TrainingMode.Full }).ResolveStages(architecture);
     }
 

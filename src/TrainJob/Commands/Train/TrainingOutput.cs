@@ -28,6 +28,7 @@ internal static class TrainingOutput
             Validation = result.Validation,
             Skipped = [.. result.SkippedImages.Select(s => new Reports.SkippedImage(s.Source, $"{s.Code}: {s.Message}"))],
             BestEpoch = result.BestEpoch,
+            AveragedEpochs = manifest.Training?.AveragedEpochs,
             ConfidenceThreshold = result.ConfidenceThreshold,
             ClassThresholdGoal = result.Plan.ClassThresholds,
             ClassThresholds = result.ClassThresholds,

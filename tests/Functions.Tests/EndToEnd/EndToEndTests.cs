@@ -255,6 +255,9 @@ public sealed partial class EndToEndTests(ServingModelFixture model, FunctionsHo
         // A named model's image whose prediction is outdated (it names another image version): the job has it to do, and
         // the shard classifies it with that model, as the blob trigger does (the first path segment names the model).
         var named = $"{FunctionsHostFixture.SecondModel}/fanout.png";
+        // The polling trigger scans by Last-Modified, which Azurite keeps to the second: a blob written in the second of a
+        // scan that has just passed is not seen by the next one (this wait failed once in CI without the pause).
+        await Task.Delay(TimeSpan.FromSeconds(1.1));
         await host.Images.GetBlobClient(named).UploadAsync(BinaryData.FromBytes(ServingModelFixture.Image("red", seed: 960)), overwrite: true);
         await WaitForPredictionAsync(host.Predictions, named);
         await host.Predictions.GetBlobClient(named + ".json").SetMetadataAsync(new Dictionary<string, string> { [PredictionBlobs.ImageVersionMetadata] = "0x0" });

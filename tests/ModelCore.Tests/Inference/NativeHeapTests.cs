@@ -6,7 +6,7 @@ namespace ServerlessClassifier.ModelCore.Tests.Inference;
 public sealed class NativeHeapTests
 {
     private const int BlockBytes = 2 << 20;
-    private const int Blocks = 24;
+    private const int Blocks = 64;
 
     /// <summary>
     /// The pattern of a session's creation: large transient blocks freed between smaller ones that stay (the weights it
@@ -32,8 +32,8 @@ public sealed class NativeHeapTests
             large[i] = Touched(BlockBytes);
             kept[i] = Touched(64 << 10);
         }
-        // Each large block is one glibc serves with a mapping of its own (its chunk header's IS_MMAPPED bit), which free()
-        // always unmaps; under the dynamic threshold it comes from the heap or an arena and stays there when freed.
+        // A large block glibc serves with a mapping of its own (its chunk header's IS_MMAPPED bit) is always unmapped by free();
+        // under the dynamic threshold it comes from the heap or an arena and stays there when freed.
         var ownMapping = large.Count(IsMmapped);
         var before = MallInfo().HBlks;
         foreach (var block in large)
@@ -41,14 +41,17 @@ public sealed class NativeHeapTests
             Marshal.FreeHGlobal(block);
         }
         // And they went back: glibc's count of mapped chunks (process-wide) fell by them. Other test threads may map or unmap
-        // large blocks meanwhile, so half of them is the bound; the heap's blocks would not move it at all.
+        // large blocks meanwhile, so half of them is the bound.
         var returned = (long)before - (long)MallInfo().HBlks;
         foreach (var block in kept)
         {
             Marshal.FreeHGlobal(block);
         }
-        Assert.True(ownMapping == Blocks, $"{Blocks - ownMapping} of {Blocks} {BlockBytes >> 20} MB blocks came from the C heap, not a mapping of their own (they stay resident when freed)");
-        Assert.True(returned >= Blocks / 2, $"glibc's mapped chunks fell by {returned} when {Blocks} mapped blocks were freed");
+        // malloc serves a request from a free chunk the heap already has before it maps anything, whatever the threshold, and
+        // the test host's earlier tests leave a few such chunks (7 of 24 blocks came from them once): so half the blocks is the
+        // bound. Under the dynamic threshold none of them would be mapped.
+        Assert.True(ownMapping >= Blocks / 2, $"{Blocks - ownMapping} of {Blocks} {BlockBytes >> 20} MB blocks came from the C heap, not a mapping of their own (they stay resident when freed)");
+        Assert.True(returned >= ownMapping / 2, $"glibc's mapped chunks fell by {returned} when {ownMapping} mapped blocks were freed");
     }
 
     /// <summary>glibc's chunk header, the word before the block: its size with flag bits, bit 1 set for a chunk mapped on its own.</summary>

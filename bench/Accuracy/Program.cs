@@ -153,11 +153,16 @@ foreach (var group in rows.GroupBy(r => r.Set.Name))
     foreach (var (set, s) in group)
     {
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {set.Name} ({set.TrainImages}/{set.TestImages}) | {s.Contender} | {s.Accuracy:P1} | {s.MacroF1:P1} | {s.Ece:P1} | {s.TrainSeconds:F1} | {(s.Accuracy - best) * 100:+0.0;-0.0;0.0} pt ({s.Accuracy / best:F3}x) | {s.Note} |"));
+            $"| {set.Name} ({set.TrainImages}/{set.TestImages}) | {s.Contender} | {s.Accuracy:P1} | {s.MacroF1:P1} | {s.Ece:P1} | {s.TrainSeconds:F1} | {AgainstBestPeer(s.Accuracy, best)} | {s.Note} |"));
     }
 }
 Console.WriteLine();
 Console.WriteLine(table);
+
+// "-" where no peer ran on the set (--no-peers, a fine-tune-only run): there is nothing to compare with.
+static string AgainstBestPeer(double accuracy, double best) => double.IsNaN(best)
+    ? "-"
+    : string.Create(CultureInfo.InvariantCulture, $"{(accuracy - best) * 100:+0.0;-0.0;0.0} pt ({accuracy / best:F3}x)");
 if (outputPath is not null)
 {
     var text = new StringBuilder();

@@ -77,6 +77,9 @@ public sealed class ModelPackage
 
     public string Source { get; }
 
+    /// <summary>The names of the files that were loaded and verified (the manifest's, or those of the roles asked for).</summary>
+    public IEnumerable<string> FileNames => files.Keys;
+
     /// <summary>Total bytes of the verified files.</summary>
     public long TotalBytes => files.Values.Sum(f => (long)f.Length);
 

@@ -103,10 +103,10 @@ internal static class ColdStartCache
                     var c = await ColdStart.MeasureAsync(storage, container.Name, imagePath, predictions: 1, folderOrNull, cachedStart);
                     var early = c["early"] > 0;
                     rows.Add(string.Create(CultureInfo.InvariantCulture,
-                        $"| {precision} | {kind} | {c["total"]:F0} ms | {c["runtime"]:F0} | {c["pointer"]:F0} | {c["download"] - c["pointer"]:F0} | {c["session"]:F0} | {(early ? c["readyMs"].ToString("F0", CultureInfo.InvariantCulture) : "")} | {c["first"]:F0} ({c["decode1"]:F0} / {c["prep1"]:F0} / {c["infer1"]:F0}) | {c["decode2"]:F0} / {c["prep2"]:F0} / {c["infer2"]:F0} | {c["cpuMs"]:F0} | {c["peakMb"]:F0} MB |"));
+                        $"| {precision} | {kind} | {c["total"]:F0} ms | {c["runtime"]:F0} | {c["pointer"]:F0} | {c["download"] - c["pointer"]:F0} | {c["session"]:F0} | {(early ? string.Create(CultureInfo.InvariantCulture, $"{c["keptMs"]:F0} / {c["startedSessionMs"]:F0} / {c["readyMs"]:F0}") : "")} | {c["first"]:F0} ({c["decode1"]:F0} / {c["prep1"]:F0} / {c["infer1"]:F0}) | {c["decode2"]:F0} / {c["prep2"]:F0} / {c["infer2"]:F0} | {c["cpuMs"]:F0} | {c["peakMb"]:F0} MB |"));
                 }
             }
-            Console.WriteLine("| precision | start | process start to first prediction | runtime load ms | current.json, the first request, ms from Main | then files (download or cache read and hash check; cached start: waiting for the confirmation) ms | then session ms | cached start: started model ready (session and warm-up), ms from Main | first prediction (12 MP JPEG) ms (decode / preprocess / inference) | the same image again: decode / preprocess / inference ms | process CPU time at the first prediction ms | peak RSS |");
+            Console.WriteLine("| precision | start | process start to first prediction | runtime load ms | current.json, the first request, ms from Main | then files (download or cache read and hash check; cached start: waiting for the confirmation) ms | then session ms | cached start, ms from Main: kept files read and checked / session created / warmed up (ready) | first prediction (12 MP JPEG) ms (decode / preprocess / inference) | the same image again: decode / preprocess / inference ms | process CPU time at the first prediction ms | peak RSS |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
             rows.ForEach(Console.WriteLine);
             if (HostColdStart.Find() is { } runScript)
@@ -124,13 +124,13 @@ internal static class ColdStartCache
                     new(HostColdStart.Publish.Plain, hostCache),
                 ];
                 var results = await HostColdStart.MeasureAsync(runScript, repository, storage, containers[0].Name, Photos.Jpeg(224, 224, seed: 1), runs);
-                Console.WriteLine("| Functions host, int8 model | start | \"Host started\" to first 200 of POST /api/classify | host process start to \"Host started\" | to first 200 | model live (worker log) | worker CPU time at the first 200 |");
+                Console.WriteLine("| Functions host, int8 model | start | \"Host started\" to first 200 of POST /api/classify | host process start to \"Host started\" | to first 200 | model live (worker log) | worker CPU time at \"Host started\" / at the first 200 |");
                 Console.WriteLine("|---|---|---|---|---|---|---|");
                 for (var i = 0; i < runs.Length; i++)
                 {
                     var r = results[i];
                     var kind = i == 0 ? "empty cache (fills it; not compared)" : runs[i].CachedStart ? $"filled cache, cached start (after; {(r.CachedStartConfirmed ? "confirmed" : "NOT confirmed in the log")})" : "filled cache, sequential (before)";
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| run {i + 1} | {kind} | {r.FirstMs - r.HostStartedMs:F0} ms | {r.HostStartedMs:F0} ms | {r.FirstMs:F0} ms | {r.ModelLiveMs:F0} ms | {r.WorkerCpuMs:F0} ms |"));
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| run {i + 1} | {kind} | {r.FirstMs - r.HostStartedMs:F0} ms | {r.HostStartedMs:F0} ms | {r.FirstMs:F0} ms | {r.ModelLiveMs:F0} ms | {r.WorkerCpuAtHostStartedMs:F0} / {r.WorkerCpuMs:F0} ms |"));
                 }
             }
             else

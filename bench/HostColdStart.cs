@@ -44,6 +44,9 @@ internal static class HostColdStart
         /// <summary>When the worker's log said the model was live ("Model version ... is live"), ms from starting the host; NaN when the log did not show it.</summary>
         public double ModelLiveMs { get; init; } = double.NaN;
 
+        /// <summary>The worker's CPU time (user + system) when the host logged "Host started"; NaN when not read.</summary>
+        public double WorkerCpuAtHostStartedMs { get; init; } = double.NaN;
+
         /// <summary>Whether the worker's log said the model was started from the local model cache and confirmed (the cached start).</summary>
         public bool CachedStartConfirmed { get; init; }
     }
@@ -130,11 +133,13 @@ internal static class HostColdStart
         var hostStarted = double.NaN;
         var modelLive = double.NaN;
         var confirmed = false;
+        var cpuAtHostStarted = double.NaN;
         host.OutputDataReceived += (_, line) =>
         {
             if (double.IsNaN(hostStarted) && line.Data is { } text && text.Contains("Host started", StringComparison.Ordinal))
             {
                 hostStarted = clock.Elapsed.TotalMilliseconds;
+                cpuAtHostStarted = WorkerCpuMilliseconds(host.Id);
             }
             if (line.Data is { } start && start.Contains("started from the local model cache while current.json was read, and confirmed", StringComparison.Ordinal))
             {
@@ -158,7 +163,7 @@ internal static class HostColdStart
                 request.Headers.Add("x-functions-key", FunctionKey);
                 return (await http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
             });
-            return new HostRun(health, first, hostStarted, WorkerCpuMilliseconds(host.Id)) { ModelLiveMs = modelLive, CachedStartConfirmed = confirmed };
+            return new HostRun(health, first, hostStarted, WorkerCpuMilliseconds(host.Id)) { ModelLiveMs = modelLive, CachedStartConfirmed = confirmed, WorkerCpuAtHostStartedMs = cpuAtHostStarted };
         }
         finally
         {

@@ -3,8 +3,6 @@ using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Imaging;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace ServerlessClassifier.ModelCore.Inference;
 
@@ -286,10 +284,10 @@ public sealed partial class ClassificationPipeline : IDisposable
     }
 
     /// <summary>
-    /// Classifies one small generated JPEG, so that the first real request does not pay for first use: JIT
-    /// compilation of decoding, resizing and preprocessing, and ONNX Runtime's first-run allocations; and, once per process,
-    /// decodes another at reduced scale, the path a large JPEG (a phone photo) takes: SkiaSharp's native library loaded and
-    /// its code compiled. A graph that loads but cannot run fails here, as <see cref="InvalidDataException"/>.
+    /// Classifies one small JPEG (256 x 256, kept in this assembly), so that the first real request does not pay for first
+    /// use: JIT compilation of decoding, resizing and preprocessing, and ONNX Runtime's first-run allocations; and, once per
+    /// process, decodes it again at reduced scale, the path a large JPEG (a phone photo) takes: SkiaSharp's native library
+    /// loaded and its code compiled. A graph that loads but cannot run fails here, as <see cref="InvalidDataException"/>.
     /// </summary>
     public void WarmUp()
     {
@@ -305,7 +303,7 @@ public sealed partial class ClassificationPipeline : IDisposable
                 try
                 {
                     // 256 px decoded at 1/4: the same code as a 12 MP photo's decode at reduced scale, at a cost of a few milliseconds.
-                    warmUpDecoder.Decode(ReducedScaleWarmUpJpeg.Value, minShorterSide: 64, image => image.Width);
+                    warmUpDecoder.Decode(WarmUpJpeg.Value, minShorterSide: 64, image => image.Width);
                 }
                 catch (Exception e) when (e is ImageRejectedException or DllNotFoundException or TypeInitializationException)
                 {
@@ -321,32 +319,14 @@ public sealed partial class ClassificationPipeline : IDisposable
 
     public void Dispose() => Engine.Dispose();
 
-    private static readonly Lazy<byte[]> WarmUpJpeg = new(() =>
-    {
-        using var image = new Image<Rgb24>(320, 240, new Rgb24(120, 130, 140));
-        using var stream = new MemoryStream();
-        image.SaveAsJpeg(stream);
-        return stream.ToArray();
-    });
-
     private static int reducedScaleWarmedUp;
 
-    private static readonly Lazy<byte[]> ReducedScaleWarmUpJpeg = new(() =>
+    private static readonly Lazy<byte[]> WarmUpJpeg = new(() =>
     {
-        using var image = new Image<Rgb24>(256, 256);
-        image.ProcessPixelRows(rows =>
-        {
-            for (var y = 0; y < rows.Height; y++)
-            {
-                var row = rows.GetRowSpan(y);
-                for (var x = 0; x < row.Length; x++)
-                {
-                    row[x] = new Rgb24((byte)x, (byte)y, (byte)(x ^ y)); // detail, so the decoder runs its AC paths too
-                }
-            }
-        });
-        using var stream = new MemoryStream();
-        image.SaveAsJpeg(stream);
-        return stream.ToArray();
+        using var stream = typeof(ClassificationPipeline).Assembly.GetManifestResourceStream("ServerlessClassifier.ModelCore.Inference.WarmUp.jpg")
+            ?? throw new InvalidOperationException("The warm-up image is missing from the assembly.");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
     });
 }

@@ -138,8 +138,8 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
         await new ModelStore(models).PublishAsync(model.ReversedFolder, version: "v2");
 
         var (label, logs) = await ClassifyOnceAsync(models);
-        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: current.json names version v2, not v1; loading v2", StringComparison.Ordinal));
         Assert.Equal("blue", label); // v2's answer: v1 was never served
+        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: current.json names version v2, not v1; loading v2", StringComparison.Ordinal));
 
         // The instance now remembers v2: the next restart starts v2 early and serves it.
         var (nextLabel, nextLogs) = await ClassifyOnceAsync(models);
@@ -158,8 +158,8 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
         await models.GetBlobClient($"v1/{ModelManifest.FileName}").UploadAsync(BinaryData.FromString(reversed.ToJson()), overwrite: true);
 
         var (label, logs) = await ClassifyOnceAsync(models);
-        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: the store's manifest of version v1 differs from the one the cache kept", StringComparison.Ordinal));
         Assert.Equal("blue", label); // what the store's manifest says, not what the cache kept
+        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: the store's manifest of version v1 differs from the one the cache kept", StringComparison.Ordinal));
     }
 
     [Fact]

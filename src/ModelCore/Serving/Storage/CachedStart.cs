@@ -13,8 +13,8 @@ public sealed record CachedStartResult<T>(T? Started, CachedModel? Model, string
 /// version <c>current.json</c> names, and serves the started model only when
 /// <list type="bullet">
 /// <item>it is that version (otherwise it is discarded and the caller loads the current one: a stale model is never served),</item>
-/// <item>the store's manifest of that version is the one the cache kept (the same files, sizes, SHA-256s, labels and settings;
-/// otherwise discarded), and</item>
+/// <item>the store's manifest of that version is, byte for byte, the one the cache kept (so the same files, sizes, SHA-256s,
+/// labels and settings; otherwise discarded), and</item>
 /// <item>every local file matched the kept manifest (sizes and SHA-256s, checked before it was made ready; otherwise discarded).</item>
 /// </list>
 /// So what is served is verified against the store's manifest exactly as a normal load is; only the order differs.
@@ -23,10 +23,10 @@ public sealed record CachedStartResult<T>(T? Started, CachedModel? Model, string
 public sealed class CachedStart<T> where T : class, IDisposable
 {
     private readonly Task<(T Started, CachedModel Model)> started;
-    private readonly Task<ModelManifest?> storeManifest;
+    private readonly Task<byte[]?> storeManifest;
     private int settled;
 
-    internal CachedStart(string version, Task<(T, CachedModel)> started, Task<ModelManifest?> storeManifest)
+    internal CachedStart(string version, Task<(T, CachedModel)> started, Task<byte[]?> storeManifest)
     {
         Version = version;
         this.started = started;
@@ -53,7 +53,7 @@ public sealed class CachedStart<T> where T : class, IDisposable
             DisposeWhenReady();
             return new(null, null, $"current.json names version {currentVersion}, not {Version}");
         }
-        ModelManifest? manifest;
+        byte[]? manifest;
         try
         {
             manifest = await storeManifest.ConfigureAwait(false);
@@ -77,7 +77,7 @@ public sealed class CachedStart<T> where T : class, IDisposable
             ready.Started.Dispose();
             return new(null, null, $"the store has no manifest of version {Version}");
         }
-        if (!string.Equals(manifest.ToJson(), ready.Model.Package.Manifest.ToJson(), StringComparison.Ordinal))
+        if (!manifest.AsSpan().SequenceEqual(ready.Model.Package.ManifestBytes.Span))
         {
             ready.Started.Dispose();
             return new(null, null, $"the store's manifest of version {Version} differs from the one the cache kept");
@@ -142,6 +142,6 @@ public static class CachedStart
             return (create(model), model);
         }, cancellationToken);
         // On the thread pool too: the caller goes on to its own request at once.
-        return new CachedStart<T>(version, local, Task.Run(() => store.GetManifestAsync(version, cancellationToken), cancellationToken));
+        return new CachedStart<T>(version, local, Task.Run(() => store.GetManifestBytesAsync(version, cancellationToken), cancellationToken));
     }
 }

@@ -211,7 +211,7 @@ public sealed class LocalModelCache
     internal const string KeptManifestName = ModelManifest.FileName;
 
     /// <summary>
-    /// Keeps the version's manifest (as the store has it, re-serialised) and its verified small files in the entry, once, so
+    /// Keeps the version's manifest (byte for byte as the store has it) and its verified small files in the entry, once, so
     /// that <see cref="LoadKeptAsync"/> can read the whole served model from local disk. Failing to write them only loses that.
     /// </summary>
     private static void KeepServingFiles(string folder, ModelPackage package)
@@ -223,7 +223,7 @@ public sealed class LocalModelCache
                 WriteOnce(Path.Combine(folder, name), package.GetFileByName(name).ToArray());
             }
             // The manifest last: an entry with a manifest has every file the manifest's serving roles name.
-            WriteOnce(Path.Combine(folder, KeptManifestName), Encoding.UTF8.GetBytes(package.Manifest.ToJson()));
+            WriteOnce(Path.Combine(folder, KeptManifestName), package.ManifestBytes.ToArray());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

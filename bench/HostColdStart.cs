@@ -39,7 +39,17 @@ internal static class HostColdStart
     /// POST /api/classify, to the host's "Host started" line; and the CPU time (user + system) the worker process had used
     /// when the first classification answered: the work of its start, which unlike wall time hardly depends on the machine's load.
     /// </summary>
-    public sealed record HostRun(double HealthMs, double FirstMs, double HostStartedMs, double WorkerCpuMs);
+    public sealed record HostRun(double HealthMs, double FirstMs, double HostStartedMs, double WorkerCpuMs)
+    {
+        /// <summary>When the worker's log said the model was live ("Model version ... is live"), ms from starting the host; NaN when the log did not show it.</summary>
+        public double ModelLiveMs { get; init; } = double.NaN;
+
+        /// <summary>The worker's CPU time (user + system) when the host logged "Host started"; NaN when not read.</summary>
+        public double WorkerCpuAtHostStartedMs { get; init; } = double.NaN;
+
+        /// <summary>Whether the worker's log said the model was started from the local model cache and confirmed (the cached start).</summary>
+        public bool CachedStartConfirmed { get; init; }
+    }
 
     /// <summary>How the app is published for a run: as <c>dotnet publish src/Functions -c Release</c> does, or as the deployment package is (linux-x64, ReadyToRun).</summary>
     public enum Publish
@@ -49,7 +59,7 @@ internal static class HostColdStart
     }
 
     /// <summary>One host start: the published app it runs and its local model cache folder (null: none).</summary>
-    public sealed record Run(Publish App, string? CacheFolder);
+    public sealed record Run(Publish App, string? CacheFolder, bool CachedStart = true);
 
     /// <summary>Publishes each kind of app the runs need once, then starts a fresh host per run, in the order given.</summary>
     public static async Task<List<HostRun>> MeasureAsync(string runScript, string repositoryRoot, string storage, string modelsContainer, byte[] image, IReadOnlyList<Run> runs)
@@ -76,7 +86,7 @@ internal static class HostColdStart
             var results = new List<HostRun>();
             foreach (var run in runs)
             {
-                results.Add(await OneAsync(runScript, apps[run.App], workers, storage, modelsContainer, image, run.CacheFolder));
+                results.Add(await OneAsync(runScript, apps[run.App], workers, storage, modelsContainer, image, run.CacheFolder, run.CachedStart));
             }
             return results;
         }
@@ -86,7 +96,7 @@ internal static class HostColdStart
         }
     }
 
-    private static async Task<HostRun> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image, string? cache)
+    private static async Task<HostRun> OneAsync(string runScript, string app, string workers, string storage, string modelsContainer, byte[] image, string? cache, bool cachedStart)
     {
         var suffix = Guid.NewGuid().ToString("N")[..12];
         var port = FreePort();
@@ -108,6 +118,10 @@ internal static class HostColdStart
         {
             start.Environment["Classifier__ModelCacheDirectory"] = cache;
         }
+        if (!cachedStart)
+        {
+            start.Environment["Classifier__StartFromCachedModel"] = "false";
+        }
         start.Environment["Classifier__SweepSchedule"] = "0 0 0 1 1 *";
         start.Environment["Classifier__ShardQueue"] = $"bench-shards-{suffix}";
         start.Environment["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"] = "true";
@@ -117,11 +131,23 @@ internal static class HostColdStart
         var clock = Stopwatch.StartNew();
         using var host = Process.Start(start) ?? throw new InvalidOperationException("the Functions host did not start");
         var hostStarted = double.NaN;
+        var modelLive = double.NaN;
+        var confirmed = false;
+        var cpuAtHostStarted = double.NaN;
         host.OutputDataReceived += (_, line) =>
         {
             if (double.IsNaN(hostStarted) && line.Data is { } text && text.Contains("Host started", StringComparison.Ordinal))
             {
                 hostStarted = clock.Elapsed.TotalMilliseconds;
+                cpuAtHostStarted = WorkerCpuMilliseconds(host.Id);
+            }
+            if (line.Data is { } start && start.Contains("started from the local model cache while current.json was read, and confirmed", StringComparison.Ordinal))
+            {
+                confirmed = true;
+            }
+            if (double.IsNaN(modelLive) && line.Data is { } live && live.Contains(" is live (was ", StringComparison.Ordinal))
+            {
+                modelLive = clock.Elapsed.TotalMilliseconds;
             }
         };
         host.ErrorDataReceived += (_, _) => { };
@@ -137,7 +163,7 @@ internal static class HostColdStart
                 request.Headers.Add("x-functions-key", FunctionKey);
                 return (await http.SendAsync(request)).StatusCode == HttpStatusCode.OK;
             });
-            return new HostRun(health, first, hostStarted, WorkerCpuMilliseconds(host.Id));
+            return new HostRun(health, first, hostStarted, WorkerCpuMilliseconds(host.Id)) { ModelLiveMs = modelLive, CachedStartConfirmed = confirmed, WorkerCpuAtHostStartedMs = cpuAtHostStarted };
         }
         finally
         {

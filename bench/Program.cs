@@ -13,9 +13,9 @@ using static TorchSharp.torch;
 // The benchmark: every comparison is a ratio measured in this same run, so machine noise cancels.
 // Usage: dotnet run -c Release --project bench [-- --quick] [--output docs/benchmarks.md]
 // (or -- --two-models: serving memory with two models loaded in one instance, printed, docs/benchmarks.md untouched)
-if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount, var coldCache])
+if (args is [ColdStart.Flag, var coldConnection, var coldContainer, var coldImage, var coldCount, var coldCache, var coldMode])
 {
-    return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture), coldCache == "-" ? null : coldCache);
+    return await ColdStart.RunChildAsync(coldConnection, coldContainer, coldImage, int.Parse(coldCount, CultureInfo.InvariantCulture), coldCache == "-" ? null : coldCache, coldMode == "cached-start");
 }
 
 if (args is [ColdStartCache.Flag])

@@ -2,6 +2,7 @@ using Azure.Storage.Blobs;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
 using ServerlessClassifier.Functions.Functions;
+using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
@@ -11,7 +12,9 @@ namespace ServerlessClassifier.Functions.Tests;
 /// <summary>
 /// The local model cache through the app's own registrations and Azurite: a second instance (a restarted process) reads the
 /// graph from disk, a damaged cached graph is replaced and said so, a half-written file is never served and old entries are
-/// deleted past the budget, and an unusable cache folder falls back to loading into memory.
+/// deleted past the budget, and an unusable cache folder falls back to loading into memory; a restarted instance makes the
+/// version it served last ready while it reads current.json and serves it only when the store confirms that version and its
+/// manifest (issue 31, the cached start).
 /// </summary>
 [Collection(FunctionsTests.Collection)]
 public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposable
@@ -33,8 +36,14 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
         await models.GetBlobClient($"v1/{ColourModel.OnnxFileName}").DeleteAsync();
         var (secondLabel, secondLogs) = await ClassifyOnceAsync(models);
         Assert.Equal("red", secondLabel);
-        Assert.Contains(secondLogs, m => m.Contains("graph read from the local model cache", StringComparison.Ordinal));
+        Assert.Contains(secondLogs, m => m.Contains("started from the local model cache while current.json was read, and confirmed", StringComparison.Ordinal));
         Assert.True(File.Exists(cached));
+
+        // Without the cached start (Classifier:StartFromCachedModel false) the graph is read from the cache after current.json.
+        var (thirdLabel, thirdLogs) = await ClassifyOnceAsync(models, cachedStart: false);
+        Assert.Equal("red", thirdLabel);
+        Assert.Contains(thirdLogs, m => m.Contains("graph read from the local model cache", StringComparison.Ordinal));
+        Assert.DoesNotContain(thirdLogs, m => m.Contains("started from the local model cache", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -107,6 +116,53 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
     }
 
     [Fact]
+    public async Task RestartedInstance_StartsTheVersionItServedLastWhileCurrentJsonIsRead_AndServesItOnceTheStoreConfirmsIt()
+    {
+        var models = await PublishedAsync();
+        var (firstLabel, firstLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", firstLabel);
+        Assert.DoesNotContain(firstLogs, m => m.Contains("started from the local model cache", StringComparison.Ordinal)); // nothing served here yet
+
+        var (secondLabel, secondLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("red", secondLabel);
+        Assert.Contains(secondLogs, m => m.Contains("version v1: started from the local model cache while current.json was read, and confirmed by the store's manifest", StringComparison.Ordinal));
+        Assert.DoesNotContain(secondLogs, m => m.Contains("graph read from the local model cache", StringComparison.Ordinal)); // not loaded a second time
+    }
+
+    [Fact]
+    public async Task RestartedInstance_DiscardsTheStartedVersion_WhenCurrentJsonNamesAnother()
+    {
+        var models = await PublishedAsync();
+        Assert.Equal("red", (await ClassifyOnceAsync(models)).Label);
+        // v2 is published while the instance is down: the same graph with the labels reversed, so a red image is "blue".
+        await new ModelStore(models).PublishAsync(model.ReversedFolder, version: "v2");
+
+        var (label, logs) = await ClassifyOnceAsync(models);
+        Assert.Equal("blue", label); // v2's answer: v1 was never served
+        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: current.json names version v2, not v1; loading v2", StringComparison.Ordinal));
+
+        // The instance now remembers v2: the next restart starts v2 early and serves it.
+        var (nextLabel, nextLogs) = await ClassifyOnceAsync(models);
+        Assert.Equal("blue", nextLabel);
+        Assert.Contains(nextLogs, m => m.Contains("version v2: started from the local model cache while current.json was read, and confirmed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RestartedInstance_DiscardsTheStartedVersion_WhenTheStoresManifestOfItDiffersFromTheKeptOne()
+    {
+        var models = await PublishedAsync();
+        Assert.Equal("red", (await ClassifyOnceAsync(models)).Label);
+        // Version v1's manifest replaced in the store behind the app's back (versions are immutable to the publisher, not to
+        // whoever can write the container): same graph, so the same cache entry, but the labels reversed.
+        var reversed = ModelManifest.Parse(await File.ReadAllBytesAsync(Path.Combine(model.ReversedFolder, ModelManifest.FileName)), "reversed") with { Version = "v1" };
+        await models.GetBlobClient($"v1/{ModelManifest.FileName}").UploadAsync(BinaryData.FromString(reversed.ToJson()), overwrite: true);
+
+        var (label, logs) = await ClassifyOnceAsync(models);
+        Assert.Equal("blue", label); // what the store's manifest says, not what the cache kept
+        Assert.Contains(logs, m => m.Contains("version v1, started from the local model cache, was discarded: the store's manifest of version v1 differs from the one the cache kept", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task UnusableCacheFolder_LoadsIntoMemoryAndSaysSo()
     {
         var models = await PublishedAsync();
@@ -134,14 +190,14 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
     }
 
     /// <summary>A fresh instance of the app (its own registrations, as after a restart) answers one red image.</summary>
-    private async Task<(string? Label, List<string> Logs)> ClassifyOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null)
+    private async Task<(string? Label, List<string> Logs)> ClassifyOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null, bool cachedStart = true)
     {
-        var (prediction, logs) = await AnswerOnceAsync(models, budgetMegabytes, directory);
+        var (prediction, logs) = await AnswerOnceAsync(models, budgetMegabytes, directory, cachedStart);
         return (prediction.Label, logs);
     }
 
     /// <summary>As <see cref="ClassifyOnceAsync"/>, the whole answer.</summary>
-    private async Task<(PredictionDocument Prediction, List<string> Logs)> AnswerOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null)
+    private async Task<(PredictionDocument Prediction, List<string> Logs)> AnswerOnceAsync(BlobContainerClient models, int budgetMegabytes = 2048, string? directory = null, bool cachedStart = true)
     {
         var logs = new CapturingLoggerProvider();
         await using var host = await TestHost.StartAsync(
@@ -149,6 +205,7 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
             {
                 ["Classifier:ModelCacheDirectory"] = directory ?? cacheRoot,
                 ["Classifier:ModelCacheMegabytes"] = budgetMegabytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Classifier:StartFromCachedModel"] = cachedStart ? "true" : "false",
             },
             models,
             logging: builder => builder.SetMinimumLevel(LogLevel.Information).AddProvider(logs));

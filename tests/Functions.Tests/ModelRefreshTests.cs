@@ -47,6 +47,22 @@ public sealed class ModelRefreshTests(ServingModelFixture model)
     }
 
     [Fact]
+    public async Task RefreshService_StartsTheFirstLoadInStartingAsync_BeforeTheHostStartsAnyHostedService()
+    {
+        await using var host = await TestHost.StartAsync();
+        await host.Store.PublishAsync(model.Folder, version: "v1");
+        var service = Assert.Single(host.Services.GetServices<IHostedService>().OfType<ModelRefreshService>());
+        // The host calls every IHostedLifecycleService's StartingAsync before any StartAsync (the worker's own included).
+        await Assert.IsAssignableFrom<IHostedLifecycleService>(service).StartingAsync(CancellationToken.None);
+        await WaitForAsync(() => host.ModelProvider.Current?.Version == "v1");
+        Assert.Equal(1, host.ModelProvider.LoadCount);
+
+        await service.StartAsync(CancellationToken.None); // its loop takes over the first load instead of starting another
+        await service.StopAsync(CancellationToken.None);
+        Assert.Equal(1, host.ModelProvider.LoadCount);
+    }
+
+    [Fact]
     public async Task MalformedCurrentJson_IsRefusedLikeABadModel_AndAnswersDoNotNameTheStorage()
     {
         await using var host = await TestHost.StartAsync();

@@ -169,6 +169,13 @@ public sealed record ClassifierOptions
     [Range(0, 1 << 20)]
     public int ModelCacheMegabytes { get; init; } = 2048;
 
+    /// <summary>
+    /// Whether a starting process makes the version it served last ready from the local model cache (session created and
+    /// warmed up) while it reads <c>current.json</c>, and serves it only once the store confirms that version and its manifest
+    /// (ModelCore's <c>CachedStart</c>; docs/architecture.md, "Cold start"). On by default; no effect with the cache off.
+    /// </summary>
+    public bool StartFromCachedModel { get; init; } = true;
+
     /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
     [Range(1, 64)]
     public int InterOpThreads { get; init; } = 1;

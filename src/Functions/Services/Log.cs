@@ -39,6 +39,12 @@ internal static partial class Log
     [LoggerMessage(42, LogLevel.Information, "Model {Model} version {Version}: session {Outcome}")]
     public static partial void ModelOptimizedGraph(this ILogger logger, string model, string version, string outcome);
 
+    [LoggerMessage(14, LogLevel.Information, "Model {Model} version {Version}: started from the local model cache while current.json was read, and confirmed by the store's manifest ({Path})")]
+    public static partial void ModelCachedStartConfirmed(this ILogger logger, string model, string version, string path);
+
+    [LoggerMessage(15, LogLevel.Information, "Model {Model}: version {Started}, started from the local model cache, was discarded: {Reason}; loading {Version}")]
+    public static partial void ModelCachedStartDiscarded(this ILogger logger, string model, string started, string reason, string version);
+
     [LoggerMessage(13, LogLevel.Warning, "Model {Model} version {Version}: the local model cache cannot be used ({Reason}); the model is downloaded into memory instead")]
     public static partial void ModelCacheUnusable(this ILogger logger, Exception error, string model, string version, string reason);
 

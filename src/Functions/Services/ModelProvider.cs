@@ -32,6 +32,7 @@ public sealed class ModelProvider : IDisposable
     private readonly TimeSpan refreshInterval;
     private readonly OnnxEngineOptions engineOptions;
     private readonly LocalModelCache? cache;
+    private readonly bool startFromCache;
     private readonly ImageLimits limits;
     private readonly ImageDecoder decoder;
     private readonly SemaphoreSlim checkLock = new(1, 1);
@@ -82,6 +83,7 @@ public sealed class ModelProvider : IDisposable
         cache = settings.ModelCacheMegabytes > 0
             ? new LocalModelCache(settings.ModelCacheDirectory ?? LocalModelCache.DefaultRoot, (long)settings.ModelCacheMegabytes << 20, this.time)
             : null;
+        startFromCache = settings.StartFromCachedModel;
         engineOptions = new OnnxEngineOptions
         {
             IntraOpThreads = settings.IntraOpThreads ?? OnnxEngineOptions.Default.IntraOpThreads,
@@ -257,6 +259,23 @@ public sealed class ModelProvider : IDisposable
         {
             return; // a pinned version never changes
         }
+        // Nothing live yet (a starting process): the version this instance served last is made ready from the local cache
+        // while current.json is read, and used only if the store confirms it (CachedStart).
+        var early = live is null && pinnedVersion is null && cache is not null && startFromCache
+            ? CachedStart.Begin(cache, store, ModelPackage.ServingRoles, ReadyFromCache, cancellationToken)
+            : null;
+        try
+        {
+            await CheckCoreAsync(live, early, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            early?.Discard(); // no effect once confirmed
+        }
+    }
+
+    private async Task CheckCoreAsync(LoadedModel? live, CachedStart<ClassificationPipeline>? early, CancellationToken cancellationToken)
+    {
         var etag = pinnedVersion is not null ? new ETag(pinnedVersion) : await store.GetCurrentETagAsync(cancellationToken).ConfigureAwait(false);
         if (etag is null)
         {
@@ -271,7 +290,8 @@ public sealed class ModelProvider : IDisposable
             return;
         }
         string version = "(unreadable current.json)";
-        ClassificationPipeline pipeline;
+        ClassificationPipeline? pipeline = null;
+        CachedModel? cached;
         try
         {
             var pointer = pinnedVersion is not null
@@ -290,15 +310,19 @@ public sealed class ModelProvider : IDisposable
                 liveETag = etag;
                 return;
             }
-            pipeline = await CreatePipelineAsync(version, cancellationToken).ConfigureAwait(false);
-            try
+            (pipeline, cached) = early is null ? (null, null) : await ConfirmEarlyAsync(early, version).ConfigureAwait(false);
+            if (pipeline is null)
             {
-                pipeline.WarmUp(); // before it goes live: the first request it serves pays no first-use costs
-            }
-            catch
-            {
-                pipeline.Dispose();
-                throw;
+                (pipeline, cached) = await CreatePipelineAsync(version, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    pipeline.WarmUp(); // before it goes live: the first request it serves pays no first-use costs
+                }
+                catch
+                {
+                    pipeline.Dispose();
+                    throw;
+                }
             }
         }
         catch (Exception e) when (!IsStorageFailure(e))
@@ -319,9 +343,43 @@ public sealed class ModelProvider : IDisposable
         refusedETag = null;
         Swap(new LoadedModel(version, pipeline, time.GetUtcNow()));
         logger.ModelLive(version, live?.Version ?? "none", pipeline.Manifest.Labels.Count, pipeline.Manifest.Backbone);
+        if (cached is not null && pinnedVersion is null)
+        {
+            cache?.RememberServed(Model, version, cached); // the next process on this instance starts this version early
+        }
         if (pipeline.Manifest is { Precision: ModelPrecision.Int8, Quantization.WeightBits: 8 } && !CpuFeatures.HasInt8DotProduct)
         {
             logger.Int8NeedsDotProduct(version, 8, CpuFeatures.Describe());
+        }
+    }
+
+    /// <summary>The started version's pipeline when the store confirms it as <paramref name="version"/>; else (null, null), logged.</summary>
+    private async Task<(ClassificationPipeline?, CachedModel?)> ConfirmEarlyAsync(CachedStart<ClassificationPipeline> early, string version)
+    {
+        var result = await early.ConfirmAsync(version).ConfigureAwait(false);
+        if (result is { Started: { } pipeline, Model: { } model })
+        {
+            logger.ModelCachedStartConfirmed(Model, version, model.OnnxPath);
+            LogOptimizedGraph(version, pipeline);
+            return (pipeline, model);
+        }
+        logger.ModelCachedStartDiscarded(Model, early.Version, result.Discarded ?? "unknown", version);
+        return (null, null);
+    }
+
+    /// <summary>A cached model made ready to serve on the thread pool (<see cref="CachedStart{T}"/>): its pipeline, warmed up.</summary>
+    private ClassificationPipeline ReadyFromCache(CachedModel model)
+    {
+        var pipeline = ClassificationPipeline.CreateServing(model.Package, model.OnnxPath, engineOptions, limits, decoder);
+        try
+        {
+            pipeline.WarmUp();
+            return pipeline;
+        }
+        catch
+        {
+            pipeline.Dispose();
+            throw;
         }
     }
 
@@ -329,7 +387,7 @@ public sealed class ModelProvider : IDisposable
     /// The version's pipeline: its graph through the local cache (from disk when cached and intact; ONNX Runtime reads the
     /// file), or downloaded into memory when the cache is off or its folder cannot be used.
     /// </summary>
-    private async Task<ClassificationPipeline> CreatePipelineAsync(string version, CancellationToken cancellationToken)
+    private async Task<(ClassificationPipeline, CachedModel?)> CreatePipelineAsync(string version, CancellationToken cancellationToken)
     {
         if (cache is not null)
         {
@@ -353,20 +411,25 @@ public sealed class ModelProvider : IDisposable
                     logger.ModelCached(Model, version, cached.Outcome == CacheOutcome.Reused ? "read from" : "downloaded into", cached.OnnxPath);
                 }
                 var served = ClassificationPipeline.CreateServing(cached.Package, cached.OnnxPath, engineOptions, limits, decoder);
-                if (served.Engine is OnnxEngine { OptimizedGraph: var use and not OptimizedGraphUse.None })
-                {
-                    logger.ModelOptimizedGraph(Model, version, use switch
-                    {
-                        OptimizedGraphUse.Reused => "created from the optimised graph saved in the local model cache",
-                        OptimizedGraphUse.Saved => "optimised the graph and saved it in the local model cache for the next start",
-                        _ => "optimised the graph; the optimised graph could not be saved in or read from the local model cache",
-                    });
-                }
-                return served;
+                LogOptimizedGraph(version, served);
+                return (served, cached);
             }
         }
         var package = await store.LoadAsync(version, ModelPackage.ServingRoles, cancellationToken).ConfigureAwait(false);
-        return ClassificationPipeline.CreateServing(package, engineOptions, limits, decoder);
+        return (ClassificationPipeline.CreateServing(package, engineOptions, limits, decoder), null);
+    }
+
+    private void LogOptimizedGraph(string version, ClassificationPipeline pipeline)
+    {
+        if (pipeline.Engine is OnnxEngine { OptimizedGraph: var use and not OptimizedGraphUse.None })
+        {
+            logger.ModelOptimizedGraph(Model, version, use switch
+            {
+                OptimizedGraphUse.Reused => "created from the optimised graph saved in the local model cache",
+                OptimizedGraphUse.Saved => "optimised the graph and saved it in the local model cache for the next start",
+                _ => "optimised the graph; the optimised graph could not be saved in or read from the local model cache",
+            });
+        }
     }
 
     /// <summary>

@@ -10,9 +10,27 @@ namespace ServerlessClassifier.Functions.Services;
 /// refusals are logged here, outside any request, so they reach the host's log and Application Insights. Nothing but
 /// shutdown ends the loop: an exception escaping a background service stops the host, and with it the live model.
 /// The named models this instance has loaded (<see cref="ModelRegistry"/>) are checked on the same tick, each on its own.
+/// The first load starts as early as the host allows: in <see cref="StartingAsync"/>, which the host calls before it starts
+/// any hosted service (the Functions worker's own connection to the host included), not when this service's turn comes.
 /// </summary>
-public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null, ModelRegistry? named = null) : BackgroundService
+public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefreshService> logger, TimeProvider? time = null, ModelRegistry? named = null)
+    : BackgroundService, IHostedLifecycleService
 {
+    private Task? firstLoad;
+
+    /// <summary>Starts the first load on the thread pool (it runs on the provider's own lifetime, not a caller's); <see cref="ExecuteAsync"/> awaits it.</summary>
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        firstLoad = Task.Run(() => models.RefreshAsync(CancellationToken.None), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>The shortest pause between checks, whatever the setting (0 means "check on every request" in tests).</summary>
     public static readonly TimeSpan MinimumInterval = TimeSpan.FromSeconds(1);
 
@@ -25,7 +43,8 @@ public sealed class ModelRefreshService(ModelProvider models, ILogger<ModelRefre
         {
             try
             {
-                await models.RefreshAsync(stoppingToken).ConfigureAwait(false);
+                var started = Interlocked.Exchange(ref firstLoad, null);
+                await (started is null ? models.RefreshAsync(stoppingToken) : started.WaitAsync(stoppingToken)).ConfigureAwait(false);
                 if (named is not null)
                 {
                     // Each loaded named model checks its own current.json and swaps on its own.

@@ -66,16 +66,25 @@ public sealed class ModelPackage
 {
     private readonly IReadOnlyDictionary<string, byte[]> files;
 
-    private ModelPackage(ModelManifest manifest, IReadOnlyDictionary<string, byte[]> files, string source)
+    private readonly byte[] manifestBytes;
+
+    private ModelPackage(ModelManifest manifest, byte[] manifestBytes, IReadOnlyDictionary<string, byte[]> files, string source)
     {
         Manifest = manifest;
+        this.manifestBytes = manifestBytes;
         this.files = files;
         Source = source;
     }
 
     public ModelManifest Manifest { get; }
 
+    /// <summary>The manifest exactly as it was read (e.g. to compare it byte for byte with another copy).</summary>
+    public ReadOnlyMemory<byte> ManifestBytes => manifestBytes;
+
     public string Source { get; }
+
+    /// <summary>The names of the files that were loaded and verified (the manifest's, or those of the roles asked for).</summary>
+    public IEnumerable<string> FileNames => files.Keys;
 
     /// <summary>Total bytes of the verified files.</summary>
     public long TotalBytes => files.Values.Sum(f => (long)f.Length);
@@ -158,7 +167,7 @@ public sealed class ModelPackage
             Verify(entry, content.Length, sha256, source.Description);
             files[entry.Name] = content;
         }
-        return new ModelPackage(manifest, files, source.Description);
+        return new ModelPackage(manifest, manifestBytes, files, source.Description);
     }
 
     /// <summary>The largest model file a reader loads (into one array): a larger size, in a manifest or a blob's properties, is refused unread.</summary>

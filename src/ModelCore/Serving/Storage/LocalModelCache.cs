@@ -104,10 +104,145 @@ public sealed class LocalModelCache
         {
             await DownloadAsync(source, onnx, folder, path, cancellationToken).ConfigureAwait(false);
         }
+        KeepServingFiles(folder, package);
         Disk(() => Directory.SetLastWriteTimeUtc(folder, time.GetUtcNow().UtcDateTime));
         Prune(keep: folder);
         return new CachedModel(package, path, outcome);
     }
+
+    /// <summary>
+    /// Records that <paramref name="cached"/> went live as <paramref name="model"/>'s current version on this instance, so
+    /// that the next process can start it from local disk before the store says which version is current
+    /// (<see cref="CachedStart{T}"/>). A disk that cannot be written only loses that head start.
+    /// </summary>
+    public void RememberServed(string model, string version, CachedModel cached)
+    {
+        ArgumentNullException.ThrowIfNull(cached);
+        var entry = Path.GetFileName(Path.GetDirectoryName(cached.OnnxPath))!;
+        var record = $"{version}\n{entry}\n";
+        var path = ServedRecordPath(model);
+        var temporary = $"{path}.{Guid.NewGuid():N}{TemporarySuffix}";
+        try
+        {
+            if (File.Exists(path) && File.ReadAllText(path) == record)
+            {
+                return;
+            }
+            File.WriteAllText(temporary, record);
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The next process starts the usual way.
+        }
+        finally
+        {
+            try
+            {
+                File.Delete(temporary); // nothing when it was renamed
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A leftover temporary file is harmless: the record is read by its own name only.
+            }
+        }
+    }
+
+    /// <summary>
+    /// The version <see cref="RememberServed"/> last recorded for <paramref name="model"/> and its entry's folder, or null
+    /// when there is none (or the record is not one this cache wrote). Reads one small local file: no request, no hashing.
+    /// </summary>
+    public (string Version, string Folder)? FindServed(string model)
+    {
+        try
+        {
+            var path = ServedRecordPath(model);
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+            var lines = File.ReadAllText(path).Split('\n');
+            if (lines.Length < 2 || !ModelStore.IsValidVersion(lines[0]) || !ModelManifest.IsPlainFileName(lines[1]) || lines[1].StartsWith('.'))
+            {
+                return null;
+            }
+            var folder = Path.Combine(root, lines[1]);
+            return Directory.Exists(folder) ? (lines[0], folder) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A version from its entry's folder alone, with no request to the store: the manifest this cache kept, the small files of
+    /// <paramref name="roles"/> verified against it, and the graph's size and SHA-256 checked against it. Not yet confirmed by
+    /// the store: <see cref="CachedStart{T}"/> serves it only after the store's manifest of that version is found to be the same.
+    /// </summary>
+    /// <exception cref="ModelIntegrityException">A kept file does not match the kept manifest.</exception>
+    /// <exception cref="FileNotFoundException">The entry lacks a file (written by a version of the app that kept only the graph, or pruned).</exception>
+    public async Task<CachedModel> LoadKeptAsync(string model, string version, string folder, IReadOnlyCollection<string> roles, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(roles);
+        var full = Path.GetFullPath(folder);
+        if (!string.Equals(Path.GetDirectoryName(full), Path.TrimEndingDirectorySeparator(root), StringComparison.Ordinal))
+        {
+            throw new ArgumentException("The folder is not an entry of this cache.", nameof(folder));
+        }
+        var package = await ModelPackage.LoadAsync(new FolderModelFiles(full), [.. roles.Where(r => r != ModelFileRoles.Onnx)], cancellationToken).ConfigureAwait(false);
+        var onnx = package.Manifest.FindFile(ModelFileRoles.Onnx)
+            ?? throw new ModelFormatException($"{full}: the kept manifest has no {ModelFileRoles.Onnx} file.");
+        // The entry's name is derived from the model, the version and the graph's SHA-256: a kept manifest of anything else is not this version's.
+        if (!string.Equals(Path.GetFileName(full), EntryName(model, version, onnx.Sha256), StringComparison.Ordinal))
+        {
+            throw new ModelIntegrityException($"{full}: the kept manifest is not the one of {model} version {version}.");
+        }
+        var path = Path.Combine(full, onnx.Name);
+        if (!await MatchesAsync(path, onnx, cancellationToken).ConfigureAwait(false))
+        {
+            throw new ModelIntegrityException($"{full}: the cached {onnx.Name} does not match the kept manifest.");
+        }
+        Disk(() => Directory.SetLastWriteTimeUtc(full, time.GetUtcNow().UtcDateTime));
+        return new CachedModel(package, path, CacheOutcome.Reused);
+    }
+
+    /// <summary>The name under which the manifest of an entry's version is kept beside its graph.</summary>
+    internal const string KeptManifestName = ModelManifest.FileName;
+
+    /// <summary>
+    /// Keeps the version's manifest (byte for byte as the store has it) and its verified small files in the entry, once, so
+    /// that <see cref="LoadKeptAsync"/> can read the whole served model from local disk. Failing to write them only loses that.
+    /// </summary>
+    private static void KeepServingFiles(string folder, ModelPackage package)
+    {
+        try
+        {
+            foreach (var name in package.FileNames.Where(n => n != KeptManifestName))
+            {
+                WriteOnce(Path.Combine(folder, name), package.GetFileByName(name).ToArray());
+            }
+            // The manifest last: an entry with a manifest has every file the manifest's serving roles name.
+            WriteOnce(Path.Combine(folder, KeptManifestName), package.ManifestBytes.ToArray());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The next start loads the usual way.
+        }
+
+        static void WriteOnce(string path, byte[] content)
+        {
+            if (File.Exists(path) && new FileInfo(path).Length == content.Length && File.ReadAllBytes(path).AsSpan().SequenceEqual(content))
+            {
+                return;
+            }
+            var temporary = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}{TemporarySuffix}");
+            File.WriteAllBytes(temporary, content);
+            File.Move(temporary, path, overwrite: true);
+        }
+    }
+
+    private string ServedRecordPath(string model) => Path.Combine(root, $".served-{EntryName(ModelNames.Validate(model), "", "")}");
 
     /// <summary>The entry's folder name: readable name and version (other characters replaced), and a hash of all three parts.</summary>
     internal static string EntryName(string model, string version, string sha256)

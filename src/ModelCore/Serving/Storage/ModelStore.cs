@@ -275,6 +275,23 @@ public sealed class ModelStore
         }
     }
 
+    /// <summary>A version's manifest as stored, unparsed (within <see cref="ModelManifest.MaxBytes"/>), or null when the version has none.</summary>
+    public async Task<byte[]?> GetManifestBytesAsync(string version, CancellationToken cancellationToken = default)
+    {
+        if (!IsValidVersion(version))
+        {
+            throw new ArgumentException($"\"{version}\" is not a valid version id.", nameof(version));
+        }
+        try
+        {
+            return (await ReadSmallAsync($"{prefix}{version}/{ModelManifest.FileName}", ModelManifest.MaxBytes, cancellationToken)).Content;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Every version in the store, newest first, with its manifest (or why it could not be read).</summary>
     public async Task<IReadOnlyList<PublishedModel>> ListAsync(CancellationToken cancellationToken = default)
     {

@@ -24,19 +24,22 @@ public sealed class PrecisionTests : IDisposable
     /// </summary>
     private const string BrokenQuantizerPlan = """{ "mode": "head", "precision": { "quantizer": { "weightLevels": 1 } } }""";
 
-    /// <summary>The head fitted on fp32 features, the int8 graph checked on every image out-of-fold (as before the int8 backbone's features).</summary>
-    private const string Int8FeaturesOffPlan = """{ "mode": "head", "precision": { "int8Features": false } }""";
+    /// <summary>The head fitted on the int8 backbone's features (a plan setting, off by default).</summary>
+    private const string Int8FeaturesPlan = """{ "mode": "head", "precision": { "int8Features": true } }""";
+
+    /// <summary><see cref="BrokenQuantizerPlan"/> with the head fitted on the (broken) int8 backbone's features.</summary>
+    private const string BrokenQuantizerInt8FeaturesPlan = """{ "mode": "head", "precision": { "int8Features": true, "quantizer": { "weightLevels": 1 } } }""";
 
     private readonly TempFolder temp = new();
 
     [Fact]
-    public async Task Train_Int8_PublishesTheCheckedInt8Graph_WhichServes()
+    public async Task Train_Int8_WithInt8Features_FitsOnTheInt8Backbone_PublishesTheCheckedInt8Graph_WhichServes()
     {
         var data = Emoji("emoji");
         var output = temp.Combine("int8");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--precision", "int8", "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--plan", Plan(Int8FeaturesPlan), "--precision", "int8", "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         Assert.Contains("Published version ", train.Out, StringComparison.Ordinal);
@@ -46,7 +49,7 @@ public sealed class PrecisionTests : IDisposable
         var check = manifest.Quantization!;
         Assert.True(check.Accepted);
         Assert.True(check.AccuracyDropPoints <= check.MaxAccuracyDropPoints);
-        // By default the head is fitted on the int8 backbone's features: the calibration images (every training image here)
+        // With int8 features the head is fitted on the int8 backbone's features: the calibration images (every training image here)
         // go first through the calibration graph, the backbone is quantised with their ranges, and every image's features are
         // the int8 backbone's. The check compares each calibration image's fold head (which never trained on it) on its int8
         // and its fp32 features; the served graph is quantised with the same ranges and gives the same features.
@@ -82,12 +85,12 @@ public sealed class PrecisionTests : IDisposable
     }
 
     [Fact]
-    public async Task Train_Int8_WithInt8FeaturesOff_FitsOnFp32Features_AndChecksEveryImageOutOfFold()
+    public async Task Train_Int8_ByDefault_FitsOnFp32Features_AndChecksEveryImageOutOfFold()
     {
         var output = temp.Combine("int8-fp32-features");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(Int8FeaturesOffPlan), "--precision", "int8", "--device", "cpu");
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--device", "cpu");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
@@ -131,12 +134,12 @@ public sealed class PrecisionTests : IDisposable
     }
 
     [Fact]
-    public async Task Train_Auto_WhoseCheckFails_PublishesFp32_AndSaysWhy()
+    public async Task Train_Auto_WithInt8Features_WhoseChecksFail_FallsBackToFp32Features_PublishesFp32_AndSaysWhy()
     {
         var output = temp.Combine("auto");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerPlan), "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerInt8FeaturesPlan), "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         Assert.Contains("Precision: fp32; the int8 graph was not kept", train.Out, StringComparison.Ordinal);

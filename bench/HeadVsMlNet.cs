@@ -101,6 +101,7 @@ internal static class HeadVsMlNet
             ["int8"] = quantization is null ? null : string.Create(CultureInfo.InvariantCulture,
                 $"{(quantization.Accepted ? "kept" : "refused")}: fp32 {quantization.Fp32Accuracy:P1} int8 {quantization.Int8Accuracy:P1} on {quantization.ValidationImages} {quantization.Evidence} images"),
             ["features"] = result.Manifest.Training?.Probe?.Features,
+            ["featurePrecision"] = result.Manifest.Training?.Probe?.FeaturePrecision,
             ["lambda"] = result.Manifest.Training?.WeightDecay,
             ["steps"] = result.Steps.ToDictionary(s => s.Step, s => Math.Round(s.Seconds, 2)),
             ["featureSeconds"] = result.FeatureSeconds,

@@ -79,9 +79,10 @@ internal static class ProductRuns
     /// out-of-fold images, against the fp32 answers training computed), and the graph it serves scored on the test images,
     /// with its top-1 agreement with the fp32 graph there. Train seconds: the whole run, the check included.
     /// </summary>
-    public static async Task<Score> AutoScoreAsync(string contender, string trainFolder, TrainingResult fp32, TestImages images)
+    /// <param name="precision">The precision settings: the defaults, or another choice of features (<see cref="PrecisionOptions.Int8Features"/>).</param>
+    public static async Task<Score> AutoScoreAsync(string contender, string trainFolder, TrainingResult fp32, TestImages images, PrecisionOptions? precision = null)
     {
-        var (score, result) = await TrainAndScoreAsync(contender, trainFolder, fp32.Plan with { Precision = new PrecisionOptions() }, _ => images, asPlanned: true);
+        var (score, result) = await TrainAndScoreAsync(contender, trainFolder, fp32.Plan with { Precision = precision ?? new PrecisionOptions() }, _ => images, asPlanned: true);
         using (result)
         {
             var served = await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName));
@@ -91,7 +92,7 @@ internal static class ProductRuns
             var agreeing = Enumerable.Range(0, images.Truth.Length).Count(i => ArgMax(answers, i, classes) == ArgMax(reference, i, classes));
             var check = result.Manifest.Quantization!;
             var note = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"int8 check {(check.Accepted ? "passed (int8 served)" : "FAILED (fp32 served)")}: {check.AccuracyDropPoints:+0.0;-0.0} pt (95 % {check.AccuracyDropLowPoints:+0.0;-0.0} to {check.AccuracyDropHighPoints:+0.0;-0.0}), " +
+                $"head on {result.Manifest.Training?.Probe?.FeaturePrecision} features; int8 check {(check.Accepted ? "passed (int8 served)" : "FAILED (fp32 served)")}: {check.AccuracyDropPoints:+0.0;-0.0} pt (95 % {check.AccuracyDropLowPoints:+0.0;-0.0} to {check.AccuracyDropHighPoints:+0.0;-0.0}), " +
                 $"agreement {check.Top1Agreement:P1} on {check.ValidationImages} {check.Evidence} images; {check.WeightBits}-bit weights, float: stem{string.Concat(check.FloatLayers?.Select(l => $", {l.Output} ({l.ErrorShare:P0})") ?? [])}; " +
                 $"test agreement with fp32 {(double)agreeing / images.Truth.Length:P1}; {check.Int8Bytes / 1048576.0:F1} MB");
             return score with { Note = note };

@@ -7,6 +7,7 @@ using ServerlessClassifier.ModelCore.Imaging;
 using ServerlessClassifier.ModelCore.Runtime;
 using ServerlessClassifier.ModelCore.Results;
 using ServerlessClassifier.ModelCore.Plans;
+using ServerlessClassifier.ModelCore.Export.Quantization;
 
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
@@ -95,6 +96,10 @@ foreach (var set in sets)
         var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new HeadPlan(), Test);
         Add(fp32);
         Add(await ProductRuns.AutoScoreAsync("product head: default, --precision auto", set.Train, fp32Run, test!));
+        // The other choice of the features the head is fitted on (int8 backbone's or fp32), so both are measured in one run.
+        var other = new PrecisionOptions();
+        other = other with { Int8Features = !other.Int8Features };
+        Add(await ProductRuns.AutoScoreAsync($"product head: auto, int8 features {(other.Int8Features ? "on" : "off")}", set.Train, fp32Run, test!, other));
         fp32Run.Dispose();
         continue;
     }

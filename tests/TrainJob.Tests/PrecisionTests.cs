@@ -24,19 +24,24 @@ public sealed class PrecisionTests : IDisposable
     /// </summary>
     private const string BrokenQuantizerPlan = """{ "mode": "head", "precision": { "quantizer": { "weightLevels": 1 } } }""";
 
+    /// <summary>The head fitted on the int8 backbone's features (a plan setting, off by default).</summary>
+    private const string Int8FeaturesPlan = """{ "mode": "head", "precision": { "int8Features": true } }""";
+
+    /// <summary><see cref="BrokenQuantizerPlan"/> with the head fitted on the (broken) int8 backbone's features.</summary>
+    private const string BrokenQuantizerInt8FeaturesPlan = """{ "mode": "head", "precision": { "int8Features": true, "quantizer": { "weightLevels": 1 } } }""";
+
     private readonly TempFolder temp = new();
 
     [Fact]
-    public async Task Train_Int8_PublishesTheCheckedInt8Graph_WhichServes()
+    public async Task Train_Int8_WithInt8Features_FitsOnTheInt8Backbone_PublishesTheCheckedInt8Graph_WhichServes()
     {
         var data = Emoji("emoji");
         var output = temp.Combine("int8");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--precision", "int8", "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", data, "--output", output, "--plan", Plan(Int8FeaturesPlan), "--precision", "int8", "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
-        Assert.Contains("Precision: int8 (int8 check on ", train.Out, StringComparison.Ordinal);
         Assert.Contains("Published version ", train.Out, StringComparison.Ordinal);
         var package = await ModelPackage.LoadAsync(output);
         var manifest = package.Manifest;
@@ -44,19 +49,23 @@ public sealed class PrecisionTests : IDisposable
         var check = manifest.Quantization!;
         Assert.True(check.Accepted);
         Assert.True(check.AccuracyDropPoints <= check.MaxAccuracyDropPoints);
-        // Head mode's validation metrics are out-of-fold over every image: the check classifies all 24, out-of-fold (each
-        // through the fold head that never trained on it), against the fp32 answers the metrics come from.
-        Assert.Equal(24, check.ValidationImages);
-        Assert.Equal("out-of-fold", check.Evidence);
-        Assert.Equal(manifest.Metrics!.Accuracy!.Value, check.Fp32Accuracy, 9);
+        // With int8 features the head is fitted on the int8 backbone's features: the calibration images (every training image here)
+        // go first through the calibration graph, the backbone is quantised with their ranges, and every image's features are
+        // the int8 backbone's. The check compares each calibration image's fold head (which never trained on it) on its int8
+        // and its fp32 features; the served graph is quantised with the same ranges and gives the same features.
+        Assert.Equal("int8", manifest.Training!.Probe!.FeaturePrecision);
+        Assert.Equal("out-of-fold calibration", check.Evidence);
+        Assert.InRange(check.CalibrationImages, 12, 23); // the training split of 24 images
+        Assert.Equal((check.CalibrationImages, 24), (check.ValidationImages, check.SampledFrom!.Value));
         Assert.True(check.AccuracyDropLowPoints <= check.AccuracyDropPoints && check.AccuracyDropPoints <= check.AccuracyDropHighPoints, $"{check}");
         Assert.True(check.DisagreementLow <= 1 - check.Top1Agreement && 1 - check.Top1Agreement <= check.DisagreementHigh, $"{check}");
-        Assert.Contains("Precision: int8 (int8 check on 24 out-of-fold images: ", train.Out, StringComparison.Ordinal);
-        // The calibration images' statistics were collected in the feature pass (at most the plan's, from the training images),
-        // so the int8 step only quantises and checks; and where its time went.
-        Assert.Matches(@"int8 calibration: \d+ of the training images went through the calibration graph instead of the serving graph", train.Out);
-        Assert.Matches(@"int8 step: quantise with the ranges of \d+ calibration images from the feature pass [\d.]+ s, check on 24 images [\d.]+ s\.", train.Out);
-        Assert.InRange(check.CalibrationImages, 1, new PrecisionOptions().CalibrationImages);
+        Assert.Contains($"Precision: int8, the head fitted on the int8 backbone's features (int8 check on {check.ValidationImages} out-of-fold calibration images (the calibration sample, of 24): ",
+            train.Out, StringComparison.Ordinal);
+        Assert.Matches($@"int8 features: {check.CalibrationImages} calibration images went first through the calibration graph \([\d.]+ s; their fp32 features kept for the int8 check\), " +
+            @"the backbone was quantised with their ranges \([\d.]+ s; QDQ: per-channel symmetric int8 weights", train.Out);
+        Assert.Matches($@"int8 check of the head fitted on int8 features: on {check.ValidationImages} out-of-fold calibration images, the fold heads are right on [\d.]+ % with int8 features vs [\d.]+ % with fp32 features, .*: met\.", train.Out);
+        Assert.Matches(@"int8 step: quantise with the ranges of \d+ calibration images from the feature pass [\d.]+ s, served graph's features equal to the fitted ones on 4 images [\d.]+ s\.", train.Out);
+        Assert.DoesNotContain("int8 calibration: ", train.Out, StringComparison.Ordinal);
         Assert.Equal(check.Int8Bytes, package.GetFile(ModelFileRoles.Onnx).Length);
         Assert.True(check.Int8Bytes * 3 <= check.Fp32Bytes, $"{check.Int8Bytes} vs {check.Fp32Bytes}");
 
@@ -73,6 +82,34 @@ public sealed class PrecisionTests : IDisposable
         var classify = await cli.RunAsync("classify", "--model", "current", "--json", flag);
         Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
         Assert.Equal("flags", JsonDocument.Parse(classify.Out).RootElement.GetProperty("top")[0].GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task Train_Int8_ByDefault_FitsOnFp32Features_AndChecksEveryImageOutOfFold()
+    {
+        var output = temp.Combine("int8-fp32-features");
+        var cli = new Cli();
+
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--device", "cpu");
+
+        Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
+        var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
+        Assert.Equal(ModelPrecision.Int8, manifest.Precision);
+        Assert.Equal("fp32", manifest.Training!.Probe!.FeaturePrecision);
+        var check = manifest.Quantization!;
+        Assert.True(check.Accepted);
+        // Head mode's validation metrics are out-of-fold over every image: the check classifies all 24, out-of-fold (each
+        // through the fold head that never trained on it), against the fp32 answers the metrics come from.
+        Assert.Equal(24, check.ValidationImages);
+        Assert.Equal("out-of-fold", check.Evidence);
+        Assert.Equal(manifest.Metrics!.Accuracy!.Value, check.Fp32Accuracy, 9);
+        Assert.Contains("Precision: int8, the head fitted on fp32 features (int8 check on 24 out-of-fold images: ", train.Out, StringComparison.Ordinal);
+        // The calibration images' statistics were collected in the feature pass (at most the plan's, from the training images),
+        // so the int8 step only quantises and checks; and where its time went.
+        Assert.Matches(@"int8 calibration: \d+ of the training images went through the calibration graph instead of the serving graph", train.Out);
+        Assert.Matches(@"int8 step: quantise with the ranges of \d+ calibration images from the feature pass [\d.]+ s, check on 24 images [\d.]+ s\.", train.Out);
+        Assert.DoesNotContain("int8 features: ", train.Out, StringComparison.Ordinal);
+        Assert.InRange(check.CalibrationImages, 1, new PrecisionOptions().CalibrationImages);
     }
 
     [Fact]
@@ -97,18 +134,24 @@ public sealed class PrecisionTests : IDisposable
     }
 
     [Fact]
-    public async Task Train_Auto_WhoseCheckFails_PublishesFp32_AndSaysWhy()
+    public async Task Train_Auto_WithInt8Features_WhoseChecksFail_FallsBackToFp32Features_PublishesFp32_AndSaysWhy()
     {
         var output = temp.Combine("auto");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerPlan), "--device", "cpu", "--publish");
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--plan", Plan(BrokenQuantizerInt8FeaturesPlan), "--device", "cpu", "--publish");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         Assert.Contains("Precision: fp32; the int8 graph was not kept", train.Out, StringComparison.Ordinal);
         Assert.Contains("Published version ", train.Out, StringComparison.Ordinal);
+        // The head was first fitted on the (broken) int8 backbone's features; their check failed, so every image's fp32
+        // features were extracted and the head fitted again on them; that model's int8 graph was then checked as before.
+        Assert.Matches(@"int8 check of the head fitted on int8 features: on \d+ out-of-fold calibration images, .*: NOT met \(.+\), so every image's fp32 features are extracted and the head fitted again", train.Out);
         var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
         Assert.Equal(ModelPrecision.Fp32, manifest.Precision);
+        Assert.Equal("fp32", manifest.Training!.Probe!.FeaturePrecision);
+        Assert.Equal(("out-of-fold", 24), (manifest.Quantization!.Evidence, manifest.Quantization.ValidationImages));
+        Assert.Equal(24, manifest.Training.Probe.Images);
         Assert.False(manifest.Quantization!.Accepted);
         var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
         Assert.Contains("The int8 graph is not served: the int8 graph&#39;s accuracy on the", html, StringComparison.Ordinal);

@@ -33,6 +33,13 @@ public sealed record ProbeSummary
     /// <summary>The feature sets cross-validated to choose <see cref="Features"/> and <see cref="FlipFeatures"/>; empty when only one was tried.</summary>
     public IReadOnlyList<FeatureCandidate> FeatureChoices { get; init; } = [];
 
+    /// <summary>
+    /// Which backbone's features the head was fitted on: <c>int8</c> (the int8 backbone the served int8 graph runs, so the head
+    /// was fitted on exactly what is served) or <c>fp32</c>. Null in older manifests (fp32).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? FeaturePrecision { get; init; }
+
     /// <summary>Images the final model was fitted on (every labelled image that decoded).</summary>
     public int Images { get; init; }
 

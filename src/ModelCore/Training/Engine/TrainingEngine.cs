@@ -103,66 +103,106 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             // Stage 2, the inputs; stage 3, the fit.
             var steps = new List<StepTime>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            using var inputs = await PrepareInputsAsync(plan, setup, preprocessor, loader, run, device, cancellationToken).ConfigureAwait(false);
-            CheckClasses(dataset, inputs.TrainLabels);
-            steps.Add(new StepTime("inputs", clock.Elapsed.TotalSeconds));
-            clock.Restart();
-            var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
-            steps.Add(new StepTime("fit", clock.Elapsed.TotalSeconds));
-
-            // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
-            clock.Restart();
-            var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, plan.ClassThresholdGoal(), progress);
-            steps.Add(new StepTime("calibration", clock.Elapsed.TotalSeconds));
-            clock.Restart();
-            var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
-            var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
-            steps.Add(new StepTime("out-of-distribution", clock.Elapsed.TotalSeconds));
-
-            // Stage 6, packaging: the verified graph, its precision, the model folder.
-            var draft = Draft(plan, dataset, setup, calibrated, skipped, device) with
+            var inputs = await PrepareInputsAsync(plan, setup, preprocessor, loader, run, device, cancellationToken).ConfigureAwait(false);
+            try
             {
-                OutOfDistribution = ood.Spec,
-                Metrics = calibrated.Metrics with { ConfidenceQuantiles = quantiles },
-            };
-            // The int8 check is judged on the fit's held-out evidence, against the fp32 answers already computed there.
-            var judged = fitted.Judged;
-            var reference = new HeldOutReference
-            {
-                Images = judged.Images,
-                Labels = judged.Labels,
-                Logits = judged.Logits,
-                Temperature = calibrated.Calibration.Temperature,
-                Heads = judged.Heads,
-                HeadOf = judged.HeadOf,
-                Evidence = judged.Evidence,
-            };
-            var manifest = await Packager.PackAsync(model, draft, folder, fitted.VerificationInputs, setup.MeanImage, ood.Statistics, plan.Precision, plan.Seed,
-                dataset.Train, reference, progress, cancellationToken, steps, features.Calibration).ConfigureAwait(false);
+                CheckClasses(dataset, inputs.TrainLabels);
+                steps.Add(new StepTime("inputs", clock.Elapsed.TotalSeconds));
+                clock.Restart();
+                var fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
+                steps.Add(new StepTime("fit", clock.Elapsed.TotalSeconds));
 
-            // Stage 7, the result.
-            return new TrainingResult
+                // Stage 4, calibration; stage 5, out-of-distribution statistics of the final model's features.
+                clock.Restart();
+                var calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, plan.ClassThresholdGoal(), progress);
+                steps.Add(new StepTime("calibration", clock.Elapsed.TotalSeconds));
+                Int8FeatureEvidence? int8Evidence = null;
+                if (inputs is FeatureInputs { Cache: { Int8: { } int8 } cache })
+                {
+                    // Fitted on the int8 backbone's features: the int8 check now, on the calibration images out-of-fold; when it
+                    // fails, every image's fp32 features are extracted and the head fitted again (as with int8 features off).
+                    var evidence = fitted.Judged;
+                    var comparison = Int8FeatureCheck.Compare(int8.Sample, evidence.Images, evidence.Labels, new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation),
+                        evidence.Heads!, evidence.HeadOf!, dataset.Labels.Count, calibrated.Calibration.Temperature);
+                    var (passed, why) = Int8FeatureCheck.Judge(comparison, plan.Precision.MaxAccuracyDropPoints);
+                    var (low, high) = comparison.AccuracyDropInterval;
+                    var figures = string.Create(CultureInfo.InvariantCulture,
+                        $"on {comparison.Images} {Int8FeatureCheck.Evidence} images, the fold heads are right on {comparison.Int8Accuracy:P1} with int8 features vs {comparison.Fp32Accuracy:P1} with fp32 features, " +
+                        $"{comparison.AccuracyDropPoints:F1} points (95 % interval {low:F1} to {high:F1}; at most {plan.Precision.MaxAccuracyDropPoints:0.##} allowed); top-1 agreement {comparison.Top1Agreement:P1}");
+                    if (passed)
+                    {
+                        int8Evidence = new Int8FeatureEvidence(comparison, evidence.Images.Count, int8.VerificationInputs, int8.VerificationFeatures, int8.VerificationImages);
+                        Info(progress, $"int8 check of the head fitted on int8 features: {figures}: met.");
+                    }
+                    else
+                    {
+                        Info(progress, $"int8 check of the head fitted on int8 features: {figures}: NOT met ({why}), so every image's fp32 features are extracted and the head fitted again on them, as with int8 features off.");
+                        clock.Restart();
+                        inputs.Dispose();
+                        var skippedBefore = skipped.Count;
+                        inputs = await FeatureInputs.PrepareAsync(model, preprocessor, setup.MeanImage, loader, run.FeatureBatchSize, ((HeadPlan)plan).MirrorFeatures, null, null,
+                            cancellationToken, collected: cache.Calibration).ConfigureAwait(false);
+                        skipped.RemoveRange(skippedBefore, skipped.Count - skippedBefore); // the same images, told once
+                        fitted = await FitAsync(plan, dataset.Labels, model, inputs, device, state, checkpoint, progress, cancellationToken).ConfigureAwait(false);
+                        calibrated = CalibrationStage.Calibrate(fitted, model, dataset.Labels, plan.Seed, plan.ClassThresholdGoal(), progress);
+                        steps.Add(new StepTime("fp32 features, fit and calibration again (int8 check not met)", clock.Elapsed.TotalSeconds));
+                    }
+                }
+                clock.Restart();
+                var features = fitted.Features ?? await inputs.FeaturesAsync(model, cancellationToken).ConfigureAwait(false);
+                var (ood, quantiles) = OutOfDistributionStage.Fit(features, dataset.Labels.Count, plan.Seed, [.. calibrated.Predictions.Select(p => p.Confidence)], progress);
+                steps.Add(new StepTime("out-of-distribution", clock.Elapsed.TotalSeconds));
+
+                // Stage 6, packaging: the verified graph, its precision, the model folder.
+                var draft = Draft(plan, dataset, setup, calibrated, skipped, device) with
+                {
+                    OutOfDistribution = ood.Spec,
+                    Metrics = calibrated.Metrics with { ConfidenceQuantiles = quantiles },
+                };
+                // The int8 check is judged on the fit's held-out evidence, against the fp32 answers already computed there.
+                var judged = fitted.Judged;
+                var reference = new HeldOutReference
+                {
+                    Images = judged.Images,
+                    Labels = judged.Labels,
+                    Logits = judged.Logits,
+                    Temperature = calibrated.Calibration.Temperature,
+                    Heads = judged.Heads,
+                    HeadOf = judged.HeadOf,
+                    Evidence = judged.Evidence,
+                    Int8Features = int8Evidence,
+                };
+                var manifest = await Packager.PackAsync(model, draft, folder, fitted.VerificationInputs, setup.MeanImage, ood.Statistics, plan.Precision, plan.Seed,
+                    dataset.Train, reference, progress, cancellationToken, steps, features.Calibration).ConfigureAwait(false);
+
+                // Stage 7, the result.
+                return new TrainingResult
+                {
+                    Plan = plan,
+                    Folder = Path.GetFullPath(folder),
+                    Manifest = manifest,
+                    Model = model,
+                    History = fitted.History,
+                    BestEpoch = fitted.BestEpoch,
+                    StoppedEarly = fitted.StoppedEarly,
+                    ResumedFromEpoch = fitted.ResumedFromEpoch,
+                    ValidationPredictions = calibrated.Predictions,
+                    Validation = calibrated.Report,
+                    ConfidenceThreshold = calibrated.Threshold,
+                    ClassThresholds = calibrated.ClassThresholds,
+                    SkippedImages = skipped,
+                    Device = DeviceName(plan, device),
+                    FeatureParityRelativeDifference = fitted.FeatureParityRelativeDifference,
+                    FeatureSeconds = fitted.FeatureSeconds,
+                    Steps = steps,
+                    MeanImage = setup.MeanImage,
+                    OutOfDistribution = ood.Statistics,
+                };
+            }
+            finally
             {
-                Plan = plan,
-                Folder = Path.GetFullPath(folder),
-                Manifest = manifest,
-                Model = model,
-                History = fitted.History,
-                BestEpoch = fitted.BestEpoch,
-                StoppedEarly = fitted.StoppedEarly,
-                ResumedFromEpoch = fitted.ResumedFromEpoch,
-                ValidationPredictions = calibrated.Predictions,
-                Validation = calibrated.Report,
-                ConfidenceThreshold = calibrated.Threshold,
-                ClassThresholds = calibrated.ClassThresholds,
-                SkippedImages = skipped,
-                Device = DeviceName(plan, device),
-                FeatureParityRelativeDifference = fitted.FeatureParityRelativeDifference,
-                FeatureSeconds = fitted.FeatureSeconds,
-                Steps = steps,
-                MeanImage = setup.MeanImage,
-                OutOfDistribution = ood.Statistics,
-            };
+                inputs.Dispose();
+            }
         }
         catch
         {
@@ -241,7 +281,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
         {
             case HeadPlan head:
                 return await FeatureInputs.PrepareAsync(model, preprocessor, setup.MeanImage, loader, run.FeatureBatchSize, head.MirrorFeatures, run.FeatureStore, run.FeatureFanOut,
-                    cancellationToken, ServingGraphs.CalibrationRequest(plan.Precision, loader.Dataset.Train, plan.Seed)).ConfigureAwait(false);
+                    cancellationToken, ServingGraphs.CalibrationRequest(plan.Precision, loader.Dataset.Train, plan.Seed), plan.Precision.Int8Features).ConfigureAwait(false);
             case EpochPlan epochs:
                 var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, epochs.CropScaleMin, epochs.MirrorAugmentation);
                 return epochs is FinetunePlan { CachesPrefix: true } finetune

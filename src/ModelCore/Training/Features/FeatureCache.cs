@@ -27,6 +27,23 @@ internal sealed record FeatureCache(float[] Train, int[] TrainLabels, float[] Va
     /// <summary>The int8 calibration collected on the way (the calibration images' statistics), when it was asked for and every such image was computed here.</summary>
     public FeaturePassCalibration? Calibration { get; init; }
 
+    /// <summary>
+    /// Set when the features are the int8 backbone's (<see cref="PrecisionOptions.Int8Features"/>): the calibration images'
+    /// fp32 features for the int8 check, and a few images to verify the served graph against. Null: fp32 features.
+    /// </summary>
+    public Int8BackboneFeatures? Int8 { get; init; }
+
     /// <summary>Images the backbone ran on (those without stored features, including any that then failed to load).</summary>
     public int Computed { get; init; }
 }
+
+/// <summary>
+/// What head mode keeps when it extracted the features with the int8 backbone (<see cref="PrecisionOptions.Int8Features"/>).
+/// </summary>
+/// <param name="Sample">The calibration images, in sample order, with their fp32 features (from the calibration graph): the int8 check's fp32 side.</param>
+/// <param name="VerificationInputs">The first calibration images' preprocessed inputs (<paramref name="VerificationImages"/> of them).</param>
+/// <param name="VerificationFeatures">The int8 backbone's features of those inputs: the served int8 graph must give the same.</param>
+/// <param name="Scheme">The quantiser's description of the int8 backbone.</param>
+/// <param name="QuantizeSeconds">Seconds spent quantising the backbone.</param>
+internal sealed record Int8BackboneFeatures(IReadOnlyList<(LabeledImage Image, float[] Fp32)> Sample, float[] VerificationInputs, float[] VerificationFeatures, int VerificationImages,
+    string Scheme, double QuantizeSeconds);

@@ -35,9 +35,15 @@ internal sealed class FeatureExtraction(ImageLoader loader)
     /// graph instead of the serving graph, and their statistics come back in <see cref="FeatureCache.Calibration"/> when every
     /// one of them was computed here (none read from the store or failed to load).
     /// </param>
+    /// <param name="int8Features">
+    /// With <paramref name="calibration"/> and no store: the calibration sample goes first (through the calibration graph: its
+    /// statistics and fp32 features), the backbone is quantised with its ranges, and every image's features are the int8
+    /// backbone's (<see cref="FeatureCache.Int8"/>). Should a calibration image fail to load, the features are fp32 as without it.
+    /// </param>
+    /// <param name="collected">A calibration already collected (a fallback's second pass): kept as is, nothing recalibrated.</param>
     public async Task<FeatureCache> ExtractFeaturesAsync(
         ImageClassifier model, ImagePreprocessor preprocessor, int batchSize, CancellationToken cancellationToken, bool flip = false, StoredFeatures? stored = null,
-        (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? calibration = null)
+        (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? calibration = null, bool int8Features = false, FeaturePassCalibration? collected = null)
     {
         if (flip && stored is not null)
         {
@@ -48,7 +54,7 @@ internal sealed class FeatureExtraction(ImageLoader loader)
         var graph = OnnxExport.Export(model, inputSize);
         using var engine = new OnnxEngine(graph, new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount });
         var numFeatures = engine.NumFeatures;
-        using var calibrator = calibration is { } asked ? FeaturePassCalibration.Start(graph, asked.Sample, asked.Options, inputSize) : null;
+        using var calibrator = collected is null && calibration is { } asked ? FeaturePassCalibration.Start(graph, asked.Sample, asked.Options, inputSize) : null;
         var length = preprocessor.InputLength;
         double? parity = null;
         var verification = new List<float[]>();
@@ -70,10 +76,17 @@ internal sealed class FeatureExtraction(ImageLoader loader)
         // With flip, each item holds the preprocessed image followed by the preprocessed mirror image.
         Func<Image<Rgb24>, float[]> map = flip ? image => [.. preprocessor.Preprocess(image), .. FlippedInput(preprocessor, image)] : preprocessor.Preprocess;
 
+        // With the int8 backbone: the calibration images first, then every other image through the int8 graph.
+        OnnxEngine? int8Engine = null;
+        Int8BackboneFeatures? int8 = null;
+        var done = new HashSet<LabeledImage>(ReferenceEqualityComparer.Instance);
+
         async Task ComputeAsync(SplitFeatures split, int offset, bool keepVerification, bool keepCalibration)
         {
             var loaded = new LoadedSplit();
-            await loader.LoadAsync(split.Missing, batchSize, TrainingPhase.Features, offset, total, map, (items, first) =>
+            var extractor = int8Engine ?? engine;
+            IReadOnlyList<LabeledImage> images = done.Count == 0 ? split.Missing : [.. split.Missing.Where(i => !done.Contains(i))];
+            await loader.LoadAsync(images, batchSize, TrainingPhase.Features, offset, total, map, (items, first) =>
             {
                 var count = items.Count;
                 if (count == 0)
@@ -90,10 +103,10 @@ internal sealed class FeatureExtraction(ImageLoader loader)
                         Array.Copy(items[i], length, mirrored, i * length, length);
                     }
                 }
-                var batchFeatures = calibrator is null || !keepCalibration
-                    ? engine.ExtractFeatures(buffer, count)
+                var batchFeatures = calibrator is null || !keepCalibration || done.Count > 0
+                    ? extractor.ExtractFeatures(buffer, count)
                     : calibrator.ExtractFeatures(buffer, count, numFeatures, [.. Enumerable.Range(first, count).Select(i => loaded.Images[i])], (rows, n) => engine.ExtractFeatures(rows, n));
-                var mirroredFeatures = mirrored is null ? null : engine.ExtractFeatures(mirrored, count);
+                var mirroredFeatures = mirrored is null ? null : extractor.ExtractFeatures(mirrored, count);
                 parity ??= ParityCheck.Require(model.Backbone.call, buffer, batchFeatures.AsSpan(0, Math.Min(ParityCheck.Images, count) * numFeatures), Math.Min(ParityCheck.Images, count), inputSize,
                     "The serving engine's backbone features differ from TorchSharp's", "head-mode features would not be those the model computes; refusing to train");
                 for (var i = 0; i < count; i++)
@@ -113,8 +126,20 @@ internal sealed class FeatureExtraction(ImageLoader loader)
             }, loaded, cancellationToken).ConfigureAwait(false);
         }
 
-        await ComputeAsync(train, 0, keepVerification: false, keepCalibration: true).ConfigureAwait(false);
-        await ComputeAsync(validation, train.Missing.Count, keepVerification: true, keepCalibration: false).ConfigureAwait(false);
+        try
+        {
+            if (int8Features && calibrator is not null && stored is null)
+            {
+                (int8Engine, int8) = await CalibrateFirstAsync(model, engine, calibrator, calibration!.Value.Sample, train, preprocessor, batchSize, map, total, done,
+                    p => parity ??= p, cancellationToken).ConfigureAwait(false);
+            }
+            await ComputeAsync(train, done.Count, keepVerification: false, keepCalibration: true).ConfigureAwait(false);
+            await ComputeAsync(validation, train.Missing.Count, keepVerification: true, keepCalibration: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            int8Engine?.Dispose();
+        }
         if (stored is not null)
         {
             await stored.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -135,8 +160,121 @@ internal sealed class FeatureExtraction(ImageLoader loader)
             ValidationFlipped = validationFlipped,
             FromStore = stored?.Read ?? 0,
             Computed = total,
-            Calibration = calibrator is { Complete: true } ? calibrator : null,
+            Calibration = collected ?? (calibrator is { Complete: true } ? calibrator : null),
+            Int8 = int8,
         };
+    }
+
+    /// <summary>
+    /// The int8 backbone's start: the calibration sample's images (those of the training split) are loaded first and go
+    /// through the calibration graph (their statistics, and their fp32 features, parity-checked against TorchSharp); when
+    /// every one of them loaded, the backbone is quantised with their ranges and their rows are the int8 backbone's features
+    /// of the inputs kept meanwhile. Otherwise their rows are the fp32 features and no int8 engine is returned (the rest is
+    /// fp32, as without int8 features). <paramref name="done"/> gets every sample image tried (loaded or skipped).
+    /// </summary>
+    private async Task<(OnnxEngine? Engine, Int8BackboneFeatures? Features)> CalibrateFirstAsync(ImageClassifier model, OnnxEngine engine, FeaturePassCalibration calibrator,
+        IReadOnlyList<LabeledImage> sample, SplitFeatures train, ImagePreprocessor preprocessor, int batchSize, Func<Image<Rgb24>, float[]> map, int total, HashSet<LabeledImage> done,
+        Action<double> parity, CancellationToken cancellationToken)
+    {
+        var inTrain = new HashSet<LabeledImage>(train.Missing, ReferenceEqualityComparer.Instance);
+        List<LabeledImage> images = [.. sample.Where(inTrain.Contains)];
+        var numFeatures = train.NumFeatures;
+        var kept = new List<(LabeledImage Image, float[] Item, float[] Fp32)>();
+        var loaded = new LoadedSplit();
+        var checkedParity = false;
+        await loader.LoadAsync(images, batchSize, TrainingPhase.Features, 0, total, map, (items, first) =>
+        {
+            var count = items.Count;
+            if (count == 0)
+            {
+                return;
+            }
+            var length = preprocessor.InputLength;
+            var buffer = new float[count * length];
+            for (var i = 0; i < count; i++)
+            {
+                Array.Copy(items[i], 0, buffer, i * length, length);
+            }
+            var batch = Enumerable.Range(first, count).Select(i => loaded.Images[i]).ToList();
+            var features = calibrator.ExtractFeatures(buffer, count, numFeatures, batch, (_, _) => throw new InvalidOperationException("Every image here is a calibration image."));
+            if (!checkedParity)
+            {
+                checkedParity = true;
+                parity(ParityCheck.Require(model.Backbone.call, buffer, features.AsSpan(0, Math.Min(ParityCheck.Images, count) * numFeatures), Math.Min(ParityCheck.Images, count),
+                    preprocessor.Config.InputSize, "The calibration graph's backbone features differ from TorchSharp's", "head-mode features would not be those the model computes; refusing to train"));
+            }
+            for (var i = 0; i < count; i++)
+            {
+                kept.Add((batch[i], items[i], features.AsSpan(i * numFeatures, numFeatures).ToArray()));
+            }
+        }, loaded, cancellationToken).ConfigureAwait(false);
+        done.UnionWith(images);
+
+        OnnxEngine? int8Engine = null;
+        string? scheme = null;
+        var clock = Stopwatch.StartNew();
+        if (calibrator.Complete)
+        {
+            var quantized = calibrator.Quantize();
+            scheme = quantized.Scheme;
+            int8Engine = new OnnxEngine(quantized.Onnx, new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount });
+        }
+        var quantizeSeconds = clock.Elapsed.TotalSeconds;
+        try
+        {
+            // The sample's own rows (and mirror rows), from the inputs kept: no image is decoded twice.
+            var inputLength = preprocessor.InputLength;
+            float[]? verificationInputs = null;
+            float[]? verificationFeatures = null;
+            for (var start = 0; start < kept.Count; start += batchSize)
+            {
+                var part = kept.GetRange(start, Math.Min(batchSize, kept.Count - start));
+                var buffer = new float[part.Count * inputLength];
+                var mirrored = train.Flipped ? new float[part.Count * inputLength] : null;
+                for (var i = 0; i < part.Count; i++)
+                {
+                    Array.Copy(part[i].Item, 0, buffer, i * inputLength, inputLength);
+                    if (mirrored is not null)
+                    {
+                        Array.Copy(part[i].Item, inputLength, mirrored, i * inputLength, inputLength);
+                    }
+                }
+                float[] rows;
+                if (int8Engine is null)
+                {
+                    rows = new float[part.Count * numFeatures];
+                    for (var i = 0; i < part.Count; i++)
+                    {
+                        part[i].Fp32.CopyTo(rows, i * numFeatures);
+                    }
+                }
+                else
+                {
+                    rows = int8Engine.ExtractFeatures(buffer, part.Count);
+                    if (verificationInputs is null)
+                    {
+                        // Run on their own, as the served graph's verification will run them (a batch of their own).
+                        var n = Math.Min(ParityCheck.Images, part.Count);
+                        verificationInputs = buffer.AsSpan(0, n * inputLength).ToArray();
+                        verificationFeatures = int8Engine.ExtractFeatures(verificationInputs, n);
+                    }
+                }
+                var mirroredRows = mirrored is null ? null : (int8Engine ?? engine).ExtractFeatures(mirrored, part.Count);
+                for (var i = 0; i < part.Count; i++)
+                {
+                    train.Set(part[i].Image, rows.AsSpan(i * numFeatures, numFeatures), mirroredRows is null ? default : mirroredRows.AsSpan(i * numFeatures, numFeatures));
+                }
+            }
+            var features = int8Engine is null ? null
+                : new Int8BackboneFeatures([.. kept.Select(k => (k.Image, k.Fp32))], verificationInputs ?? [], verificationFeatures ?? [], verificationInputs is null ? 0 : verificationInputs.Length / inputLength,
+                    scheme!, quantizeSeconds);
+            return (int8Engine, features);
+        }
+        catch
+        {
+            int8Engine?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Fills the splits' rows from the store where an image's blob has features of its listed version.</summary>
@@ -242,6 +380,9 @@ internal sealed class FeatureExtraction(ImageLoader loader)
         public IReadOnlyList<LabeledImage> Images { get; }
 
         public int NumFeatures { get; }
+
+        /// <summary>Whether the mirror images' features are gathered too.</summary>
+        public bool Flipped => flipped is not null;
 
         /// <summary>The images to compute: all of them, or after <see cref="CollectMissing"/> those without stored features.</summary>
         public IReadOnlyList<LabeledImage> Missing { get; private set; }

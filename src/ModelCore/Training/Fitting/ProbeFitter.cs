@@ -58,7 +58,12 @@ internal static class ProbeFitter
                 WeightDecay = fit.Lambda,
                 TrainCounts = counts,
                 ValidationCounts = counts,
-                Probe = ProbeHeads.Summary(fit, labels.Length, mirrored) with { Features = choice.Chosen.Stages, FeatureChoices = choice.Candidates },
+                Probe = ProbeHeads.Summary(fit, labels.Length, mirrored) with
+                {
+                    Features = choice.Chosen.Stages,
+                    FeatureChoices = choice.Candidates,
+                    FeaturePrecision = cache.Int8 is null ? "fp32" : "int8",
+                },
             },
             Features = cache,
             VerificationInputs = cache.VerificationInputs,

@@ -277,11 +277,16 @@ internal static class TrainRun
                 $"at most {q.MaxAccuracyDropPoints:0.##} points below fp32 for every label; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
             return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({multi})." : $"Precision: fp32; the int8 graph was not kept ({multi}).";
         }
+        // A head fitted on the int8 backbone's features was checked on the calibration images (out-of-fold), not on a stratified sample.
+        var int8Features = manifest.Training?.Probe?.FeaturePrecision == "int8";
+        var sample = q.SampledFrom is { } from && from > q.ValidationImages ? (int8Features ? $" (the calibration sample, of {from})" : $" (a stratified sample of {from})") : "";
         var check = string.Create(CultureInfo.InvariantCulture,
-            $"int8 check on {q.ValidationImages} {q.Evidence ?? "validation"} images{(q.SampledFrom is { } from && from > q.ValidationImages ? $" (a stratified sample of {from})" : "")}: " +
+            $"int8 check on {q.ValidationImages} {q.Evidence ?? "validation"} images{sample}: " +
             $"accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, {q.AccuracyDropPoints:F1} points{ServingGraph.Spread(q)}; top-1 agreement {q.Top1Agreement:P1}" +
             $"{(q.DisagreementHigh is { } high ? $" (disagreement at most {high:P1}, 95 %)" : "")}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
-        return manifest.Precision == ModelPrecision.Int8 ? $"Precision: int8 ({check})." : $"Precision: fp32; the int8 graph was not kept ({check}).";
+        return manifest.Precision == ModelPrecision.Int8
+            ? $"Precision: int8, the head fitted on {(int8Features ? "the int8 backbone's" : "fp32")} features ({check})."
+            : $"Precision: fp32; the int8 graph was not kept ({check}).";
     }
 
     internal static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();

@@ -19,6 +19,7 @@ public sealed class FeaturePassCalibration : IDisposable
     private readonly Dictionary<LabeledImage, int> slots = new(ReferenceEqualityComparer.Instance);
     private readonly Stopwatch clock = new();
     private readonly int inputSize;
+    private (CalibrationMethod Method, Dictionary<string, ActivationRange> Ranges)? chosen;
 
     private FeaturePassCalibration(CalibrationGraph graph, IReadOnlyList<LabeledImage> sample, Int8QuantizerOptions options, int inputSize)
     {
@@ -64,6 +65,26 @@ public sealed class FeaturePassCalibration : IDisposable
         }
         var graph = CalibrationGraph.Build(fp32Onnx, options.FloatStem);
         return new FeaturePassCalibration(graph, sample, options, inputSize);
+    }
+
+    /// <summary>
+    /// The int8 graph of the calibration graph's model, quantised with the collected ranges (every image collected): head
+    /// mode extracts its features with it when the head is to be fitted on the int8 backbone's features. Its head is the
+    /// untrained one and irrelevant (the features do not depend on it); the served graph is quantised again from the final
+    /// model with the same ranges, and its backbone is the same.
+    /// </summary>
+    internal Int8Graph Quantize() => Int8Quantizer.Quantize(graph, Ranges(Options.Calibration), Images, [], inputSize, Options);
+
+    /// <summary>The collected ranges by <paramref name="method"/>, chosen once (the feature pass's int8 backbone and the served graph use the same).</summary>
+    internal Dictionary<string, ActivationRange> Ranges(CalibrationMethod method)
+    {
+        if (chosen is { } known && known.Method == method)
+        {
+            return known.Ranges;
+        }
+        var ranges = Statistics.Ranges(method);
+        chosen = (method, ranges);
+        return ranges;
     }
 
     /// <summary>Whether the int8 step can use these statistics for <paramref name="final"/>'s calibration over <paramref name="sample"/>.</summary>

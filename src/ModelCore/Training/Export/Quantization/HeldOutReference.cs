@@ -36,7 +36,24 @@ public sealed record HeldOutReference
 
     /// <summary>A multi-label model's evidence: the check then judges each label's decision at its threshold; null for a multi-class model.</summary>
     public MultiLabelReference? MultiLabel { get; init; }
+
+    /// <summary>
+    /// Set when the head was fitted on the int8 backbone's features and checked there (<see cref="PrecisionOptions.Int8Features"/>):
+    /// the int8 step then quantises with the feature pass's ranges, verifies the served graph's features, and does not check again.
+    /// </summary>
+    public Int8FeatureEvidence? Int8Features { get; init; }
 }
+
+/// <summary>
+/// A head fitted on the int8 backbone's features, and its int8 check already made on the calibration images out-of-fold
+/// (<see cref="Check"/>: the fold heads on their fp32 against their int8 features).
+/// </summary>
+/// <param name="Check">The comparison.</param>
+/// <param name="SampledFrom">The images the probe was cross-validated on (the check's images are those of the calibration sample among them).</param>
+/// <param name="VerificationInputs">Preprocessed images (<paramref name="VerificationImages"/> of them) whose int8 features the head was fitted on.</param>
+/// <param name="VerificationFeatures">Those features: the served int8 graph must compute the same.</param>
+/// <param name="VerificationImages">Images in <paramref name="VerificationInputs"/>.</param>
+public sealed record Int8FeatureEvidence(PrecisionComparison Check, int SampledFrom, float[] VerificationInputs, float[] VerificationFeatures, int VerificationImages);
 
 /// <summary>
 /// A multi-label model's out-of-fold evidence for the int8 check: every image's calibrated fp32 probability of each label (from

@@ -27,7 +27,9 @@ internal static class MultiLabelRuns
     /// <param name="finetuneEpochs">Above 0: also a multi-label fine-tune (layer4, a binary loss, at most this many epochs), scored the same way through its own served graph.</param>
     /// <param name="finetuneOnly">Only the fine-tune (its row alone; the head's and the peer's are the runs documented beside it).</param>
     /// <param name="peer">False: no scikit-learn row (the product's rows and the dumps alone).</param>
-    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10, int finetuneEpochs = 0, bool finetuneOnly = false, bool peer = true)
+    /// <param name="labelSmoothing">The fine-tune's label smoothing; null: the plan's default.</param>
+    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10, int finetuneEpochs = 0, bool finetuneOnly = false, bool peer = true,
+        double? labelSmoothing = null)
     {
         var package = Path.Combine(repository, "node_modules", "emoji-datasource-twitter");
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(package, "emoji.json")));
@@ -60,14 +62,14 @@ internal static class MultiLabelRuns
 
         if (finetuneOnly)
         {
-            var (only, onlySeconds, onlyKept) = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+            var (only, onlySeconds, onlyKept) = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32, labelSmoothing);
             var alone = new StringBuilder();
             alone.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji, fine-tune only: {labels.Count} labels, {train.Count} training / {test.Count} held-out images.");
             alone.AppendLine();
             alone.AppendLine("| Contender | mAP | Macro-F1 (its thresholds) | Macro-F1 (every threshold 0.5) | Micro-F1 | Exact match | Train s |");
             alone.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
             alone.AppendLine(CultureInfo.InvariantCulture,
-                $"| product: multi-label fine-tune (layer4, binary loss, at most {finetuneEpochs} epochs) | {only.MeanAveragePrecision:P1} | {only.MacroF1:P1} | {only.MacroF1AtHalf:P1} | {only.MicroF1:P1} | {only.ExactMatch:P1} | {onlySeconds:F1} (prefix cache included) |");
+                $"| product: multi-label fine-tune (layer4, binary loss, label smoothing {labelSmoothing?.ToString(CultureInfo.InvariantCulture) ?? "default"}, at most {finetuneEpochs} epochs) | {only.MeanAveragePrecision:P1} | {only.MacroF1:P1} | {only.MacroF1AtHalf:P1} | {only.MicroF1:P1} | {only.ExactMatch:P1} | {onlySeconds:F1} (prefix cache included) |");
             alone.AppendLine();
             alone.AppendLine(onlyKept);
             alone.AppendLine();
@@ -116,7 +118,7 @@ internal static class MultiLabelRuns
         (MultiLabelReport Report, double Seconds, string Kept)? finetune = null;
         if (finetuneEpochs > 0)
         {
-            finetune = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+            finetune = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32, labelSmoothing);
         }
 
         var table = new StringBuilder();
@@ -160,9 +162,10 @@ internal static class MultiLabelRuns
 
     /// <summary>A multi-label fine-tune on the training manifest, scored on the held-out images through its served graph; its kept-epoch reason.</summary>
     private static async Task<(MultiLabelReport Report, double Seconds, string Kept)> FinetuneAsync(string root, string manifest, List<string> labels,
-        List<(string File, string[] Labels, bool Test)> test, int epochs, PrecisionChoice precision)
+        List<(string File, string[] Labels, bool Test)> test, int epochs, PrecisionChoice precision, double? labelSmoothing)
     {
         var plan = new FinetunePlan { Data = manifest, MultiLabel = true, Epochs = epochs, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = precision } };
+        plan = labelSmoothing is { } smoothing ? plan with { LabelSmoothing = smoothing } : plan;
         var dataset = await ImageFolderDataset.FromManifestAsync(manifest, options: TrainingEngine.DatasetOptionsFor(plan));
         var clock = Stopwatch.StartNew();
         using var tuned = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model-finetune"),

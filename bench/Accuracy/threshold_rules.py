@@ -60,7 +60,7 @@ def logit(p):
 
 
 def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+    return np.exp(-np.logaddexp(0, -x))
 
 
 def curve(s, y, weights=None):
@@ -149,19 +149,30 @@ def validated(s, y):
 
 
 def platt(s, y):
-    """Platt scaling on the score's logit: (a, b) with calibrated q = sigmoid(a logit(s) + b); Platt's smoothed targets keep it finite."""
+    """Platt scaling on the score's logit: (a, b) with calibrated q = sigmoid(a logit(s) + b); Platt's smoothed targets keep it finite.
+    Newton's method, each step halved until the cross-entropy does not rise."""
     x = logit(s)
     positives, negatives = y.sum(), (~y).sum()
     target = np.where(y, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+    def loss(a, b):
+        z = a * x + b
+        return float((np.logaddexp(0, z) - target * z).sum())
+
     a, b = 1.0, 0.0
+    current = loss(a, b)
     for _ in range(100):
         q = sigmoid(a * x + b)
         g = np.array([((q - target) * x).sum(), (q - target).sum()])
         h = q * (1 - q)
-        hessian = np.array([[(h * x * x).sum(), (h * x).sum()], [(h * x).sum(), h.sum()]]) + 1e-9 * np.eye(2)
+        hessian = np.array([[(h * x * x).sum() + 1e-9, (h * x).sum()], [(h * x).sum(), h.sum() + 1e-9]])
         step = np.linalg.solve(hessian, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        scale = 1.0
+        while scale > 1e-6 and loss(a - scale * step[0], b - scale * step[1]) > current:
+            scale /= 2
+        a, b = a - scale * step[0], b - scale * step[1]
+        current = loss(a, b)
+        if scale * np.abs(step).max() < 1e-10:
             break
     return a, b
 

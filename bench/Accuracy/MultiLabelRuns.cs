@@ -26,7 +26,10 @@ internal static class MultiLabelRuns
 
     /// <param name="finetuneEpochs">Above 0: also a multi-label fine-tune (layer4, a binary loss, at most this many epochs), scored the same way through its own served graph.</param>
     /// <param name="finetuneOnly">Only the fine-tune (its row alone; the head's and the peer's are the runs documented beside it).</param>
-    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10, int finetuneEpochs = 0, bool finetuneOnly = false)
+    /// <param name="peer">False: no scikit-learn row (the product's rows and the dumps alone).</param>
+    /// <param name="labelSmoothing">The fine-tune's label smoothing; null: the plan's default.</param>
+    public static async Task<string> RunAsync(string repository, string work, int heldOutFold = 4, int labelCount = 10, int finetuneEpochs = 0, bool finetuneOnly = false, bool peer = true,
+        double? labelSmoothing = null)
     {
         var package = Path.Combine(repository, "node_modules", "emoji-datasource-twitter");
         using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(package, "emoji.json")));
@@ -59,14 +62,14 @@ internal static class MultiLabelRuns
 
         if (finetuneOnly)
         {
-            var (only, onlySeconds, onlyKept) = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+            var (only, onlySeconds, onlyKept) = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32, labelSmoothing);
             var alone = new StringBuilder();
             alone.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji, fine-tune only: {labels.Count} labels, {train.Count} training / {test.Count} held-out images.");
             alone.AppendLine();
             alone.AppendLine("| Contender | mAP | Macro-F1 (its thresholds) | Macro-F1 (every threshold 0.5) | Micro-F1 | Exact match | Train s |");
             alone.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
             alone.AppendLine(CultureInfo.InvariantCulture,
-                $"| product: multi-label fine-tune (layer4, binary loss, at most {finetuneEpochs} epochs) | {only.MeanAveragePrecision:P1} | {only.MacroF1:P1} | {only.MacroF1AtHalf:P1} | {only.MicroF1:P1} | {only.ExactMatch:P1} | {onlySeconds:F1} (prefix cache included) |");
+                $"| product: multi-label fine-tune (layer4, binary loss, label smoothing {labelSmoothing?.ToString(CultureInfo.InvariantCulture) ?? "default"}, at most {finetuneEpochs} epochs) | {only.MeanAveragePrecision:P1} | {only.MacroF1:P1} | {only.MacroF1AtHalf:P1} | {only.MicroF1:P1} | {only.ExactMatch:P1} | {onlySeconds:F1} (prefix cache included) |");
             alone.AppendLine();
             alone.AppendLine(onlyKept);
             alone.AppendLine();
@@ -88,7 +91,6 @@ internal static class MultiLabelRuns
         // The served graph: its probabilities are the product's answers; its features are both contenders' inputs.
         var preprocessor = new ImagePreprocessor(result.Manifest.Preprocessing, result.MeanImage);
         using var engine = new OnnxEngine(await File.ReadAllBytesAsync(Path.Combine(result.Folder, ModelCheckpoint.OnnxFileName)), OnnxEngineOptions.Default);
-        var (trainFeatures, _) = Run(engine, preprocessor, root, train);
         var (testFeatures, testProbabilities) = Run(engine, preprocessor, root, test);
         var truth = test.SelectMany(r => labels.Select(l => r.Labels.Contains(l))).ToArray();
         var product = MultiLabelEvaluation.Compute(labels, testProbabilities, truth, thresholds);
@@ -99,23 +101,26 @@ internal static class MultiLabelRuns
         await File.WriteAllLinesAsync(Path.Combine(root, "test.csv"), Enumerable.Range(0, test.Count).Select(i =>
             string.Join(',', labels.Select((_, l) => truth[(i * labels.Count) + l] ? "1" : "0").Concat(labels.Select((_, l) => testProbabilities[(i * labels.Count) + l].ToString("R", CultureInfo.InvariantCulture))))));
 
-        var peerDir = Path.Combine(root, "peer");
-        Directory.CreateDirectory(peerDir);
-        Write(Path.Combine(peerDir, "train.f32"), trainFeatures);
-        Write(Path.Combine(peerDir, "test.f32"), testFeatures);
-        await File.WriteAllTextAsync(Path.Combine(peerDir, "train.labels"), string.Join('\n', train.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
-        await File.WriteAllTextAsync(Path.Combine(peerDir, "test.labels"), string.Join('\n', test.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
-        var script = Path.Combine(AppContext.BaseDirectory, "peers", "sklearn_ovr.py");
-        var peer = await PeerProcesses.RunAsync("/usr/bin/python3", [script, peerDir, labels.Count.ToString(CultureInfo.InvariantCulture)]);
+        JsonElement? peerScores = null;
+        if (peer)
+        {
+            var peerDir = Path.Combine(root, "peer");
+            Directory.CreateDirectory(peerDir);
+            Write(Path.Combine(peerDir, "train.f32"), Run(engine, preprocessor, root, train).Features);
+            Write(Path.Combine(peerDir, "test.f32"), testFeatures);
+            await File.WriteAllTextAsync(Path.Combine(peerDir, "train.labels"), string.Join('\n', train.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
+            await File.WriteAllTextAsync(Path.Combine(peerDir, "test.labels"), string.Join('\n', test.Select(r => string.Join(' ', labels.Select(l => r.Labels.Contains(l) ? 1 : 0)))));
+            var script = Path.Combine(AppContext.BaseDirectory, "peers", "sklearn_ovr.py");
+            peerScores = await PeerProcesses.RunAsync("/usr/bin/python3", [script, peerDir, labels.Count.ToString(CultureInfo.InvariantCulture)]);
+        }
 
         // The fine-tune: the same images and manifest, its own model; scored on the held-out images through its served graph.
         (MultiLabelReport Report, double Seconds, string Kept)? finetune = null;
         if (finetuneEpochs > 0)
         {
-            finetune = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32);
+            finetune = await FinetuneAsync(root, manifest, labels, test, finetuneEpochs, PrecisionChoice.Fp32, labelSmoothing);
         }
 
-        var peerMap = peer.GetProperty("mAP").GetDouble();
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"Multi-label emoji: {labels.Count} labels ({string.Join(", ", labels)}), {train.Count} training / {test.Count} held-out images; same features ({result.Manifest.Backbone}, {testFeatures.Length / test.Count} per image).");
         table.AppendLine();
@@ -128,11 +133,18 @@ internal static class MultiLabelRuns
             table.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| product: multi-label fine-tune (layer4, binary loss, at most {finetuneEpochs} epochs) | {f.Report.MeanAveragePrecision:P1} | {f.Report.MacroF1:P1} | {f.Report.MacroF1AtHalf:P1} | {f.Report.MicroF1:P1} | {f.Report.ExactMatch:P1} | {f.Seconds:F1} (prefix cache included) |"));
         }
-        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"| scikit-learn one-vs-rest LogisticRegressionCV (standardised) | {peerMap:P1} | - | {peer.GetProperty("macroF1AtHalf").GetDouble():P1} | {peer.GetProperty("microF1AtHalf").GetDouble():P1} | {peer.GetProperty("exactMatchAtHalf").GetDouble():P1} | {peer.GetProperty("trainSeconds").GetDouble():F1} (features given) |"));
+        if (peerScores is { } p)
+        {
+            table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| scikit-learn one-vs-rest LogisticRegressionCV (standardised) | {p.GetProperty("mAP").GetDouble():P1} | - | {p.GetProperty("macroF1AtHalf").GetDouble():P1} | {p.GetProperty("microF1AtHalf").GetDouble():P1} | {p.GetProperty("exactMatchAtHalf").GetDouble():P1} | {p.GetProperty("trainSeconds").GetDouble():F1} (features given) |"));
+        }
         table.AppendLine();
+        if (peerScores is { } q)
+        {
+            table.Append(string.Create(CultureInfo.InvariantCulture, $"mAP, product minus peer: {(product.MeanAveragePrecision - q.GetProperty("mAP").GetDouble()) * 100:+0.0;-0.0;0.0} points. "));
+        }
         table.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"mAP, product minus peer: {(product.MeanAveragePrecision - peerMap) * 100:+0.0;-0.0;0.0} points. Per-label thresholds against a single 0.5 (product): macro F1 {(product.MacroF1 - product.MacroF1AtHalf) * 100:+0.0;-0.0;0.0} points."));
+            $"Per-label thresholds against a single 0.5 (product): macro F1 {(product.MacroF1 - product.MacroF1AtHalf) * 100:+0.0;-0.0;0.0} points."));
         if (finetune is { } kept)
         {
             table.AppendLine();
@@ -150,9 +162,10 @@ internal static class MultiLabelRuns
 
     /// <summary>A multi-label fine-tune on the training manifest, scored on the held-out images through its served graph; its kept-epoch reason.</summary>
     private static async Task<(MultiLabelReport Report, double Seconds, string Kept)> FinetuneAsync(string root, string manifest, List<string> labels,
-        List<(string File, string[] Labels, bool Test)> test, int epochs, PrecisionChoice precision)
+        List<(string File, string[] Labels, bool Test)> test, int epochs, PrecisionChoice precision, double? labelSmoothing)
     {
         var plan = new FinetunePlan { Data = manifest, MultiLabel = true, Epochs = epochs, Precision = new ModelCore.Export.Quantization.PrecisionOptions { Precision = precision } };
+        plan = labelSmoothing is { } smoothing ? plan with { LabelSmoothing = smoothing } : plan;
         var dataset = await ImageFolderDataset.FromManifestAsync(manifest, options: TrainingEngine.DatasetOptionsFor(plan));
         var clock = Stopwatch.StartNew();
         using var tuned = await new TrainingEngine().TrainAsync(plan, dataset, Path.Combine(root, "model-finetune"),

@@ -16,8 +16,8 @@ using ServerlessClassifier.ModelCore.Export.Quantization;
 //        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
 //        [--train-per-class N (at most N training images per class: small, fast runs)]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
-//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K (0-4: hold out every 5th emoji from the Kth; default 4)]
-//         [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)]]]
+//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K (0-4: hold out every 5th emoji from the Kth; default 4)] [--no-peers (no scikit-learn row)]
+//         [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)] [--label-smoothing S (its label smoothing; default the plan's 0.1)]]]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');
@@ -43,7 +43,8 @@ if (args.Contains("--multilabel"))
         return 2;
     }
     var finetuneEpochs = args.SkipWhile(a => a != "--finetune-epochs").Skip(1).FirstOrDefault() is { } epochs ? int.Parse(epochs, CultureInfo.InvariantCulture) : 0;
-    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFold, finetuneEpochs: finetuneEpochs, finetuneOnly: args.Contains("--finetune-only"));
+    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFold, finetuneEpochs: finetuneEpochs, finetuneOnly: args.Contains("--finetune-only"), peer: !args.Contains("--no-peers"),
+        labelSmoothing: args.SkipWhile(a => a != "--label-smoothing").Skip(1).FirstOrDefault() is { } smoothing ? double.Parse(smoothing, CultureInfo.InvariantCulture) : null);
     Console.WriteLine(multiLabelTable);
     if (outputPath is not null)
     {

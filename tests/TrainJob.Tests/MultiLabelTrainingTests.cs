@@ -122,6 +122,25 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
     }
 
     [Fact]
+    public async Task Train_EachLabelsServedThreshold_IsItsBestOutOfFoldF1Threshold_ShrunkTowardHalfByItsPositives()
+    {
+        Assert.True(set.Train.ExitCode == ExitCodes.Ok, set.Train.All);
+        var manifest = (await ModelPackage.LoadAsync(set.Model)).Manifest;
+        for (var l = 0; l < 2; l++)
+        {
+            // The probe's line names the best out-of-fold F1 threshold t and the label's p positives; the manifest's threshold is (p t + 10 x 0.5) / (p + 10).
+            var line = System.Text.RegularExpressions.Regex.Match(set.Train.Out,
+                $@"multi-label probe {l + 1} of 2, ""{manifest.Labels[l]}"" \(12 of 24 images\).*threshold ([\d.]+) \(best F1 \(([\d.]+)\) shrunk toward 0\.5 by its 12 positives against 0\.5's 10\)");
+            Assert.True(line.Success, set.Train.Out);
+            var best = double.Parse(line.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var shrunk = Math.Floor((((12 * best) + (10 * 0.5)) / 22) * 1000) / 1000;
+            Assert.True(Math.Abs(best - 0.5) > 0.01, set.Train.Out); // far enough from 0.5 that the shrinkage shows
+            Assert.Equal(shrunk, manifest.LabelThresholds![l], 9);
+            Assert.Equal(shrunk, double.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 3);
+        }
+    }
+
+    [Fact]
     public async Task Train_FromEachMultiLabelManifestForm_GivesTheFolderLayoutsModel()
     {
         var data = set.Data;

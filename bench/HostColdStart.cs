@@ -118,10 +118,7 @@ internal static class HostColdStart
         {
             start.Environment["Classifier__ModelCacheDirectory"] = cache;
         }
-        if (!cachedStart)
-        {
-            start.Environment["Classifier__StartFromCachedModel"] = "false";
-        }
+        start.Environment["Classifier__StartFromCachedModel"] = cachedStart ? "true" : "false";
         start.Environment["Classifier__SweepSchedule"] = "0 0 0 1 1 *";
         start.Environment["Classifier__ShardQueue"] = $"bench-shards-{suffix}";
         start.Environment["AzureWebJobs.ClassifyUploadedImageEventGrid.Disabled"] = "true";

@@ -172,9 +172,11 @@ public sealed record ClassifierOptions
     /// <summary>
     /// Whether a starting process makes the version it served last ready from the local model cache (session created and
     /// warmed up) while it reads <c>current.json</c>, and serves it only once the store confirms that version and its manifest
-    /// (ModelCore's <c>CachedStart</c>; docs/architecture.md, "Cold start"). On by default; no effect with the cache off.
+    /// (ModelCore's <c>CachedStart</c>; docs/architecture.md, "Cold start"). Off by default: on a quiet 2-core machine against
+    /// Azurite it started no sooner than the sequential start and spent about 0.1 s more CPU (docs/benchmarks.md); it can pay
+    /// where the first storage request is slow. No effect with the cache off.
     /// </summary>
-    public bool StartFromCachedModel { get; init; } = true;
+    public bool StartFromCachedModel { get; init; }
 
     /// <summary>ONNX Runtime threads across graph branches (ResNets are a chain: 1).</summary>
     [Range(1, 64)]

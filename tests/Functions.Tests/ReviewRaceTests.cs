@@ -1,5 +1,10 @@
+using Azure.Core;
+using Azure.Core.Pipeline;
+using Azure.Storage.Blobs;
 using ServerlessClassifier.Functions.Contracts;
+using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Review;
+using ServerlessClassifier.Tests.Common;
 
 namespace ServerlessClassifier.Functions.Tests;
 
@@ -67,6 +72,63 @@ public sealed class ReviewRaceTests(ServingModelFixture model)
             var names = await scene.TrainingNamesAsync();
             Assert.Equal(record!.Decision == LabelDecisions.Approved ? 1 : 0, names.Count(n => n == $"blue/decide_{i}.png"));
             Assert.All(answers, a => Assert.True(ReviewScene.Status(a) is 200 or 409));
+        }
+    }
+
+    /// <summary>
+    /// A second decision that reads the staged label, then stalls until the first decision has been carried out completely
+    /// (recorded, the bytes added, the staged label and its bytes removed) before it records its own. Before, it read the
+    /// first decision's record (approved), looked for the staged bytes the first had just removed, and failed with a 500
+    /// (seen once in CI in the test above). Now it answers NotStaged, and the image is in the training data once.
+    /// </summary>
+    [Fact]
+    public async Task ADecisionOvertakenByAnotherCarriedOutMeanwhile_AnswersNotStaged_AndTheImageIsAddedOnce()
+    {
+        await using var scene = await ReviewScene.StartAsync(model);
+        var version = await scene.QueueAsync("late/0.png", seed: 500);
+        var id = ReviewScene.Value<LabelResult>(await scene.LabelAsync(ReviewScene.Approver, "late/0.png", version, "blue")).Id!;
+        var gate = new RecordWriteGate();
+        var options = new BlobClientOptions();
+        options.AddPolicy(gate, HttpPipelinePosition.PerCall);
+        var stalled = new ReviewLabels(new BlobContainerClient(TestStorage.ConnectionString, scene.Queue.Container.Name, options));
+        var by = new ReviewActor { Id = "66666666-6666-6666-6666-666666666666", Name = "Late Approver", Source = ReviewActor.Sources.CommandLine };
+
+        var second = ReviewLabeling.DecideAsync(stalled, TrainingImages.Blobs(scene.Training, ""), id, approve: false, by, DateTimeOffset.UtcNow);
+        await gate.Reached.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(200, ReviewScene.Status(await scene.DecideAsync(ReviewScene.Approver, id, approve: true)));
+        gate.Release();
+        var (outcome, record, name) = await second.WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.Equal(ApprovalOutcome.NotStaged, outcome);
+        Assert.Equal(LabelDecisions.Approved, record!.Decision);
+        Assert.Null(name);
+        Assert.Null(await scene.Labels.GetStagedAsync(id));
+        Assert.Equal(["blue/late_0.png"], await scene.TrainingNamesAsync());
+    }
+
+    /// <summary>Holds the first write of a decided record (a PUT under records/) until <see cref="Release"/>.</summary>
+    private sealed class RecordWriteGate : HttpPipelinePolicy
+    {
+        private readonly TaskCompletionSource reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int held;
+
+        public Task Reached => reached.Task;
+
+        public void Release() => released.TrySetResult();
+
+        public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline) =>
+            throw new NotSupportedException("The review code calls storage asynchronously.");
+
+        public override async ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            if (message.Request.Method == RequestMethod.Put && message.Request.Uri.Path.Contains("/" + ReviewLabels.RecordsPrefix, StringComparison.Ordinal)
+                && Interlocked.Exchange(ref held, 1) == 0)
+            {
+                reached.TrySetResult();
+                await released.Task.ConfigureAwait(false);
+            }
+            await ProcessNextAsync(message, pipeline).ConfigureAwait(false);
         }
     }
 }

@@ -87,8 +87,9 @@ public static class ReviewLabeling
     /// An Approver's decision on the staged label <paramref name="id"/>: <paramref name="approve"/> adds its bytes to
     /// <paramref name="training"/> under its label, otherwise nothing is added; either way the decision is recorded and
     /// the staged label removed. When the label was decided already (another Approver was first, or an earlier call
-    /// stopped part-way), that recorded decision is the one carried out. Returns the outcome, the record as decided
-    /// and, when added, the image's name in the training data.
+    /// stopped part-way), that recorded decision is the one carried out; when that other call has already carried it out
+    /// completely (the staged label is gone), the outcome is <see cref="ApprovalOutcome.NotStaged"/>. Returns the outcome,
+    /// the record as decided and, when added, the image's name in the training data.
     /// </summary>
     /// <exception cref="InvalidDataException">The staged bytes are missing or not the ones that were labelled: nothing is added.</exception>
     /// <exception cref="InvalidOperationException">The label is a named model's and <paramref name="training"/> has no place for it: nothing is recorded.</exception>
@@ -113,7 +114,8 @@ public static class ReviewLabeling
         // The label's own model's training data, known before anything is recorded (a named model's label never goes elsewhere).
         var destination = training.For(staged.Record.Model);
         var decided = staged.Record with { Decision = approve ? LabelDecisions.Approved : LabelDecisions.Rejected, DecidedBy = by, DecidedUtc = now };
-        if (!await labels.TryRecordAsync(decided, cancellationToken).ConfigureAwait(false))
+        var decidedHere = await labels.TryRecordAsync(decided, cancellationToken).ConfigureAwait(false);
+        if (!decidedHere)
         {
             decided = await labels.GetRecordAsync(id, cancellationToken).ConfigureAwait(false)
                 ?? throw new InvalidOperationException($"Label {id} has a record that could not be read back.");
@@ -122,7 +124,21 @@ public static class ReviewLabeling
         string? name = null;
         if (decided.Decision == LabelDecisions.Approved)
         {
-            var content = await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false);
+            byte[] content;
+            try
+            {
+                content = await labels.ReadStagedImageAsync(staged.Record, cancellationToken).ConfigureAwait(false);
+            }
+            catch (InvalidDataException) when (!decidedHere)
+            {
+                // Another Approver decided first and, meanwhile, carried the decision out (added the bytes, then removed the
+                // staged label and its bytes): nothing is left to do here. A staged label still there has lost its bytes.
+                if (await labels.GetStagedAsync(id, cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    throw;
+                }
+                return (ApprovalOutcome.NotStaged, decided, null);
+            }
             var fileName = staged.Record.FileName ?? FileNameFor(staged.Record.Image);
             // A multi-label model's labels go into the data's labels.csv beside the image (the form train --multilabel reads).
             var added = staged.Record.Labels is { } set

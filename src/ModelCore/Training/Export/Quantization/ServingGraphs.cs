@@ -299,35 +299,14 @@ public static class ServingGraphs
         var perLabel = multiCheck?.PerLabel;
         var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
             && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
-        var (disagreeLow, disagreeHigh) = result.DisagreementInterval;
-        var (dropLow, dropHigh) = result.AccuracyDropInterval;
-        var summary = new QuantizationSummary
+        var summary = Summary(quantized, result, fp32Onnx, options, accepted,
+            validationImages: perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
+            sampledFrom: checkImages.Count, sampleLimit: options.CheckImages, evidence: reference?.Evidence ?? "given images") with
         {
-            Scheme = quantized.Scheme,
-            WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
-            FloatLayers = quantized.FloatLayers,
-            CalibrationImages = quantized.CalibrationImages,
-            ValidationImages = perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
-            SampledFrom = checkImages.Count,
-            SampleLimit = options.CheckImages,
-            Evidence = reference?.Evidence ?? "given images",
-            Fp32Accuracy = result.Fp32Accuracy,
-            Int8Accuracy = result.Int8Accuracy,
-            Top1Agreement = result.Top1Agreement,
-            DisagreementLow = disagreeLow,
-            DisagreementHigh = disagreeHigh,
-            AccuracyDropLowPoints = result.Images > 0 ? dropLow : null,
-            AccuracyDropHighPoints = result.Images > 0 ? dropHigh : null,
-            MaxProbabilityDifference = result.MaxProbabilityDifference,
-            MaxAccuracyDropPoints = options.MaxAccuracyDropPoints,
-            Accepted = accepted,
-            Fp32Bytes = fp32Onnx.Length,
-            Int8Bytes = quantized.Onnx.Length,
-            CheckedOn = $"ONNX Runtime {OrtEnv.Instance().GetVersionString()} on {CpuFeatures.Describe()}",
             PerLabel = perLabel is null ? null
                 : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
         };
-        return (accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary)) with { Timings = timings };
+        return Served(quantized, fp32Onnx, summary, timings);
     }
 
     /// <summary>
@@ -366,18 +345,27 @@ public static class ServingGraphs
         timings.Add(new StepTime($"served graph's features equal to the fitted ones on {fitted.VerificationImages} images", clock.Elapsed.TotalSeconds));
         var result = fitted.Check;
         var accepted = Int8FeatureCheck.Judge(result, options.MaxAccuracyDropPoints).Passed;
+        var summary = Summary(quantized, result, fp32Onnx, options, accepted,
+            validationImages: result.Images, sampledFrom: fitted.SampledFrom, sampleLimit: options.CalibrationImages, evidence: Int8FeatureCheck.Evidence);
+        return Served(quantized, fp32Onnx, summary, timings);
+    }
+
+    /// <summary>The manifest's account of an int8 check: the graph made, what it was judged on, the figures and the verdict.</summary>
+    private static QuantizationSummary Summary(Int8Graph quantized, PrecisionComparison result, byte[] fp32Onnx, PrecisionOptions options, bool accepted,
+        int validationImages, int sampledFrom, int sampleLimit, string evidence)
+    {
         var (disagreeLow, disagreeHigh) = result.DisagreementInterval;
         var (dropLow, dropHigh) = result.AccuracyDropInterval;
-        var summary = new QuantizationSummary
+        return new QuantizationSummary
         {
             Scheme = quantized.Scheme,
             WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
             FloatLayers = quantized.FloatLayers,
             CalibrationImages = quantized.CalibrationImages,
-            ValidationImages = result.Images,
-            SampledFrom = fitted.SampledFrom,
-            SampleLimit = options.CalibrationImages,
-            Evidence = Int8FeatureCheck.Evidence,
+            ValidationImages = validationImages,
+            SampledFrom = sampledFrom,
+            SampleLimit = sampleLimit,
+            Evidence = evidence,
             Fp32Accuracy = result.Fp32Accuracy,
             Int8Accuracy = result.Int8Accuracy,
             Top1Agreement = result.Top1Agreement,
@@ -392,8 +380,11 @@ public static class ServingGraphs
             Int8Bytes = quantized.Onnx.Length,
             CheckedOn = $"ONNX Runtime {OrtEnv.Instance().GetVersionString()} on {CpuFeatures.Describe()}",
         };
-        return (accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary)) with { Timings = timings };
     }
+
+    /// <summary>The graph served after the check: the int8 graph when it was accepted, else the fp32 graph.</summary>
+    private static ServingGraph Served(Int8Graph quantized, byte[] fp32Onnx, QuantizationSummary summary, List<StepTime> timings) =>
+        (summary.Accepted ? new ServingGraph(quantized.Onnx, ModelPrecision.Int8, summary) : new ServingGraph(fp32Onnx, ModelPrecision.Fp32, summary)) with { Timings = timings };
 
     /// <summary>
     /// What head mode's feature pass needs to collect the int8 calibration on the way (<see cref="FeaturePassCalibration"/>):

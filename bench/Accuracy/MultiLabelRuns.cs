@@ -15,7 +15,8 @@ namespace ServerlessClassifier.Bench.Accuracy;
 
 /// <summary>
 /// The multi-label benchmark (<c>--multilabel</c>): emoji of emoji-datasource-twitter tagged with the words of their names
-/// that are among the most frequent (face, flag, ...; an emoji may carry several or none), every 5th held out. The product's
+/// that are among the most frequent (face, flag, ...; an emoji may carry several or none), every 5th held out (or several fifths,
+/// each held-out emoji then scored as drawn by several emoji-datasource packages: a larger held-out set). The product's
 /// multi-label head (one calibrated probe per label, a threshold each) against scikit-learn's one-vs-rest logistic
 /// regression (standardised features, cross-validated C) on the same features (the served graph's <c>features</c> output),
 /// scored on the held-out emoji: mAP, and macro F1 at the product's per-label thresholds against a single 0.5.

@@ -237,7 +237,7 @@ internal static class MultiLabelRuns
         var text = new StringBuilder();
         var mapLine = peer is null ? "." : string.Create(CultureInfo.InvariantCulture, $"; product minus peer, mAP {all.Map * 100:+0.0;-0.0;0.0} points (SE {Se(resamples.Select(r => r.Map)) * 100:F1}).");
         text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Bootstrap standard errors over the {groups.Length} held-out emoji (1,000 resamples; an emoji's {test.Count / groups.Length} drawings drawn together): " +
+            $"Bootstrap standard errors over the {groups.Length} held-out emoji (1,000 resamples; {(test.Count == groups.Length ? "one image each" : $"an emoji's {test.Count / groups.Length} drawings drawn together")}): " +
             $"per-label thresholds minus 0.5, macro F1 {all.Thresholds * 100:+0.0;-0.0;0.0} points (SE {Se(resamples.Select(r => r.Thresholds)) * 100:F1}){mapLine}"));
         var styles = test.Select(r => r.Style).Distinct().ToList();
         if (styles.Count > 1)

@@ -81,7 +81,7 @@ internal static class MultiLabelRuns
         var manifest = Path.Combine(root, "labels.csv");
         File.WriteAllLines(manifest, ["image,labels", .. train.Select(r => $"{r.File},\"{string.Join(';', r.Labels)}\"")]);
         var heldOutEmoji = test.Select(r => r.Group).Distinct().Count();
-        Console.WriteLine($"== multi-label emoji (held out: every 5th from the {string.Join(" and ", heldOutFolds.Select(f => $"{f}th"))}, drawn by {string.Join(", ", styles)}): {labels.Count} labels ({string.Join(", ", labels)}); " +
+        Console.WriteLine($"== multi-label emoji (held out: every 5th from the {string.Join(" and ", heldOutFolds.Select(Ordinal))}, drawn by {string.Join(", ", styles)}): {labels.Count} labels ({string.Join(", ", labels)}); " +
             $"{train.Count} training, {test.Count} test images ({heldOutEmoji} emoji); {emoji.Count(e => !labels.Any(e.Words.Contains))} of {emoji.Count} emoji carry none, {emoji.Count(e => labels.Count(e.Words.Contains) > 1)} several");
 
         if (finetuneOnly)
@@ -251,6 +251,8 @@ internal static class MultiLabelRuns
         }
         return text.ToString();
     }
+
+    private static string Ordinal(int k) => k switch { 1 => "1st", 2 => "2nd", 3 => "3rd", _ => string.Create(CultureInfo.InvariantCulture, $"{k}th") };
 
     private static string[] Words(string name) => name.ToLowerInvariant().Split([' ', '-', ',', ':'], StringSplitOptions.RemoveEmptyEntries);
 

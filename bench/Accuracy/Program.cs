@@ -16,7 +16,7 @@ using ServerlessClassifier.ModelCore.Export.Quantization;
 //        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
 //        [--train-per-class N (at most N training images per class: small, fast runs)]
 //        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
-//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K (0-4: hold out every 5th emoji from the Kth; default 4)] [--no-peers (no scikit-learn row)]
+//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K[,L...] (0-4: hold out every 5th emoji from the Kth, and from the Lth...; default 4)] [--test-styles twitter,google,facebook,apple (score the held-out emoji in each of these drawing styles; default twitter)] [--no-peers (no scikit-learn row)]
 //         [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)] [--label-smoothing S (its label smoothing; default the plan's 0.1)]]]
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
@@ -36,14 +36,23 @@ Console.WriteLine($"CPU: {Environment.ProcessorCount} cores; flags: {string.Join
 if (args.Contains("--multilabel"))
 {
     // Multi-label emoji: the product's multi-label head against scikit-learn's one-vs-rest logistic regression (MultiLabelRuns).
-    var heldOutFold = args.SkipWhile(a => a != "--heldout-fold").Skip(1).FirstOrDefault() is { } fold ? int.Parse(fold, CultureInfo.InvariantCulture) : 4;
-    if (heldOutFold is < 0 or > 4)
+    int[] heldOutFolds = args.SkipWhile(a => a != "--heldout-fold").Skip(1).FirstOrDefault() is { } fold
+        ? [.. fold.Split(',').Select(f => int.TryParse(f, NumberStyles.None, CultureInfo.InvariantCulture, out var k) ? k : -1)]
+        : [4];
+    if (heldOutFolds.Any(k => k is < 0 or > 4) || heldOutFolds.Distinct().Count() != heldOutFolds.Length || heldOutFolds.Length > 4)
     {
-        Console.Error.WriteLine($"--heldout-fold: {heldOutFold} is not 0 to 4");
+        Console.Error.WriteLine("--heldout-fold: give 1 to 4 different folds from 0 to 4, separated by commas (e.g. 4, or 3,4)");
+        return 2;
+    }
+    string[] knownStyles = ["twitter", "google", "facebook", "apple"];
+    var testStyles = args.SkipWhile(a => a != "--test-styles").Skip(1).FirstOrDefault()?.Split(',') ?? ["twitter"];
+    if (testStyles.Any(s => !knownStyles.Contains(s)) || testStyles.Distinct().Count() != testStyles.Length)
+    {
+        Console.Error.WriteLine($"--test-styles: give different styles among {string.Join(", ", knownStyles)}, separated by commas");
         return 2;
     }
     var finetuneEpochs = args.SkipWhile(a => a != "--finetune-epochs").Skip(1).FirstOrDefault() is { } epochs ? int.Parse(epochs, CultureInfo.InvariantCulture) : 0;
-    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFold, finetuneEpochs: finetuneEpochs, finetuneOnly: args.Contains("--finetune-only"), peer: !args.Contains("--no-peers"),
+    var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFolds, testStyles, finetuneEpochs: finetuneEpochs, finetuneOnly: args.Contains("--finetune-only"), peer: !args.Contains("--no-peers"),
         labelSmoothing: args.SkipWhile(a => a != "--label-smoothing").Skip(1).FirstOrDefault() is { } smoothing ? double.Parse(smoothing, CultureInfo.InvariantCulture) : null);
     Console.WriteLine(multiLabelTable);
     if (outputPath is not null)

@@ -14,7 +14,8 @@ Each rule maps a label's (scores, truth) to a threshold. Columns:
 - "rep": the nested F1 averaged over 10 other stratified 5-fold partitions (shuffled): how much of "nested" is the one
   partition.
 - "test": the rule applied to all out-of-fold rows, scored on the held-out images; "diff" is test minus the single 0.5,
-  with a bootstrap standard error over the held-out images ("SE 0.5").
+  with a bootstrap standard error over the held-out images ("SE 0.5"); when a test-groups.csv lies beside test.csv (a
+  held-out emoji drawn in several styles, `--test-styles`), that error resamples emoji, each with all its drawings.
 bestF1 replays ThresholdSelection.Choose (ties to the lower threshold, floored to 0.001); "shrink10 (product)" is
 MultiLabelProbe.ChooseThreshold.
 
@@ -39,6 +40,7 @@ The principled rules beside the product's:
   logit space, argmax.
 """
 import math
+import os
 import sys
 
 import numpy as np
@@ -299,7 +301,15 @@ def main():
     print('positives, training:', yo.sum(0).tolist(), ' held out:', yt.sum(0).tolist())
     print(f"{'rule':24} {'nested':>6} {'vs prod':>7} {'SE':>4} {'rep':>5} {'test':>5} {'diff':>5} {'SE 0.5':>6}  thresholds")
     rng = np.random.default_rng(0)
-    samples = [rng.integers(0, len(yt), len(yt)) for _ in range(500)]
+    groups_file = os.path.join(os.path.dirname(sys.argv[2]), 'test-groups.csv')
+    if os.path.exists(groups_file):
+        # Held-out emoji drawn in several styles: resample emoji (each with all its drawings), not images.
+        groups = np.loadtxt(groups_file, delimiter=',', usecols=0, dtype=int, ndmin=1)
+        members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        print(f'held-out SEs resample the {len(members)} emoji of {groups_file} (every drawing of one together)')
+        samples = [np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))]) for _ in range(500)]
+    else:
+        samples = [rng.integers(0, len(yt), len(yt)) for _ in range(500)]
     rows = [rng.integers(0, len(yo), len(yo)) for _ in range(500)]
     half = [0.5] * labels
     product = np.column_stack([nested_answers(RULES[PRODUCT], so[:, l], yo[:, l]) for l in range(labels)])

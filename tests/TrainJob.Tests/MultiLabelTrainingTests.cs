@@ -282,6 +282,12 @@ public sealed class MultiLabelTrainingTests(MultiLabelSet set) : IClassFixture<M
         var count = int.Parse(validation.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(count, 2, 12);
         Assert.Contains($"Multi-label, {count} images: micro F1", run.Out, StringComparison.Ordinal);
+        // The console and the report say what those figures were measured on: the validation images, not every image out-of-fold.
+        Assert.Matches($@"Multi-label, {count} images: micro F1 .* \(on the {count} validation images, which the kept backbone never trained on; each scored by probes that never saw it\)", run.Out);
+        Assert.DoesNotContain("out-of-fold: every image scored", run.Out, StringComparison.Ordinal);
+        var html = await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportHtml));
+        Assert.Contains($"Figures are on the {count} validation images, which the kept backbone never trained on", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("Figures are out-of-fold", html, StringComparison.Ordinal);
         Assert.Equal(count, manifest.Metrics!.Samples);
         Assert.Equal(2, manifest.LabelThresholds!.Count);
         // Per label: its images in the training split, and in the validation split (the figures' images); 12 in all.

@@ -186,7 +186,9 @@ public static class HtmlReport
     private static void AppendMultiLabel(StringBuilder html, TrainingReport report, MultiLabelReport m)
     {
         html.Append("<section aria-label=\"Verdict\"><h2>Verdict (multi-label)</h2>\n<p class=\"note info\">A multi-label model: each label has its own probe and threshold; an image may carry any number of labels. ")
-            .Append("Figures are out-of-fold on ").Append(m.Samples).Append(" images: every image was scored by probes fitted without it.</p>\n<div class=\"verdict\">\n");
+            .Append(report.BestEpoch is > 0
+                ? $"Figures are on the {m.Samples} validation images, which the kept backbone never trained on; each was scored by probes fitted without it."
+                : $"Figures are out-of-fold on {m.Samples} images: every image was scored by probes fitted without it.").Append("</p>\n<div class=\"verdict\">\n");
         Figure(html, "mAP", Percent(m.MeanAveragePrecision), "mean over labels of the average precision");
         Figure(html, "Macro-F1", F2(m.MacroF1), $"every threshold 0.5: {F2(m.MacroF1AtHalf)}");
         Figure(html, "Micro-F1", F2(m.MicroF1), "over every image-label decision");

@@ -86,9 +86,14 @@ public sealed partial class TrainingEngine
             var probabilities = fitted.Scored.SelectMany(i => fit.OutOfFoldProbabilities.AsSpan(i * count, count).ToArray()).ToArray();
             var truth = fitted.Scored.SelectMany(i => fitted.Truth.AsSpan(i * count, count).ToArray()).ToArray();
             var evaluation = MultiLabelEvaluation.Compute(labels, probabilities, truth, fit.Thresholds);
+            // Say what was measured: every image (out-of-fold), or a kept epoch's validation images alone (still each scored by probes that never saw it).
+            var everyImage = fitted.Scored.Length == fitted.Images.Count;
+            var measured = everyImage
+                ? " (out-of-fold: every image scored by probes that never saw it)"
+                : $" (on the {fitted.Scored.Length} validation images, which the kept backbone never trained on; each scored by probes that never saw it)";
             foreach (var line in evaluation.Describe())
             {
-                Info(progress, $"{line}{(line.StartsWith("Multi", StringComparison.Ordinal) ? " (out-of-fold: every image scored by probes that never saw it)" : "")}");
+                Info(progress, $"{line}{(line.StartsWith("Multi", StringComparison.Ordinal) ? measured : "")}");
             }
             var predictions = Predictions(images, labels, probabilities, fit.Thresholds, truth);
             // No out-of-distribution statistics yet: their score is the distance to the nearest class mean, and a multi-label
@@ -132,7 +137,7 @@ public sealed partial class TrainingEngine
                 Images = images,
                 Labels = [.. strata.Select(k => strataIndex[k])], // the label set's index: the check's sample is stratified by it
                 Logits = probabilities,
-                Evidence = "out-of-fold",
+                Evidence = everyImage ? "out-of-fold" : "validation",
                 MultiLabel = new MultiLabelReference
                 {
                     Probabilities = probabilities,

@@ -51,6 +51,14 @@ if (args.Contains("--multilabel"))
         Console.Error.WriteLine($"--test-styles: give different styles among {string.Join(", ", knownStyles)}, separated by commas");
         return 2;
     }
+    if (testStyles.FirstOrDefault(s => !Directory.Exists(Path.Combine(repository, "node_modules", $"emoji-datasource-{s}"))) is { } missing)
+    {
+        // Apple's drawings are not licensed for commercial use, so package.json does not list them: whoever scores them installs them.
+        Console.Error.WriteLine($"--test-styles {missing}: the package emoji-datasource-{missing} is not installed" + (missing == "apple"
+            ? "; it is not in package.json because Apple's drawings are not licensed for commercial use. To score them on your machine: npm install --no-save emoji-datasource-apple@16.0.0 (a later npm ci removes it)."
+            : "; run npm ci in the repository first."));
+        return 2;
+    }
     var finetuneEpochs = args.SkipWhile(a => a != "--finetune-epochs").Skip(1).FirstOrDefault() is { } epochs ? int.Parse(epochs, CultureInfo.InvariantCulture) : 0;
     var multiLabelTable = await MultiLabelRuns.RunAsync(repository, work, heldOutFolds, testStyles, finetuneEpochs: finetuneEpochs, finetuneOnly: args.Contains("--finetune-only"), peer: !args.Contains("--no-peers"),
         labelSmoothing: args.SkipWhile(a => a != "--label-smoothing").Skip(1).FirstOrDefault() is { } smoothing ? double.Parse(smoothing, CultureInfo.InvariantCulture) : null);

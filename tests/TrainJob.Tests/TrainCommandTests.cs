@@ -77,6 +77,29 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_Finetune_RefitsOnTheStartsFeaturesWhenTheStartIsKept_AndOnFreshFeaturesWhenAnEpochIs()
+    {
+        var data = Colours("refit", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var epochKept = temp.Combine("epoch-kept.json");
+        // The mean of the epochs kept without the margin: the served backbone is a trained one whatever the split says.
+        await File.WriteAllTextAsync(epochKept, """{ "mode": "finetune", "epochs": 1, "weightInterpolation": 1, "averagedModelNeedsMargin": false, "precision": { "precision": "fp32" } }""");
+        var startKept = temp.Combine("start-kept.json");
+        await File.WriteAllTextAsync(startKept, """{ "mode": "finetune", "epochs": 1, "precision": { "precision": "fp32" } }""");
+
+        // A learning rate that wrecks the network in one step: the start is kept, so the backbone is the pretrained one whose
+        // features the probe start already computed.
+        var kept = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("start"), "--plan", startKept, "--lr", "9", "--device", "cpu");
+        var trained = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("epoch"), "--plan", epochKept, "--device", "cpu");
+
+        Assert.True(kept.ExitCode == ExitCodes.Ok, kept.All);
+        Assert.Contains("No epoch beat the start clearly: the start is kept", kept.Out, StringComparison.Ordinal);
+        Assert.Matches(@"Head refitted as a linear probe on the kept backbone \(epoch 0\) over all [0-9]+ images: .*; the start's features reused \(the kept backbone is the pretrained one\)", kept.Out);
+        Assert.True(trained.ExitCode == ExitCodes.Ok, trained.All);
+        Assert.Matches(@"Head refitted as a linear probe on the kept backbone \(epoch 1\) over all [0-9]+ images: .*; features [0-9.]+ s, ", trained.Out);
+        Assert.DoesNotContain("the start's features reused", trained.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_FinetuneUnfreezeLayer1_TrainsLayer1AndLeavesTheOtherStagesAsPretrained()
     {
         var data = Colours("stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));

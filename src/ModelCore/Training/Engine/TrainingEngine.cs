@@ -301,13 +301,14 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             case (HeadPlan head, FeatureInputs features):
                 return ProbeFitter.Fit(head, model, classes, features.Cache, progress, cancellationToken);
             case (EpochPlan epochs, IEpochInputs batches):
+                FeatureCache? startFeatures = null;
                 if (state is null && epochs.Start == HeadStart.Probe)
                 {
-                    await HeadRefit.StartFromProbeAsync(epochs, classes, model, batches, progress, cancellationToken).ConfigureAwait(false);
+                    startFeatures = await HeadRefit.StartFromProbeAsync(epochs, classes, model, batches, progress, cancellationToken).ConfigureAwait(false);
                 }
                 var fitted = new EpochFitter(logger).Run(epochs, classes, model, batches, device, state, checkpoint, progress, null, cancellationToken);
                 return epochs is FinetunePlan { RefitHead: true } finetune
-                    ? await HeadRefit.RefitAsync(finetune, classes, model, batches, fitted, progress, cancellationToken).ConfigureAwait(false)
+                    ? await HeadRefit.RefitAsync(finetune, classes, model, batches, fitted, startFeatures, progress, cancellationToken).ConfigureAwait(false)
                     : fitted;
             default:
                 throw new ArgumentException($"A {plan.Mode} plan cannot train on {inputs.GetType().Name}.", nameof(inputs));

@@ -12,12 +12,20 @@ using ServerlessClassifier.ModelCore.Export.Quantization;
 // The accuracy benchmark: on each labelled set, the product's head mode (linear probe with and without
 // flipped features, and the epoch loop it replaced) and finetune mode against the plain PyTorch script
 // and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
-// Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
-//        [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
-//        [--train-per-class N (at most N training images per class: small, fast runs)]
-//        [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
-//        [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K[,L...] (0-4: hold out every 5th emoji from the Kth, and from the Lth...; default 4)] [--test-styles twitter,google,facebook,apple (score the held-out emoji in each of these drawing styles; default twitter)] [--no-peers (no scikit-learn row)]
-//         [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)] [--label-smoothing S (its label smoothing; default the plan's 0.1)]]]
+// Usage: the text below, printed by --help.
+const string Usage = """
+    Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
+           [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
+           [--train-per-class N (at most N training images per class: small, fast runs)]
+           [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
+           [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K[,L...] (0-4: hold out every 5th emoji from the Kth, and from the Lth...; default 4)] [--test-styles twitter,google,facebook,apple (score the held-out emoji in each of these drawing styles; default twitter)] [--no-peers (no scikit-learn row)]
+            [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)] [--label-smoothing S (its label smoothing; default the plan's 0.1)]]]
+    """;
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(Usage);
+    return 0;
+}
 var repository = FindRepositoryRoot();
 var outputPath = args.SkipWhile(a => a != "--output").Skip(1).FirstOrDefault();
 var only = args.SkipWhile(a => a != "--sets").Skip(1).FirstOrDefault()?.Split(',');

@@ -17,7 +17,7 @@ const string Usage = """
     Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
            [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
            [--train-per-class N (at most N training images per class: small, fast runs)]
-           [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only)] [--ood (out-of-class rows only)]
+           [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only) [--int8-weight-bits 8,7 (instead of the int8-features row, one auto row per weight width: 8 serves on VNNI, 7 is what an AVX2-only CPU needs)]] [--ood (out-of-class rows only)]
            [--multilabel (multi-label emoji against scikit-learn's one-vs-rest logistic regression) [--heldout-fold K[,L...] (0-4: hold out every 5th emoji from the Kth, and from the Lth...; default 4)] [--test-styles twitter,google,facebook,apple (score the held-out emoji in each of these drawing styles; default twitter)] [--no-peers (no scikit-learn row)]
             [--finetune-epochs N (also a multi-label fine-tune of layer4 with a binary loss, at most N epochs) [--finetune-only (that fine-tune alone)] [--label-smoothing S (its label smoothing; default the plan's 0.1)]]]
     """;
@@ -34,6 +34,14 @@ var unknownVariant = variants.FirstOrDefault(v => !FinetuneVariants.All.Contains
 if (unknownVariant is not null)
 {
     Console.Error.WriteLine($"--variants: unknown \"{unknownVariant}\"; known: {string.Join(", ", FinetuneVariants.All.Keys)}");
+    return 2;
+}
+int[]? weightBits = args.SkipWhile(a => a != "--int8-weight-bits").Skip(1).FirstOrDefault() is { } bitsList
+    ? [.. bitsList.Split(',').Select(b => int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1)]
+    : null;
+if (weightBits is not null && (weightBits.Length == 0 || weightBits.Any(b => b is not (7 or 8)) || !args.Contains("--int8")))
+{
+    Console.Error.WriteLine("--int8-weight-bits: with --int8, give 8, 7 or both (8,7)");
     return 2;
 }
 var work = Path.Combine(Path.GetTempPath(), "accuracy-bench");
@@ -121,6 +129,16 @@ foreach (var set in sets)
         // The default model served as fp32 and as --precision auto serves it (int8 when its check passes).
         var (fp32, fp32Run) = await ProductRuns.TrainAndScoreAsync("product head: default, fp32 graph", set.Train, new HeadPlan(), Test);
         Add(fp32);
+        if (weightBits is not null)
+        {
+            // The int8 graph made with each weight width asked for (the plan's int8 weight bits), checked and scored the same way.
+            foreach (var bits in weightBits)
+            {
+                Add(await ProductRuns.AutoScoreAsync($"product head: auto, {bits}-bit weights", set.Train, fp32Run, test!, new PrecisionOptions { Int8WeightBits = bits }));
+            }
+            fp32Run.Dispose();
+            continue;
+        }
         Add(await ProductRuns.AutoScoreAsync("product head: default, --precision auto", set.Train, fp32Run, test!));
         // The other choice of the features the head is fitted on (int8 backbone's or fp32), so both are measured in one run.
         var other = new PrecisionOptions();

@@ -85,12 +85,13 @@ public sealed class PrecisionTests : IDisposable
     }
 
     [Fact]
-    public async Task Train_Int8_ByDefault_FitsOnFp32Features_AndChecksEveryImageOutOfFold()
+    public async Task Train_Int8_ByDefault_FitsOnFp32Features_ChecksEveryImageOutOfFold_WithTheWeightBitsAskedForTheServingCpu()
     {
         var output = temp.Combine("int8-fp32-features");
         var cli = new Cli();
 
-        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--device", "cpu");
+        // 7-bit weights, as a model to be served on CPUs without VNNI needs, whatever the CPU that trains it has (auto: 8 with VNNI).
+        var train = await cli.RunAsync("train", "--data", Emoji("emoji"), "--output", output, "--precision", "int8", "--int8-weight-bits", "7", "--device", "cpu");
 
         Assert.True(train.ExitCode == ExitCodes.Ok, train.All);
         var manifest = (await ModelPackage.LoadAsync(output)).Manifest;
@@ -104,6 +105,12 @@ public sealed class PrecisionTests : IDisposable
         Assert.Equal("out-of-fold", check.Evidence);
         Assert.Equal(manifest.Metrics!.Accuracy!.Value, check.Fp32Accuracy, 9);
         Assert.Contains("Precision: int8, the head fitted on fp32 features (int8 check on 24 out-of-fold images: ", train.Out, StringComparison.Ordinal);
+        Assert.Contains("int8 weight bits 7;", train.Out, StringComparison.Ordinal);
+        Assert.Equal(7, check.WeightBits);
+        Assert.Contains("QDQ: per-channel symmetric int8 weights (7-bit range)", check.Scheme, StringComparison.Ordinal);
+        Assert.Contains("; 7-bit weights: the same answers on any x86 CPU, with VNNI or AVX2 alone.", train.Out, StringComparison.Ordinal);
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson)));
+        Assert.Equal("7", report.RootElement.GetProperty("settings").GetProperty("int8 weight bits").GetString());
         // The calibration images' statistics were collected in the feature pass (at most the plan's, from the training images),
         // so the int8 step only quantises and checks; and where its time went.
         Assert.Matches(@"int8 calibration: \d+ of the training images went through the calibration graph instead of the serving graph", train.Out);

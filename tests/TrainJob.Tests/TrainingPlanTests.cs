@@ -136,6 +136,29 @@ public sealed class TrainingPlanTests : IDisposable
         Assert.False(Directory.Exists(temp.Combine("out")));
     }
 
+    /// <summary>The int8 graph's weight bits (for the CPU that will serve it): a value that is not 8, 7 or auto, or that cannot apply, is refused before any work.</summary>
+    [Theory]
+    [InlineData("", "--int8-weight-bits|9", "'9'")]
+    [InlineData("", "--int8-weight-bits|7|--precision|fp32", "--int8-weight-bits chooses the int8 graph's weights, and --precision fp32 makes no int8 graph")]
+    [InlineData("""{ "mode": "head", "precision": { "int8WeightBits": 6 } }""", "", "int8 weight bits 6: 8 (serving CPUs with VNNI), 7 (any x86 CPU, AVX2 included) or auto")]
+    [InlineData("""{ "mode": "head", "precision": { "int8WeightBits": 8, "quantizer": { "weightLevels": 63 } } }""", "", "int8 weight bits 8 contradicts int8 weight levels 63")]
+    public async Task Int8WeightBits_RefusesWhatItCannotMake_SayingWhy(string planFile, string options, string says)
+    {
+        var data = ColourSets.Write(temp.Combine("data"), ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        string[] plan = [];
+        if (planFile.Length > 0)
+        {
+            await File.WriteAllTextAsync(temp.Combine("plan.json"), planFile);
+            plan = ["--plan", temp.Combine("plan.json")];
+        }
+
+        var run = await new Cli().RunAsync(["train", "--data", data, "--output", temp.Combine("out"), .. plan, .. options.Split('|', StringSplitOptions.RemoveEmptyEntries), .. Small]);
+
+        Assert.True(run.ExitCode == ExitCodes.Usage, run.All);
+        Assert.Contains(says, run.Err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(temp.Combine("out")));
+    }
+
     [Fact]
     public async Task PlanFile_CarriesSettingsWithoutAnOption_AndTheRunRecordsThem()
     {

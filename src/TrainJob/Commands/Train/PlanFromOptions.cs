@@ -82,6 +82,15 @@ internal static class PlanFromOptions
         {
             plan = plan with { Precision = plan.Precision with { Precision = Enum.Parse<PrecisionChoice>(parse.GetRequiredValue(o.Precision), ignoreCase: true) } };
         }
+        if (IsExplicit(parse, o.Int8WeightBits))
+        {
+            var bits = parse.GetRequiredValue(o.Int8WeightBits);
+            plan = plan with { Precision = plan.Precision with { Int8WeightBits = bits == "auto" ? null : int.Parse(bits, CultureInfo.InvariantCulture) } };
+            if (plan.Precision.Precision == PrecisionChoice.Fp32)
+            {
+                throw new UsageException("--int8-weight-bits chooses the int8 graph's weights, and --precision fp32 makes no int8 graph: give --precision auto or int8, or leave --int8-weight-bits out.");
+            }
+        }
         if (IsExplicit(parse, o.ClassThresholds))
         {
             plan = plan with { ClassThresholds = parse.GetValue(o.ClassThresholds) };
@@ -160,6 +169,7 @@ internal static class PlanFromOptions
         ["seed"] = "--seed",
         ["validation split"] = "--val-split",
         ["precision"] = "--precision",
+        ["int8 weight bits"] = "--int8-weight-bits",
         ["class thresholds"] = "--class-thresholds",
         ["mirror-image features"] = "--flip",
         ["feature cache"] = "--feature-cache",

@@ -24,7 +24,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a classifier on labelled images by transfer learning, write the model and a report, optionally publish it.")
         {
             o.Data, o.RewritePrefix, o.Output, o.Plan, o.Mode, o.Unfreeze, o.Epochs, o.BatchSize, o.LearningRate, o.Seed, o.ValSplit, o.Device, o.Backbone, o.InputSize,
-            o.Flip, o.NoFlip, o.Precision, o.ClassThresholds, o.FeatureCache, o.Distributed, o.ShardSize, o.Resume, o.Checkpoints, o.Publish, o.MultiLabel, o.TargetPrecision,
+            o.Flip, o.NoFlip, o.Precision, o.Int8WeightBits, o.ClassThresholds, o.FeatureCache, o.Distributed, o.ShardSize, o.Resume, o.Checkpoints, o.Publish, o.MultiLabel, o.TargetPrecision,
         };
         CliApp.Handle(command, global, host, async (parse, context, cancellationToken) =>
         {

@@ -28,6 +28,7 @@ internal sealed class TrainOptions
     public required Option<bool> Flip { get; init; }
     public required Option<bool> NoFlip { get; init; }
     public required Option<string> Precision { get; init; }
+    public required Option<string> Int8WeightBits { get; init; }
     public required Option<string?> ClassThresholds { get; init; }
     public required Option<bool> FeatureCache { get; init; }
     public required Option<bool> Distributed { get; init; }
@@ -95,6 +96,14 @@ internal sealed class TrainOptions
                     "fp32: the exported float graph; auto: int8 when it passes that check, else fp32.",
                 DefaultValueFactory = _ => TrainCommand.Name(new PrecisionOptions().Precision),
             },
+            Int8WeightBits = new Option<string>("--int8-weight-bits")
+            {
+                Description = "Bits of the int8 graph's weights, for the CPU that will SERVE the model: auto (default): this training CPU's choice, 8 with VNNI, else 7; " +
+                    "8: serving CPUs with VNNI (AVX-512 VNNI or AVX-VNNI) only; 7: any x86 CPU. On a CPU without VNNI (AVX2, e.g. AMD EPYC Milan) an 8-bit graph's " +
+                    "integer sums overflow and it serves wrong answers: give 7 when the serving CPUs are unknown or may lack VNNI.",
+                DefaultValueFactory = _ => "auto",
+                HelpName = "auto|8|7",
+            },
             ClassThresholds = new Option<string?>("--class-thresholds")
             {
                 Description = "Give classes thresholds of their own, chosen on the out-of-fold (or validation) predictions: f1, the best F1 of each class's answers; " +
@@ -140,6 +149,7 @@ internal sealed class TrainOptions
         o.Mode.AcceptOnlyFromAmong("head", "finetune", "full");
         o.Device.AcceptOnlyFromAmong("auto", "cpu", "cuda");
         o.Precision.AcceptOnlyFromAmong("auto", "int8", "fp32");
+        o.Int8WeightBits.AcceptOnlyFromAmong("auto", "8", "7");
         o.Epochs.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--epochs must be >= 1."); } });
         o.BatchSize.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--batch-size must be >= 1."); } });
         o.LearningRate.Validators.Add(r => { if (r.GetValueOrDefault<double>() is var v && !(v > 0 && v < 10)) { r.AddError("--lr must be > 0 (and below 10)."); } });

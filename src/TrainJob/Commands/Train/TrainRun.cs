@@ -285,9 +285,17 @@ internal static class TrainRun
             $"accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, {q.AccuracyDropPoints:F1} points{ServingGraph.Spread(q)}; top-1 agreement {q.Top1Agreement:P1}" +
             $"{(q.DisagreementHigh is { } high ? $" (disagreement at most {high:P1}, 95 %)" : "")}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
         return manifest.Precision == ModelPrecision.Int8
-            ? $"Precision: int8, the head fitted on {(int8Features ? "the int8 backbone's" : "fp32")} features ({check})."
+            ? $"Precision: int8, the head fitted on {(int8Features ? "the int8 backbone's" : "fp32")} features ({check}){WeightBitsNote(q.WeightBits)}."
             : $"Precision: fp32; the int8 graph was not kept ({check}).";
     }
+
+    /// <summary>Which CPUs the int8 graph's weights serve right on (docs/architecture.md, "int8").</summary>
+    private static string WeightBitsNote(int? bits) => bits switch
+    {
+        8 => "; 8-bit weights: serve it on CPUs with VNNI only (on AVX2 alone its integer sums overflow); --int8-weight-bits 7 makes a graph for any x86 CPU",
+        7 => "; 7-bit weights: the same answers on any x86 CPU, with VNNI or AVX2 alone",
+        _ => "",
+    };
 
     internal static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
 

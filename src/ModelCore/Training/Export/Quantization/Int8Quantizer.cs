@@ -21,7 +21,8 @@ public sealed record Int8QuantizerOptions
     /// which overflows with full-range weights (with 127 the stem alone took top-1 agreement with fp32 from 98 % to 47 %
     /// on such a machine), so there 63 (7 bits); with VNNI (or Arm's dot product) products add in 32 bits, so 127. The
     /// manifest records which (<see cref="Checkpoints.QuantizationSummary.WeightBits"/>), and serving warns when an
-    /// 8-bit graph runs on a CPU without those instructions.
+    /// 8-bit graph runs on a CPU without those instructions. Users choose for the CPU that will serve the graph with
+    /// <see cref="PrecisionOptions.Int8WeightBits"/> (8 or 7); this lower-level setting also takes other levels (tests).
     /// </summary>
     [Setting("int8 weight levels")]
     public int WeightLevels { get; init; }
@@ -77,9 +78,15 @@ public sealed record Int8QuantizerOptions
     /// <summary>The weight levels used on this CPU: <see cref="WeightLevels"/>, or the CPU's choice when it is 0.</summary>
     public int ResolveWeightLevels() => WeightLevels != 0 ? WeightLevels : CpuFeatures.HasInt8DotProduct ? FullWeightLevels : ReducedWeightLevels;
 
+    /// <summary>
+    /// The signed bits that hold weights of at most <paramref name="weightLevels"/> in magnitude: 127 (-127..127) is 8 bits,
+    /// 63 (-63..63) is 7. (Until issue 31 the manifest recorded 63 levels as 6 bits: log2(64) without the sign bit.)
+    /// </summary>
+    public static int BitsOf(int weightLevels) => (int)Math.Ceiling(Math.Log2(weightLevels + 1)) + 1;
+
     /// <summary>One line for manifests and reports.</summary>
     public string Describe(int weightLevels, IReadOnlyCollection<string> floatLayers) =>
-        $"QDQ: per-channel symmetric int8 weights ({(weightLevels == FullWeightLevels ? "8" : $"{Math.Log2(weightLevels + 1):F0}")}-bit range), uint8 activations ({CalibrationName(Calibration)} calibration); " +
+        $"QDQ: per-channel symmetric int8 weights ({BitsOf(weightLevels)}-bit range), uint8 activations ({CalibrationName(Calibration)} calibration); " +
         $"{(FloatStem ? "stem, " : "")}{(floatLayers.Count > 0 ? $"{floatLayers.Count} most sensitive convolution{(floatLayers.Count == 1 ? "" : "s")}, " : "")}head and softmax in float";
 
     private static string CalibrationName(CalibrationMethod method) => method switch

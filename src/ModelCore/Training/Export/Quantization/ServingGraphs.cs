@@ -60,8 +60,26 @@ public sealed record PrecisionOptions
     [Setting("int8 features")]
     public bool Int8Features { get; init; }
 
+    /// <summary>
+    /// Bits of the int8 graph's weights, chosen for the CPU that will serve it: null (auto, the default) leaves the choice to
+    /// the CPU that trains (8 with VNNI or Arm's dot product, else 7: <see cref="Int8QuantizerOptions.WeightLevels"/>); 8
+    /// for serving CPUs with VNNI only; 7 for CPUs without it (AVX2, e.g. AMD EPYC Milan), where ONNX Runtime adds pairs of
+    /// uint8 x int8 products into 16 bits: 8-bit weights overflow there and the graph serves wrong answers, while 7-bit
+    /// weights give the same integer results on both kinds of CPU (docs/architecture.md, "int8").
+    /// </summary>
+    [Setting("int8 weight bits")]
+    public int? Int8WeightBits { get; init; }
+
     [Setting("int8 quantiser")]
     public Int8QuantizerOptions Quantizer { get; init; } = Int8QuantizerOptions.Default;
+
+    /// <summary>The quantiser's options with <see cref="Int8WeightBits"/> applied: what the int8 graph is made with.</summary>
+    public Int8QuantizerOptions EffectiveQuantizer => Int8WeightBits switch
+    {
+        8 => Quantizer with { WeightLevels = Int8QuantizerOptions.FullWeightLevels },
+        7 => Quantizer with { WeightLevels = Int8QuantizerOptions.ReducedWeightLevels },
+        _ => Quantizer,
+    };
 
     /// <exception cref="PlanException">A value out of range, named.</exception>
     public void Validate()
@@ -81,6 +99,15 @@ public sealed record PrecisionOptions
         if (!(MaxAccuracyDropPoints >= 0 && double.IsFinite(MaxAccuracyDropPoints)))
         {
             throw new PlanException("int8 accuracy drop allowed (points)", $"int8 accuracy drop allowed {MaxAccuracyDropPoints}: 0 or more points.");
+        }
+        if (Int8WeightBits is { } bits and not (7 or 8))
+        {
+            throw new PlanException("int8 weight bits", $"int8 weight bits {bits}: 8 (serving CPUs with VNNI), 7 (any x86 CPU, AVX2 included) or auto (the training CPU's choice).");
+        }
+        if (Int8WeightBits is not null && Quantizer.WeightLevels != 0 && Quantizer.WeightLevels != EffectiveQuantizer.WeightLevels)
+        {
+            throw new PlanException("int8 weight bits",
+                $"int8 weight bits {Int8WeightBits} contradicts int8 weight levels {Quantizer.WeightLevels} (the quantiser's own setting): give one of them.");
         }
         Quantizer.Validate();
     }
@@ -192,14 +219,14 @@ public static class ServingGraphs
         var decoder = new ImageDecoder();
         var checkedIndices = StratifiedSample(checkLabels, options.CheckImages, seed);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var graph = CalibrationGraph.Build(fp32Onnx, options.Quantizer.FloatStem);
+        var graph = CalibrationGraph.Build(fp32Onnx, options.EffectiveQuantizer.FloatStem);
         Int8Graph quantized;
         List<StepTime> timings;
         var total = checkedIndices.Length;
-        if (collected is not null && collected.StandsFor(graph, sample, options.Quantizer))
+        if (collected is not null && collected.StandsFor(graph, sample, options.EffectiveQuantizer))
         {
             // The feature pass ran this very calibration graph over these very images: its statistics are this step's.
-            quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.Quantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.Quantizer);
+            quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.EffectiveQuantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings = [new StepTime($"quantise with the ranges of {collected.Images} calibration images from the feature pass", clock.Elapsed.TotalSeconds)];
         }
         else
@@ -213,8 +240,8 @@ public static class ServingGraphs
             }
             timings = [new StepTime($"read {calibration.Count} calibration images", clock.Elapsed.TotalSeconds)];
             clock.Restart();
-            var ranges = ActivationCalibrator.Calibrate(graph, calibration, preprocessor.Config.InputSize, options.Quantizer.Calibration);
-            quantized = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, options.Quantizer);
+            var ranges = ActivationCalibrator.Calibrate(graph, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer.Calibration);
+            quantized = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings.Add(new StepTime("calibrate and quantise", clock.Elapsed.TotalSeconds));
             calibration.Clear();
         }
@@ -319,12 +346,12 @@ public static class ServingGraphs
         FeaturePassCalibration? collected)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var graph = CalibrationGraph.Build(fp32Onnx, options.Quantizer.FloatStem);
-        if (collected is null || !collected.StandsFor(graph, sample, options.Quantizer))
+        var graph = CalibrationGraph.Build(fp32Onnx, options.EffectiveQuantizer.FloatStem);
+        if (collected is null || !collected.StandsFor(graph, sample, options.EffectiveQuantizer))
         {
             throw new TrainingException("The head was fitted on int8 features, but the int8 calibration they came from is not this model's: refusing to serve an int8 graph the head was not fitted on.");
         }
-        var quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.Quantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.Quantizer);
+        var quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.EffectiveQuantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
         List<StepTime> timings = [new StepTime($"quantise with the ranges of {collected.Images} calibration images from the feature pass", clock.Elapsed.TotalSeconds)];
         clock.Restart();
         using (var engine = new OnnxEngine(quantized.Onnx, new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount }))
@@ -359,7 +386,7 @@ public static class ServingGraphs
         return new QuantizationSummary
         {
             Scheme = quantized.Scheme,
-            WeightBits = quantized.WeightLevels == Int8QuantizerOptions.FullWeightLevels ? 8 : (int)Math.Round(Math.Log2(quantized.WeightLevels + 1)),
+            WeightBits = Int8QuantizerOptions.BitsOf(quantized.WeightLevels),
             FloatLayers = quantized.FloatLayers,
             CalibrationImages = quantized.CalibrationImages,
             ValidationImages = validationImages,
@@ -391,7 +418,7 @@ public static class ServingGraphs
     /// the sample this step would calibrate on, and the quantiser's settings; null when no int8 graph will be made.
     /// </summary>
     internal static (IReadOnlyList<LabeledImage> Sample, Int8QuantizerOptions Options)? CalibrationRequest(PrecisionOptions options, IReadOnlyList<LabeledImage> trainImages, int seed) =>
-        options.Precision == PrecisionChoice.Fp32 ? null : (CalibrationSample(trainImages, options.CalibrationImages, seed), options.Quantizer);
+        options.Precision == PrecisionChoice.Fp32 ? null : (CalibrationSample(trainImages, options.CalibrationImages, seed), options.EffectiveQuantizer);
 
     /// <summary>The calibration sample: <paramref name="count"/> (at least 1) of the training images in a seeded random order.</summary>
     internal static List<LabeledImage> CalibrationSample(IReadOnlyList<LabeledImage> trainImages, int count, int seed)

@@ -55,7 +55,7 @@ param trainJobMemory string = '56Gi'
 @description('Tag of <registry>/serverless-classifier-trainjob to run. Empty (first deployment, before `az acr build`): a public placeholder image that must not be started.')
 param trainJobImageTag string = ''
 
-@description('TrainJob CLI arguments.')
+@description('TrainJob CLI arguments. --int8-weight-bits 7: an int8 graph right on every x86 CPU, since the CPU of the job (usually with VNNI) is not that of the Functions instances (which may have AVX2 alone).')
 param trainJobArgs string[] = [
   'train'
   '--data'
@@ -69,6 +69,8 @@ param trainJobArgs string[] = [
   'auto'
   '--checkpoints'
   'checkpoints/train'
+  '--int8-weight-bits'
+  '7'
 ]
 
 @description('Longest a training run may take, in seconds.')

@@ -9,7 +9,7 @@ internal static partial class Log
     [LoggerMessage(1, LogLevel.Information, "Model version {Version} is live (was {Previous}); {Labels} labels, backbone {Backbone}")]
     public static partial void ModelLive(this ILogger logger, string version, string previous, int labels, string backbone);
 
-    [LoggerMessage(6, LogLevel.Warning, "Model version {Version} serves an int8 graph with {Bits}-bit weights made for CPUs with 8-bit dot products (VNNI), but this CPU has none ({Cpu}): its integer kernels saturate and its answers may be wrong; publish a model trained with --int8-weight-bits 7 (right on any x86 CPU), or --precision fp32")]
+    [LoggerMessage(6, LogLevel.Warning, "Model version {Version} serves an int8 graph with {Bits}-bit weights made for CPUs with 8-bit dot products (VNNI), but this CPU has none ({Cpu}): its integer sums can saturate, so its answers may differ from those its check measured; publish a model trained with --int8-weight-bits 7 (right on any x86 CPU), or --precision fp32")]
     public static partial void Int8NeedsDotProduct(this ILogger logger, string version, int bits, string cpu);
 
     [LoggerMessage(2, LogLevel.Error, "Refused model version {Version}: {Reason}; {Live} stays live until another version is published")]

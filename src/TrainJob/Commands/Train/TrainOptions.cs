@@ -100,7 +100,7 @@ internal sealed class TrainOptions
             {
                 Description = "Bits of the int8 graph's weights, for the CPU that will SERVE the model: auto (default): this training CPU's choice, 8 with VNNI, else 7; " +
                     "8: serving CPUs with VNNI (AVX-512 VNNI or AVX-VNNI) only; 7: any x86 CPU. On a CPU without VNNI (AVX2, e.g. AMD EPYC Milan) an 8-bit graph's " +
-                    "integer sums overflow and it serves wrong answers: give 7 when the serving CPUs are unknown or may lack VNNI.",
+                    "integer sums can saturate, so it serves answers its check did not measure: give 7 when the serving CPUs are unknown or may lack VNNI.",
                 DefaultValueFactory = _ => "auto",
                 HelpName = "auto|8|7",
             },

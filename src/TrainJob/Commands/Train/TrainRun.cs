@@ -292,7 +292,7 @@ internal static class TrainRun
     /// <summary>Which CPUs the int8 graph's weights serve right on (docs/architecture.md, "int8").</summary>
     private static string WeightBitsNote(int? bits) => bits switch
     {
-        8 => "; 8-bit weights: serve it on CPUs with VNNI only (on AVX2 alone its integer sums overflow); --int8-weight-bits 7 makes a graph for any x86 CPU",
+        8 => "; 8-bit weights: serve it on CPUs with VNNI only (on AVX2 alone its integer sums can saturate); --int8-weight-bits 7 makes a graph for any x86 CPU",
         7 => "; 7-bit weights: the same answers on any x86 CPU, with VNNI or AVX2 alone",
         _ => "",
     };

@@ -64,7 +64,7 @@ public sealed record PrecisionOptions
     /// Bits of the int8 graph's weights, chosen for the CPU that will serve it: null (auto, the default) leaves the choice to
     /// the CPU that trains (8 with VNNI or Arm's dot product, else 7: <see cref="Int8QuantizerOptions.WeightLevels"/>); 8
     /// for serving CPUs with VNNI only; 7 for CPUs without it (AVX2, e.g. AMD EPYC Milan), where ONNX Runtime adds pairs of
-    /// uint8 x int8 products into 16 bits: 8-bit weights overflow there and the graph serves wrong answers, while 7-bit
+    /// uint8 x int8 products into saturating 16 bits: 8-bit weights can overflow there, so the graph serves answers its check did not measure, while 7-bit
     /// weights give the same integer results on both kinds of CPU (docs/architecture.md, "int8").
     /// </summary>
     [Setting("int8 weight bits")]

@@ -90,7 +90,7 @@ internal sealed class PrefixInputs : IEpochInputs
     /// image its served view; runs the prefix up to stage <paramref name="start"/> over them on ONNX Runtime (checked
     /// against TorchSharp on the first images, <see cref="ParityCheck"/>) and writes the outputs to disk.
     /// </summary>
-    public static async Task<PrefixInputs> PrepareAsync(ImageClassifier model, int start, int views, int seed, int batchSize, ImageLoader loader,
+    public static async Task<PrefixInputs> PrepareAsync(ImageClassifier model, int start, int views, bool channelsLast, int seed, int batchSize, ImageLoader loader,
         ImagePreprocessor preprocessor, Augmentation augmentation, Device device, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
@@ -181,11 +181,11 @@ internal sealed class PrefixInputs : IEpochInputs
             throw new DatasetException("Fine-tuning needs training and validation images that decode; see the skipped images.");
         }
         var seconds = watch.Elapsed.TotalSeconds;
-        var batches = new PrefixBatches(trainCache, validationCache, views, shape, [.. train.Labels], [.. validation.Labels], train.Sources, validation.Sources, verification, device);
+        var batches = new PrefixBatches(trainCache, validationCache, views, channelsLast, shape, [.. train.Labels], [.. validation.Labels], train.Sources, validation.Sources, verification, device);
         progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
             $"Frozen prefix (stem..{model.Backbone.StageNames[start - 1]}) of {train.Labels.Count} training images x {views} view(s) and {validation.Labels.Count} validation images " +
             $"on ONNX Runtime in {seconds:F1} s ({passes / Math.Max(seconds, 1e-9):F1} images/s: ONNX Runtime {onnxTime.Elapsed.TotalSeconds:F1} s, augmented views {viewsTime.Elapsed.TotalSeconds:F1} s, cache writes {writeTime.Elapsed.TotalSeconds:F1} s, reading, decoding and the parity check the rest), ONNX vs TorchSharp relative difference {parity:E1}; " +
-            $"cached on disk ({batches.CacheBytes / 1e6:F0} MB, deleted when training ends). Only {string.Join(", ", model.Backbone.StageNames.Skip(start))} and the head run each epoch.")));
+            $"cached on disk ({batches.CacheBytes / 1e6:F0} MB, deleted when training ends){(channelsLast ? ", read in channels-last order" : "")}. Only {string.Join(", ", model.Backbone.StageNames.Skip(start))} and the head run each epoch.")));
         return new PrefixInputs(batches, start, train.Images, validation.Images);
     }
 

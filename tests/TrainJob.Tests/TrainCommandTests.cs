@@ -108,8 +108,8 @@ public sealed class TrainCommandTests : IDisposable
         var noPrefix = temp.Combine("channels-last-no-prefix.json");
         await File.WriteAllTextAsync(noPrefix, """{ "mode": "finetune", "epochs": 1, "prefixViews": 0, "channelsLastSuffix": true }""");
 
-        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("channels-last"), "--plan", plan, "--device", "cpu");
-        var refused = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("channels-last-refused"), "--plan", noPrefix, "--device", "cpu");
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("cl-model"), "--plan", plan, "--device", "cpu");
+        var refused = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("cl-refused"), "--plan", noPrefix, "--device", "cpu");
 
         Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
         Assert.Contains("channels-last suffix yes", run.Out, StringComparison.Ordinal);

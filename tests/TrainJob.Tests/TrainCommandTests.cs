@@ -100,6 +100,26 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Train_Finetune_ChannelsLastSuffix_TrainsOnChannelsLastBatches_AndNeedsTheCachedPrefix()
+    {
+        var data = Colours("channels-last", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));
+        var plan = temp.Combine("channels-last.json");
+        await File.WriteAllTextAsync(plan, """{ "mode": "finetune", "epochs": 1, "channelsLastSuffix": true, "precision": { "precision": "fp32" } }""");
+        var noPrefix = temp.Combine("channels-last-no-prefix.json");
+        await File.WriteAllTextAsync(noPrefix, """{ "mode": "finetune", "epochs": 1, "prefixViews": 0, "channelsLastSuffix": true }""");
+
+        var run = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("cl-model"), "--plan", plan, "--device", "cpu");
+        var refused = await new Cli().RunAsync("train", "--data", data, "--output", temp.Combine("cl-refused"), "--plan", noPrefix, "--device", "cpu");
+
+        Assert.True(run.ExitCode == ExitCodes.Ok, run.All);
+        Assert.Contains("channels-last suffix yes", run.Out, StringComparison.Ordinal);
+        Assert.Matches(@"Frozen prefix \(stem\.\.layer3\) .*, read in channels-last order\. Only layer4 and the head run each epoch\.", run.Out);
+        Assert.Matches(@"epoch 1/1: .*; [0-9]+\.[0-9] images/s", run.Out);
+        Assert.NotEqual(ExitCodes.Ok, refused.ExitCode);
+        Assert.Contains("Channels-last suffix: needs the cached prefix", refused.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Train_FinetuneUnfreezeLayer1_TrainsLayer1AndLeavesTheOtherStagesAsPretrained()
     {
         var data = Colours("stages", ("red", new Rgb24(220, 30, 30)), ("blue", new Rgb24(30, 40, 220)));

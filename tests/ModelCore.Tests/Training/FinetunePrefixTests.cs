@@ -78,6 +78,44 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PrefixBatches_AreTheCachedRecords_InChannelsLastOrderWhenAsked()
+    {
+        TorchRuntime.EnsureInitialized(); // before anything of the training library loads TorchSharp
+        var directory = Path.Combine(Path.GetTempPath(), $"prefix-batches-{Guid.NewGuid():N}");
+        int[] shape = [3, 2, 4]; // (C, H, W) of one record
+        var length = shape[0] * shape[1] * shape[2];
+        var values = Enumerable.Range(0, 3 * length).Select(i => (float)i).ToArray(); // small integers: float16 holds them exactly
+        try
+        {
+            var train = new PrefixCache(directory, records: 2, recordLength: length, halfPrecision: true);
+            var validation = new PrefixCache(directory, records: 1, recordLength: length, halfPrecision: false);
+            train.Write(0, values.AsSpan(0, length));
+            train.Write(1, values.AsSpan(length, length));
+            validation.Write(0, values.AsSpan(2 * length, length));
+            using var batches = new PrefixBatches(train, validation, views: 1, channelsLast: true, shape, [0], [1], ["a"], ["b"], [], CPU);
+            using var scope = NewDisposeScope();
+            foreach (var (batch, expected) in new[] { (batches.PlainTrainBatch(0, 1), values[..length]), (batches.ValidationBatch(0, 1), values[(2 * length)..]) })
+            {
+                Assert.Equal([1L, shape[0], shape[1], shape[2]], batch.shape);
+                // Channels-last strides: the channel is the innermost dimension in memory, then W, then H.
+                Assert.Equal([length, 1L, shape[2] * shape[0], shape[0]], batch.stride());
+                Assert.Equal(expected, batch.contiguous().data<float>().ToArray());
+            }
+            var plainTrain = new PrefixCache(directory, records: 1, recordLength: length, halfPrecision: false);
+            var plainValidation = new PrefixCache(directory, records: 1, recordLength: length, halfPrecision: false);
+            plainTrain.Write(0, values.AsSpan(0, length));
+            using var plain = new PrefixBatches(plainTrain, plainValidation, views: 1, channelsLast: false, shape, [0], [], ["a"], [], [], CPU);
+            var plainBatch = plain.PlainTrainBatch(0, 1);
+            Assert.Equal([length, shape[1] * shape[2], shape[2], 1L], plainBatch.stride()); // the default: the plain order
+            Assert.Equal(values[..length], plainBatch.data<float>().ToArray());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void PrefixCache_RoundTripsFloat32Exactly_AndFloat16WithinItsRounding_AndLeavesNoFile()
     {
         TorchRuntime.EnsureInitialized(); // before anything of the training library loads TorchSharp

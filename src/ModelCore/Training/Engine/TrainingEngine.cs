@@ -285,7 +285,7 @@ public sealed partial class TrainingEngine(ILogger<TrainingEngine>? logger = nul
             case EpochPlan epochs:
                 var augmentation = new Augmentation(setup.Preprocessing, setup.MeanImage, epochs.CropScaleMin, epochs.MirrorAugmentation);
                 return epochs is FinetunePlan { CachesPrefix: true } finetune
-                    ? await PrefixInputs.PrepareAsync(model, finetune.FirstStage(model.Backbone.Architecture), finetune.PrefixViews!.Value, plan.Seed, run.FeatureBatchSize, loader,
+                    ? await PrefixInputs.PrepareAsync(model, finetune.FirstStage(model.Backbone.Architecture), finetune.PrefixViews!.Value, finetune.ChannelsLastSuffix, plan.Seed, run.FeatureBatchSize, loader,
                         preprocessor, augmentation, device, loader.Progress, cancellationToken).ConfigureAwait(false)
                     : await ImageInputs.PrepareAsync(loader, preprocessor, augmentation, run.FeatureBatchSize, device, cancellationToken).ConfigureAwait(false);
             default:

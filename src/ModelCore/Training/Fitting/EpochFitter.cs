@@ -205,6 +205,8 @@ internal sealed partial class EpochFitter(ILogger logger)
                 {
                     LogEarlyStop(epoch + 1, plan.Patience, bestEpoch);
                 }
+                var validationSeconds = watch.Elapsed.TotalSeconds - trainSeconds;
+                var checkpointWatch = Stopwatch.StartNew();
                 checkpoint?.Write(new EpochState
                 {
                     CompletedEpochs = epoch + 1,
@@ -216,6 +218,8 @@ internal sealed partial class EpochFitter(ILogger logger)
                     StoppedEarly = stoppedEarly,
                     History = history,
                 }, net, best, optimizer, average);
+                Info(progress, string.Create(CultureInfo.InvariantCulture,
+                    $"Epoch {epoch + 1} took {trainSeconds:F1} s to train, {validationSeconds:F1} s to validate{(checkpoint is null ? "" : $" and {checkpointWatch.Elapsed.TotalSeconds:F1} s to write its resume checkpoint")}."));
                 progress?.Report(new TrainingProgress(TrainingPhase.EpochCompleted, epoch + 1, plan.Epochs) { Epoch = epoch + 1, Metrics = metrics });
             }
 

@@ -39,6 +39,15 @@ public sealed record FinetunePlan : EpochPlan
     [Setting("head refit")]
     public bool? RefitHead { get; init; }
 
+    /// <summary>
+    /// Hand the cached prefix outputs to the trained stages in channels-last memory order, so libtorch's CPU convolutions take
+    /// their oneDNN channels-last kernels: on the 2-core test machine the epochs trained about 1.5x faster. Off by default:
+    /// the kernels round differently, and over the epochs that moves the losses in their third or fourth digit, which on
+    /// 2,020 emoji moved the early stop (docs/benchmarks.md, "Channels-last suffix"). Needs the cached prefix.
+    /// </summary>
+    [Setting("channels-last suffix")]
+    public bool ChannelsLastSuffix { get; init; }
+
     /// <summary>True when the resolved plan trains on the cached frozen prefix.</summary>
     [JsonIgnore]
     public bool CachesPrefix => PrefixViews > 0;
@@ -63,6 +72,7 @@ public sealed record FinetunePlan : EpochPlan
         Require(views is >= 0 and <= 64, "cached prefix views", $"Cached prefix views {views}: 0..64.");
         Require(views == 0 || cacheable, "cached prefix views",
             $"Cached prefix views {views}: the frozen prefix is cached only on a ResNet whose first unfrozen stage is after layer1 and before the stages its head pools ({architecture.Name}, from {names[resolved.FirstStage(architecture)]}); use 0.");
+        Require(!ChannelsLastSuffix || views > 0, "channels-last suffix", "Channels-last suffix: needs the cached prefix (cached prefix views above 0).");
         var refit = RefitHead ?? views > 0;
         Require(!refit || views > 0, "head refit", "Head refit: needs the cached prefix (cached prefix views above 0).");
         return resolved with { PrefixViews = views, RefitHead = refit };

@@ -90,7 +90,7 @@ internal sealed class PrefixInputs : IEpochInputs
     /// image its served view; runs the prefix up to stage <paramref name="start"/> over them on ONNX Runtime (checked
     /// against TorchSharp on the first images, <see cref="ParityCheck"/>) and writes the outputs to disk.
     /// </summary>
-    public static async Task<PrefixInputs> PrepareAsync(ImageClassifier model, int start, int views, int seed, int batchSize, ImageLoader loader,
+    public static async Task<PrefixInputs> PrepareAsync(ImageClassifier model, int start, int views, bool channelsLast, int seed, int batchSize, ImageLoader loader,
         ImagePreprocessor preprocessor, Augmentation augmentation, Device device, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
@@ -106,6 +106,8 @@ internal sealed class PrefixInputs : IEpochInputs
         double? parity = null;
         var total = dataset.Train.Count + dataset.Validation.Count;
         var passes = 0;
+        // Where the pass's time goes, for the log: ONNX Runtime, the augmented views, the cache writes (the rest is reading and decoding).
+        var (onnxTime, viewsTime, writeTime) = (new Stopwatch(), new Stopwatch(), new Stopwatch());
 
         // Runs the prefix over the given inputs in batches and writes output i to records[i].
         void Run(IReadOnlyList<float[]> inputs, int[] records, ref PrefixCache? cache, int capacity, bool halfPrecision)
@@ -118,16 +120,20 @@ internal sealed class PrefixInputs : IEpochInputs
                 {
                     inputs[first + i].CopyTo(buffer, i * length);
                 }
+                onnxTime.Start();
                 var (output, outputShape) = engine.Run(buffer, count);
+                onnxTime.Stop();
                 shape ??= outputShape;
                 var compared = Math.Min(ParityCheck.Images, count);
                 parity ??= ParityCheck.Require(x => resnet.ForwardPrefix(x, start), buffer, output.AsSpan(0, output.Length / count * compared), compared, inputSize,
                     "The frozen prefix on ONNX Runtime differs from TorchSharp's", "refusing to train on it");
                 cache ??= new PrefixCache(directory, capacity, output.Length / count, halfPrecision);
+                writeTime.Start();
                 for (var i = 0; i < count; i++)
                 {
                     cache.Write(records[first + i], output.AsSpan(i * cache.RecordLength, cache.RecordLength));
                 }
+                writeTime.Stop();
                 passes += count;
             }
         }
@@ -142,6 +148,7 @@ internal sealed class PrefixInputs : IEpochInputs
                 {
                     // The batch's views go to the cache, and the batch is dropped when this returns.
                     var inputs = new float[items.Count * views][];
+                    viewsTime.Start();
                     Parallel.For(0, items.Count, i =>
                     {
                         inputs[i * views] = items[i].Served;
@@ -152,6 +159,7 @@ internal sealed class PrefixInputs : IEpochInputs
                             augmentation.Apply(items[i].Working, random, inputs[(i * views) + v]);
                         }
                     });
+                    viewsTime.Stop();
                     Run(inputs, [.. Enumerable.Range(first * views, items.Count * views)], ref trainCache, Math.Max(1, dataset.Train.Count * views), halfPrecision: true);
                 }, train, cancellationToken).ConfigureAwait(false);
             await loader.LoadAsync(dataset.Validation, batchSize, TrainingPhase.Features, dataset.Train.Count, total, preprocessor.Preprocess, (items, first) =>
@@ -173,11 +181,11 @@ internal sealed class PrefixInputs : IEpochInputs
             throw new DatasetException("Fine-tuning needs training and validation images that decode; see the skipped images.");
         }
         var seconds = watch.Elapsed.TotalSeconds;
-        var batches = new PrefixBatches(trainCache, validationCache, views, shape, [.. train.Labels], [.. validation.Labels], train.Sources, validation.Sources, verification, device);
+        var batches = new PrefixBatches(trainCache, validationCache, views, channelsLast, shape, [.. train.Labels], [.. validation.Labels], train.Sources, validation.Sources, verification, device);
         progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0, string.Create(CultureInfo.InvariantCulture,
             $"Frozen prefix (stem..{model.Backbone.StageNames[start - 1]}) of {train.Labels.Count} training images x {views} view(s) and {validation.Labels.Count} validation images " +
-            $"on ONNX Runtime in {seconds:F1} s ({passes / Math.Max(seconds, 1e-9):F1} images/s), ONNX vs TorchSharp relative difference {parity:E1}; " +
-            $"cached on disk ({batches.CacheBytes / 1e6:F0} MB, deleted when training ends). Only {string.Join(", ", model.Backbone.StageNames.Skip(start))} and the head run each epoch.")));
+            $"on ONNX Runtime in {seconds:F1} s ({passes / Math.Max(seconds, 1e-9):F1} images/s: ONNX Runtime {onnxTime.Elapsed.TotalSeconds:F1} s, augmented views {viewsTime.Elapsed.TotalSeconds:F1} s, cache writes {writeTime.Elapsed.TotalSeconds:F1} s, reading, decoding and the parity check the rest), ONNX vs TorchSharp relative difference {parity:E1}; " +
+            $"cached on disk ({batches.CacheBytes / 1e6:F0} MB, deleted when training ends){(channelsLast ? ", read in channels-last order" : "")}. Only {string.Join(", ", model.Backbone.StageNames.Skip(start))} and the head run each epoch.")));
         return new PrefixInputs(batches, start, train.Images, validation.Images);
     }
 

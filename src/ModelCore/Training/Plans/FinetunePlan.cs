@@ -41,9 +41,9 @@ public sealed record FinetunePlan : EpochPlan
 
     /// <summary>
     /// Hand the cached prefix outputs to the trained stages in channels-last memory order, so libtorch's CPU convolutions take
-    /// their oneDNN channels-last kernels: on the 2-core test machine the epochs trained about 1.5x faster. Off by default:
-    /// the kernels round differently, and over the epochs that moves the losses in their third or fourth digit, which on
-    /// 2,020 emoji moved the early stop (docs/benchmarks.md, "Channels-last suffix"). Needs the cached prefix.
+    /// their oneDNN channels-last kernels: on a 2-core machine the epochs trained 1.06-1.15x faster when it was quiet (1.5x
+    /// under load). Off by default: the kernels round differently, and over the epochs that moves the losses in their third
+    /// or fourth digit, which on 2,020 emoji moved the early stop (docs/benchmarks.md, "Channels-last suffix"). Needs the cached prefix.
     /// </summary>
     [Setting("channels-last suffix")]
     public bool ChannelsLastSuffix { get; init; }

@@ -6,7 +6,7 @@
 node_tools_install() {
   local root="$1"
   if [ ! -f "$root/node_modules/.package-lock.json" ] || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
-    echo "==> Installing npm tools (npm ci: Azurite, emoji-datasource-twitter)"
+    echo "==> Installing npm tools (npm ci: Azurite, the Custom Vision prediction client, the Twitter, Google and Facebook emoji images)"
     (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }

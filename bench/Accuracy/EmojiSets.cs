@@ -15,6 +15,9 @@ internal sealed record LabelledSet(string Name, string Description, string Train
 /// </summary>
 internal static class EmojiSets
 {
+    /// <summary>The sets <see cref="Build"/> makes (google only where its package is installed).</summary>
+    public static readonly string[] Names = ["style-shift", "gray-24px", "imbalanced", "google"];
+
     private static readonly string[] Categories =
         ["Activities", "Animals & Nature", "Flags", "Food & Drink", "Objects", "People & Body", "Smileys & Emotion", "Symbols", "Travel & Places"];
 

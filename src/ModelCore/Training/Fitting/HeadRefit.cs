@@ -41,7 +41,8 @@ internal static class HeadRefit
     /// The head fitted again as head mode fits it, on the kept backbone's features of EVERY image, the validation split
     /// included. The L2 strength, the temperature and the evidence come from the validation images' out-of-fold
     /// predictions only (the backbone never trained on them); when epoch 0 was kept, the backbone is the pretrained one and
-    /// every image counts, exactly as in head mode.
+    /// every image counts, exactly as in head mode, and the features are chosen as head mode chooses them (layer4 alone
+    /// against every pooled stage), so the model served is head mode's.
     /// </summary>
     /// <param name="startFeatures">
     /// The pretrained backbone's features from <see cref="StartFromProbeAsync"/>, or null (a resumed run). Used when the start
@@ -60,8 +61,25 @@ internal static class HeadRefit
         string[] sources = [.. cache.TrainSources, .. cache.ValidationSources];
         LabeledImage[] images = [.. cache.TrainImages, .. cache.ValidationImages];
         int[]? scored = trained.BestEpoch == 0 ? null : [.. Enumerable.Range(trainCount, validationCount)];
-        var fit = LinearProbe.Fit(new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation), labels, classes.Count, null, plan.Folds, plan.Seed, scored: scored,
-            report: message => Info(progress, message), cancellationToken: cancellationToken);
+        var rows = new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation);
+        ChosenFeatures? choice = null;
+        ProbeFit fit;
+        if (scored is null)
+        {
+            // The start kept: the backbone is the pretrained one, so the refit is head mode's fit, features chosen as head mode
+            // chooses them (layer4 alone against layer3+layer4, same folds and criterion): the model served is head mode's.
+            choice = FeatureChoice.Fit(rows, labels, classes.Count, null, ProbeFitter.Candidates(choose: true, model, cache.NumFeatures, flipped: false), plan.Folds, plan.Seed,
+                report: message => Info(progress, message), cancellationToken: cancellationToken);
+            fit = choice.Fit;
+            if (choice.Candidates.Count > 1)
+            {
+                Info(progress, FeatureChoice.Summary(choice));
+            }
+        }
+        else
+        {
+            fit = LinearProbe.Fit(rows, labels, classes.Count, null, plan.Folds, plan.Seed, scored: scored, report: message => Info(progress, message), cancellationToken: cancellationToken);
+        }
         ProbeHeads.SetHead(model, fit);
         model.eval();
         int[] judged = scored ?? [.. Enumerable.Range(0, labels.Length)];
@@ -79,7 +97,13 @@ internal static class HeadRefit
         {
             Judged = evidence,
             Temperature = fit.TemperatureChoice,
-            Summary = trained.Summary with { Probe = ProbeHeads.Summary(fit, labels.Length, mirrored: false), ValidationCounts = ProbeHeads.Counts(classes, evidence.Labels) },
+            Summary = trained.Summary with
+            {
+                Probe = choice is null
+                    ? ProbeHeads.Summary(fit, labels.Length, mirrored: false)
+                    : ProbeHeads.Summary(fit, labels.Length, mirrored: false) with { Features = choice.Chosen.Stages, FeatureChoices = choice.Candidates },
+                ValidationCounts = ProbeHeads.Counts(classes, evidence.Labels),
+            },
             Features = cache,
         };
     }

@@ -24,7 +24,7 @@ internal static class ProbeFitter
         var features = new FeatureRows(cache.NumFeatures, cache.Train, cache.Validation);
         int[] labels = [.. cache.TrainLabels, .. cache.ValidationLabels];
         var flipped = cache.TrainFlipped is { } tf && cache.ValidationFlipped is { } vf ? new FeatureRows(cache.NumFeatures, tf, vf) : null;
-        var candidates = Candidates(plan, model, cache.NumFeatures, flipped is not null);
+        var candidates = Candidates(plan.ChooseFeatures, model, cache.NumFeatures, flipped is not null);
         var choice = FeatureChoice.Fit(features, labels, count, flipped, candidates, plan.Folds, plan.Seed, report: message => Info(progress, message), cancellationToken: cancellationToken);
         var fit = choice.Fit;
         var mirrored = choice.Chosen.Flipped;
@@ -74,16 +74,17 @@ internal static class ProbeFitter
 
     /// <summary>
     /// The feature sets the probe is cross-validated on: every pooled stage first (and with mirror images first where they
-    /// were computed), then, on a ResNet pooling two or more stages, the last stage alone. One set when the plan fixes them.
+    /// were computed), then, on a ResNet pooling two or more stages, the last stage alone. One set when the plan fixes them
+    /// (<paramref name="choose"/> false). Also a finetune's refit when it kept the start (<see cref="HeadRefit"/>).
     /// </summary>
-    private static List<FeatureSet> Candidates(HeadPlan plan, ImageClassifier model, int width, bool flipped)
+    internal static List<FeatureSet> Candidates(bool choose, ImageClassifier model, int width, bool flipped)
     {
         var backbone = model.Backbone;
         var architecture = backbone.Architecture;
         var full = architecture is Backbones.ResNetArchitecture
             ? string.Join("+", architecture.StageNames.TakeLast(backbone.PooledStages))
             : $"inputs of {architecture.ReplacedLayer}";
-        if (!plan.ChooseFeatures)
+        if (!choose)
         {
             return [new FeatureSet(full, width, flipped)];
         }

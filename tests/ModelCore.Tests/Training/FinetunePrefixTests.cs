@@ -233,6 +233,11 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
         Assert.Equal(probe.Lambda, refit.Lambda);
         Assert.InRange(Math.Abs(probeT - refitT), 0, 0.02);
         Assert.True(result.Validation.Accuracy >= 0.8, $"{result.Validation.Accuracy}");
+        // And its features are chosen as head mode chooses them (layer4 alone against layer3+layer4): the same candidates, the same choice.
+        output.WriteLine($"refit features {refit.Features}; head mode's {probe.Features}");
+        Assert.Equal(2, refit.FeatureChoices.Count);
+        Assert.Equal(probe.Features, refit.Features);
+        Assert.Equal(probe.FeatureChoices.Select(c => (c.Stages, c.Chosen)), refit.FeatureChoices.Select(c => (c.Stages, c.Chosen)));
     }
 
     [Fact]

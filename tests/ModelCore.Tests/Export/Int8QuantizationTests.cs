@@ -208,6 +208,27 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         Assert.True(check.Fp32Accuracy >= 0.9, $"fp32 accuracy {check.Fp32Accuracy:P1}: the test model should know flags from food");
         Assert.True(check.AccuracyDropPoints <= 0.5);
         Assert.True(check.Int8Bytes * 3 <= check.Fp32Bytes);
+        // The bits left to the training CPU (auto): with VNNI the served graph has 8-bit weights, and a 7-bit graph made with the
+        // same ranges is judged on the same images against the same fp32 answers, for CPUs without VNNI (its own verdict).
+        if (CpuFeatures.HasInt8DotProduct)
+        {
+            Assert.Equal(8, check.WeightBits);
+            var portable = Assert.IsType<PortableGraph>(kept.Portable);
+            var portableCheck = portable.Quantization!;
+            output.WriteLine($"7-bit: int8 {portableCheck.Int8Accuracy:P1}, agreement {portableCheck.Top1Agreement:P1}, max |dp| {portableCheck.MaxProbabilityDifference:F3}");
+            Assert.Equal(7, portableCheck.WeightBits);
+            Assert.Contains("(7-bit range)", portableCheck.Scheme, StringComparison.Ordinal);
+            Assert.Equal((check.ValidationImages, check.Fp32Accuracy, check.CalibrationImages), (portableCheck.ValidationImages, portableCheck.Fp32Accuracy, portableCheck.CalibrationImages));
+            Assert.True(portableCheck.Accepted, "the 7-bit graph of flags and food should pass its check too");
+            Assert.Equal(ModelPrecision.Int8, portable.Precision);
+            Assert.False(portable.Onnx.AsSpan().SequenceEqual(kept.Onnx), "the 7-bit graph is the 8-bit one");
+            Assert.Contains(kept.Timings, t => t.Step == "check the 7-bit graph");
+        }
+        else
+        {
+            Assert.Null(kept.Portable);
+        }
+        Assert.Null(broken.Portable); // the plan set the quantiser's levels: one graph
 
         var refused = broken.Quantization!;
         output.WriteLine($"broken: {broken.Refusal}");

@@ -18,6 +18,20 @@ public static class CpuFeatures
     /// <summary>Whether the CPU has 8-bit dot-product instructions (x86 VNNI, Arm dot product).</summary>
     public static bool HasInt8DotProduct => Flags.Any(f => f is "avx512_vnni" or "avx_vnni" or "asimddp");
 
+    /// <summary>
+    /// Test-only: set to <c>1</c>, serving chooses its graph as on a CPU without 8-bit dot products
+    /// (<see cref="ServingHasInt8DotProduct"/>), so tests on a VNNI machine reach that state. Never set it in production:
+    /// it only makes a VNNI CPU serve a slower graph. Training is not affected.
+    /// </summary>
+    public const string AssumeNoInt8DotProductVariable = "CLASSIFIER_TEST_ASSUME_NO_VNNI";
+
+    /// <summary>
+    /// Whether serving may use int8 graphs with 8-bit weights here: <see cref="HasInt8DotProduct"/>, unless
+    /// <see cref="AssumeNoInt8DotProductVariable"/> is <c>1</c> (read at each call).
+    /// </summary>
+    public static bool ServingHasInt8DotProduct =>
+        HasInt8DotProduct && Environment.GetEnvironmentVariable(AssumeNoInt8DotProductVariable) != "1";
+
     /// <summary>One phrase, e.g. <c>X64 (avx2 fma; no VNNI)</c>.</summary>
     public static string Describe() =>
         $"{RuntimeInformation.ProcessArchitecture} ({(Flags.Count == 0 ? "no vector extensions found" : string.Join(' ', Flags))}{(HasInt8DotProduct ? "" : "; no VNNI")})";

@@ -119,6 +119,13 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
     /// <summary>Where the int8 step's time went: reading the calibration images, calibrating and quantising, the check (empty when no int8 graph was made).</summary>
     public IReadOnlyList<StepTime> Timings { get; init; } = [];
 
+    /// <summary>
+    /// The graph CPUs without 8-bit dot products serve instead, when this is an int8 graph with 8-bit weights made because
+    /// the bits were left to the training CPU (<see cref="ServingGraphs.PortableQuantizer"/>): the 7-bit graph when it
+    /// passed its check, else the fp32 graph; null otherwise.
+    /// </summary>
+    public PortableGraph? Portable { get; init; }
+
     /// <summary>Why an int8 graph that was made is not served (its check's figures); null when it is, or none was made.</summary>
     public string? Refusal => Quantization is { Accepted: false } q ? RefusalMessage(q) : null;
 
@@ -138,6 +145,9 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
         ? string.Create(CultureInfo.InvariantCulture, $"; 95 % interval {low:F1} to {high:F1}")
         : "";
 }
+
+/// <summary>A model's graph for CPUs without 8-bit dot products (<see cref="PortableGraphSpec"/>): its bytes, precision and the 7-bit graph's check.</summary>
+public sealed record PortableGraph(byte[] Onnx, ModelPrecision Precision, QuantizationSummary? Quantization);
 
 /// <summary>
 /// Makes the graph a model serves from its verified fp32 export: for int8, calibrates on a sample of the training
@@ -220,14 +230,23 @@ public static class ServingGraphs
         var checkedIndices = StratifiedSample(checkLabels, options.CheckImages, seed);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var graph = CalibrationGraph.Build(fp32Onnx, options.EffectiveQuantizer.FloatStem);
+        var portableOptions = PortableQuantizer(options);
         Int8Graph quantized;
+        Int8Graph? portable = null;
         List<StepTime> timings;
         var total = checkedIndices.Length;
         if (collected is not null && collected.StandsFor(graph, sample, options.EffectiveQuantizer))
         {
             // The feature pass ran this very calibration graph over these very images: its statistics are this step's.
-            quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.EffectiveQuantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
+            var ranges = collected.Ranges(options.EffectiveQuantizer.Calibration);
+            quantized = Int8Quantizer.Quantize(graph, ranges, collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings = [new StepTime($"quantise with the ranges of {collected.Images} calibration images from the feature pass", clock.Elapsed.TotalSeconds)];
+            if (portableOptions is not null)
+            {
+                clock.Restart();
+                portable = Int8Quantizer.Quantize(graph, ranges, collected.Images, [], preprocessor.Config.InputSize, portableOptions);
+                timings.Add(new StepTime("quantise the 7-bit graph", clock.Elapsed.TotalSeconds));
+            }
         }
         else
         {
@@ -243,6 +262,12 @@ public static class ServingGraphs
             var ranges = ActivationCalibrator.Calibrate(graph, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer.Calibration);
             quantized = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings.Add(new StepTime("calibrate and quantise", clock.Elapsed.TotalSeconds));
+            if (portableOptions is not null)
+            {
+                clock.Restart();
+                portable = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, portableOptions);
+                timings.Add(new StepTime("quantise the 7-bit graph", clock.Elapsed.TotalSeconds));
+            }
             calibration.Clear();
         }
         clock.Restart();
@@ -250,10 +275,15 @@ public static class ServingGraphs
         var engineOptions = new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount };
         // The fp32 graph runs only when no fp32 answers were given.
         using var fp32Engine = reference is null ? new OnnxEngine(fp32Onnx, engineOptions) : null;
-        using var int8Engine = new OnnxEngine(quantized.Onnx, engineOptions);
-        var check = new PrecisionCheck();
         var multiLabel = reference?.MultiLabel;
-        var multiCheck = multiLabel is null ? null : new MultiLabelPrecisionCheck(multiLabel.Thresholds);
+        // Each int8 graph made is judged on the same images in the same pass (decoded once): the served graph, then the 7-bit one.
+        List<Judged> judged = [new Judged(quantized, new OnnxEngine(quantized.Onnx, engineOptions), multiLabel)];
+        using var served = judged[0];
+        using var portableJudged = portable is null ? null : new Judged(portable, new OnnxEngine(portable.Onnx, engineOptions), multiLabel);
+        if (portableJudged is not null)
+        {
+            judged.Add(portableJudged);
+        }
         var length = preprocessor.InputLength;
         var classes = labels.Count;
         var indexOf = new Dictionary<LabeledImage, int>(ReferenceEqualityComparer.Instance);
@@ -270,70 +300,127 @@ public static class ServingGraphs
             }
             var rows = images.Select(im => indexOf[im]).ToArray();
             var withHeads = reference?.Heads is not null;
-            var (int8Probabilities, features) = int8Engine.Predict(input, batch.Count, withFeatures: withHeads || multiLabel is not null);
-            float[] fp32Probabilities;
-            if (multiLabel is not null)
+            float[]? fp32Probabilities = null;
+            foreach (var judge in judged)
             {
-                // Each label's decision: the fp32 out-of-fold probability against the int8 features through the same fold head.
-                var (fp32, int8, truth) = MultiLabelRows(multiLabel, rows, features!, classes);
-                multiCheck!.Add(fp32, int8, truth);
-                return;
-            }
-            if (reference is null)
-            {
-                fp32Probabilities = fp32Engine!.PredictProbabilities(input, batch.Count);
-            }
-            else
-            {
-                fp32Probabilities = new float[rows.Length * classes];
-                for (var r = 0; r < rows.Length; r++)
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var (int8Probabilities, features) = judge.Engine.Predict(input, batch.Count, withFeatures: withHeads || multiLabel is not null);
+                if (multiLabel is not null)
                 {
-                    Softmax(reference.Logits.AsSpan(rows[r] * classes, classes), reference.Temperature, fp32Probabilities.AsSpan(r * classes, classes));
+                    // Each label's decision: the fp32 out-of-fold probability against the int8 features through the same fold head.
+                    var (fp32, int8, truth) = MultiLabelRows(multiLabel, rows, features!, classes);
+                    judge.MultiCheck!.Add(fp32, int8, truth);
+                    judge.Seconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+                    continue;
+                }
+                if (fp32Probabilities is null && reference is null)
+                {
+                    fp32Probabilities = fp32Engine!.PredictProbabilities(input, batch.Count);
+                }
+                else if (fp32Probabilities is null)
+                {
+                    fp32Probabilities = new float[rows.Length * classes];
+                    for (var r = 0; r < rows.Length; r++)
+                    {
+                        Softmax(reference!.Logits.AsSpan(rows[r] * classes, classes), reference.Temperature, fp32Probabilities.AsSpan(r * classes, classes));
+                    }
                 }
                 if (withHeads)
                 {
-                    int8Probabilities = new float[rows.Length * classes];
-                    var width = features!.Length / rows.Length;
-                    if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
-                    {
-                        throw new TrainingException(
-                            $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
-                    }
-                    var logits = new double[classes];
-                    for (var r = 0; r < rows.Length; r++)
-                    {
-                        var head = reference.Heads![reference.HeadOf![rows[r]]];
-                        var f = features.AsSpan(r * width, width);
-                        for (var c = 0; c < classes; c++)
-                        {
-                            double z = head.Bias[c];
-                            var w = head.Weight.AsSpan(c * width, width);
-                            for (var j = 0; j < width; j++)
-                            {
-                                z += w[j] * f[j];
-                            }
-                            logits[c] = z;
-                        }
-                        Softmax(logits, reference.Temperature, int8Probabilities.AsSpan(r * classes, classes));
-                    }
+                    int8Probabilities = ThroughFoldHeads(reference!, rows, features!, classes);
                 }
+                judge.Check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
+                judge.Seconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
             }
-            check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
         }, progress, total - checkedIndices.Length, total, cancellationToken).ConfigureAwait(false);
 
-        var result = multiCheck?.Overall ?? check.Result;
-        timings.Add(new StepTime($"check on {result.Images} images", clock.Elapsed.TotalSeconds));
-        var perLabel = multiCheck?.PerLabel;
-        var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
-            && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
-        var summary = Summary(quantized, result, fp32Onnx, options, accepted,
-            validationImages: perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
-            sampledFrom: checkImages.Count, sampleLimit: options.CheckImages, evidence: reference?.Evidence ?? "given images") with
+        var summary = served.Summary(labels, fp32Onnx, options, sampledFrom: checkImages.Count, evidence: reference?.Evidence ?? "given images");
+        timings.Add(new StepTime($"check on {summary.ValidationImages} images", clock.Elapsed.TotalSeconds - (portableJudged?.Seconds ?? 0)));
+        if (portableJudged is null)
         {
-            PerLabel = perLabel is null ? null
-                : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
+            return Served(quantized, fp32Onnx, summary, timings);
+        }
+        timings.Add(new StepTime("check the 7-bit graph", portableJudged.Seconds));
+        var portableSummary = portableJudged.Summary(labels, fp32Onnx, options, sampledFrom: checkImages.Count, evidence: reference?.Evidence ?? "given images");
+        return Served(quantized, fp32Onnx, summary, timings) with
+        {
+            Portable = !summary.Accepted ? null
+                : portableSummary.Accepted ? new PortableGraph(portable!.Onnx, ModelPrecision.Int8, portableSummary)
+                : new PortableGraph(fp32Onnx, ModelPrecision.Fp32, portableSummary),
         };
-        return Served(quantized, fp32Onnx, summary, timings);
+    }
+
+    /// <summary>
+    /// The quantiser of the second, 7-bit graph, made beside an 8-bit one so that CPUs without 8-bit dot products serve a
+    /// checked graph too (<see cref="ServingGraph.Portable"/>): only when the weight bits were left to the training CPU
+    /// (<see cref="PrecisionOptions.Int8WeightBits"/> auto, the quantiser's levels unset) and that CPU chose 8. A plan that
+    /// names the bits gets one graph.
+    /// </summary>
+    internal static Int8QuantizerOptions? PortableQuantizer(PrecisionOptions options) =>
+        options is { Int8WeightBits: null, Quantizer.WeightLevels: 0 } && options.Quantizer.ResolveWeightLevels() == Int8QuantizerOptions.FullWeightLevels
+            ? options.Quantizer with { WeightLevels = Int8QuantizerOptions.ReducedWeightLevels }
+            : null;
+
+    /// <summary>An int8 graph being judged: its session, its check and the time its forward passes took.</summary>
+    private sealed class Judged(Int8Graph graph, OnnxEngine engine, MultiLabelReference? multiLabel) : IDisposable
+    {
+        public Int8Graph Graph { get; } = graph;
+
+        public OnnxEngine Engine { get; } = engine;
+
+        public PrecisionCheck Check { get; } = new();
+
+        public MultiLabelPrecisionCheck? MultiCheck { get; } = multiLabel is null ? null : new MultiLabelPrecisionCheck(multiLabel.Thresholds);
+
+        public double Seconds { get; set; }
+
+        /// <summary>The verdict and the manifest's account of it.</summary>
+        public QuantizationSummary Summary(IReadOnlyList<string> labels, byte[] fp32Onnx, PrecisionOptions options, int sampledFrom, string evidence)
+        {
+            var result = MultiCheck?.Overall ?? Check.Result;
+            var perLabel = MultiCheck?.PerLabel;
+            var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
+                && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
+            return ServingGraphs.Summary(Graph, result, fp32Onnx, options, accepted,
+                validationImages: perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
+                sampledFrom: sampledFrom, sampleLimit: options.CheckImages, evidence: evidence) with
+            {
+                PerLabel = perLabel is null ? null
+                    : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
+            };
+        }
+
+        public void Dispose() => Engine.Dispose();
+    }
+
+    /// <summary>Each row's int8 features through the probe's fold head that never trained on its image, as probabilities at the calibrated temperature.</summary>
+    private static float[] ThroughFoldHeads(HeldOutReference reference, int[] rows, float[] features, int classes)
+    {
+        var int8Probabilities = new float[rows.Length * classes];
+        var width = features.Length / rows.Length;
+        if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
+        {
+            throw new TrainingException(
+                $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
+        }
+        var logits = new double[classes];
+        for (var r = 0; r < rows.Length; r++)
+        {
+            var head = reference.Heads![reference.HeadOf![rows[r]]];
+            var f = features.AsSpan(r * width, width);
+            for (var c = 0; c < classes; c++)
+            {
+                double z = head.Bias[c];
+                var w = head.Weight.AsSpan(c * width, width);
+                for (var j = 0; j < width; j++)
+                {
+                    z += w[j] * f[j];
+                }
+                logits[c] = z;
+            }
+            Softmax(logits, reference.Temperature, int8Probabilities.AsSpan(r * classes, classes));
+        }
+        return int8Probabilities;
     }
 
     /// <summary>
@@ -374,11 +461,16 @@ public static class ServingGraphs
         var accepted = Int8FeatureCheck.Judge(result, options.MaxAccuracyDropPoints).Passed;
         var summary = Summary(quantized, result, fp32Onnx, options, accepted,
             validationImages: result.Images, sampledFrom: fitted.SampledFrom, sampleLimit: options.CalibrationImages, evidence: Int8FeatureCheck.Evidence);
-        return Served(quantized, fp32Onnx, summary, timings);
+        // The head was fitted on the 8-bit graph's features, so a 7-bit graph would serve features it was not fitted on: CPUs
+        // without 8-bit dot products serve the fp32 graph, whose features through the fold heads the check measured too.
+        return Served(quantized, fp32Onnx, summary, timings) with
+        {
+            Portable = accepted && PortableQuantizer(options) is not null ? new PortableGraph(fp32Onnx, ModelPrecision.Fp32, null) : null,
+        };
     }
 
     /// <summary>The manifest's account of an int8 check: the graph made, what it was judged on, the figures and the verdict.</summary>
-    private static QuantizationSummary Summary(Int8Graph quantized, PrecisionComparison result, byte[] fp32Onnx, PrecisionOptions options, bool accepted,
+    internal static QuantizationSummary Summary(Int8Graph quantized, PrecisionComparison result, byte[] fp32Onnx, PrecisionOptions options, bool accepted,
         int validationImages, int sampledFrom, int sampleLimit, string evidence)
     {
         var (disagreeLow, disagreeHigh) = result.DisagreementInterval;

@@ -279,9 +279,11 @@ public static class ServingGraphs
         // Each int8 graph made is judged on the same images in the same pass (decoded once): the served graph, then the 7-bit one.
         List<Judged> judged = [new Judged(quantized, new OnnxEngine(quantized.Onnx, engineOptions), multiLabel)];
         using var served = judged[0];
+        var sessionStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         using var portableJudged = portable is null ? null : new Judged(portable, new OnnxEngine(portable.Onnx, engineOptions), multiLabel);
         if (portableJudged is not null)
         {
+            portableJudged.Seconds = System.Diagnostics.Stopwatch.GetElapsedTime(sessionStarted).TotalSeconds; // its session's creation is its cost too
             judged.Add(portableJudged);
         }
         var length = preprocessor.InputLength;

@@ -293,7 +293,7 @@ internal static class TrainRun
     private static string WeightBitsNote(int? bits, PortableGraphSpec? portable) => (bits, portable) switch
     {
         (8, { Precision: ModelPrecision.Int8, Quantization: { } p }) => string.Create(CultureInfo.InvariantCulture,
-            $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the 7-bit graph {portable.File} (its check: accuracy {p.Int8Accuracy:P1} int8 vs {p.Fp32Accuracy:P1} fp32, {p.AccuracyDropPoints:F1} points{ServingGraph.Spread(p)}; top-1 agreement {p.Top1Agreement:P1})"),
+            $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the 7-bit graph {portable.File} (its check on {p.ValidationImages} of those images: accuracy {p.Int8Accuracy:P1} int8 vs {p.Fp32Accuracy:P1} fp32, {p.AccuracyDropPoints:F1} points{ServingGraph.Spread(p)}; top-1 agreement {p.Top1Agreement:P1})"),
         (8, { Precision: ModelPrecision.Fp32, Quantization: { } p }) => string.Create(CultureInfo.InvariantCulture,
             $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the fp32 graph {portable.File}, the 7-bit graph not having passed its check ({p.AccuracyDropPoints:F1} points below fp32)"),
         (8, { Precision: ModelPrecision.Fp32 }) => $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the fp32 graph {portable.File} (the head was fitted on the 8-bit graph's features)",

@@ -98,7 +98,8 @@ public sealed class PrecisionTests : IDisposable
         Assert.Equal(new PortableGraphSpec(ModelCheckpoint.PortableFp32FileName, ModelPrecision.Fp32, null), manifest.PortableGraph);
         Assert.Equal(check.Fp32Bytes, package.GetFile(ModelFileRoles.PortableOnnx).Length);
         Assert.Contains($"CPUs without it serve the fp32 graph {ModelCheckpoint.PortableFp32FileName} (the head was fitted on the 8-bit graph's features).", train.Out, StringComparison.Ordinal);
-        Assert.Equal(ModelCheckpoint.PortableFp32FileName, json.RootElement.GetProperty("portableGraph").GetProperty("file").GetString());
+        Assert.Equal((ModelCheckpoint.PortableFp32FileName, "fp32"),
+            (json.RootElement.GetProperty("portableGraph").GetProperty("file").GetString(), json.RootElement.GetProperty("portableGraph").GetProperty("precision").GetString()));
         // A CPU without VNNI (reached by the test-only override of the detection) serves that graph from the registry, and says so.
         CliRun portable;
         Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, "1");

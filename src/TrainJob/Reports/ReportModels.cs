@@ -91,7 +91,6 @@ public sealed record TrainingReport
     public ServerlessClassifier.ModelCore.Checkpoints.QuantizationSummary? Quantization { get; init; }
 
     /// <summary>The graph CPUs without 8-bit dot products serve instead of an 8-bit int8 graph, with the 7-bit graph's check (the manifest's <c>portableGraph</c>); absent otherwise.</summary>
-    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public ServerlessClassifier.ModelCore.Checkpoints.PortableGraphSpec? PortableGraph { get; init; }
 
     /// <summary>Notes for people, for information (e.g. "stopped early at epoch 7").</summary>

@@ -308,7 +308,9 @@ public static class ServingGraphs
         {
             indexOf.TryAdd(checkImages[i], i);
         }
-        await ReadAsync([.. checkedIndices.Select(i => checkImages[i])], decoder, preprocessor, BatchSize, (batch, images) =>
+        // The 7-bit graph's sample first, so that its forward passes run on whole batches (the verdicts do not depend on the order).
+        var readOrder = portableRows is null ? checkedIndices : [.. checkedIndices.OrderBy(i => portableRows.Contains(i) ? 0 : 1)];
+        await ReadAsync([.. readOrder.Select(i => checkImages[i])], decoder, preprocessor, BatchSize, (batch, images) =>
         {
             var input = new float[batch.Count * length];
             for (var i = 0; i < batch.Count; i++)

@@ -55,7 +55,7 @@ param trainJobMemory string = '56Gi'
 @description('Tag of <registry>/serverless-classifier-trainjob to run. Empty (first deployment, before `az acr build`): a public placeholder image that must not be started.')
 param trainJobImageTag string = ''
 
-@description('TrainJob CLI arguments. --int8-weight-bits 7: an int8 graph right on every x86 CPU, since the CPU of the job (usually with VNNI) is not that of the Functions instances (which may have AVX2 alone).')
+@description('TrainJob CLI arguments. No --int8-weight-bits: auto on a job CPU with VNNI packages an 8-bit int8 graph for Functions instances with VNNI and a checked 7-bit (or the fp32) graph for those with AVX2 alone, each instance serving the one right for its CPU; on a job CPU without VNNI, one 7-bit graph, right on any x86 CPU.')
 param trainJobArgs string[] = [
   'train'
   '--data'
@@ -69,8 +69,6 @@ param trainJobArgs string[] = [
   'auto'
   '--checkpoints'
   'checkpoints/train'
-  '--int8-weight-bits'
-  '7'
 ]
 
 @description('Longest a training run may take, in seconds.')

@@ -21,6 +21,7 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
 {
     private readonly string cacheRoot = Directory.CreateTempSubdirectory("model-cache-tests-").FullName;
     private readonly List<BlobContainerClient> containers = [];
+    private readonly List<string> folders = [];
 
     [Fact]
     public async Task RestartedInstance_ReadsTheGraphFromTheCache_EvenWhenTheStoreNoLongerHasIt()
@@ -174,18 +175,132 @@ public sealed class LocalModelCacheTests(ServingModelFixture model) : IDisposabl
         Assert.Contains(logs, m => m.StartsWith("Warning", StringComparison.Ordinal) && m.Contains("the local model cache cannot be used", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Int8ModelWithAPortableGraph_ServesThe8BitGraphWithVnni_AndOnlyThe7BitOneWithout_SayingWhy()
+    {
+        var models = await PublishedAsync(Int8Package(portable: true), "v8");
+        // A CPU without VNNI, reached by the test-only override of the detection (this machine has VNNI). The 8-bit graph is
+        // deleted from the store first: that CPU neither downloads nor needs it.
+        await models.GetBlobClient($"v8/{ColourModel.OnnxFileName}").DeleteAsync();
+        var (label, logs) = await WithoutVnniAsync(() => ClassifyOnceAsync(models));
+        Assert.Equal("red", label);
+        Assert.Contains(logs, m => m.StartsWith("Information", StringComparison.Ordinal)
+            && m.Contains("version v8 serves model.int8-7bit.onnx, int8 (7-bit weights): this CPU has no 8-bit dot products (VNNI)", StringComparison.Ordinal)
+            && m.Contains("the 7-bit graph passed its own check", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs, m => m.StartsWith("Warning", StringComparison.Ordinal));
+        Assert.Single(Directory.GetFiles(cacheRoot, "model.int8-7bit.onnx", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories));
+
+        if (CpuFeatures.HasInt8DotProduct)
+        {
+            var withVnni = await PublishedAsync(Int8Package(portable: true), "v8");
+            var (vnniLabel, vnniLogs) = await ClassifyOnceAsync(withVnni);
+            Assert.Equal("red", vnniLabel);
+            Assert.Contains(vnniLogs, m => m.Contains("version v8 serves model.onnx, int8 (8-bit weights): this CPU has 8-bit dot products", StringComparison.Ordinal));
+            Assert.Single(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories));
+        }
+    }
+
+    [Fact]
+    public async Task Int8ModelWithOnly8BitWeights_StillServesOnACpuWithoutVnni_WithTheWarningNamingTheFix()
+    {
+        // A model made before portable graphs existed (or with --int8-weight-bits 8) loads as it did, with the warning.
+        var models = await PublishedAsync(Int8Package(portable: false), "old");
+        var (label, logs) = await WithoutVnniAsync(() => ClassifyOnceAsync(models));
+        Assert.Equal("red", label);
+        Assert.Contains(logs, m => m.StartsWith("Warning", StringComparison.Ordinal)
+            && m.Contains("serves an int8 graph with 8-bit weights made for CPUs with 8-bit dot products (VNNI), but this CPU has none", StringComparison.Ordinal)
+            && m.Contains("retrain with the default --int8-weight-bits auto", StringComparison.Ordinal));
+        Assert.Single(Directory.GetFiles(cacheRoot, ColourModel.OnnxFileName, SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void PortableInt8Graph_WithoutAPassing7BitCheck_IsRefused()
+    {
+        var folder = Int8Package(portable: true);
+        var manifest = ModelManifest.Parse(File.ReadAllBytes(Path.Combine(folder, ModelManifest.FileName)), folder);
+        var failed = manifest with { PortableGraph = manifest.PortableGraph! with { Quantization = Check(7) with { Accepted = false } } };
+        var error = Assert.Throws<ModelFormatException>(() => failed.Validate("m"));
+        Assert.Contains("records no passing check of a graph with 7-bit weights", error.Message, StringComparison.Ordinal);
+        var of7Bit = manifest with { Quantization = Check(7) };
+        Assert.Contains("stands in for an int8 graph with 8-bit weights", Assert.Throws<ModelFormatException>(() => of7Bit.Validate("m")).Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The colour model packaged as an int8 model with 8-bit weights and a passing check, and (<paramref name="portable"/>)
+    /// a 7-bit graph with its own passing check. The graphs are the colour model's float graph (the labels it gives do not
+    /// depend on which runs); which file serves shows in the cache and the log.
+    /// </summary>
+    private string Int8Package(bool portable)
+    {
+        var folder = Path.Combine(cacheRoot, "..", $"{Path.GetFileName(cacheRoot)}-int8-{Guid.NewGuid():N}");
+        folders.Add(folder);
+        var source = ModelManifest.Parse(File.ReadAllBytes(Path.Combine(model.Folder, ModelManifest.FileName)), model.Folder);
+        var graph = File.ReadAllBytes(Path.Combine(model.Folder, ColourModel.OnnxFileName));
+        var manifest = source with
+        {
+            Precision = ModelPrecision.Int8,
+            Quantization = Check(8),
+            PortableGraph = portable ? new PortableGraphSpec("model.int8-7bit.onnx", ModelPrecision.Int8, Check(7)) : null,
+        };
+        (string, string, byte[])[] files = portable
+            ? [(ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph), (ModelFileRoles.PortableOnnx, "model.int8-7bit.onnx", Retitled(graph))]
+            : [(ModelFileRoles.Onnx, ColourModel.OnnxFileName, graph)];
+        ColourModel.WritePackage(folder, manifest, files);
+        return folder;
+    }
+
+    /// <summary>The same graph with another doc string: other bytes, other SHA-256, the same answers.</summary>
+    private static byte[] Retitled(byte[] graph)
+    {
+        var proto = Onnx.ModelProto.Parser.ParseFrom(graph);
+        proto.DocString = "the 7-bit graph";
+        return Google.Protobuf.MessageExtensions.ToByteArray(proto);
+    }
+
+    private static QuantizationSummary Check(int bits) => new()
+    {
+        Scheme = $"QDQ: per-channel symmetric int8 weights ({bits}-bit range)",
+        WeightBits = bits,
+        CalibrationImages = 8,
+        ValidationImages = 24,
+        Fp32Accuracy = 1,
+        Int8Accuracy = 1,
+        Top1Agreement = 1,
+        MaxProbabilityDifference = 0.01,
+        MaxAccuracyDropPoints = 0.5,
+        Accepted = true,
+        Fp32Bytes = 100,
+        Int8Bytes = 30,
+    };
+
+    /// <summary>Runs <paramref name="run"/> as on a CPU without 8-bit dot products (the test-only override; fp32 models, which every other test here serves, are unaffected).</summary>
+    private static async Task<T> WithoutVnniAsync<T>(Func<Task<T>> run)
+    {
+        Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, "1");
+        try
+        {
+            return await run();
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, null);
+        }
+    }
+
     public void Dispose()
     {
+        folders.ForEach(f => Directory.Delete(f, recursive: true));
         Directory.Delete(cacheRoot, recursive: true);
         containers.ForEach(c => c.DeleteIfExists());
     }
 
-    private async Task<BlobContainerClient> PublishedAsync()
+    private async Task<BlobContainerClient> PublishedAsync(string? folder = null, string version = "v1")
     {
         var models = new BlobContainerClient(TestStorage.ConnectionString, $"models-{Guid.NewGuid():N}");
         await models.CreateAsync();
         containers.Add(models);
-        await new ModelStore(models).PublishAsync(model.Folder, version: "v1");
+        await new ModelStore(models).PublishAsync(folder ?? model.Folder, version: version);
         return models;
     }
 

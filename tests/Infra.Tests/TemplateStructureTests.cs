@@ -231,7 +231,7 @@ public sealed class TemplateStructureTests(CompiledTemplateFixture compiled) : I
         Assert.All(container["env"]!.AsArray(), e => Assert.Null(e!["secretRef"]));
 
         var defaultArgs = Main.Root["parameters"]!["trainJobArgs"]!["defaultValue"]!.AsArray().Select(a => (string?)a);
-        Assert.Equal(["train", "--data", "training", "--output", "/tmp/model", "--mode", "head", "--publish", "--device", "auto", "--checkpoints", "checkpoints/train", "--int8-weight-bits", "7"], defaultArgs);
+        Assert.Equal(["train", "--data", "training", "--output", "/tmp/model", "--mode", "head", "--publish", "--device", "auto", "--checkpoints", "checkpoints/train"], defaultArgs);
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export.Quantization;
+using ServerlessClassifier.ModelCore.Inference;
 using ServerlessClassifier.ModelCore.Storage;
 using ServerlessClassifier.Tests.Common;
 using ServerlessClassifier.TrainJob.Cli;
@@ -82,6 +83,37 @@ public sealed class PrecisionTests : IDisposable
         var classify = await cli.RunAsync("classify", "--model", "current", "--json", flag);
         Assert.True(classify.ExitCode == ExitCodes.Ok, classify.All);
         Assert.Equal("flags", JsonDocument.Parse(classify.Out).RootElement.GetProperty("top")[0].GetProperty("label").GetString());
+        Assert.DoesNotContain("Serving ", classify.Err, StringComparison.Ordinal); // model.onnx, as trained
+
+        if (!CpuFeatures.HasInt8DotProduct)
+        {
+            Assert.Equal(7, check.WeightBits); // auto on a CPU without VNNI: one 7-bit graph, right on any x86 CPU
+            Assert.Null(manifest.PortableGraph);
+            return;
+        }
+        // The bits left to this VNNI CPU (auto): 8-bit weights, and for CPUs without VNNI (where their integer sums can
+        // saturate) the package carries a graph of its own. The head was fitted on the 8-bit graph's features, so that is the
+        // fp32 graph (whose features through the fold heads the check measured), not a 7-bit backbone the head never saw.
+        Assert.Equal(8, check.WeightBits);
+        Assert.Equal(new PortableGraphSpec(ModelCheckpoint.PortableFp32FileName, ModelPrecision.Fp32, null), manifest.PortableGraph);
+        Assert.Equal(check.Fp32Bytes, package.GetFile(ModelFileRoles.PortableOnnx).Length);
+        Assert.Contains($"CPUs without it serve the fp32 graph {ModelCheckpoint.PortableFp32FileName} (the head was fitted on the 8-bit graph's features).", train.Out, StringComparison.Ordinal);
+        Assert.Equal((ModelCheckpoint.PortableFp32FileName, "fp32"),
+            (json.RootElement.GetProperty("portableGraph").GetProperty("file").GetString(), json.RootElement.GetProperty("portableGraph").GetProperty("precision").GetString()));
+        // A CPU without VNNI (reached by the test-only override of the detection) serves that graph from the registry, and says so.
+        CliRun portable;
+        Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, "1");
+        try
+        {
+            portable = await cli.RunAsync("classify", "--model", "current", "--json", flag);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, null);
+        }
+        Assert.True(portable.ExitCode == ExitCodes.Ok, portable.All);
+        Assert.Contains($"Serving {ModelCheckpoint.PortableFp32FileName}, fp32: this CPU has no 8-bit dot products (VNNI)", portable.Err, StringComparison.Ordinal);
+        Assert.Equal("flags", JsonDocument.Parse(portable.Out).RootElement.GetProperty("top")[0].GetProperty("label").GetString());
     }
 
     [Fact]
@@ -117,6 +149,9 @@ public sealed class PrecisionTests : IDisposable
         Assert.Matches(@"int8 step: quantise with the ranges of \d+ calibration images from the feature pass [\d.]+ s, check on 24 images [\d.]+ s\.", train.Out);
         Assert.DoesNotContain("int8 features: ", train.Out, StringComparison.Ordinal);
         Assert.InRange(check.CalibrationImages, 1, new PrecisionOptions().CalibrationImages);
+        // Bits named (as the deployed job names them): one graph, whatever this CPU has.
+        Assert.Null(manifest.PortableGraph);
+        Assert.Equal([ModelCheckpoint.OnnxFileName], Directory.GetFiles(output, "*.onnx").Select(Path.GetFileName));
     }
 
     [Fact]

@@ -38,9 +38,14 @@ public sealed class LoadedModel
 
     /// <summary>
     /// The memory this version is counted as holding against the model memory budget: <see cref="EstimatedBytesPerFileByte"/>
-    /// times the bytes of its serving files (the ONNX graph, any mean image or OOD statistics). An estimate, not a measurement.
+    /// times the bytes of its serving files (the ONNX graph this CPU serves, any mean image or OOD statistics). An estimate, not a measurement.
     /// </summary>
-    public long EstimatedBytes => EstimatedBytesPerFileByte * Manifest.Files.Where(f => ModelPackage.ServingRoles.Contains(f.Role)).Sum(f => f.Bytes);
+    public long EstimatedBytes => EstimatedBytesPerFileByte * Manifest.Files
+        .Where(f => f.Role is not (ModelFileRoles.Onnx or ModelFileRoles.PortableOnnx) ? ModelPackage.ServingRoles.Contains(f.Role) : f.Name == Served.File.Name)
+        .Sum(f => f.Bytes);
+
+    /// <summary>The graph that runs (the pipeline's, or the manifest's choice for this CPU).</summary>
+    private ServedGraph Served => Pipeline.ServedGraph ?? ServedGraph.Choose(Manifest, CpuFeatures.ServingHasInt8DotProduct);
 
     /// <summary>Whether a request holds this version now (a reference besides the provider's).</summary>
     internal bool InUse => Volatile.Read(ref references) > 1;

@@ -9,8 +9,11 @@ internal static partial class Log
     [LoggerMessage(1, LogLevel.Information, "Model version {Version} is live (was {Previous}); {Labels} labels, backbone {Backbone}")]
     public static partial void ModelLive(this ILogger logger, string version, string previous, int labels, string backbone);
 
-    [LoggerMessage(6, LogLevel.Warning, "Model version {Version} serves an int8 graph with {Bits}-bit weights made for CPUs with 8-bit dot products (VNNI), but this CPU has none ({Cpu}): its integer sums can saturate, so its answers may differ from those its check measured; publish a model trained with --int8-weight-bits 7 (right on any x86 CPU), or --precision fp32")]
+    [LoggerMessage(9, LogLevel.Warning, "Model version {Version} serves an int8 graph with {Bits}-bit weights made for CPUs with 8-bit dot products (VNNI), but this CPU has none ({Cpu}) and the model has no graph for it: its integer sums can saturate, so its answers may differ from those its check measured; retrain with the default --int8-weight-bits auto (which packages a checked graph for such CPUs too) or 7 (right on any x86 CPU), or --precision fp32")]
     public static partial void Int8NeedsDotProduct(this ILogger logger, string version, int bits, string cpu);
+
+    [LoggerMessage(16, LogLevel.Information, "Model {Model} version {Version} serves {File}, {Precision}: {Reason} ({Cpu})")]
+    public static partial void ModelServedGraph(this ILogger logger, string model, string version, string file, string precision, string reason, string cpu);
 
     [LoggerMessage(2, LogLevel.Error, "Refused model version {Version}: {Reason}; {Live} stays live until another version is published")]
     public static partial void ModelRefused(this ILogger logger, Exception error, string version, string reason, string live);

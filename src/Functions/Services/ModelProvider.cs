@@ -347,9 +347,14 @@ public sealed class ModelProvider : IDisposable
         {
             cache?.RememberServed(Model, version, cached); // the next process on this instance starts this version early
         }
-        if (pipeline.Manifest is { Precision: ModelPrecision.Int8, Quantization.WeightBits: 8 } && !CpuFeatures.HasInt8DotProduct)
+        var served = pipeline.ServedGraph ?? ServedGraph.Choose(pipeline.Manifest, CpuFeatures.ServingHasInt8DotProduct);
+        if (served.Unchecked)
         {
             logger.Int8NeedsDotProduct(version, 8, CpuFeatures.Describe());
+        }
+        else
+        {
+            logger.ModelServedGraph(Model, version, served.File.Name, served.Description, served.Reason, CpuFeatures.Describe());
         }
     }
 

@@ -51,4 +51,19 @@ public static class ModelLoader
     /// <summary>The serving pipeline (ONNX Runtime) for a model: what evaluate and classify run is what production serves.</summary>
     public static ClassificationPipeline CreatePipeline(LoadedModel model) =>
         ClassificationPipeline.CreateServing((model ?? throw new ArgumentNullException(nameof(model))).Package);
+
+    /// <summary>
+    /// <see cref="CreatePipeline(LoadedModel)"/>, saying on stderr which graph runs when it is not the model's <c>model.onnx</c>
+    /// as trained (this CPU lacks the 8-bit dot products its int8 graph was made for), so the figures are read as this CPU's.
+    /// </summary>
+    public static ClassificationPipeline CreatePipeline(LoadedModel model, CliContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var pipeline = CreatePipeline(model);
+        if (pipeline.ServedGraph is { } served && (served.Unchecked || served.File.Role != ModelFileRoles.Onnx))
+        {
+            context.Error($"{(served.Unchecked ? "Warning: serving" : "Serving")} {served.File.Name}, {served.Description}: {served.Reason} ({CpuFeatures.Describe()}).");
+        }
+        return pipeline;
+    }
 }

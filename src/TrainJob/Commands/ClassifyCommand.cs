@@ -94,7 +94,7 @@ public static class ClassifyCommand
                 return await BackfillWithLiveModelsAsync(context, router, parse.GetValue(container) ?? context.Storage.ImagesContainer, cancellationToken);
             }
             var loaded = await ModelLoader.LoadAsync(modelSpec, context, cancellationToken);
-            using var pipeline = ModelLoader.CreatePipeline(loaded);
+            using var pipeline = ModelLoader.CreatePipeline(loaded, context);
             if (explainFolder is not null && pipeline.ActivationMapUnavailable is { } why)
             {
                 throw new UsageException($"--explain: {why}");

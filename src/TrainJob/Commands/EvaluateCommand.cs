@@ -42,7 +42,7 @@ public static class EvaluateCommand
                 throw new UsageException($"--data {folder} is neither a folder nor a manifest file.");
             }
             var loaded = await ModelLoader.LoadAsync(parse.GetRequiredValue(model), context, cancellationToken);
-            using var pipeline = ModelLoader.CreatePipeline(loaded);
+            using var pipeline = ModelLoader.CreatePipeline(loaded, context);
             var labels = pipeline.Manifest.Labels;
             var ignored = new List<string>();
             var skipped = new List<Reports.SkippedImage>();

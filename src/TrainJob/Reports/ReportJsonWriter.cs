@@ -34,6 +34,7 @@ public static class ReportJsonWriter
             report.Calibration,
             Precision = report.Precision.ToString().ToLowerInvariant(),
             report.Quantization,
+            PortableGraph = report.PortableGraph is { } portable ? new { portable.File, Precision = portable.Precision.ToString().ToLowerInvariant(), portable.Quantization } : null,
             MultiLabel = report.MultiLabel is { } m ? new
             {
                 m.Samples,

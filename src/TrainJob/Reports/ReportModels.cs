@@ -90,6 +90,9 @@ public sealed record TrainingReport
     /// <summary>The int8 check (int8 vs fp32 on the validation images), when an int8 graph was made.</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.QuantizationSummary? Quantization { get; init; }
 
+    /// <summary>The graph CPUs without 8-bit dot products serve instead of an 8-bit int8 graph, with the 7-bit graph's check (the manifest's <c>portableGraph</c>); absent otherwise.</summary>
+    public ServerlessClassifier.ModelCore.Checkpoints.PortableGraphSpec? PortableGraph { get; init; }
+
     /// <summary>Notes for people, for information (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 

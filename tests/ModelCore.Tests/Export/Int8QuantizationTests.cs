@@ -193,7 +193,7 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
     {
         var (fp32, labels, dataset, preprocessor) = await EmojiModelAsync();
 
-        var kept = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, dataset.Validation, preprocessor, new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16 }, seed: 42);
+        var kept = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, dataset.Validation, preprocessor, new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16, PortableCheckImages = 4 }, seed: 42);
         // One-level weights (-1, 0, +1 times a scale per channel): a real int8 graph, and a badly broken one.
         var broken = await ServingGraphs.CreateAsync(fp32, labels, dataset.Train, dataset.Validation, preprocessor,
             new PrecisionOptions { Precision = PrecisionChoice.Int8, CalibrationImages = 16, Quantizer = Int8QuantizerOptions.Default with { WeightLevels = 1 } }, seed: 42);
@@ -208,6 +208,28 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output) : IDisposabl
         Assert.True(check.Fp32Accuracy >= 0.9, $"fp32 accuracy {check.Fp32Accuracy:P1}: the test model should know flags from food");
         Assert.True(check.AccuracyDropPoints <= 0.5);
         Assert.True(check.Int8Bytes * 3 <= check.Fp32Bytes);
+        // The bits left to the training CPU (auto): with VNNI the served graph has 8-bit weights, and a 7-bit graph made with the
+        // same ranges is judged against the same fp32 answers, for CPUs without VNNI (its own verdict).
+        if (CpuFeatures.HasInt8DotProduct)
+        {
+            Assert.Equal(8, check.WeightBits);
+            var portable = Assert.IsType<PortableGraph>(kept.Portable);
+            var portableCheck = portable.Quantization!;
+            output.WriteLine($"7-bit: int8 {portableCheck.Int8Accuracy:P1}, agreement {portableCheck.Top1Agreement:P1}, max |dp| {portableCheck.MaxProbabilityDifference:F3}");
+            Assert.Equal(7, portableCheck.WeightBits);
+            Assert.Contains("(7-bit range)", portableCheck.Scheme, StringComparison.Ordinal);
+            // Judged on a stratified sample of the same check images (PortableCheckImages), its own figures and sample recorded.
+            Assert.Equal((4, 4, check.CalibrationImages, check.SampledFrom), (portableCheck.ValidationImages, portableCheck.SampleLimit, portableCheck.CalibrationImages, portableCheck.SampledFrom));
+            Assert.True(portableCheck.Accepted, "the 7-bit graph of flags and food should pass its check too");
+            Assert.Equal(ModelPrecision.Int8, portable.Precision);
+            Assert.False(portable.Onnx.AsSpan().SequenceEqual(kept.Onnx), "the 7-bit graph is the 8-bit one");
+            Assert.Contains(kept.Timings, t => t.Step == $"check the 7-bit graph on {portableCheck.ValidationImages} images");
+        }
+        else
+        {
+            Assert.Null(kept.Portable);
+        }
+        Assert.Null(broken.Portable); // the plan set the quantiser's levels: one graph
 
         var refused = broken.Quantization!;
         output.WriteLine($"broken: {broken.Refusal}");

@@ -14,6 +14,12 @@ public static class ModelFileRoles
     /// <summary>The exported, parity-checked ONNX graph that serving runs.</summary>
     public const string Onnx = "onnx";
 
+    /// <summary>
+    /// The graph served instead of <see cref="Onnx"/> on a CPU without 8-bit dot products (VNNI, Arm's dot product) when
+    /// <see cref="Onnx"/> is an int8 graph with 8-bit weights (<see cref="ModelManifest.PortableGraph"/>).
+    /// </summary>
+    public const string PortableOnnx = "portableOnnx";
+
     /// <summary>A float32 CHW mean image that preprocessing subtracts (the ONNX ResNet's).</summary>
     public const string MeanImage = "meanImage";
 
@@ -207,6 +213,15 @@ public sealed record ModelManifest
     /// <summary>The int8 check (whenever an int8 graph was made, served or not); null when none was made.</summary>
     public QuantizationSummary? Quantization { get; init; }
 
+    /// <summary>
+    /// The graph a CPU without 8-bit dot products serves instead of <c>model.onnx</c> when that is an int8 graph with 8-bit
+    /// weights (whose integer sums can saturate there): the 7-bit int8 graph made with the same ranges and checked the same
+    /// way, or the fp32 graph when that did not pass its check. Null (absent) in every other model, and in models made
+    /// before it existed (<see cref="ServedGraph.Choose"/>).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PortableGraphSpec? PortableGraph { get; init; }
+
     /// <summary>The fp32 export's check against the trained model; null in models saved before it was recorded.</summary>
     public ExportVerification? Verification { get; init; }
 
@@ -313,6 +328,10 @@ public sealed record ModelManifest
         if (!Enum.IsDefined(Precision))
         {
             throw new ModelFormatException($"{source}: precision {Precision} is unknown.");
+        }
+        if (PortableGraph is { } portable)
+        {
+            portable.Validate(this, source);
         }
         if (!Enum.IsDefined(Kind))
         {

@@ -100,7 +100,22 @@ public sealed class ModelPackage
     public ReadOnlyMemory<byte> GetFileByName(string name) =>
         files.TryGetValue(name, out var content) ? content : throw new ModelFormatException($"{Source}: the model has no file {name}.");
 
-    /// <summary>The files serving needs: the ONNX graph, the mean image and the out-of-distribution statistics (not the training weights).</summary>
+    /// <summary>
+    /// The graph this CPU serves (<see cref="ServedGraph.Choose"/> with <see cref="Inference.CpuFeatures.ServingHasInt8DotProduct"/>);
+    /// null for a package without an ONNX graph.
+    /// </summary>
+    public ServedGraph? ServedGraph => ServedOn(Manifest);
+
+    /// <summary>The verified bytes of <see cref="ServedGraph"/> (loaded when the roles asked for include <see cref="ModelFileRoles.Onnx"/>).</summary>
+    /// <exception cref="ModelFormatException">The model has no graph, or it was not loaded.</exception>
+    public ReadOnlyMemory<byte> GetServedGraph() => ServedGraph is { } graph
+        ? GetFileByName(graph.File.Name)
+        : throw new ModelFormatException($"{Source}: the model has no {ModelFileRoles.Onnx} file.");
+
+    private static ServedGraph? ServedOn(ModelManifest manifest) =>
+        manifest.FindFile(ModelFileRoles.Onnx) is null ? null : ServedGraph.Choose(manifest, Inference.CpuFeatures.ServingHasInt8DotProduct);
+
+    /// <summary>The files serving needs: the ONNX graph (the one this CPU serves, <see cref="ServedGraph"/>), the mean image and the out-of-distribution statistics (not the training weights).</summary>
     public static IReadOnlyList<string> ServingRoles { get; } = [ModelFileRoles.Onnx, ModelFileRoles.MeanImage, ModelFileRoles.OutOfDistribution];
 
     /// <summary>The out-of-distribution statistics the manifest describes; null for a model without them.</summary>
@@ -152,7 +167,10 @@ public sealed class ModelPackage
         }
         var manifest = ModelManifest.Parse(manifestBytes, source.Description);
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var entry in manifest.Files.Where(f => roles is null || roles.Contains(f.Role)))
+        // Asked for the graph (role onnx), a package loads the one this CPU serves (ServedGraph): a model's other graph is not read.
+        var served = ServedOn(manifest);
+        foreach (var entry in manifest.Files.Where(f => roles is null || (roles.Contains(f.Role) && f.Role is not (ModelFileRoles.Onnx or ModelFileRoles.PortableOnnx))
+            || (roles.Contains(ModelFileRoles.Onnx) && ReferenceEquals(f, served?.File))))
         {
             byte[] content;
             string sha256;

@@ -153,11 +153,11 @@ public sealed partial class ClassificationPipeline : IDisposable
         preprocessor = new ImagePreprocessor(manifest.Preprocessing, meanImage);
     }
 
-    /// <summary>The serving pipeline: ONNX Runtime over the package's verified model.onnx.</summary>
+    /// <summary>The serving pipeline: ONNX Runtime over the package's verified graph for this CPU (<see cref="ModelPackage.ServedGraph"/>).</summary>
     public static ClassificationPipeline CreateServing(ModelPackage package, OnnxEngineOptions? options = null, ImageLimits? limits = null, ImageDecoder? decoder = null)
     {
         ArgumentNullException.ThrowIfNull(package);
-        var onnx = package.GetFile(ModelFileRoles.Onnx);
+        var onnx = package.GetServedGraph();
         // The package's verified array itself when it is one whole array (it is): a model is not copied.
         var bytes = MemoryMarshal.TryGetArray(onnx, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length ? segment.Array : onnx.ToArray();
         return Create(package, new OnnxEngine(bytes, options ?? OnnxEngineOptions.Default), limits, decoder);
@@ -178,7 +178,10 @@ public sealed partial class ClassificationPipeline : IDisposable
     {
         try
         {
-            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution(), decoder);
+            return new ClassificationPipeline(package.Manifest, engine, package.ReadMeanImage(), limits, package.ReadOutOfDistribution(), decoder)
+            {
+                ServedGraph = package.ServedGraph,
+            };
         }
         catch
         {
@@ -188,6 +191,9 @@ public sealed partial class ClassificationPipeline : IDisposable
     }
 
     public ModelManifest Manifest { get; }
+
+    /// <summary>Which of the package's graphs runs, and why (null for a pipeline made from a manifest and an engine directly).</summary>
+    public ServedGraph? ServedGraph { get; private init; }
 
     public IClassifierEngine Engine { get; }
 

@@ -79,7 +79,8 @@ public sealed class LocalModelCache
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(roles);
         var package = await ModelPackage.LoadAsync(source, [.. roles.Where(r => r != ModelFileRoles.Onnx)], cancellationToken).ConfigureAwait(false);
-        var onnx = package.Manifest.FindFile(ModelFileRoles.Onnx)
+        // The graph this CPU serves: a model's other graph is neither downloaded nor kept.
+        var onnx = package.ServedGraph?.File
             ?? throw new ModelFormatException($"{source.Description}: the model has no {ModelFileRoles.Onnx} file.");
         if (onnx.Sha256.Length != 64 || !onnx.Sha256.All(char.IsAsciiHexDigit))
         {
@@ -191,7 +192,7 @@ public sealed class LocalModelCache
             throw new ArgumentException("The folder is not an entry of this cache.", nameof(folder));
         }
         var package = await ModelPackage.LoadAsync(new FolderModelFiles(full), [.. roles.Where(r => r != ModelFileRoles.Onnx)], cancellationToken).ConfigureAwait(false);
-        var onnx = package.Manifest.FindFile(ModelFileRoles.Onnx)
+        var onnx = package.ServedGraph?.File
             ?? throw new ModelFormatException($"{full}: the kept manifest has no {ModelFileRoles.Onnx} file.");
         // The entry's name is derived from the model, the version and the graph's SHA-256: a kept manifest of anything else is not this version's.
         if (!string.Equals(Path.GetFileName(full), EntryName(model, version, onnx.Sha256), StringComparison.Ordinal))

@@ -20,6 +20,12 @@ public static class ModelCheckpoint
     public const string WeightsFileName = "model.safetensors";
     public const string OnnxFileName = "model.onnx";
 
+    /// <summary>The 7-bit int8 graph served on CPUs without 8-bit dot products when <c>model.onnx</c> has 8-bit weights.</summary>
+    public const string PortableInt8FileName = "model.int8-7bit.onnx";
+
+    /// <summary>The fp32 graph served on CPUs without 8-bit dot products when <c>model.onnx</c> has 8-bit weights and no 7-bit graph passed.</summary>
+    public const string PortableFp32FileName = "model.fp32.onnx";
+
     /// <summary>Saves weights and extra files, then the manifest with their sizes and hashes; returns that manifest.</summary>
     public static ModelManifest Save(ImageClassifier model, ModelManifest manifest, string folder, IEnumerable<ModelFileContent>? extraFiles = null)
     {
@@ -73,8 +79,18 @@ public static class ModelCheckpoint
     {
         ArgumentNullException.ThrowIfNull(manifest);
         ArgumentNullException.ThrowIfNull(graph);
-        manifest = manifest with { Precision = graph.Precision, Quantization = graph.Quantization };
+        var portableName = graph.Portable?.Precision == ModelPrecision.Int8 ? PortableInt8FileName : PortableFp32FileName;
+        manifest = manifest with
+        {
+            Precision = graph.Precision,
+            Quantization = graph.Quantization,
+            PortableGraph = graph.Portable is { } p ? new PortableGraphSpec(portableName, p.Precision, p.Quantization) : null,
+        };
         var extra = new List<ModelFileContent> { new(ModelFileRoles.Onnx, OnnxFileName, graph.Onnx) };
+        if (graph.Portable is { } portable)
+        {
+            extra.Add(new ModelFileContent(ModelFileRoles.PortableOnnx, portableName, portable.Onnx));
+        }
         if (manifest.Preprocessing.MeanImageFile is { } meanName)
         {
             extra.Add(new ModelFileContent(ModelFileRoles.MeanImage, meanName,

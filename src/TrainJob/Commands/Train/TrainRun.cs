@@ -285,15 +285,20 @@ internal static class TrainRun
             $"accuracy {q.Int8Accuracy:P1} int8 vs {q.Fp32Accuracy:P1} fp32, {q.AccuracyDropPoints:F1} points{ServingGraph.Spread(q)}; top-1 agreement {q.Top1Agreement:P1}" +
             $"{(q.DisagreementHigh is { } high ? $" (disagreement at most {high:P1}, 95 %)" : "")}; graph {q.Int8Bytes / 1048576.0:F1} MB vs {q.Fp32Bytes / 1048576.0:F1} MB");
         return manifest.Precision == ModelPrecision.Int8
-            ? $"Precision: int8, the head fitted on {(int8Features ? "the int8 backbone's" : "fp32")} features ({check}){WeightBitsNote(q.WeightBits)}."
+            ? $"Precision: int8, the head fitted on {(int8Features ? "the int8 backbone's" : "fp32")} features ({check}){WeightBitsNote(q.WeightBits, manifest.PortableGraph)}."
             : $"Precision: fp32; the int8 graph was not kept ({check}).";
     }
 
-    /// <summary>Which CPUs the int8 graph's weights serve right on (docs/architecture.md, "int8").</summary>
-    private static string WeightBitsNote(int? bits) => bits switch
+    /// <summary>Which CPUs the int8 graph's weights serve right on, and what the others serve (docs/architecture.md, "int8").</summary>
+    private static string WeightBitsNote(int? bits, PortableGraphSpec? portable) => (bits, portable) switch
     {
-        8 => "; 8-bit weights: serve it on CPUs with VNNI only (on AVX2 alone its integer sums can saturate); --int8-weight-bits 7 makes a graph for any x86 CPU",
-        7 => "; 7-bit weights: the same answers on any x86 CPU, with VNNI or AVX2 alone",
+        (8, { Precision: ModelPrecision.Int8, Quantization: { } p }) => string.Create(CultureInfo.InvariantCulture,
+            $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the 7-bit graph {portable.File} (its check on {p.ValidationImages} of those images: accuracy {p.Int8Accuracy:P1} int8 vs {p.Fp32Accuracy:P1} fp32, {p.AccuracyDropPoints:F1} points{ServingGraph.Spread(p)}; top-1 agreement {p.Top1Agreement:P1})"),
+        (8, { Precision: ModelPrecision.Fp32, Quantization: { } p }) => string.Create(CultureInfo.InvariantCulture,
+            $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the fp32 graph {portable.File}, the 7-bit graph not having passed its check ({p.AccuracyDropPoints:F1} points below fp32)"),
+        (8, { Precision: ModelPrecision.Fp32 }) => $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the fp32 graph {portable.File} (the head was fitted on the 8-bit graph's features)",
+        (8, _) => "; 8-bit weights: serve it on CPUs with VNNI only (on AVX2 alone its integer sums can saturate); --int8-weight-bits 7 makes a graph for any x86 CPU, auto one for each",
+        (7, _) => "; 7-bit weights: the same answers on any x86 CPU, with VNNI or AVX2 alone",
         _ => "",
     };
 

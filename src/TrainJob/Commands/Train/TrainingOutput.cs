@@ -40,6 +40,7 @@ internal static class TrainingOutput
             Predictions = result.ValidationPredictions,
             Precision = manifest.Precision,
             Quantization = manifest.Quantization,
+            PortableGraph = manifest.PortableGraph,
             MultiLabel = result.MultiLabel,
             LabelProbes = result.LabelProbes,
         };

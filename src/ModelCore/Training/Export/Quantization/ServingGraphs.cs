@@ -43,6 +43,14 @@ public sealed record PrecisionOptions
     [Setting("int8 check images")]
     public int CheckImages { get; init; } = 1000;
 
+    /// <summary>
+    /// The most of the check images the second, 7-bit graph is judged on (<see cref="ServingGraph.Portable"/>): a sample of
+    /// them, stratified by class, seeded. Its int8 forward is the second graph's whole cost: on all 1,000 check images of
+    /// 2,000 it took about as long as the 8-bit graph's check (docs/benchmarks.md, "A second int8 graph").
+    /// </summary>
+    [Setting("int8 7-bit graph check images")]
+    public int PortableCheckImages { get; init; } = 250;
+
     /// <summary>int8 accuracy on the check images may be at most this many points below fp32's.</summary>
     [Setting("int8 accuracy drop allowed (points)")]
     public double MaxAccuracyDropPoints { get; init; } = 0.5;
@@ -96,6 +104,10 @@ public sealed record PrecisionOptions
         {
             throw new PlanException("int8 check images", $"int8 check images {CheckImages}: at least 1.");
         }
+        if (PortableCheckImages < 1)
+        {
+            throw new PlanException("int8 7-bit graph check images", $"int8 7-bit graph check images {PortableCheckImages}: at least 1.");
+        }
         if (!(MaxAccuracyDropPoints >= 0 && double.IsFinite(MaxAccuracyDropPoints)))
         {
             throw new PlanException("int8 accuracy drop allowed (points)", $"int8 accuracy drop allowed {MaxAccuracyDropPoints}: 0 or more points.");
@@ -119,6 +131,13 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
     /// <summary>Where the int8 step's time went: reading the calibration images, calibrating and quantising, the check (empty when no int8 graph was made).</summary>
     public IReadOnlyList<StepTime> Timings { get; init; } = [];
 
+    /// <summary>
+    /// The graph CPUs without 8-bit dot products serve instead, when this is an int8 graph with 8-bit weights made because
+    /// the bits were left to the training CPU (<see cref="ServingGraphs.PortableQuantizer"/>): the 7-bit graph when it
+    /// passed its check, else the fp32 graph; null otherwise.
+    /// </summary>
+    public PortableGraph? Portable { get; init; }
+
     /// <summary>Why an int8 graph that was made is not served (its check's figures); null when it is, or none was made.</summary>
     public string? Refusal => Quantization is { Accepted: false } q ? RefusalMessage(q) : null;
 
@@ -138,6 +157,9 @@ public sealed record ServingGraph(byte[] Onnx, ModelPrecision Precision, Quantiz
         ? string.Create(CultureInfo.InvariantCulture, $"; 95 % interval {low:F1} to {high:F1}")
         : "";
 }
+
+/// <summary>A model's graph for CPUs without 8-bit dot products (<see cref="PortableGraphSpec"/>): its bytes, precision and the 7-bit graph's check.</summary>
+public sealed record PortableGraph(byte[] Onnx, ModelPrecision Precision, QuantizationSummary? Quantization);
 
 /// <summary>
 /// Makes the graph a model serves from its verified fp32 export: for int8, calibrates on a sample of the training
@@ -220,14 +242,23 @@ public static class ServingGraphs
         var checkedIndices = StratifiedSample(checkLabels, options.CheckImages, seed);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var graph = CalibrationGraph.Build(fp32Onnx, options.EffectiveQuantizer.FloatStem);
+        var portableOptions = PortableQuantizer(options);
         Int8Graph quantized;
+        Int8Graph? portable = null;
         List<StepTime> timings;
         var total = checkedIndices.Length;
         if (collected is not null && collected.StandsFor(graph, sample, options.EffectiveQuantizer))
         {
             // The feature pass ran this very calibration graph over these very images: its statistics are this step's.
-            quantized = Int8Quantizer.Quantize(graph, collected.Ranges(options.EffectiveQuantizer.Calibration), collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
+            var ranges = collected.Ranges(options.EffectiveQuantizer.Calibration);
+            quantized = Int8Quantizer.Quantize(graph, ranges, collected.Images, [], preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings = [new StepTime($"quantise with the ranges of {collected.Images} calibration images from the feature pass", clock.Elapsed.TotalSeconds)];
+            if (portableOptions is not null)
+            {
+                clock.Restart();
+                portable = Int8Quantizer.Quantize(graph, ranges, collected.Images, [], preprocessor.Config.InputSize, portableOptions);
+                timings.Add(new StepTime("quantise the 7-bit graph", clock.Elapsed.TotalSeconds));
+            }
         }
         else
         {
@@ -243,6 +274,12 @@ public static class ServingGraphs
             var ranges = ActivationCalibrator.Calibrate(graph, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer.Calibration);
             quantized = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, options.EffectiveQuantizer);
             timings.Add(new StepTime("calibrate and quantise", clock.Elapsed.TotalSeconds));
+            if (portableOptions is not null)
+            {
+                clock.Restart();
+                portable = Int8Quantizer.Quantize(graph, ranges, calibration.Count, calibration, preprocessor.Config.InputSize, portableOptions);
+                timings.Add(new StepTime("quantise the 7-bit graph", clock.Elapsed.TotalSeconds));
+            }
             calibration.Clear();
         }
         clock.Restart();
@@ -250,10 +287,20 @@ public static class ServingGraphs
         var engineOptions = new OnnxEngineOptions { IntraOpThreads = Environment.ProcessorCount };
         // The fp32 graph runs only when no fp32 answers were given.
         using var fp32Engine = reference is null ? new OnnxEngine(fp32Onnx, engineOptions) : null;
-        using var int8Engine = new OnnxEngine(quantized.Onnx, engineOptions);
-        var check = new PrecisionCheck();
         var multiLabel = reference?.MultiLabel;
-        var multiCheck = multiLabel is null ? null : new MultiLabelPrecisionCheck(multiLabel.Thresholds);
+        // Each int8 graph made is judged on the same images in the same pass (decoded once): the served graph, then the 7-bit one.
+        List<Judged> judged = [new Judged(quantized, new OnnxEngine(quantized.Onnx, engineOptions), multiLabel, null)];
+        using var served = judged[0];
+        var sessionStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        // The 7-bit graph is judged on a stratified sample of the check images (all of them when they fit).
+        var portableRows = portable is null ? null
+            : StratifiedSample([.. checkedIndices.Select(i => checkLabels[i])], options.PortableCheckImages, seed).Select(k => checkedIndices[k]).ToHashSet();
+        using var portableJudged = portable is null ? null : new Judged(portable, new OnnxEngine(portable.Onnx, engineOptions), multiLabel, portableRows);
+        if (portableJudged is not null)
+        {
+            portableJudged.Seconds = System.Diagnostics.Stopwatch.GetElapsedTime(sessionStarted).TotalSeconds; // its session's creation is its cost too
+            judged.Add(portableJudged);
+        }
         var length = preprocessor.InputLength;
         var classes = labels.Count;
         var indexOf = new Dictionary<LabeledImage, int>(ReferenceEqualityComparer.Instance);
@@ -261,79 +308,163 @@ public static class ServingGraphs
         {
             indexOf.TryAdd(checkImages[i], i);
         }
-        await ReadAsync([.. checkedIndices.Select(i => checkImages[i])], decoder, preprocessor, BatchSize, (batch, images) =>
+        // The 7-bit graph's sample first, so that its forward passes run on whole batches (the verdicts do not depend on the order).
+        var readOrder = portableRows is null ? checkedIndices : [.. checkedIndices.OrderBy(i => portableRows.Contains(i) ? 0 : 1)];
+        await ReadAsync([.. readOrder.Select(i => checkImages[i])], decoder, preprocessor, BatchSize, (batch, images) =>
         {
             var input = new float[batch.Count * length];
             for (var i = 0; i < batch.Count; i++)
             {
                 batch[i].CopyTo(input.AsSpan(i * length));
             }
-            var rows = images.Select(im => indexOf[im]).ToArray();
+            var batchRows = images.Select(im => indexOf[im]).ToArray();
             var withHeads = reference?.Heads is not null;
-            var (int8Probabilities, features) = int8Engine.Predict(input, batch.Count, withFeatures: withHeads || multiLabel is not null);
-            float[] fp32Probabilities;
-            if (multiLabel is not null)
+            float[]? batchFp32 = null;
+            foreach (var judge in judged)
             {
-                // Each label's decision: the fp32 out-of-fold probability against the int8 features through the same fold head.
-                var (fp32, int8, truth) = MultiLabelRows(multiLabel, rows, features!, classes);
-                multiCheck!.Add(fp32, int8, truth);
-                return;
-            }
-            if (reference is null)
-            {
-                fp32Probabilities = fp32Engine!.PredictProbabilities(input, batch.Count);
-            }
-            else
-            {
-                fp32Probabilities = new float[rows.Length * classes];
-                for (var r = 0; r < rows.Length; r++)
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                // The rows of this batch the graph is judged on: all, or those of its sample.
+                var picked = judge.Rows is null ? null : Enumerable.Range(0, batchRows.Length).Where(i => judge.Rows.Contains(batchRows[i])).ToArray();
+                if (picked is { Length: 0 })
                 {
-                    Softmax(reference.Logits.AsSpan(rows[r] * classes, classes), reference.Temperature, fp32Probabilities.AsSpan(r * classes, classes));
+                    continue;
                 }
+                var rows = picked is null ? batchRows : [.. picked.Select(i => batchRows[i])];
+                var judgedInput = picked is null ? input : Rows(input, length, picked);
+                var (int8Probabilities, features) = judge.Engine.Predict(judgedInput, rows.Length, withFeatures: withHeads || multiLabel is not null);
+                if (multiLabel is not null)
+                {
+                    // Each label's decision: the fp32 out-of-fold probability against the int8 features through the same fold head.
+                    var (fp32, int8, truth) = MultiLabelRows(multiLabel, rows, features!, classes);
+                    judge.MultiCheck!.Add(fp32, int8, truth);
+                    judge.Seconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+                    continue;
+                }
+                if (batchFp32 is null && reference is null)
+                {
+                    batchFp32 = fp32Engine!.PredictProbabilities(input, batch.Count);
+                }
+                else if (batchFp32 is null)
+                {
+                    batchFp32 = new float[batchRows.Length * classes];
+                    for (var r = 0; r < batchRows.Length; r++)
+                    {
+                        Softmax(reference!.Logits.AsSpan(batchRows[r] * classes, classes), reference.Temperature, batchFp32.AsSpan(r * classes, classes));
+                    }
+                }
+                var fp32Probabilities = picked is null ? batchFp32 : Rows(batchFp32, classes, picked);
                 if (withHeads)
                 {
-                    int8Probabilities = new float[rows.Length * classes];
-                    var width = features!.Length / rows.Length;
-                    if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
-                    {
-                        throw new TrainingException(
-                            $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
-                    }
-                    var logits = new double[classes];
-                    for (var r = 0; r < rows.Length; r++)
-                    {
-                        var head = reference.Heads![reference.HeadOf![rows[r]]];
-                        var f = features.AsSpan(r * width, width);
-                        for (var c = 0; c < classes; c++)
-                        {
-                            double z = head.Bias[c];
-                            var w = head.Weight.AsSpan(c * width, width);
-                            for (var j = 0; j < width; j++)
-                            {
-                                z += w[j] * f[j];
-                            }
-                            logits[c] = z;
-                        }
-                        Softmax(logits, reference.Temperature, int8Probabilities.AsSpan(r * classes, classes));
-                    }
+                    int8Probabilities = ThroughFoldHeads(reference!, rows, features!, classes);
                 }
+                judge.Check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
+                judge.Seconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
             }
-            check.Add(fp32Probabilities, int8Probabilities, classes, [.. rows.Select(r => checkLabels[r])]);
         }, progress, total - checkedIndices.Length, total, cancellationToken).ConfigureAwait(false);
 
-        var result = multiCheck?.Overall ?? check.Result;
-        timings.Add(new StepTime($"check on {result.Images} images", clock.Elapsed.TotalSeconds));
-        var perLabel = multiCheck?.PerLabel;
-        var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
-            && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
-        var summary = Summary(quantized, result, fp32Onnx, options, accepted,
-            validationImages: perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
-            sampledFrom: checkImages.Count, sampleLimit: options.CheckImages, evidence: reference?.Evidence ?? "given images") with
+        var summary = served.Summary(labels, fp32Onnx, options, sampledFrom: checkImages.Count, evidence: reference?.Evidence ?? "given images");
+        timings.Add(new StepTime($"check on {summary.ValidationImages} images", clock.Elapsed.TotalSeconds - (portableJudged?.Seconds ?? 0)));
+        if (portableJudged is null)
         {
-            PerLabel = perLabel is null ? null
-                : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
+            return Served(quantized, fp32Onnx, summary, timings);
+        }
+        var portableSummary = portableJudged.Summary(labels, fp32Onnx, options, sampledFrom: checkImages.Count, evidence: reference?.Evidence ?? "given images") with
+        {
+            SampleLimit = Math.Min(options.CheckImages, options.PortableCheckImages),
         };
-        return Served(quantized, fp32Onnx, summary, timings);
+        timings.Add(new StepTime($"check the 7-bit graph on {portableSummary.ValidationImages} images", portableJudged.Seconds));
+        return Served(quantized, fp32Onnx, summary, timings) with
+        {
+            Portable = !summary.Accepted ? null
+                : portableSummary.Accepted ? new PortableGraph(portable!.Onnx, ModelPrecision.Int8, portableSummary)
+                : new PortableGraph(fp32Onnx, ModelPrecision.Fp32, portableSummary),
+        };
+    }
+
+    /// <summary>
+    /// The quantiser of the second, 7-bit graph, made beside an 8-bit one so that CPUs without 8-bit dot products serve a
+    /// checked graph too (<see cref="ServingGraph.Portable"/>): only when the weight bits were left to the training CPU
+    /// (<see cref="PrecisionOptions.Int8WeightBits"/> auto, the quantiser's levels unset) and that CPU chose 8. A plan that
+    /// names the bits gets one graph.
+    /// </summary>
+    internal static Int8QuantizerOptions? PortableQuantizer(PrecisionOptions options) =>
+        options is { Int8WeightBits: null, Quantizer.WeightLevels: 0 } && options.Quantizer.ResolveWeightLevels() == Int8QuantizerOptions.FullWeightLevels
+            ? options.Quantizer with { WeightLevels = Int8QuantizerOptions.ReducedWeightLevels }
+            : null;
+
+    /// <summary>The given rows (each <paramref name="width"/> values) of <paramref name="values"/>, in order.</summary>
+    private static float[] Rows(float[] values, int width, int[] rows)
+    {
+        var picked = new float[rows.Length * width];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            values.AsSpan(rows[i] * width, width).CopyTo(picked.AsSpan(i * width));
+        }
+        return picked;
+    }
+
+    /// <summary>An int8 graph being judged: its session, its check, the check images it is judged on (null: all) and the time its forward passes took.</summary>
+    private sealed class Judged(Int8Graph graph, OnnxEngine engine, MultiLabelReference? multiLabel, HashSet<int>? rows) : IDisposable
+    {
+        public Int8Graph Graph { get; } = graph;
+
+        public HashSet<int>? Rows { get; } = rows;
+
+        public OnnxEngine Engine { get; } = engine;
+
+        public PrecisionCheck Check { get; } = new();
+
+        public MultiLabelPrecisionCheck? MultiCheck { get; } = multiLabel is null ? null : new MultiLabelPrecisionCheck(multiLabel.Thresholds);
+
+        public double Seconds { get; set; }
+
+        /// <summary>The verdict and the manifest's account of it.</summary>
+        public QuantizationSummary Summary(IReadOnlyList<string> labels, byte[] fp32Onnx, PrecisionOptions options, int sampledFrom, string evidence)
+        {
+            var result = MultiCheck?.Overall ?? Check.Result;
+            var perLabel = MultiCheck?.PerLabel;
+            var accepted = result.Images > 0 && result.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9
+                && (perLabel is null || perLabel.All(l => l.AccuracyDropPoints <= options.MaxAccuracyDropPoints + 1e-9));
+            return ServingGraphs.Summary(Graph, result, fp32Onnx, options, accepted,
+                validationImages: perLabel is { Count: > 0 } ? perLabel[0].Images : result.Images, // a multi-label check: images, each with a decision per label
+                sampledFrom: sampledFrom, sampleLimit: options.CheckImages, evidence: evidence) with
+            {
+                PerLabel = perLabel is null ? null
+                    : [.. perLabel.Select((l, i) => new LabelQuantizationCheck(labels[i], multiLabel!.Thresholds[i], l.Fp32Accuracy, l.Int8Accuracy, l.Top1Agreement))],
+            };
+        }
+
+        public void Dispose() => Engine.Dispose();
+    }
+
+    /// <summary>Each row's int8 features through the probe's fold head that never trained on its image, as probabilities at the calibrated temperature.</summary>
+    private static float[] ThroughFoldHeads(HeldOutReference reference, int[] rows, float[] features, int classes)
+    {
+        var int8Probabilities = new float[rows.Length * classes];
+        var width = features.Length / rows.Length;
+        if (reference.Heads!.Any(h => h.Weight.Length != classes * width || h.Bias.Length != classes))
+        {
+            throw new TrainingException(
+                $"The int8 check cannot judge this model out-of-fold: its graph's features are {width} wide, but the probe's fold heads read {reference.Heads![0].Weight.Length / Math.Max(1, classes)} features.");
+        }
+        var logits = new double[classes];
+        for (var r = 0; r < rows.Length; r++)
+        {
+            var head = reference.Heads![reference.HeadOf![rows[r]]];
+            var f = features.AsSpan(r * width, width);
+            for (var c = 0; c < classes; c++)
+            {
+                double z = head.Bias[c];
+                var w = head.Weight.AsSpan(c * width, width);
+                for (var j = 0; j < width; j++)
+                {
+                    z += w[j] * f[j];
+                }
+                logits[c] = z;
+            }
+            Softmax(logits, reference.Temperature, int8Probabilities.AsSpan(r * classes, classes));
+        }
+        return int8Probabilities;
     }
 
     /// <summary>
@@ -374,11 +505,16 @@ public static class ServingGraphs
         var accepted = Int8FeatureCheck.Judge(result, options.MaxAccuracyDropPoints).Passed;
         var summary = Summary(quantized, result, fp32Onnx, options, accepted,
             validationImages: result.Images, sampledFrom: fitted.SampledFrom, sampleLimit: options.CalibrationImages, evidence: Int8FeatureCheck.Evidence);
-        return Served(quantized, fp32Onnx, summary, timings);
+        // The head was fitted on the 8-bit graph's features, so a 7-bit graph would serve features it was not fitted on: CPUs
+        // without 8-bit dot products serve the fp32 graph, whose features through the fold heads the check measured too.
+        return Served(quantized, fp32Onnx, summary, timings) with
+        {
+            Portable = accepted && PortableQuantizer(options) is not null ? new PortableGraph(fp32Onnx, ModelPrecision.Fp32, null) : null,
+        };
     }
 
     /// <summary>The manifest's account of an int8 check: the graph made, what it was judged on, the figures and the verdict.</summary>
-    private static QuantizationSummary Summary(Int8Graph quantized, PrecisionComparison result, byte[] fp32Onnx, PrecisionOptions options, bool accepted,
+    internal static QuantizationSummary Summary(Int8Graph quantized, PrecisionComparison result, byte[] fp32Onnx, PrecisionOptions options, bool accepted,
         int validationImages, int sampledFrom, int sampleLimit, string evidence)
     {
         var (disagreeLow, disagreeHigh) = result.DisagreementInterval;

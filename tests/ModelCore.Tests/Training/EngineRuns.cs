@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Features;
 using ServerlessClassifier.ModelCore.Imaging;
@@ -18,16 +20,58 @@ internal static class EngineRuns
 {
     private static readonly string Root = Path.Combine(Path.GetTempPath(), $"engine-tests-{Environment.ProcessId}");
 
-    static EngineRuns() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    static EngineRuns()
+    {
+        DeleteLeftovers();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(Root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        };
+    }
+
+    /// <summary>
+    /// Deletes the roots of earlier test processes that are gone: the test host is often stopped before its exit handler
+    /// has deleted its root (about 3.4 GB after the every-run suite), so without this every run left one in the temp folder.
+    /// </summary>
+    private static void DeleteLeftovers()
+    {
+        const string prefix = "engine-tests-";
+        foreach (var folder in Directory.EnumerateDirectories(Path.GetTempPath(), prefix + "*"))
+        {
+            if (!int.TryParse(Path.GetFileName(folder).AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                || pid == Environment.ProcessId || IsRunning(pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
     {
         try
         {
-            Directory.Delete(Root, recursive: true);
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
         }
-        catch (IOException)
+        catch (ArgumentException)
         {
+            return false;
         }
-    };
+    }
 
     public static PrecisionOptions Fp32 { get; } = new() { Precision = PrecisionChoice.Fp32 };
 

@@ -20,6 +20,13 @@ internal static class FinetuneVariants
         ["layer4-only"] = Default with { PooledStages = 1 },
         ["no-smoothing"] = Default with { LabelSmoothing = 0 },
         ["lr-3e-4"] = Default with { LearningRate = 3e-4 },
+        // A linear warm-up of every rate over the first epoch(s) (issue 32: on 2,020 emoji epoch 1 still raised the validation
+        // loss by 0.09 above the probe start with BatchNorm frozen).
+        ["warmup-1"] = Default with { WarmupEpochs = 1 },
+        ["warmup-2"] = Default with { WarmupEpochs = 2 },
+        // The probe's head held still (a rate of 1e-12; the backbone's factor raised so layer4 keeps its 1e-4): whether the
+        // head leaving the L2 optimum the probe's cross-validation chose is what costs the start its validation loss.
+        ["head-still"] = Default with { LearningRate = 1e-12, BackboneLrFactor = 1e8 },
         ["crop-0.85"] = Default with { CropScaleMin = 0.85 },
         ["layer3-4"] = Default with { Stages = ["layer3", "layer4"] },
         ["select-on-loss"] = Default with { Selection = EpochSelection.Loss },

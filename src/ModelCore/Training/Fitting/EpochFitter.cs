@@ -137,7 +137,6 @@ internal sealed partial class EpochFitter(ILogger logger)
                 var order = Enumerable.Range(0, trainCount).ToArray();
                 random.Shuffle(order);
                 ParameterGroups.SetTrainMode(model, net, frozen, plan.UpdateBatchNormStatistics != true);
-                var scheduled = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
                 double lossSum = 0;
                 long correct = 0;
                 for (var b = 0; b < batches; b++)
@@ -147,7 +146,6 @@ internal sealed partial class EpochFitter(ILogger logger)
                     using (var scope = NewDisposeScope())
                     {
                         var (batch, targets) = data.TrainBatch(indices, random);
-                        WarmUp(optimizer, scheduled, plan.WarmupEpochs, (epoch * batches) + b + 1, batches);
                         optimizer.zero_grad();
                         var output = net.call(batch);
                         if (multiLabel is not null)
@@ -172,8 +170,6 @@ internal sealed partial class EpochFitter(ILogger logger)
                     }
                     progress?.Report(new TrainingProgress(TrainingPhase.Epoch, b + 1, batches) { Epoch = epoch + 1 });
                 }
-                // The schedule steps from the scheduled rates, not from the last warm-up step's.
-                WarmUp(optimizer, scheduled, 0, 0, batches);
                 schedule.step();
                 var trainSeconds = watch.Elapsed.TotalSeconds;
                 var (valLoss, valAccuracy, valLogits) = Evaluate(model, net, data, multiLabel);
@@ -285,20 +281,6 @@ internal sealed partial class EpochFitter(ILogger logger)
                 tensor.Dispose();
             }
             average?.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// Sets every group's rate to its scheduled rate times the warm-up's fraction at batch <paramref name="step"/> (1-based,
-    /// counted from the first epoch): step / (warm-up epochs x batches per epoch), at most 1; no warm-up restores the scheduled rates.
-    /// </summary>
-    private static void WarmUp(optim.Optimizer optimizer, double[] scheduled, double warmupEpochs, int step, int batches)
-    {
-        var fraction = warmupEpochs > 0 ? Math.Min(1.0, step / (warmupEpochs * batches)) : 1.0;
-        var i = 0;
-        foreach (var group in optimizer.ParamGroups)
-        {
-            group.LearningRate = scheduled[i++] * fraction;
         }
     }
 

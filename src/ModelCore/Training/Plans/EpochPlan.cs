@@ -57,13 +57,6 @@ public abstract record EpochPlan : TrainingPlan
     [Setting("weight decay")]
     public double WeightDecay { get; init; } = 1e-4;
 
-    /// <summary>
-    /// Every group's rate rises linearly from near 0 to its scheduled rate over this many epochs' batches (then the cosine
-    /// goes on); 0: no warm-up. A warm-up keeps Adam's first, full-size steps from moving a fitted probe start.
-    /// </summary>
-    [Setting("warm-up epochs")]
-    public double WarmupEpochs { get; init; }
-
     /// <summary>Stop after this many epochs without a lower validation loss; 0: never stop early.</summary>
     [Setting("early-stopping patience")]
     public int Patience { get; init; } = 3;
@@ -131,7 +124,6 @@ public abstract record EpochPlan : TrainingPlan
         Require(LearningRate > 0 && double.IsFinite(LearningRate), "learning rate", $"Learning rate {LearningRate}: must be positive.");
         Require(BackboneLrFactor > 0 && double.IsFinite(BackboneLrFactor), "backbone learning-rate factor", $"Backbone learning-rate factor {BackboneLrFactor}: must be positive.");
         Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), "weight decay", $"Weight decay {WeightDecay}: 0 or more.");
-        Require(WarmupEpochs >= 0 && WarmupEpochs <= Epochs, "warm-up epochs", $"Warm-up epochs {WarmupEpochs}: 0 to the epochs ({Epochs}).");
         Require(Patience >= 0, "early-stopping patience", $"Early-stopping patience {Patience}: 0 or more.");
         Require(LabelSmoothing is >= 0 and < 1, "label smoothing", $"Label smoothing {LabelSmoothing}: in [0, 1).");
         Require(CropScaleMin is > 0 and <= 1, "smallest crop (area)", $"Smallest crop {CropScaleMin}: in (0, 1].");

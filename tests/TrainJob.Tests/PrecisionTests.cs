@@ -100,6 +100,8 @@ public sealed class PrecisionTests : IDisposable
         Assert.Contains($"CPUs without it serve the fp32 graph {ModelCheckpoint.PortableFp32FileName} (the head was fitted on the 8-bit graph's features).", train.Out, StringComparison.Ordinal);
         Assert.Equal((ModelCheckpoint.PortableFp32FileName, "fp32"),
             (json.RootElement.GetProperty("portableGraph").GetProperty("file").GetString(), json.RootElement.GetProperty("portableGraph").GetProperty("precision").GetString()));
+        // report.html says the same as the train output: which graph CPUs without VNNI serve.
+        Assert.Contains($"<p>Weights: 8-bit weights, served on CPUs with VNNI; CPUs without it serve the fp32 graph {ModelCheckpoint.PortableFp32FileName} (the head was fitted on the 8-bit graph&#39;s features).</p>", html, StringComparison.Ordinal);
         // A CPU without VNNI (reached by the test-only override of the detection) serves that graph from the registry, and says so.
         CliRun portable;
         Environment.SetEnvironmentVariable(CpuFeatures.AssumeNoInt8DotProductVariable, "1");

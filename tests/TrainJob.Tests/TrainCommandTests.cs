@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using ServerlessClassifier.ModelCore.Backbones;
 using ServerlessClassifier.ModelCore.Checkpoints;
@@ -63,6 +64,14 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(package.Manifest.Training.Probe.Lambda, probe.GetProperty("lambda").GetDouble());
         Assert.Equal(package.Manifest.Training.Calibration!.Temperature, json.RootElement.GetProperty("calibration").GetProperty("temperature").GetDouble());
         Assert.Equal(package.Manifest.Metrics!.Accuracy, json.RootElement.GetProperty("validation").GetProperty("accuracy").GetDouble());
+        // Where the time went: every stage in order, in report.json, the output and report.html.
+        var steps = json.RootElement.GetProperty("steps").EnumerateArray().Select(s => (Step: s.GetProperty("step").GetString(), Seconds: s.GetProperty("seconds").GetDouble())).ToList();
+        Assert.Equal(["inputs", "fit", "calibration", "out-of-distribution", "export and parity check", "precision (int8 build and check)", "save"], steps.Select(s => s.Step));
+        Assert.All(steps, s => Assert.InRange(s.Seconds, 0, 3600));
+        Assert.True(steps.Single(s => s.Step == "inputs").Seconds > 0 && steps.Single(s => s.Step == "fit").Seconds > 0, $"{string.Join(", ", steps)}");
+        var times = string.Create(CultureInfo.InvariantCulture, $"inputs {steps[0].Seconds:F1} s, fit {steps[1].Seconds:F1} s, calibration {steps[2].Seconds:F1} s, ");
+        Assert.Contains($"Time: {times}", train.Out, StringComparison.Ordinal);
+        Assert.Contains($"<h2>Time</h2>\n<p>{times}", html, StringComparison.Ordinal);
 
         var version = train.Out.Split('\n').Single(l => l.StartsWith("Published version ", StringComparison.Ordinal)).Split(' ')[2];
         var list = await cli.RunAsync("models", "list");

@@ -69,6 +69,10 @@ public static class HtmlReport
         }
 
         AppendPrecision(html, report);
+        if (report.Steps.Count > 0)
+        {
+            html.Append("<h2>Time</h2>\n<p>").Append(E(StepTimes.Describe(report.Steps))).Append(".</p>\n");
+        }
 
         AppendErrorGallery(html, report);
         AppendPrecisionRecall(html, report);
@@ -288,6 +292,11 @@ public static class HtmlReport
             .Append("; accuracy drop ").Append(q.AccuracyDropPoints.ToString("0.0", CultureInfo.InvariantCulture)).Append(" points").Append(E(ServerlessClassifier.ModelCore.Export.Quantization.ServingGraph.Spread(q))).Append(" (at most ")
             .Append(F(q.MaxAccuracyDropPoints)).Append(" allowed). Calibrated on ").Append(q.CalibrationImages).Append(" training images; ")
             .Append(E(q.Scheme)).Append(". Checked with ").Append(E(q.CheckedOn ?? "an unrecorded runtime")).Append(".</p>\n");
+        if (q.Accepted && Commands.Train.TrainRun.WeightBitsNote(q.WeightBits, report.PortableGraph) is { Length: > 0 } bits)
+        {
+            // Which CPUs the served graph's weights suit, and the graph the package carries for the others (the manifest's portableGraph).
+            html.Append("<p>Weights: ").Append(E(bits.TrimStart(';', ' '))).Append(".</p>\n");
+        }
     }
 
     private static string Megabytes(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) + " MB";

@@ -25,6 +25,7 @@ public static class ReportJsonWriter
             ClassThresholds = report.ClassThresholds?.Select(c => new { c.Label, c.Threshold, Own = c.Own is not null, c.Support, AtThreshold = c.Own ?? c.AtSingle, c.AtSingle, c.Note }),
             Validation = report.Validation is { } v ? MetricsJson.Create(v) : null,
             report.Skipped,
+            Steps = report.Steps.Select(s => new { s.Step, s.Seconds }),
             report.Notes,
             report.Warnings,
             AveragePrecision = PrecisionRecallCurve.For(report.Labels, report.Predictions, report.MultiLabel is not null)

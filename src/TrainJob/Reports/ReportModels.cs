@@ -93,6 +93,9 @@ public sealed record TrainingReport
     /// <summary>The graph CPUs without 8-bit dot products serve instead of an 8-bit int8 graph, with the 7-bit graph's check (the manifest's <c>portableGraph</c>); absent otherwise.</summary>
     public ServerlessClassifier.ModelCore.Checkpoints.PortableGraphSpec? PortableGraph { get; init; }
 
+    /// <summary>Wall-clock seconds of each stage of the run, in order (the engine's <c>TrainingResult.Steps</c>); empty where not timed.</summary>
+    public IReadOnlyList<ServerlessClassifier.ModelCore.Results.StepTime> Steps { get; init; } = [];
+
     /// <summary>Notes for people, for information (e.g. "stopped early at epoch 7").</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 

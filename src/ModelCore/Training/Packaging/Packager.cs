@@ -1,4 +1,3 @@
-using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Export;
@@ -47,7 +46,7 @@ internal static class Packager
         if (graph.Timings.Count > 0)
         {
             progress?.Report(new TrainingProgress(TrainingPhase.Info, 0, 0,
-                $"int8 step: {string.Join(", ", graph.Timings.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Step} {t.Seconds:F1} s")))}."));
+                $"int8 step: {StepTime.List(graph.Timings)}."));
         }
         clock.Restart();
         var manifest = draft with { Verification = new ExportVerification(export.MaxAbsDifference, export.Samples, OnnxExport.DefaultTolerance) };

@@ -93,4 +93,9 @@ public sealed class TrainingResult : IDisposable
 }
 
 /// <summary>One stage of a training run and its wall-clock seconds.</summary>
-public sealed record StepTime(string Step, double Seconds);
+public sealed record StepTime(string Step, double Seconds)
+{
+    /// <summary>"inputs 97.6 s, fit 281.2 s": the steps in order, one decimal.</summary>
+    public static string List(IEnumerable<StepTime> steps) =>
+        string.Join(", ", steps.Select(s => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s.Step} {s.Seconds:F1} s")));
+}

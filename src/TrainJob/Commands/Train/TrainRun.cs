@@ -2,6 +2,7 @@ using System.Globalization;
 using ServerlessClassifier.ModelCore.Checkpoints;
 using ServerlessClassifier.ModelCore.Export.Quantization;
 using ServerlessClassifier.TrainJob.Cli;
+using ServerlessClassifier.TrainJob.Reports;
 using ServerlessClassifier.ModelCore.Plans;
 using ServerlessClassifier.ModelCore.Data;
 using ServerlessClassifier.ModelCore.Results;
@@ -98,6 +99,10 @@ internal static class TrainRun
             {
                 var version = await context.Storage.ModelStore().PublishAsync(output, cancellationToken: cancellationToken);
                 context.WriteLine($"Published version {version} (now current).");
+            }
+            if (result.Steps.Count > 0)
+            {
+                context.WriteLine($"Time: {StepTimes.Describe(result.Steps)}.");
             }
             if (result.MultiLabel is { } multiLabel)
             {
@@ -290,7 +295,7 @@ internal static class TrainRun
     }
 
     /// <summary>Which CPUs the int8 graph's weights serve right on, and what the others serve (docs/architecture.md, "int8").</summary>
-    private static string WeightBitsNote(int? bits, PortableGraphSpec? portable) => (bits, portable) switch
+    internal static string WeightBitsNote(int? bits, PortableGraphSpec? portable) => (bits, portable) switch
     {
         (8, { Precision: ModelPrecision.Int8, Quantization: { } p }) => string.Create(CultureInfo.InvariantCulture,
             $"; 8-bit weights, served on CPUs with VNNI; CPUs without it serve the 7-bit graph {portable.File} (its check on {p.ValidationImages} of those images: accuracy {p.Int8Accuracy:P1} int8 vs {p.Fp32Accuracy:P1} fp32, {p.AccuracyDropPoints:F1} points{ServingGraph.Spread(p)}; top-1 agreement {p.Top1Agreement:P1})"),

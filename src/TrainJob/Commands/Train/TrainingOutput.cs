@@ -41,6 +41,7 @@ internal static class TrainingOutput
             Precision = manifest.Precision,
             Quantization = manifest.Quantization,
             PortableGraph = manifest.PortableGraph,
+            Steps = result.Steps,
             MultiLabel = result.MultiLabel,
             LabelProbes = result.LabelProbes,
         };

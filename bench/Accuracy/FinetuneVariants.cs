@@ -22,6 +22,8 @@ internal static class FinetuneVariants
         ["layer4-only"] = Default with { PooledStages = 1 },
         ["no-smoothing"] = Default with { LabelSmoothing = 0 },
         ["lr-3e-4"] = Default with { LearningRate = 3e-4 },
+        // layer4 at a tenth of its default rate (1e-5), the head's unchanged: whether layer4's first updates are too large.
+        ["backbone-0.01"] = Default with { BackboneLrFactor = 0.01 },
         // (A linear warm-up over the first one or two epochs, variants warmup-1 and warmup-2, was measured at 60006f3 and removed
         // with its setting: it did not keep epoch 1 near the start; docs/benchmarks-accuracy.md.)
         // The probe's head held still (a rate of 1e-12; the backbone's factor raised so layer4 keeps its 1e-4): whether the

@@ -266,6 +266,23 @@ public sealed class FinetunePrefixTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void KeptReason_NamesTheEpochNearestTheBarInStandardErrors_NotTheLargestDifference()
+    {
+        // The figures of a bench run (style-shift, layer4 at a tenth of its rate): epoch 3's difference is the largest, but its
+        // spread is larger too, so epoch 2 is nearer the 2-standard-error bar.
+        static EpochMetrics Epoch(int epoch, double below, double error) =>
+            new(epoch, 0.5, 0.9, 1.0, 0.6, 1e-4, 10) { LossBelowStart = below, LossBelowStartStandardError = error, ClearlyBelowStart = false };
+        EpochMetrics[] history = [Epoch(1, -0.0410, 0.0500), Epoch(2, 0.0396, 0.0285), Epoch(3, 0.0416, 0.0308)];
+
+        var reason = EpochFitter.KeptReason(EpochSelection.Loss, 0, history, HeadStart.Probe);
+
+        Assert.Equal(
+            "No epoch beat the start clearly: the start is kept (the nearest the bar, epoch 2, was 0.0396 ± 0.0285 below it on the validation loss: 1.39 standard errors, 2 needed).",
+            reason);
+        Assert.Equal(double.PositiveInfinity, EpochFitter.StandardErrorsBelowStart(Epoch(4, 0.01, 0)));
+    }
+
+    [Fact]
     public async Task Finetune_AnEpochBelowTheStartByLessThanTheMargin_DoesNotReplaceIt()
     {
         // 21 validation images, 9 of them labelled as another shape: every model's per-image losses spread widely, so epochs

@@ -6,7 +6,7 @@ public enum TrainingPhase
     /// <summary>Reading and checking images (Current/Total: images).</summary>
     Loading,
 
-    /// <summary>Head mode: running the frozen backbone once over every image (Current/Total: images).</summary>
+    /// <summary>Head mode (and the probe start and refit of a fine-tune): running the frozen backbone once over every image (Current/Total: images).</summary>
     Features,
 
     /// <summary>Training batches of one epoch (Current/Total: batches; <see cref="TrainingProgress.Epoch"/> is 1-based).</summary>
@@ -20,6 +20,9 @@ public enum TrainingPhase
 
     /// <summary>Anything else worth a line in a log (Message set).</summary>
     Info,
+
+    /// <summary>A fine-tune: running the frozen stages once over every view of every image, into the cache the epochs read (Current/Total: images).</summary>
+    FrozenPrefix,
 }
 
 /// <summary>

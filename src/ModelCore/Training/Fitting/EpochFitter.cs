@@ -396,16 +396,30 @@ internal sealed partial class EpochFitter(ILogger logger)
         }
         if (bestEpoch == 0)
         {
-            var closest = history.Where(h => h.LossBelowStart is not null).MaxBy(h => h.LossBelowStart!.Value);
+            // The epoch nearest the bar is the one with the most standard errors below the start, not the largest difference:
+            // the bar is in standard errors, and a larger difference with a larger spread can be further from it.
+            var closest = history.Where(h => h.LossBelowStart is not null).MaxBy(h => StandardErrorsBelowStart(h));
             return closest is null
                 ? "No epoch ran: the start is kept."
                 : string.Create(CultureInfo.InvariantCulture,
-                    $"No epoch beat the start clearly: the start is kept (the closest, epoch {closest.Epoch}, was {closest.LossBelowStart:F4} ± {closest.LossBelowStartStandardError:F4} below it on the {criterion}; {PairedLosses.ClearStandardErrors:G} standard errors needed).");
+                    $"No epoch beat the start clearly: the start is kept (the nearest the bar, epoch {closest.Epoch}, was {closest.LossBelowStart:F4} ± {closest.LossBelowStartStandardError:F4} below it on the {criterion}: {StandardErrorsBelowStart(closest):F2} standard errors, {PairedLosses.ClearStandardErrors:G} needed).");
         }
         var kept = history.First(h => h.Epoch == bestEpoch);
         var value = selection == EpochSelection.CalibratedLoss ? kept.CalibratedValidationLoss!.Value : kept.ValidationLoss;
         return string.Create(CultureInfo.InvariantCulture,
             $"Kept epoch {bestEpoch}: {criterion} {value:F4} vs start {value + kept.LossBelowStart!.Value:F4}, difference {kept.LossBelowStart:F4} ± {kept.LossBelowStartStandardError:F4} ({PairedLosses.ClearStandardErrors:G} SE needed: {PairedLosses.ClearStandardErrors * kept.LossBelowStartStandardError!.Value:F4}), the lowest of the epochs clearly below the start.");
+    }
+
+    /// <summary>How many standard errors of the paired difference an epoch's loss is below the start's (negative: above it).</summary>
+    internal static double StandardErrorsBelowStart(EpochMetrics epoch)
+    {
+        var difference = epoch.LossBelowStart ?? 0;
+        return epoch.LossBelowStartStandardError is { } error && error > 0 ? difference / error : difference switch
+        {
+            > 0 => double.PositiveInfinity,
+            < 0 => double.NegativeInfinity,
+            _ => 0,
+        };
     }
 
     private static string Criterion(EpochSelection selection) =>

@@ -143,7 +143,7 @@ internal sealed class PrefixInputs : IEpochInputs
         var verification = new List<float[]>();
         try
         {
-            await loader.LoadAsync(dataset.Train, batchSize, TrainingPhase.Features, 0, total,
+            await loader.LoadAsync(dataset.Train, batchSize, TrainingPhase.FrozenPrefix, 0, total,
                 image => new LoadedView(preprocessor.Preprocess(image), Augmentation.WorkingImage(image, preprocessor.Config)), (items, first) =>
                 {
                     // The batch's views go to the cache, and the batch is dropped when this returns.
@@ -162,7 +162,7 @@ internal sealed class PrefixInputs : IEpochInputs
                     viewsTime.Stop();
                     Run(inputs, [.. Enumerable.Range(first * views, items.Count * views)], ref trainCache, Math.Max(1, dataset.Train.Count * views), halfPrecision: true);
                 }, train, cancellationToken).ConfigureAwait(false);
-            await loader.LoadAsync(dataset.Validation, batchSize, TrainingPhase.Features, dataset.Train.Count, total, preprocessor.Preprocess, (items, first) =>
+            await loader.LoadAsync(dataset.Validation, batchSize, TrainingPhase.FrozenPrefix, dataset.Train.Count, total, preprocessor.Preprocess, (items, first) =>
             {
                 Run(items, [.. Enumerable.Range(first, items.Count)], ref validationCache, Math.Max(1, dataset.Validation.Count), halfPrecision: false);
                 verification.AddRange(items.Take(ImageLoader.VerificationImages - verification.Count));

@@ -4,7 +4,7 @@ using ServerlessClassifier.ModelCore.Data;
 
 namespace ServerlessClassifier.TrainJob.Commands.Train;
 
-/// <summary>The engine's progress as bars (loading, features, epochs, the int8 check) and one line per finished epoch.</summary>
+/// <summary>The engine's progress as bars (loading, features, a fine-tune's frozen prefix, epochs, the int8 check) and one line per finished epoch.</summary>
 internal sealed class TrainingProgressView(IProgressSink sink, int epochs) : IProgress<TrainingProgress>
 {
     public void Report(TrainingProgress value)
@@ -17,6 +17,9 @@ internal sealed class TrainingProgressView(IProgressSink sink, int epochs) : IPr
                 break;
             case TrainingPhase.Features:
                 sink.Report("features", value.Current, Math.Max(1, value.Total));
+                break;
+            case TrainingPhase.FrozenPrefix:
+                sink.Report("frozen prefix", value.Current, Math.Max(1, value.Total));
                 break;
             case TrainingPhase.Quantization:
                 sink.Report("int8 check", value.Current, Math.Max(1, value.Total));

@@ -187,7 +187,7 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Matches(@"epoch 3/3: .*; [0-9]+\.[0-9] images/s", resumed.Out);
         var training = (await ModelPackage.LoadAsync(output)).Manifest.Training!;
         // Which epoch was kept and why, from the start's per-image validation losses that the checkpoint carried over.
-        Assert.Matches(@"^(Kept epoch [1-3]: validation loss [0-9.]+ vs start [0-9.]+, difference [0-9.]+ ± [0-9.]+ \(2 SE needed: [0-9.]+\)|No epoch beat the start clearly: the start is kept \(the nearest the bar, epoch [1-3], was -?[0-9.]+ ± [0-9.]+ below it on the validation loss: -?[0-9.]+ standard errors, 2 needed\)", training.KeptEpochReason);
+        Assert.Matches(@"^(Kept epoch [1-3]: validation loss [0-9.]+ vs start [0-9.]+, difference [0-9.]+ ± [0-9.]+ \(2 SE needed: [0-9.]+\)|No epoch beat the start clearly: the start is kept \(the nearest the bar, epoch [1-3], was -?[0-9.]+ ± [0-9.]+ below it on the validation loss: -?[0-9.]+ standard errors, 2 needed\))", training.KeptEpochReason);
         Assert.Contains(training.KeptEpochReason!, resumed.Out, StringComparison.Ordinal);
         using (var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, TrainCommand.ReportJson))))
         {
